@@ -1,0 +1,172 @@
+"""Decode image bytes into RGB arrays and encode them back, with limits and no metadata.
+
+Pillow reads the header before any pixel, so the pixel limit refuses a decompression
+bomb before it is decoded; the format is sniffed from the bytes, never a file name.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from faceblur.errors import CorruptImageError, EmptyImageError, NotAnImageError, TooLargeError
+
+DEFAULT_MAX_PIXELS = 50_000_000
+
+# Pillow's format name -> MIME type. MPO is what phones write for some JPEGs.
+MIME_TYPES: dict[str, str] = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+    "GIF": "image/gif",
+    "PPM": "image/x-portable-anymap",
+}
+_READ_AS = {"MPO": "JPEG"}
+
+# High enough that nothing but the faces visibly changes; 4:4:4 keeps colour edges.
+JPEG_QUALITY = 95
+WEBP_QUALITY = 95
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """Pixels as RGB uint8 (H, W, 3) after EXIF orientation, plus what encoding needs."""
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None
+    format: str
+    grey: bool = False
+    palette: bytes | None = None  # GIF: re-encode with its own colours
+    transparent_index: int | None = None  # GIF: the palette entry that means "transparent"
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def mime_type(self) -> str:
+        return MIME_TYPES[self.format]
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    if not data:
+        raise EmptyImageError("empty input: no image bytes were sent")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise TooLargeError(f"image has more than {max_pixels} pixels") from None
+    except UnidentifiedImageError:
+        raise NotAnImageError(
+            "not an image: expected JPEG, PNG, WebP, BMP, TIFF, GIF or PNM bytes"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise CorruptImageError(f"corrupt image header: {error}") from None
+    image_format = _READ_AS.get(image.format or "", image.format)
+    if image_format not in MIME_TYPES:
+        raise NotAnImageError(f"unsupported image format {image.format}")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise TooLargeError(
+            f"image is {width}x{height} = {width * height} pixels, the limit is {max_pixels}"
+        )
+    if width == 0 or height == 0:
+        raise CorruptImageError("image has no pixels")
+    return image
+
+
+def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
+    """Bytes -> DecodedImage; raises the typed errors of faceblur.errors, nothing else."""
+    image = _open(data, max_pixels)
+    image_format = _READ_AS.get(image.format or "", image.format or "")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # EXIF/ICC oddities must not stop decoding
+            image.seek(0)  # first frame of a GIF or multi-page TIFF
+            image.load()
+            palette, transparent_index = None, None
+            if image_format == "GIF" and image.mode == "P":
+                palette = bytes(image.getpalette() or b"")
+                if isinstance(image.info.get("transparency"), int):
+                    transparent_index = image.info["transparency"]
+            image = ImageOps.exif_transpose(image) or image
+            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+            grey = image.mode in ("1", "L", "LA", "I", "I;16", "F")
+            converted = image.convert("RGBA" if has_alpha else "RGB")
+            array = np.asarray(converted, dtype=np.uint8)
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError) as error:
+        raise CorruptImageError(f"corrupt or truncated image: {error}") from None
+    except MemoryError:
+        raise TooLargeError("image too large to decode") from None
+    return DecodedImage(
+        pixels=np.ascontiguousarray(array[..., :3]),
+        alpha=np.ascontiguousarray(array[..., 3]) if has_alpha else None,
+        format=image_format,
+        grey=grey,
+        palette=palette,
+        transparent_index=transparent_index,
+    )
+
+
+def _to_pil(decoded: DecodedImage, pixels: np.ndarray) -> Image.Image:
+    if decoded.grey:
+        rgb = Image.fromarray(pixels, "RGB").convert("L")
+        if decoded.alpha is not None:
+            return Image.merge("LA", (rgb, Image.fromarray(decoded.alpha, "L")))
+        return rgb
+    if decoded.alpha is not None:
+        return Image.fromarray(np.dstack([pixels, decoded.alpha]), "RGBA")
+    return Image.fromarray(pixels, "RGB")
+
+
+def _to_palette(decoded: DecodedImage, pixels: np.ndarray) -> Image.Image:
+    """Map onto the GIF's own colours, so unchanged pixels keep their exact colour."""
+    reference = Image.new("P", (1, 1))
+    reference.putpalette(decoded.palette)
+    mapped = Image.fromarray(pixels, "RGB").quantize(palette=reference, dither=Image.Dither.NONE)
+    if decoded.transparent_index is not None and decoded.alpha is not None:
+        indices = np.asarray(mapped).copy()
+        indices[decoded.alpha == 0] = decoded.transparent_index
+        mapped = Image.fromarray(indices, "P")
+        mapped.putpalette(decoded.palette)
+        mapped.info["transparency"] = decoded.transparent_index
+    return mapped
+
+
+def encode(decoded: DecodedImage, pixels: np.ndarray | None = None) -> bytes:
+    """Encode pixels (default: the decoded ones) in the input's format, without metadata.
+
+    A new Pillow image carries no EXIF, XMP, ICC or comments, and nothing is passed to save.
+    """
+    pixels = decoded.pixels if pixels is None else pixels
+    image = _to_pil(decoded, np.ascontiguousarray(pixels, dtype=np.uint8))
+    out = io.BytesIO()
+    fmt = decoded.format
+    if fmt == "JPEG":
+        image = image.convert("L" if decoded.grey else "RGB")  # JPEG has no alpha
+        image.save(out, "JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
+    elif fmt == "WEBP":
+        image.save(out, "WEBP", quality=WEBP_QUALITY, method=4)
+    elif fmt == "GIF":
+        if decoded.palette:
+            image = _to_palette(decoded, np.ascontiguousarray(pixels, dtype=np.uint8))
+        extra = {"transparency": image.info["transparency"]} if "transparency" in image.info else {}
+        image.save(out, "GIF", **extra)
+    elif fmt == "TIFF":
+        image.save(out, "TIFF", compression="tiff_deflate")
+    elif fmt == "PPM":
+        image.convert("L" if decoded.grey else "RGB").save(out, "PPM")
+    else:
+        image.save(out, fmt)
+    return out.getvalue()

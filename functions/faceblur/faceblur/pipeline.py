@@ -1,0 +1,190 @@
+"""The one pipeline every door uses: bytes -> decode -> detect -> anonymise -> encode -> bytes."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+
+from faceblur.anonymise import (
+    DEFAULT_METHOD,
+    DEFAULT_PADDING,
+    DEFAULT_SHAPE,
+    DEFAULT_STRENGTH,
+    METHODS,
+    SHAPES,
+    STRENGTHS,
+    anonymise,
+    padded_region,
+)
+from faceblur.detect import DEFAULT_THRESHOLD, MIN_THRESHOLD, Box, Detector, Face
+from faceblur.errors import BadRequestError
+from faceblur.image import DEFAULT_MAX_PIXELS, DecodedImage, decode, encode
+
+MAX_PADDING = 2.0
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a caller may choose; the defaults are the benchmarked ones."""
+
+    method: str = DEFAULT_METHOD
+    shape: str = DEFAULT_SHAPE
+    strength: str = DEFAULT_STRENGTH
+    padding: float = DEFAULT_PADDING
+    threshold: float = DEFAULT_THRESHOLD
+
+
+OPTION_NAMES = tuple(f.name for f in fields(Options))
+
+
+def _choice(name: str, value: object, choices: Sequence[str]) -> str:
+    text = str(value).strip().lower()
+    if text not in choices:
+        raise BadRequestError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return text
+
+
+def _number(name: str, value: object, low: float, high: float) -> float:
+    problem = BadRequestError(f"{name} must be a number from {low} to {high}; got {value!r}")
+    if not isinstance(value, (int, float, str)) or isinstance(value, bool):
+        raise problem
+    try:
+        number = float(value)
+    except ValueError:
+        raise problem from None
+    if not (math.isfinite(number) and low <= number <= high):
+        raise problem
+    return number
+
+
+def parse_options(raw: Mapping[str, object]) -> Options:
+    """Validate options from a query string, JSON body or command line (strings or typed)."""
+    unknown = sorted(set(raw) - set(OPTION_NAMES))
+    if unknown:
+        raise BadRequestError(
+            f"unknown option(s): {', '.join(unknown)}; valid options: {', '.join(OPTION_NAMES)}"
+        )
+    defaults = Options()
+    return Options(
+        method=_choice("method", raw.get("method", defaults.method), tuple(METHODS)),
+        shape=_choice("shape", raw.get("shape", defaults.shape), SHAPES),
+        strength=_choice("strength", raw.get("strength", defaults.strength), STRENGTHS),
+        padding=_number("padding", raw.get("padding", defaults.padding), 0.0, MAX_PADDING),
+        threshold=_number(
+            "threshold", raw.get("threshold", defaults.threshold), MIN_THRESHOLD, 1.0
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Detection:
+    """Faces found in one image and the regions the options would anonymise."""
+
+    width: int
+    height: int
+    faces: list[Face]
+    regions: list[Box]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Result:
+    data: bytes
+    format: str
+    mime_type: str
+    width: int
+    height: int
+    faces: list[Face]
+    regions: list[Box]
+    timings: dict[str, float]
+
+
+def _locate(
+    decoded: DecodedImage, detector: Detector, options: Options
+) -> tuple[list[Face], list[Box]]:
+    faces = [face for face in detector.detect(decoded.pixels) if face.score >= options.threshold]
+    regions = [
+        padded_region(face.box, options.padding, decoded.width, decoded.height) for face in faces
+    ]
+    return faces, regions
+
+
+def locate_faces(
+    data: bytes,
+    detector: Detector,
+    options: Options = Options(),
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Detection:
+    """Decode and detect only: what `faceblur detect` reports."""
+    started = time.perf_counter()
+    decoded = decode(data, max_pixels)
+    decoded_at = time.perf_counter()
+    faces, regions = _locate(decoded, detector, options)
+    done = time.perf_counter()
+    timings = {"decode": decoded_at - started, "detect": done - decoded_at, "total": done - started}
+    return Detection(decoded.width, decoded.height, faces, regions, timings)
+
+
+def _anonymised(
+    decoded: DecodedImage,
+    faces: list[Face],
+    regions: list[Box],
+    options: Options,
+    timings: dict[str, float],
+) -> Result:
+    started = time.perf_counter()
+    pixels = anonymise(decoded.pixels, regions, options.method, options.shape, options.strength)
+    anonymised_at = time.perf_counter()
+    data = encode(decoded, pixels)
+    done = time.perf_counter()
+    timings = {
+        **timings,
+        "anonymise": anonymised_at - started,
+        "encode": done - anonymised_at,
+    }
+    timings["total"] = sum(timings.values())
+    return Result(
+        data, decoded.format, decoded.mime_type, decoded.width, decoded.height, faces, regions,
+        timings,
+    )
+
+
+def anonymise_image(
+    data: bytes,
+    detector: Detector,
+    options: Options = Options(),
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Result:
+    """Every face found in `data` anonymised, encoded in the input's format without metadata."""
+    started = time.perf_counter()
+    decoded = decode(data, max_pixels)
+    decoded_at = time.perf_counter()
+    faces, regions = _locate(decoded, detector, options)
+    timings = {"decode": decoded_at - started, "detect": time.perf_counter() - decoded_at}
+    return _anonymised(decoded, faces, regions, options, timings)
+
+
+def anonymise_whole_image(
+    data: bytes, options: Options = Options(), max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Result:
+    """The whole frame as one face region, no detection: for photos that are a face already."""
+    started = time.perf_counter()
+    decoded = decode(data, max_pixels)
+    timings = {"decode": time.perf_counter() - started}
+    whole: Box = (0, 0, decoded.width, decoded.height)
+    return _anonymised(decoded, [], [whole], options, timings)
+
+
+def faces_to_json(found: Detection | Result) -> list[dict]:
+    """Faces as plain JSON types, with the region each one's anonymisation covers."""
+    return [
+        {
+            "box": [int(v) for v in face.box],
+            "region": [int(v) for v in region],
+            "score": round(float(face.score), 4),
+            "landmarks": {name: [int(x), int(y)] for name, (x, y) in face.landmarks.items()},
+        }
+        for face, region in zip(found.faces, found.regions, strict=True)
+    ]
