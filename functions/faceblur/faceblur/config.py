@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 SECRETS_DIR = "/var/openfaas/secrets"
 
