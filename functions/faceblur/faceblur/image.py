@@ -130,16 +130,37 @@ def _to_pil(decoded: DecodedImage, pixels: np.ndarray) -> Image.Image:
     return Image.fromarray(pixels, "RGB")
 
 
+def _palette_indices(pixels: np.ndarray, palette: bytes, reserved: int | None) -> np.ndarray:
+    """Each pixel's index in the palette: exact where the colour is there, else the nearest.
+
+    Pillow's own quantize approximates even exact colours; unchanged pixels must stay exact.
+    """
+    colours = np.frombuffer(palette, np.uint8).reshape(-1, 3).astype(np.int64)
+    if reserved is not None and reserved < len(colours):
+        colours[reserved] = 1 << 20  # the transparent entry is never a match for a colour
+    keys = (colours[:, 0] << 16) | (colours[:, 1] << 8) | colours[:, 2]
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    flat = pixels.reshape(-1, 3).astype(np.int64)
+    pixel_keys = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+    positions = np.clip(np.searchsorted(sorted_keys, pixel_keys), 0, len(keys) - 1)
+    indices = order[positions]
+    missing = np.flatnonzero(sorted_keys[positions] != pixel_keys)
+    for chunk in np.array_split(missing, len(missing) // 65_536 + 1):
+        distances = ((flat[chunk, None, :] - colours[None]) ** 2).sum(axis=2)
+        indices[chunk] = distances.argmin(axis=1)
+    return indices.reshape(pixels.shape[:2]).astype(np.uint8)
+
+
 def _to_palette(decoded: DecodedImage, pixels: np.ndarray) -> Image.Image:
     """Map onto the GIF's own colours, so unchanged pixels keep their exact colour."""
-    reference = Image.new("P", (1, 1))
-    reference.putpalette(decoded.palette)
-    mapped = Image.fromarray(pixels, "RGB").quantize(palette=reference, dither=Image.Dither.NONE)
+    assert decoded.palette is not None
+    indices = _palette_indices(pixels, decoded.palette, decoded.transparent_index)
     if decoded.transparent_index is not None and decoded.alpha is not None:
-        indices = np.asarray(mapped).copy()
         indices[decoded.alpha == 0] = decoded.transparent_index
-        mapped = Image.fromarray(indices, "P")
-        mapped.putpalette(decoded.palette)
+    mapped = Image.fromarray(indices, "P")
+    mapped.putpalette(decoded.palette)
+    if decoded.transparent_index is not None:
         mapped.info["transparency"] = decoded.transparent_index
     return mapped
 
@@ -162,7 +183,7 @@ def encode(decoded: DecodedImage, pixels: np.ndarray | None = None) -> bytes:
         if decoded.palette:
             image = _to_palette(decoded, np.ascontiguousarray(pixels, dtype=np.uint8))
         extra = {"transparency": image.info["transparency"]} if "transparency" in image.info else {}
-        image.save(out, "GIF", **extra)
+        image.save(out, "GIF", optimize=False, **extra)
     elif fmt == "TIFF":
         image.save(out, "TIFF", compression="tiff_deflate")
     elif fmt == "PPM":

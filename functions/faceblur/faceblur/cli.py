@@ -1,0 +1,250 @@
+"""`faceblur`: anonymise or detect faces in photos from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from faceblur.anonymise import METHOD_INFO, METHODS, SHAPES, STRENGTHS
+from faceblur.errors import FaceblurError
+from faceblur.image import DEFAULT_MAX_PIXELS
+from faceblur.pipeline import (
+    Options,
+    anonymise_image,
+    anonymise_whole_image,
+    faces_to_json,
+    locate_faces,
+    parse_options,
+)
+
+# Only used to pick files out of folders; the format itself is sniffed from the bytes.
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
+
+DESCRIPTION = """\
+Find every face in photos and make it unrecognisable.
+
+  faceblur blur photo.jpg                 writes anonymised/photo.jpg
+  faceblur blur holiday/ -o safe/         every photo in the folder, sub-folders too
+  faceblur blur '*.png' --method solid    quoted globs work as well
+  faceblur detect photo.jpg --json        one JSON line per photo with the faces found
+
+The results keep each photo's name and format, with all metadata (GPS, EXIF,
+comments) removed. The originals are never changed."""
+
+
+def _methods_help() -> str:
+    return "how faces are hidden (default: %(default)s). " + " ".join(
+        f"{name}: {METHOD_INFO[name]}" for name in METHODS
+    )
+
+
+def _add_detection_options(parser: argparse.ArgumentParser) -> None:
+    defaults = Options()
+    parser.add_argument(
+        "paths", nargs="+", metavar="PATH", help="photos, folders (searched recursively) or globs"
+    )
+    parser.add_argument(
+        "--padding",
+        default=defaults.padding,
+        metavar="FRACTION",
+        help="margin added around each face, as a fraction of its size, so hair, ears and chin "
+        "are hidden too (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--threshold",
+        default=defaults.threshold,
+        metavar="SCORE",
+        help="detection score from 0 to 1 a face needs; lower finds more faces and more false "
+        "ones (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help="refuse photos with more pixels than this (default: %(default)s)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="faceblur", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    defaults = Options()
+
+    blur = commands.add_parser(
+        "blur",
+        help="write anonymised copies of photos",
+        description="Write an anonymised copy of each photo, same name and format, into OUTDIR.",
+    )
+    _add_detection_options(blur)
+    blur.add_argument(
+        "-o",
+        "--outdir",
+        default="anonymised",
+        type=Path,
+        help="folder for the results (default: %(default)s)",
+    )
+    blur.add_argument(
+        "--method", choices=tuple(METHODS), default=defaults.method, help=_methods_help()
+    )
+    blur.add_argument(
+        "--shape",
+        choices=SHAPES,
+        default=defaults.shape,
+        help="region hidden around each face (default: %(default)s)",
+    )
+    blur.add_argument(
+        "--strength",
+        choices=STRENGTHS,
+        default=defaults.strength,
+        help="how strongly the method is applied (default: %(default)s)",
+    )
+    blur.add_argument(
+        "--whole-image",
+        action="store_true",
+        help="treat each whole photo as one face region, without detection "
+        "(for photos that are already a face crop)",
+    )
+
+    detect = commands.add_parser(
+        "detect",
+        help="list the faces found in photos",
+        description="Report the faces found in each photo. Boxes are [x, y, width, height] in "
+        "pixels of the photo as stored; 'region' is what `faceblur blur` would hide.",
+    )
+    _add_detection_options(detect)
+    detect.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+    return parser
+
+
+def collect_inputs(patterns: Sequence[str]) -> Iterator[tuple[Path, Path]]:
+    """(photo, path relative to the output folder) for each file, folder or glob given."""
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            for found in sorted(path.rglob("*")):
+                if found.is_file() and found.suffix.lower() in IMAGE_SUFFIXES:
+                    yield found, found.relative_to(path)
+        elif path.exists() or not glob.has_magic(pattern):
+            yield path, Path(path.name)
+        else:
+            for match in sorted(glob.glob(pattern, recursive=True)):
+                if Path(match).is_file():
+                    yield Path(match), Path(Path(match).name)
+
+
+def _options(args: argparse.Namespace) -> Options:
+    raw = {"padding": args.padding, "threshold": args.threshold}
+    for name in ("method", "shape", "strength"):
+        if hasattr(args, name):
+            raw[name] = getattr(args, name)
+    return parse_options(raw)
+
+
+def _build_detector():  # the slow import and model load, once per run
+    from faceblur.detect import build_detector
+
+    return build_detector()
+
+
+def _no_photos(patterns: Sequence[str]) -> int:
+    print(f"faceblur: no photos found in {' '.join(patterns)}", file=sys.stderr)
+    return 1
+
+
+def run_blur(args: argparse.Namespace, options: Options) -> int:
+    inputs = list(collect_inputs(args.paths))
+    if not inputs:
+        return _no_photos(args.paths)
+    detector = None if args.whole_image else _build_detector()
+    started = time.perf_counter()
+    done = failed = faces = 0
+    for source, relative in tqdm(inputs, unit="photo", disable=len(inputs) < 2, file=sys.stderr):
+        target = args.outdir / relative
+        try:
+            if target.resolve() == source.resolve():
+                raise FaceblurError("the result would overwrite the original; choose another -o")
+            data = source.read_bytes()
+            if detector is None:
+                result = anonymise_whole_image(data, options, args.max_pixels)
+            else:
+                result = anonymise_image(data, detector, options, args.max_pixels)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(result.data)
+        except (FaceblurError, OSError) as error:
+            failed += 1
+            tqdm.write(f"faceblur: {source}: {_reason(error)} (skipped)", file=sys.stderr)
+            continue
+        done += 1
+        faces += len(result.faces)
+    elapsed = time.perf_counter() - started
+    print(
+        f"{done} photo(s) anonymised into {args.outdir}/, {faces} face(s) hidden, "
+        f"{failed} failed, {elapsed:.1f} s",
+        file=sys.stderr,
+    )
+    return 1 if failed else 0
+
+
+def run_detect(args: argparse.Namespace, options: Options) -> int:
+    inputs = list(collect_inputs(args.paths))
+    if not inputs:
+        return _no_photos(args.paths)
+    detector = _build_detector()
+    failed = 0
+    for source, _ in inputs:
+        try:
+            found = locate_faces(source.read_bytes(), detector, options, args.max_pixels)
+        except (FaceblurError, OSError) as error:
+            failed += 1
+            print(f"faceblur: {source}: {_reason(error)}", file=sys.stderr)
+            continue
+        if args.json:
+            record = {
+                "path": str(source),
+                "width": found.width,
+                "height": found.height,
+                "faces": faces_to_json(found),
+            }
+            print(json.dumps(record), flush=True)
+        else:
+            boxes = " ".join(str(list(face.box)) for face in found.faces)
+            print(f"{source}: {len(found.faces)} face(s) {boxes}".rstrip(), flush=True)
+    return 1 if failed else 0
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, IsADirectoryError):
+        return "is a folder"
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return str(error)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        options = _options(args)
+    except FaceblurError as error:
+        parser.error(str(error))
+    if args.max_pixels <= 0:
+        parser.error("--max-pixels must be positive")
+    if args.command == "blur":
+        return run_blur(args, options)
+    return run_detect(args, options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
