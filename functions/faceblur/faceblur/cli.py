@@ -168,11 +168,15 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
     detector = None if args.whole_image else _build_detector()
     started = time.perf_counter()
     done = failed = faces = 0
+    written: set[Path] = set()
     for source, relative in tqdm(inputs, unit="photo", disable=len(inputs) < 2, file=sys.stderr):
         target = args.outdir / relative
         try:
             if target.resolve() == source.resolve():
                 raise FaceblurError("the result would overwrite the original; choose another -o")
+            if target.resolve() in written:
+                raise FaceblurError(f"another photo was already written to {target}")
+            written.add(target.resolve())
             data = source.read_bytes()
             if detector is None:
                 result = anonymise_whole_image(data, options, args.max_pixels)

@@ -1,0 +1,148 @@
+"""The pipeline end to end on real photos: every known face hidden, nothing else touched."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import FACES_DEV
+from faceblur.anonymise import METHODS, region_mask
+from faceblur.errors import BadRequestError, NotAnImageError, TooLargeError
+from faceblur.image import decode
+from faceblur.pipeline import (
+    OPTION_NAMES,
+    Options,
+    anonymise_image,
+    anonymise_whole_image,
+    faces_to_json,
+    locate_faces,
+    parse_options,
+)
+
+
+def as_png(path) -> bytes:
+    out = io.BytesIO()
+    with Image.open(path) as photo:
+        photo.convert("RGB").save(out, "PNG")
+    return out.getvalue()
+
+
+def box_coverage(box, mask: np.ndarray) -> float:
+    x, y, w, h = (int(round(v)) for v in box)
+    inside = mask[max(y, 0) : y + h, max(x, 0) : x + w]
+    return float(inside.mean()) if inside.size else 0.0
+
+
+@pytest.fixture(scope="module")
+def small_group(dev_annotations) -> dict:
+    """A real photo with a few faces, all at least 40 px high."""
+    for entry in dev_annotations:
+        faces = entry["faces"]
+        if 2 <= len(faces) <= 5 and min(h for _, _, _, h in faces) >= 40 and not entry["ignore"]:
+            return entry
+    raise AssertionError("faces-dev has no small group photo")
+
+
+def test_every_known_face_is_hidden_and_nothing_else_changes(detector, small_group) -> None:
+    data = as_png(FACES_DEV / small_group["image"])
+    result = anonymise_image(data, detector)
+    original, anonymised = decode(data).pixels, decode(result.data).pixels
+    assert result.format == "PNG" and result.mime_type == "image/png"
+    assert (result.width, result.height) == (small_group["width"], small_group["height"])
+    assert len(result.faces) >= len(small_group["faces"])
+
+    mask = region_mask(result.height, result.width, result.regions, Options().shape)
+    for box in small_group["faces"]:
+        assert box_coverage(box, mask) >= 0.9
+        x, y, w, h = (int(v) for v in box)
+        assert (
+            np.abs(
+                anonymised[y : y + h, x : x + w].astype(int) - original[y : y + h, x : x + w]
+            ).mean()
+            > 10
+        ), "a known face is still there"
+    assert np.array_equal(anonymised[~mask], original[~mask])
+
+
+def test_locate_faces_agrees_with_anonymise_image(detector, small_group) -> None:
+    data = (FACES_DEV / small_group["image"]).read_bytes()
+    found = locate_faces(data, detector)
+    result = anonymise_image(data, detector, Options(method="solid"))
+    assert [f.box for f in found.faces] == [f.box for f in result.faces]
+    assert found.regions == result.regions
+
+
+def test_faces_json_is_plain_json_with_region_around_box(detector, small_group) -> None:
+    found = locate_faces((FACES_DEV / small_group["image"]).read_bytes(), detector)
+    records = faces_to_json(found)
+    assert json.loads(json.dumps(records)) == records
+    for record in records:
+        assert set(record) == {"box", "region", "score", "landmarks"}
+        assert all(type(v) is int for v in record["box"] + record["region"])
+        bx, by, bw, bh = record["box"]
+        rx, ry, rw, rh = record["region"]
+        assert rx <= bx and ry <= by and rx + rw >= bx + bw and ry + rh >= by + bh
+        assert 0.0 <= record["score"] <= 1.0
+
+
+def test_threshold_one_keeps_fewer_faces(detector, small_group) -> None:
+    data = (FACES_DEV / small_group["image"]).read_bytes()
+    everything = locate_faces(data, detector, parse_options({"threshold": 1.0}))
+    assert len(everything.faces) <= len(locate_faces(data, detector).faces)
+    assert all(face.score >= 1.0 for face in everything.faces)
+
+
+def test_whole_image_mode_changes_the_frame_without_detection() -> None:
+    data = (FACES_DEV.parent / "att-faces" / "s1" / "1.pgm").read_bytes()
+    result = anonymise_whole_image(data, Options(shape="box"))
+    assert result.faces == [] and result.regions == [(0, 0, 92, 112)]
+    assert result.format == "PPM"
+    before, after = decode(data).pixels, decode(result.data).pixels
+    assert np.abs(after.astype(int) - before).mean() > 10
+
+
+def test_errors_come_out_typed_before_any_detection(detector) -> None:
+    with pytest.raises(NotAnImageError):
+        anonymise_image(b"definitely not a photo", detector)
+    data = (FACES_DEV / "images" / "0_Parade_Parade_0_461.jpg").read_bytes()
+    with pytest.raises(TooLargeError):
+        anonymise_image(data, detector, max_pixels=1000)
+
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ({}, Options()),
+        ({"method": "BLUR", "shape": "box"}, Options(method="blur", shape="box")),
+        ({"padding": "0.5", "threshold": 0.9}, Options(padding=0.5, threshold=0.9)),
+        ({"strength": "low", "padding": 0}, Options(strength="low", padding=0.0)),
+    ],
+)
+def test_parse_options_accepts_strings_and_typed_values(raw, expected) -> None:
+    assert parse_options(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw,words",
+    [
+        ({"method": "smear"}, ["method", *METHODS]),
+        ({"shape": "star"}, ["shape", "ellipse", "box"]),
+        ({"strength": "max"}, ["strength", "low"]),
+        ({"padding": "wide"}, ["padding"]),
+        ({"padding": -0.1}, ["padding"]),
+        ({"padding": "nan"}, ["padding"]),
+        ({"threshold": 1.5}, ["threshold"]),
+        ({"threshold": True}, ["threshold"]),
+        ({"colour": "red"}, ["unknown option", "colour", *OPTION_NAMES]),
+    ],
+)
+def test_parse_options_names_what_is_wrong(raw, words) -> None:
+    with pytest.raises(BadRequestError) as error:
+        parse_options(raw)
+    assert error.value.status == 400
+    for word in words:
+        assert word in str(error.value)
