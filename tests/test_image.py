@@ -20,7 +20,7 @@ from faceblur.errors import (
     NotAnImageError,
     TooLargeError,
 )
-from faceblur.image import MIME_TYPES, decode, encode
+from faceblur.image import MIME_TYPES, box_as_stored, decode, encode, size_as_stored
 
 PORTRAIT = FACES_DEV / "images" / "0_Parade_Parade_0_461.jpg"
 
@@ -210,3 +210,19 @@ def test_resized_real_images_decode_at_their_size(width: int, height: int, fmt: 
     decoded = decode(save(real_photo((width, height)), fmt))
     assert decoded.pixels.shape == (height, width, 3)
     assert decode(encode(decoded)).pixels.shape == (height, width, 3)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_boxes_map_back_to_the_pixels_as_stored(orientation: int) -> None:
+    stored = np.zeros((40, 80, 3), np.uint8)
+    stored[5:15, 50:70] = 255  # a bright box at x=50, y=5, w=20, h=10 in the stored pixels
+    exif = Image.Exif()
+    exif[ExifTags.Base.Orientation] = orientation
+    decoded = decode(save(stored, "PNG", exif=exif.tobytes()))
+    assert decoded.orientation == orientation
+    ys, xs = np.nonzero(decoded.pixels[..., 0] > 128)
+    upright = (xs.min(), ys.min(), xs.max() + 1 - xs.min(), ys.max() + 1 - ys.min())
+    if orientation > 1:
+        assert upright != (50, 5, 20, 10), "the pixels were turned upright"
+    assert box_as_stored(upright, decoded.width, decoded.height, orientation) == (50, 5, 20, 10)
+    assert size_as_stored(decoded.width, decoded.height, orientation) == (80, 40)

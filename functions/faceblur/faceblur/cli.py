@@ -212,17 +212,14 @@ def run_detect(args: argparse.Namespace, options: Options) -> int:
             failed += 1
             print(f"faceblur: {source}: {_reason(error)}", file=sys.stderr)
             continue
+        width, height = found.size_as_stored
+        faces = faces_to_json(found, as_stored=True)
         if args.json:
-            record = {
-                "path": str(source),
-                "width": found.width,
-                "height": found.height,
-                "faces": faces_to_json(found),
-            }
+            record = {"path": str(source), "width": width, "height": height, "faces": faces}
             print(json.dumps(record), flush=True)
         else:
-            boxes = " ".join(str(list(face.box)) for face in found.faces)
-            print(f"{source}: {len(found.faces)} face(s) {boxes}".rstrip(), flush=True)
+            boxes = " ".join(str(face["box"]) for face in faces)
+            print(f"{source}: {len(faces)} face(s) {boxes}".rstrip(), flush=True)
     return 1 if failed else 0
 
 

@@ -29,6 +29,8 @@ MIME_TYPES: dict[str, str] = {
 }
 _READ_AS = {"MPO": "JPEG"}
 
+ORIENTATION_TAG = 0x0112
+
 # High enough that nothing but the faces visibly changes; 4:4:4 keeps colour edges.
 JPEG_QUALITY = 95
 WEBP_QUALITY = 95
@@ -44,6 +46,7 @@ class DecodedImage:
     grey: bool = False
     palette: bytes | None = None  # GIF: re-encode with its own colours
     transparent_index: int | None = None  # GIF: the palette entry that means "transparent"
+    orientation: int = 1  # the EXIF orientation that was applied to reach these pixels
 
     @property
     def width(self) -> int:
@@ -100,6 +103,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
                 palette = bytes(image.getpalette() or b"")
                 if isinstance(image.info.get("transparency"), int):
                     transparent_index = image.info["transparency"]
+            orientation = int(image.getexif().get(ORIENTATION_TAG, 1) or 1)
             image = ImageOps.exif_transpose(image) or image
             has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
             grey = image.mode in ("1", "L", "LA", "I", "I;16", "F")
@@ -116,7 +120,40 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
         grey=grey,
         palette=palette,
         transparent_index=transparent_index,
+        orientation=orientation if 1 <= orientation <= 8 else 1,
     )
+
+
+def _point_as_stored(x: float, y: float, width: int, height: int, orientation: int):
+    """Where a point of the upright image (width x height) lies in the pixels as stored."""
+    return {
+        1: (x, y),
+        2: (width - x, y),
+        3: (width - x, height - y),
+        4: (x, height - y),
+        5: (y, x),
+        6: (y, width - x),
+        7: (height - y, width - x),
+        8: (height - y, x),
+    }[orientation]
+
+
+Box = tuple[int, int, int, int]
+
+
+def box_as_stored(box: Box, width: int, height: int, orientation: int) -> Box:
+    """A box on the upright pixels (width x height), in the coordinates of the file as stored."""
+    x, y, w, h = box
+    corners = [
+        _point_as_stored(px, py, width, height, orientation) for px, py in ((x, y), (x + w, y + h))
+    ]
+    (x0, y0), (x1, y1) = corners
+    return (int(min(x0, x1)), int(min(y0, y1)), int(abs(x1 - x0)), int(abs(y1 - y0)))
+
+
+def size_as_stored(width: int, height: int, orientation: int) -> tuple[int, int]:
+    """(width, height) of the file as stored: swapped when its orientation turns it."""
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def _to_pil(decoded: DecodedImage, pixels: np.ndarray) -> Image.Image:

@@ -20,7 +20,14 @@ from faceblur.anonymise import (
 )
 from faceblur.detect import DEFAULT_THRESHOLD, MIN_THRESHOLD, Box, Detector, Face
 from faceblur.errors import BadRequestError
-from faceblur.image import DEFAULT_MAX_PIXELS, DecodedImage, decode, encode
+from faceblur.image import (
+    DEFAULT_MAX_PIXELS,
+    DecodedImage,
+    box_as_stored,
+    decode,
+    encode,
+    size_as_stored,
+)
 
 MAX_PADDING = 2.0
 
@@ -87,6 +94,11 @@ class Detection:
     faces: list[Face]
     regions: list[Box]
     timings: dict[str, float] = field(default_factory=dict)
+    orientation: int = 1  # EXIF orientation of the input: boxes are on the upright pixels
+
+    @property
+    def size_as_stored(self) -> tuple[int, int]:
+        return size_as_stored(self.width, self.height, self.orientation)
 
 
 @dataclass(frozen=True)
@@ -124,7 +136,7 @@ def locate_faces(
     faces, regions = _locate(decoded, detector, options)
     done = time.perf_counter()
     timings = {"decode": decoded_at - started, "detect": done - decoded_at, "total": done - started}
-    return Detection(decoded.width, decoded.height, faces, regions, timings)
+    return Detection(decoded.width, decoded.height, faces, regions, timings, decoded.orientation)
 
 
 def _anonymised(
@@ -146,7 +158,13 @@ def _anonymised(
     }
     timings["total"] = sum(timings.values())
     return Result(
-        data, decoded.format, decoded.mime_type, decoded.width, decoded.height, faces, regions,
+        data,
+        decoded.format,
+        decoded.mime_type,
+        decoded.width,
+        decoded.height,
+        faces,
+        regions,
         timings,
     )
 
@@ -177,14 +195,23 @@ def anonymise_whole_image(
     return _anonymised(decoded, [], [whole], options, timings)
 
 
-def faces_to_json(found: Detection | Result) -> list[dict]:
-    """Faces as plain JSON types, with the region each one's anonymisation covers."""
+def faces_to_json(found: Detection | Result, as_stored: bool = False) -> list[dict]:
+    """Faces as plain JSON types, with the region each one's anonymisation covers.
+
+    Boxes are on the upright image (as in every result); `as_stored` maps them to the
+    pixels of an input file as stored, before its EXIF orientation.
+    """
+    orientation = found.orientation if as_stored and isinstance(found, Detection) else 1
+
+    def plain(box: Box) -> list[int]:
+        return [int(v) for v in box_as_stored(box, found.width, found.height, orientation)]
+
     return [
         {
-            "box": [int(v) for v in face.box],
-            "region": [int(v) for v in region],
+            "box": plain(face.box),
+            "region": plain(region),
             "score": round(float(face.score), 4),
-            "landmarks": {name: [int(x), int(y)] for name, (x, y) in face.landmarks.items()},
+            "landmarks": {name: plain((x, y, 0, 0))[:2] for name, (x, y) in face.landmarks.items()},
         }
         for face, region in zip(found.faces, found.regions, strict=True)
     ]
