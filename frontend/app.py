@@ -1,0 +1,423 @@
+"""The faceblur web page: drop photos, get anonymised copies, browse earlier results.
+
+A Flask app factory. The page is a client of the faceblur function over HTTP,
+exactly as in the cluster; it reads the results bucket for the gallery and for
+downloads, and never touches the originals bucket.
+
+Run it with `waitress-serve --call frontend.app:create_app` (see frontend/Dockerfile).
+"""
+
+from __future__ import annotations
+
+import io
+import secrets
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from faceblur.anonymise import DEFAULT_METHOD, DEFAULT_SHAPE, METHOD_INFO, METHODS, SHAPES
+from faceblur.config import ConfigError, Settings, load_settings
+from faceblur.errors import UnavailableError
+
+from .gateway import PLAIN_ERRORS, FunctionClient, FunctionError
+from .results import ResultsBucket
+from .safety import download_name, is_safe_key
+
+# Room for the multipart envelope and the form fields around one photo.
+FORM_OVERHEAD_BYTES = 64 * 1024
+GALLERY_PAGE_SIZE = 12
+MAX_ZIP_FILES = 200
+
+SHAPE_LABELS = {"ellipse": "Oval (follows the face)", "box": "Rectangle (covers more)"}
+
+UNAVAILABLE = PLAIN_ERRORS[503]
+STORAGE_UNAVAILABLE = (
+    "The photo store is not available right now, so earlier results cannot be shown. "
+    "Please try again in a minute."
+)
+EXPIRED = "This page has expired. Please reload the page and try again."
+
+csrf = CSRFProtect()
+pages = Blueprint("pages", __name__)
+
+
+@dataclass
+class Services:
+    """What the views need, built once per app from the settings."""
+
+    settings: Settings
+    function: FunctionClient
+    _results: ResultsBucket | None = None
+
+    @property
+    def results(self) -> ResultsBucket:
+        # Built on first use so the page starts even while the S3 server is down.
+        if self._results is None:
+            self._results = ResultsBucket.from_settings(self.settings)
+        return self._results
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app; settings come from the environment unless `FACEBLUR_SETTINGS` is given.
+
+    Outside debug and testing the app refuses to start without a secret key
+    (secret `faceblur-frontend-secret-key` or FACEBLUR_FRONTEND_SECRET_KEY).
+    """
+    config = dict(test_config or {})
+    settings: Settings = config.pop("FACEBLUR_SETTINGS", None) or load_settings()
+    app = Flask(__name__)
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_bytes + FORM_OVERHEAD_BYTES,
+        FACEBLUR_MAX_BYTES=settings.max_bytes,
+        GALLERY_PAGE_SIZE=GALLERY_PAGE_SIZE,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        # A person may leave the page open for a while before sending photos.
+        WTF_CSRF_TIME_LIMIT=12 * 3600,
+    )
+    app.config.update(config)
+    secret_key = app.config.get("SECRET_KEY") or settings.frontend_secret_key
+    if not secret_key:
+        if not (app.debug or app.testing):
+            raise ConfigError(
+                "The frontend needs a secret key: provide the secret "
+                "faceblur-frontend-secret-key or set FACEBLUR_FRONTEND_SECRET_KEY"
+            )
+        # Debug/test only: a random key per process, never a fixed well-known one.
+        secret_key = secrets.token_hex(32)
+    app.config["SECRET_KEY"] = secret_key
+
+    app.extensions["faceblur"] = Services(
+        settings=settings,
+        function=FunctionClient(settings.gateway_url, settings.function_name),
+    )
+    csrf.init_app(app)
+    app.register_blueprint(pages)
+    _register_error_handlers(app)
+    app.add_template_filter(human_bytes, "human_bytes")
+    app.add_template_filter(human_date, "human_date")
+    app.after_request(_security_headers)
+    return app
+
+
+def _services() -> Services:
+    return current_app.extensions["faceblur"]
+
+
+# --- views ------------------------------------------------------------------------
+
+
+@pages.get("/")
+def index() -> str:
+    return render_template("index.html", **_picker_context())
+
+
+@pages.post("/api/anonymise")
+def api_anonymise() -> Any:
+    """One photo from the page's script: forward it to the function, answer JSON."""
+    method, shape = _chosen_options()
+    upload = request.files.get("photo")
+    if upload is None:
+        return _json_error(400, "Please choose a photo to send.")
+    try:
+        outcome = _anonymise_upload(upload, method, shape)
+    except FunctionError as error:
+        return _json_error(error.status, error.message)
+    return jsonify(outcome)
+
+
+@pages.post("/upload")
+def upload_form() -> tuple[str, int] | str:
+    """The same as the script, for browsers without JavaScript: one page of results."""
+    method, shape = _chosen_options()
+    uploads = [u for u in request.files.getlist("photo") if u.filename or u.content_length]
+    if not uploads:
+        return _error_page(400, "Please choose at least one photo to send.")
+    outcomes = []
+    for upload in uploads:
+        try:
+            outcomes.append(_anonymise_upload(upload, method, shape))
+        except FunctionError as error:
+            outcomes.append({"error": error.message, "name": _shown_name(upload.filename)})
+    return render_template(
+        "results.html",
+        outcomes=outcomes,
+        zip_url=_zip_url([o for o in outcomes if "error" not in o]),
+        shape=shape,
+    )
+
+
+@pages.get("/gallery")
+def gallery() -> tuple[str, int] | str:
+    page_number = request.args.get("page", default=1, type=int) or 1
+    try:
+        page = _services().results.page(page_number, current_app.config["GALLERY_PAGE_SIZE"])
+    except UnavailableError:
+        return _error_page(503, STORAGE_UNAVAILABLE)
+    return render_template("gallery.html", page=page)
+
+
+@pages.get("/results/<path:key>")
+def download(key: str) -> Any:
+    """One result as a download, named after the person's photo (sanitised)."""
+    if not is_safe_key(key):
+        return _error_page(404, "There is no such result.")
+    try:
+        stored = _services().results.read(key)
+    except UnavailableError:
+        return _error_page(503, STORAGE_UNAVAILABLE)
+    if stored is None:
+        return _error_page(404, "There is no such result. It may have been deleted.")
+    return send_file(
+        io.BytesIO(stored.data),
+        mimetype=stored.content_type,
+        as_attachment=True,
+        download_name=download_name(request.args.get("name"), key),
+    )
+
+
+@pages.get("/results.zip")
+def download_all() -> Any:
+    """Several results in one zip; `key` and `name` are repeated, in the same order."""
+    keys = request.args.getlist("key")
+    names = request.args.getlist("name")
+    if not keys or len(keys) > MAX_ZIP_FILES or not all(is_safe_key(k) for k in keys):
+        return _error_page(400, "Nothing to download: the list of results is empty or wrong.")
+    buffer = io.BytesIO()
+    used_names: set[str] = set()
+    try:
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+            for index, key in enumerate(keys):
+                stored = _services().results.read(key)
+                if stored is None:
+                    continue
+                name = _unique(
+                    download_name(names[index] if index < len(names) else None, key), used_names
+                )
+                archive.writestr(name, stored.data)
+    except UnavailableError:
+        return _error_page(503, STORAGE_UNAVAILABLE)
+    if not used_names:
+        return _error_page(404, "These results are no longer available.")
+    buffer.seek(0)
+    return send_file(
+        buffer,
+        mimetype="application/zip",
+        as_attachment=True,
+        download_name="anonymised-photos.zip",
+    )
+
+
+@pages.get("/healthz")
+def healthz() -> Any:
+    """Liveness/readiness for Kubernetes: the app is up and configured."""
+    return jsonify(status="ok")
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def _picker_context() -> dict[str, Any]:
+    methods = [DEFAULT_METHOD] + [m for m in METHODS if m != DEFAULT_METHOD]
+    shapes = [DEFAULT_SHAPE] + [s for s in SHAPES if s != DEFAULT_SHAPE]
+    return {
+        "methods": [(m, m.capitalize(), METHOD_INFO.get(m, "")) for m in methods],
+        "shapes": [(s, SHAPE_LABELS.get(s, s.capitalize())) for s in shapes],
+        "default_method": DEFAULT_METHOD,
+        "default_shape": DEFAULT_SHAPE,
+        "max_bytes": current_app.config["FACEBLUR_MAX_BYTES"],
+    }
+
+
+def _chosen_options() -> tuple[str, str]:
+    """The picked method and shape; only names from the registries get through."""
+    method = request.form.get("method") or DEFAULT_METHOD
+    shape = request.form.get("shape") or DEFAULT_SHAPE
+    if method not in METHODS or shape not in SHAPES:
+        raise FunctionError(400, "Please pick one of the offered methods and shapes.")
+    return method, shape
+
+
+def _anonymise_upload(upload: Any, method: str, shape: str) -> dict[str, Any]:
+    """Send one uploaded photo to the function; what the page shows about the result."""
+    max_bytes = current_app.config["FACEBLUR_MAX_BYTES"]
+    data = upload.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise FunctionError(413, f"This photo is too large. The limit is {human_bytes(max_bytes)}.")
+    if not data:
+        raise FunctionError(400, "This file is empty.")
+    # The function sniffs the format from the bytes; the browser's guess is only a hint.
+    content_type = upload.mimetype if upload.mimetype.startswith("image/") else ""
+    answer = _services().function.anonymise(
+        data, content_type or "application/octet-stream", {"method": method, "shape": shape}
+    )
+    return _outcome(answer, upload.filename, method, shape)
+
+
+def _outcome(answer: dict[str, Any], user_name: str | None, method: str, shape: str) -> dict:
+    """The function's answer reduced to what the page needs, with our own URLs."""
+    key = _result_key(answer)
+    if key is None:
+        raise FunctionError(503, UNAVAILABLE)
+    try:
+        result_url = _services().results.presigned_url(key)
+    except UnavailableError:
+        raise FunctionError(503, UNAVAILABLE) from None
+    faces = [
+        {"box": face.get("box"), "region": face.get("region"), "score": face.get("score")}
+        for face in answer.get("faces") or []
+        if isinstance(face, dict)
+    ]
+    name = download_name(user_name, key)
+    return {
+        "id": str(answer.get("id", "")),
+        "key": key,
+        "name": _shown_name(user_name),
+        "face_count": len(faces),
+        "faces": faces,
+        "width": _whole(answer.get("width")),
+        "height": _whole(answer.get("height")),
+        "method": method,
+        "shape": shape,
+        "result_url": result_url,
+        "download_url": url_for("pages.download", key=key, name=user_name or ""),
+        "download_name": name,
+    }
+
+
+def _result_key(answer: dict[str, Any]) -> str | None:
+    """The results-bucket key in the function's answer, if it is one we trust."""
+    keys = answer.get("keys") if isinstance(answer.get("keys"), dict) else {}
+    for candidate in (keys.get("result"), answer.get("result_key")):
+        if isinstance(candidate, str) and is_safe_key(candidate):
+            return candidate
+    return None
+
+
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _shown_name(user_name: str | None) -> str:
+    # Shown back to the person (autoescaped); never used for a key or a path.
+    return (user_name or "photo").replace("\\", "/").rsplit("/", 1)[-1][:120]
+
+
+def _zip_url(outcomes: list[dict]) -> str | None:
+    if not outcomes:
+        return None
+    return url_for(
+        "pages.download_all",
+        key=[o["key"] for o in outcomes],
+        name=[o["name"] for o in outcomes],
+    )
+
+
+def _unique(name: str, used: set[str]) -> str:
+    stem, dot, suffix = name.rpartition(".")
+    if not dot:
+        stem, suffix = name, ""
+    candidate, counter = name, 2
+    while candidate in used:
+        candidate = f"{stem}-{counter}{dot}{suffix}"
+        counter += 1
+    used.add(candidate)
+    return candidate
+
+
+def human_bytes(size: int) -> str:
+    """25 MB, 800 KB: sizes as people read them."""
+    if size >= 1024 * 1024:
+        value = size / (1024 * 1024)
+        return f"{value:.0f} MB" if value >= 10 or value.is_integer() else f"{value:.1f} MB"
+    if size >= 1024:
+        return f"{size // 1024} KB"
+    return f"{size} bytes"
+
+
+def human_date(moment: datetime | None) -> str:
+    if moment is None:
+        return "unknown date"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%-d %b %Y, %H:%M UTC")
+
+
+# --- errors -----------------------------------------------------------------------
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _json_error(status: int, message: str) -> tuple[Any, int]:
+    return jsonify(error=message), status
+
+
+def _error_page(status: int, message: str) -> tuple[str, int]:
+    return render_template("error.html", status=status, message=message), status
+
+
+def _respond_error(status: int, message: str) -> tuple[Any, int]:
+    return _json_error(status, message) if _wants_json() else _error_page(status, message)
+
+
+def _register_error_handlers(app: Flask) -> None:
+    plain = {
+        400: "The request was not understood. Please reload the page and try again.",
+        404: "There is no such page.",
+        405: "This address does not accept that kind of request.",
+        413: None,  # built from the limit below
+        500: "Something went wrong on our side. Please try again.",
+    }
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(_: CSRFError) -> tuple[Any, int]:
+        return _respond_error(400, EXPIRED)
+
+    @app.errorhandler(FunctionError)
+    def function_error(error: FunctionError) -> tuple[Any, int]:
+        return _respond_error(error.status, error.message)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[Any, int]:
+        status = error.code or 500
+        if status == 413:
+            limit = human_bytes(current_app.config["FACEBLUR_MAX_BYTES"])
+            return _respond_error(413, f"This photo is too large. The limit is {limit}.")
+        return _respond_error(status, plain.get(status) or error.description or plain[500])
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> tuple[Any, int]:
+        current_app.logger.exception("unexpected error", exc_info=error)
+        return _respond_error(500, plain[500])
+
+
+def _security_headers(response: Any) -> Any:
+    settings = _services().settings
+    s3_origin = f"{'https' if settings.s3_secure else 'http'}://{settings.s3_endpoint}"
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; "
+        f"img-src 'self' blob: data: {s3_origin}; "
+        "script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    )
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    # Presigned URLs carry a signature in the query: do not leak them to other sites.
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response

@@ -1,0 +1,78 @@
+"""The frontend's only way to the detector: the faceblur function over HTTP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+# Reading a photo and finding its faces can take a while on a cold function;
+# the OpenFaaS gateway itself gives up after 65 s by default.
+CONNECT_TIMEOUT_SECONDS = 5
+READ_TIMEOUT_SECONDS = 90
+
+# What a person reads when the function answers with this status.
+PLAIN_ERRORS: dict[int, str] = {
+    400: "This photo could not be read. It may be damaged or empty.",
+    413: "This photo is too large.",
+    415: "This file is not a photo we can read. Please choose a JPEG, PNG, WebP or GIF image.",
+    503: "The face-blurring service is not available right now. Please try again in a minute.",
+}
+
+
+class FunctionError(Exception):
+    """The function refused the photo or could not be reached; `message` is for people."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class FunctionClient:
+    """Posts one photo to `{gateway_url}/function/{function_name}` and returns its JSON."""
+
+    gateway_url: str
+    function_name: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.gateway_url.rstrip('/')}/function/{self.function_name}"
+
+    def anonymise(self, data: bytes, content_type: str, options: dict[str, str]) -> dict[str, Any]:
+        """The function's JSON answer for `data`; raise FunctionError in plain words."""
+        try:
+            response = requests.post(
+                self.url,
+                data=data,
+                params=options,
+                headers={
+                    "Content-Type": content_type or "application/octet-stream",
+                    "Accept": "application/json",
+                },
+                timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
+            )
+        except requests.RequestException:
+            raise FunctionError(503, PLAIN_ERRORS[503]) from None
+        if response.status_code == 200:
+            try:
+                body = response.json()
+            except ValueError:
+                raise FunctionError(503, PLAIN_ERRORS[503]) from None
+            if isinstance(body, dict):
+                return body
+            raise FunctionError(503, PLAIN_ERRORS[503])
+        raise FunctionError(*_plain_error(response))
+
+
+def _plain_error(response: requests.Response) -> tuple[int, str]:
+    """Map the function's status to a status and a sentence a person understands."""
+    status = response.status_code
+    if status in (413, 415):
+        return status, PLAIN_ERRORS[status]
+    if status == 400:
+        return 400, PLAIN_ERRORS[400]
+    # 5xx, a gateway timeout, or anything unexpected: the service is the problem.
+    return 503, PLAIN_ERRORS[503]
