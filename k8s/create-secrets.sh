@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Create (or update) every Secret faceblur needs, in the namespaces that read them.
+# Values come from the environment or are generated here; none is ever written to
+# the repository. Run it after OpenFaaS is installed (openfaas-fn must exist):
+#
+#   MINIO_ROOT_USER=admin MINIO_ROOT_PASSWORD=... k8s/create-secrets.sh
+#
+# Variables (each generated at random when unset):
+#   MINIO_ROOT_USER, MINIO_ROOT_PASSWORD       MinIO's administrator (console login)
+#   FACEBLUR_S3_ACCESS_KEY, FACEBLUR_S3_SECRET_KEY
+#                                              the function's and frontend's own MinIO key,
+#                                              created by the bucket set-up Job
+#   FACEBLUR_FRONTEND_SECRET_KEY               Flask session/CSRF signing key
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+
+random_value() { od -An -N20 -tx1 /dev/urandom | tr -d ' \n'; }
+
+minio_root_user=${MINIO_ROOT_USER:-faceblur-admin}
+minio_root_password=${MINIO_ROOT_PASSWORD:-$(random_value)}
+access_key=${FACEBLUR_S3_ACCESS_KEY:-faceblur-app}
+secret_key=${FACEBLUR_S3_SECRET_KEY:-$(random_value)}
+frontend_key=${FACEBLUR_FRONTEND_SECRET_KEY:-$(random_value)}
+
+# MinIO refuses passwords under 8 characters; catch it here rather than in a crash loop.
+for value in "$minio_root_password" "$secret_key"; do
+  if [ "${#value}" -lt 8 ]; then
+    echo "MinIO secret keys must be at least 8 characters long" >&2
+    exit 2
+  fi
+done
+
+# create --dry-run | apply: creates the Secret, or updates it when it exists.
+apply_secret() {
+  local namespace=$1 name=$2
+  shift 2
+  kubectl create secret generic "$name" --namespace "$namespace" "$@" \
+    --dry-run=client --output yaml | kubectl apply --filename -
+}
+
+kubectl apply --filename "$here/namespace.yaml"
+
+# Namespace faceblur: MinIO, the bucket set-up Job and the frontend.
+apply_secret faceblur minio-root \
+  --from-literal=root-user="$minio_root_user" \
+  --from-literal=root-password="$minio_root_password"
+apply_secret faceblur faceblur-s3 \
+  --from-literal=faceblur-s3-access-key="$access_key" \
+  --from-literal=faceblur-s3-secret-key="$secret_key"
+apply_secret faceblur faceblur-frontend \
+  --from-literal=faceblur-frontend-secret-key="$frontend_key"
+
+# Namespace openfaas-fn: one Secret per name in stack.yml's `secrets:`; OpenFaaS
+# mounts each key as /var/openfaas/secrets/<key>, so the key is the name too.
+apply_secret openfaas-fn faceblur-s3-access-key \
+  --from-literal=faceblur-s3-access-key="$access_key"
+apply_secret openfaas-fn faceblur-s3-secret-key \
+  --from-literal=faceblur-s3-secret-key="$secret_key"
+
+echo "Secrets ready. MinIO console user: $minio_root_user; its password:"
+echo "  kubectl get secret minio-root -n faceblur -o jsonpath='{.data.root-password}' | base64 -d"

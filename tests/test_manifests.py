@@ -1,0 +1,824 @@
+"""Offline checks of k8s/ and its wiring to stack.yml and faceblur.config.
+
+Nothing here talks to a cluster. Every manifest is validated against the
+Kubernetes JSON schemas that ship inside the `kubernetes-validate` wheel (no
+download: sockets are refused while validating), then cross-checks make drift
+fail: names, keys, ports and buckets must agree between the manifests, the
+secret script, stack.yml and the settings module. Each cross-check also runs on
+a deliberately broken copy, so a check that can never fail would show up here.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import socket
+import stat
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from faceblur import config
+
+ROOT = Path(__file__).resolve().parents[1]
+K8S = ROOT / "k8s"
+STACK = ROOT / "stack.yml"
+# The Kubernetes version the README starts Minikube with (`--kubernetes-version`).
+KUBERNETES_VERSION = "1.34.0"
+FUNCTION_NAMESPACE = "openfaas-fn"
+GATEWAY_ASYNC_PREFIX = "/async-function/"
+WEBHOOK_ENV = "MINIO_NOTIFY_WEBHOOK_"
+
+Doc = dict[str, Any]
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_manifests() -> list[Doc]:
+    """Every Kubernetes object in k8s/*.yaml (the kustomization file excluded)."""
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc:
+                doc.setdefault("metadata", {})
+                docs.append(doc)
+    return docs
+
+
+def load_stack() -> Doc:
+    return yaml.safe_load(STACK.read_text())
+
+
+def run_secret_script(tmp_path: Path) -> list[dict[str, Any]]:
+    """Run k8s/create-secrets.sh with a recording stand-in for kubectl.
+
+    Returns one entry per `kubectl create secret generic`: namespace, name and
+    the literal key/value pairs it would create.
+    """
+    log = tmp_path / "kubectl.log"
+    fake = tmp_path / "bin" / "kubectl"
+    fake.parent.mkdir()
+    # The stand-in records its arguments (one JSON line per call) and prints nothing.
+    fake.write_text(
+        "#!/usr/bin/env python3\n"
+        "import json, sys\n"
+        f"with open({str(log)!r}, 'a') as out:\n"
+        "    out.write(json.dumps(sys.argv[1:]) + '\\n')\n"
+        "if sys.argv[1:2] == ['apply']:\n"
+        "    sys.stdin.read()\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINIO_", "FACEBLUR_"))}
+    env["PATH"] = f"{fake.parent}{os.pathsep}{env['PATH']}"
+    subprocess.run(
+        ["bash", str(K8S / "create-secrets.sh")], env=env, check=True, capture_output=True
+    )
+    created = []
+    for line in log.read_text().splitlines():
+        args = json.loads(line)
+        if args[:3] != ["create", "secret", "generic"]:
+            continue
+        literals = dict(
+            a.removeprefix("--from-literal=").split("=", 1)
+            for a in args
+            if a.startswith("--from-literal=")
+        )
+        created.append(
+            {"name": args[3], "namespace": args[args.index("--namespace") + 1], "data": literals}
+        )
+    return created
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[Doc]:
+    return load_manifests()
+
+
+@pytest.fixture(scope="module")
+def stack() -> Doc:
+    return load_stack()
+
+
+@pytest.fixture(scope="module")
+def created_secrets(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return run_secret_script(tmp_path_factory.mktemp("secrets"))
+
+
+# ----------------------------------------------------------------------------- walking
+
+
+def pod_specs(docs: list[Doc]) -> Iterator[tuple[Doc, Doc]]:
+    """(workload, pod spec) for every Deployment and Job."""
+    for doc in docs:
+        if doc["kind"] in ("Deployment", "Job"):
+            yield doc, doc["spec"]["template"]["spec"]
+
+
+def containers(spec: Doc) -> list[Doc]:
+    return spec.get("initContainers", []) + spec["containers"]
+
+
+def find(docs: list[Doc], kind: str, name: str, namespace: str | None) -> Doc | None:
+    for doc in docs:
+        meta = doc["metadata"]
+        if doc["kind"] == kind and meta["name"] == name and meta.get("namespace") == namespace:
+            return doc
+    return None
+
+
+def config_maps(docs: list[Doc], namespace: str) -> dict[str, dict[str, str]]:
+    return {
+        d["metadata"]["name"]: d.get("data", {})
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"].get("namespace") == namespace
+    }
+
+
+def container_env(docs: list[Doc], workload: Doc, container: Doc) -> dict[str, str | None]:
+    """The environment a container gets: envFrom ConfigMaps, then env (None = from a Secret)."""
+    namespace = workload["metadata"].get("namespace")
+    maps = config_maps(docs, namespace)
+    env: dict[str, str | None] = {}
+    for source in container.get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(maps.get(source["configMapRef"]["name"], {}))
+    for item in container.get("env", []):
+        env[item["name"]] = item.get("value")
+    return env
+
+
+def secret_references(docs: list[Doc]) -> set[tuple[str, str, str]]:
+    """(namespace, secret name, key) for every key a workload reads from a Secret."""
+    refs = set()
+    for workload, spec in pod_specs(docs):
+        namespace = workload["metadata"]["namespace"]
+        for container in containers(spec):
+            for item in container.get("env", []):
+                ref = item.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    refs.add((namespace, ref["name"], ref["key"]))
+        for volume in spec.get("volumes", []):
+            sources = [volume] + volume.get("projected", {}).get("sources", [])
+            for source in sources:
+                secret = source.get("secret")
+                if secret:
+                    name = secret.get("secretName") or secret.get("name")
+                    for item in secret.get("items", []):
+                        refs.add((namespace, name, item["key"]))
+    return refs
+
+
+def resolve_port(container: Doc, port: int | str) -> int | None:
+    """A probe's or Service's port (number or name) as a container port number."""
+    for declared in container.get("ports", []):
+        if port in (declared["containerPort"], declared.get("name")):
+            return declared["containerPort"]
+    return None
+
+
+def pods_selected(docs: list[Doc], service: Doc) -> list[Doc]:
+    selector = service["spec"].get("selector", {})
+    namespace = service["metadata"].get("namespace")
+    return [
+        workload
+        for workload, _ in pod_specs(docs)
+        if workload["metadata"].get("namespace") == namespace
+        and selector
+        and selector.items() <= workload["spec"]["template"]["metadata"]["labels"].items()
+    ]
+
+
+def service_for_host(docs: list[Doc], host: str) -> tuple[Doc | None, str]:
+    """The Service a cluster DNS name (name[.namespace[.svc.cluster.local]]) points at."""
+    parts = host.split(".")
+    name, namespace = parts[0], parts[1] if len(parts) > 1 else None
+    return find(docs, "Service", name, namespace), f"{name}.{namespace}"
+
+
+def job_script(docs: list[Doc]) -> str:
+    job = next(d for d in docs if d["kind"] == "Job")
+    return "\n".join(job["spec"]["template"]["spec"]["containers"][0]["args"])
+
+
+def minio_env(docs: list[Doc]) -> dict[str, str | None]:
+    minio = find(docs, "Deployment", "minio", "faceblur")
+    assert minio is not None, "no MinIO Deployment in namespace faceblur"
+    return container_env(docs, minio, minio["spec"]["template"]["spec"]["containers"][0])
+
+
+# ----------------------------------------------------------------------------- the checks
+# Each returns a list of problems; empty means consistent.
+
+
+def check_schemas(docs: list[Doc]) -> list[str]:
+    problems = []
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as e:
+            label = f"{doc.get('kind')}/{doc['metadata'].get('name')}"
+            problems.append(f"{label}: {getattr(e, 'message', e)}")
+    return problems
+
+
+def check_kustomization(kustomization: Doc, files: list[str]) -> list[str]:
+    problems = []
+    if kustomization.get("kind") != "Kustomization":
+        problems.append("kustomization.yaml is not a Kustomization")
+    listed = kustomization.get("resources", [])
+    for name in files:
+        if name not in listed:
+            problems.append(f"{name} is not listed in kustomization.yaml")
+    for name in listed:
+        if name not in files:
+            problems.append(f"kustomization.yaml lists {name}, which does not exist")
+    return problems
+
+
+def check_namespaces(docs: list[Doc]) -> list[str]:
+    """Each object names its namespace, and that namespace is created here."""
+    created = {d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"}
+    problems = []
+    for doc in docs:
+        if doc["kind"] == "Namespace":
+            continue
+        namespace = doc["metadata"].get("namespace")
+        if namespace not in created:
+            problems.append(f"{doc['kind']}/{doc['metadata']['name']}: namespace {namespace!r}")
+    return problems
+
+
+def check_config_references(docs: list[Doc]) -> list[str]:
+    """ConfigMaps a pod reads exist in its namespace; FACEBLUR_* names are the code's."""
+    problems = []
+    for workload, spec in pod_specs(docs):
+        namespace = workload["metadata"]["namespace"]
+        maps = config_maps(docs, namespace)
+        for container in containers(spec):
+            for source in container.get("envFrom", []):
+                name = source.get("configMapRef", {}).get("name")
+                if name and name not in maps:
+                    problems.append(f"{workload['metadata']['name']}: no ConfigMap {name}")
+            for item in container.get("env", []):
+                ref = item.get("valueFrom", {}).get("configMapKeyRef")
+                if ref and ref["key"] not in maps.get(ref["name"], {}):
+                    problems.append(f"{workload['metadata']['name']}: no key {ref}")
+            for name in container_env(docs, workload, container):
+                if name.startswith("FACEBLUR_") and name not in config.ENV_VARS:
+                    problems.append(f"{name} is not a name faceblur.config reads")
+    for doc in docs:
+        if doc["kind"] != "ConfigMap":
+            continue
+        for key in doc.get("data", {}):
+            if key.startswith("FACEBLUR_") and key not in config.ENV_VARS:
+                problems.append(f"ConfigMap {doc['metadata']['name']}: unknown setting {key}")
+    return problems
+
+
+def check_secret_files(docs: list[Doc]) -> list[str]:
+    """Secrets mounted as files land in SECRETS_DIR under the names faceblur.config reads."""
+    problems = []
+    for workload, spec in pod_specs(docs):
+        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        for container in containers(spec):
+            for mount in container.get("volumeMounts", []):
+                volume = volumes.get(mount["name"])
+                if volume is None:
+                    problems.append(f"{workload['metadata']['name']}: no volume {mount['name']}")
+                    continue
+                sources = [volume] + volume.get("projected", {}).get("sources", [])
+                paths = [i["path"] for s in sources for i in s.get("secret", {}).get("items", [])]
+                if not paths:
+                    continue
+                if mount["mountPath"] != config.SECRETS_DIR:
+                    problems.append(
+                        f"secrets mounted at {mount['mountPath']}, read from {config.SECRETS_DIR}"
+                    )
+                problems += [
+                    f"secret file {p} is not in config.SECRETS"
+                    for p in paths
+                    if p not in config.SECRETS
+                ]
+    return problems
+
+
+def check_secrets_created(docs: list[Doc], stack: Doc, created: list[dict[str, Any]]) -> list[str]:
+    """Every Secret key read (manifests and stack.yml) is made by create-secrets.sh, and
+    every one it makes is read; one S3 key pair is shared by all who use it."""
+    wanted = secret_references(docs)
+    for function in stack["functions"].values():
+        for name in function.get("secrets", []):
+            # OpenFaaS mounts each key of the Secret; faceblur.config reads the file `name`.
+            wanted.add((FUNCTION_NAMESPACE, name, name))
+    made = {(s["namespace"], s["name"], k) for s in created for k in s["data"]}
+    problems = [f"nothing creates secret {n}/{s} key {k}" for n, s, k in sorted(wanted - made)]
+    problems += [
+        f"secret {n}/{s} key {k} is created but never read" for n, s, k in sorted(made - wanted)
+    ]
+    values: dict[str, set[str]] = {}
+    for secret in created:
+        for key, value in secret["data"].items():
+            if not value:
+                problems.append(f"secret {secret['name']} key {key} is empty")
+            values.setdefault(key, set()).add(value)
+    problems += [
+        f"secret key {k} has different values in different namespaces"
+        for k, v in values.items()
+        if len(v) > 1
+    ]
+    return problems
+
+
+def check_services(docs: list[Doc]) -> list[str]:
+    """Each Service selects a pod that declares its target port."""
+    problems = []
+    for service in (d for d in docs if d["kind"] == "Service"):
+        name = service["metadata"]["name"]
+        selected = pods_selected(docs, service)
+        if not selected:
+            problems.append(f"Service {name} selects no pod")
+            continue
+        for workload in selected:
+            container_list = workload["spec"]["template"]["spec"]["containers"]
+            for port in service["spec"]["ports"]:
+                target = port.get("targetPort", port["port"])
+                if not any(resolve_port(c, target) for c in container_list):
+                    problems.append(f"Service {name}: no container port {target}")
+    return problems
+
+
+def check_probes_and_limits(docs: list[Doc]) -> list[str]:
+    """Long-running containers have both probes on a declared port; all have limits."""
+    problems = []
+    for workload, spec in pod_specs(docs):
+        for container in containers(spec):
+            label = f"{workload['metadata']['name']}/{container['name']}"
+            if not container.get("resources", {}).get("limits", {}).get("memory"):
+                problems.append(f"{label}: no memory limit")
+            if workload["kind"] != "Deployment":
+                continue
+            for probe in ("readinessProbe", "livenessProbe"):
+                http = container.get(probe, {}).get("httpGet")
+                if not http:
+                    problems.append(f"{label}: no HTTP {probe}")
+                elif resolve_port(container, http["port"]) is None:
+                    problems.append(f"{label}: {probe} on undeclared port {http['port']}")
+    return problems
+
+
+def check_non_root(docs: list[Doc]) -> list[str]:
+    """Every pod meets the 'restricted' Pod Security Standard its namespace enforces."""
+    problems = []
+    for workload, spec in pod_specs(docs):
+        pod = spec.get("securityContext", {})
+        for container in containers(spec):
+            label = f"{workload['metadata']['name']}/{container['name']}"
+            own = container.get("securityContext", {})
+            if not (own.get("runAsNonRoot", pod.get("runAsNonRoot"))):
+                problems.append(f"{label}: may run as root")
+            if own.get("runAsUser", pod.get("runAsUser")) in (None, 0):
+                problems.append(f"{label}: no non-zero runAsUser")
+            if own.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{label}: privilege escalation allowed")
+            if "ALL" not in own.get("capabilities", {}).get("drop", []):
+                problems.append(f"{label}: capabilities not dropped")
+            seccomp = own.get("seccompProfile", pod.get("seccompProfile", {}))
+            if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+                problems.append(f"{label}: no seccomp profile")
+    return problems
+
+
+def check_frontend(docs: list[Doc]) -> list[str]:
+    """Container port = Service targetPort = probe port, and the Service is a NodePort."""
+    deployment = find(docs, "Deployment", "faceblur-frontend", "faceblur")
+    service = find(docs, "Service", "faceblur-frontend", "faceblur")
+    if deployment is None or service is None:
+        return ["frontend Deployment or Service missing"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    declared = {p["containerPort"] for p in container.get("ports", [])}
+    problems = [] if declared else ["frontend declares no container port"]
+    for port in service["spec"]["ports"]:
+        if resolve_port(container, port["targetPort"]) not in declared:
+            problems.append(f"Service targetPort {port['targetPort']} is not {declared}")
+    for probe in ("readinessProbe", "livenessProbe"):
+        http = container.get(probe, {}).get("httpGet", {})
+        if resolve_port(container, http.get("port")) not in declared:
+            problems.append(f"{probe} port {http.get('port')} is not {declared}")
+        if http.get("path") != "/healthz":
+            problems.append(f"{probe} path {http.get('path')} is not /healthz")
+    if service["spec"].get("type") != "NodePort":
+        problems.append("frontend Service is not a NodePort")
+    return problems
+
+
+def check_notification(docs: list[Doc], stack: Doc) -> list[str]:
+    """MinIO's webhook targets the gateway's async route of a function stack.yml defines,
+    and the Job registers the same target ID on the inbox bucket."""
+    env = minio_env(docs)
+    enabled = {
+        k.removeprefix(WEBHOOK_ENV + "ENABLE_")
+        for k, v in env.items()
+        if k.startswith(WEBHOOK_ENV + "ENABLE_") and v == "on"
+    }
+    problems = [] if enabled else ["no MinIO webhook target is enabled"]
+    setup = config_maps(docs, "faceblur").get("faceblur-bucket-setup", {})
+    if setup.get("WEBHOOK_ID") not in enabled:
+        problems.append(f"Job's WEBHOOK_ID {setup.get('WEBHOOK_ID')!r} is not one of {enabled}")
+    settings = config_maps(docs, "faceblur").get("faceblur-config", {})
+    gateway = urlsplit(settings.get("FACEBLUR_GATEWAY_URL", ""))
+    for target in enabled:
+        endpoint = urlsplit(env.get(WEBHOOK_ENV + "ENDPOINT_" + target) or "")
+        function = endpoint.path.removeprefix(GATEWAY_ASYNC_PREFIX)
+        if not endpoint.path.startswith(GATEWAY_ASYNC_PREFIX):
+            problems.append(f"webhook {target} does not use the gateway's async route")
+        if function not in stack["functions"]:
+            problems.append(f"webhook {target} names function {function!r}, not in stack.yml")
+        if (endpoint.hostname, endpoint.port) != (gateway.hostname, gateway.port):
+            problems.append(
+                f"webhook {target} host {endpoint.netloc} is not the gateway {gateway.netloc}"
+            )
+    if settings.get("FACEBLUR_FUNCTION_NAME") not in stack["functions"]:
+        problems.append("FACEBLUR_FUNCTION_NAME is not a function of stack.yml")
+    script = job_script(docs)
+    if "arn:minio:sqs::${WEBHOOK_ID}:webhook" not in script:
+        problems.append("the Job does not register the webhook ARN of WEBHOOK_ID")
+    if not re.search(
+        r'mc event add "store/\$FACEBLUR_BUCKET_INBOX"[^\n]*\\\n\s*--event put', script
+    ):
+        problems.append("the Job does not send the inbox bucket's put events")
+    return problems
+
+
+def check_buckets(docs: list[Doc], stack: Doc) -> list[str]:
+    """Bucket names agree: settings defaults, ConfigMap, stack.yml; the Job makes all three."""
+    settings = config_maps(docs, "faceblur").get("faceblur-config", {})
+    function_env = next(iter(stack["functions"].values())).get("environment", {})
+    problems = []
+    names = [n for n in config.ENV_VARS if n.startswith("FACEBLUR_BUCKET_")]
+    for name in names:
+        values = {
+            "config default": config.ENV_VARS[name],
+            "ConfigMap": settings.get(name),
+            "stack.yml": function_env.get(name),
+        }
+        if len(set(values.values())) != 1:
+            problems.append(f"{name} differs: {values}")
+    script = job_script(docs)
+    for name in names:
+        if f'"${name}"' not in script:
+            problems.append(f"the Job does not create the bucket ${name}")
+    for env_name in ("RETENTION_DAYS", "WAIT_ATTEMPTS", "APP_POLICY", "WEBHOOK_ID"):
+        if env_name not in config_maps(docs, "faceblur").get("faceblur-bucket-setup", {}):
+            problems.append(f"the Job reads {env_name}, which no ConfigMap sets")
+    if '--expire-days "$RETENTION_DAYS"' not in script:
+        problems.append("the Job sets no lifecycle expiry from RETENTION_DAYS")
+    if not re.search(r'mc anonymous set none "store/\$bucket"', script):
+        problems.append("the Job does not keep the buckets private")
+    return problems
+
+
+def check_shared_settings(docs: list[Doc], stack: Doc) -> list[str]:
+    """A setting both the cluster ConfigMap and stack.yml give has the same value, and
+    the S3 endpoint resolves to a Service port in k8s/."""
+    settings = config_maps(docs, "faceblur").get("faceblur-config", {})
+    function_env = next(iter(stack["functions"].values())).get("environment", {})
+    problems = [
+        f"{k}: ConfigMap {settings[k]!r} but stack.yml {function_env[k]!r}"
+        for k in settings.keys() & function_env.keys()
+        if settings[k] != function_env[k]
+    ]
+    endpoint = function_env.get("FACEBLUR_S3_ENDPOINT", "")
+    host, _, port = endpoint.rpartition(":")
+    service, label = service_for_host(docs, host)
+    if service is None:
+        problems.append(f"S3 endpoint {endpoint}: no Service {label} in k8s/")
+    elif int(port or 0) not in {p["port"] for p in service["spec"]["ports"]}:
+        problems.append(f"S3 endpoint {endpoint}: Service {label} has no port {port}")
+    return problems
+
+
+# ----------------------------------------------------------------------------- tests
+
+
+def test_schemas_ship_offline_with_the_pinned_version() -> None:
+    assert KUBERNETES_VERSION.rsplit(".", 1)[0] in {
+        v.rsplit(".", 1)[0] for v in kubernetes_validate.utils.all_versions()
+    }
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("schema validation tried to reach the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_every_manifest_validates_against_the_kubernetes_schemas(
+    manifests: list[Doc], no_network: None
+) -> None:
+    assert manifests
+    assert check_schemas(manifests) == []
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    files = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert check_kustomization(kustomization, files) == []
+
+
+def test_no_secret_values_in_the_manifests(manifests: list[Doc]) -> None:
+    # Secrets are made by create-secrets.sh from the environment, never stored here.
+    assert [d["metadata"]["name"] for d in manifests if d["kind"] == "Secret"] == []
+
+
+def test_secret_script_generates_values_when_none_are_given(
+    created_secrets: list[dict[str, Any]],
+) -> None:
+    values = [v for s in created_secrets for v in s["data"].values()]
+    assert values and all(values)
+    keys = {k for s in created_secrets for k in s["data"]}
+    # Random values, long enough for MinIO (at least 8 characters).
+    assert all(
+        len(s["data"][k]) >= 8
+        for s in created_secrets
+        for k in s["data"]
+        if k.endswith(("secret-key", "password"))
+    )
+    assert keys >= set(config.SECRETS)
+
+
+CHECKS: dict[str, Callable[..., list[str]]] = {
+    "namespaces": check_namespaces,
+    "config references": check_config_references,
+    "secret files": check_secret_files,
+    "services": check_services,
+    "probes and limits": check_probes_and_limits,
+    "non-root": check_non_root,
+    "frontend ports": check_frontend,
+}
+STACK_CHECKS: dict[str, Callable[..., list[str]]] = {
+    "notification": check_notification,
+    "buckets": check_buckets,
+    "shared settings": check_shared_settings,
+}
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_manifests_are_consistent(name: str, manifests: list[Doc]) -> None:
+    assert CHECKS[name](manifests) == []
+
+
+@pytest.mark.parametrize("name", STACK_CHECKS)
+def test_manifests_agree_with_stack_yml(name: str, manifests: list[Doc], stack: Doc) -> None:
+    assert STACK_CHECKS[name](manifests, stack) == []
+
+
+def test_every_secret_read_is_created_and_shared(
+    manifests: list[Doc], stack: Doc, created_secrets: list[dict[str, Any]]
+) -> None:
+    assert check_secrets_created(manifests, stack, created_secrets) == []
+
+
+# ----------------------------------------------------------------------------- the checks can fail
+
+
+def _pod(docs: list[Doc], name: str) -> Doc:
+    return next(spec for w, spec in pod_specs(docs) if w["metadata"]["name"] == name)
+
+
+def _container(docs: list[Doc], name: str) -> Doc:
+    return _pod(docs, name)["containers"][0]
+
+
+def _config(docs: list[Doc], name: str = "faceblur-config") -> dict[str, str]:
+    return next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name)[
+        "data"
+    ]
+
+
+def _service(docs: list[Doc], name: str) -> Doc:
+    return next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"] == name)
+
+
+def _minio_env(docs: list[Doc], name: str) -> Doc:
+    return next(e for e in _container(docs, "minio")["env"] if e["name"] == name)
+
+
+def _rename_env(docs: list[Doc], old: str, new: str) -> None:
+    _minio_env(docs, old)["name"] = new
+
+
+# name -> (the check that must catch it, how to break a copy, a word the problem names)
+BREAKAGES: dict[str, tuple[str, Callable[[list[Doc], Doc], None], str]] = {
+    "misspelt field": (
+        "schemas",
+        lambda d, s: _container(d, "minio").__setitem__("imagePullPolice", "Always"),
+        "imagePullPolice",
+    ),
+    "port as text": (
+        "schemas",
+        lambda d, s: _service(d, "minio")["spec"]["ports"][0].__setitem__("port", "nine"),
+        "nine",
+    ),
+    "foreign namespace": (
+        "namespaces",
+        lambda d, s: _service(d, "minio")["metadata"].__setitem__("namespace", "default"),
+        "default",
+    ),
+    "missing ConfigMap": (
+        "config references",
+        lambda d, s: _container(d, "faceblur-frontend")["envFrom"][0]["configMapRef"].update(
+            name="faceblur-settings"
+        ),
+        "faceblur-settings",
+    ),
+    "setting the code never reads": (
+        "config references",
+        lambda d, s: _config(d).__setitem__("FACEBLUR_S3_BUCKET", "inbox"),
+        "FACEBLUR_S3_BUCKET",
+    ),
+    "secret file under another name": (
+        "secret files",
+        lambda d, s: next(
+            v for v in _pod(d, "faceblur-frontend")["volumes"] if v["name"] == "secrets"
+        )["projected"]["sources"][0]["secret"]["items"][0].update(path="s3-access-key"),
+        "s3-access-key",
+    ),
+    "secrets mounted elsewhere": (
+        "secret files",
+        lambda d, s: next(
+            m for m in _container(d, "faceblur-frontend")["volumeMounts"] if m["name"] == "secrets"
+        ).update(mountPath="/etc/secrets"),
+        "/etc/secrets",
+    ),
+    "Service selects nothing": (
+        "services",
+        lambda d, s: _service(d, "minio-console")["spec"]["selector"].update(
+            {"app.kubernetes.io/name": "minio-console"}
+        ),
+        "selects no pod",
+    ),
+    "Service targets an undeclared port": (
+        "services",
+        lambda d, s: _service(d, "minio")["spec"]["ports"][0].update(targetPort="api"),
+        "api",
+    ),
+    "probe on another port": (
+        "probes and limits",
+        lambda d, s: _container(d, "minio")["livenessProbe"]["httpGet"].update(port=9002),
+        "9002",
+    ),
+    "no memory limit": (
+        "probes and limits",
+        lambda d, s: _container(d, "faceblur-buckets")["resources"]["limits"].pop("memory"),
+        "memory limit",
+    ),
+    "root allowed": (
+        "non-root",
+        lambda d, s: _pod(d, "faceblur-frontend")["securityContext"].update(runAsUser=0),
+        "runAsUser",
+    ),
+    "privilege escalation": (
+        "non-root",
+        lambda d, s: _container(d, "minio")["securityContext"].update(
+            allowPrivilegeEscalation=True
+        ),
+        "escalation",
+    ),
+    "frontend port drift": (
+        "frontend ports",
+        lambda d, s: _container(d, "faceblur-frontend")["ports"][0].update(containerPort=8000),
+        "5000",
+    ),
+    "frontend probe path": (
+        "frontend ports",
+        lambda d, s: _container(d, "faceblur-frontend")["readinessProbe"]["httpGet"].update(
+            path="/health"
+        ),
+        "/health",
+    ),
+    "webhook to another function": (
+        "notification",
+        lambda d, s: _minio_env(d, "MINIO_NOTIFY_WEBHOOK_ENDPOINT_FACEBLUR").update(
+            value="http://gateway.openfaas.svc.cluster.local:8080/async-function/face-blur"
+        ),
+        "face-blur",
+    ),
+    "webhook to the sync route": (
+        "notification",
+        lambda d, s: _minio_env(d, "MINIO_NOTIFY_WEBHOOK_ENDPOINT_FACEBLUR").update(
+            value="http://gateway.openfaas.svc.cluster.local:8080/function/faceblur"
+        ),
+        "async",
+    ),
+    "webhook ID drift": (
+        "notification",
+        lambda d, s: _rename_env(
+            d, "MINIO_NOTIFY_WEBHOOK_ENABLE_FACEBLUR", "MINIO_NOTIFY_WEBHOOK_ENABLE_PRIMARY"
+        ),
+        "WEBHOOK_ID",
+    ),
+    "function renamed in stack.yml": (
+        "notification",
+        lambda d, s: s["functions"].__setitem__("blur", s["functions"].pop("faceblur")),
+        "faceblur",
+    ),
+    "bucket renamed in the ConfigMap": (
+        "buckets",
+        lambda d, s: _config(d).update(FACEBLUR_BUCKET_RESULTS="output"),
+        "output",
+    ),
+    "bucket renamed in stack.yml": (
+        "buckets",
+        lambda d, s: s["functions"]["faceblur"]["environment"].update(
+            FACEBLUR_BUCKET_INBOX="uploads"
+        ),
+        "uploads",
+    ),
+    "retention unset": (
+        "buckets",
+        lambda d, s: _config(d, "faceblur-bucket-setup").pop("RETENTION_DAYS"),
+        "RETENTION_DAYS",
+    ),
+    "S3 endpoint drift": (
+        "shared settings",
+        lambda d, s: s["functions"]["faceblur"]["environment"].update(
+            FACEBLUR_S3_ENDPOINT="minio.storage.svc.cluster.local:9000"
+        ),
+        "minio.storage",
+    ),
+    "S3 port drift": (
+        "shared settings",
+        lambda d, s: (
+            _config(d).update(FACEBLUR_S3_ENDPOINT="minio.faceblur.svc.cluster.local:9002"),
+            s["functions"]["faceblur"]["environment"].update(
+                FACEBLUR_S3_ENDPOINT="minio.faceblur.svc.cluster.local:9002"
+            ),
+        ),
+        "9002",
+    ),
+}
+
+
+def _run_check(name: str, docs: list[Doc], stack: Doc) -> list[str]:
+    if name == "schemas":
+        return check_schemas(docs)
+    if name in STACK_CHECKS:
+        return STACK_CHECKS[name](docs, stack)
+    return CHECKS[name](docs)
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES)
+def test_each_check_catches_a_broken_copy(breakage: str, manifests: list[Doc], stack: Doc) -> None:
+    check, breaks, word = BREAKAGES[breakage]
+    docs, broken_stack = copy.deepcopy(manifests), copy.deepcopy(stack)
+    assert _run_check(check, docs, broken_stack) == []  # sound before
+    breaks(docs, broken_stack)
+    problems = _run_check(check, docs, broken_stack)
+    assert problems, f"{check} missed: {breakage}"
+    assert word in " ".join(problems)
+
+
+def test_kustomization_check_catches_an_unlisted_manifest() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    files = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert check_kustomization(kustomization, [*files, "extra.yaml"]) == [
+        "extra.yaml is not listed in kustomization.yaml"
+    ]
+    kustomization["resources"].append("gone.yaml")
+    assert "gone.yaml" in " ".join(check_kustomization(kustomization, files))
+
+
+def test_secret_check_catches_drift(
+    manifests: list[Doc], stack: Doc, created_secrets: list[dict[str, Any]]
+) -> None:
+    renamed = copy.deepcopy(stack)
+    renamed["functions"]["faceblur"]["secrets"].append("faceblur-s3-token")
+    assert "faceblur-s3-token" in " ".join(
+        check_secrets_created(manifests, renamed, created_secrets)
+    )
+
+    mismatched = copy.deepcopy(created_secrets)
+    function_copy = next(s for s in mismatched if s["namespace"] == FUNCTION_NAMESPACE)
+    key = next(iter(function_copy["data"]))
+    function_copy["data"][key] = "another-value"
+    assert "different values" in " ".join(check_secrets_created(manifests, stack, mismatched))
+
+    orphan = [
+        *copy.deepcopy(created_secrets),
+        {"namespace": "faceblur", "name": "unused", "data": {"k": "v"}},
+    ]
+    assert "never read" in " ".join(check_secrets_created(manifests, stack, orphan))
