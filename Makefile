@@ -43,3 +43,13 @@ bench: install
 
 clean:
 	rm -rf $(VENV) $(LOCAL) .pytest_cache .ruff_cache
+
+# -- the local S3 server (function section): s3rver from npm keeps objects in a folder --
+S3RVER_VERSION := 3.7.1
+S3RVER_STAMP := $(LOCAL)/npm/.s3rver-$(S3RVER_VERSION)
+install: $(S3RVER_STAMP)
+
+$(S3RVER_STAMP):
+	command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm)
+	npm install --prefix $(LOCAL)/npm --no-save --no-audit --no-fund --loglevel=error s3rver@$(S3RVER_VERSION)
+	touch $@

@@ -1,0 +1,300 @@
+"""The S3 store: originals and results in separate buckets, written as pairs.
+
+Only the adapters use it, never the pipeline. It speaks S3 through the `minio` SDK
+(keyword arguments only), so MinIO or any S3-compatible server can stand behind it.
+
+Guarantees:
+- keys derive from the content (and, for a result, the options): a retried request
+  writes the same objects instead of new ones;
+- never half a pair: the original is written first, then the result; if the result
+  cannot be written, the original is removed again (unless a result of it already
+  exists or it was there before). When the server is down that removal is retried in
+  the background until it succeeds, so no original is left without a result;
+- only results get presigned URLs; originals stay private.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TypeVar
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException, S3Error
+
+from faceblur.config import Settings
+from faceblur.errors import BadRequestError, TooLargeError, UnavailableError
+
+# Short connect timeout and few retries: a client waiting on a dead server should get
+# its 503 in seconds, not after urllib3's default back-off.
+CONNECT_TIMEOUT_SECONDS = 3
+READ_TIMEOUT_SECONDS = 60
+RETRIES = urllib3.Retry(
+    total=2, connect=2, read=1, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504)
+)
+POOL_SIZE = 16  # above the 8 concurrent requests a function replica is asked to bear
+
+ROLLBACK_FIRST_DELAY_SECONDS = 0.5
+ROLLBACK_MAX_DELAY_SECONDS = 30.0
+
+EXTENSIONS: dict[str, str] = {
+    "image/jpeg": ".jpg",
+    "image/png": ".png",
+    "image/webp": ".webp",
+    "image/bmp": ".bmp",
+    "image/tiff": ".tiff",
+    "image/gif": ".gif",
+}
+
+T = TypeVar("T")
+
+
+def content_id(data: bytes) -> str:
+    """The image's identity: the same bytes always give the same id (128 bits of SHA-256)."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def options_id(options: Mapping[str, object]) -> str:
+    """The identity of a set of options, independent of their order."""
+    canonical = json.dumps(dict(options), sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def extension(mime_type: str) -> str:
+    return EXTENSIONS.get(mime_type, "")
+
+
+def original_key(image_id: str, mime_type: str) -> str:
+    return f"{image_id}{extension(mime_type)}"
+
+
+def result_key(image_id: str, options_key: str, mime_type: str) -> str:
+    """Results of one original share its id as prefix, so its results can be listed."""
+    return f"{image_id}/{options_key}{extension(mime_type)}"
+
+
+@dataclass(frozen=True)
+class StoredPair:
+    image_id: str
+    original_key: str
+    result_key: str
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, S3Error):
+        return f"{error.code}: {error.message}"
+    text = str(error) or type(error).__name__
+    return text.splitlines()[0][:200]
+
+
+class Store:
+    """Originals, results and the inbox in one S3 server."""
+
+    def __init__(self, settings: Settings, client: Minio | None = None) -> None:
+        self.settings = settings
+        self.client = client or Minio(
+            endpoint=settings.s3_endpoint,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=settings.s3_secure,
+            region=settings.s3_region,
+            http_client=urllib3.PoolManager(
+                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
+                retries=RETRIES,
+                maxsize=POOL_SIZE,
+                cert_reqs="CERT_REQUIRED" if settings.s3_secure else "CERT_NONE",
+            ),
+        )
+        self._pending_rollbacks: set[str] = set()  # original keys to remove once reachable
+        self._lock = threading.Lock()
+        self._retrier: threading.Thread | None = None
+
+    # -- errors ---------------------------------------------------------------------
+
+    def _call(self, what: str, action: Callable[[], T]) -> T:
+        """Run one SDK call; any storage failure becomes a 503 naming what failed."""
+        try:
+            return action()
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
+            raise UnavailableError(f"storage unavailable ({what}): {_describe(error)}") from error
+
+    # -- health and set-up ------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise UnavailableError unless the server answers and our buckets exist."""
+        for bucket in (self.settings.bucket_originals, self.settings.bucket_results):
+            if not self._call(
+                f"bucket {bucket}", lambda b=bucket: self.client.bucket_exists(bucket_name=b)
+            ):
+                raise UnavailableError(f"storage unavailable: bucket {bucket!r} does not exist")
+
+    def ensure_buckets(self) -> None:
+        """Create the inbox, originals and results buckets if missing (local set-up)."""
+        settings = self.settings
+        for bucket in (settings.bucket_inbox, settings.bucket_originals, settings.bucket_results):
+            if not self._call(
+                f"bucket {bucket}", lambda b=bucket: self.client.bucket_exists(bucket_name=b)
+            ):
+                self._call(
+                    f"create {bucket}", lambda b=bucket: self.client.make_bucket(bucket_name=b)
+                )
+
+    # -- reading ------------------------------------------------------------------------
+
+    def exists(self, bucket: str, key: str) -> bool:
+        try:
+            self.client.stat_object(bucket_name=bucket, object_name=key)
+            return True
+        except S3Error as error:
+            if error.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
+                return False
+            raise UnavailableError(f"storage unavailable: {_describe(error)}") from error
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
+            raise UnavailableError(f"storage unavailable: {_describe(error)}") from error
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        """Every key in `bucket` under `prefix`, sorted."""
+
+        def listing() -> list[str]:
+            objects = self.client.list_objects(bucket_name=bucket, prefix=prefix, recursive=True)
+            return sorted(obj.object_name for obj in objects)
+
+        return self._call(f"list {bucket}", listing)
+
+    def read(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes:
+        """An object's bytes; BadRequestError when missing, TooLargeError above max_bytes."""
+        if not self.exists(bucket, key):
+            raise BadRequestError(f"no object {key!r} in bucket {bucket!r}")
+        if max_bytes is not None:
+            size = self._call(
+                f"stat {bucket}/{key}",
+                lambda: self.client.stat_object(bucket_name=bucket, object_name=key).size,
+            )
+            if size is not None and size > max_bytes:
+                raise TooLargeError(f"object {key!r} has {size} bytes; the limit is {max_bytes}")
+
+        def download() -> bytes:
+            response = self.client.get_object(bucket_name=bucket, object_name=key)
+            try:
+                return response.read()
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._call(f"read {bucket}/{key}", download)
+
+    def remove(self, bucket: str, key: str) -> None:
+        self._call(
+            f"remove {bucket}/{key}",
+            lambda: self.client.remove_object(bucket_name=bucket, object_name=key),
+        )
+
+    def result_url(self, key: str) -> str:
+        """A presigned GET for a result; there is deliberately no such method for originals."""
+        expiry = timedelta(seconds=self.settings.presign_expiry_seconds)
+        return self._call(
+            "presign",
+            lambda: self.client.presigned_get_object(
+                bucket_name=self.settings.bucket_results, object_name=key, expires=expiry
+            ),
+        )
+
+    # -- writing a pair -----------------------------------------------------------------
+
+    def _put(
+        self, bucket: str, key: str, data: bytes, mime_type: str, metadata: Mapping[str, str]
+    ) -> None:
+        self._call(
+            f"write {bucket}/{key}",
+            lambda: self.client.put_object(
+                bucket_name=bucket,
+                object_name=key,
+                data=io.BytesIO(data),
+                length=len(data),
+                content_type=mime_type,
+                metadata=dict(metadata),
+            ),
+        )
+
+    def put_pair(
+        self,
+        original: bytes,
+        original_type: str,
+        result: bytes,
+        result_type: str,
+        options: Mapping[str, object],
+        result_metadata: Mapping[str, str] | None = None,
+    ) -> StoredPair:
+        """Store the original and its result, both or neither (see the module docstring)."""
+        self.retry_rollbacks()
+        image_id = content_id(original)
+        pair = StoredPair(
+            image_id=image_id,
+            original_key=original_key(image_id, original_type),
+            result_key=result_key(image_id, options_id(options), result_type),
+        )
+        originals, results = self.settings.bucket_originals, self.settings.bucket_results
+        original_was_there = self.exists(originals, pair.original_key)
+        metadata = {"faceblur-original": pair.original_key, **(result_metadata or {})}
+        try:
+            self._put(originals, pair.original_key, original, original_type, {})
+            self._put(results, pair.result_key, result, result_type, metadata)
+        except UnavailableError:
+            if not original_was_there:
+                self._roll_back(pair.original_key)
+            raise
+        return pair
+
+    # -- rolling back a half pair ----------------------------------------------------------
+
+    def _remove_orphan(self, key: str) -> None:
+        """Remove an original unless some result of it exists (then the pair is whole)."""
+        image_id = key.split(".", 1)[0]
+        if self.keys(self.settings.bucket_results, prefix=f"{image_id}/"):
+            return
+        self.remove(self.settings.bucket_originals, key)
+
+    def _roll_back(self, key: str) -> None:
+        try:
+            self._remove_orphan(key)
+        except UnavailableError:
+            with self._lock:
+                self._pending_rollbacks.add(key)
+                if self._retrier is None:
+                    self._retrier = threading.Thread(
+                        target=self._retry_until_done, name="faceblur-rollback", daemon=True
+                    )
+                    self._retrier.start()
+
+    @property
+    def pending_rollbacks(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._pending_rollbacks)
+
+    def retry_rollbacks(self) -> None:
+        """Finish rollbacks that failed while storage was down; quiet if it still is."""
+        for key in self.pending_rollbacks:
+            try:
+                self._remove_orphan(key)
+            except UnavailableError:
+                return
+            with self._lock:
+                self._pending_rollbacks.discard(key)
+
+    def _retry_until_done(self) -> None:
+        delay = ROLLBACK_FIRST_DELAY_SECONDS
+        while True:
+            time.sleep(delay)
+            self.retry_rollbacks()
+            delay = min(delay * 2, ROLLBACK_MAX_DELAY_SECONDS)
+            with self._lock:
+                if not self._pending_rollbacks:
+                    self._retrier = None
+                    return

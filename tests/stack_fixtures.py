@@ -1,0 +1,252 @@
+"""The local stack for tests: a real S3 server and the function, both on loopback.
+
+Loaded by `pytest_plugins = ["stack_fixtures"]` in conftest.py. Session fixtures:
+
+- `s3_server` -> `LocalS3`: s3rver (npm) on a free 127.0.0.1 port, objects in a
+  temporary folder, buckets inbox/originals/results created. Attributes: `env` (the
+  FACEBLUR_* variables pointing at it, credentials included: merge into a subprocess's
+  environment), `settings` (a `faceblur.config.Settings` built from `env`), `endpoint`
+  ("127.0.0.1:PORT"), `store()` (a `faceblur.storage.Store`), `snapshot()` (every key of
+  every bucket), `empty_buckets()`.
+- `function_server` -> str: base URL ("http://127.0.0.1:PORT") of the template runner
+  serving functions/faceblur/handler.py against `s3_server`, in a subprocess, model
+  loaded. The function is at `f"{function_server}/function/faceblur"`, the async route at
+  `f"{function_server}/async-function/faceblur"`.
+
+Helpers for tests that need their own server (e.g. to stop it): `start_local_s3(folder)`,
+`start_function(s3, log_path)`; both return objects with `stop()`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCAL = ROOT / "functions" / "local"
+HANDLER = ROOT / "functions" / "faceblur" / "handler.py"
+if str(LOCAL) not in sys.path:
+    sys.path.insert(0, str(LOCAL))
+
+from s3_server import S3Server, free_port, start_s3_server, stop_process  # noqa: E402
+
+from faceblur.config import LOOPBACK_CREDENTIALS, Settings, load_settings  # noqa: E402
+
+FUNCTION_READY_TIMEOUT_SECONDS = 180  # TensorFlow import and model build on a busy 2-core box
+
+
+@dataclass
+class LocalS3:
+    server: S3Server
+    env: dict[str, str]
+    settings: Settings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings = load_settings(self.env, secrets_dir="/nonexistent")
+
+    @property
+    def endpoint(self) -> str:
+        return self.server.endpoint
+
+    @property
+    def buckets(self) -> tuple[str, str, str]:
+        s = self.settings
+        return (s.bucket_inbox, s.bucket_originals, s.bucket_results)
+
+    def store(self):
+        from faceblur.storage import Store
+
+        return Store(self.settings)
+
+    def snapshot(self) -> dict[str, list[str]]:
+        store = self.store()
+        return {bucket: store.keys(bucket) for bucket in self.buckets}
+
+    def empty_buckets(self) -> None:
+        store = self.store()
+        for bucket in self.buckets:
+            for key in store.keys(bucket):
+                store.remove(bucket, key)
+
+    def stop(self) -> None:
+        self.server.stop()
+
+    def restart(self) -> None:
+        """Start again on the same port and folder: the objects survive."""
+        self.server.stop()
+        self.server = _start(self.server.directory, self.server.port)
+
+
+def _start(directory: Path, port: int | None = None, **kwargs) -> S3Server:
+    access_key, secret_key = LOOPBACK_CREDENTIALS
+    return start_s3_server(
+        directory,
+        access_key=access_key,
+        secret_key=secret_key,
+        buckets=("inbox", "originals", "results"),
+        port=port,
+        **kwargs,
+    )
+
+
+def start_local_s3(directory: Path, **kwargs) -> LocalS3:
+    """A fresh s3rver in `directory` with the three buckets; caller stops it."""
+    server = _start(directory, **kwargs)
+    access_key, secret_key = LOOPBACK_CREDENTIALS
+    env = {
+        "FACEBLUR_S3_ENDPOINT": server.endpoint,
+        "FACEBLUR_S3_SECURE": "false",
+        "FACEBLUR_S3_ACCESS_KEY": access_key,
+        "FACEBLUR_S3_SECRET_KEY": secret_key,
+        "FACEBLUR_BUCKET_INBOX": "inbox",
+        "FACEBLUR_BUCKET_ORIGINALS": "originals",
+        "FACEBLUR_BUCKET_RESULTS": "results",
+    }
+    return LocalS3(server, env)
+
+
+@dataclass
+class FunctionProcess:
+    process: subprocess.Popen
+    url: str
+    log_path: Path
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_function(
+    s3: LocalS3, log_path: Path, extra_env: dict[str, str] | None = None
+) -> FunctionProcess:
+    """The runner serving the handler against `s3`; returns once the model is loaded."""
+    port = free_port()
+    env = {**os.environ, **s3.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    command = [
+        sys.executable,
+        str(LOCAL / "template_runner.py"),
+        "--handler",
+        str(HANDLER),
+        "--port",
+        str(port),
+    ]
+    log = log_path.open("wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    running = FunctionProcess(process, url, log_path)
+    deadline = time.monotonic() + FUNCTION_READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"function runner exited early:\n{running.log()[-3000:]}")
+        try:
+            info = requests.get(f"{url}/function/faceblur", timeout=5).json()
+            if info.get("model_loaded"):
+                return running
+        except (requests.RequestException, ValueError):
+            pass
+        time.sleep(0.5)
+    running.stop()
+    raise RuntimeError(f"function not ready in time:\n{running.log()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
+    s3 = start_local_s3(tmp_path_factory.mktemp("s3-data"))
+    try:
+        yield s3
+    finally:
+        s3.stop()
+
+
+@pytest.fixture(scope="session")
+def function_server(s3_server: LocalS3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    function = start_function(s3_server, tmp_path_factory.mktemp("function") / "runner.log")
+    try:
+        yield function.url
+    finally:
+        function.stop()
+
+
+class CuttingProxy:
+    """A TCP proxy in front of the S3 server that can play the server going down.
+
+    `cut_on(marker)`: forward as usual until a request starting with `marker` (e.g.
+    b"PUT /results/") arrives, then drop it and refuse every later connection, as a
+    server that died at that moment would; `restore()` forwards again. The storage
+    behind it is the real server: nothing is faked, only the network is cut.
+    """
+
+    def __init__(self, target_port: int, host: str = "127.0.0.1") -> None:
+        self.host, self.target_port = host, target_port
+        self.listener = socket.create_server((host, 0))
+        self.port = self.listener.getsockname()[1]
+        self.marker: bytes | None = None
+        self.down = False
+        self.cut_requests = 0
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def cut_on(self, marker: bytes) -> None:
+        self.marker, self.down = marker, False
+
+    def restore(self) -> None:
+        self.marker, self.down = None, False
+
+    def close(self) -> None:
+        self._closed.set()
+        self.listener.close()
+
+    def _serve(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.down:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection((self.host, self.target_port), timeout=5)
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, source, destination, from_client: bool) -> None:
+        try:
+            while True:
+                chunk = source.recv(65536)
+                if not chunk:
+                    break
+                if from_client and (
+                    self.down or (self.marker is not None and chunk.startswith(self.marker))
+                ):
+                    self.down = True
+                    self.cut_requests += 1
+                    break
+                destination.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            source.close()
+            destination.close()
