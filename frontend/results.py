@@ -7,20 +7,24 @@ route of the frontend can reach them.
 from __future__ import annotations
 
 import math
+import mimetypes
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 
-from minio import Minio
 from minio.error import MinioException
 from urllib3.exceptions import HTTPError
 
 from faceblur.config import Settings
-from faceblur.errors import UnavailableError
+from faceblur.errors import BadRequestError, UnavailableError
+from faceblur.storage import Store
 
 from .safety import is_safe_key
 
 # Object metadata names the function may use for the number of faces it found.
 _FACE_COUNT_METADATA = ("x-amz-meta-faces", "x-amz-meta-face-count", "x-amz-meta-face_count")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -55,43 +59,35 @@ class StoredResult:
 
 
 class ResultsBucket:
-    """The results bucket as the frontend sees it; S3 failures become UnavailableError."""
+    """The results bucket as the frontend sees it; S3 failures become UnavailableError.
 
-    def __init__(self, client: Minio, bucket: str, presign_expiry_seconds: int) -> None:
-        self._client = client
-        self._bucket = bucket
-        self._expiry = timedelta(seconds=presign_expiry_seconds)
+    Presigned URLs and reads go through `faceblur.storage.Store`. The gallery needs
+    each result's date, which `Store.keys` does not give, so `page` lists through the
+    store's own minio client (keyword arguments, the store's timeouts).
+    """
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._bucket = store.settings.bucket_results
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ResultsBucket:
-        client = Minio(
-            endpoint=settings.s3_endpoint,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
-            secure=settings.s3_secure,
-            region=settings.s3_region,
-        )
-        return cls(client, settings.bucket_results, settings.presign_expiry_seconds)
+        return cls(Store(settings))
 
     def presigned_url(self, key: str) -> str:
-        try:
-            return self._client.presigned_get_object(
-                bucket_name=self._bucket, object_name=key, expires=self._expiry
-            )
-        except (MinioException, HTTPError, ValueError) as error:
-            raise UnavailableError("storage unavailable") from error
+        return self._store.result_url(key)
 
     def page(self, number: int, per_page: int) -> GalleryPage:
         """One page of results, newest first (S3 lists by key, so we sort by date)."""
         try:
             objects = [
                 obj
-                for obj in self._client.list_objects(bucket_name=self._bucket, recursive=True)
+                for obj in self._store.client.list_objects(bucket_name=self._bucket, recursive=True)
                 if not obj.is_dir and obj.object_name and is_safe_key(obj.object_name)
             ]
-        except (MinioException, HTTPError, ValueError) as error:
+        except (MinioException, HTTPError, OSError) as error:
             raise UnavailableError("storage unavailable") from error
-        objects.sort(key=lambda obj: (obj.last_modified or datetime.min, obj.object_name))
+        objects.sort(key=lambda obj: (obj.last_modified or _EPOCH, obj.object_name))
         objects.reverse()
         page_count = max(1, math.ceil(len(objects) / per_page))
         number = min(max(1, number), page_count)
@@ -110,31 +106,23 @@ class ResultsBucket:
 
     def read(self, key: str) -> StoredResult | None:
         """A result's bytes, or None when there is no such result."""
+        if not self._store.exists(self._bucket, key):
+            return None
         try:
-            response = self._client.get_object(bucket_name=self._bucket, object_name=key)
-        except MinioException as error:
-            if getattr(error, "code", "") in ("NoSuchKey", "NoSuchObject"):
-                return None
-            raise UnavailableError("storage unavailable") from error
-        except (HTTPError, ValueError) as error:
-            raise UnavailableError("storage unavailable") from error
-        try:
-            return StoredResult(
-                data=response.read(),
-                content_type=response.headers.get("Content-Type", "application/octet-stream"),
-            )
-        finally:
-            response.close()
-            response.release_conn()
+            data = self._store.read(self._bucket, key)
+        except BadRequestError:  # removed between the two calls
+            return None
+        mime_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
+        return StoredResult(data=data, content_type=mime_type)
 
     def _face_count(self, key: str) -> int | None:
         try:
-            stat = self._client.stat_object(bucket_name=self._bucket, object_name=key)
-        except (MinioException, HTTPError, ValueError):
+            stat = self._store.client.stat_object(bucket_name=self._bucket, object_name=key)
+        except (MinioException, HTTPError, OSError):
             return None
         metadata = {name.lower(): value for name, value in (stat.metadata or {}).items()}
         for name in _FACE_COUNT_METADATA:
             value = metadata.get(name)
-            if value is not None and str(value).isdigit():
+            if value is not None and str(value).strip().isdigit():
                 return int(value)
         return None
