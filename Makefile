@@ -53,3 +53,7 @@ $(S3RVER_STAMP):
 	command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm)
 	npm install --prefix $(LOCAL)/npm --no-save --no-audit --no-fund --loglevel=error s3rver@$(S3RVER_VERSION)
 	touch $@
+
+# The local stack: S3 on 127.0.0.1:9000, the function on :8080, the frontend on :5000.
+run: install
+	$(PY) functions/local/run_stack.py

@@ -13,8 +13,10 @@ Loaded by `pytest_plugins = ["stack_fixtures"]` in conftest.py. Session fixtures
   loaded. The function is at `f"{function_server}/function/faceblur"`, the async route at
   `f"{function_server}/async-function/faceblur"`.
 
-Helpers for tests that need their own server (e.g. to stop it): `start_local_s3(folder)`,
-`start_function(s3, log_path)`; both return objects with `stop()`.
+Helpers: `start_local_s3(folder)` and `start_function(s3, log_path, extra_env)` for tests
+that need a server of their own (e.g. to stop it; both return objects with `stop()`),
+`CuttingProxy` (cuts the line to the S3 server at a chosen request), `scaled_photo(entry)`
+(a faces-dev photo made small, with its boxes).
 """
 
 from __future__ import annotations
@@ -42,7 +44,25 @@ from s3_server import S3Server, free_port, start_s3_server, stop_process  # noqa
 
 from faceblur.config import LOOPBACK_CREDENTIALS, Settings, load_settings  # noqa: E402
 
+FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
 FUNCTION_READY_TIMEOUT_SECONDS = 180  # TensorFlow import and model build on a busy 2-core box
+
+
+def scaled_photo(
+    entry: dict, width: int = 480, fmt: str = "PNG"
+) -> tuple[bytes, list[tuple[int, ...]]]:
+    """A faces-dev photo scaled to `width` px in `fmt`, with its true boxes scaled alike."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(FACES_DEV / entry["image"]) as image:
+        scale = width / image.width
+        small = image.convert("RGB").resize((width, round(image.height * scale)))
+    buffer = io.BytesIO()
+    small.save(buffer, format=fmt)
+    boxes = [tuple(round(v * scale) for v in face) for face in entry["faces"]]
+    return buffer.getvalue(), boxes
 
 
 @dataclass

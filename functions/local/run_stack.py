@@ -1,0 +1,160 @@
+"""`make run`: the whole local stack on one machine, stopped cleanly by Ctrl-C.
+
+- S3: s3rver on FACEBLUR_S3_ENDPOINT (127.0.0.1:9000), objects under FACEBLUR_LOCAL_DATA
+  (.local/s3-data, kept across runs), buckets created; "put" events of the inbox are
+  POSTed to the function's async route, as MinIO's webhook would.
+- Function: the template runner on FACEBLUR_GATEWAY_URL's host and port (127.0.0.1:8080),
+  under /function/faceblur and /async-function/faceblur.
+- Frontend (when frontend/app.py exists): waitress on 127.0.0.1:FACEBLUR_FRONTEND_PORT
+  (5000), with a secret key generated for this run.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import requests
+from s3_server import ROOT, port_open, start_s3_server, stop_process, wait_for_port
+
+from faceblur.config import load_settings
+
+MODEL_TIMEOUT_SECONDS = 300
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    settings = load_settings()
+    s3_host, _, s3_port = settings.s3_endpoint.rpartition(":")
+    gateway = urlsplit(settings.gateway_url)
+    function_host, function_port = gateway.hostname or "127.0.0.1", gateway.port or 8080
+    frontend_port = int(os.environ.get("FACEBLUR_FRONTEND_PORT", "5000"))
+    data_dir = Path(os.environ.get("FACEBLUR_LOCAL_DATA", ROOT / ".local" / "s3-data"))
+    name = settings.function_name
+    function_url = f"{settings.gateway_url}/function/{name}"
+
+    for host, port, what in (
+        (function_host, function_port, "function"),
+        ("127.0.0.1", frontend_port, "frontend"),
+    ):
+        if port_open(host, port):
+            print(f"{host}:{port} ({what}) is already in use; set another port", file=sys.stderr)
+            return 1
+
+    env = {
+        **os.environ,
+        "FACEBLUR_S3_ACCESS_KEY": settings.s3_access_key,
+        "FACEBLUR_S3_SECRET_KEY": settings.s3_secret_key,
+        "PYTHONUNBUFFERED": "1",
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+    }
+    children: list[tuple[str, subprocess.Popen]] = []
+    # Ctrl-C reaches every child of the terminal's process group; SIGTERM only us.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        s3 = start_s3_server(
+            data_dir,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            buckets=(settings.bucket_inbox, settings.bucket_originals, settings.bucket_results),
+            port=int(s3_port),
+            address=s3_host,
+            webhook_url=f"{settings.gateway_url}/async-function/{name}",
+            webhook_bucket=settings.bucket_inbox,
+            output=None,
+        )
+        children.append(("s3", s3.process))
+
+        runner = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("template_runner.py")),
+                "--handler",
+                str(ROOT / "functions" / "faceblur" / "handler.py"),
+                "--name",
+                name,
+                "--host",
+                function_host,
+                "--port",
+                str(function_port),
+            ],
+            env=env,
+            cwd=ROOT,
+        )
+        children.append(("function", runner))
+        wait_for_port(function_host, function_port, runner, 120, "function runner")
+        print("waiting for the face detector to load ...", flush=True)
+        deadline = time.monotonic() + MODEL_TIMEOUT_SECONDS
+        while not requests.get(function_url, timeout=30).json().get("model_loaded"):
+            if time.monotonic() > deadline or runner.poll() is not None:
+                print("the function did not load its model; see its log above", file=sys.stderr)
+                return 1
+            time.sleep(1)
+
+        frontend_url = None
+        if (ROOT / "frontend" / "app.py").is_file():
+            frontend = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("waitress-serve")),
+                    f"--listen=127.0.0.1:{frontend_port}",
+                    "--call",
+                    "frontend.app:create_app",
+                ],
+                env={**env, "FACEBLUR_FRONTEND_SECRET_KEY": secrets.token_hex(32)},
+                cwd=ROOT,
+            )
+            children.append(("frontend", frontend))
+            wait_for_port("127.0.0.1", frontend_port, frontend, 120, "frontend")
+            frontend_url = f"http://127.0.0.1:{frontend_port}/"
+
+        print_banner(settings, function_url, frontend_url, data_dir)
+        while True:
+            for label, process in children:
+                if process.poll() is not None:
+                    print(f"{label} exited with code {process.returncode}", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\nstopping ...", flush=True)
+        return 0
+    finally:
+        for _, process in reversed(children):
+            stop_process(process)
+
+
+def print_banner(settings, function_url: str, frontend_url: str | None, data_dir: Path) -> None:
+    endpoint = settings.s3_endpoint
+    lines = [
+        "",
+        "faceblur is running (Ctrl-C stops everything):",
+        f"  function   {function_url}   (GET: info; POST: a photo)",
+        f"  async      {settings.gateway_url}/async-function/{settings.function_name}",
+        f"  S3         http://{endpoint}   buckets {settings.bucket_inbox}, "
+        f"{settings.bucket_originals}, {settings.bucket_results}; data in {data_dir}",
+    ]
+    if frontend_url:
+        lines.append(f"  web page   {frontend_url}")
+    lines += [
+        "",
+        "Try it:",
+        f"  curl -s -H 'Content-Type: image/jpeg' --data-binary @photo.jpg {function_url}",
+        f"  curl -s -H 'Accept: image/*' -F image=@photo.jpg '{function_url}?method=pixelate'"
+        " -o anonymised.jpg",
+        "A photo put into the inbox bucket is processed as a MinIO event would have it;",
+        f"the buckets are folders under {data_dir} (see README, HTTP function).",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
