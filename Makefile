@@ -40,6 +40,7 @@ test: install lint
 bench: install
 	mkdir -p bench/results
 	$(PY) bench/recall.py
+	$(PY) bench/service.py
 
 clean:
 	rm -rf $(VENV) $(LOCAL) .pytest_cache .ruff_cache
