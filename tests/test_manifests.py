@@ -422,6 +422,49 @@ def check_frontend(docs: list[Doc]) -> list[str]:
     return problems
 
 
+def check_frontend_image(docs: list[Doc], dockerfile: str) -> list[str]:
+    """frontend/Dockerfile exposes the port the Deployment declares and runs as its user."""
+    deployment = find(docs, "Deployment", "faceblur-frontend", "faceblur")
+    if deployment is None:
+        return ["frontend Deployment missing"]
+    spec = deployment["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    declared = {p["containerPort"] for p in container.get("ports", [])}
+    exposed = {int(p.split("/")[0]) for p in re.findall(r"^EXPOSE\s+(\S+)", dockerfile, re.M)}
+    problems = []
+    if not exposed or not exposed <= declared:
+        problems.append(
+            f"Dockerfile EXPOSE {sorted(exposed)} is not the container port {sorted(declared)}"
+        )
+    users = re.findall(r"^USER\s+(\S+)", dockerfile, re.M)
+    uid = container.get("securityContext", {}).get(
+        "runAsUser", spec.get("securityContext", {}).get("runAsUser")
+    )
+    if not users or users[-1].split(":")[0] != str(uid):
+        problems.append(f"Dockerfile USER {users[-1:] or 'none'} is not runAsUser {uid}")
+    return problems
+
+
+def check_readme(readme: str, created: list[dict[str, Any]], docs: list[Doc]) -> list[str]:
+    """The deploy section's commands name what the manifests and the script use."""
+    section = readme.split("<!-- section: deploy -->", 1)[-1].split("\n## Layout", 1)[0]
+    problems = []
+    if f"--kubernetes-version=v{KUBERNETES_VERSION}" not in section:
+        problems.append(f"README does not start Minikube with Kubernetes {KUBERNETES_VERSION}")
+    shown = set(re.findall(r"kubectl create secret generic (\S+) -n (\S+)", section))
+    made = {(s["name"], s["namespace"]) for s in created}
+    if shown != made:
+        problems.append(f"README shows secrets {sorted(shown)}, the script makes {sorted(made)}")
+    for command in ("kubectl apply -k k8s/", "faas-cli deploy -f stack.yml"):
+        if command not in section:
+            problems.append(f"README lacks `{command}`")
+    service = find(docs, "Service", "faceblur-frontend", "faceblur")
+    node_ports = {str(p.get("nodePort")) for p in service["spec"]["ports"]} if service else set()
+    if not any(f"NodePort {port}" in section for port in node_ports):
+        problems.append(f"README does not give the frontend's NodePort {node_ports}")
+    return problems
+
+
 def check_notification(docs: list[Doc], stack: Doc) -> list[str]:
     """MinIO's webhook targets the gateway's async route of a function stack.yml defines,
     and the Job registers the same target ID on the inbox bucket."""
@@ -584,6 +627,34 @@ def test_manifests_are_consistent(name: str, manifests: list[Doc]) -> None:
 @pytest.mark.parametrize("name", STACK_CHECKS)
 def test_manifests_agree_with_stack_yml(name: str, manifests: list[Doc], stack: Doc) -> None:
     assert STACK_CHECKS[name](manifests, stack) == []
+
+
+def test_frontend_image_matches_its_deployment(manifests: list[Doc]) -> None:
+    dockerfile = ROOT / "frontend" / "Dockerfile"
+    assert dockerfile.is_file(), "frontend/Dockerfile is missing"
+    assert check_frontend_image(manifests, dockerfile.read_text()) == []
+
+
+def test_readme_deploy_commands_match(
+    manifests: list[Doc], created_secrets: list[dict[str, Any]]
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert check_readme(readme, created_secrets, manifests) == []
+
+
+def test_image_and_readme_checks_catch_drift(
+    manifests: list[Doc], created_secrets: list[dict[str, Any]]
+) -> None:
+    good = "FROM python:3.11-slim\nUSER 10001\nEXPOSE 5000\n"
+    assert check_frontend_image(manifests, good) == []
+    assert "EXPOSE" in " ".join(check_frontend_image(manifests, good.replace("5000", "8000")))
+    assert "USER" in " ".join(check_frontend_image(manifests, good.replace("10001", "app")))
+    readme = (ROOT / "README.md").read_text()
+    assert check_readme(readme, created_secrets, manifests) == []
+    dropped = readme.replace("kubectl create secret generic faceblur-frontend -n", "# -n")
+    assert "faceblur-frontend" in " ".join(check_readme(dropped, created_secrets, manifests))
+    older = readme.replace(f"v{KUBERNETES_VERSION}", "v1.30.0")
+    assert KUBERNETES_VERSION in " ".join(check_readme(older, created_secrets, manifests))
 
 
 def test_every_secret_read_is_created_and_shared(
