@@ -422,6 +422,31 @@ def check_frontend(docs: list[Doc]) -> list[str]:
     return problems
 
 
+def check_minio_storage(docs: list[Doc]) -> list[str]:
+    """MinIO keeps its objects and its undelivered events on the persistent volume."""
+    minio = find(docs, "Deployment", "minio", "faceblur")
+    if minio is None:
+        return ["no MinIO Deployment"]
+    spec = minio["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    claims = {v["name"] for v in spec.get("volumes", []) if "persistentVolumeClaim" in v}
+    persistent = [
+        m["mountPath"]
+        for m in container.get("volumeMounts", [])
+        if m["name"] in claims and not m.get("subPath")
+    ]
+    args = container.get("args", [])
+    drive = args[args.index("server") + 1] if "server" in args else ""
+    queues = [v for k, v in minio_env(docs).items() if k.startswith(WEBHOOK_ENV + "QUEUE_DIR_")]
+    problems = []
+    for what, path in [("objects", drive)] + [("event queue", q) for q in queues]:
+        if not any(str(path).startswith(mount.rstrip("/") + "/") for mount in persistent):
+            problems.append(f"MinIO's {what} at {path!r} are not on a persistent volume")
+    if not queues:
+        problems.append("MinIO has no event queue dir: events are lost while the gateway is down")
+    return problems
+
+
 def check_frontend_image(docs: list[Doc], dockerfile: str) -> list[str]:
     """frontend/Dockerfile exposes the port the Deployment declares and runs as its user."""
     deployment = find(docs, "Deployment", "faceblur-frontend", "faceblur")
@@ -611,6 +636,7 @@ CHECKS: dict[str, Callable[..., list[str]]] = {
     "probes and limits": check_probes_and_limits,
     "non-root": check_non_root,
     "frontend ports": check_frontend,
+    "MinIO storage": check_minio_storage,
 }
 STACK_CHECKS: dict[str, Callable[..., list[str]]] = {
     "notification": check_notification,
@@ -780,6 +806,18 @@ BREAKAGES: dict[str, tuple[str, Callable[[list[Doc], Doc], None], str]] = {
             path="/health"
         ),
         "/health",
+    ),
+    "objects in the container": (
+        "MinIO storage",
+        lambda d, s: _container(d, "minio")["args"].__setitem__(1, "/export"),
+        "/export",
+    ),
+    "event queue lost on restart": (
+        "MinIO storage",
+        lambda d, s: _minio_env(d, "MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_FACEBLUR").update(
+            value="/tmp/events"
+        ),
+        "event queue",
     ),
     "webhook to another function": (
         "notification",
