@@ -301,11 +301,8 @@ def _outcome(answer: dict[str, Any], user_name: str | None, method: str, shape: 
 
 def _result_key(answer: dict[str, Any]) -> str | None:
     """The results-bucket key in the function's answer, if it is one we trust."""
-    keys = answer.get("keys") if isinstance(answer.get("keys"), dict) else {}
-    for candidate in (keys.get("result"), answer.get("result_key")):
-        if isinstance(candidate, str) and is_safe_key(candidate):
-            return candidate
-    return None
+    candidate = answer.get("result_key")
+    return candidate if isinstance(candidate, str) and is_safe_key(candidate) else None
 
 
 def _whole(value: object) -> int | None:

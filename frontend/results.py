@@ -20,8 +20,9 @@ from faceblur.storage import Store
 
 from .safety import is_safe_key
 
-# Object metadata names the function may use for the number of faces it found.
-_FACE_COUNT_METADATA = ("x-amz-meta-faces", "x-amz-meta-face-count", "x-amz-meta-face_count")
+# The function stores the number of faces it found as the result's user metadata
+# `faceblur-faces` (functions/faceblur/handler.py).
+_FACE_COUNT_METADATA = ("x-amz-meta-faceblur-faces",)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -12,6 +12,7 @@
   const input = document.getElementById("photos");
   const dropzone = document.getElementById("dropzone");
   const queueList = document.getElementById("queue");
+  const queueHeading = document.getElementById("queue-heading");
   const formMessage = document.getElementById("form-message");
   const results = document.getElementById("results");
   const resultList = document.getElementById("result-list");
@@ -53,6 +54,9 @@
 
   function renderQueue() {
     queueList.replaceChildren();
+    queueHeading.hidden = queued.length === 0;
+    queueHeading.textContent =
+      queued.length === 1 ? "1 photo ready to send:" : queued.length + " photos ready to send:";
     queued.forEach(function (file, index) {
       const item = document.createElement("li");
       item.textContent = file.name + " (" + humanBytes(file.size) + ") ";

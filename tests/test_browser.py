@@ -1,0 +1,303 @@
+"""The web page in a real browser (Debian chromium driven by Playwright) on the real stack.
+
+The S3 server and the function are the session fixtures of tests/stack_fixtures.py;
+the frontend runs under waitress in a subprocess, as in its container. Each test
+saves a screenshot under its temporary folder.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urljoin
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+from playwright.sync_api import expect, sync_playwright
+
+# The s3_server and function_server fixtures come from stack_fixtures via conftest.py.
+from stack_fixtures import free_port, stop_process
+
+ROOT = Path(__file__).resolve().parents[1]
+FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+# Smaller than the function's limit so the too-large case needs only a small file.
+FRONTEND_MAX_BYTES = 2 * 1024 * 1024
+RESULT_TIMEOUT_MS = 150_000  # detection on a busy 2-core machine, plus a cold model
+PHONE = {"width": 390, "height": 844}
+
+
+def portraits_with_large_faces(count: int) -> list[dict]:
+    """Annotated photos whose every face is at least 150 px high, in a fixed order."""
+    annotations = json.loads((FACES_DEV / "annotations.json").read_text())
+    chosen = [
+        entry
+        for entry in sorted(annotations, key=lambda e: e["image"])
+        if 1 <= len(entry["faces"]) <= 2
+        and min(h for _, _, _, h in entry["faces"]) >= 150
+        and not entry.get("ignore")
+    ]
+    assert len(chosen) >= count, "faces-dev holds photos with large faces"
+    return chosen[:count]
+
+
+@pytest.fixture(scope="module")
+def frontend_url(s3_server, function_server, tmp_path_factory) -> Iterator[str]:
+    """The frontend under waitress, configured like the cluster's: gateway URL, S3, secret."""
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("frontend") / "waitress.log"
+    env = {
+        **os.environ,
+        **s3_server.env,
+        "FACEBLUR_GATEWAY_URL": function_server,
+        "FACEBLUR_FRONTEND_SECRET_KEY": "browser-test-secret",
+        "FACEBLUR_MAX_BYTES": str(FRONTEND_MAX_BYTES),
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("FLASK_DEBUG", None)
+    command = [
+        sys.executable,
+        "-m",
+        "waitress",
+        "--listen",
+        f"127.0.0.1:{port}",
+        "--call",
+        "frontend.app:create_app",
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"frontend exited early:\n{log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"frontend not up in time:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        stop_process(process)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser, request, tmp_path) -> Iterator[object]:
+    viewport = getattr(request, "param", None) or {"width": 1280, "height": 900}
+    context = browser.new_context(viewport=viewport, accept_downloads=True)
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        yield opened
+    finally:
+        opened.screenshot(path=str(tmp_path / "screenshot.png"), full_page=True)
+        context.close()
+    assert errors == [], f"script errors on the page: {errors}"
+
+
+def pixels(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.int16)
+
+
+def inside(box: list[float], shrink: float = 0.25) -> tuple[slice, slice]:
+    """The central part of an annotated face box, as array slices."""
+    x, y, w, h = box
+    return (
+        slice(int(y + h * shrink), int(y + h * (1 - shrink))),
+        slice(int(x + w * shrink), int(x + w * (1 - shrink))),
+    )
+
+
+def wait_for_cards(page, count: int) -> None:
+    """Until `count` photos are finished, well or not (expect polls without eval: CSP)."""
+    expect(page.locator(".card.done, .card.failed")).to_have_count(count, timeout=RESULT_TIMEOUT_MS)
+
+
+def send(page, frontend_url: str, files: list[Path], method: str | None = None) -> None:
+    page.goto(frontend_url)
+    page.set_input_files("#photos", [str(f) for f in files])
+    if method:
+        page.get_by_label(method.capitalize(), exact=False).first.check()
+    page.get_by_role("button", name="Make faces unrecognisable").click()
+
+
+def test_one_photo_is_anonymised_and_shown_before_and_after(page, frontend_url, tmp_path):
+    photo = portraits_with_large_faces(1)[0]
+    path = FACES_DEV / photo["image"]
+    send(page, frontend_url, [path], method="pixelate")
+    wait_for_cards(page, 1)
+    card = page.locator(".card").first
+    assert "done" in card.get_attribute("class"), card.inner_text()
+
+    count = int(card.locator(".card-faces").get_attribute("data-count"))
+    assert count >= len(photo["faces"])
+    assert "face" in card.locator(".card-faces").inner_text()
+
+    # The result loads in the page at the photo's own size...
+    result = card.locator("img.result")
+    result.evaluate("img => img.decode()")
+    size = result.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+    assert size == [photo["width"], photo["height"]]
+    # ...and differs from the original inside every known face, far more than elsewhere.
+    before = pixels(path.read_bytes())
+    after = pixels(requests.get(result.get_attribute("src"), timeout=10).content)
+    assert after.shape == before.shape
+    difference = np.abs(after - before).mean(axis=2)
+    for box in photo["faces"]:
+        face_change = difference[inside(box)].mean()
+        assert face_change > 4 * max(difference.mean(), 1.0), (box, face_change)
+
+    # The outline toggle draws one shape per anonymised region over both images.
+    outlines = card.locator("svg.outline").first
+    assert not outlines.is_visible()
+    card.get_by_label("Outline the hidden areas").check()
+    assert outlines.is_visible()
+    assert card.locator("svg.outline").nth(1).locator("ellipse, rect").count() == count
+
+    # The download is the same anonymised image, under the person's own (safe) name.
+    with page.expect_download() as download_info:
+        card.get_by_role("link", name="Download").click()
+    download = download_info.value
+    assert download.suggested_filename == f"{path.stem}-anonymised.jpg"
+    assert (
+        Path(download.path()).read_bytes()
+        == requests.get(result.get_attribute("src"), timeout=10).content
+    )
+
+
+def test_two_photos_at_once_and_download_all(page, frontend_url):
+    photos = portraits_with_large_faces(2)
+    paths = [FACES_DEV / p["image"] for p in photos]
+    send(page, frontend_url, paths)
+    # Both are listed with their own progress before any result arrives.
+    assert page.locator(".card").count() == 2
+    wait_for_cards(page, 2)
+    cards = page.locator(".card")
+    for index, photo in enumerate(photos):
+        card = cards.nth(index)
+        assert "done" in card.get_attribute("class"), card.inner_text()
+        assert card.locator(".card-name").inner_text() == paths[index].name
+        faces = int(card.locator(".card-faces").get_attribute("data-count"))
+        assert faces >= len(photo["faces"])
+        assert card.locator("img.original").evaluate("img => img.decode().then(() => true)")
+
+    link = page.get_by_role("link", name="Download all 2 (zip)")
+    assert link.is_visible()
+    archive = requests.get(urljoin(frontend_url, link.get_attribute("href")), timeout=30)
+    assert archive.status_code == 200
+    names = sorted(zipfile.ZipFile(io.BytesIO(archive.content)).namelist())
+    assert names == sorted(f"{p.stem}-anonymised.jpg" for p in paths)
+
+
+def test_a_text_file_gets_a_plain_error_sent_with_the_keyboard(page, frontend_url, tmp_path):
+    note = tmp_path / "notes.txt"
+    note.write_text("this is not a photo\n" * 20)
+    page.goto(frontend_url)
+    page.set_input_files("#photos", str(note))
+    # Keyboard only: Tab through the controls to the button and press Enter.
+    reached = []
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.id"))
+        if reached[-1] == "send":
+            break
+    assert "photos" in reached and "send" in reached
+    assert any(r.startswith("method-") for r in reached)
+    page.keyboard.press("Enter")
+    wait_for_cards(page, 1)
+    error = page.locator(".card-error")
+    assert error.is_visible()
+    assert "not a photo we can read" in error.inner_text()
+    assert "Traceback" not in page.content()
+
+
+def test_too_large_photo_is_refused_before_upload_with_the_limit(page, frontend_url, tmp_path):
+    big = tmp_path / "huge.jpg"
+    big.write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(FRONTEND_MAX_BYTES))
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+    page.goto(frontend_url)
+    page.set_input_files("#photos", str(big))
+    message = page.locator("#form-message")
+    assert message.is_visible()
+    assert "huge.jpg is too large" in message.inner_text()
+    assert "The limit is 2 MB" in message.inner_text()
+    page.get_by_role("button", name="Make faces unrecognisable").click()
+    assert "choose at least one photo" in message.inner_text()
+    assert posts == []  # nothing was sent
+
+
+def test_gallery_shows_the_result_newest_first(page, frontend_url, function_server):
+    photo = portraits_with_large_faces(3)[2]
+    data = (FACES_DEV / photo["image"]).read_bytes()
+    answer = requests.post(
+        f"{function_server}/function/faceblur",
+        data=data,
+        headers={"Content-Type": "image/jpeg"},
+        params={"method": "solid"},
+        timeout=RESULT_TIMEOUT_MS / 1000,
+    ).json()
+    page.goto(frontend_url)
+    page.get_by_role("link", name="Gallery").click()
+    assert page.get_by_role("heading", level=1).inner_text().startswith("Gallery")
+    first = page.locator(".gallery-item").first
+    # Just made, so it is the newest: first on the first page.
+    assert first.get_attribute("data-key") == answer["result_key"]
+    thumb = first.locator("img.thumb")
+    thumb.scroll_into_view_if_needed()
+    assert thumb.evaluate("img => img.decode().then(() => img.naturalWidth)") == photo["width"]
+    faces = len(answer["faces"])
+    expected = "1 face found" if faces == 1 else f"{faces} faces found"
+    assert expected in first.inner_text()
+    assert first.locator("time").get_attribute("datetime")
+    # Nothing on the page points at the originals bucket.
+    assert "/originals/" not in page.content()
+
+
+@pytest.mark.parametrize("page", [PHONE], indirect=True)
+def test_phone_width_page_fits_and_compares_side_by_side(page, frontend_url):
+    photo = portraits_with_large_faces(1)[0]
+    send(page, frontend_url, [FACES_DEV / photo["image"]])
+    wait_for_cards(page, 1)
+    page.locator("img.result").evaluate("img => img.decode()")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], "no sideways scrolling at phone width"
+    before = page.locator(".compare figure").nth(0).bounding_box()
+    after = page.locator(".compare figure").nth(1).bounding_box()
+    assert abs(before["y"] - after["y"]) < 2 and after["x"] > before["x"]
+    assert after["x"] + after["width"] <= PHONE["width"]
+    for control in ("#photos", "#send", "input[name=method]"):
+        assert page.locator(control).first.bounding_box()["width"] > 0
