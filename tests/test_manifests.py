@@ -689,6 +689,140 @@ def test_every_secret_read_is_created_and_shared(
     assert check_secrets_created(manifests, stack, created_secrets) == []
 
 
+# ----------------------------------------------------------------------------- the Job's script
+
+FAKE_MC = """#!/usr/bin/env python3
+# Stand-in for MinIO's mc: records each call; `admin info` fails the first
+# MC_INFO_FAILURES times (MinIO still starting); `admin policy attach` fails as mc
+# does when MC_ALREADY_ATTACHED is set (a second run of the Job).
+import json, os, sys
+args = sys.argv[1:]
+if args[:1] == ["--config-dir"]:
+    args = args[2:]
+record = {"args": args}
+if args[:3] == ["admin", "policy", "create"]:
+    record["policy"] = json.load(open(args[-1]))
+with open(os.environ["MC_LOG"], "a") as log:
+    log.write(json.dumps(record) + "\\n")
+if args[:2] == ["admin", "info"]:
+    counter = os.environ["MC_LOG"] + ".info"
+    seen = int(open(counter).read()) if os.path.exists(counter) else 0
+    open(counter, "w").write(str(seen + 1))
+    if seen < int(os.environ.get("MC_INFO_FAILURES", "0")):
+        sys.exit(1)
+if args[:3] == ["admin", "policy", "attach"] and os.environ.get("MC_ALREADY_ATTACHED"):
+    print("mc: <ERROR> policy change is already in effect", file=sys.stderr)
+    sys.exit(1)
+"""
+
+
+def run_job_script(
+    docs: list[Doc], tmp_path: Path, **overrides: str
+) -> tuple[subprocess.CompletedProcess, list[dict[str, Any]]]:
+    """Run the Job's script with its real environment (ConfigMaps resolved, secrets
+    given placeholder values) against a recording stand-in for `mc`."""
+    job = next(d for d in docs if d["kind"] == "Job")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    env = {
+        k: v if v is not None else f"placeholder-{k.lower()}"
+        for k, v in container_env(docs, job, container).items()
+    }
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, text in {"mc": FAKE_MC, "sleep": '#!/bin/sh\necho sleep >> "$MC_LOG"\n'}.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    log = tmp_path / "mc.log"
+    log.unlink(missing_ok=True)
+    Path(f"{log}.info").unlink(missing_ok=True)
+    env |= {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "MC_LOG": str(log),
+        "TMPDIR": str(tmp_path),
+        **overrides,
+    }
+    command = container["command"] + [container["args"][0]]
+    assert command[:2] == ["/bin/sh", "-c"]
+    done = subprocess.run(["sh", *command[1:]], env=env, capture_output=True, text=True, timeout=60)
+    lines = log.read_text().splitlines() if log.exists() else []
+    return done, [json.loads(line) if line != "sleep" else {"args": ["sleep"]} for line in lines]
+
+
+def test_bucket_job_waits_for_minio_then_sets_everything_up(
+    manifests: list[Doc], tmp_path: Path
+) -> None:
+    done, calls = run_job_script(manifests, tmp_path, MC_INFO_FAILURES="2")
+    assert done.returncode == 0, done.stderr
+    args = [c["args"] for c in calls]
+    settings = config_maps(manifests, "faceblur")["faceblur-config"]
+    setup = config_maps(manifests, "faceblur")["faceblur-bucket-setup"]
+    buckets = [settings[f"FACEBLUR_BUCKET_{b}"] for b in ("INBOX", "ORIGINALS", "RESULTS")]
+    # Two failed probes of MinIO, two pauses, then the work.
+    assert [a[:2] for a in args].count(["admin", "info"]) == 3
+    assert args.count(["sleep"]) == 2
+    first_bucket_call = args.index(["mb", "--ignore-existing", f"store/{buckets[0]}"])
+    assert first_bucket_call > max(i for i, a in enumerate(args) if a == ["sleep"])
+    for bucket in buckets:
+        assert ["mb", "--ignore-existing", f"store/{bucket}"] in args
+        assert ["anonymous", "set", "none", f"store/{bucket}"] in args
+        assert [
+            "ilm",
+            "rule",
+            "add",
+            "--expire-days",
+            setup["RETENTION_DAYS"],
+            f"store/{bucket}",
+        ] in args
+    policy = next(c["policy"] for c in calls if "policy" in c)
+    resources = {r for statement in policy["Statement"] for r in statement["Resource"]}
+    assert resources == {f"arn:aws:s3:::{b}" for b in buckets} | {
+        f"arn:aws:s3:::{b}/*" for b in buckets
+    }
+    assert [
+        "admin",
+        "user",
+        "add",
+        "store",
+        "placeholder-app_access_key",
+        "placeholder-app_secret_key",
+    ] in args
+    assert [
+        "event",
+        "add",
+        f"store/{buckets[0]}",
+        f"arn:minio:sqs::{setup['WEBHOOK_ID']}:webhook",
+        "--event",
+        "put",
+        "--ignore-existing",
+    ] in args
+    # Only the inbox notifies: results never trigger the function again.
+    assert [a for a in args if a[:2] == ["event", "add"]] == [
+        [
+            "event",
+            "add",
+            f"store/{buckets[0]}",
+            f"arn:minio:sqs::{setup['WEBHOOK_ID']}:webhook",
+            "--event",
+            "put",
+            "--ignore-existing",
+        ]
+    ]
+
+
+def test_bucket_job_runs_again_without_error(manifests: list[Doc], tmp_path: Path) -> None:
+    done, _ = run_job_script(manifests, tmp_path, MC_ALREADY_ATTACHED="1")
+    assert done.returncode == 0, done.stderr
+
+
+def test_bucket_job_gives_up_when_minio_never_answers(manifests: list[Doc], tmp_path: Path) -> None:
+    done, calls = run_job_script(manifests, tmp_path, MC_INFO_FAILURES="99", WAIT_ATTEMPTS="3")
+    assert done.returncode == 1
+    assert "did not answer after 3 attempts" in done.stderr
+    args = [c["args"] for c in calls]
+    assert args.count(["sleep"]) == 2
+    assert not [a for a in args if a[:1] == ["mb"]]
+
+
 # ----------------------------------------------------------------------------- the checks can fail
 
 
