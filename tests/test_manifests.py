@@ -480,7 +480,14 @@ def check_readme(readme: str, created: list[dict[str, Any]], docs: list[Doc]) ->
     made = {(s["name"], s["namespace"]) for s in created}
     if shown != made:
         problems.append(f"README shows secrets {sorted(shown)}, the script makes {sorted(made)}")
-    for command in ("kubectl apply -k k8s/", "faas-cli deploy -f stack.yml"):
+    frontend = find(docs, "Deployment", "faceblur-frontend", "faceblur")
+    image = frontend["spec"]["template"]["spec"]["containers"][0]["image"] if frontend else ""
+    for command in (
+        "kubectl apply -k k8s/",
+        "faas-cli up -f stack.yml",
+        f"docker build -t {image} -f frontend/Dockerfile .",
+        f"docker push {image}",
+    ):
         if command not in section:
             problems.append(f"README lacks `{command}`")
     service = find(docs, "Service", "faceblur-frontend", "faceblur")
@@ -679,6 +686,10 @@ def test_image_and_readme_checks_catch_drift(
     assert check_readme(readme, created_secrets, manifests) == []
     dropped = readme.replace("kubectl create secret generic faceblur-frontend -n", "# -n")
     assert "faceblur-frontend" in " ".join(check_readme(dropped, created_secrets, manifests))
+    renamed = readme.replace(
+        "docker build -t localhost:5000/faceblur-frontend:", "docker build -t x:"
+    )
+    assert "docker build" in " ".join(check_readme(renamed, created_secrets, manifests))
     older = readme.replace(f"v{KUBERNETES_VERSION}", "v1.30.0")
     assert KUBERNETES_VERSION in " ".join(check_readme(older, created_secrets, manifests))
 

@@ -103,7 +103,11 @@ def check_template(stack: Doc) -> list[str]:
     }
     if not str(sources.get(function.get("lang"), "")).startswith("https://"):
         problems.append(f"no template source for {function.get('lang')!r} to pull")
+    # faas-cli substitutes ${VAR:-default} from the environment; the default must build.
     image = str(function.get("image", ""))
+    if re.search(r"\$\{\w+\}", image):
+        problems.append(f"image {image!r} uses a variable without a default")
+    image = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", image)
     if ":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest"):
         problems.append(f"image {image!r} has no fixed tag")
     if stack.get("provider", {}).get("name") != "openfaas":
@@ -340,6 +344,11 @@ BREAKAGES: dict[str, tuple[str, Callable[[Doc], object], str]] = {
         "template",
         lambda s: _fn(s).update(image="faceblur/faceblur:latest"),
         "tag",
+    ),
+    "registry without default": (
+        "template",
+        lambda s: _fn(s).update(image="${FACEBLUR_REGISTRY}/faceblur:0.1.0"),
+        "without a default",
     ),
     "handler moved": (
         "handler folder",
