@@ -51,6 +51,35 @@ PIP_FILE_OPTIONS = (
     "--pre",
 )
 
+# The fields faas-cli's stack schema knows (its `stack` package): anything else, such
+# as a misspelt `limit:`, it silently ignores.
+STACK_FIELDS = {"version", "provider", "functions", "configuration"}
+PROVIDER_FIELDS = {"name", "gateway", "network"}
+CONFIGURATION_FIELDS = {"templates", "copy"}
+FUNCTION_FIELDS = {
+    "lang",
+    "handler",
+    "image",
+    "registry_auth",
+    "fprocess",
+    "environment",
+    "secrets",
+    "skip_build",
+    "constraints",
+    "environment_file",
+    "labels",
+    "limits",
+    "requests",
+    "readonly_root_filesystem",
+    "build_options",
+    "build_args",
+    "build_secrets",
+    "platforms",
+    "annotations",
+    "namespace",
+}
+RESOURCE_FIELDS = {"memory", "cpu"}
+
 Doc = dict[str, Any]
 
 
@@ -91,6 +120,28 @@ def quantity_bytes(quantity: str) -> float:
 
 
 # ----------------------------------------------------------------------------- checks
+
+
+def check_known_fields(stack: Doc) -> list[str]:
+    """Only fields faas-cli reads: a misspelt one would be dropped without a word."""
+    problems = [f"unknown top-level field {k!r}" for k in stack.keys() - STACK_FIELDS]
+    problems += [
+        f"unknown provider field {k!r}" for k in stack.get("provider", {}).keys() - PROVIDER_FIELDS
+    ]
+    problems += [
+        f"unknown configuration field {k!r}"
+        for k in stack.get("configuration", {}).keys() - CONFIGURATION_FIELDS
+    ]
+    for name, function in stack.get("functions", {}).items():
+        problems += [f"{name}: unknown field {k!r}" for k in function.keys() - FUNCTION_FIELDS]
+        for kind in ("limits", "requests"):
+            problems += [
+                f"{name}.{kind}: unknown field {k!r}"
+                for k in function.get(kind, {}).keys() - RESOURCE_FIELDS
+            ]
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?", name):
+            problems.append(f"function name {name!r} is not a DNS label")
+    return problems
 
 
 def check_template(stack: Doc) -> list[str]:
@@ -293,6 +344,7 @@ def check_scaling(stack: Doc) -> list[str]:
 
 
 CHECKS: dict[str, Callable[[Doc], list[str]]] = {
+    "known fields": check_known_fields,
     "template": check_template,
     "handler folder": check_handler_folder,
     "requirements": check_requirements,
@@ -334,6 +386,16 @@ def _fn(stack: Doc) -> Doc:
 
 # name -> (the check that must catch it, how to break a copy, a word the problem names)
 BREAKAGES: dict[str, tuple[str, Callable[[Doc], object], str]] = {
+    "misspelt field": (
+        "known fields",
+        lambda s: _fn(s).__setitem__("limit", {"memory": "3Gi"}),
+        "limit",
+    ),
+    "misspelt resource": (
+        "known fields",
+        lambda s: _fn(s)["requests"].__setitem__("mem", "1Gi"),
+        "mem",
+    ),
     "Alpine template": ("template", lambda s: _fn(s).update(lang="python3-http"), "lang"),
     "template not pullable": (
         "template",
