@@ -447,6 +447,39 @@ def check_minio_storage(docs: list[Doc]) -> list[str]:
     return problems
 
 
+def check_frontend_settings(docs: list[Doc], secrets_dir: Path) -> list[str]:
+    """The frontend's ConfigMap and mounted secret files give settings the code accepts,
+    with its own session key and the S3 key pair read from the files."""
+    deployment = find(docs, "Deployment", "faceblur-frontend", "faceblur")
+    if deployment is None:
+        return ["frontend Deployment missing"]
+    spec = deployment["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    environment = {k: v for k, v in container_env(docs, deployment, container).items() if v}
+    mounted = {
+        m["name"] for m in container.get("volumeMounts", []) if m["mountPath"] == config.SECRETS_DIR
+    }
+    for volume in spec.get("volumes", []):
+        if volume["name"] not in mounted:
+            continue
+        for source in [volume] + volume.get("projected", {}).get("sources", []):
+            for item in source.get("secret", {}).get("items", []):
+                (secrets_dir / item["path"]).write_text(f"value-of-{item['path']}")
+    try:
+        settings = config.load_settings(environ=environment, secrets_dir=secrets_dir)
+    except config.ConfigError as e:
+        return [f"faceblur.config rejects the frontend's configuration: {e}"]
+    finally:
+        for path in secrets_dir.iterdir():
+            path.unlink()
+    problems = []
+    if settings.frontend_secret_key != "value-of-faceblur-frontend-secret-key":
+        problems.append("the frontend gets no faceblur-frontend-secret-key file")
+    if settings.s3_access_key != "value-of-faceblur-s3-access-key":
+        problems.append("the frontend's S3 access key does not come from its secret file")
+    return problems
+
+
 def check_frontend_image(docs: list[Doc], dockerfile: str) -> list[str]:
     """frontend/Dockerfile exposes the port the Deployment declares and runs as its user."""
     deployment = find(docs, "Deployment", "faceblur-frontend", "faceblur")
@@ -660,6 +693,23 @@ def test_manifests_are_consistent(name: str, manifests: list[Doc]) -> None:
 @pytest.mark.parametrize("name", STACK_CHECKS)
 def test_manifests_agree_with_stack_yml(name: str, manifests: list[Doc], stack: Doc) -> None:
     assert STACK_CHECKS[name](manifests, stack) == []
+
+
+def test_frontend_configuration_loads_as_the_code_reads_it(
+    manifests: list[Doc], tmp_path: Path
+) -> None:
+    assert check_frontend_settings(manifests, tmp_path) == []
+    without_key = copy.deepcopy(manifests)
+    volume = next(
+        v for v in _pod(without_key, "faceblur-frontend")["volumes"] if v["name"] == "secrets"
+    )
+    volume["projected"]["sources"].pop()  # the faceblur-frontend Secret
+    assert "faceblur-frontend-secret-key" in " ".join(
+        check_frontend_settings(without_key, tmp_path)
+    )
+    bad_value = copy.deepcopy(manifests)
+    _config(bad_value)["FACEBLUR_S3_SECURE"] = "maybe"
+    assert "FACEBLUR_S3_SECURE" in " ".join(check_frontend_settings(bad_value, tmp_path))
 
 
 def test_frontend_image_matches_its_deployment(manifests: list[Doc]) -> None:
