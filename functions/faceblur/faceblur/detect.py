@@ -16,7 +16,6 @@ overlapping candidates form one face whose score rises when both networks agree.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -124,23 +123,34 @@ def resize_to(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, size, interpolation=interpolation)
 
 
-def tile_windows(width: int, height: int, tile: int, overlap: int) -> Iterator[Box]:
-    """Overlapping windows (x, y, w, h) of at most `tile` px that cover the whole image.
+def tile_windows(width: int, height: int, max_area: float, overlap: int) -> list[Box]:
+    """The fewest overlapping windows (x, y, w, h) of at most `max_area` px that cover the image.
 
     Neighbouring windows share `overlap` px, so a face smaller than that lies whole
-    inside at least one window.
+    inside at least one window. Windows are as even as possible.
     """
-    step = max(1, tile - overlap)
+    best: tuple[int, int, int, int] | None = None  # (count, covered area, columns, rows)
+    for columns in range(1, 65):
+        for rows in range(1, 65):
+            tile_w = math.ceil((width + (columns - 1) * overlap) / columns)
+            tile_h = math.ceil((height + (rows - 1) * overlap) / rows)
+            if tile_w * tile_h > max_area and (tile_w > overlap or tile_h > overlap):
+                continue
+            key = (columns * rows, columns * rows * tile_w * tile_h, columns, rows)
+            if best is None or key < best:
+                best = key
+            break  # more rows only add windows
+    if best is None:
+        raise ValueError(f"cannot tile {width}x{height} with windows of {max_area} px")
+    _, _, columns, rows = best
 
-    def starts(length: int) -> list[int]:
-        if length <= tile:
-            return [0]
-        count = math.ceil((length - tile) / step) + 1
-        return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+    def spans(length: int, count: int) -> list[tuple[int, int]]:
+        size = min(length, math.ceil((length + (count - 1) * overlap) / count))
+        if count == 1:
+            return [(0, length)]
+        return [(round(i * (length - size) / (count - 1)), size) for i in range(count)]
 
-    for y in starts(height):
-        for x in starts(width):
-            yield x, y, min(tile, width - x), min(tile, height - y)
+    return [(x, y, w, h) for y, h in spans(height, rows) for x, w in spans(width, columns)]
 
 
 # --------------------------------------------------------------------------- CenterFace
@@ -353,10 +363,9 @@ def to_faces(
     """Faces with integer boxes clipped to the image; empty boxes are dropped."""
     faces = []
     for box, score, marks in zip(boxes, scores, landmarks, strict=True):
-        x1 = int(np.clip(np.floor(box[0]), 0, width))
-        y1 = int(np.clip(np.floor(box[1]), 0, height))
-        x2 = int(np.clip(np.ceil(box[2]), 0, width))
-        y2 = int(np.clip(np.ceil(box[3]), 0, height))
+        x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+        x1, x2 = min(max(x1, 0), width), min(max(x2, 0), width)
+        y1, y2 = min(max(y1, 0), height), min(max(y2, 0), height)
         if x2 <= x1 or y2 <= y1:
             continue
         named = {}
@@ -387,7 +396,7 @@ class DetectorSettings:
     centerface_threshold: float = 0.05  # candidates below this are never considered
     shrink: float | None = 0.5  # extra pass at this scale for large close-ups (None: off)
     zoom: float | None = 2.0  # zoom pass for small faces (None: off)
-    zoom_tile: int = 1024  # zoomed pixels per tile side: bounds memory on big photos
+    zoom_tile_pixels: int = 2_400_000  # zoomed pixels per tile: bounds the network's memory
     zoom_trigger_score: float = 0.1  # zoom when the global pass has a small candidate ...
     zoom_trigger_height: float = 32.0  # ... at least this score and under this height
     zoom_max_height: float = 40.0  # zoomed candidates taller than this are the global pass's
@@ -437,12 +446,12 @@ class FusedDetector:
 
     def zoom_candidates(self, base: np.ndarray) -> Candidates:
         s = self.settings
-        tile = max(32, round(s.zoom_tile / s.zoom))
-        overlap = round(2 * s.zoom_max_height)
+        overlap = math.ceil(2 * s.zoom_max_height)
         height, width = base.shape[:2]
+        max_area = s.zoom_tile_pixels / s.zoom**2  # in pixels of the unzoomed image
         parts = [
             self._centerface.window(base, window, s.zoom, s.centerface_threshold)
-            for window in tile_windows(width, height, tile, overlap)
+            for window in tile_windows(width, height, max_area, overlap)
         ]
         found = Candidates.concat(parts)
         heights = found.boxes[:, 3] - found.boxes[:, 1]
