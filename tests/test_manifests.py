@@ -1096,6 +1096,10 @@ def test_each_check_catches_a_broken_copy(breakage: str, manifests: list[Doc], s
     assert word in " ".join(problems)
 
 
+def test_every_check_has_a_breakage() -> None:
+    assert {check for check, _, _ in BREAKAGES.values()} == {"schemas", *CHECKS, *STACK_CHECKS}
+
+
 def test_kustomization_check_catches_an_unlisted_manifest() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     files = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")

@@ -484,6 +484,11 @@ def test_each_check_catches_a_broken_copy(breakage: str, stack: Doc) -> None:
     assert word in " ".join(problems)
 
 
+def test_every_check_has_a_breakage() -> None:
+    # requirements.txt breakages need a file of their own: see the test below.
+    assert {check for check, _, _ in BREAKAGES.values()} | {"requirements"} == set(CHECKS)
+
+
 def test_settings_check_catches_a_value_the_code_rejects(stack: Doc, tmp_path: Path) -> None:
     broken = copy.deepcopy(stack)
     _fn(broken)["environment"]["FACEBLUR_MAX_PIXELS"] = "-1"
