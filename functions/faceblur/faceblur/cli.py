@@ -40,9 +40,8 @@ comments) removed. The originals are never changed."""
 
 
 def _methods_help() -> str:
-    return "how faces are hidden (default: %(default)s). " + " ".join(
-        f"{name}: {METHOD_INFO[name]}" for name in METHODS
-    )
+    lines = [f"  {name}: {METHOD_INFO[name]}".replace("%", "%%") for name in METHODS]
+    return "how faces are hidden (default: %(default)s):\n" + "\n".join(lines)
 
 
 def _add_detection_options(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
         "blur",
         help="write anonymised copies of photos",
         description="Write an anonymised copy of each photo, same name and format, into OUTDIR.",
+        formatter_class=argparse.RawTextHelpFormatter,
     )
     _add_detection_options(blur)
     blur.add_argument(
