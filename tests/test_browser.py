@@ -7,9 +7,11 @@ saves a screenshot under its temporary folder.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -198,12 +200,38 @@ def test_one_photo_is_anonymised_and_shown_before_and_after(page, frontend_url, 
     )
 
 
-def test_two_photos_at_once_and_download_all(page, frontend_url):
+def drop_files(page, target: str, files: list[Path]) -> None:
+    """Drop files on `target` as a person dragging them from their desktop would."""
+    payload = [{"name": f.name, "data": base64.b64encode(f.read_bytes()).decode()} for f in files]
+    transfer = page.evaluate_handle(
+        """files => {
+            const transfer = new DataTransfer();
+            for (const f of files) {
+                const bytes = Uint8Array.from(atob(f.data), c => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], f.name, {type: "image/jpeg"}));
+            }
+            return transfer;
+        }""",
+        payload,
+    )
+    for event in ("dragenter", "dragover", "drop"):
+        page.dispatch_event(target, event, {"dataTransfer": transfer})
+
+
+def test_two_photos_at_once_one_picked_one_dropped_and_download_all(page, frontend_url):
     photos = portraits_with_large_faces(2)
     paths = [FACES_DEV / p["image"] for p in photos]
-    send(page, frontend_url, paths)
-    # Both are listed with their own progress before any result arrives.
+    page.goto(frontend_url)
+    page.set_input_files("#photos", str(paths[0]))
+    drop_files(page, "#dropzone", [paths[1]])
+    expect(page.locator("#queue-heading")).to_have_text("2 photos ready to send:")
+    page.get_by_role("button", name="Make faces unrecognisable").click()
+    # Both are listed at once, each with its own progress, before any result arrives.
     assert page.locator(".card").count() == 2
+    expect(page.locator(".card-status").first).to_have_text(
+        re.compile(r"Waiting to be sent|Sending|Finding and hiding faces")
+    )
+    assert page.locator(".card progress").count() == 2
     wait_for_cards(page, 2)
     cards = page.locator(".card")
     for index, photo in enumerate(photos):
