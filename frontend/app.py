@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import secrets
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,6 +36,7 @@ from faceblur.errors import UnavailableError
 from .gateway import PLAIN_ERRORS, FunctionClient, FunctionError
 from .results import ResultsBucket
 from .safety import download_name, is_safe_key
+from .thumbnails import NotAThumbnailable, ThumbnailCache, make_thumbnail
 
 # Room for the multipart envelope and the form fields around one photo.
 FORM_OVERHEAD_BYTES = 64 * 1024
@@ -61,6 +62,7 @@ class Services:
 
     settings: Settings
     function: FunctionClient
+    thumbnails: ThumbnailCache = field(default_factory=ThumbnailCache)
     _results: ResultsBucket | None = None
 
     @property
@@ -188,6 +190,31 @@ def download(key: str) -> Any:
         as_attachment=True,
         download_name=download_name(request.args.get("name"), key),
     )
+
+
+@pages.get("/thumbnails/<path:key>")
+def thumbnail(key: str) -> Any:
+    """A small copy of a result for the gallery (the full one opens by presigned URL)."""
+    if not is_safe_key(key):
+        return _error_page(404, "There is no such result.")
+    services = _services()
+    data = services.thumbnails.get(key)
+    if data is None:
+        try:
+            stored = services.results.read(key)
+        except UnavailableError:
+            return _error_page(503, STORAGE_UNAVAILABLE)
+        if stored is None:
+            return _error_page(404, "There is no such result. It may have been deleted.")
+        try:
+            data = make_thumbnail(stored.data, services.settings.max_pixels)
+        except NotAThumbnailable:
+            return _error_page(404, "This result has no preview.")
+        services.thumbnails.put(key, data)
+    response = current_app.response_class(data, mimetype="image/jpeg")
+    # Keys derive from the content: a key's picture never changes.
+    response.headers["Cache-Control"] = "private, max-age=86400, immutable"
+    return response
 
 
 @pages.get("/results.zip")

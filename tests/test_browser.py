@@ -304,9 +304,15 @@ def test_gallery_shows_the_result_newest_first(page, frontend_url, function_serv
     first = page.locator(".gallery-item").first
     # Just made, so it is the newest: first on the first page.
     assert first.get_attribute("data-key") == answer["result_key"]
+    # A small thumbnail in the page; the full result opens by its presigned URL.
     thumb = first.locator("img.thumb")
     thumb.scroll_into_view_if_needed()
-    assert thumb.evaluate("img => img.decode().then(() => img.naturalWidth)") == photo["width"]
+    size = thumb.evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
+    assert max(size) == 480
+    assert abs(size[0] / size[1] - photo["width"] / photo["height"]) < 0.02
+    full = requests.get(first.locator("a.thumb-link").get_attribute("href"), timeout=10)
+    assert full.status_code == 200
+    assert Image.open(io.BytesIO(full.content)).size == (photo["width"], photo["height"])
     faces = len(answer["faces"])
     expected = "1 face found" if faces == 1 else f"{faces} faces found"
     assert expected in first.inner_text()

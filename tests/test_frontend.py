@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from PIL import Image
 
 # `frontend` is not an installed package: it sits at the repository root.
 ROOT = Path(__file__).resolve().parents[1]
@@ -328,6 +329,7 @@ def test_function_made_keys_are_accepted():
         "/results/..%2Foriginals%2Fx.jpg",
         "/results/a%20b.jpg",
         "/results.zip?key=../originals/x.jpg",
+        "/thumbnails/..%2Foriginals%2Fx.jpg",
         "/results.zip",
     ],
 )
@@ -376,7 +378,8 @@ def test_image_requirements_match_the_project_pins():
         for spec in pyproject["dependencies"] + pyproject["optional-dependencies"]["web"]
     }
     lines = (ROOT / "frontend" / "requirements.txt").read_text().splitlines()
-    wanted = [line.replace(" ", "") for line in lines if line and not line.startswith("#")]
+    wanted = [line.split("#")[0].replace(" ", "") for line in lines]
+    wanted = [spec for spec in wanted if spec]
     assert wanted
     for spec in wanted:
         name = re.split(r"[=<>!~]", spec, maxsplit=1)[0].lower()
@@ -430,6 +433,14 @@ def test_form_upload_without_script_then_download_and_zip(stack_client, dev_anno
     assert "not a photo we can read" in text
     download = re.search(r'<a class="button download" href="([^"]+)"', text).group(1)
     zipped = re.search(r'<a class="button" href="([^"]+)">Download all', text).group(1)
+
+    key = re.search(r"/results/([^?]+)\?", download).group(1)
+    thumbnail = stack_client.get(f"/thumbnails/{key}")
+    assert thumbnail.status_code == 200 and thumbnail.mimetype == "image/jpeg"
+    with Image.open(io.BytesIO(thumbnail.data)) as small:
+        assert max(small.size) == 480
+        ratio = entry["width"] / entry["height"]
+        assert abs(small.width / small.height - ratio) < 0.02
 
     result = stack_client.get(download.replace("&amp;", "&"))
     assert result.status_code == 200
