@@ -146,7 +146,7 @@ def api_anonymise() -> Any:
 def upload_form() -> tuple[str, int] | str:
     """The same as the script, for browsers without JavaScript: one page of results."""
     method, shape = _chosen_options()
-    uploads = [u for u in request.files.getlist("photo") if u.filename or u.content_length]
+    uploads = [u for u in request.files.getlist("photo") if u.filename]
     if not uploads:
         return _error_page(400, "Please choose at least one photo to send.")
     outcomes = []
