@@ -250,6 +250,28 @@ def test_two_photos_at_once_one_picked_one_dropped_and_download_all(page, fronte
     assert names == sorted(f"{p.stem}-anonymised.jpg" for p in paths)
 
 
+def test_a_phone_photo_stored_sideways_is_shown_upright_on_both_sides(page, frontend_url, tmp_path):
+    """Phones store portraits sideways with an EXIF orientation: before and after must agree."""
+    photo = portraits_with_large_faces(1)[0]
+    upright = Image.open(FACES_DEV / photo["image"])
+    sideways = tmp_path / "phone.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    upright.transpose(Image.Transpose.ROTATE_90).save(sideways, quality=92, exif=exif.tobytes())
+    send(page, frontend_url, [sideways])
+    wait_for_cards(page, 1)
+    card = page.locator(".card").first
+    assert "done" in card.get_attribute("class"), card.inner_text()
+    sizes = [
+        card.locator(f"img.{side}").evaluate(
+            "img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])"
+        )
+        for side in ("original", "result")
+    ]
+    assert sizes == [[photo["width"], photo["height"]]] * 2
+    assert int(card.locator(".card-faces").get_attribute("data-count")) >= 1
+
+
 def test_a_text_file_gets_a_plain_error_sent_with_the_keyboard(page, frontend_url, tmp_path):
     note = tmp_path / "notes.txt"
     note.write_text("this is not a photo\n" * 20)
