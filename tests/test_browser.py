@@ -323,9 +323,14 @@ def test_gallery_shows_the_result_newest_first(page, frontend_url, function_serv
     page.goto(frontend_url)
     page.get_by_role("link", name="Gallery").click()
     assert page.get_by_role("heading", level=1).inner_text().startswith("Gallery")
-    first = page.locator(".gallery-item").first
-    # Just made, so it is the newest: first on the first page.
-    assert first.get_attribute("data-key") == answer["result_key"]
+    # Newest first: the dates never increase down the page, and the result just made
+    # is on the first page with the newest date (S3 dates have whole seconds).
+    dates = page.locator(".gallery-item time").evaluate_all(
+        "times => times.map(t => t.getAttribute('datetime'))"
+    )
+    assert dates == sorted(dates, reverse=True)
+    first = page.locator(f'.gallery-item[data-key="{answer["result_key"]}"]')
+    assert first.locator("time").get_attribute("datetime") == dates[0]
     # A small thumbnail in the page; the full result opens by its presigned URL.
     thumb = first.locator("img.thumb")
     thumb.scroll_into_view_if_needed()
