@@ -24,16 +24,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-# `frontend` is not an installed package: it sits at the repository root.
+from faceblur.anonymise import METHOD_INFO, METHODS, SHAPES
+from faceblur.config import ConfigError, load_settings
+from frontend.app import create_app
+from frontend.safety import download_name, is_safe_key
+
 ROOT = Path(__file__).resolve().parents[1]
 FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from faceblur.anonymise import METHOD_INFO, METHODS, SHAPES  # noqa: E402
-from faceblur.config import ConfigError, load_settings  # noqa: E402
-from frontend.app import create_app  # noqa: E402
-from frontend.safety import download_name, is_safe_key  # noqa: E402
 
 SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*-anonymised\.png")
 SECRET = "a-test-secret-key-that-is-long-enough"
