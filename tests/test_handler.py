@@ -129,6 +129,7 @@ def test_accept_image_returns_the_image_itself(s3, url, portraits) -> None:
         assert image.size == Image.open(io.BytesIO(original)).size
     key = response.headers["X-Result-Key"]
     assert s3.store().read("results", key) == response.content
+    assert requests.get(response.headers["X-Result-Url"], timeout=10).content == response.content
 
 
 def test_store_false_transforms_without_storing(s3, url, portraits) -> None:

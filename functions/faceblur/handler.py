@@ -276,8 +276,12 @@ def _process(event, settings: Settings) -> object:
     }
     if _wants_image(event.headers):
         headers = {"Content-Type": result.mime_type, "X-Faces": str(len(result.faces))}
-        if pair:
-            headers |= {"X-Faceblur-Id": pair.image_id, "X-Result-Key": pair.result_key}
+        if pair and store:
+            headers |= {
+                "X-Faceblur-Id": pair.image_id,
+                "X-Result-Key": pair.result_key,
+                "X-Result-Url": store.result_url(pair.result_key),
+            }
         # A tuple goes to Flask untouched; a dict body would be str()-ed by the template.
         return (result.data, 200, headers)
     return _json(200, _describe(result, pair, store, timings))
