@@ -100,6 +100,9 @@ def test_make_run_serves_everything_and_ctrl_c_stops_it(
         "FACEBLUR_GATEWAY_URL": f"http://127.0.0.1:{ports['function']}",
         "FACEBLUR_FRONTEND_PORT": str(ports["frontend"]),
         "FACEBLUR_LOCAL_DATA": str(tmp_path / "data"),
+        # Small limits, to see the settings reach the function.
+        "FACEBLUR_MAX_BYTES": "300000",
+        "FACEBLUR_MAX_PIXELS": "400000",
     }
     for name in ("FACEBLUR_S3_ACCESS_KEY", "FACEBLUR_S3_SECRET_KEY"):
         env.pop(name, None)
@@ -124,6 +127,14 @@ def test_make_run_serves_everything_and_ctrl_c_stops_it(
             function_url, data=jpeg, headers={"Content-Type": "image/jpeg"}, timeout=300
         )
         assert answer.status_code == 200, answer.text
+        too_many_pixels, _ = scaled_photo(entry, 1024, "JPEG")  # 1024 x 576 and more
+        too_many_bytes = jpeg + b"\0" * 300_000
+        for data, what in ((too_many_pixels, "pixels"), (too_many_bytes, "bytes")):
+            refused = requests.post(
+                function_url, data=data, headers={"Content-Type": "image/jpeg"}, timeout=60
+            )
+            assert refused.status_code == 413, (what, refused.text)
+            assert what in refused.json()["error"]
         if (ROOT / "frontend" / "app.py").is_file():
             assert f"http://127.0.0.1:{ports['frontend']}/" in banner
             page = requests.get(f"http://127.0.0.1:{ports['frontend']}/", timeout=30)
