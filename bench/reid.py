@@ -1,0 +1,326 @@
+"""Re-identification benchmark: can an attacker still name the person behind an anonymised face?
+
+On the AT&T (Olivetti) faces, 40 people x 10 photos: every method x strength (and "none")
+anonymises all 400 photos, either the whole photo as one face region ("whole") or through the
+normal pipeline ("pipeline": detector + padding + anonymise + encode). For several seeded
+splits, one photo per person is held out; each attacker trains on the other nine anonymised
+photos of every person (it knows the method and sees it applied the same way) and names the
+held-out one. Rank-1 accuracy is printed beside chance (1/40) and written to
+bench/results/reid.json.
+
+Attackers:
+- pca-1nn: PCA (120 components) + 1-nearest-neighbour on grey pixels, the classic attack that
+  names 90 % of blurred faces.
+- hog-ridge: HOG gradients plus a 4x4 grid of mean colours, standardised, then a linear
+  classifier (ridge, a least-squares linear SVM: as accurate here as LinearSVC and 100x
+  faster). It sees exactly what survives a blur or a cloak: coarse shape, overall
+  brightness and colour layout (the leak the issue reports for shuffled blocks).
+- lbp-logreg: uniform LBP texture histograms in a 4x4 grid plus the region's colour statistics
+  (mean, spread, percentiles), multinomial logistic regression: texture and tone, independent
+  of where things sit.
+
+Usage: .venv/bin/python bench/reid.py [--splits N] [--modes whole,pipeline] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import platform
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from skimage.feature import hog, local_binary_pattern
+from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from faceblur.anonymise import DEFAULT_STRENGTH, METHODS, STRENGTHS, anonymise
+
+ROOT = Path(__file__).resolve().parents[1]
+ATT_FACES = ROOT.parent / "shared" / "data" / "att-faces"
+RESULTS = ROOT / "bench" / "results" / "reid.json"
+PCA_COMPONENTS = 120
+
+
+@dataclass(frozen=True)
+class FaceSet:
+    images: list[np.ndarray]  # RGB uint8, all the same size
+    people: np.ndarray  # person label per image
+
+
+def load_att(root: Path = ATT_FACES, people: Sequence[int] | None = None) -> FaceSet:
+    """The AT&T photos as RGB arrays (grey copied to three channels), person labels 1..40."""
+    chosen = people or range(1, 41)
+    images, labels = [], []
+    for person in chosen:
+        for photo in range(1, 11):
+            grey = np.asarray(Image.open(root / f"s{person}" / f"{photo}.pgm").convert("L"))
+            images.append(np.repeat(grey[..., None], 3, axis=2))
+            labels.append(person)
+    return FaceSet(images, np.array(labels))
+
+
+def anonymise_whole(images: list[np.ndarray], method: str, strength: str) -> list[np.ndarray]:
+    """Each photo anonymised as one face region covering the whole frame."""
+    if method == "none":
+        return [image.copy() for image in images]
+    return [
+        anonymise(image, [(0, 0, image.shape[1], image.shape[0])], method, strength=strength)
+        for image in images
+    ]
+
+
+class RememberingDetector:
+    """Wraps the real detector so each photo is detected once across all methods."""
+
+    def __init__(self, detector) -> None:
+        self._detector = detector
+        self._seen: dict[bytes, list] = {}
+
+    def detect(self, image: np.ndarray) -> list:
+        key = image.tobytes()
+        if key not in self._seen:
+            self._seen[key] = self._detector.detect(image)
+        return self._seen[key]
+
+
+def _png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def anonymise_pipeline(
+    images: list[np.ndarray], method: str, strength: str, detector: RememberingDetector
+) -> tuple[list[np.ndarray], float]:
+    """Each photo through faceblur's own pipeline; also the share with at least one face."""
+    from faceblur.pipeline import Options, anonymise_image
+
+    if method == "none":
+        return [image.copy() for image in images], 0.0
+    options = Options(method=method, strength=strength)
+    results, with_faces = [], 0
+    for image in images:
+        result = anonymise_image(_png(image), detector, options)
+        with_faces += bool(result.faces)
+        decoded = Image.open(io.BytesIO(result.data)).convert("RGB")
+        results.append(np.asarray(decoded))
+    return results, with_faces / len(images)
+
+
+def _grey(image: np.ndarray) -> np.ndarray:
+    return image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _colour_grid(image: np.ndarray, cells: int = 4) -> np.ndarray:
+    h, w = image.shape[:2]
+    rows = np.array_split(np.arange(h), cells)
+    cols = np.array_split(np.arange(w), cells)
+    return np.array(
+        [image[r[0] : r[-1] + 1, c[0] : c[-1] + 1].mean(axis=(0, 1)) for r in rows for c in cols]
+    ).ravel()
+
+
+def _colour_stats(image: np.ndarray) -> np.ndarray:
+    pixels = image.reshape(-1, 3).astype(np.float32)
+    return np.concatenate(
+        [pixels.mean(axis=0), pixels.std(axis=0), *np.percentile(pixels, [10, 50, 90], axis=0)]
+    )
+
+
+def pixel_features(image: np.ndarray) -> np.ndarray:
+    return _grey(image).ravel()
+
+
+def hog_features(image: np.ndarray) -> np.ndarray:
+    gradients = hog(_grey(image), orientations=9, pixels_per_cell=(8, 8), cells_per_block=(2, 2))
+    return np.concatenate([gradients, _colour_grid(image) / 255.0])
+
+
+def lbp_features(image: np.ndarray, cells: int = 4, points: int = 8) -> np.ndarray:
+    codes = local_binary_pattern(_grey(image).astype(np.uint8), points, 1, method="uniform")
+    h, w = codes.shape
+    histograms = []
+    for rows in np.array_split(np.arange(h), cells):
+        for cols in np.array_split(np.arange(w), cells):
+            cell = codes[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+            counts = np.bincount(cell.astype(int).ravel(), minlength=points + 2)
+            histograms.append(counts / cell.size)
+    return np.concatenate([*histograms, _colour_stats(image) / 255.0])
+
+
+@dataclass(frozen=True)
+class Attacker:
+    name: str
+    features: Callable[[np.ndarray], np.ndarray]
+    model: Callable[[], object]  # a fresh scikit-learn classifier
+
+
+def _pca_1nn():
+    return make_pipeline(
+        PCA(n_components=PCA_COMPONENTS, svd_solver="randomized", random_state=0),
+        KNeighborsClassifier(n_neighbors=1),
+    )
+
+
+ATTACKERS = (
+    Attacker("pca-1nn", pixel_features, _pca_1nn),
+    Attacker(
+        "hog-ridge",
+        hog_features,
+        lambda: make_pipeline(StandardScaler(), RidgeClassifier(alpha=10.0)),
+    ),
+    Attacker(
+        "lbp-logreg",
+        lbp_features,
+        lambda: make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=200)),
+    ),
+)
+
+
+def holdout_splits(people: np.ndarray, splits: int, seed: int = 0) -> list[np.ndarray]:
+    """For each split, a boolean mask holding out one random photo per person."""
+    rng = np.random.default_rng(seed)
+    masks = []
+    for _ in range(splits):
+        held = np.zeros(len(people), dtype=bool)
+        for person in np.unique(people):
+            held[rng.choice(np.flatnonzero(people == person))] = True
+        masks.append(held)
+    return masks
+
+
+def rank1(
+    images: list[np.ndarray], people: np.ndarray, attacker: Attacker, masks: list[np.ndarray]
+) -> list[float]:
+    """Rank-1 accuracy of `attacker` on each held-out split."""
+    features = np.array([attacker.features(image) for image in images], dtype=np.float32)
+    scores = []
+    for held in masks:
+        model = attacker.model()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(features[~held], people[~held])
+        scores.append(float(np.mean(model.predict(features[held]) == people[held])))
+    return scores
+
+
+def configurations(methods: Sequence[str], strengths: Sequence[str]) -> list[tuple[str, str]]:
+    return [("none", "-")] + [(m, s) for m in methods for s in strengths]
+
+
+def run(
+    faces: FaceSet,
+    modes: Sequence[str],
+    splits: int,
+    methods: Sequence[str],
+    strengths: Sequence[str],
+    attackers: Sequence[Attacker] = ATTACKERS,
+    detector=None,
+) -> list[dict]:
+    masks = holdout_splits(faces.people, splits)
+    rows = []
+    for mode in modes:
+        for method, strength in configurations(methods, strengths):
+            started = time.perf_counter()
+            detected = None
+            if mode == "whole":
+                images = anonymise_whole(faces.images, method, strength)
+            else:
+                images, detected = anonymise_pipeline(faces.images, method, strength, detector)
+            anonymised_in = time.perf_counter() - started
+            row = {
+                "mode": mode,
+                "method": method,
+                "strength": strength,
+                "chance": 1 / len(np.unique(faces.people)),
+                "photos_with_faces": detected,
+                "anonymise_seconds": round(anonymised_in, 2),
+                "rank1": {},
+                "rank1_per_split": {},
+            }
+            for attacker in attackers:
+                scores = rank1(images, faces.people, attacker, masks)
+                row["rank1"][attacker.name] = round(float(np.mean(scores)), 4)
+                row["rank1_per_split"][attacker.name] = [round(s, 4) for s in scores]
+            row["worst"] = max(row["rank1"].values())
+            rows.append(row)
+            print(_format_row(row, [a.name for a in attackers]), flush=True)
+    return rows
+
+
+def _format_header(names: Sequence[str]) -> str:
+    cells = "".join(f"{n:>12}" for n in names)
+    return f"{'mode':<9}{'method':<10}{'strength':<9}{cells}{'worst':>8}{'chance':>8}"
+
+
+def _format_row(row: dict, names: Sequence[str]) -> str:
+    cells = "".join(f"{row['rank1'][n]:>12.1%}" for n in names)
+    return (
+        f"{row['mode']:<9}{row['method']:<10}{row['strength']:<9}{cells}"
+        f"{row['worst']:>8.1%}{row['chance']:>8.1%}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--splits", type=int, default=5, help="held-out splits (default 5)")
+    parser.add_argument("--modes", default="whole,pipeline", help="whole and/or pipeline")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods")
+    parser.add_argument("--strengths", default=",".join(STRENGTHS))
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    faces = load_att()
+    detector = None
+    if "pipeline" in modes:
+        from faceblur.detect import build_detector
+
+        started = time.perf_counter()
+        detector = RememberingDetector(build_detector())
+        print(f"detector built in {time.perf_counter() - started:.1f} s", flush=True)
+    names = [a.name for a in ATTACKERS]
+    print(
+        f"{len(faces.images)} photos of {len(np.unique(faces.people))} people, "
+        f"{args.splits} splits; rank-1 re-identification (chance {1 / 40:.1%})"
+    )
+    print(_format_header(names), flush=True)
+    started = time.perf_counter()
+    rows = run(
+        faces,
+        modes,
+        args.splits,
+        [m for m in args.methods.split(",") if m],
+        [s for s in args.strengths.split(",") if s],
+        detector=detector,
+    )
+    report = {
+        "dataset": "AT&T (Olivetti) faces, 40 people x 10 photos, 92x112 grey",
+        "splits": args.splits,
+        "held_out_per_person": 1,
+        "attackers": names,
+        "pca_components": PCA_COMPONENTS,
+        "default_strength": DEFAULT_STRENGTH,
+        "seconds": round(time.perf_counter() - started, 1),
+        "python": platform.python_version(),
+        "rows": rows,
+    }
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
