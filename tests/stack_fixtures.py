@@ -215,6 +215,7 @@ class CuttingProxy:
         self.listener = socket.create_server((host, 0))
         self.port = self.listener.getsockname()[1]
         self.marker: bytes | None = None
+        self.let_through = 0
         self.down = False
         self.cut_requests = 0
         self._closed = threading.Event()
@@ -225,8 +226,9 @@ class CuttingProxy:
     def endpoint(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def cut_on(self, marker: bytes) -> None:
-        self.marker, self.down = marker, False
+    def cut_on(self, marker: bytes, let_through: int = 0) -> None:
+        """Cut at the first request starting with `marker` after `let_through` of them."""
+        self.marker, self.down, self.let_through = marker, False, let_through
 
     def restore(self) -> None:
         self.marker, self.down = None, False
@@ -258,10 +260,12 @@ class CuttingProxy:
                 chunk = source.recv(65536)
                 if not chunk:
                     break
-                if from_client and (
-                    self.down or (self.marker is not None and chunk.startswith(self.marker))
-                ):
-                    self.down = True
+                if from_client and self.marker is not None and chunk.startswith(self.marker):
+                    if self.let_through > 0:
+                        self.let_through -= 1
+                    else:
+                        self.down = True
+                if from_client and self.down:
                     self.cut_requests += 1
                     break
                 destination.sendall(chunk)

@@ -160,3 +160,24 @@ def test_rollback_keeps_an_original_that_already_had_a_result(own_s3: LocalS3) -
         assert own_s3.snapshot()["results"] == [first.result_key]
     finally:
         proxy.close()
+
+
+def test_failure_after_both_writes_keeps_the_whole_pair(own_s3: LocalS3) -> None:
+    proxy = CuttingProxy(own_s3.server.port)
+    try:
+        store = Store(dataclasses.replace(own_s3.settings, s3_endpoint=proxy.endpoint))
+        # The second look at the original comes after both writes.
+        proxy.cut_on(b"HEAD /originals/", let_through=1)
+        with pytest.raises(UnavailableError):
+            put_example(store)
+        proxy.restore()
+        deadline = time.monotonic() + ROLLBACK_WAIT_SECONDS
+        while store.pending_rollbacks and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not store.pending_rollbacks
+        snapshot = own_s3.snapshot()
+        assert len(snapshot["originals"]) == len(snapshot["results"]) == 1
+        assert put_example(store).result_key == snapshot["results"][0]  # a retry: same keys
+        assert own_s3.snapshot() == snapshot
+    finally:
+        proxy.close()

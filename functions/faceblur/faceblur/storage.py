@@ -6,10 +6,10 @@ Only the adapters use it, never the pipeline. It speaks S3 through the `minio` S
 Guarantees:
 - keys derive from the content (and, for a result, the options): a retried request
   writes the same objects instead of new ones;
-- never half a pair: the original is written first, then the result; if the result
-  cannot be written, the original is removed again (unless a result of it already
-  exists or it was there before). When the server is down that removal is retried in
-  the background until it succeeds, so no original is left without a result;
+- never half a pair: the original is written first, then the result; if anything
+  fails, what was written is undone so that only whole pairs remain (our original goes
+  unless a result of it exists or it was there before; our result goes if its original
+  is gone). When the server is down, that is retried in the background until it is back;
 - only results get presigned URLs; originals stay private.
 """
 
@@ -87,6 +87,14 @@ class StoredPair:
     result_key: str
 
 
+@dataclass(frozen=True)
+class _Rollback:
+    """A pair whose writing failed, to be left whole or not at all."""
+
+    pair: StoredPair
+    original_was_there: bool
+
+
 def _describe(error: Exception) -> str:
     if isinstance(error, S3Error):
         return f"{error.code}: {error.message}"
@@ -112,7 +120,7 @@ class Store:
                 cert_reqs="CERT_REQUIRED" if settings.s3_secure else "CERT_NONE",
             ),
         )
-        self._pending_rollbacks: set[str] = set()  # original keys to remove once reachable
+        self._pending_rollbacks: set[_Rollback] = set()  # to finish once storage is back
         self._lock = threading.Lock()
         self._retrier: threading.Thread | None = None
 
@@ -246,27 +254,37 @@ class Store:
         try:
             self._put(originals, pair.original_key, original, original_type, {})
             self._put(results, pair.result_key, result, result_type, metadata)
+            # A concurrent request for the same photo may have rolled the shared original
+            # back between our two writes: put it again so our result is not left alone.
+            if not self.exists(originals, pair.original_key):
+                self._put(originals, pair.original_key, original, original_type, {})
         except UnavailableError:
-            if not original_was_there:
-                self._roll_back(pair.original_key)
+            self._roll_back(_Rollback(pair, original_was_there))
             raise
         return pair
 
     # -- rolling back a half pair ----------------------------------------------------------
 
-    def _remove_orphan(self, key: str) -> None:
-        """Remove an original unless some result of it exists (then the pair is whole)."""
-        image_id = key.split(".", 1)[0]
-        if self.keys(self.settings.bucket_results, prefix=f"{image_id}/"):
+    def _finish(self, rollback: _Rollback) -> None:
+        """Leave whole pairs only: drop our result if its original is gone, and our
+        original if it has no result at all (unless it was there before us)."""
+        pair, settings = rollback.pair, self.settings
+        has_original = self.exists(settings.bucket_originals, pair.original_key)
+        if not has_original:
+            if self.exists(settings.bucket_results, pair.result_key):
+                self.remove(settings.bucket_results, pair.result_key)
             return
-        self.remove(self.settings.bucket_originals, key)
+        if rollback.original_was_there:
+            return
+        if not self.keys(settings.bucket_results, prefix=f"{pair.image_id}/"):
+            self.remove(settings.bucket_originals, pair.original_key)
 
-    def _roll_back(self, key: str) -> None:
+    def _roll_back(self, rollback: _Rollback) -> None:
         try:
-            self._remove_orphan(key)
+            self._finish(rollback)
         except UnavailableError:
             with self._lock:
-                self._pending_rollbacks.add(key)
+                self._pending_rollbacks.add(rollback)
                 if self._retrier is None:
                     self._retrier = threading.Thread(
                         target=self._retry_until_done, name="faceblur-rollback", daemon=True
@@ -274,19 +292,19 @@ class Store:
                     self._retrier.start()
 
     @property
-    def pending_rollbacks(self) -> frozenset[str]:
+    def pending_rollbacks(self) -> frozenset[_Rollback]:
         with self._lock:
             return frozenset(self._pending_rollbacks)
 
     def retry_rollbacks(self) -> None:
         """Finish rollbacks that failed while storage was down; quiet if it still is."""
-        for key in self.pending_rollbacks:
+        for rollback in self.pending_rollbacks:
             try:
-                self._remove_orphan(key)
+                self._finish(rollback)
             except UnavailableError:
                 return
             with self._lock:
-                self._pending_rollbacks.discard(key)
+                self._pending_rollbacks.discard(rollback)
 
     def _retry_until_done(self) -> None:
         delay = ROLLBACK_FIRST_DELAY_SECONDS
