@@ -59,12 +59,15 @@ class FaceSet:
     people: np.ndarray  # person label per image
 
 
-def load_att(root: Path = ATT_FACES, people: Sequence[int] | None = None) -> FaceSet:
+def load_att(
+    root: Path = ATT_FACES,
+    people: Sequence[int] = range(1, 41),
+    photos: Sequence[int] = range(1, 11),
+) -> FaceSet:
     """The AT&T photos as RGB arrays (grey copied to three channels), person labels 1..40."""
-    chosen = people or range(1, 41)
     images, labels = [], []
-    for person in chosen:
-        for photo in range(1, 11):
+    for person in people:
+        for photo in photos:
             grey = np.asarray(Image.open(root / f"s{person}" / f"{photo}.pgm").convert("L"))
             images.append(np.repeat(grey[..., None], 3, axis=2))
             labels.append(person)
