@@ -28,9 +28,10 @@ DEFAULT_STRENGTH = "high"
 # the ellipse inscribed in it covers the whole detected box (that needs more than sqrt 2)
 # plus hair line, ears and chin, which MTCNN's boxes leave out.
 DEFAULT_PADDING = 0.3
-# Soft methods fade into the photo across this outer share of the mask's radius; the
-# fade lies inside the mask, so the outside stays identical.
-FEATHER = 0.15
+# Soft methods fade into the photo across this outer share of the mask's radius. The fade
+# lies inside the mask, so the outside stays identical, and at the default padding it ends
+# before the detected box: every pixel of the box itself is fully replaced.
+FEATHER = 0.1
 
 
 def _check_choice(kind: str, value: str, choices: Sequence[str]) -> None:
@@ -175,16 +176,18 @@ class Solid:
         return np.broadcast_to(colour.astype(np.uint8), patch.shape).copy()
 
 
-# A line through natural skin tones (sRGB), from light to deep; cloak draws on it.
-SKIN_LIGHT = np.array([238.0, 205.0, 182.0])
-SKIN_DEEP = np.array([96.0, 62.0, 44.0])
-SKIN_LUMINANCE_BANDS = 3  # "medium" keeps only which third of this line the face is in
+# A curve through natural skin tones (sRGB), light to deep; cloak draws its tone on it.
+SKIN_TONES = np.array([[236.0, 196.0, 168.0], [196.0, 140.0, 108.0], [100.0, 64.0, 44.0]])
+SKIN_LIGHT, SKIN_DEEP = SKIN_TONES[0], SKIN_TONES[-1]
+SKIN_LUMINANCE_BANDS = 3  # "medium" keeps only which third of this curve the face is in
 
 
 def _skin_tone(position: float, rng: np.random.Generator) -> np.ndarray:
-    """A skin colour at `position` in [0, 1] (0 light, 1 deep) with a little random hue."""
-    tone = SKIN_LIGHT + (SKIN_DEEP - SKIN_LIGHT) * position
-    return tone * rng.uniform(0.95, 1.05, size=3)
+    """A skin colour at `position` in [0, 1] (0 light, 1 deep), slightly varied at random."""
+    segment = position * (len(SKIN_TONES) - 1)
+    low = min(int(segment), len(SKIN_TONES) - 2)
+    tone = SKIN_TONES[low] + (SKIN_TONES[low + 1] - SKIN_TONES[low]) * (segment - low)
+    return tone * rng.uniform(0.94, 1.06) * rng.uniform(0.98, 1.02, size=3)
 
 
 def _skin_position(rgb_mean: np.ndarray) -> float:
