@@ -41,6 +41,7 @@ bench: install
 	mkdir -p bench/results
 	$(PY) bench/recall.py
 	$(PY) bench/service.py
+	$(PY) bench/reid.py
 
 clean:
 	rm -rf $(VENV) $(LOCAL) .pytest_cache .ruff_cache
