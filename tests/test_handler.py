@@ -156,7 +156,9 @@ def test_get_answers_info_without_detection(url) -> None:
     assert info["model_loaded"] is True
     assert info["storage"] == {"reachable": True}
     assert info["version"]
-    assert info["options"]["method"]
+    assert info["options"]["method"] in info["methods"]
+    assert all(isinstance(line, str) and line for line in info["methods"].values())
+    assert info["shapes"] and info["strengths"]
 
 
 def huge_png() -> bytes:

@@ -35,6 +35,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from faceblur import __version__  # noqa: E402
+from faceblur.anonymise import METHOD_INFO, SHAPES, STRENGTHS  # noqa: E402
 from faceblur.config import ConfigError, Settings, load_settings  # noqa: E402
 from faceblur.errors import (  # noqa: E402
     BadRequestError,
@@ -352,6 +353,9 @@ def _info() -> dict:
             "storage": storage,
             "limits": {"max_bytes": settings.max_bytes, "max_pixels": settings.max_pixels},
             "options": vars(Options()),
+            "methods": dict(METHOD_INFO),
+            "shapes": list(SHAPES),
+            "strengths": list(STRENGTHS),
         },
     )
 
