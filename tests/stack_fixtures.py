@@ -33,16 +33,14 @@ from pathlib import Path
 
 import pytest
 import requests
+from s3_server import S3Server, free_port, start_s3_server, stop_process
+
+from faceblur.config import LOOPBACK_CREDENTIALS, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "functions" / "local"
 HANDLER = ROOT / "functions" / "faceblur" / "handler.py"
-if str(LOCAL) not in sys.path:
-    sys.path.insert(0, str(LOCAL))
 
-from s3_server import S3Server, free_port, start_s3_server, stop_process  # noqa: E402
-
-from faceblur.config import LOOPBACK_CREDENTIALS, Settings, load_settings  # noqa: E402
 
 FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
 FUNCTION_READY_TIMEOUT_SECONDS = 180  # TensorFlow import and model build on a busy 2-core box

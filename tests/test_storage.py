@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from faceblur.config import load_settings
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError
 from faceblur.storage import Store, content_id, options_id
 from stack_fixtures import CuttingProxy, LocalS3, start_local_s3
@@ -80,6 +81,20 @@ def test_presigned_url_serves_the_result_and_names_no_original(s3: LocalS3) -> N
     assert response.status_code == 200
     assert response.content == b"result bytes for original bytes"
     assert not any("original" in name and "url" in name for name in dir(store))
+
+
+def test_presigned_urls_name_the_public_address_when_one_is_set(s3: LocalS3) -> None:
+    """In a cluster the code talks to an internal host that browsers cannot reach."""
+    pair = put_example(s3.store())
+    port = s3.endpoint.rsplit(":", 1)[1]
+    environ = {**s3.env, "FACEBLUR_S3_PUBLIC_URL": f"http://localhost:{port}"}
+    public = Store(load_settings(environ, secrets_dir="/nonexistent"))
+    url = public.result_url(pair.result_key)
+    assert url.startswith(f"http://localhost:{port}/{s3.settings.bucket_results}/")
+    assert "127.0.0.1" not in url
+    response = requests.get(url, timeout=10)
+    assert response.status_code == 200
+    assert response.content == b"result bytes for original bytes"
 
 
 def test_expiry_comes_from_settings(s3: LocalS3) -> None:

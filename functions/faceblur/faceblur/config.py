@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 SECRETS_DIR = "/var/openfaas/secrets"
 
@@ -20,6 +21,8 @@ ENV_VARS: dict[str, str] = {
     "FACEBLUR_S3_ENDPOINT": "127.0.0.1:9000",
     "FACEBLUR_S3_SECURE": "false",
     "FACEBLUR_S3_REGION": "us-east-1",
+    # Where browsers reach the S3 server, for presigned result URLs (empty: the endpoint).
+    "FACEBLUR_S3_PUBLIC_URL": "",
     "FACEBLUR_BUCKET_INBOX": "inbox",
     "FACEBLUR_BUCKET_ORIGINALS": "originals",
     "FACEBLUR_BUCKET_RESULTS": "results",
@@ -51,6 +54,7 @@ class Settings:
     s3_endpoint: str
     s3_secure: bool
     s3_region: str
+    s3_public_url: str
     s3_access_key: str
     s3_secret_key: str
     bucket_inbox: str
@@ -106,6 +110,16 @@ def _bool(environ: Mapping[str, str], name: str) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
+def _public_url(raw: str, endpoint: str, secure: bool) -> str:
+    """scheme://host[:port] that browsers use; defaults to the endpoint the code uses."""
+    if not raw:
+        return f"{'https' if secure else 'http'}://{endpoint}"
+    parsed = urlsplit(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path.strip("/"):
+        raise ConfigError(f"FACEBLUR_S3_PUBLIC_URL must look like http://host:port, got {raw!r}")
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, secrets_dir: str | Path = SECRETS_DIR
 ) -> Settings:
@@ -126,13 +140,16 @@ def load_settings(
                 "(or FACEBLUR_S3_ACCESS_KEY / FACEBLUR_S3_SECRET_KEY)"
             )
         access_key, secret_key = LOOPBACK_CREDENTIALS
+    secure = _bool(environ, "FACEBLUR_S3_SECURE")
+    public_url = _public_url(plain("FACEBLUR_S3_PUBLIC_URL"), endpoint, secure)
     buckets = [plain(f"FACEBLUR_BUCKET_{kind}") for kind in ("INBOX", "ORIGINALS", "RESULTS")]
     if len(set(buckets)) != 3:
         raise ConfigError(f"inbox, originals and results buckets must differ, got {buckets}")
     return Settings(
         s3_endpoint=endpoint,
-        s3_secure=_bool(environ, "FACEBLUR_S3_SECURE"),
+        s3_secure=secure,
         s3_region=plain("FACEBLUR_S3_REGION"),
+        s3_public_url=public_url,
         s3_access_key=access_key,
         s3_secret_key=secret_key,
         bucket_inbox=buckets[0],

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
@@ -120,6 +121,16 @@ class Store:
                 cert_reqs="CERT_REQUIRED" if settings.s3_secure else "CERT_NONE",
             ),
         )
+        # Presigning is pure computation (the region is known): a client for the address
+        # browsers use signs URLs they can open, while the code talks to the endpoint.
+        public = urlsplit(settings.s3_public_url)
+        self._presigner = Minio(
+            endpoint=public.netloc,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key,
+            secure=public.scheme == "https",
+            region=settings.s3_region,
+        )
         self._pending_rollbacks: set[_Rollback] = set()  # to finish once storage is back
         self._lock = threading.Lock()
         self._retrier: threading.Thread | None = None
@@ -209,7 +220,7 @@ class Store:
         expiry = timedelta(seconds=self.settings.presign_expiry_seconds)
         return self._call(
             "presign",
-            lambda: self.client.presigned_get_object(
+            lambda: self._presigner.presigned_get_object(
                 bucket_name=self.settings.bucket_results, object_name=key, expires=expiry
             ),
         )
