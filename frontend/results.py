@@ -9,23 +9,13 @@ from __future__ import annotations
 import math
 import mimetypes
 from dataclasses import dataclass
-from datetime import UTC, datetime
-
-from minio.error import MinioException
-from urllib3.exceptions import HTTPError
+from datetime import datetime
 
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, UnavailableError
 from faceblur.storage import Store
 
 from .safety import is_safe_key
-
-# The function stores the number of faces it found as the result's user metadata
-# `faceblur-faces` (functions/faceblur/handler.py).
-_FACE_COUNT_METADATA = ("x-amz-meta-faceblur-faces",)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -62,9 +52,7 @@ class StoredResult:
 class ResultsBucket:
     """The results bucket as the frontend sees it; S3 failures become UnavailableError.
 
-    Presigned URLs and reads go through `faceblur.storage.Store`. The gallery needs
-    each result's date, which `Store.keys` does not give, so `page` lists through the
-    store's own minio client (keyword arguments, the store's timeouts).
+    Listing, presigned URLs and reads all go through `faceblur.storage.Store`.
     """
 
     def __init__(self, store: Store) -> None:
@@ -79,27 +67,18 @@ class ResultsBucket:
         return self._store.result_url(key)
 
     def page(self, number: int, per_page: int) -> GalleryPage:
-        """One page of results, newest first (S3 lists by key, so we sort by date)."""
-        try:
-            objects = [
-                obj
-                for obj in self._store.client.list_objects(bucket_name=self._bucket, recursive=True)
-                if not obj.is_dir and obj.object_name and is_safe_key(obj.object_name)
-            ]
-        except (MinioException, HTTPError, OSError) as error:
-            raise UnavailableError("storage unavailable") from error
-        objects.sort(key=lambda obj: (obj.last_modified or _EPOCH, obj.object_name))
-        objects.reverse()
+        """One page of results, newest first."""
+        objects = [obj for obj in self._store.results_newest_first() if is_safe_key(obj.key)]
         page_count = max(1, math.ceil(len(objects) / per_page))
         number = min(max(1, number), page_count)
         chosen = objects[(number - 1) * per_page : number * per_page]
         items = [
             GalleryItem(
-                key=obj.object_name,
-                url=self.presigned_url(obj.object_name),
-                modified=obj.last_modified,
-                size=obj.size or 0,
-                face_count=self._face_count(obj.object_name),
+                key=obj.key,
+                url=self.presigned_url(obj.key),
+                modified=obj.modified,
+                size=obj.size,
+                face_count=self._face_count(obj.key),
             )
             for obj in chosen
         ]
@@ -118,12 +97,6 @@ class ResultsBucket:
 
     def _face_count(self, key: str) -> int | None:
         try:
-            stat = self._store.client.stat_object(bucket_name=self._bucket, object_name=key)
-        except (MinioException, HTTPError, OSError):
+            return self._store.face_count(key)
+        except UnavailableError:  # the page still shows the result, without its count
             return None
-        metadata = {name.lower(): value for name, value in (stat.metadata or {}).items()}
-        for name in _FACE_COUNT_METADATA:
-            value = metadata.get(name)
-            if value is not None and str(value).strip().isdigit():
-                return int(value)
-        return None

@@ -46,7 +46,7 @@ from faceblur.errors import (  # noqa: E402
     UnavailableError,
 )
 from faceblur.pipeline import Options, Result, anonymise_image, faces_to_json, parse_options  # noqa: E402
-from faceblur.storage import Store, StoredPair  # noqa: E402
+from faceblur.storage import FACES_METADATA, Store, StoredPair  # noqa: E402
 
 RAW_TYPES = ("application/octet-stream",)
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -238,7 +238,7 @@ def _store_pair(store: Store, data: bytes, result: Result, options: Options) -> 
         result=result.data,
         result_type=result.mime_type,
         options=vars(options),
-        result_metadata={"faceblur-faces": str(len(result.faces))},
+        result_metadata={FACES_METADATA: str(len(result.faces))},
     )
 
 

@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -56,6 +56,10 @@ EXTENSIONS: dict[str, str] = {
 
 T = TypeVar("T")
 
+# User metadata on each result: how many faces it hides (shown by the gallery).
+FACES_METADATA = "faceblur-faces"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
 
 def content_id(data: bytes) -> str:
     """The image's identity: the same bytes always give the same id (128 bits of SHA-256)."""
@@ -86,6 +90,13 @@ class StoredPair:
     image_id: str
     original_key: str
     result_key: str
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    modified: datetime
+    size: int
 
 
 @dataclass(frozen=True)
@@ -186,6 +197,34 @@ class Store:
             return sorted(obj.object_name for obj in objects)
 
         return self._call(f"list {bucket}", listing)
+
+    def results_newest_first(self) -> list[StoredObject]:
+        """Every result with its date and size, newest first (S3 lists by key)."""
+
+        def listing() -> list[StoredObject]:
+            objects = self.client.list_objects(
+                bucket_name=self.settings.bucket_results, recursive=True
+            )
+            return [
+                StoredObject(obj.object_name, obj.last_modified or _EPOCH, obj.size or 0)
+                for obj in objects
+                if not obj.is_dir and obj.object_name
+            ]
+
+        found = self._call(f"list {self.settings.bucket_results}", listing)
+        return sorted(found, key=lambda obj: (obj.modified, obj.key), reverse=True)
+
+    def face_count(self, key: str) -> int | None:
+        """The number of faces a result hides, from its metadata (None if unknown)."""
+        stat = self._call(
+            f"stat {key}",
+            lambda: self.client.stat_object(
+                bucket_name=self.settings.bucket_results, object_name=key
+            ),
+        )
+        metadata = {name.lower(): value for name, value in (stat.metadata or {}).items()}
+        value = str(metadata.get(f"x-amz-meta-{FACES_METADATA}", "")).strip()
+        return int(value) if value.isdigit() else None
 
     def read(self, bucket: str, key: str, max_bytes: int | None = None) -> bytes:
         """An object's bytes; BadRequestError when missing, TooLargeError above max_bytes."""
