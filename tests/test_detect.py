@@ -118,12 +118,15 @@ def test_blank_images_have_no_faces(detector):
     assert detector.detect(np.zeros((480, 640, 3), np.uint8)) == []
     assert detector.detect(np.full((300, 200, 3), 200, np.uint8)) == []
     assert detector.detect(np.zeros((5, 7, 3), np.uint8)) == []
+    rng = np.random.default_rng(3)
+    noise = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    assert [f for f in detector.detect(noise) if f.score >= DEFAULT_THRESHOLD] == []
 
 
 def test_face_cut_by_the_border_is_clipped_and_scores_are_sorted(detector, dev_annotations):
     image = read_rgb(PORTRAIT)
     (x, y, w, h) = truth_of(dev_annotations, PORTRAIT)[0]
-    cut = np.ascontiguousarray(image[:, int(x + w * 0.4) :])  # the face's left 40 % is gone
+    cut = np.ascontiguousarray(image[:, int(x + w * 0.2) :])  # the face's left 20 % is gone
     faces = detector.detect(cut)
     height, width = cut.shape[:2]
     assert faces

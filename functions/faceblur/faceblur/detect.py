@@ -419,6 +419,7 @@ class DetectorSettings:
     mtcnn_threshold_pnet: float = 0.6
     mtcnn_threshold_rnet: float = 0.7
     mtcnn_threshold_onet: float = 0.3
+    min_contrast: float = 4.0  # grey-level std below which a box is a flat patch, not a face
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
 
@@ -499,7 +500,36 @@ class FusedDetector:
             self.settings.fusion,
         )
         keep = scores >= MIN_THRESHOLD
+        boxes, scores, landmarks = boxes[keep], scores[keep], landmarks[keep]
+        keep = has_contrast(image, boxes, self.settings.min_contrast)
         return to_faces(boxes[keep], scores[keep], landmarks[keep], width, height)
+
+
+def has_contrast(image: np.ndarray, boxes: np.ndarray, min_std: float) -> np.ndarray:
+    """Which boxes hold any contrast (grey-level standard deviation >= `min_std`).
+
+    A flat patch holds no face: CenterFace finds weak "faces" in blank frames.
+    Integral images make each box O(1), on a copy at most 1024 px wide.
+    """
+    if not len(boxes):
+        return np.zeros(0, dtype=bool)
+    height, width = image.shape[:2]
+    scale = min(1.0, 1024 / max(height, width))
+    grey = cv2.cvtColor(resize_to(image, scale), cv2.COLOR_RGB2GRAY)
+    sums, squares = cv2.integral2(grey, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+    small_h, small_w = grey.shape
+    x1 = np.clip(np.floor(boxes[:, 0] * scale), 0, small_w - 1).astype(int)
+    y1 = np.clip(np.floor(boxes[:, 1] * scale), 0, small_h - 1).astype(int)
+    x2 = np.clip(np.ceil(boxes[:, 2] * scale), x1 + 1, small_w).astype(int)
+    y2 = np.clip(np.ceil(boxes[:, 3] * scale), y1 + 1, small_h).astype(int)
+    area = (x2 - x1) * (y2 - y1)
+
+    def box_sum(table: np.ndarray) -> np.ndarray:
+        return table[y2, x2] - table[y1, x2] - table[y2, x1] + table[y1, x1]
+
+    mean = box_sum(sums) / area
+    variance = np.maximum(box_sum(squares) / area - mean**2, 0.0)
+    return np.sqrt(variance) >= min_std
 
 
 def check_image(image: np.ndarray) -> None:
