@@ -7,6 +7,8 @@ face region, the two fastest attackers. Blur must leak, the default cloak must n
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -59,3 +61,22 @@ def test_the_default_cloak_stays_near_chance(table) -> None:
         # 160 guesses per attacker: at chance, more than 7.5 % right is about a 1e-4 event.
         assert rate <= 2 * CHANCE + 0.025, attacker
         assert rate < table["blur", "high"][attacker] - 0.3, attacker
+
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "reid.json"
+
+
+def test_method_info_quotes_the_measured_rates() -> None:
+    """The figure each method advertises is the one `make bench` last measured."""
+    from faceblur.anonymise import DEFAULT_STRENGTH, METHOD_INFO
+
+    rows = json.loads(RESULTS.read_text())["rows"]
+    for method, line in METHOD_INFO.items():
+        (row,) = [
+            r
+            for r in rows
+            if r["mode"] == "whole" and r["method"] == method and r["strength"] == DEFAULT_STRENGTH
+        ]
+        quoted = float(re.search(r"(\d+(?:\.\d+)?) % of the time", line).group(1)) / 100
+        # Randomised methods move by a point or so between runs; fixed ones do not move.
+        assert quoted == pytest.approx(row["worst"], abs=0.02), method
