@@ -130,14 +130,14 @@ def test_default_strength_leaves_low_structural_similarity_to_real_faces(group, 
     ("box", "padding", "size", "expected"),
     [
         ((10, 20, 50, 100), 0.3, (200, 300), (0, 0, 75, 150)),  # clipped at 0, 0
-        ((40, 50, 50, 100), 0.3, (200, 300), (25, 20, 80, 160)),  # fully inside, 1.6x
+        ((40, 80, 50, 100), 0.3, (200, 300), (25, 20, 80, 190)),  # inside: 1.6x across, 1.9x down
         ((40, 50, 50, 100), 0.0, (200, 300), (40, 50, 50, 100)),  # no padding: the box
-        ((170, 250, 50, 100), 0.3, (200, 300), (155, 220, 45, 80)),  # runs off right, bottom
+        ((170, 250, 50, 100), 0.3, (200, 300), (155, 190, 45, 110)),  # runs off right, bottom
         ((-30, -40, 50, 60), 0.3, (200, 300), (0, 0, 35, 38)),  # starts outside top-left
-        ((250, 50, 20, 20), 0.3, (200, 300), (200, 44, 0, 32)),  # wholly right of the image
+        ((250, 50, 20, 20), 0.3, (200, 300), (200, 38, 0, 38)),  # wholly right of the image
         ((50, -100, 20, 20), 0.3, (200, 300), (44, 0, 32, 0)),  # wholly above
         ((50, 50, 0, 0), 0.3, (200, 300), (50, 50, 0, 0)),  # zero-size box stays empty
-        ((50, 50, 0, 10), 0.5, (200, 300), (50, 45, 0, 20)),  # zero width
+        ((50, 50, 0, 10), 0.5, (200, 300), (50, 40, 0, 25)),  # zero width
         ((0, 0, 200, 300), 0.3, (200, 300), (0, 0, 200, 300)),  # whole frame
         ((10.4, 10.6, 20.2, 20.2), 0.0, (200, 300), (10, 10, 21, 21)),  # floats: grow, never cut
     ],
@@ -285,3 +285,12 @@ def test_unknown_names_are_bad_requests_listing_the_choices(argument, value) -> 
 def test_wrong_image_layout_is_a_bad_request() -> None:
     with pytest.raises(BadRequestError):
         anonymise(np.zeros((10, 10), dtype=np.uint8), [(0, 0, 5, 5)])
+
+
+@pytest.mark.parametrize("face", [(40, 80, 50, 100), (100, 150, 80, 80), (10, 60, 30, 45)])
+def test_default_ellipse_covers_the_whole_detected_box(face) -> None:
+    region = padded_region(face, DEFAULT_PADDING, 300, 400)
+    mask = region_mask(400, 300, [region], "ellipse")
+    x, y, w, h = face
+    assert mask[y : y + h, x : x + w].all()
+    assert mask[:y].any()  # and reaches above it, over the hair line
