@@ -30,6 +30,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -429,14 +430,14 @@ def main(argv: list[str] | None = None) -> int:
     entries = entries[:: max(1, args.every)]
     names = [e["image"] for e in entries]
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    image_list = args.output.parent / ".recall-images.json"
-    image_list.write_text(json.dumps(names))
     load_before = [round(v, 2) for v in os.getloadavg()]
     runs = {}
-    for tool in ("deface", "faceblur"):
-        print(f"running {tool} on {len(names)} photos ...", file=sys.stderr, flush=True)
-        runs[tool] = subprocess_json(["--worker", tool, "--images", str(image_list)])
-    image_list.unlink()
+    with tempfile.TemporaryDirectory() as scratch:
+        image_list = Path(scratch) / "images.json"
+        image_list.write_text(json.dumps(names))
+        for tool in ("deface", "faceblur"):
+            print(f"running {tool} on {len(names)} photos ...", file=sys.stderr, flush=True)
+            runs[tool] = subprocess_json(["--worker", tool, "--images", str(image_list)])
     big = {}
     if not args.no_big:
         for tool in ("deface", "faceblur"):
