@@ -89,14 +89,16 @@ def paste_tiny_faces(source: np.ndarray, face_box, height_px: int, positions) ->
     return scene, boxes
 
 
-def test_tiny_faces_in_a_large_image_are_found(detector, dev_annotations):
+@pytest.mark.parametrize("face_height", [10, 12])
+def test_tiny_faces_in_a_large_image_are_found(detector, dev_annotations, face_height):
+    # Without the zoomed pass the detector finds 6 of these 12-px faces and none at 10 px.
     source = read_rgb(SMALL_GROUP)
     face = max(truth_of(dev_annotations, SMALL_GROUP), key=lambda b: b[3])
     positions = [(100 + 150 * i, 120 + 230 * j) for i in range(6) for j in range(3)]
-    scene, boxes = paste_tiny_faces(source, face, 12, positions)
+    scene, boxes = paste_tiny_faces(source, face, face_height, positions)
     faces = kept(detector.detect(scene))
-    found = [best_iou(box, faces) >= 0.3 for box in boxes]
-    assert sum(found) >= 0.8 * len(boxes), f"found {sum(found)} of {len(boxes)} 12-px faces"
+    found = [best_iou(box, faces) >= 0.5 for box in boxes]
+    assert sum(found) >= 0.8 * len(boxes), f"found {sum(found)} of {len(boxes)}"
     # The rest of the generated scene holds no face.
     strays = [f for f in faces if all(best_iou(box, [f]) < 0.1 for box in boxes)]
     assert len(strays) <= 2
