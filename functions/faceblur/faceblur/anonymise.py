@@ -106,6 +106,7 @@ class Method(Protocol):
     """One anonymisation method: new pixels for a region's bounding box."""
 
     feather: bool  # fade into the photo at the mask's edge (soft methods) or a hard edge
+    randomised: bool  # a fresh secure draw per call: two calls give different pixels
 
     def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
         """A new uint8 array shaped like `patch` (RGB); `patch` is never modified."""
@@ -137,6 +138,7 @@ class Blur:
 
     sigma_share: dict[str, float]
     feather: bool = True
+    randomised: bool = False
 
     def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
         sigma = self.sigma_share[strength] * max(patch.shape[:2])
@@ -149,6 +151,7 @@ class Pixelate:
 
     blocks: dict[str, int]
     feather: bool = False
+    randomised: bool = False
 
     def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
         h, w = patch.shape[:2]
@@ -170,6 +173,7 @@ class Solid:
     skin tone; high = black."""
 
     feather: bool = False
+    randomised: bool = False
 
     def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
         if strength == "low":
@@ -219,6 +223,7 @@ class Cloak:
     """
 
     feather: bool = True
+    randomised: bool = True
 
     def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
         h, w = patch.shape[:2]
