@@ -7,22 +7,13 @@ from pathlib import PurePosixPath
 
 from werkzeug.utils import secure_filename
 
+from faceblur.storage import EXTENSIONS
+
 # Result keys are made by the function from the image's content: a few path
 # segments of letters, digits, dots, dashes and underscores. Anything else
 # (.., absolute paths, backslashes, query characters) is refused.
 _KEY_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 MAX_KEY_LENGTH = 512
-
-# File extensions we hand out for results, by MIME type.
-EXTENSIONS: dict[str, str] = {
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "image/webp": ".webp",
-    "image/bmp": ".bmp",
-    "image/tiff": ".tif",
-    "image/gif": ".gif",
-    "image/x-portable-anymap": ".ppm",
-}
 
 
 def is_safe_key(key: str) -> bool:
@@ -42,6 +33,6 @@ def download_name(user_name: str | None, key: str, fallback: str = "photo") -> s
     stem = PurePosixPath((user_name or "").replace("\\", "/")).stem
     safe_stem = secure_filename(stem)[:80].strip("._-") or fallback
     suffix = PurePosixPath(key).suffix.lower()
-    if suffix not in EXTENSIONS.values() and suffix not in (".jpeg", ".tiff"):
+    if suffix not in EXTENSIONS.values():
         suffix = ""
     return f"{safe_stem}-anonymised{suffix}"

@@ -113,14 +113,18 @@ class Result:
     timings: dict[str, float]
 
 
-def _locate(
-    decoded: DecodedImage, detector: Detector, options: Options
-) -> tuple[list[Face], list[Box]]:
+def _decode_and_locate(
+    data: bytes, detector: Detector, options: Options, max_pixels: int
+) -> tuple[DecodedImage, list[Face], list[Box], dict[str, float]]:
+    started = time.perf_counter()
+    decoded = decode(data, max_pixels)
+    decoded_at = time.perf_counter()
     faces = [face for face in detector.detect(decoded.pixels) if face.score >= options.threshold]
     regions = [
         padded_region(face.box, options.padding, decoded.width, decoded.height) for face in faces
     ]
-    return faces, regions
+    timings = {"decode": decoded_at - started, "detect": time.perf_counter() - decoded_at}
+    return decoded, faces, regions, timings
 
 
 def locate_faces(
@@ -130,12 +134,8 @@ def locate_faces(
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Detection:
     """Decode and detect only: what `faceblur detect` reports."""
-    started = time.perf_counter()
-    decoded = decode(data, max_pixels)
-    decoded_at = time.perf_counter()
-    faces, regions = _locate(decoded, detector, options)
-    done = time.perf_counter()
-    timings = {"decode": decoded_at - started, "detect": done - decoded_at, "total": done - started}
+    decoded, faces, regions, timings = _decode_and_locate(data, detector, options, max_pixels)
+    timings["total"] = sum(timings.values())
     return Detection(decoded.width, decoded.height, faces, regions, timings, decoded.orientation)
 
 
@@ -176,11 +176,7 @@ def anonymise_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Result:
     """Every face found in `data` anonymised, encoded in the input's format without metadata."""
-    started = time.perf_counter()
-    decoded = decode(data, max_pixels)
-    decoded_at = time.perf_counter()
-    faces, regions = _locate(decoded, detector, options)
-    timings = {"decode": decoded_at - started, "detect": time.perf_counter() - decoded_at}
+    decoded, faces, regions, timings = _decode_and_locate(data, detector, options, max_pixels)
     return _anonymised(decoded, faces, regions, options, timings)
 
 

@@ -52,6 +52,7 @@ EXTENSIONS: dict[str, str] = {
     "image/bmp": ".bmp",
     "image/tiff": ".tiff",
     "image/gif": ".gif",
+    "image/x-portable-anymap": ".ppm",
 }
 
 T = TypeVar("T")
