@@ -277,7 +277,7 @@ DEFAULT_METHOD = "cloak"
 # bench/results/reid.json, so rerun `make bench` and update it after changing a method.
 METHOD_INFO: dict[str, str] = {
     "cloak": "soft skin-toned blur drawn from secure random noise, nothing of the face kept;"
-    " re-identified 2.0 % of the time (chance 2.5 %)",
+    " re-identified 2.5 % of the time (chance 2.5 %)",
     "blur": "Gaussian blur sized to the face; still re-identified 97.0 % of the time"
     " (chance 2.5 %)",
     "pixelate": "6 big blocks across the face; still re-identified 98.5 % of the time"
