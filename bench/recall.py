@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from faceblur.detect import iou_matrix  # light: the models load only in build_detector
+
 ROOT = Path(__file__).resolve().parents[1]
 FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
 RESULTS = ROOT / "bench" / "results" / "recall.json"
@@ -61,17 +63,6 @@ def xyxy(boxes: list) -> np.ndarray:
     array = np.asarray(boxes, dtype=np.float64).reshape(-1, 4).copy()
     array[:, 2:] += array[:, :2]
     return array
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
 
 
 def found_flags(truth: list, boxes: list, scores: list) -> np.ndarray:
