@@ -186,6 +186,7 @@ class Solid:
 # A curve through natural skin tones (sRGB), light to deep; cloak draws its tone on it.
 SKIN_TONES = np.array([[236.0, 196.0, 168.0], [196.0, 140.0, 108.0], [100.0, 64.0, 44.0]])
 SKIN_LIGHT, SKIN_DEEP = SKIN_TONES[0], SKIN_TONES[-1]
+CLOAK_RENDER_SIDE = 128  # px: the cloak is drawn at most this big, then scaled to the region
 SKIN_LUMINANCE_BANDS = 3  # "medium" keeps only which third of this curve the face is in
 
 
@@ -227,9 +228,14 @@ class Cloak:
 
     def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
         h, w = patch.shape[:2]
-        pixels = patch.astype(np.float32)
+        # The cloak holds no detail, so it is drawn small and scaled up: a 2000-px face
+        # costs what a 128-px one does.
+        scale = min(1.0, CLOAK_RENDER_SIDE / max(h, w))
+        small_h, small_w = max(1, round(h * scale)), max(1, round(w * scale))
+        small = cv2.resize(patch, (small_w, small_h), interpolation=cv2.INTER_AREA)
+        pixels = small.astype(np.float32)
         grey_photo = bool(
-            np.all(patch[..., 0] == patch[..., 1]) and np.all(patch[..., 1] == patch[..., 2])
+            np.all(small[..., 0] == small[..., 1]) and np.all(small[..., 1] == small[..., 2])
         )
         if strength == "low":
             layout = self._shuffled_blur(pixels, rng)
@@ -243,15 +249,16 @@ class Cloak:
                 )
                 position = (band + rng.uniform(0.0, 1.0)) / SKIN_LUMINANCE_BANDS
             tone = _skin_tone(position, rng)
-            shading = 0.10 * _smooth_noise(h, w, 3, rng)
+            shading = 0.10 * _smooth_noise(small_h, small_w, 3, rng)
             angle = rng.uniform(0, 2 * np.pi)
-            ramp_x = (np.arange(w, dtype=np.float32) / max(w - 1, 1) - 0.5) * np.cos(angle)
-            ramp_y = (np.arange(h, dtype=np.float32) / max(h - 1, 1) - 0.5) * np.sin(angle)
-            shading += 0.16 * (ramp_x[None, :] + ramp_y[:, None])
+            ramp_x = np.arange(small_w, dtype=np.float32) / max(small_w - 1, 1) - 0.5
+            ramp_y = np.arange(small_h, dtype=np.float32) / max(small_h - 1, 1) - 0.5
+            shading += 0.16 * (ramp_x[None, :] * np.cos(angle) + ramp_y[:, None] * np.sin(angle))
             layout = tone[None, None, :] * (1.0 + shading[..., None])
         if grey_photo:
             layout = np.repeat(_luminance(layout)[..., None], 3, axis=2)
-        return np.clip(layout, 0, 255).round().astype(np.uint8)
+        drawn = np.clip(layout, 0, 255).round().astype(np.uint8)
+        return cv2.resize(drawn, (w, h), interpolation=cv2.INTER_LINEAR)
 
     @staticmethod
     def _shuffled_blur(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
