@@ -1,7 +1,7 @@
 # Everything installs itself: `make run` and `make test` work on a fresh machine
 # and do nothing twice. Stamps record what is already there.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
