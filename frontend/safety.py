@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 
 from werkzeug.utils import secure_filename
 
-from faceblur.storage import EXTENSIONS
+from faceblur.formats import EXTENSIONS
 
 # Result keys are made by the function from the image's content: a few path
 # segments of letters, digits, dots, dashes and underscores. Anything else

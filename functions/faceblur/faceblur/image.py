@@ -14,19 +14,11 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from faceblur.errors import CorruptImageError, EmptyImageError, NotAnImageError, TooLargeError
+from faceblur.formats import MIME_TYPES
 
 DEFAULT_MAX_PIXELS = 50_000_000
 
-# Pillow's format name -> MIME type. MPO is what phones write for some JPEGs.
-MIME_TYPES: dict[str, str] = {
-    "JPEG": "image/jpeg",
-    "PNG": "image/png",
-    "WEBP": "image/webp",
-    "BMP": "image/bmp",
-    "TIFF": "image/tiff",
-    "GIF": "image/gif",
-    "PPM": "image/x-portable-anymap",
-}
+# MPO is what phones write for some JPEGs.
 _READ_AS = {"MPO": "JPEG"}
 
 ORIENTATION_TAG = 0x0112

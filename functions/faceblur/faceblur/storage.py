@@ -32,6 +32,7 @@ from minio.error import MinioException, S3Error
 
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError
+from faceblur.formats import EXTENSIONS
 
 # Short connect timeout and few retries: a client waiting on a dead server should get
 # its 503 in seconds, not after urllib3's default back-off.
@@ -45,15 +46,6 @@ POOL_SIZE = 16  # above the 8 concurrent requests a function replica is asked to
 ROLLBACK_FIRST_DELAY_SECONDS = 0.5
 ROLLBACK_MAX_DELAY_SECONDS = 30.0
 
-EXTENSIONS: dict[str, str] = {
-    "image/jpeg": ".jpg",
-    "image/png": ".png",
-    "image/webp": ".webp",
-    "image/bmp": ".bmp",
-    "image/tiff": ".tiff",
-    "image/gif": ".gif",
-    "image/x-portable-anymap": ".ppm",
-}
 
 T = TypeVar("T")
 
