@@ -36,7 +36,7 @@ if _HERE not in sys.path:
 
 from faceblur import __version__  # noqa: E402
 from faceblur.anonymise import METHOD_INFO, SHAPES, STRENGTHS  # noqa: E402
-from faceblur.config import ConfigError, Settings, load_settings  # noqa: E402
+from faceblur.config import ConfigError, Settings, load_settings, parse_flag  # noqa: E402
 from faceblur.errors import (  # noqa: E402
     BadRequestError,
     EmptyImageError,
@@ -50,7 +50,6 @@ from faceblur.storage import FACES_METADATA, Store, StoredPair  # noqa: E402
 
 RAW_TYPES = ("application/octet-stream",)
 JSON_HEADERS = {"Content-Type": "application/json"}
-TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 # -- process-wide state: built once, never per request -------------------------------------
@@ -129,14 +128,10 @@ def _content_type(headers) -> tuple[str, Message]:
 
 
 def _flag(name: str, value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in TRUE:
-        return True
-    if text in FALSE:
-        return False
-    raise BadRequestError(f"{name} must be true or false; got {value!r}")
+    try:
+        return parse_flag(value)
+    except ValueError as error:
+        raise BadRequestError(f"{name} {error}") from None
 
 
 def _decode_base64(text: object) -> bytes:

@@ -101,13 +101,23 @@ def _positive_int(environ: Mapping[str, str], name: str) -> int:
     return value
 
 
-def _bool(environ: Mapping[str, str], name: str) -> bool:
-    raw = (environ.get(name) or ENV_VARS[name]).strip().lower()
-    if raw in ("1", "true", "yes", "on"):
+def parse_flag(value: object) -> bool:
+    """true/false in the spellings environments and query strings use; ValueError otherwise."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
         return True
-    if raw in ("0", "false", "no", "off"):
+    if text in ("0", "false", "no", "off"):
         return False
-    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+    raise ValueError(f"must be true or false, got {value!r}")
+
+
+def _bool(environ: Mapping[str, str], name: str) -> bool:
+    try:
+        return parse_flag(environ.get(name) or ENV_VARS[name])
+    except ValueError as error:
+        raise ConfigError(f"{name} {error}") from None
 
 
 def _public_url(raw: str, endpoint: str, secure: bool) -> str:
