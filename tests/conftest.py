@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
+
+from faceblur.config import Settings, load_settings
 
 pytest_plugins = ["stack_fixtures"]
 
@@ -13,6 +16,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 FACES_DEV = SHARED_DATA / "faces-dev"
 ATT_FACES = SHARED_DATA / "att-faces"
+
+
+def settings_with_secret_files(
+    environment: dict[str, str], secret_names: Iterable[str], folder: Path
+) -> Settings:
+    """Settings as the code loads them where each named secret is a file `value-of-<name>`
+    (as a Kubernetes or OpenFaaS secret mount would provide); ConfigError passes through."""
+    for name in secret_names:
+        (folder / name).write_text(f"value-of-{name}\n")
+    try:
+        return load_settings(environ=environment, secrets_dir=folder)
+    finally:
+        for path in folder.iterdir():
+            path.unlink()
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from conftest import settings_with_secret_files
 from faceblur import config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -459,19 +460,17 @@ def check_frontend_settings(docs: list[Doc], secrets_dir: Path) -> list[str]:
     mounted = {
         m["name"] for m in container.get("volumeMounts", []) if m["mountPath"] == config.SECRETS_DIR
     }
-    for volume in spec.get("volumes", []):
-        if volume["name"] not in mounted:
-            continue
-        for source in [volume] + volume.get("projected", {}).get("sources", []):
-            for item in source.get("secret", {}).get("items", []):
-                (secrets_dir / item["path"]).write_text(f"value-of-{item['path']}")
+    files = [
+        item["path"]
+        for volume in spec.get("volumes", [])
+        if volume["name"] in mounted
+        for source in [volume] + volume.get("projected", {}).get("sources", [])
+        for item in source.get("secret", {}).get("items", [])
+    ]
     try:
-        settings = config.load_settings(environ=environment, secrets_dir=secrets_dir)
+        settings = settings_with_secret_files(environment, files, secrets_dir)
     except config.ConfigError as e:
         return [f"faceblur.config rejects the frontend's configuration: {e}"]
-    finally:
-        for path in secrets_dir.iterdir():
-            path.unlink()
     problems = []
     if settings.frontend_secret_key != "value-of-faceblur-frontend-secret-key":
         problems.append("the frontend gets no faceblur-frontend-secret-key file")

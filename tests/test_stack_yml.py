@@ -17,6 +17,7 @@ import pytest
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
 
+from conftest import settings_with_secret_files
 from faceblur import config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -264,15 +265,10 @@ def check_settings_load(stack: Doc, secrets_dir: Path) -> list[str]:
     """The function's environment plus its secrets give valid settings, as the code reads them."""
     function = the_function(stack)
     environment = {k: v for k, v in function.get("environment", {}).items() if isinstance(v, str)}
-    for name in function.get("secrets", []):
-        (secrets_dir / name).write_text(f"value-of-{name}\n")
     try:
-        settings = config.load_settings(environ=environment, secrets_dir=secrets_dir)
+        settings = settings_with_secret_files(environment, function.get("secrets", []), secrets_dir)
     except config.ConfigError as e:
         return [f"faceblur.config rejects stack.yml: {e}"]
-    finally:
-        for path in secrets_dir.iterdir():
-            path.unlink()
     problems = []
     if settings.s3_endpoint != environment.get("FACEBLUR_S3_ENDPOINT"):
         problems.append("the S3 endpoint is not the one stack.yml gives")
