@@ -5,11 +5,15 @@ Run `make bench`, or alone: `.venv/bin/python bench/recall.py [--every 5]` (ever
 
 * found share: ground-truth faces matched one-to-one by a detection with IoU >= 0.5;
 * covered share: faces with >= 70 % of their box inside the union of the regions
-  the tool anonymises (faceblur: `padded_region` + `region_mask` with the default
-  padding and shape; deface: its 1.3 mask scale and inscribed ellipse);
+  the tool anonymises (faceblur: `face_regions` + `region_mask` with the default
+  padding, crowd padding and shape; deface: its 1.3 mask scale and inscribed ellipse);
+* changed outside faces: the share of each photo's pixels anonymised outside every
+  ground-truth and `ignore` box, averaged over photos (what wider regions cost);
 * unmatched detections per photo: detections whose IoU with every ground-truth and
   `ignore` box is under 0.3 (stray regions; this reproduces the 3.3 measured for
   deface in issue 3); `ignore` boxes count neither as misses nor as strays;
+* the same figures for faceblur without its crowd rule (crowd padding = padding),
+  from the same detections, so the rule's gain and cost are measured side by side;
 * seconds per photo (detection, and detection + anonymisation), model load time,
   peak memory (RSS) on the dev set and for one 4000x3000 photo end to end.
 
@@ -105,16 +109,31 @@ def band_of(height: float) -> str:
     return next(name for name, low, high in BANDS if low <= height < high)
 
 
-def faceblur_regions(boxes: list, width: int, height: int) -> list:
-    from faceblur.anonymise import DEFAULT_PADDING, padded_region
+def faceblur_regions(boxes: list, width: int, height: int, crowd: bool = True) -> list:
+    from faceblur.anonymise import DEFAULT_CROWD_PADDING, DEFAULT_PADDING, face_regions
 
-    return [padded_region(tuple(box), DEFAULT_PADDING, width, height) for box in boxes]
+    crowd_padding = DEFAULT_CROWD_PADDING if crowd else DEFAULT_PADDING
+    boxes = [tuple(box) for box in boxes]
+    return face_regions(boxes, DEFAULT_PADDING, crowd_padding, width, height)
 
 
-def faceblur_mask(boxes: list, width: int, height: int) -> np.ndarray:
+def faceblur_mask(boxes: list, width: int, height: int, crowd: bool = True) -> np.ndarray:
     from faceblur.anonymise import DEFAULT_SHAPE, region_mask
 
-    return region_mask(height, width, faceblur_regions(boxes, width, height), DEFAULT_SHAPE)
+    regions = faceblur_regions(boxes, width, height, crowd)
+    return region_mask(height, width, regions, DEFAULT_SHAPE)
+
+
+def faceblur_mask_without_crowd_rule(boxes: list, width: int, height: int) -> np.ndarray:
+    return faceblur_mask(boxes, width, height, crowd=False)
+
+
+def outside_faces(entry: dict) -> np.ndarray:
+    """Pixels of the photo outside every ground-truth and ignore box."""
+    outside = np.ones((entry["height"], entry["width"]), dtype=bool)
+    for x, y, w, h in entry["faces"] + entry["ignore"]:
+        outside[int(y) : int(np.ceil(y + h)), int(x) : int(np.ceil(x + w))] = False
+    return outside
 
 
 def deface_regions(boxes: list, width: int, height: int) -> list:
@@ -154,13 +173,16 @@ def score_tool(entries: list, detections: dict, threshold: float, mask_of) -> di
     """Found / covered shares per band and overall, stray detections per photo."""
     tally = {name: [0, 0, 0] for name, _, _ in BANDS}  # found, covered, total
     strays = 0
+    changed = []
     for entry in entries:
         width, height = entry["width"], entry["height"]
         kept = [d for d in detections[entry["image"]] if d["score"] >= threshold]
         boxes = [d["box"] for d in kept]
         truth = entry["faces"]
         found = found_flags(truth, boxes, [d["score"] for d in kept])
-        covered = covered_flags(truth, mask_of(boxes, width, height))
+        mask = mask_of(boxes, width, height)
+        covered = covered_flags(truth, mask)
+        changed.append(float((mask & outside_faces(entry)).mean()))
         strays += stray_count(truth, entry["ignore"], boxes)
         for (_, _, _, h), is_found, is_covered in zip(truth, found, covered, strict=True):
             counts = tally[band_of(h)]
@@ -177,6 +199,7 @@ def score_tool(entries: list, detections: dict, threshold: float, mask_of) -> di
     result["covered"]["all"] = sum(c[1] for c in tally.values()) / all_total
     result["faces"]["all"] = all_total
     result["unmatched_per_photo"] = strays / len(entries)
+    result["changed_outside_faces"] = float(np.mean(changed))
     return result
 
 
@@ -355,13 +378,23 @@ def print_table(report: dict) -> None:
         for col in cols:
             a, b = ours[kind][col], peer[kind][col]
             print(f"{kind + ' ' + col:28} {fmt(a):>9} {fmt(b):>9} {fmt(a / b if b else None):>7}")
-    rows = [("unmatched per photo", "unmatched_per_photo")] + [
+    rows = [
+        ("unmatched per photo", "unmatched_per_photo"),
+        ("changed outside faces", "changed_outside_faces"),
+    ] + [
         (f"{k} ", k)
         for k in ("median_s", "p95_s", "median_detect_s", "p95_detect_s", "load_s", "peak_rss_mb")
     ]
     for label, key in rows:
         a, b = ours[key], peer[key]
         print(f"{label.strip():28} {fmt(a):>9} {fmt(b):>9} {fmt(a / b if b else None):>7}")
+    plain = report["faceblur_without_crowd_rule"]
+    print(
+        "faceblur without its crowd rule: covered "
+        + " / ".join(fmt(plain["covered"][col]) for col in cols)
+        + f", unmatched {fmt(plain['unmatched_per_photo'])}, "
+        + f"changed outside faces {fmt(plain['changed_outside_faces'])}"
+    )
     for tool in ("faceblur", "deface"):
         big = report["big_photo"].get(tool)
         if big:
@@ -452,9 +485,17 @@ def main(argv: list[str] | None = None) -> int:
             "found": f"IoU >= {FOUND_IOU}, one-to-one, best score first",
             "covered": f">= {COVERED_SHARE:.0%} of the face box inside the anonymised regions",
             "unmatched": f"detections with IoU < {STRAY_IOU} with every ground-truth/ignore box",
+            "changed_outside_faces": "share of a photo's pixels anonymised outside every "
+            "ground-truth/ignore box, mean over photos",
             "seconds": "per photo, decoded RGB in memory: detection (+ anonymisation for *_s)",
         },
         "faceblur": ours,
+        "faceblur_without_crowd_rule": score_tool(
+            entries,
+            runs["faceblur"]["detections"],
+            DEFAULT_THRESHOLD,
+            faceblur_mask_without_crowd_rule,
+        ),
         "deface": peer,
         "big_photo": big,
         "sweep": sweep(entries, runs["faceblur"]["detections"], thresholds, stray_limit),

@@ -13,6 +13,9 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from faceblur.anonymise import (
+    CROWD_MAX_FACE,
+    CROWD_REACH,
+    DEFAULT_CROWD_PADDING,
     DEFAULT_METHOD,
     DEFAULT_PADDING,
     DEFAULT_SHAPE,
@@ -22,6 +25,8 @@ from faceblur.anonymise import (
     SHAPES,
     STRENGTHS,
     anonymise,
+    crowd_members,
+    face_regions,
     padded_region,
     region_mask,
 )
@@ -150,6 +155,65 @@ def test_padded_region_grows_and_clips(box, padding, size, expected) -> None:
 def test_negative_padding_is_a_bad_request() -> None:
     with pytest.raises(BadRequestError, match="padding"):
         padded_region((10, 10, 10, 10), -0.1, 100, 100)
+
+
+def _row(count: int, size: int, gap: float, x: int = 100, y: int = 300) -> list:
+    """`count` square faces side by side, centres `gap` face sizes apart."""
+    return [(int(x + i * gap * size), y, size, size) for i in range(count)]
+
+
+def test_a_row_of_faces_is_a_crowd_and_a_lone_face_or_a_couple_is_not() -> None:
+    assert crowd_members(_row(5, 30, 1.5), 1024, 768).all()
+    assert not crowd_members(_row(1, 30, 2.0), 1024, 768).any()
+    assert not crowd_members(_row(2, 30, 2.0), 1024, 768).any(), "a couple is no crowd"
+    # Three faces: the middle one has two neighbours, and each end one has two within reach.
+    assert crowd_members(_row(3, 30, 1.5), 1024, 768).all()
+
+
+def test_crowd_needs_faces_close_and_of_a_size() -> None:
+    spread = _row(4, 30, CROWD_REACH + 0.5)
+    assert not crowd_members(spread, 4000, 3000).any(), "too far apart"
+    # One big face amid small ones: the small ones still make a crowd, the big one does not.
+    mixed = _row(4, 20, 1.5) + [(150, 200, 100, 100)]
+    assert crowd_members(mixed, 1024, 768).tolist() == [True] * 4 + [False]
+
+
+def test_faces_large_in_the_photo_are_never_a_crowd() -> None:
+    size = 100
+    group = _row(4, size, 1.5)
+    assert crowd_members(group, int(size / CROWD_MAX_FACE) + 10, 600).all()
+    assert not crowd_members(group, int(size / CROWD_MAX_FACE) - 10, 600).any()
+    assert crowd_members([], 100, 100).shape == (0,)
+
+
+def test_face_regions_pad_crowds_more_and_never_less_than_asked() -> None:
+    crowd = _row(4, 30, 1.5)
+    alone = (800, 100, 30, 30)
+    regions = face_regions([*crowd, alone], DEFAULT_PADDING, DEFAULT_CROWD_PADDING, 1024, 768)
+    assert regions[-1] == padded_region(alone, DEFAULT_PADDING, 1024, 768)
+    for box, region in zip(crowd, regions, strict=False):
+        assert region == padded_region(box, DEFAULT_CROWD_PADDING, 1024, 768)
+        assert region[2] > padded_region(box, DEFAULT_PADDING, 1024, 768)[2]
+    generous = face_regions(crowd, 1.5, DEFAULT_CROWD_PADDING, 1024, 768)
+    assert generous == [padded_region(box, 1.5, 1024, 768) for box in crowd]
+    assert face_regions(crowd, 0.3, 0.3, 1024, 768) == [
+        padded_region(box, 0.3, 1024, 768) for box in crowd
+    ]
+
+
+def test_crowd_padding_covers_a_face_missed_between_found_ones() -> None:
+    """The rule's purpose: a face left out between crowd faces ends up inside a region."""
+    row = _row(5, 30, 1.4)
+    missed = row.pop(2)
+    plain = region_mask(
+        768, 1024, face_regions(row, DEFAULT_PADDING, DEFAULT_PADDING, 1024, 768), "ellipse"
+    )
+    crowd = region_mask(
+        768, 1024, face_regions(row, DEFAULT_PADDING, DEFAULT_CROWD_PADDING, 1024, 768), "ellipse"
+    )
+    x, y, w, h = missed
+    assert plain[y : y + h, x : x + w].mean() < 0.7
+    assert crowd[y : y + h, x : x + w].mean() >= 0.7
 
 
 def test_ellipse_mask_is_inscribed_in_the_box() -> None:

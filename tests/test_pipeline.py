@@ -120,6 +120,7 @@ def test_errors_come_out_typed_before_any_detection(detector) -> None:
         ({"method": "BLUR", "shape": "box"}, Options(method="blur", shape="box")),
         ({"padding": "0.5", "threshold": 0.9}, Options(padding=0.5, threshold=0.9)),
         ({"strength": "low", "padding": 0}, Options(strength="low", padding=0.0)),
+        ({"crowd_padding": "0.4"}, Options(crowd_padding=0.4)),
     ],
 )
 def test_parse_options_accepts_strings_and_typed_values(raw, expected) -> None:
@@ -135,6 +136,7 @@ def test_parse_options_accepts_strings_and_typed_values(raw, expected) -> None:
         ({"padding": "wide"}, ["padding"]),
         ({"padding": -0.1}, ["padding"]),
         ({"padding": "nan"}, ["padding"]),
+        ({"crowd_padding": 5}, ["crowd_padding", "0.0 to 2.0"]),
         ({"threshold": 1.5}, ["threshold"]),
         ({"threshold": True}, ["threshold"]),
         ({"colour": "red"}, ["unknown option", "colour", *OPTION_NAMES]),

@@ -57,6 +57,14 @@ def _add_detection_options(parser: argparse.ArgumentParser) -> None:
         "are hidden too (default: %(default)s)",
     )
     parser.add_argument(
+        "--crowd-padding",
+        default=defaults.crowd_padding,
+        metavar="FRACTION",
+        help="margin around faces in a crowd (three or more faces of a size close together), "
+        "where missed faces hide between the found ones; set it to the --padding value to "
+        "treat crowds like any face (default: %(default)s)",
+    )
+    parser.add_argument(
         "--threshold",
         default=defaults.threshold,
         metavar="SCORE",
@@ -143,7 +151,11 @@ def collect_inputs(patterns: Sequence[str]) -> Iterator[tuple[Path, Path]]:
 
 
 def _options(args: argparse.Namespace) -> Options:
-    raw = {"padding": args.padding, "threshold": args.threshold}
+    raw = {
+        "padding": args.padding,
+        "crowd_padding": args.crowd_padding,
+        "threshold": args.threshold,
+    }
     for name in ("method", "shape", "strength"):
         if hasattr(args, name):
             raw[name] = getattr(args, name)
