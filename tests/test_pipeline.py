@@ -76,6 +76,23 @@ def test_locate_faces_agrees_with_anonymise_image(detector, small_group) -> None
     assert found.regions == result.regions
 
 
+def test_crowd_faces_get_wider_regions_than_a_lone_face(detector, dev_annotations) -> None:
+    """The crowd rule reaches the pipeline: in a real crowd some regions grow, never shrink."""
+    crowd = next(e for e in dev_annotations if e["image"].endswith("0_Parade_Parade_0_317.jpg"))
+    data = (FACES_DEV / crowd["image"]).read_bytes()
+    default = locate_faces(data, detector)
+    plain = locate_faces(data, detector, Options(crowd_padding=Options().padding))
+    assert [f.box for f in default.faces] == [f.box for f in plain.faces]
+
+    def contains(wide, tight) -> bool:
+        (x, y, w, h), (tx, ty, tw, th) = wide, tight
+        return x <= tx and y <= ty and x + w >= tx + tw and y + h >= ty + th
+
+    pairs = list(zip(default.regions, plain.regions, strict=True))
+    assert all(contains(wide, tight) for wide, tight in pairs), "a region shrank"
+    assert sum(wide != tight for wide, tight in pairs) >= 3, "no crowd face got the crowd padding"
+
+
 def test_faces_json_is_plain_json_with_region_around_box(detector, small_group) -> None:
     found = locate_faces((FACES_DEV / small_group["image"]).read_bytes(), detector)
     records = faces_to_json(found)

@@ -60,9 +60,9 @@ def _add_detection_options(parser: argparse.ArgumentParser) -> None:
         "--crowd-padding",
         default=defaults.crowd_padding,
         metavar="FRACTION",
-        help="margin around faces in a crowd (three or more faces of a size close together), "
-        "where missed faces hide between the found ones; set it to the --padding value to "
-        "treat crowds like any face (default: %(default)s)",
+        help="margin around a face in a crowd (three or more faces of a size close together) "
+        "with a doubtful face-like patch beside it, where missed faces hide; set it to the "
+        "--padding value to treat crowds like any face (default: %(default)s)",
     )
     parser.add_argument(
         "--threshold",

@@ -124,13 +124,16 @@ def _decode_and_locate(
     started = time.perf_counter()
     decoded = decode(data, max_pixels)
     decoded_at = time.perf_counter()
-    faces = [face for face in detector.detect(decoded.pixels) if face.score >= options.threshold]
+    candidates = detector.detect(decoded.pixels)
+    faces = [face for face in candidates if face.score >= options.threshold]
+    doubtful = [face.box for face in candidates if face.score < options.threshold]
     regions = face_regions(
         [face.box for face in faces],
         options.padding,
         options.crowd_padding,
         decoded.width,
         decoded.height,
+        doubtful,
     )
     timings = {"decode": decoded_at - started, "detect": time.perf_counter() - decoded_at}
     return decoded, faces, regions, timings
