@@ -33,6 +33,26 @@ def own_s3(tmp_path: Path):
     server.stop()
 
 
+@pytest.fixture
+def proxy(own_s3: LocalS3):
+    """A line to this test's own server that the test can cut and restore."""
+    line = CuttingProxy(own_s3.server.port)
+    yield line
+    line.close()
+
+
+@pytest.fixture
+def proxied_store(own_s3: LocalS3, proxy: CuttingProxy) -> Store:
+    return Store(dataclasses.replace(own_s3.settings, s3_endpoint=proxy.endpoint))
+
+
+def wait_for_rollbacks(store: Store) -> None:
+    """Give the background retry a bounded time to finish its rollbacks."""
+    deadline = time.monotonic() + ROLLBACK_WAIT_SECONDS
+    while store.pending_rollbacks and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
 def put_example(store: Store, original: bytes = b"original bytes", options=OPTIONS):
     return store.put_pair(
         original=original,
@@ -132,67 +152,55 @@ def test_server_down_gives_unavailable_quickly_and_writes_nothing(own_s3: LocalS
     assert own_s3.snapshot() == {"inbox": [], "originals": [], "results": []}
 
 
-def test_server_dying_between_original_and_result_leaves_no_half_pair(own_s3: LocalS3) -> None:
-    proxy = CuttingProxy(own_s3.server.port)
-    try:
-        settings = dataclasses.replace(own_s3.settings, s3_endpoint=proxy.endpoint)
-        store = Store(settings)
-        kept = put_example(store, b"an earlier pair")  # must survive the rollback
-        proxy.cut_on(b"PUT /results/")
-        with pytest.raises(UnavailableError):
-            put_example(store, b"a new photo")
-        assert proxy.cut_requests >= 1
-        # The original went through before the cut, and the rollback could not remove it.
-        assert own_s3.snapshot()["originals"] == sorted(
-            [kept.original_key, f"{content_id(b'a new photo')}.jpg"]
-        )
-        assert store.pending_rollbacks
-        proxy.restore()  # the server is back: the background retry removes the orphan
-        deadline = time.monotonic() + ROLLBACK_WAIT_SECONDS
-        while store.pending_rollbacks and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not store.pending_rollbacks
-        assert own_s3.snapshot() == {
-            "inbox": [],
-            "originals": [kept.original_key],
-            "results": [kept.result_key],
-        }
-    finally:
-        proxy.close()
+def test_server_dying_between_original_and_result_leaves_no_half_pair(
+    own_s3: LocalS3, proxy: CuttingProxy, proxied_store: Store
+) -> None:
+    store = proxied_store
+    kept = put_example(store, b"an earlier pair")  # must survive the rollback
+    proxy.cut_on(b"PUT /results/")
+    with pytest.raises(UnavailableError):
+        put_example(store, b"a new photo")
+    assert proxy.cut_requests >= 1
+    # The original went through before the cut, and the rollback could not remove it.
+    assert own_s3.snapshot()["originals"] == sorted(
+        [kept.original_key, f"{content_id(b'a new photo')}.jpg"]
+    )
+    assert store.pending_rollbacks
+    proxy.restore()  # the server is back: the background retry removes the orphan
+    wait_for_rollbacks(store)
+    assert not store.pending_rollbacks
+    assert own_s3.snapshot() == {
+        "inbox": [],
+        "originals": [kept.original_key],
+        "results": [kept.result_key],
+    }
 
 
-def test_rollback_keeps_an_original_that_already_had_a_result(own_s3: LocalS3) -> None:
-    proxy = CuttingProxy(own_s3.server.port)
-    try:
-        store = Store(dataclasses.replace(own_s3.settings, s3_endpoint=proxy.endpoint))
-        first = put_example(store)
-        proxy.cut_on(b"PUT /results/")
-        with pytest.raises(UnavailableError):
-            put_example(store, options={**OPTIONS, "method": "solid"})
-        proxy.restore()
-        store.retry_rollbacks()
-        assert own_s3.snapshot()["originals"] == [first.original_key]
-        assert own_s3.snapshot()["results"] == [first.result_key]
-    finally:
-        proxy.close()
+def test_rollback_keeps_an_original_that_already_had_a_result(
+    own_s3: LocalS3, proxy: CuttingProxy, proxied_store: Store
+) -> None:
+    first = put_example(proxied_store)
+    proxy.cut_on(b"PUT /results/")
+    with pytest.raises(UnavailableError):
+        put_example(proxied_store, options={**OPTIONS, "method": "solid"})
+    proxy.restore()
+    proxied_store.retry_rollbacks()
+    assert own_s3.snapshot()["originals"] == [first.original_key]
+    assert own_s3.snapshot()["results"] == [first.result_key]
 
 
-def test_failure_after_both_writes_keeps_the_whole_pair(own_s3: LocalS3) -> None:
-    proxy = CuttingProxy(own_s3.server.port)
-    try:
-        store = Store(dataclasses.replace(own_s3.settings, s3_endpoint=proxy.endpoint))
-        # The second look at the original comes after both writes.
-        proxy.cut_on(b"HEAD /originals/", let_through=1)
-        with pytest.raises(UnavailableError):
-            put_example(store)
-        proxy.restore()
-        deadline = time.monotonic() + ROLLBACK_WAIT_SECONDS
-        while store.pending_rollbacks and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not store.pending_rollbacks
-        snapshot = own_s3.snapshot()
-        assert len(snapshot["originals"]) == len(snapshot["results"]) == 1
-        assert put_example(store).result_key == snapshot["results"][0]  # a retry: same keys
-        assert own_s3.snapshot() == snapshot
-    finally:
-        proxy.close()
+def test_failure_after_both_writes_keeps_the_whole_pair(
+    own_s3: LocalS3, proxy: CuttingProxy, proxied_store: Store
+) -> None:
+    store = proxied_store
+    # The second look at the original comes after both writes.
+    proxy.cut_on(b"HEAD /originals/", let_through=1)
+    with pytest.raises(UnavailableError):
+        put_example(store)
+    proxy.restore()
+    wait_for_rollbacks(store)
+    assert not store.pending_rollbacks
+    snapshot = own_s3.snapshot()
+    assert len(snapshot["originals"]) == len(snapshot["results"]) == 1
+    assert put_example(store).result_key == snapshot["results"][0]  # a retry: same keys
+    assert own_s3.snapshot() == snapshot
