@@ -124,7 +124,8 @@ def test_help_explains_every_method_with_its_measured_risk(capsys) -> None:
     "args,message",
     [
         (["blur", "x.png", "--padding", "wide"], "padding must be a number"),
-        (["detect", "x.png", "--crowd-padding", "-1"], "crowd_padding must be a number"),
+        (["detect", "x.png", "--padding", "-1"], "padding must be a number"),
+        (["detect", "x.png", "--crowd-padding", "1.2"], "unrecognized arguments"),
         (["blur", "x.png", "--threshold", "2"], "threshold must be a number"),
         (["blur", "x.png", "--method", "smear"], "invalid choice"),
         (["detect"], "required"),

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import FACES_DEV
-from faceblur.anonymise import METHODS, region_mask
+from faceblur.anonymise import METHODS, padded_region, region_mask
 from faceblur.errors import BadRequestError, NotAnImageError, TooLargeError
 from faceblur.image import decode
 from faceblur.pipeline import (
@@ -76,21 +76,16 @@ def test_locate_faces_agrees_with_anonymise_image(detector, small_group) -> None
     assert found.regions == result.regions
 
 
-def test_crowd_faces_get_wider_regions_than_a_lone_face(detector, dev_annotations) -> None:
-    """The crowd rule reaches the pipeline: in a real crowd some regions grow, never shrink."""
+def test_every_region_is_its_face_grown_by_the_padding(detector, dev_annotations) -> None:
+    """No crowd rule: in a real crowd each region is its own face's box plus the padding."""
     crowd = next(e for e in dev_annotations if e["image"].endswith("0_Parade_Parade_0_317.jpg"))
     data = (FACES_DEV / crowd["image"]).read_bytes()
-    default = locate_faces(data, detector)
-    plain = locate_faces(data, detector, Options(crowd_padding=Options().padding))
-    assert [f.box for f in default.faces] == [f.box for f in plain.faces]
-
-    def contains(wide, tight) -> bool:
-        (x, y, w, h), (tx, ty, tw, th) = wide, tight
-        return x <= tx and y <= ty and x + w >= tx + tw and y + h >= ty + th
-
-    pairs = list(zip(default.regions, plain.regions, strict=True))
-    assert all(contains(wide, tight) for wide, tight in pairs), "a region shrank"
-    assert sum(wide != tight for wide, tight in pairs) >= 3, "no crowd face got the crowd padding"
+    for padding in (Options().padding, 1.2):
+        found = locate_faces(data, detector, Options(padding=padding))
+        assert len(found.faces) >= 3
+        assert found.regions == [
+            padded_region(face.box, padding, found.width, found.height) for face in found.faces
+        ]
 
 
 def test_faces_json_is_plain_json_with_region_around_box(detector, small_group) -> None:
@@ -137,7 +132,6 @@ def test_errors_come_out_typed_before_any_detection(detector) -> None:
         ({"method": "BLUR", "shape": "box"}, Options(method="blur", shape="box")),
         ({"padding": "0.5", "threshold": 0.9}, Options(padding=0.5, threshold=0.9)),
         ({"strength": "low", "padding": 0}, Options(strength="low", padding=0.0)),
-        ({"crowd_padding": "0.4"}, Options(crowd_padding=0.4)),
     ],
 )
 def test_parse_options_accepts_strings_and_typed_values(raw, expected) -> None:
@@ -153,7 +147,8 @@ def test_parse_options_accepts_strings_and_typed_values(raw, expected) -> None:
         ({"padding": "wide"}, ["padding"]),
         ({"padding": -0.1}, ["padding"]),
         ({"padding": "nan"}, ["padding"]),
-        ({"crowd_padding": 5}, ["crowd_padding", "0.0 to 2.0"]),
+        ({"padding": 5}, ["padding", "0.0 to 2.0"]),
+        ({"crowd_padding": 1.2}, ["unknown option", "crowd_padding"]),
         ({"threshold": 1.5}, ["threshold"]),
         ({"threshold": True}, ["threshold"]),
         ({"colour": "red"}, ["unknown option", "colour", *OPTION_NAMES]),

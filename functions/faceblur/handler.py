@@ -6,7 +6,7 @@ Requests (POST):
 - `multipart/form-data` with a file field (other fields are options);
 - a MinIO/S3 bucket notification (`Records[].s3`): the inbox object it names is read,
   anonymised and stored; events for the output buckets are ignored.
-Options (method, shape, strength, padding, crowd_padding, threshold; `store`) come from the
+Options (method, shape, strength, padding, threshold; `store`) come from the
 JSON body, the form fields or the query string. `GET` answers a small info JSON.
 
 The answer is JSON (ids, object keys, a presigned URL of the result, faces, timings),

@@ -32,17 +32,6 @@ DEFAULT_STRENGTH = "high"
 # 0.4 rather than 0.3: bench/reid.py named 5.5 % of people through the pipeline at 0.3.
 DEFAULT_PADDING = 0.4
 TOP_PADDING_FACTOR = 2.0
-# In a crowd the faces the detector misses stand between and behind the ones it finds, half
-# hidden or smeared, scoring no higher than crowd texture. Where a crowd face has such a
-# doubtful candidate beside it, its region grows to cover the neighbourhood instead of
-# blotting out every doubtful patch in the photo. Chosen by bench/recall.py: covered
-# 20-50 px 0.962 -> 0.972, 50 px and up 0.986 -> 0.994, for 15.6 % of each photo changed
-# outside faces instead of 11.3 %, and no more stray regions.
-DEFAULT_CROWD_PADDING = 1.2
-CROWD_NEIGHBOURS = 2  # a face with this many similar faces nearby stands in a crowd ...
-CROWD_REACH = 3.0  # ... centres at most this many face heights apart ...
-CROWD_SIMILAR = 2.0  # ... heights within this factor of each other ...
-CROWD_MAX_FACE = 0.16  # ... and itself at most this share of the photo's longer side
 # Soft methods fade into the photo across this outer share of the mask's radius. The fade
 # lies inside the mask, so the outside stays identical, and at the default padding it ends
 # before the detected box: every pixel of the box itself is fully replaced.
@@ -70,61 +59,6 @@ def padded_region(box: Box, padding: float, width: int, height: int) -> Box:
     left, right = min(max(left, 0), width), min(max(right, 0), width)
     top, bottom = min(max(top, 0), height), min(max(bottom, 0), height)
     return left, top, max(right - left, 0), max(bottom - top, 0)
-
-
-def _similar_within_reach(faces: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Which of `others` are of each face's size and within reach of it, and how far."""
-    face_x, face_y = faces[:, 0] + faces[:, 2] / 2, faces[:, 1] + faces[:, 3] / 2
-    other_x, other_y = others[:, 0] + others[:, 2] / 2, others[:, 1] + others[:, 3] / 2
-    face_h, other_h = np.maximum(faces[:, 3], 1.0), np.maximum(others[:, 3], 1.0)
-    distance = np.hypot(face_x[:, None] - other_x, face_y[:, None] - other_y)
-    ratio = face_h[:, None] / other_h
-    reach = CROWD_REACH * np.maximum(face_h[:, None], other_h)
-    similar = (ratio >= 1 / CROWD_SIMILAR) & (ratio <= CROWD_SIMILAR)
-    return similar & (distance <= reach), distance
-
-
-def crowd_members(
-    boxes: Sequence[Box], doubtful: Sequence[Box], width: int, height: int
-) -> np.ndarray:
-    """Which faces stand in a crowd where the detector may have missed a neighbour.
-
-    A face qualifies when it is small in the photo, has CROWD_NEIGHBOURS similar faces
-    close by, and a similar doubtful candidate (found, but scored under the threshold)
-    close by too, on no found face.
-    """
-    faces = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    doubts = np.asarray(doubtful, dtype=np.float64).reshape(-1, 4)
-    if not len(faces) or not len(doubts):
-        return np.zeros(len(faces), dtype=bool)
-    neighbours, _ = _similar_within_reach(faces, faces)
-    np.fill_diagonal(neighbours, False)
-    doubts_near, distance = _similar_within_reach(faces, doubts)
-    # A doubtful candidate centred on a found face is a second look at it, not a neighbour.
-    apart = (distance > 0.5 * np.maximum(faces[:, 3:4], 1.0)).all(axis=0)
-    small = faces[:, 3] <= CROWD_MAX_FACE * max(width, height)
-    crowded = neighbours.sum(axis=1) >= CROWD_NEIGHBOURS
-    return small & crowded & (doubts_near & apart).any(axis=1)
-
-
-def face_regions(
-    boxes: Sequence[Box],
-    padding: float,
-    crowd_padding: float,
-    width: int,
-    height: int,
-    doubtful: Sequence[Box] = (),
-) -> list[Box]:
-    """The region anonymised for each face: `padding` around it, `crowd_padding` in a crowd.
-
-    `doubtful` are the candidates scored under the threshold (see `crowd_members`). The
-    larger padding applies in a crowd, so asking for more padding never gives less.
-    """
-    crowd = crowd_members(boxes, doubtful, width, height)
-    return [
-        padded_region(box, max(padding, crowd_padding) if in_crowd else padding, width, height)
-        for box, in_crowd in zip(boxes, crowd, strict=True)
-    ]
 
 
 def _region_weights(box: Box, width: int, height: int, shape: str, feather: float) -> np.ndarray:

@@ -57,14 +57,6 @@ def _add_detection_options(parser: argparse.ArgumentParser) -> None:
         "are hidden too (default: %(default)s)",
     )
     parser.add_argument(
-        "--crowd-padding",
-        default=defaults.crowd_padding,
-        metavar="FRACTION",
-        help="margin around a face in a crowd (three or more faces of a size close together) "
-        "with a doubtful face-like patch beside it, where missed faces hide; set it to the "
-        "--padding value to treat crowds like any face (default: %(default)s)",
-    )
-    parser.add_argument(
         "--threshold",
         default=defaults.threshold,
         metavar="SCORE",
@@ -153,7 +145,6 @@ def collect_inputs(patterns: Sequence[str]) -> Iterator[tuple[Path, Path]]:
 def _options(args: argparse.Namespace) -> Options:
     raw = {
         "padding": args.padding,
-        "crowd_padding": args.crowd_padding,
         "threshold": args.threshold,
     }
     for name in ("method", "shape", "strength"):

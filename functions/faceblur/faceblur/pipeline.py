@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
 from faceblur.anonymise import (
-    DEFAULT_CROWD_PADDING,
     DEFAULT_METHOD,
     DEFAULT_PADDING,
     DEFAULT_SHAPE,
@@ -17,7 +16,7 @@ from faceblur.anonymise import (
     SHAPES,
     STRENGTHS,
     anonymise,
-    face_regions,
+    padded_region,
 )
 from faceblur.detect import DEFAULT_THRESHOLD, MIN_THRESHOLD, Box, Detector, Face
 from faceblur.errors import BadRequestError
@@ -41,7 +40,6 @@ class Options:
     shape: str = DEFAULT_SHAPE
     strength: str = DEFAULT_STRENGTH
     padding: float = DEFAULT_PADDING
-    crowd_padding: float = DEFAULT_CROWD_PADDING
     threshold: float = DEFAULT_THRESHOLD
 
 
@@ -81,9 +79,6 @@ def parse_options(raw: Mapping[str, object]) -> Options:
         shape=_choice("shape", raw.get("shape", defaults.shape), SHAPES),
         strength=_choice("strength", raw.get("strength", defaults.strength), STRENGTHS),
         padding=_number("padding", raw.get("padding", defaults.padding), 0.0, MAX_PADDING),
-        crowd_padding=_number(
-            "crowd_padding", raw.get("crowd_padding", defaults.crowd_padding), 0.0, MAX_PADDING
-        ),
         threshold=_number(
             "threshold", raw.get("threshold", defaults.threshold), MIN_THRESHOLD, 1.0
         ),
@@ -124,17 +119,10 @@ def _decode_and_locate(
     started = time.perf_counter()
     decoded = decode(data, max_pixels)
     decoded_at = time.perf_counter()
-    candidates = detector.detect(decoded.pixels)
-    faces = [face for face in candidates if face.score >= options.threshold]
-    doubtful = [face.box for face in candidates if face.score < options.threshold]
-    regions = face_regions(
-        [face.box for face in faces],
-        options.padding,
-        options.crowd_padding,
-        decoded.width,
-        decoded.height,
-        doubtful,
-    )
+    faces = [face for face in detector.detect(decoded.pixels) if face.score >= options.threshold]
+    regions = [
+        padded_region(face.box, options.padding, decoded.width, decoded.height) for face in faces
+    ]
     timings = {"decode": decoded_at - started, "detect": time.perf_counter() - decoded_at}
     return decoded, faces, regions, timings
 
