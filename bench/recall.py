@@ -213,7 +213,8 @@ def load_tool(tool: str):
     """(detect(rgb) -> [{box, score}], anonymise(rgb, boxes) -> rgb) for one tool."""
     if tool == "faceblur":
         from faceblur.anonymise import anonymise
-        from faceblur.detect import DEFAULT_THRESHOLD, build_detector
+        from faceblur.detect import build_detector
+        from faceblur.options import DEFAULT_THRESHOLD
 
         detector = build_detector()
 
@@ -458,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
             big[tool] = subprocess_json(["--big", tool])
     load_after = [round(v, 2) for v in os.getloadavg()]
 
-    from faceblur.detect import DEFAULT_THRESHOLD, MIN_THRESHOLD
+    from faceblur.options import DEFAULT_THRESHOLD, MIN_THRESHOLD
 
     peer = score_tool(entries, runs["deface"]["detections"], DEFACE_THRESHOLD, deface_mask)
     peer.update(timing_summary(runs["deface"]))

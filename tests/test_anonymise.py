@@ -12,20 +12,17 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from faceblur.anonymise import (
+from faceblur.anonymise import METHODS, anonymise, padded_region, region_mask
+from faceblur.errors import BadRequestError
+from faceblur.options import (
     DEFAULT_METHOD,
     DEFAULT_PADDING,
     DEFAULT_SHAPE,
     DEFAULT_STRENGTH,
     METHOD_INFO,
-    METHODS,
     SHAPES,
     STRENGTHS,
-    anonymise,
-    padded_region,
-    region_mask,
 )
-from faceblur.errors import BadRequestError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FACES_DEV = SHARED_DATA / "faces-dev"

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from conftest import ATT_FACES, FACES_DEV
-from faceblur.anonymise import METHOD_INFO, METHODS, region_mask
+from faceblur.anonymise import region_mask
 from faceblur.cli import main
 from faceblur.image import decode
-from faceblur.pipeline import Options
+from faceblur.options import METHOD_INFO, METHOD_NAMES, Options
 
 FACEBLUR = Path(sys.executable).parent / "faceblur"
 
@@ -116,7 +116,7 @@ def test_help_explains_every_method_with_its_measured_risk(capsys) -> None:
         main(["blur", "--help"])
     assert done.value.code == 0
     lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
-    for name in METHODS:
+    for name in METHOD_NAMES:
         assert f"{name}: {METHOD_INFO[name]}" in lines
 
 

@@ -196,6 +196,15 @@ def bad_requests(portrait_jpeg: bytes) -> dict[str, tuple[dict, int]]:
             400,
         ),
         "bad store": ({"data": portrait_jpeg, "headers": jpeg, "params": {"store": "maybe"}}, 400),
+        # Issue 17: a huge value is refused without being echoed whole.
+        "huge method": (
+            {"json": {"image": base64.b64encode(portrait_jpeg).decode(), "method": "m" * 100_000}},
+            400,
+        ),
+        "huge store": (
+            {"json": {"image": base64.b64encode(portrait_jpeg).decode(), "store": "s" * 100_000}},
+            400,
+        ),
         "multipart without file": ({"data": {"method": "blur"}, "files": {"x": ("", b"")}}, 400),
     }
 
@@ -216,6 +225,7 @@ def test_bad_inputs_get_their_status_and_leave_buckets_alone(s3, url, portraits)
         assert response.headers["Content-Type"].startswith("application/json"), name
         error = response.json()["error"]
         assert isinstance(error, str) and error and "Traceback" not in error, name
+        assert len(error) < 400, name
         assert s3.snapshot() == before, name
 
 

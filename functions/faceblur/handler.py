@@ -35,7 +35,6 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from faceblur import __version__  # noqa: E402
-from faceblur.anonymise import METHOD_INFO, SHAPES, STRENGTHS  # noqa: E402
 from faceblur.config import ConfigError, Settings, load_settings, parse_flag  # noqa: E402
 from faceblur.errors import (  # noqa: E402
     BadRequestError,
@@ -45,7 +44,8 @@ from faceblur.errors import (  # noqa: E402
     TooLargeError,
     UnavailableError,
 )
-from faceblur.pipeline import Options, Result, anonymise_image, faces_to_json, parse_options  # noqa: E402
+from faceblur.options import METHOD_INFO, SHAPES, STRENGTHS, Options, parse_options  # noqa: E402
+from faceblur.pipeline import Result, anonymise_image, faces_to_json  # noqa: E402
 from faceblur.storage import FACES_METADATA, Store, StoredPair  # noqa: E402
 
 RAW_TYPES = ("application/octet-stream",)

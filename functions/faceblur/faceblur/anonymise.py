@@ -16,21 +16,13 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from faceblur.errors import BadRequestError
+from faceblur.errors import BadRequestError, quoted
+from faceblur.options import DEFAULT_METHOD, DEFAULT_SHAPE, DEFAULT_STRENGTH, SHAPES, STRENGTHS
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels; the same alias as faceblur.detect.Box
 
-SHAPES = ("ellipse", "box")
-DEFAULT_SHAPE = "ellipse"
-STRENGTHS = ("low", "medium", "high")
-DEFAULT_STRENGTH = "high"
-# Added on each side as a share of the box's size, twice that on top: detectors' boxes stop
-# at the hair line, and hair is what re-identifies a face once its middle is gone (on the
-# AT&T benchmark it halved what a solid fill leaves to the attacker). The padded box is
-# 1.8x the face across and 2.2x down; the ellipse inscribed in it covers the whole
-# detected box (that needs more than sqrt 2 across) plus forehead, hair, ears and chin.
-# 0.4 rather than 0.3: bench/reid.py named 5.5 % of people through the pipeline at 0.3.
-DEFAULT_PADDING = 0.4
+# Padding is added on each side as a share of the box's size and this many times that on
+# top: hair is what re-identifies a face once its middle is gone (see DEFAULT_PADDING).
 TOP_PADDING_FACTOR = 2.0
 # Soft methods fade into the photo across this outer share of the mask's radius. The fade
 # lies inside the mask, so the outside stays identical, and at the default padding it ends
@@ -40,7 +32,7 @@ FEATHER = 0.07
 
 def _check_choice(kind: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
-        raise BadRequestError(f"unknown {kind} {value!r}; choose one of {', '.join(choices)}")
+        raise BadRequestError(f"unknown {kind} {quoted(value)}; choose one of {', '.join(choices)}")
 
 
 def padded_region(box: Box, padding: float, width: int, height: int) -> Box:
@@ -221,7 +213,7 @@ class Cloak:
     colours, the shading is smoothed noise plus a random light direction.
     medium: as high, but the tone stays in the face's third (light, middle or deep) of
     that line. low: the face's own blocks, shuffled and heavily blurred, in its own
-    average colour (the softest look, and it leaks; see METHOD_INFO).
+    average colour (the softest look, and it leaks; see options.METHOD_INFO).
     """
 
     feather: bool = True
@@ -276,21 +268,6 @@ METHODS: dict[str, Method] = {
     "blur": Blur(sigma_share={"low": 0.04, "medium": 0.08, "high": 0.15}),
     "pixelate": Pixelate(blocks={"low": 16, "medium": 10, "high": 6}),
     "solid": Solid(),
-}
-DEFAULT_METHOD = "cloak"
-
-# One line per method for README, --help, the web page's picker and the info JSON. The
-# figure is bench/reid.py's worst attacker at the default strength (high), the whole AT&T
-# photo as the face region, 40 people (chance 2.5 %); tests/test_reid.py checks it against
-# bench/results/reid.json, so rerun `make bench` and update it after changing a method.
-METHOD_INFO: dict[str, str] = {
-    "cloak": "soft skin-toned blur drawn from secure random noise, nothing of the face kept;"
-    " re-identified 2.8 % of the time (chance 2.5 %)",
-    "blur": "Gaussian blur sized to the face; still re-identified 97.0 % of the time"
-    " (chance 2.5 %)",
-    "pixelate": "6 big blocks across the face; still re-identified 98.5 % of the time"
-    " (chance 2.5 %)",
-    "solid": "flat black fill, a black box; re-identified 2.5 % of the time (chance 2.5 %)",
 }
 
 

@@ -12,17 +12,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from faceblur.anonymise import METHOD_INFO, METHODS, SHAPES, STRENGTHS
 from faceblur.errors import FaceblurError
 from faceblur.image import DEFAULT_MAX_PIXELS
-from faceblur.pipeline import (
-    Options,
-    anonymise_image,
-    anonymise_whole_image,
-    faces_to_json,
-    locate_faces,
-    parse_options,
-)
+from faceblur.options import METHOD_INFO, METHOD_NAMES, SHAPES, STRENGTHS, Options, parse_options
+from faceblur.pipeline import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
 
 # Only used to pick files out of folders; the format itself is sniffed from the bytes.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
@@ -40,7 +33,7 @@ comments) removed. The originals are never changed."""
 
 
 def _methods_help() -> str:
-    lines = [f"  {name}: {METHOD_INFO[name]}".replace("%", "%%") for name in METHODS]
+    lines = [f"  {name}: {METHOD_INFO[name]}".replace("%", "%%") for name in METHOD_NAMES]
     return "how faces are hidden (default: %(default)s):\n" + "\n".join(lines)
 
 
@@ -94,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the results (default: %(default)s)",
     )
     blur.add_argument(
-        "--method", choices=tuple(METHODS), default=defaults.method, help=_methods_help()
+        "--method", choices=METHOD_NAMES, default=defaults.method, help=_methods_help()
     )
     blur.add_argument(
         "--shape",

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from faceblur.errors import quoted
+
 SECRETS_DIR = "/var/openfaas/secrets"
 
 # Plain settings: environment variable -> default ("" = no default).
@@ -110,7 +112,7 @@ def parse_flag(value: object) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"must be true or false, got {value!r}")
+    raise ValueError(f"must be true or false, got {quoted(value)}")
 
 
 def _bool(environ: Mapping[str, str], name: str) -> bool:

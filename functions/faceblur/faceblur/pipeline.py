@@ -2,24 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
-from faceblur.anonymise import (
-    DEFAULT_METHOD,
-    DEFAULT_PADDING,
-    DEFAULT_SHAPE,
-    DEFAULT_STRENGTH,
-    METHODS,
-    SHAPES,
-    STRENGTHS,
-    anonymise,
-    padded_region,
-)
-from faceblur.detect import DEFAULT_THRESHOLD, MIN_THRESHOLD, Box, Detector, Face
-from faceblur.errors import BadRequestError
+from faceblur.anonymise import anonymise, padded_region
+from faceblur.detect import Box, Detector, Face
 from faceblur.image import (
     DEFAULT_MAX_PIXELS,
     DecodedImage,
@@ -28,61 +15,7 @@ from faceblur.image import (
     encode,
     size_as_stored,
 )
-
-MAX_PADDING = 2.0
-
-
-@dataclass(frozen=True)
-class Options:
-    """What a caller may choose; the defaults are the benchmarked ones."""
-
-    method: str = DEFAULT_METHOD
-    shape: str = DEFAULT_SHAPE
-    strength: str = DEFAULT_STRENGTH
-    padding: float = DEFAULT_PADDING
-    threshold: float = DEFAULT_THRESHOLD
-
-
-OPTION_NAMES = tuple(f.name for f in fields(Options))
-
-
-def _choice(name: str, value: object, choices: Sequence[str]) -> str:
-    text = str(value).strip().lower()
-    if text not in choices:
-        raise BadRequestError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    return text
-
-
-def _number(name: str, value: object, low: float, high: float) -> float:
-    problem = BadRequestError(f"{name} must be a number from {low} to {high}; got {value!r}")
-    if not isinstance(value, (int, float, str)) or isinstance(value, bool):
-        raise problem
-    try:
-        number = float(value)
-    except ValueError:
-        raise problem from None
-    if not (math.isfinite(number) and low <= number <= high):
-        raise problem
-    return number
-
-
-def parse_options(raw: Mapping[str, object]) -> Options:
-    """Validate options from a query string, JSON body or command line (strings or typed)."""
-    unknown = sorted(set(raw) - set(OPTION_NAMES))
-    if unknown:
-        raise BadRequestError(
-            f"unknown option(s): {', '.join(unknown)}; valid options: {', '.join(OPTION_NAMES)}"
-        )
-    defaults = Options()
-    return Options(
-        method=_choice("method", raw.get("method", defaults.method), tuple(METHODS)),
-        shape=_choice("shape", raw.get("shape", defaults.shape), SHAPES),
-        strength=_choice("strength", raw.get("strength", defaults.strength), STRENGTHS),
-        padding=_number("padding", raw.get("padding", defaults.padding), 0.0, MAX_PADDING),
-        threshold=_number(
-            "threshold", raw.get("threshold", defaults.threshold), MIN_THRESHOLD, 1.0
-        ),
-    )
+from faceblur.options import Options
 
 
 @dataclass(frozen=True)
