@@ -34,16 +34,17 @@ class Detection:
         return size_as_stored(self.width, self.height, self.orientation)
 
 
-@dataclass(frozen=True)
-class Result:
+@dataclass(frozen=True, kw_only=True)
+class Result(Detection):
+    """A detection with its anonymised image, encoded in the input's format.
+
+    A subtype rather than one merged type: a detection alone has no image, and an
+    optional `data` would say otherwise.
+    """
+
     data: bytes
     format: str
     mime_type: str
-    width: int
-    height: int
-    faces: list[Face]
-    regions: list[Box]
-    timings: dict[str, float]
 
 
 def _decode_and_locate(
@@ -91,14 +92,15 @@ def _anonymised(
     }
     timings["total"] = sum(timings.values())
     return Result(
-        data,
-        decoded.format,
-        decoded.mime_type,
-        decoded.width,
-        decoded.height,
-        faces,
-        regions,
-        timings,
+        width=decoded.width,
+        height=decoded.height,
+        faces=faces,
+        regions=regions,
+        timings=timings,
+        orientation=decoded.orientation,
+        data=data,
+        format=decoded.format,
+        mime_type=decoded.mime_type,
     )
 
 
@@ -124,13 +126,13 @@ def anonymise_whole_image(
     return _anonymised(decoded, [], [whole], options, timings)
 
 
-def faces_to_json(found: Detection | Result, as_stored: bool = False) -> list[dict]:
+def faces_to_json(found: Detection, as_stored: bool = False) -> list[dict]:
     """Faces as plain JSON types, with the region each one's anonymisation covers.
 
     Boxes are on the upright image (as in every result); `as_stored` maps them to the
     pixels of an input file as stored, before its EXIF orientation.
     """
-    orientation = found.orientation if as_stored and isinstance(found, Detection) else 1
+    orientation = found.orientation if as_stored else 1
 
     def plain(box: Box) -> list[int]:
         return [int(v) for v in box_as_stored(box, found.width, found.height, orientation)]
