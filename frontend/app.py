@@ -444,12 +444,14 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def _security_headers(response: Any) -> Any:
-    settings = _services().settings
-    s3_origin = f"{'https' if settings.s3_secure else 'http'}://{settings.s3_endpoint}"
+    # Results load in the browser from presigned URLs on the public S3 address, which in
+    # a cluster is not the endpoint the code uses (an in-cluster service name).
+    s3_origin = _services().settings.s3_public_url
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; "
         f"img-src 'self' blob: data: {s3_origin}; "
+        f"media-src 'self' blob: {s3_origin}; "
         "script-src 'self'; style-src 'self'; connect-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     )

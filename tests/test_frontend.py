@@ -130,6 +130,27 @@ def test_pages_send_a_content_security_policy(client):
     assert "frame-ancestors 'none'" in policy
 
 
+def csp_sources(policy: str, directive: str) -> list[str]:
+    for part in policy.split(";"):
+        name, *sources = part.split()
+        if name == directive:
+            return sources
+    raise AssertionError(f"no {directive} in {policy!r}")
+
+
+def test_the_policy_allows_images_and_media_from_the_public_s3_url(tmp_path):
+    """Issue 11: in a cluster the browser reaches S3 elsewhere than the code does."""
+    public = "http://photos.example.test:9000"
+    settings = make_settings(tmp_path, FACEBLUR_S3_PUBLIC_URL=public)
+    assert settings.s3_endpoint not in public
+    policy = create_app({"FACEBLUR_SETTINGS": settings}).test_client().get("/")
+    policy = policy.headers["Content-Security-Policy"]
+    for directive in ("img-src", "media-src"):
+        sources = csp_sources(policy, directive)
+        assert public in sources, directive
+        assert not any(settings.s3_endpoint in source for source in sources), directive
+
+
 # --- CSRF -------------------------------------------------------------------------
 
 
