@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 from packaging.requirements import InvalidRequirement, Requirement
+from template_runner import TEMPLATE_REF
 
 from conftest import settings_with_secret_files
 from faceblur import config
@@ -148,13 +149,17 @@ def check_known_fields(stack: Doc) -> list[str]:
 def check_template(stack: Doc) -> list[str]:
     function = the_function(stack)
     problems = []
-    if function.get("lang") != TEMPLATE:
-        problems.append(f"lang is {function.get('lang')!r}, not {TEMPLATE}")
+    lang, _, ref = str(function.get("lang", "")).partition("@")
+    if lang != TEMPLATE:
+        problems.append(f"lang is {lang!r}, not {TEMPLATE}")
+    # The runner reads the contract of one release: a floating template may change it.
+    if ref != TEMPLATE_REF:
+        problems.append(f"template pinned to {ref or 'nothing'!r}, the runner reads {TEMPLATE_REF}")
     sources = {
         t.get("name"): t.get("source") for t in stack.get("configuration", {}).get("templates", [])
     }
-    if not str(sources.get(function.get("lang"), "")).startswith("https://"):
-        problems.append(f"no template source for {function.get('lang')!r} to pull")
+    if not str(sources.get(lang, "")).startswith("https://"):
+        problems.append(f"no template source for {lang!r} to pull")
     # faas-cli substitutes ${VAR:-default} from the environment; the default must build.
     image = str(function.get("image", ""))
     if re.search(r"\$\{\w+\}", image):
@@ -392,7 +397,8 @@ BREAKAGES: dict[str, tuple[str, Callable[[Doc], object], str]] = {
         lambda s: _fn(s)["requests"].__setitem__("mem", "1Gi"),
         "mem",
     ),
-    "Alpine template": ("template", lambda s: _fn(s).update(lang="python3-http"), "lang"),
+    "Alpine template": ("template", lambda s: _fn(s).update(lang="python3-http@0.4.0"), "lang"),
+    "template unpinned": ("template", lambda s: _fn(s).update(lang=TEMPLATE), "pinned"),
     "template not pullable": (
         "template",
         lambda s: s["configuration"].pop("templates"),
