@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 import kubernetes_validate
 import pytest
 import yaml
+from deploy_settings import function_environment, generated_files
 
 from conftest import settings_with_secret_files
 from faceblur import config
@@ -570,7 +571,7 @@ def check_notification(docs: list[Doc], stack: Doc) -> list[str]:
 def check_buckets(docs: list[Doc], stack: Doc) -> list[str]:
     """Bucket names agree: settings defaults, ConfigMap, stack.yml; the Job makes all three."""
     settings = config_maps(docs, "faceblur").get("faceblur-config", {})
-    function_env = next(iter(stack["functions"].values())).get("environment", {})
+    function_env = function_environment(stack)
     problems = []
     names = [n for n in config.ENV_VARS if n.startswith("FACEBLUR_BUCKET_")]
     for name in names:
@@ -599,7 +600,7 @@ def check_shared_settings(docs: list[Doc], stack: Doc) -> list[str]:
     """A setting both the cluster ConfigMap and stack.yml give has the same value, and
     the S3 endpoint resolves to a Service port in k8s/."""
     settings = config_maps(docs, "faceblur").get("faceblur-config", {})
-    function_env = next(iter(stack["functions"].values())).get("environment", {})
+    function_env = function_environment(stack)
     problems = [
         f"{k}: ConfigMap {settings[k]!r} but stack.yml {function_env[k]!r}"
         for k in settings.keys() & function_env.keys()
@@ -638,6 +639,12 @@ def test_every_manifest_validates_against_the_kubernetes_schemas(
 ) -> None:
     assert manifests
     assert check_schemas(manifests) == []
+
+
+def test_settings_files_are_written_from_faceblur_config() -> None:
+    """k8s/settings.yaml and the function's environment_file hold config.py's values."""
+    for path, text in generated_files().items():
+        assert path.read_text() == text, f"{path.name} is out of date: run `make settings`"
 
 
 def test_kustomization_lists_every_manifest() -> None:

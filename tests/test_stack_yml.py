@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from deploy_settings import function_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from template_runner import TEMPLATE_REF
 
@@ -248,7 +249,7 @@ def check_build_args(stack: Doc, root: Path = ROOT) -> list[str]:
 
 def check_environment(stack: Doc) -> list[str]:
     """Every variable is a watchdog setting or a faceblur setting, values given as strings."""
-    environment = the_function(stack).get("environment", {})
+    environment = function_environment(stack)
     problems = []
     for name, value in environment.items():
         if name not in WATCHDOG_ENV and name not in config.ENV_VARS:
@@ -269,7 +270,7 @@ def check_environment(stack: Doc) -> list[str]:
 def check_settings_load(stack: Doc, secrets_dir: Path) -> list[str]:
     """The function's environment plus its secrets give valid settings, as the code reads them."""
     function = the_function(stack)
-    environment = {k: v for k, v in function.get("environment", {}).items() if isinstance(v, str)}
+    environment = {k: v for k, v in function_environment(stack).items() if isinstance(v, str)}
     try:
         settings = settings_with_secret_files(environment, function.get("secrets", []), secrets_dir)
     except config.ConfigError as e:
