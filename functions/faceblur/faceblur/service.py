@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from faceblur.config import Settings
@@ -74,7 +74,7 @@ class Outcome:
 
     result: Result
     kept: Kept | None
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float]  # the pipeline's, plus 'pipeline' and 'storage' in seconds
 
 
 def _pair(data: bytes, result: Result, options: Options) -> dict[str, object]:
