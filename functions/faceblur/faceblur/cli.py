@@ -12,17 +12,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from faceblur.anonymise import METHOD_INFO, METHODS, SHAPES, STRENGTHS
 from faceblur.errors import FaceblurError
 from faceblur.image import DEFAULT_MAX_PIXELS
-from faceblur.pipeline import (
-    Options,
-    anonymise_image,
-    anonymise_whole_image,
-    faces_to_json,
-    locate_faces,
-    parse_options,
-)
+from faceblur.options import METHOD_INFO, METHOD_NAMES, SHAPES, STRENGTHS, Options, parse_options
+from faceblur.pipeline import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
 
 # Only used to pick files out of folders; the format itself is sniffed from the bytes.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
@@ -40,7 +33,7 @@ comments) removed. The originals are never changed."""
 
 
 def _methods_help() -> str:
-    lines = [f"  {name}: {METHOD_INFO[name]}".replace("%", "%%") for name in METHODS]
+    lines = [f"  {name}: {METHOD_INFO[name]}".replace("%", "%%") for name in METHOD_NAMES]
     return "how faces are hidden (default: %(default)s):\n" + "\n".join(lines)
 
 
@@ -55,14 +48,6 @@ def _add_detection_options(parser: argparse.ArgumentParser) -> None:
         metavar="FRACTION",
         help="margin added around each face, as a fraction of its size, so hair, ears and chin "
         "are hidden too (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--crowd-padding",
-        default=defaults.crowd_padding,
-        metavar="FRACTION",
-        help="margin around a face in a crowd (three or more faces of a size close together) "
-        "with a doubtful face-like patch beside it, where missed faces hide; set it to the "
-        "--padding value to treat crowds like any face (default: %(default)s)",
     )
     parser.add_argument(
         "--threshold",
@@ -102,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the results (default: %(default)s)",
     )
     blur.add_argument(
-        "--method", choices=tuple(METHODS), default=defaults.method, help=_methods_help()
+        "--method", choices=METHOD_NAMES, default=defaults.method, help=_methods_help()
     )
     blur.add_argument(
         "--shape",
@@ -153,7 +138,6 @@ def collect_inputs(patterns: Sequence[str]) -> Iterator[tuple[Path, Path]]:
 def _options(args: argparse.Namespace) -> Options:
     raw = {
         "padding": args.padding,
-        "crowd_padding": args.crowd_padding,
         "threshold": args.threshold,
     }
     for name in ("method", "shape", "strength"):

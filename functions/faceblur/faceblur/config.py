@@ -1,8 +1,11 @@
 """Settings from the environment and OpenFaaS/Kubernetes secrets, validated once.
 
-This module is the one list of configuration names: the function, the frontend,
-`stack.yml` and the Kubernetes manifests must agree with `ENV_VARS` and
-`SECRETS` below (tests cross-check them).
+This module is the one list of configuration names and defaults: the function and
+the frontend read them here; the cluster's settings (k8s/settings.yaml, read by the
+frontend and the bucket Job, and k8s/function-settings.yml, which stack.yml names
+as its environment_file) are written from `ENV_VARS` and `CLUSTER_ENV` by
+functions/local/deploy_settings.py (`make settings`; tests check they are current
+and cross-check `SECRETS` with the manifests).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from faceblur.errors import quoted
 
 SECRETS_DIR = "/var/openfaas/secrets"
 
@@ -32,6 +37,22 @@ ENV_VARS: dict[str, str] = {
     "FACEBLUR_GATEWAY_URL": "http://127.0.0.1:8080",
     "FACEBLUR_FUNCTION_NAME": "faceblur",
 }
+
+# What a cluster deployment (k8s/, stack.yml) changes from the defaults above: where
+# the code reaches MinIO and the gateway (in-cluster service names), and where a
+# browser opens presigned result URLs (the MinIO port-forward on Minikube; MinIO's
+# public address, an Ingress, in a real cluster).
+CLUSTER_ENV: dict[str, str] = {
+    "FACEBLUR_S3_ENDPOINT": "minio.faceblur.svc.cluster.local:9000",
+    "FACEBLUR_S3_PUBLIC_URL": "http://127.0.0.1:9000",
+    "FACEBLUR_GATEWAY_URL": "http://gateway.openfaas.svc.cluster.local:8080",
+}
+
+
+def cluster_env() -> dict[str, str]:
+    """Every setting's value in the cluster: the defaults with CLUSTER_ENV applied."""
+    return {**ENV_VARS, **CLUSTER_ENV}
+
 
 # Secrets: secret name (a file under SECRETS_DIR) -> environment fallback for local runs.
 SECRETS: dict[str, str] = {
@@ -110,7 +131,7 @@ def parse_flag(value: object) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"must be true or false, got {value!r}")
+    raise ValueError(f"must be true or false, got {quoted(value)}")
 
 
 def _bool(environ: Mapping[str, str], name: str) -> bool:

@@ -148,7 +148,7 @@ class Store:
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
             raise UnavailableError(f"storage unavailable ({what}): {_describe(error)}") from error
 
-    # -- health and set-up ------------------------------------------------------------
+    # -- health -------------------------------------------------------------------------
 
     def check(self) -> None:
         """Raise UnavailableError unless the server answers and our buckets exist."""
@@ -157,17 +157,6 @@ class Store:
                 f"bucket {bucket}", lambda b=bucket: self.client.bucket_exists(bucket_name=b)
             ):
                 raise UnavailableError(f"storage unavailable: bucket {bucket!r} does not exist")
-
-    def ensure_buckets(self) -> None:
-        """Create the inbox, originals and results buckets if missing (local set-up)."""
-        settings = self.settings
-        for bucket in (settings.bucket_inbox, settings.bucket_originals, settings.bucket_results):
-            if not self._call(
-                f"bucket {bucket}", lambda b=bucket: self.client.bucket_exists(bucket_name=b)
-            ):
-                self._call(
-                    f"create {bucket}", lambda b=bucket: self.client.make_bucket(bucket_name=b)
-                )
 
     # -- reading ------------------------------------------------------------------------
 
