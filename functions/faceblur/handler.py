@@ -46,6 +46,7 @@ from faceblur.errors import (  # noqa: E402
     UnavailableError,
 )
 from faceblur.pipeline import Options, Result, anonymise_image, faces_to_json, parse_options  # noqa: E402
+from faceblur.seal import fingerprint, load_public_key, seal_for_store  # noqa: E402
 from faceblur.storage import FACES_METADATA, Store, StoredPair  # noqa: E402
 
 RAW_TYPES = ("application/octet-stream",)
@@ -226,6 +227,10 @@ def _anonymise(data: bytes, options: Options, settings: Settings) -> tuple[Resul
 
 
 def _store_pair(store: Store, data: bytes, result: Result, options: Options) -> StoredPair:
+    settings = store.settings
+    sealed = seal_for_store(
+        settings.seal_public_key, data, result.data, result.regions, settings.max_pixels
+    )
     # The result keeps the input's format, so its type is the original's type too.
     return store.put_pair(
         original=data,
@@ -234,6 +239,7 @@ def _store_pair(store: Store, data: bytes, result: Result, options: Options) -> 
         result_type=result.mime_type,
         options=vars(options),
         result_metadata={FACES_METADATA: str(len(result.faces))},
+        sealed=sealed,
     )
 
 
@@ -332,6 +338,15 @@ def _bucket_event(document: dict, settings: Settings) -> dict:
     return {"processed": processed, "ignored": ignored}
 
 
+def _sealing(settings: Settings) -> dict:
+    """Whether originals are stored sealed, and for which authority key (its fingerprint)."""
+    key = settings.seal_public_key
+    return {
+        "enabled": key is not None,
+        "authority": fingerprint(load_public_key(key)) if key else None,
+    }
+
+
 def _info() -> dict:
     settings, store = _settings_and_store()
     try:
@@ -347,6 +362,7 @@ def _info() -> dict:
             "model_loaded": MODEL.loaded,
             "storage": storage,
             "limits": {"max_bytes": settings.max_bytes, "max_pixels": settings.max_pixels},
+            "sealing": _sealing(settings),
             "options": vars(Options()),
             "methods": dict(METHOD_INFO),
             "shapes": list(SHAPES),

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from faceblur import cli_seal, seal
+from faceblur import cli_seal
 from faceblur.anonymise import METHOD_INFO, METHODS, SHAPES, STRENGTHS
 from faceblur.errors import FaceblurError
+from faceblur.formats import SEALED_SUFFIX
 from faceblur.image import DEFAULT_MAX_PIXELS
 from faceblur.pipeline import (
     Options,
@@ -212,7 +213,7 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(result.data)
             if sealed is not None:
-                target.with_name(target.name + seal.SEALED_SUFFIX).write_bytes(sealed)
+                target.with_name(target.name + SEALED_SUFFIX).write_bytes(sealed)
         except (FaceblurError, OSError) as error:
             failed += 1
             tqdm.write(f"faceblur: {source}: {_reason(error)} (skipped)", file=sys.stderr)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from faceblur import seal
 from faceblur.errors import FaceblurError
+from faceblur.formats import SEALED_SUFFIX
 
 KEY_NAME = "authority.key"
 PUBLIC_NAME = "authority.pub"
@@ -140,7 +141,7 @@ def _result_and_sealed(args: argparse.Namespace) -> tuple[bytes, bytes]:
     """The result's and its sealed file's bytes, from files or from the bucket."""
     location = _s3_location(args.result)
     if location is None:
-        sealed = args.sealed or f"{args.result}{seal.SEALED_SUFFIX}"
+        sealed = args.sealed or f"{args.result}{SEALED_SUFFIX}"
         return _read(args.result), _read(sealed)
     from faceblur.config import ConfigError, load_settings
     from faceblur.storage import Store
@@ -152,7 +153,7 @@ def _result_and_sealed(args: argparse.Namespace) -> tuple[bytes, bytes]:
     bucket, key = location
     result = store.read(bucket, key)
     if not args.sealed:
-        return result, store.read(store.settings.bucket_originals, f"{key}{seal.SEALED_SUFFIX}")
+        return result, store.read(store.settings.bucket_originals, f"{key}{SEALED_SUFFIX}")
     sealed_location = _s3_location(args.sealed)
     sealed = store.read(*sealed_location) if sealed_location else _read(args.sealed)
     return result, sealed

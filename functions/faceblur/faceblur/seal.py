@@ -57,8 +57,6 @@ FORMAT = "faceblur-sealed"
 VERSION = 1
 SUITE_NAME = "HPKE-base/DHKEM-X25519-HKDF-SHA256/HKDF-SHA256/AES-256-GCM+AES-256-GCM"
 _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
-SEALED_SUFFIX = ".sealed"
-SEALED_MIME_TYPE = "application/vnd.faceblur.sealed+json"
 NONCE_BYTES = 12  # AES-GCM's standard nonce; each face key encrypts exactly one message
 
 SHARE_FORMAT = "faceblur-key-share"
@@ -324,6 +322,20 @@ def seal_original(
     if not isinstance(public_key, X25519PublicKey):
         public_key = load_public_key(public_key)
     return seal_pixels(decode(original, max_pixels).pixels, regions, result, public_key)
+
+
+def seal_for_store(
+    public_key_pem: str | None,
+    original: bytes,
+    result: bytes,
+    regions: Sequence[Box],
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> bytes | None:
+    """The service's sealing step: what the originals bucket stores instead of `original`
+    (Store.put_pair(sealed=...)), or None when no sealing key is configured."""
+    if public_key_pem is None:
+        return None
+    return seal_original(original, result, regions, public_key_pem, max_pixels)
 
 
 def _int(value: object, what: str) -> int:
