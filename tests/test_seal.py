@@ -463,8 +463,11 @@ def sealing_function(tmp_path_factory):
     """The function with a sealing key, against its own local S3 (no private key given)."""
     root = tmp_path_factory.mktemp("sealing-service")
     assert main(["keys", "new", str(root / "keys")]) == 0
+    # The function is given a copy of the public key alone, in a folder of its own.
+    (root / "function").mkdir()
+    shutil.copy(root / "keys" / "authority.pub", root / "function" / "authority.pub")
     s3 = start_local_s3(root / "s3")
-    env = {"FACEBLUR_SEAL_PUBLIC_KEY_FILE": str(root / "keys" / "authority.pub")}
+    env = {"FACEBLUR_SEAL_PUBLIC_KEY_FILE": str(root / "function" / "authority.pub")}
     try:
         function = start_function(s3, root / "runner.log", env)
     except BaseException:
