@@ -7,6 +7,7 @@ installed `faceblur` command; the service part runs the function against a real 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -26,7 +27,8 @@ from faceblur import seal
 from faceblur.cli import main
 from faceblur.config import ConfigError, load_settings
 from faceblur.image import decode
-from stack_fixtures import start_function, start_local_s3
+from faceblur.storage import Store
+from stack_fixtures import CuttingProxy, scaled_photo, start_function, start_local_s3
 
 FACEBLUR = Path(sys.executable).parent / "faceblur"
 GENESIS = seal.AUDIT_GENESIS
@@ -456,6 +458,44 @@ def test_the_service_accepts_only_a_public_sealing_key(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- the service
+
+
+def test_a_stored_sealed_pair_is_never_mixed_with_a_new_result(
+    tmp_path: Path, dev_annotations: list[dict]
+) -> None:
+    """The same photo again (a retry) keeps the stored result and its seal, whole: a new
+    seal beside the old result could open nothing. Here the line to S3 is cut at the first
+    write, so the second request succeeds only if it writes nothing."""
+    entry = next(e for e in dev_annotations if 2 <= len(e["faces"]) <= 4)
+    original, boxes = scaled_photo(entry)
+    key = seal.new_authority_key()
+    s3 = start_local_s3(tmp_path / "s3")
+    proxy = CuttingProxy(s3.server.port)
+    try:
+        store = Store(dataclasses.replace(s3.settings, s3_endpoint=proxy.endpoint))
+        stored = []
+        for grey in (0, 255):  # two results of one photo, as fresh noise would give
+            hidden = pixels(original).copy()
+            for x, y, w, h in boxes:
+                hidden[y : y + h, x : x + w] = grey
+            buffer = io.BytesIO()
+            Image.fromarray(hidden).save(buffer, "PNG")
+            result = buffer.getvalue()
+            sealed_file = seal.seal_original(original, result, boxes, key.public_key())
+            stored.append(
+                store.put_pair(original, "image/png", result, "image/png", {}, sealed=sealed_file)
+            )
+            proxy.cut_on(b"PUT /")
+        proxy.restore()
+        assert stored[0] == stored[1]
+        assert s3.snapshot()["originals"] == [stored[0].original_key]
+        kept = store.read("results", stored[0].result_key)
+        kept_seal = store.read("originals", stored[0].original_key)
+        assert pixels(kept)[boxes[0][1], boxes[0][0]].tolist() == [0, 0, 0]
+        assert seal.disclose(kept, kept_seal, 0, key).index == 0
+    finally:
+        proxy.close()
+        s3.stop()
 
 
 @pytest.fixture(scope="module")

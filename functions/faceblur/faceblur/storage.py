@@ -308,6 +308,10 @@ class Store:
             original, original_type = sealed, SEALED_MIME_TYPE
         originals, results = self.settings.bucket_originals, self.settings.bucket_results
         original_was_there = self.exists(originals, pair.original_key)
+        if sealed is not None and original_was_there and self.exists(results, pair.result_key):
+            # A seal opens only the exact result it was made with, and a new result of the
+            # same photo differs (fresh noise): keep the whole pair, never mix two.
+            return pair
         metadata = {"faceblur-original": pair.original_key, **(result_metadata or {})}
         try:
             self._put(originals, pair.original_key, original, original_type, {})
