@@ -144,7 +144,7 @@ def _result_and_sealed(args: argparse.Namespace) -> tuple[bytes, bytes]:
         sealed = args.sealed or f"{args.result}{SEALED_SUFFIX}"
         return _read(args.result), _read(sealed)
     from faceblur.config import ConfigError, load_settings
-    from faceblur.storage import Store
+    from faceblur.storage import Store, sealed_key
 
     try:
         store = Store(load_settings())
@@ -153,7 +153,7 @@ def _result_and_sealed(args: argparse.Namespace) -> tuple[bytes, bytes]:
     bucket, key = location
     result = store.read(bucket, key)
     if not args.sealed:
-        return result, store.read(store.settings.bucket_originals, f"{key}{SEALED_SUFFIX}")
+        return result, store.read(store.settings.bucket_originals, sealed_key(key))
     sealed_location = _s3_location(args.sealed)
     sealed = store.read(*sealed_location) if sealed_location else _read(args.sealed)
     return result, sealed
