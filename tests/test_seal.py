@@ -264,6 +264,8 @@ TAMPERING = {
     "pixels": "TamperedSealError",
     "wrapped key": "TamperedSealError",
     "nonce": "TamperedSealError",
+    "another face's pixels": "TamperedSealError",
+    "another face's key": "TamperedSealError",
     "region": "TamperedSealError",
     "swap faces": "TamperedSealError",
     "result hash": "ResultMismatchError",
@@ -281,6 +283,10 @@ def test_a_tampered_sealed_file_is_refused(case: dict, tamper: str) -> None:
         flip_in_ciphertext(document, 0, "wrapped_key")
     elif tamper == "nonce":
         flip_in_ciphertext(document, 0, "nonce")
+    elif tamper == "another face's pixels":
+        flip_in_ciphertext(document, 1, "ciphertext")
+    elif tamper == "another face's key":
+        flip_in_ciphertext(document, 1, "wrapped_key")
     elif tamper == "region":
         document["faces"][1]["region"][0] += 1  # another face's region: binds face 0 too
     elif tamper == "swap faces":
@@ -289,14 +295,17 @@ def test_a_tampered_sealed_file_is_refused(case: dict, tamper: str) -> None:
         faces[0]["index"], faces[1]["index"] = 0, 1
     elif tamper == "result hash":
         document["result_sha256"] = hashlib.sha256(b"another result").hexdigest()
-    if tamper == "raw byte":
-        changed = bytearray(data)
-        changed[len(changed) // 2] ^= 0x04
-        case["sealed"].write_bytes(bytes(changed))
-    else:
+    if tamper != "raw byte":
         case["sealed"].write_bytes(json.dumps(document).encode())
-    assert_refused(case, disclose(case, 0))
-    assert TAMPERING[tamper] in log_entries(case["log"])[-1]["error"]
+        assert_refused(case, disclose(case, 0))
+        assert TAMPERING[tamper] in log_entries(case["log"])[-1]["error"]
+        return
+    # One flipped bit at many places (the file's keys are fresh each run): all refused.
+    for place in range(1, 40):
+        changed = bytearray(data)
+        changed[len(changed) * place // 40] ^= 0x04
+        case["sealed"].write_bytes(bytes(changed))
+        assert_refused(case, disclose(case, 0))
 
 
 def test_a_tampered_result_is_refused(case: dict) -> None:
@@ -402,6 +411,39 @@ def test_entries_cut_from_the_end_are_caught_with_the_recorded_last_hash(
     last = json.loads(lines[-1])["hash"]
     assert verify(tmp_path, lines, capsys, "--last-hash", last)[0] == 0
     assert verify(tmp_path, lines[:2], capsys, "--last-hash", last)[0] == 1
+
+
+def test_an_audit_log_in_a_bucket_keeps_one_object_per_entry(
+    case: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    s3 = start_local_s3(tmp_path / "s3")
+    try:
+        for name, value in s3.env.items():
+            monkeypatch.setenv(name, value)
+        store = s3.store()
+        store.client.make_bucket(bucket_name="audit")
+        where = "s3://audit/camera-3/"
+        case["log"] = where
+        for face in (0, 1):
+            case["output"] = tmp_path / f"face{face}.png"
+            assert disclose(case, face) == 0
+        case["output"] = tmp_path / "face9.png"
+        assert disclose(case, 9) == 1  # no such face: refused, and on the record
+        keys = store.keys("audit")
+        entries = [json.loads(store.read("audit", key)) for key in keys]
+        assert [e["outcome"] for e in entries] == ["disclosed", "disclosed", "refused"]
+        assert keys == [f"camera-3/{e['seq']:010d}-{e['hash']}.json" for e in entries]
+        assert main(["audit", "verify", where]) == 0
+        capsys.readouterr()
+        store.remove("audit", keys[1])
+        assert main(["audit", "verify", where]) == 1
+        assert "broken at entry 2:" in capsys.readouterr().err
+        # Nothing more is disclosed under the broken log.
+        case["output"] = tmp_path / "again.png"
+        assert disclose(case, 0) == 1 and not case["output"].exists()
+        assert len(store.keys("audit")) == 2
+    finally:
+        s3.stop()
 
 
 # ----------------------------------------------------------------------------- key shares

@@ -77,7 +77,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     disclose.add_argument("--face", type=int, metavar="N", help="the face to restore")
     disclose.add_argument("--key", type=Path, help="the authority's private key (PEM)")
     disclose.add_argument("--reason", help="why, for the audit log (required)")
-    disclose.add_argument("--audit-log", type=Path, metavar="LOG", help="append-only JSON lines")
+    disclose.add_argument(
+        "--audit-log",
+        metavar="LOG",
+        help="a file of JSON lines, or s3://BUCKET/PREFIX/ for one object per entry",
+    )
     disclose.add_argument(
         "--operator", help=f"who discloses (default: ${' or $'.join(OPERATOR_ENVS)})"
     )
@@ -89,7 +93,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     verify = audit_actions.add_parser(
         "verify", help="exit 0 when the chain is intact, else name the first broken entry"
     )
-    verify.add_argument("log", type=Path, metavar="LOG")
+    verify.add_argument("log", metavar="LOG", help="a file, or s3://BUCKET/PREFIX/")
     verify.add_argument(
         "--last-hash",
         help="the last entry's hash as recorded elsewhere: also catches entries cut from the end",
@@ -137,19 +141,26 @@ def _s3_location(text: str) -> tuple[str, str] | None:
     return bucket, key
 
 
+def _store():
+    """The S3 store from the FACEBLUR_S3_* settings (imported only when s3:// is used)."""
+    from faceblur.config import ConfigError, load_settings
+    from faceblur.storage import Store
+
+    try:
+        return Store(load_settings())
+    except ConfigError as error:
+        raise CommandError(f"S3 settings: {error}") from None
+
+
 def _result_and_sealed(args: argparse.Namespace) -> tuple[bytes, bytes]:
     """The result's and its sealed file's bytes, from files or from the bucket."""
     location = _s3_location(args.result)
     if location is None:
         sealed = args.sealed or f"{args.result}{SEALED_SUFFIX}"
         return _read(args.result), _read(sealed)
-    from faceblur.config import ConfigError, load_settings
-    from faceblur.storage import Store, sealed_key
+    from faceblur.storage import sealed_key
 
-    try:
-        store = Store(load_settings())
-    except ConfigError as error:
-        raise CommandError(f"S3 settings: {error}") from None
+    store = _store()
     bucket, key = location
     result = store.read(bucket, key)
     if not args.sealed:
@@ -206,19 +217,69 @@ def _operator(args: argparse.Namespace) -> str:
     return name.strip()
 
 
-def append_audit(log: Path, make_entry: Callable[[dict | None], dict]) -> dict:
-    """Append the entry `make_entry(last entry)` under an exclusive lock, after checking the
-    whole chain: nothing is appended to a broken log."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "a+", encoding="utf-8") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.seek(0)
-        entries = seal.verify_chain(handle.read().splitlines())
+class FileAuditLog:
+    """JSON lines in one file; appends hold an exclusive lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def entries(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        return seal.verify_chain(_read(self.path).decode("utf-8", "replace").splitlines())
+
+    def append(self, make_entry: Callable[[dict | None], dict]) -> dict:
+        """Append `make_entry(last entry)` after checking the whole chain under the lock:
+        nothing is appended to a broken log."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a+", encoding="utf-8") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            entries = seal.verify_chain(handle.read().splitlines())
+            entry = make_entry(entries[-1] if entries else None)
+            handle.write(seal.audit_line(entry))
+            handle.flush()
+            os.fsync(handle.fileno())
+        return entry
+
+
+class BucketAuditLog:
+    """One object per entry under BUCKET/PREFIX, named by its sequence number and hash
+    (append-only by convention: give the writers no delete right). Two writers racing for
+    one number leave two objects for it, which `verify` reports."""
+
+    def __init__(self, bucket: str, prefix: str) -> None:
+        self.store, self.bucket = _store(), bucket
+        self.prefix = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
+
+    def key(self, entry: dict) -> str:
+        return f"{self.prefix}{entry['seq']:010d}-{entry['hash']}.json"
+
+    def entries(self) -> list[dict]:
+        keys = self.store.keys(self.bucket, prefix=self.prefix)
+        lines = [self.store.read(self.bucket, key).decode("utf-8", "replace") for key in keys]
+        entries = seal.verify_chain(lines)
+        for number, (key, entry) in enumerate(zip(keys, entries, strict=True), start=1):
+            if key != self.key(entry):
+                raise seal.AuditChainError(number, f"object {key} is not named by its entry")
+        return entries
+
+    def append(self, make_entry: Callable[[dict | None], dict]) -> dict:
+        entries = self.entries()
         entry = make_entry(entries[-1] if entries else None)
-        handle.write(seal.audit_line(entry))
-        handle.flush()
-        os.fsync(handle.fileno())
-    return entry
+        self.store.put(
+            self.bucket, self.key(entry), seal.audit_line(entry).encode(), "application/json"
+        )
+        return entry
+
+
+def audit_log(where: str) -> FileAuditLog | BucketAuditLog:
+    if where.startswith("s3://"):
+        bucket, _, prefix = where.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise CommandError(f"{where}: expected s3://BUCKET/PREFIX/")
+        return BucketAuditLog(bucket, prefix)
+    return FileAuditLog(Path(where))
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -257,8 +318,8 @@ def run_disclose(args: argparse.Namespace) -> int:
     operator, reason = _operator(args), args.reason.strip()
     if not reason:
         raise CommandError("--reason must say why")
-    if args.audit_log.exists():  # refuse early: nothing is disclosed under a broken log
-        seal.verify_chain(_read(args.audit_log).decode("utf-8", "replace").splitlines())
+    log = audit_log(args.audit_log)
+    log.entries()  # refuse early: nothing is disclosed under a broken log
     result, sealed_file = _result_and_sealed(args)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     record = {
@@ -275,8 +336,7 @@ def run_disclose(args: argparse.Namespace) -> int:
     except seal.SealError as error:
         # A refused attempt is on the record too, marked so, with no output hash.
         why = f"{type(error).__name__}: {error}"
-        append_audit(
-            args.audit_log,
+        log.append(
             lambda last: seal.audit_entry(last, **record, outcome="refused", error=why),
         )
         raise
@@ -284,8 +344,7 @@ def run_disclose(args: argparse.Namespace) -> int:
     partial = args.output.with_name(f".{args.output.name}.partial")
     try:
         _write_new(partial, disclosure.png, private=True)
-        entry = append_audit(
-            args.audit_log,
+        entry = log.append(
             lambda last: seal.audit_entry(
                 last, **record, outcome="disclosed", output_sha256=disclosure.output_sha256
             ),
@@ -305,7 +364,10 @@ def run_disclose(args: argparse.Namespace) -> int:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    entries = seal.verify_chain(_read(args.log).decode("utf-8", "replace").splitlines())
+    log = audit_log(args.log)
+    if isinstance(log, FileAuditLog) and not log.path.is_file():
+        raise CommandError(f"{args.log}: no such file")
+    entries = log.entries()
     last = entries[-1]["hash"] if entries else seal.AUDIT_GENESIS
     if args.last_hash and last != args.last_hash.strip().lower():
         raise seal.AuditChainError(

@@ -132,9 +132,12 @@ def _unb64(text: object, what: str, error: type[SealError]) -> bytes:
     if not isinstance(text, str):
         raise error(f"{what} is not base64 text")
     try:
-        return base64.b64decode(text, validate=True)
+        data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise error(f"{what} is not valid base64") from None
+    if _b64(data) != text:  # unused low bits set: another spelling of the same bytes
+        raise error(f"{what} is not canonical base64")
+    return data
 
 
 def _same(a: str, b: str) -> bool:
@@ -239,6 +242,13 @@ class Sealed:
             }
         )
 
+    def key_binding(self, index: int) -> bytes:
+        """What each face's wrapped key is bound to (HPKE info): its binding plus a digest
+        of every face's nonce and ciphertext, so a change to any face's pixels shows when
+        any face is opened."""
+        contents = [[_b64(f.nonce), sha256_hex(f.ciphertext)] for f in self.faces]
+        return self.binding(index) + b"\n" + _canonical(contents)
+
 
 def _clip(region: Sequence[int], width: int, height: int) -> Box:
     x, y, w, h = (int(v) for v in region)
@@ -277,24 +287,31 @@ def seal_pixels(
         height=height,
         faces=tuple(SealedFace(i, region, b"", b"", b"") for i, region in enumerate(clipped)),
     )
-    faces = []
+    # Pixels first, then the keys: each wrapped key is bound to every face's ciphertext.
+    keys, encrypted = [], []
     for index, (x, y, w, h) in enumerate(clipped):
         crop = original[y : y + h, x : x + w, :3].copy()
         crop[~own_pixels(clipped, index)] = 0
-        binding = skeleton.binding(index)
         face_key = AESGCM.generate_key(bit_length=256)
         nonce = os.urandom(NONCE_BYTES)
-        faces.append(
-            {
-                "index": index,
-                "region": [x, y, w, h],
-                "wrapped_key": _b64(_SUITE.encrypt(face_key, public_key, info=binding)),
-                "nonce": _b64(nonce),
-                "ciphertext": _b64(
-                    AESGCM(face_key).encrypt(nonce, zlib.compress(crop.tobytes()), binding)
-                ),
-            }
+        ciphertext = AESGCM(face_key).encrypt(
+            nonce, zlib.compress(crop.tobytes()), skeleton.binding(index)
         )
+        keys.append(face_key)
+        encrypted.append(SealedFace(index, (x, y, w, h), b"", nonce, ciphertext))
+    skeleton = dataclasses.replace(skeleton, faces=tuple(encrypted))
+    faces = [
+        {
+            "index": face.index,
+            "region": list(face.region),
+            "wrapped_key": _b64(
+                _SUITE.encrypt(face_key, public_key, info=skeleton.key_binding(face.index))
+            ),
+            "nonce": _b64(face.nonce),
+            "ciphertext": _b64(face.ciphertext),
+        }
+        for face, face_key in zip(encrypted, keys, strict=True)
+    ]
     document = {
         "format": FORMAT,
         "version": VERSION,
@@ -408,11 +425,22 @@ def open_face(sealed: Sealed, index: int, private_key: X25519PrivateKey) -> np.n
             f"no face {index}: the sealed file holds {len(sealed.faces)} face(s)"
             + (f", 0 to {len(sealed.faces) - 1}" if sealed.faces else "")
         )
+    # Every face's key is unwrapped (and dropped) to check the whole file; only face
+    # `index`'s pixels are decrypted.
+    for other in sealed.faces:
+        try:
+            face_key = _SUITE.decrypt(
+                other.wrapped_key, private_key, info=sealed.key_binding(other.index)
+            )
+        except (InvalidTag, ValueError):
+            raise TamperedSealError(
+                f"face {other.index}'s key fails authentication: the sealed file was altered"
+            ) from None
+        if other.index == index:
+            wanted_key = face_key
     face = sealed.faces[index]
-    binding = sealed.binding(index)
     try:
-        face_key = _SUITE.decrypt(face.wrapped_key, private_key, info=binding)
-        plain = AESGCM(face_key).decrypt(face.nonce, face.ciphertext, binding)
+        plain = AESGCM(wanted_key).decrypt(face.nonce, face.ciphertext, sealed.binding(index))
     except (InvalidTag, ValueError):
         raise TamperedSealError(
             f"face {index} fails authentication: the sealed file was altered"

@@ -246,6 +246,10 @@ class Store:
 
         return self._call(f"read {bucket}/{key}", download)
 
+    def put(self, bucket: str, key: str, data: bytes, mime_type: str) -> None:
+        """Write one object as it is (an audit entry, for instance); 503 when storage fails."""
+        self._put(bucket, key, data, mime_type, {})
+
     def remove(self, bucket: str, key: str) -> None:
         self._call(
             f"remove {bucket}/{key}",
