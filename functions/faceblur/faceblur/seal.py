@@ -7,10 +7,18 @@ base mode: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256, AES-256-GCM), as `cryptograp
 implements it. Only the holder of the private key can open a face; the service that seals
 needs the public key alone.
 
-Binding: every face's AEAD associated data (and its HPKE `info`) is the canonical JSON of
-the file's format and version, the authority's key fingerprint, the SHA-256 of the result
-file, its size, the list of all regions and the face's index. Moving a sealed file beside
-another result, changing a region, or swapping two faces' records makes decryption fail.
+Binding: every face's AEAD associated data is the canonical JSON of the file's format and
+version, the authority's key fingerprint, the SHA-256 of the result file, its size, the
+list of all regions and the face's index; its wrapped key's HPKE `info` adds a digest of
+every face's nonce and ciphertext. Moving a sealed file beside another result, changing a
+region, or swapping two faces' records makes decryption fail; opening one face unwraps
+(and drops) every face's key, so a change anywhere in the file is refused.
+
+What this cannot do: anyone holding the public key can seal, so a whole sealed file forged
+from scratch for a result verifies. That the pixels are the true original rests on who
+may write the sealed object (the private originals bucket: the function alone), and on the
+sealed file's hash recorded in each audit entry; a sealer signature would need a private
+key in the service, which the design rules out.
 
 A face's sealed pixels are its region minus the other faces' regions (those are zero), and
 disclosure pastes exactly those pixels: opening one face reveals nothing of a neighbour
