@@ -25,6 +25,7 @@ from PIL import Image
 from conftest import FACES_DEV
 from faceblur import seal
 from faceblur.cli import main
+from faceblur.cli_seal import PASSPHRASE_ENV
 from faceblur.config import ConfigError, load_settings
 from faceblur.image import decode
 from faceblur.storage import Store
@@ -240,18 +241,12 @@ def test_a_passphrase_protects_the_key(
     case["sealed"].write_bytes(
         seal.seal_original(case["original"].read_bytes(), result, regions, public)
     )
-    monkeypatch.delenv(cli_passphrase_env(), raising=False)
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
     assert_refused(case, disclose(case, key=keys / "authority.key"))
-    monkeypatch.setenv(cli_passphrase_env(), "wrong horse")
+    monkeypatch.setenv(PASSPHRASE_ENV, "wrong horse")
     assert_refused(case, disclose(case, key=keys / "authority.key"))
-    monkeypatch.setenv(cli_passphrase_env(), "correct horse")
+    monkeypatch.setenv(PASSPHRASE_ENV, "correct horse")
     assert disclose(case, key=keys / "authority.key") == 0
-
-
-def cli_passphrase_env() -> str:
-    from faceblur.cli_seal import PASSPHRASE_ENV
-
-    return PASSPHRASE_ENV
 
 
 def flip_in_ciphertext(document: dict, face: int, field: str) -> None:

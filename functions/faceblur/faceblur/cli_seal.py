@@ -85,7 +85,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     disclose.add_argument(
         "--operator", help=f"who discloses (default: ${' or $'.join(OPERATOR_ENVS)})"
     )
-    disclose.add_argument("-o", "--output", type=Path, metavar="FILE.png")
+    disclose.add_argument(
+        "-o", "--output", type=Path, metavar="FILE.png", help="where to write the disclosure"
+    )
     _passphrase_option(disclose)
 
     audit = commands.add_parser("audit", help="check the disclosure audit log")
