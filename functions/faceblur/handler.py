@@ -48,6 +48,7 @@ from faceblur.errors import (  # noqa: E402
 )
 from faceblur.options import METHOD_INFO, SHAPES, STRENGTHS, Options, parse_options  # noqa: E402
 from faceblur.pipeline import Result, anonymise_image, faces_to_json  # noqa: E402
+from faceblur.seal import fingerprint, load_public_key  # noqa: E402
 from faceblur.service import (  # noqa: E402
     NullStore,
     ObjectEvent,
@@ -282,7 +283,9 @@ def _process(event, settings: Settings) -> object:
     store_it = _flag("store", raw.pop("store", True))
     options = parse_options(raw)
     store = _settings_and_store()[1] if store_it else NullStore()
-    outcome = anonymise_and_store(data, options, MODEL, store, settings.max_pixels)
+    outcome = anonymise_and_store(
+        data, options, MODEL, store, settings.max_pixels, settings.seal_public_key
+    )
     timings = {**outcome.timings, "request": time.perf_counter() - started}
     result, kept = outcome.result, outcome.kept
     if _wants_image(event.headers):
@@ -314,6 +317,15 @@ def _object_events(document: dict) -> list[ObjectEvent]:
     return events
 
 
+def _sealing(settings: Settings) -> dict:
+    """Whether originals are stored sealed, and for which authority key (its fingerprint)."""
+    key = settings.seal_public_key
+    return {
+        "enabled": key is not None,
+        "authority": fingerprint(load_public_key(key)) if key else None,
+    }
+
+
 def _info() -> dict:
     settings, store = _settings_and_store()
     try:
@@ -329,6 +341,7 @@ def _info() -> dict:
             "model_loaded": MODEL.loaded,
             "storage": storage,
             "limits": {"max_bytes": settings.max_bytes, "max_pixels": settings.max_pixels},
+            "sealing": _sealing(settings),
             "options": vars(Options()),
             "methods": dict(METHOD_INFO),
             "shapes": list(SHAPES),
