@@ -10,8 +10,9 @@ Run it with `waitress-serve --call frontend.app:create_app` (see frontend/Docker
 from __future__ import annotations
 
 import io
+import logging
 import secrets
-import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ from faceblur.anonymise import DEFAULT_METHOD, DEFAULT_SHAPE, METHOD_INFO, METHO
 from faceblur.config import ConfigError, Settings, load_settings
 from faceblur.errors import UnavailableError
 
+from .archive import Entry, stream_zip
 from .gateway import PLAIN_ERRORS, FunctionClient, FunctionError
 from .results import ResultsBucket
 from .safety import download_name, is_safe_key
@@ -219,34 +221,55 @@ def thumbnail(key: str) -> Any:
 
 @pages.get("/results.zip")
 def download_all() -> Any:
-    """Several results in one zip; `key` and `name` are repeated, in the same order."""
+    """Several results in one zip, streamed; `key` and `name` are repeated, in the same order.
+
+    A key asked for twice is zipped once. The sizes are added up before anything is sent,
+    so an archive over the limit is a 413, not a cut download.
+    """
     keys = request.args.getlist("key")
     names = request.args.getlist("name")
     if not keys or len(keys) > MAX_ZIP_FILES or not all(is_safe_key(k) for k in keys):
         return _error_page(400, "Nothing to download: the list of results is empty or wrong.")
-    buffer = io.BytesIO()
+    results = _services().results
+    limit = _services().settings.max_zip_bytes
+    entries: list[Entry] = []
     used_names: set[str] = set()
+    total = 0
     try:
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-            for index, key in enumerate(keys):
-                stored = _services().results.read(key)
-                if stored is None:
-                    continue
-                name = _unique(
-                    download_name(names[index] if index < len(names) else None, key), used_names
+        for key in dict.fromkeys(keys):
+            size = results.size(key)
+            if size is None:
+                continue
+            total += size
+            if total > limit:
+                return _error_page(
+                    413,
+                    f"These photos are too many to download together (more than "
+                    f"{human_bytes(limit)}). Please download them one by one or in smaller groups.",
                 )
-                archive.writestr(name, stored.data)
+            first = keys.index(key)
+            user_name = names[first] if first < len(names) else None
+            name = _unique(download_name(user_name, key), used_names)
+            entries.append(Entry(name, size, lambda key=key: results.pieces(key)))
     except UnavailableError:
         return _error_page(503, STORAGE_UNAVAILABLE)
-    if not used_names:
+    if not entries:
         return _error_page(404, "These results are no longer available.")
-    buffer.seek(0)
-    return send_file(
-        buffer,
-        mimetype="application/zip",
-        as_attachment=True,
-        download_name="anonymised-photos.zip",
+    response = current_app.response_class(
+        _logged_stream(stream_zip(entries), current_app.logger), mimetype="application/zip"
     )
+    response.headers["Content-Disposition"] = "attachment; filename=anonymised-photos.zip"
+    return response
+
+
+def _logged_stream(pieces: Iterator[bytes], logger: logging.Logger) -> Iterator[bytes]:
+    """Pass the pieces on; if storage fails half-way the download is cut (the status is
+    sent already), and the log says why. Runs after the request's context is gone."""
+    try:
+        yield from pieces
+    except UnavailableError:
+        logger.warning("a zip download was cut: storage stopped answering")
+        raise
 
 
 @pages.get("/healthz")

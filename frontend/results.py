@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import mimetypes
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -94,6 +95,14 @@ class ResultsBucket:
             return None
         mime_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
         return StoredResult(data=data, content_type=mime_type)
+
+    def size(self, key: str) -> int | None:
+        """A result's size in bytes, or None when there is no such result."""
+        return self._store.size(self._bucket, key)
+
+    def pieces(self, key: str) -> Iterator[bytes]:
+        """A result's bytes a piece at a time (for the streamed zip)."""
+        return self._store.chunks(self._bucket, key)
 
     def _face_count(self, key: str) -> int | None:
         try:

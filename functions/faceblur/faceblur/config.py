@@ -31,6 +31,13 @@ ENV_VARS: dict[str, str] = {
     "FACEBLUR_PRESIGN_EXPIRY_SECONDS": "3600",
     "FACEBLUR_GATEWAY_URL": "http://127.0.0.1:8080",
     "FACEBLUR_FUNCTION_NAME": "faceblur",
+    # Connect and read timeout of every S3 call: a stalled store is a 503 in seconds.
+    "FACEBLUR_S3_TIMEOUT_SECONDS": "5",
+    # Most bytes one "download all" zip may hold (413 above); the zip is streamed.
+    "FACEBLUR_MAX_ZIP_BYTES": str(256 * 1024 * 1024),
+    # Hosts the async route may post results to (X-Callback-Url); comma-separated,
+    # empty = callbacks refused, so a caller cannot make the function post inward.
+    "FACEBLUR_CALLBACK_HOSTS": "",
 }
 
 # Secrets: secret name (a file under SECRETS_DIR) -> environment fallback for local runs.
@@ -66,6 +73,9 @@ class Settings:
     gateway_url: str
     function_name: str
     frontend_secret_key: str | None
+    s3_timeout_seconds: int = 5
+    max_zip_bytes: int = 256 * 1024 * 1024
+    callback_hosts: frozenset[str] = frozenset()
 
     @property
     def output_buckets(self) -> tuple[str, str]:
@@ -171,4 +181,11 @@ def load_settings(
         gateway_url=plain("FACEBLUR_GATEWAY_URL").rstrip("/"),
         function_name=plain("FACEBLUR_FUNCTION_NAME"),
         frontend_secret_key=read_secret("faceblur-frontend-secret-key", environ, secrets_dir),
+        s3_timeout_seconds=_positive_int(environ, "FACEBLUR_S3_TIMEOUT_SECONDS"),
+        max_zip_bytes=_positive_int(environ, "FACEBLUR_MAX_ZIP_BYTES"),
+        callback_hosts=frozenset(
+            host.strip().lower()
+            for host in plain("FACEBLUR_CALLBACK_HOSTS").split(",")
+            if host.strip()
+        ),
     )
