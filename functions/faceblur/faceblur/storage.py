@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -34,13 +35,20 @@ from faceblur.config import Settings
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError
 from faceblur.formats import EXTENSIONS
 
-# Short connect timeout and few retries: a client waiting on a dead server should get
-# its 503 in seconds, not after urllib3's default back-off.
-CONNECT_TIMEOUT_SECONDS = 3
-READ_TIMEOUT_SECONDS = 60
+# Connect and read timeouts come from the settings (FACEBLUR_S3_TIMEOUT_SECONDS): a client
+# waiting on a dead or frozen server gets its 503 in seconds. A refused connection is
+# retried (cheap); a read that timed out is not, or a frozen server would cost the
+# timeout twice.
 RETRIES = urllib3.Retry(
-    total=2, connect=2, read=1, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504)
+    total=2, connect=2, read=0, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504)
 )
+STREAM_CHUNK_BYTES = 256 * 1024
+
+# What every caller (and through it every person) reads when the store fails; the
+# details (host, port, key, the SDK's text) go to the log only.
+UNAVAILABLE_MESSAGE = "storage unavailable: the photo store did not answer; try again later"
+
+log = logging.getLogger(__name__)
 POOL_SIZE = 16  # above the 8 concurrent requests a function replica is asked to bear
 
 ROLLBACK_FIRST_DELAY_SECONDS = 0.5
@@ -107,6 +115,11 @@ def _describe(error: Exception) -> str:
     return text.splitlines()[0][:200]
 
 
+def _unavailable(what: str, error: Exception) -> UnavailableError:
+    log.warning("storage call failed (%s): %s", what, _describe(error))
+    return UnavailableError(UNAVAILABLE_MESSAGE)
+
+
 class Store:
     """Originals, results and the inbox in one S3 server."""
 
@@ -119,7 +132,9 @@ class Store:
             secure=settings.s3_secure,
             region=settings.s3_region,
             http_client=urllib3.PoolManager(
-                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
+                timeout=urllib3.Timeout(
+                    connect=settings.s3_timeout_seconds, read=settings.s3_timeout_seconds
+                ),
                 retries=RETRIES,
                 maxsize=POOL_SIZE,
                 cert_reqs="CERT_REQUIRED" if settings.s3_secure else "CERT_NONE",
@@ -142,11 +157,12 @@ class Store:
     # -- errors ---------------------------------------------------------------------
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
-        """Run one SDK call; any storage failure becomes a 503 naming what failed."""
+        """Run one SDK call; any storage failure becomes a 503 in plain words (the log
+        gets what failed and why)."""
         try:
             return action()
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
-            raise UnavailableError(f"storage unavailable ({what}): {_describe(error)}") from error
+            raise _unavailable(what, error) from error
 
     # -- health and set-up ------------------------------------------------------------
 
@@ -156,7 +172,8 @@ class Store:
             if not self._call(
                 f"bucket {bucket}", lambda b=bucket: self.client.bucket_exists(bucket_name=b)
             ):
-                raise UnavailableError(f"storage unavailable: bucket {bucket!r} does not exist")
+                log.warning("storage is missing the bucket %r", bucket)
+                raise UnavailableError("storage unavailable: the photo store is not set up")
 
     def ensure_buckets(self) -> None:
         """Create the inbox, originals and results buckets if missing (local set-up)."""
@@ -178,9 +195,9 @@ class Store:
         except S3Error as error:
             if error.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
                 return False
-            raise UnavailableError(f"storage unavailable: {_describe(error)}") from error
+            raise _unavailable(f"stat {bucket}/{key}", error) from error
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
-            raise UnavailableError(f"storage unavailable: {_describe(error)}") from error
+            raise _unavailable(f"stat {bucket}/{key}", error) from error
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Every key in `bucket` under `prefix`, sorted."""
@@ -240,6 +257,33 @@ class Store:
                 response.release_conn()
 
         return self._call(f"read {bucket}/{key}", download)
+
+    def size(self, bucket: str, key: str) -> int | None:
+        """An object's size in bytes, or None when there is no such object."""
+        if not self.exists(bucket, key):
+            return None
+        stat = self._call(
+            f"stat {bucket}/{key}",
+            lambda: self.client.stat_object(bucket_name=bucket, object_name=key),
+        )
+        return int(stat.size or 0)
+
+    def chunks(self, bucket: str, key: str) -> Iterator[bytes]:
+        """An object's bytes a piece at a time, for streaming without holding it whole."""
+        response = self._call(
+            f"read {bucket}/{key}",
+            lambda: self.client.get_object(bucket_name=bucket, object_name=key),
+        )
+        try:
+            pieces = response.stream(STREAM_CHUNK_BYTES)
+            while True:
+                piece = self._call(f"read {bucket}/{key}", lambda: next(pieces, None))
+                if piece is None:
+                    return
+                yield piece
+        finally:
+            response.close()
+            response.release_conn()
 
     def remove(self, bucket: str, key: str) -> None:
         self._call(
