@@ -2,7 +2,8 @@
 
 A Flask app factory. The page is a client of the faceblur function over HTTP,
 exactly as in the cluster; it reads the results bucket for the gallery and for
-downloads, and never touches the originals bucket.
+downloads, and never reads the originals bucket (it only deletes a person's upload
+with its result when they ask).
 
 Run it with `waitress-serve --call frontend.app:create_app` (see frontend/Dockerfile).
 """
@@ -272,6 +273,33 @@ def _logged_stream(pieces: Iterator[bytes], logger: logging.Logger) -> Iterator[
         raise
 
 
+@pages.get("/delete/<path:key>")
+def confirm_delete(key: str) -> Any:
+    """Ask before deleting: a link never deletes anything by itself."""
+    if not is_safe_key(key):
+        return _error_page(404, "There is no such result.")
+    return render_template("delete.html", key=key, deleted=False)
+
+
+@pages.post("/delete/<path:key>")
+def delete(key: str) -> Any:
+    """Delete the person's upload and every anonymised copy made from it (CSRF-checked)."""
+    if not is_safe_key(key):
+        return _error_page(404, "There is no such result.")
+    try:
+        found = _services().results.delete_photo(key)
+    except UnavailableError:
+        return _error_page(
+            503,
+            "The photo store is not available right now, so nothing could be deleted. "
+            "Please try again in a minute.",
+        )
+    if not found:
+        return _error_page(404, "This photo is not stored here (any more). Nothing to delete.")
+    _services().thumbnails.forget_photo(key)
+    return render_template("delete.html", key=key, deleted=True)
+
+
 @pages.get("/healthz")
 def healthz() -> Any:
     """Liveness/readiness for Kubernetes: the app is up and configured."""
@@ -291,6 +319,12 @@ def _picker_context() -> dict[str, Any]:
         "default_shape": DEFAULT_SHAPE,
         "max_bytes": current_app.config["FACEBLUR_MAX_BYTES"],
     }
+
+
+@pages.app_context_processor
+def _storage_facts() -> dict[str, Any]:
+    """What every page says about what is kept, from the settings that make it so."""
+    return {"retention_days": _services().settings.retention_days}
 
 
 def _chosen_options() -> tuple[str, str]:
@@ -345,6 +379,7 @@ def _outcome(answer: dict[str, Any], user_name: str | None, method: str, shape: 
         "shape": shape,
         "result_url": result_url,
         "download_url": url_for("pages.download", key=key, name=user_name or ""),
+        "delete_url": url_for("pages.confirm_delete", key=key),
         "download_name": name,
     }
 

@@ -1,7 +1,8 @@
-"""Read-only access to the results bucket: the gallery, presigned URLs, downloads.
+"""The results bucket as the page sees it: the gallery, presigned URLs, downloads, and
+deleting a photo with its results.
 
-Only the results bucket is ever named here: originals stay private, and no
-route of the frontend can reach them.
+Originals are never read, listed or linked here: the only way the page touches them is
+`delete_photo`, which removes a person's upload together with its results.
 """
 
 from __future__ import annotations
@@ -103,6 +104,10 @@ class ResultsBucket:
     def pieces(self, key: str) -> Iterator[bytes]:
         """A result's bytes a piece at a time (for the streamed zip)."""
         return self._store.chunks(self._bucket, key)
+
+    def delete_photo(self, key: str) -> bool:
+        """Delete the upload this result was made from and its results; False if none."""
+        return self._store.remove_photo(key)
 
     def _face_count(self, key: str) -> int | None:
         try:

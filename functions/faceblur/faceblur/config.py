@@ -38,6 +38,9 @@ ENV_VARS: dict[str, str] = {
     # Hosts the async route may post results to (X-Callback-Url); comma-separated,
     # empty = callbacks refused, so a caller cannot make the function post inward.
     "FACEBLUR_CALLBACK_HOSTS": "",
+    # Days every object (originals, results, inbox) is kept: the bucket set-up Job's
+    # lifecycle rule, and what the page tells people.
+    "FACEBLUR_RETENTION_DAYS": "30",
 }
 
 # Secrets: secret name (a file under SECRETS_DIR) -> environment fallback for local runs.
@@ -76,6 +79,7 @@ class Settings:
     s3_timeout_seconds: int = 5
     max_zip_bytes: int = 256 * 1024 * 1024
     callback_hosts: frozenset[str] = frozenset()
+    retention_days: int = 30
 
     @property
     def output_buckets(self) -> tuple[str, str]:
@@ -188,4 +192,5 @@ def load_settings(
             for host in plain("FACEBLUR_CALLBACK_HOSTS").split(",")
             if host.strip()
         ),
+        retention_days=_positive_int(environ, "FACEBLUR_RETENTION_DAYS"),
     )

@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -75,6 +76,15 @@ def options_id(options: Mapping[str, object]) -> str:
 
 def extension(mime_type: str) -> str:
     return EXTENSIONS.get(mime_type, "")
+
+
+_IMAGE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def image_id_of(result_key: str) -> str | None:
+    """The id of the photo a result was made from (its key's first segment), if well formed."""
+    image_id = result_key.split("/", 1)[0]
+    return image_id if "/" in result_key and _IMAGE_ID.fullmatch(image_id) else None
 
 
 def original_key(image_id: str, mime_type: str) -> str:
@@ -290,6 +300,26 @@ class Store:
             f"remove {bucket}/{key}",
             lambda: self.client.remove_object(bucket_name=bucket, object_name=key),
         )
+
+    def remove_photo(self, result_key: str) -> bool:
+        """Delete the photo a result was made from and every result made from it.
+
+        The original goes first: should anything fail half-way, what is left is results
+        without their original, which a retry (or the rollback rule) removes; never a
+        photo with faces. False when nothing of that photo is stored.
+        """
+        image_id = image_id_of(result_key)
+        if image_id is None:
+            return False
+        settings = self.settings
+        # Originals are `<id><ext>` and ids have a fixed length: the prefix is exact.
+        originals = self.keys(settings.bucket_originals, prefix=image_id)
+        results = self.keys(settings.bucket_results, prefix=f"{image_id}/")
+        for key in originals:
+            self.remove(settings.bucket_originals, key)
+        for key in results:
+            self.remove(settings.bucket_results, key)
+        return bool(originals or results)
 
     def result_url(self, key: str) -> str:
         """A presigned GET for a result; there is deliberately no such method for originals."""
