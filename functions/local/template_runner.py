@@ -11,7 +11,9 @@ Routes, as the OpenFaaS gateway exposes a function:
   name is what the function sees, as behind the gateway);
 - `POST /async-function/NAME`: 202 with `X-Call-Id` at once; calls run in the
   background one at a time, like the CE queue worker, and their result is POSTed to
-  `X-Callback-Url` when given.
+  `X-Callback-Url` when given, if its host is one of FACEBLUR_CALLBACK_HOSTS (empty:
+  none): otherwise a caller could make the runner post to services behind it. A
+  callback to any other host is refused with 400 before the call is queued.
 
 Run: `python functions/local/template_runner.py --handler functions/faceblur/handler.py`
 """
@@ -26,15 +28,18 @@ import sys
 import threading
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import urlsplit
 
 import requests
 from flask import Flask, Response, jsonify, request
 from waitress import serve
 from werkzeug.datastructures import Headers, MultiDict
+
+from faceblur.config import parse_hosts
 
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
 CALLBACK_TIMEOUT_SECONDS = 10
@@ -89,7 +94,28 @@ def load_handler(path: str | Path) -> ModuleType:
     return module
 
 
-def create_app(handle: Callable[[Event, Context], object], function_name: str) -> Flask:
+def callback_refusal(url: str, allowed_hosts: Collection[str]) -> str | None:
+    """Why `url` may not receive a callback, or None when it may."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return "X-Callback-Url is not a URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "X-Callback-Url must be an http(s) URL"
+    if host not in allowed_hosts:
+        return (
+            f"X-Callback-Url host {host[:100]!r} is not allowed: the operator lists the "
+            "hosts callbacks may go to in FACEBLUR_CALLBACK_HOSTS"
+        )
+    return None
+
+
+def create_app(
+    handle: Callable[[Event, Context], object],
+    function_name: str,
+    callback_hosts: Collection[str] = frozenset(),
+) -> Flask:
     app = Flask(__name__)
     calls: queue.Queue[tuple[str, Event, str | None]] = queue.Queue()
 
@@ -142,9 +168,13 @@ def create_app(handle: Callable[[Event, Context], object], function_name: str) -
     app.add_url_rule(f"{base}/<path:path>", "call_path", call_function, methods=METHODS)
 
     @app.post(f"/async-function/{function_name}")
-    def call_async() -> Response:
+    def call_async() -> Response | tuple[Response, int]:
+        callback_url = request.headers.get("X-Callback-Url")
+        refusal = callback_refusal(callback_url, callback_hosts) if callback_url else None
+        if refusal:
+            return jsonify(error=refusal), 400
         call_id = str(uuid.uuid4())
-        calls.put((call_id, current_event(""), request.headers.get("X-Callback-Url")))
+        calls.put((call_id, current_event(""), callback_url))
         response = Response("", status=202)
         response.headers["X-Call-Id"] = call_id
         return response
@@ -163,9 +193,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--threads", type=int, default=8, help="concurrent synchronous calls")
+    parser.add_argument(
+        "--callback-hosts",
+        default=os.getenv("FACEBLUR_CALLBACK_HOSTS", ""),
+        help="comma-separated hosts X-Callback-Url may name (default: FACEBLUR_CALLBACK_HOSTS)",
+    )
     args = parser.parse_args(argv)
     handler = load_handler(args.handler)
-    app = create_app(handler.handle, args.name)
+    app = create_app(handler.handle, args.name, parse_hosts(args.callback_hosts))
     print(
         f"function {args.name} on http://{args.host}:{args.port}/function/{args.name}", flush=True
     )

@@ -127,6 +127,11 @@ def parse_flag(value: object) -> bool:
     raise ValueError(f"must be true or false, got {value!r}")
 
 
+def parse_hosts(text: str) -> frozenset[str]:
+    """A comma-separated list of host names, lower case, blanks dropped."""
+    return frozenset(host.strip().lower() for host in text.split(",") if host.strip())
+
+
 def _bool(environ: Mapping[str, str], name: str) -> bool:
     try:
         return parse_flag(environ.get(name) or ENV_VARS[name])
@@ -187,10 +192,6 @@ def load_settings(
         frontend_secret_key=read_secret("faceblur-frontend-secret-key", environ, secrets_dir),
         s3_timeout_seconds=_positive_int(environ, "FACEBLUR_S3_TIMEOUT_SECONDS"),
         max_zip_bytes=_positive_int(environ, "FACEBLUR_MAX_ZIP_BYTES"),
-        callback_hosts=frozenset(
-            host.strip().lower()
-            for host in plain("FACEBLUR_CALLBACK_HOSTS").split(",")
-            if host.strip()
-        ),
+        callback_hosts=parse_hosts(plain("FACEBLUR_CALLBACK_HOSTS")),
         retention_days=_positive_int(environ, "FACEBLUR_RETENTION_DAYS"),
     )
