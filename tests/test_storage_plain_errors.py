@@ -1,4 +1,5 @@
-"""Storage errors say what failed in plain words; the host, port and key go to the log."""
+"""Storage errors say what failed in plain words (the host, port and key go to the log),
+and object keys named by callers are checked before they reach the store."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from faceblur.config import load_settings
 from faceblur.errors import UnavailableError
-from faceblur.storage import Store
+from faceblur.storage import Store, key_problem
 
 
 def closed_port() -> int:
@@ -42,3 +43,19 @@ def test_unavailable_errors_name_no_host_port_or_key(call, tmp_path, caplog) -> 
     for internal in (str(port), "127.0.0.1", "HTTPConnectionPool", "secret-key-name", "results"):
         assert internal not in message
     assert str(port) in caplog.text  # the operator still learns where it failed
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["../../etc/passwd", "a/../../b.jpg", "/etc/passwd", "a//b.jpg", "a\\..\\b.jpg", "./a.jpg"]
+    + ["", "a\x00b.jpg", "line\nbreak.jpg", "x" * 1025, "é" * 513],
+)
+def test_unsafe_object_keys_are_named_as_such(key) -> None:
+    assert key_problem(key) is not None
+
+
+@pytest.mark.parametrize(
+    "key", ["2024 trip/Zoë (1).jpg", "famille été.jpg", "家族/写真.png", "a.b..c.jpg", "x" * 1024]
+)
+def test_keys_people_give_their_photos_pass(key) -> None:
+    assert key_problem(key) is None

@@ -87,6 +87,28 @@ def image_id_of(result_key: str) -> str | None:
     return image_id if "/" in result_key and _IMAGE_ID.fullmatch(image_id) else None
 
 
+MAX_KEY_BYTES = 1024  # S3's own limit
+
+
+def key_problem(key: str) -> str | None:
+    """Why an object key named by a caller (e.g. in a bucket event) is refused, or None.
+
+    Names people give their photos pass (spaces, any script, brackets); what could reach
+    outside a bucket on a server that keeps objects as files, or confuse a log, does not.
+    """
+    if not key:
+        return "empty object key"
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        return f"object key longer than {MAX_KEY_BYTES} bytes"
+    if key.startswith("/") or "\\" in key:
+        return "object key is an absolute path or has a backslash"
+    if any(segment in ("", ".", "..") for segment in key.split("/")):
+        return "object key has an empty, '.' or '..' path segment"
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in key):
+        return "object key has control characters"
+    return None
+
+
 def original_key(image_id: str, mime_type: str) -> str:
     return f"{image_id}{extension(mime_type)}"
 
