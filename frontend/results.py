@@ -74,13 +74,14 @@ class ResultsBucket:
         page_count = max(1, math.ceil(len(objects) / per_page))
         number = min(max(1, number), page_count)
         chosen = objects[(number - 1) * per_page : number * per_page]
+        counts = self._face_counts([obj.key for obj in chosen])
         items = [
             GalleryItem(
                 key=obj.key,
                 url=self.presigned_url(obj.key),
                 modified=obj.modified,
                 size=obj.size,
-                face_count=self._face_count(obj.key),
+                face_count=counts.get(obj.key),
             )
             for obj in chosen
         ]
@@ -109,8 +110,13 @@ class ResultsBucket:
         """Delete the upload this result was made from and its results; False if none."""
         return self._store.remove_photo(key)
 
-    def _face_count(self, key: str) -> int | None:
-        try:
-            return self._store.face_count(key)
-        except UnavailableError:  # the page still shows the result, without its count
-            return None
+    def _face_counts(self, keys: list[str]) -> dict[str, int | None]:
+        """Each result's face count; once the store fails, the rest are left unknown, so a
+        store that stalls mid-page costs one timeout, not one per photo."""
+        counts: dict[str, int | None] = {}
+        for key in keys:
+            try:
+                counts[key] = self._store.face_count(key)
+            except UnavailableError:  # the page still shows the results, without counts
+                break
+        return counts
