@@ -167,3 +167,35 @@ def test_16_bit_grey_photo_keeps_its_faces(detector) -> None:
     for x, y, w, h in result.regions:
         changed[y : y + h, x : x + w] = False
     assert not changed.any()  # nothing outside the regions moved
+
+
+@pytest.mark.parametrize(
+    "planes,color_type",
+    [
+        (COLOUR_16, 2),
+        (np.dstack([COLOUR_16, ALPHA_16]), 6),
+        (np.dstack([RAMP, ALPHA_16]), 4),
+    ],
+    ids=["16-bit RGB", "16-bit RGBA", "16-bit grey + alpha"],
+)
+def test_16_bit_colour_png_stays_16_bit_exact_outside_regions(planes, color_type) -> None:
+    import cv2
+
+    decoded = decode(png_16_bit(planes, color_type))
+    pixels = decoded.pixels.copy()
+    pixels[6:14, 4:14] = (77, 88, 99)
+    out = cv2.imdecode(
+        np.frombuffer(encode(decoded, pixels, [(4, 6, 10, 8)]), np.uint8), cv2.IMREAD_UNCHANGED
+    )
+    assert out.dtype == np.uint16
+    channels = out.shape[2]
+    rgb = out[..., [2, 1, 0]]
+    expected = planes if planes.ndim == 3 and planes.shape[2] >= 3 else None
+    if expected is None:  # grey + alpha comes back as RGBA with equal channels
+        expected = np.dstack([planes[..., 0]] * 3 + [planes[..., 1]])
+    outside = np.ones(RAMP.shape, bool)
+    outside[6:14, 4:14] = False
+    assert np.array_equal(rgb[outside], expected[..., :3][outside])
+    assert (rgb[~outside] == np.array([77, 88, 99]) * 257).all()
+    if channels == 4:  # alpha is the input's, everywhere
+        assert np.array_equal(out[..., 3], expected[..., 3])

@@ -41,6 +41,7 @@ class DecodedImage:
     transparent_index: int | None = None  # GIF: the palette entry that means "transparent"
     orientation: int = 1  # the EXIF orientation that was applied to reach these pixels
     grey16: np.ndarray | None = None  # 16-bit grey input as read (upright): the output keeps it
+    colour16: np.ndarray | None = None  # 16-bit RGB(A) PNG as read, RGB order: kept likewise
 
     @property
     def width(self) -> int:
@@ -84,8 +85,9 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
 
 
 # Pillow's modes we can show as RGB(A) without guessing. 16-bit colour and 16-bit grey with
-# alpha arrive here already reduced to 8 bits by Pillow (RGB, RGBA); 16-bit grey arrives as
-# I;16* and is scaled here, because Pillow's own convert clips it to white.
+# alpha arrive here already reduced to 8 bits by Pillow (RGB, RGBA; a PNG's 16 bits are read
+# again by OpenCV to be kept); 16-bit grey arrives as I;16* and is scaled here, because
+# Pillow's own convert clips it to white.
 _GREY_16 = ("I;16", "I;16L", "I;16B", "I;16N")
 _MODES_AS_RGB = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
 _MODE_NAMES = {
@@ -108,6 +110,29 @@ def _grey16_to_8(grey16: np.ndarray) -> np.ndarray:
     return ((grey16.astype(np.uint32) * 255 + 32_767) // 65_535).astype(np.uint8)
 
 
+_PNG_COLOUR_WITH_16_BITS = (2, 4, 6)  # RGB, grey + alpha, RGBA
+
+
+def _png_colour16(data: bytes, image: Image.Image) -> np.ndarray | None:
+    """A 16-bit colour (or grey + alpha) PNG's own 16 bits as RGB(A), or None.
+
+    Pillow reduces these to 8 bits; OpenCV reads them whole (as BGR(A): grey + alpha comes
+    as BGRA with equal channels). Only plain files: a tRNS colour or an EXIF turn would
+    need more than a copy, so those stay 8-bit.
+    """
+    if data[12:16] != b"IHDR" or data[24] != 16 or data[25] not in _PNG_COLOUR_WITH_16_BITS:
+        return None
+    if "transparency" in image.info or image.getexif().get(ORIENTATION_TAG, 1) not in (1, None):
+        return None
+    import cv2  # only here: the 8-bit path and the web page's image need no OpenCV
+
+    deep = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    channels = 4 if data[25] in (4, 6) else 3
+    if deep is None or deep.dtype != np.uint16 or deep.shape != (*image.size[::-1], channels):
+        return None
+    return np.ascontiguousarray(deep[..., [2, 1, 0, 3][:channels]])
+
+
 def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Bytes -> DecodedImage; raises the typed errors of faceblur.errors, nothing else."""
     image = _open(data, max_pixels)
@@ -123,6 +148,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
                 if isinstance(image.info.get("transparency"), int):
                     transparent_index = image.info["transparency"]
             orientation = int(image.getexif().get(ORIENTATION_TAG, 1) or 1)
+            colour16 = _png_colour16(data, image) if image_format == "PNG" else None
             image = ImageOps.exif_transpose(image) or image
             grey16 = None
             # Pillow reads a 16-bit PGM as mode I; its maximum is 65535 by the format's rule.
@@ -131,6 +157,9 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
                 grey8 = _grey16_to_8(grey16)
                 has_alpha, grey = False, True
                 array = np.repeat(grey8[..., None], 3, axis=2)
+            elif colour16 is not None:
+                has_alpha, grey = colour16.shape[2] == 4, False
+                array = _grey16_to_8(colour16)
             elif image.mode in _MODES_AS_RGB:
                 has_alpha = image.mode in ("RGBA", "RGBa", "LA", "La", "PA") or (
                     "transparency" in image.info
@@ -153,6 +182,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
         transparent_index=transparent_index,
         orientation=orientation if 1 <= orientation <= 8 else 1,
         grey16=grey16,
+        colour16=colour16,
     )
 
 
@@ -248,6 +278,23 @@ def _grey16_result(
     return Image.fromarray(out.astype(np.uint16))  # uint16 makes mode I;16
 
 
+def _colour16_png(decoded: DecodedImage, pixels: np.ndarray, regions: Sequence[Box]) -> bytes:
+    """16-bit RGB(A) PNG out, by the same rule as 16-bit grey; alpha is never changed."""
+    import cv2
+
+    assert decoded.colour16 is not None
+    keep = (pixels == decoded.pixels).all(axis=2)
+    for x, y, w, h in regions:
+        keep[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)] = False
+    out = decoded.colour16.copy()
+    out[..., :3] = np.where(keep[..., None], out[..., :3], pixels.astype(np.uint16) * 257)
+    bgr = out[..., [2, 1, 0, 3][: out.shape[2]]]
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(bgr))
+    if not ok:
+        raise ValueError("could not encode a 16-bit PNG")
+    return encoded.tobytes()
+
+
 def encode(
     decoded: DecodedImage, pixels: np.ndarray | None = None, regions: Sequence[Box] = ()
 ) -> bytes:
@@ -258,6 +305,8 @@ def encode(
     """
     pixels = decoded.pixels if pixels is None else pixels
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if decoded.colour16 is not None and decoded.format == "PNG":
+        return _colour16_png(decoded, pixels, regions)
     if decoded.grey16 is not None and decoded.format in ("PNG", "TIFF", "PPM"):
         image = _grey16_result(decoded, pixels, regions)
     else:
