@@ -32,14 +32,13 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from urllib.parse import urlsplit
 
 import requests
 from flask import Flask, Response, jsonify, request
 from waitress import serve
 from werkzeug.datastructures import Headers, MultiDict
 
-from faceblur.config import parse_hosts
+from faceblur.config import callback_refusal, parse_hosts
 
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
 CALLBACK_TIMEOUT_SECONDS = 10
@@ -92,23 +91,6 @@ def load_handler(path: str | Path) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def callback_refusal(url: str, allowed_hosts: Collection[str]) -> str | None:
-    """Why `url` may not receive a callback, or None when it may."""
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-    except ValueError:
-        return "X-Callback-Url is not a URL"
-    if parts.scheme not in ("http", "https") or not host:
-        return "X-Callback-Url must be an http(s) URL"
-    if host not in allowed_hosts:
-        return (
-            f"X-Callback-Url host {host[:100]!r} is not allowed: the operator lists the "
-            "hosts callbacks may go to in FACEBLUR_CALLBACK_HOSTS"
-        )
-    return None
 
 
 def create_app(
