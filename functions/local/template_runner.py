@@ -41,6 +41,9 @@ from werkzeug.datastructures import Headers, MultiDict
 from faceblur.config import callback_refusal, parse_hosts
 
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
+# The python-flask-template release stack.yml pins; `format_response` below reads its
+# template/python3-http-debian/index.py.
+TEMPLATE_REF = "0.4.0"
 CALLBACK_TIMEOUT_SECONDS = 10
 
 
