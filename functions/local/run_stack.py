@@ -56,7 +56,7 @@ class SupervisedS3:
         now = time.monotonic()
         if self.gave_up:
             return
-        if self.server is not None and self.server.running():
+        if self.server is not None and self.server.process.poll() is None:
             if now - self._started_at > S3_STABLE_SECONDS:
                 self._failures = 0
             return
