@@ -420,96 +420,8 @@ class Smudge:
         return result
 
 
-# A curve through natural skin tones (sRGB), light to deep; cloak draws its tone on it.
-SKIN_TONES = np.array([[236.0, 196.0, 168.0], [196.0, 140.0, 108.0], [100.0, 64.0, 44.0]])
-SKIN_LIGHT, SKIN_DEEP = SKIN_TONES[0], SKIN_TONES[-1]
-CLOAK_RENDER_SIDE = 128  # px: the cloak is drawn at most this big, then scaled to the region
-SKIN_LUMINANCE_BANDS = 3  # "medium" keeps only which third of this curve the face is in
-
-
-def _skin_tone(position: float, rng: np.random.Generator) -> np.ndarray:
-    """A skin colour at `position` in [0, 1] (0 light, 1 deep), slightly varied at random."""
-    segment = position * (len(SKIN_TONES) - 1)
-    low = min(int(segment), len(SKIN_TONES) - 2)
-    tone = SKIN_TONES[low] + (SKIN_TONES[low + 1] - SKIN_TONES[low]) * (segment - low)
-    return tone * rng.uniform(0.94, 1.06) * rng.uniform(0.98, 1.02, size=3)
-
-
-def _skin_position(rgb_mean: np.ndarray) -> float:
-    """Where a colour's luminance falls on the skin line (0 light, 1 deep), clipped."""
-    light, deep = _luminance(SKIN_LIGHT), _luminance(SKIN_DEEP)
-    return float(np.clip((light - _luminance(rgb_mean)) / (light - deep), 0.0, 1.0))
-
-
-def _smooth_noise(h: int, w: int, cells: int, rng: np.random.Generator) -> np.ndarray:
-    """Zero-mean, unit-scale noise with about `cells` soft blobs across the larger side."""
-    grid_h = max(2, round(cells * h / max(h, w)) + 1)
-    grid_w = max(2, round(cells * w / max(h, w)) + 1)
-    grid = rng.standard_normal((grid_h, grid_w)).astype(np.float32)
-    return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
-
-
-@dataclass(frozen=True)
-class Cloak:
-    """The default: a soft, skin-toned, blurred-looking region made from secure noise.
-
-    high: nothing of the face survives: the tone is drawn at random on a line of skin
-    colours, the shading is smoothed noise plus a random light direction.
-    medium: as high, but the tone stays in the face's third (light, middle or deep) of
-    that line. low: the face's own blocks, shuffled and heavily blurred, in its own
-    average colour (the softest look, and it leaks; see METHOD_INFO).
-    """
-
-    feather: bool = True
-    randomised: bool = True
-
-    def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
-        h, w = patch.shape[:2]
-        # The cloak holds no detail, so it is drawn small and scaled up: a 2000-px face
-        # costs what a 128-px one does.
-        scale = min(1.0, CLOAK_RENDER_SIDE / max(h, w))
-        small_h, small_w = max(1, round(h * scale)), max(1, round(w * scale))
-        small = cv2.resize(patch, (small_w, small_h), interpolation=cv2.INTER_AREA)
-        pixels = small.astype(np.float32)
-        grey_photo = bool(
-            np.all(small[..., 0] == small[..., 1]) and np.all(small[..., 1] == small[..., 2])
-        )
-        if strength == "low":
-            layout = self._shuffled_blur(pixels, rng)
-        else:
-            if strength == "high":
-                position = rng.uniform(0.0, 1.0)
-            else:
-                band = min(
-                    int(_skin_position(pixels.reshape(-1, 3).mean(axis=0)) * SKIN_LUMINANCE_BANDS),
-                    SKIN_LUMINANCE_BANDS - 1,
-                )
-                position = (band + rng.uniform(0.0, 1.0)) / SKIN_LUMINANCE_BANDS
-            tone = _skin_tone(position, rng)
-            shading = 0.10 * _smooth_noise(small_h, small_w, 3, rng)
-            angle = rng.uniform(0, 2 * np.pi)
-            ramp_x = np.arange(small_w, dtype=np.float32) / max(small_w - 1, 1) - 0.5
-            ramp_y = np.arange(small_h, dtype=np.float32) / max(small_h - 1, 1) - 0.5
-            shading += 0.16 * (ramp_x[None, :] * np.cos(angle) + ramp_y[:, None] * np.sin(angle))
-            layout = tone[None, None, :] * (1.0 + shading[..., None])
-        if grey_photo:
-            layout = np.repeat(_luminance(layout)[..., None], 3, axis=2)
-        drawn = np.clip(layout, 0, 255).round().astype(np.uint8)
-        return cv2.resize(drawn, (w, h), interpolation=cv2.INTER_LINEAR)
-
-    @staticmethod
-    def _shuffled_blur(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        h, w = pixels.shape[:2]
-        grid = 4
-        small = cv2.resize(pixels, (grid, grid), interpolation=cv2.INTER_AREA).reshape(-1, 3)
-        small = small[rng.permutation(len(small))].reshape(grid, grid, 3)
-        layout = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
-        return gaussian_blur(layout, 0.12 * max(h, w))
-
-
 METHODS: dict[str, Method] = {
     "smudge": Smudge(),
-    "cloak": Cloak(),
     "blur": Blur(sigma_share={"low": 0.04, "medium": 0.08, "high": 0.15}),
     "pixelate": Pixelate(blocks={"low": 16, "medium": 10, "high": 6}),
     "solid": Solid(),
@@ -523,8 +435,6 @@ DEFAULT_METHOD = "smudge"
 METHOD_INFO: dict[str, str] = {
     "smudge": "soft blur painted from the photo around the face, nothing of the face kept;"
     " re-identified 2.5 % of the time (chance 2.5 %)",
-    "cloak": "soft skin-toned blur drawn from secure random noise, nothing of the face kept;"
-    " re-identified 2.8 % of the time (chance 2.5 %)",
     "blur": "Gaussian blur sized to the face; still re-identified 97.0 % of the time"
     " (chance 2.5 %)",
     "pixelate": "6 big blocks across the face; still re-identified 98.5 % of the time"
