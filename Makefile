@@ -63,6 +63,8 @@ bench: install
 	$(PY) bench/recall.py
 	$(PY) bench/service.py
 	$(PY) bench/reid.py
+	# Before/after PNGs of dev photos (git-ignored: never commit them): look at them.
+	$(PY) bench/sheets.py
 
 clean:
 	rm -rf $(VENV) $(LOCAL) .pytest_cache .ruff_cache
