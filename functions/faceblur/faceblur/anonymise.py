@@ -273,12 +273,15 @@ SMUDGE_SMOOTHING = 1.2  # grid cells: a Gaussian over the fill, so no streak or 
 # (its value is then the mean of those pixels alone): a strip of hair or neck thinner than
 # a cell still gives the fill its tone.
 SMUDGE_VISIBLE_SHARE = 0.2
-# A blurred face reads as a soft skin-toned head. Where visible skin stands near a piece of
-# the union (neck, ears, hands, a neighbour), the fill leans towards that tone away from
-# its edge, up to this weight, reaching it at half the piece's depth: a head's shape and
-# tone, from pixels the regions leave visible.
-HEAD_WEIGHT = 0.7
-SKIN_MIN_SHARE = 0.03  # of the visible pixels around a piece, else no skin to go by
+# A blurred face reads as a soft skin-toned head. The fill leans towards the tone of the
+# visible skin nearest the piece of the union (neck, ears, hands, arms, a neighbour: looked
+# for around the piece, then farther out), away from its edge, up to this weight, reached at
+# this share of the piece's depth: a head's shape and tone, from pixels left visible.
+HEAD_WEIGHT = 0.85
+HEAD_DEPTH = 0.4
+SKIN_SEARCH = (SMUDGE_MARGIN, 1.5, 4.0)  # how far around a piece to look for skin, by turns
+SKIN_MIN_SHARE = 0.005  # of the visible pixels looked at; and at least SKIN_MIN_PIXELS
+SKIN_MIN_PIXELS = 20
 # The usual skin box in YCrCb (8-bit OpenCV scale), light to deep skin alike.
 SKIN_CR = (135, 180)
 SKIN_CB = (85, 135)
@@ -322,18 +325,26 @@ def _fill_from_border(values: np.ndarray, known: np.ndarray, fallback: np.ndarra
     return filled
 
 
-def _visible_skin(patch: np.ndarray, known: np.ndarray) -> np.ndarray | None:
-    """The median colour of the skin among the visible pixels, or None if there is little."""
-    ycrcb = cv2.cvtColor(patch.astype(np.uint8), cv2.COLOR_RGB2YCrCb)[known]
-    skin = (
-        (ycrcb[:, 1] >= SKIN_CR[0])
-        & (ycrcb[:, 1] <= SKIN_CR[1])
-        & (ycrcb[:, 2] >= SKIN_CB[0])
-        & (ycrcb[:, 2] <= SKIN_CB[1])
-    )
-    if skin.sum() < max(20, SKIN_MIN_SHARE * len(skin)):
-        return None
-    return np.median(patch[known][skin], axis=0).astype(np.float32)
+def _is_skin(rgb: np.ndarray) -> np.ndarray:
+    """Which of these RGB pixels (N x 3, uint8) fall in the usual skin box of YCrCb."""
+    ycrcb = cv2.cvtColor(rgb.reshape(-1, 1, 3), cv2.COLOR_RGB2YCrCb).reshape(-1, 3)
+    cr, cb = ycrcb[:, 1], ycrcb[:, 2]
+    return (cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1])
+
+
+def _visible_skin(image: np.ndarray, visible: np.ndarray, piece: Box) -> np.ndarray | None:
+    """The median colour of the visible skin nearest `piece`, or None if there is little."""
+    x, y, w, h = piece
+    height, width = visible.shape
+    for reach in SKIN_SEARCH:
+        grow = round(reach * max(w, h))
+        rows = slice(max(y - grow, 0), min(y + h + grow, height))
+        cols = slice(max(x - grow, 0), min(x + w + grow, width))
+        pixels = image[rows, cols][visible[rows, cols]]
+        skin = pixels[_is_skin(pixels)]
+        if len(skin) >= max(SKIN_MIN_PIXELS, SKIN_MIN_SHARE * len(pixels)):
+            return np.median(skin, axis=0).astype(np.float32)
+    return None
 
 
 def _grain(grey: np.ndarray, known: np.ndarray) -> float:
@@ -400,10 +411,11 @@ class Smudge:
             small_known = share >= SMUDGE_VISIBLE_SHARE
             small = small / np.maximum(share, 1e-6)[..., None]
             filled = _fill_from_border(small, small_known, fallback)
-            skin = None if grey_photo else _visible_skin(patch, known)
+            skin = None if grey_photo else _visible_skin(image, visible, (x, y, w, h))
             if skin is not None:
                 depth = cv2.distanceTransform((~small_known).astype(np.uint8), cv2.DIST_L2, 3)
-                lean = HEAD_WEIGHT * np.clip(depth / max(0.5 * depth.max(), 1.0), 0.0, 1.0)
+                full = max(HEAD_DEPTH * depth.max(), 1.0)
+                lean = HEAD_WEIGHT * np.clip(depth / full, 0.0, 1.0)
                 filled += lean[..., None] * (skin - filled)
             filled = cv2.GaussianBlur(
                 filled, (0, 0), SMUDGE_SMOOTHING, borderType=cv2.BORDER_REPLICATE
