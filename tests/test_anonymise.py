@@ -425,19 +425,17 @@ def test_smudge_takes_its_tone_from_the_skin_and_hair_left_visible(wall) -> None
 
 
 def test_smudge_colours_come_from_the_spot_in_the_photo(group) -> None:
-    """Each face's fill is near the mean colour of the photo just around its region."""
+    """Each face's fill has a colour seen around it: its surroundings' or its people's skin."""
     image, faces = group
     regions = _regions(image, faces)
     result = anonymise(image, regions, "smudge")
     inside = region_mask(image.shape[0], image.shape[1], regions, "ellipse")
     for (x, y, w, h), (rx, ry, rw, rh) in zip(faces, regions, strict=True):
-        around = (
-            slice(max(ry - rh // 4, 0), ry + rh + rh // 4),
-            slice(max(rx - rw // 4, 0), rx + rw + rw // 4),
-        )
-        ring = image[around][~inside[around]].astype(float)
-        fill = result[y : y + h, x : x + w].reshape(-1, 3).astype(float)
-        assert np.abs(fill.mean(axis=0) - ring.mean(axis=0)).max() < 40
+        around = (slice(max(ry - rh, 0), ry + 2 * rh), slice(max(rx - rw, 0), rx + 2 * rw))
+        seen = image[around][~inside[around]].astype(float)
+        low, high = np.percentile(seen, [5, 95], axis=0)
+        fill = result[y : y + h, x : x + w].reshape(-1, 3).astype(float).mean(axis=0)
+        assert np.all((fill >= low) & (fill <= high)), (fill, low, high)
         # Soft: no detail left (mean step of a few levels per pixel at most).
         assert np.abs(np.diff(_grey(result[y : y + h, x : x + w]), axis=1)).mean() < 4.0
 

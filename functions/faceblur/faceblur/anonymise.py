@@ -3,7 +3,7 @@
 Every method is a small object with one method, `render(patch, strength, rng)`, that
 returns new pixels for one region's bounding box; `anonymise` pastes them through the
 region's mask, so a pixel outside every mask is never touched. A method that also has
-`render_union(image, mask, strength, rng)` paints the union of all masks in one go.
+`render_union(image, regions, shape, strength, rng)` paints the union of all masks at once.
 Methods scale with the region (a fixed kernel leaks large faces) and never mutate their
 input.
 """
@@ -187,9 +187,14 @@ class UnionMethod(Method, Protocol):
     """A method that paints the union of all regions at once, from the whole image."""
 
     def render_union(
-        self, image: np.ndarray, mask: np.ndarray, strength: str, rng: np.random.Generator
+        self,
+        image: np.ndarray,
+        regions: Sequence[Box],
+        shape: str,
+        strength: str,
+        rng: np.random.Generator,
     ) -> np.ndarray:
-        """A new image like `image`, changed only where `mask` is True."""
+        """A new image like `image`, changed only inside `region_mask(..., regions, shape)`."""
         ...
 
 
@@ -273,15 +278,17 @@ SMUDGE_SMOOTHING = 1.2  # grid cells: a Gaussian over the fill, so no streak or 
 # (its value is then the mean of those pixels alone): a strip of hair or neck thinner than
 # a cell still gives the fill its tone.
 SMUDGE_VISIBLE_SHARE = 0.2
-# A blurred face reads as a soft skin-toned head. The fill leans towards the tone of the
-# visible skin nearest the piece of the union (neck, ears, hands, arms, a neighbour: looked
-# for around the piece, then farther out), away from its edge, up to this weight, reached at
-# this share of the piece's depth: a head's shape and tone, from pixels left visible.
+# A blurred face reads as a soft skin-toned head. Inside each region the fill leans towards
+# the tone of the visible skin nearest its piece of the union (neck, ears, hands, arms, a
+# neighbour: looked for around the piece, then farther out), from nothing at the region's
+# edge up to this weight, reached this share of the way in: a head's shape and tone, from
+# pixels left visible.
 HEAD_WEIGHT = 0.85
 HEAD_DEPTH = 0.4
-SKIN_SEARCH = (SMUDGE_MARGIN, 1.5, 4.0)  # how far around a piece to look for skin, by turns
+SKIN_SEARCH = (1.0, 4.0)  # how far around a piece to look for skin, by turns
 SKIN_MIN_SHARE = 0.005  # of the visible pixels looked at; and at least SKIN_MIN_PIXELS
 SKIN_MIN_PIXELS = 20
+SKIN_APART = 40.0  # RGB distance from the colour around a piece for a pixel to count as skin
 # The usual skin box in YCrCb (8-bit OpenCV scale), light to deep skin alike.
 SKIN_CR = (135, 180)
 SKIN_CB = (85, 135)
@@ -332,8 +339,15 @@ def _is_skin(rgb: np.ndarray) -> np.ndarray:
     return (cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1])
 
 
-def _visible_skin(image: np.ndarray, visible: np.ndarray, piece: Box) -> np.ndarray | None:
-    """The median colour of the visible skin nearest `piece`, or None if there is little."""
+def _visible_skin(
+    image: np.ndarray, visible: np.ndarray, piece: Box, around: np.ndarray
+) -> np.ndarray | None:
+    """The median colour of the visible skin nearest `piece`, or None if there is little.
+
+    Walls, sand and wood share skin's hue, so pixels of the colour `around` the piece
+    (where the fill starts anyway) do not count: what is left is the hands, arms and necks
+    that stand out from it. Skin of that very colour needs no lean: the fill has its tone.
+    """
     x, y, w, h = piece
     height, width = visible.shape
     for reach in SKIN_SEARCH:
@@ -341,10 +355,24 @@ def _visible_skin(image: np.ndarray, visible: np.ndarray, piece: Box) -> np.ndar
         rows = slice(max(y - grow, 0), min(y + h + grow, height))
         cols = slice(max(x - grow, 0), min(x + w + grow, width))
         pixels = image[rows, cols][visible[rows, cols]]
-        skin = pixels[_is_skin(pixels)]
+        apart = np.linalg.norm(pixels.astype(np.float32) - around, axis=1) > SKIN_APART
+        skin = pixels[_is_skin(pixels) & apart]
         if len(skin) >= max(SKIN_MIN_PIXELS, SKIN_MIN_SHARE * len(pixels)):
             return np.median(skin, axis=0).astype(np.float32)
     return None
+
+
+def _head_weights(height: int, width: int, regions: Sequence[Box], shape: str) -> np.ndarray:
+    """A soft head-shaped bump in each region (0 at its edge, 1 from HEAD_DEPTH in), the
+    highest where regions overlap: one smooth surface over the union, no seam."""
+    head = np.zeros((height, width), dtype=np.float32)
+    for box in regions:
+        x, y, w, h = _clipped(box, width, height)
+        if w and h:
+            ramp = _region_weights((x, y, w, h), width, height, shape, HEAD_DEPTH)
+            bump = ramp * ramp * (3.0 - 2.0 * ramp)  # smoothstep: no crease where it levels
+            np.maximum(head[y : y + h, x : x + w], bump, out=head[y : y + h, x : x + w])
+    return head
 
 
 def _grain(grey: np.ndarray, known: np.ndarray) -> float:
@@ -375,14 +403,22 @@ class Smudge:
 
     def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
         """One region alone: the whole patch is unknown, so only the fallback grey is left."""
-        whole = np.ones(patch.shape[:2], dtype=bool)
-        return self.render_union(patch, whole, strength, rng)
+        whole = (0, 0, patch.shape[1], patch.shape[0])
+        return self.render_union(patch, [whole], "box", strength, rng)
 
     def render_union(
-        self, image: np.ndarray, mask: np.ndarray, strength: str, rng: np.random.Generator
+        self,
+        image: np.ndarray,
+        regions: Sequence[Box],
+        shape: str,
+        strength: str,
+        rng: np.random.Generator,
     ) -> np.ndarray:
-        """A copy of `image` with every pixel of `mask` painted over; the rest identical."""
+        """A copy of `image` with every region painted over; the rest identical."""
         result = image.copy()
+        height, width = image.shape[:2]
+        mask = region_mask(height, width, regions, shape)
+        head = _head_weights(height, width, regions, shape)
         visible = ~mask
         grey_photo = bool(
             np.array_equal(image[..., 0][visible], image[..., 1][visible])
@@ -392,7 +428,6 @@ class Smudge:
             image[visible].reshape(-1, 3).mean(axis=0) if visible.any() else np.full(3, GREY)
         ).astype(np.float32)
         count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
-        height, width = mask.shape
         for piece in range(1, count):
             x, y, w, h = (int(v) for v in stats[piece, :4])
             margin = round(SMUDGE_MARGIN * max(w, h)) + 2
@@ -411,12 +446,10 @@ class Smudge:
             small_known = share >= SMUDGE_VISIBLE_SHARE
             small = small / np.maximum(share, 1e-6)[..., None]
             filled = _fill_from_border(small, small_known, fallback)
-            skin = None if grey_photo else _visible_skin(image, visible, (x, y, w, h))
-            if skin is not None:
-                depth = cv2.distanceTransform((~small_known).astype(np.uint8), cv2.DIST_L2, 3)
-                full = max(HEAD_DEPTH * depth.max(), 1.0)
-                lean = HEAD_WEIGHT * np.clip(depth / full, 0.0, 1.0)
-                filled += lean[..., None] * (skin - filled)
+            hidden = (~small_known).astype(np.uint8)
+            ring = small_known & (cv2.dilate(hidden, np.ones((5, 5), np.uint8)) > 0)
+            around = np.median(small[ring], axis=0) if ring.any() else fallback
+            skin = None if grey_photo else _visible_skin(image, visible, (x, y, w, h), around)
             filled = cv2.GaussianBlur(
                 filled, (0, 0), SMUDGE_SMOOTHING, borderType=cv2.BORDER_REPLICATE
             )
@@ -424,7 +457,11 @@ class Smudge:
             big = big.reshape(bottom - top, right - left, 3)
             noise = rng.standard_normal(int(inside.sum())).astype(np.float32)
             grain = _grain(_luminance(patch), known) * noise
-            painted = big[inside] + grain[:, None]
+            painted = big[inside]
+            if skin is not None:
+                lean = HEAD_WEIGHT * head[top:bottom, left:right][inside]
+                painted += lean[:, None] * (skin - painted)
+            painted += grain[:, None]
             if grey_photo:
                 painted = np.repeat(painted[:, :1], 3, axis=1)
             view = result[top:bottom, left:right]
@@ -479,8 +516,9 @@ def anonymise(
     height, width = image.shape[:2]
     if isinstance(chosen, UnionMethod):
         # The union is painted once: overlapping regions make one fill, with no seam.
-        mask = region_mask(height, width, regions, shape)
-        return chosen.render_union(image, mask, strength, rng) if mask.any() else image.copy()
+        if not region_mask(height, width, regions, shape).any():
+            return image.copy()
+        return chosen.render_union(image, regions, shape, strength, rng)
     result = image.copy()
     for box in regions:
         x, y, w, h = _clipped(box, width, height)
