@@ -23,8 +23,8 @@ Attackers:
 - dlib-resnet: a real face recogniser, dlib's ResNet face embedding (99.4 % on LFW), faces
   aligned by dlib's 5-point landmarks found in the frame, then 1-nearest-neighbour on the
   128-d embeddings, the way face_recognition matches people. About 0.1-0.3 s a photo, so it
-  runs on "none" and the default strength only. Needs dlib-bin and the two model files in
-  .local/models (`make install` puts them there).
+  runs only on "none", the default method and blur (the usual peer), at the default
+  strength. Needs dlib-bin and the two model files in .local/models (`make install`).
 
 Usage: .venv/bin/python bench/reid.py [--splits N] [--modes whole,pipeline,wide] [--methods ...]
 """
@@ -73,6 +73,7 @@ PCA_COMPONENTS = 120
 # depend on nothing in the face, to show how much of what is left is the region's doing.
 WIDE_PADDING = 0.5
 WIDE_METHODS = (DEFAULT_METHOD, "solid")
+DEEP_METHODS = ("none", DEFAULT_METHOD, "blur")  # the rows the slow attackers run on
 
 
 @dataclass(frozen=True)
@@ -235,7 +236,7 @@ class Attacker:
     name: str
     features: Callable[[np.ndarray], np.ndarray]
     model: Callable[[], object]  # a fresh scikit-learn classifier
-    every_strength: bool = True  # else only on "none" and the default strength (slow ones)
+    every_row: bool = True  # else only on DEEP_METHODS at the default strength (slow ones)
 
 
 def _pca_1nn():
@@ -261,7 +262,7 @@ ATTACKERS = (
         "dlib-resnet",
         DlibEmbedding(),
         lambda: KNeighborsClassifier(n_neighbors=1),
-        every_strength=False,
+        every_row=False,
     ),
 )
 
@@ -338,7 +339,8 @@ def run(
     for mode, padding, method, strength in jobs(modes, methods, strengths):
         started = time.perf_counter()
         randomised = method != "none" and METHODS[method].randomised
-        used = [a for a in attackers if a.every_strength or strength in ("-", DEFAULT_STRENGTH)]
+        deep_row = method in DEEP_METHODS and strength in ("-", DEFAULT_STRENGTH)
+        used = [a for a in attackers if a.every_row or deep_row]
         scores: dict[str, list[float]] = {attacker.name: [] for attacker in used}
         detected = None
         for _ in range(draws if randomised else 1):
