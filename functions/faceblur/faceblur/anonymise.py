@@ -292,6 +292,7 @@ SKIN_APART = 40.0  # RGB distance from the colour around a piece for a pixel to 
 # The usual skin box in YCrCb (8-bit OpenCV scale), light to deep skin alike.
 SKIN_CR = (135, 180)
 SKIN_CB = (85, 135)
+SAMPLE_PIXELS = 250_000  # skin tone and grain are estimated on at most this many pixels
 GREY = 128.0  # the only colour left when the regions cover the whole photo
 
 
@@ -354,12 +355,18 @@ def _visible_skin(
         grow = round(reach * max(w, h))
         rows = slice(max(y - grow, 0), min(y + h + grow, height))
         cols = slice(max(x - grow, 0), min(x + w + grow, width))
-        pixels = image[rows, cols][visible[rows, cols]]
+        step = _sample_step((rows.stop - rows.start) * (cols.stop - cols.start))
+        pixels = image[rows, cols][::step, ::step][visible[rows, cols][::step, ::step]]
         apart = np.linalg.norm(pixels.astype(np.float32) - around, axis=1) > SKIN_APART
         skin = pixels[_is_skin(pixels) & apart]
         if len(skin) >= max(SKIN_MIN_PIXELS, SKIN_MIN_SHARE * len(pixels)):
             return np.median(skin, axis=0).astype(np.float32)
     return None
+
+
+def _sample_step(pixels: int) -> int:
+    """A stride that leaves at most SAMPLE_PIXELS of `pixels` to estimate a statistic."""
+    return max(1, int(np.ceil(np.sqrt(pixels / SAMPLE_PIXELS))))
 
 
 def _head_weights(height: int, width: int, regions: Sequence[Box], shape: str) -> np.ndarray:
@@ -420,13 +427,11 @@ class Smudge:
         mask = region_mask(height, width, regions, shape)
         head = _head_weights(height, width, regions, shape)
         visible = ~mask
-        grey_photo = bool(
-            np.array_equal(image[..., 0][visible], image[..., 1][visible])
-            and np.array_equal(image[..., 1][visible], image[..., 2][visible])
-        )
-        fallback = (
-            image[visible].reshape(-1, 3).mean(axis=0) if visible.any() else np.full(3, GREY)
-        ).astype(np.float32)
+        coloured = (image[..., 0] != image[..., 1]) | (image[..., 1] != image[..., 2])
+        grey_photo = not (coloured & visible).any()
+        fallback = np.full(3, GREY, dtype=np.float32)
+        if visible.any():
+            fallback[:] = cv2.mean(image, mask=visible.astype(np.uint8))[:3]
         count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
         for piece in range(1, count):
             x, y, w, h = (int(v) for v in stats[piece, :4])
@@ -454,18 +459,22 @@ class Smudge:
                 filled, (0, 0), SMUDGE_SMOOTHING, borderType=cv2.BORDER_REPLICATE
             )
             big = cv2.resize(filled, (right - left, bottom - top), interpolation=cv2.INTER_CUBIC)
-            big = big.reshape(bottom - top, right - left, 3)
-            noise = rng.standard_normal(int(inside.sum())).astype(np.float32)
-            grain = _grain(_luminance(patch), known) * noise
-            painted = big[inside]
+            # From here on only the piece's own box: every pixel it paints lies in there.
+            rows, cols = slice(y - top, y - top + h), slice(x - left, x - left + w)
+            painted = big.reshape(bottom - top, right - left, 3)[rows, cols]
             if skin is not None:
-                lean = HEAD_WEIGHT * head[top:bottom, left:right][inside]
-                painted += lean[:, None] * (skin - painted)
-            painted += grain[:, None]
+                lean = HEAD_WEIGHT * head[y : y + h, x : x + w]
+                painted += lean[..., None] * (skin - painted)
+            step = _sample_step(patch.shape[0] * patch.shape[1])
+            grain = _grain(_luminance(patch[::step]), known[::step])
+            painted += grain * rng.standard_normal((h, w), dtype=np.float32)[..., None]
             if grey_photo:
-                painted = np.repeat(painted[:, :1], 3, axis=1)
-            view = result[top:bottom, left:right]
-            view[inside] = np.clip(painted.round(), 0, 255).astype(np.uint8)
+                painted = np.repeat(painted[..., :1], 3, axis=2)
+            np.copyto(
+                result[y : y + h, x : x + w],
+                np.clip(painted.round(), 0, 255).astype(np.uint8),
+                where=inside[rows, cols, None],
+            )
         return result
 
 
@@ -516,8 +525,6 @@ def anonymise(
     height, width = image.shape[:2]
     if isinstance(chosen, UnionMethod):
         # The union is painted once: overlapping regions make one fill, with no seam.
-        if not region_mask(height, width, regions, shape).any():
-            return image.copy()
         return chosen.render_union(image, regions, shape, strength, rng)
     result = image.copy()
     for box in regions:
