@@ -61,7 +61,7 @@ def test_a_strong_blur_still_leaks_identity(table) -> None:
 
 
 def test_the_default_stays_near_chance(table) -> None:
-    for attacker, rate in table["cloak", "high"].items():
+    for attacker, rate in table[DEFAULT_METHOD, "high"].items():
         # 160 guesses per attacker: at chance, more than 7.5 % right is about a 1e-4 event.
         assert rate <= 2 * CHANCE + 0.025, attacker
         assert rate < table["blur", "high"][attacker] - 0.3, attacker
