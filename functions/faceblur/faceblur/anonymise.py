@@ -492,7 +492,7 @@ DEFAULT_METHOD = "smudge"
 # bench/results/reid.json, so rerun `make bench` and update it after changing a method.
 METHOD_INFO: dict[str, str] = {
     "smudge": "soft blur painted from the photo around the face, nothing of the face kept;"
-    " re-identified 2.5 % of the time (chance 2.5 %)",
+    " re-identified 3.2 % of the time (chance 2.5 %)",
     "blur": "Gaussian blur sized to the face; still re-identified 97.0 % of the time"
     " (chance 2.5 %)",
     "pixelate": "6 big blocks across the face; still re-identified 98.5 % of the time"
