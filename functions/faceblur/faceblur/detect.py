@@ -35,7 +35,7 @@ Box = tuple[int, int, int, int]
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
 
-DEFAULT_THRESHOLD = 0.25
+DEFAULT_THRESHOLD = 0.26
 """Fused score above which the pipeline anonymises a face (chosen by bench/recall.py)."""
 
 MIN_THRESHOLD = 0.1
@@ -414,7 +414,7 @@ class FusionSettings:
 
     iou: float = 0.4
     mtcnn_weight: float = 0.5
-    yunet_weight: float = 0.5
+    yunet_weight: float = 0.3
     yunet_floor: float = 0.3
 
 
