@@ -409,3 +409,23 @@ def detect_video(
         raise CorruptVideoError(f"{source.name}: cannot read the video: {error}") from None
     finally:
         container.close()
+
+
+def tracked_faces_to_json(
+    tracked: TrackedFrame, options: Options, width: int, height: int
+) -> list[dict]:
+    """A frame's faces as plain JSON types, on the frame as displayed.
+
+    `detected` is false where the tracker filled a gap or extended a track.
+    """
+    regions = regions_of(tracked, options, width, height)
+    return [
+        {
+            "track": face.track,
+            "box": [int(v) for v in padded_region(face.box, 0.0, width, height)],
+            "region": [int(v) for v in region],
+            "score": round(float(face.score), 4),
+            "detected": face.detected,
+        }
+        for face, region in zip(tracked.faces, regions, strict=True)
+    ]
