@@ -117,3 +117,42 @@ def make_clip(
         if sound is not None:
             write_tone(sound, frames / rate, output)
     return truth
+
+
+MIN_FACE = 20  # px: smaller faces are not counted (too few pixels to recognise anyone)
+CENTRE = 0.6  # the central share of a face box whose detail is compared
+EXPOSED = 0.2  # exposed when the result keeps more than this share of that detail
+
+
+def central_detail_kept(original: np.ndarray, result: np.ndarray, box: Box) -> float | None:
+    """Laplacian variance of the box's central 60 % in `result` over that in `original`.
+
+    None when the face is under MIN_FACE px high or its centre is not wholly in the frame.
+    """
+    x, y, w, h = box
+    if h < MIN_FACE:
+        return None
+    x1, y1 = int(round(x + w * (1 - CENTRE) / 2)), int(round(y + h * (1 - CENTRE) / 2))
+    x2, y2 = int(round(x1 + w * CENTRE)), int(round(y1 + h * CENTRE))
+    height, width = original.shape[:2]
+    if x1 < 0 or y1 < 0 or x2 > width or y2 > height or x2 - x1 < 3 or y2 - y1 < 3:
+        return None
+
+    def detail(image: np.ndarray) -> float:
+        grey = cv2.cvtColor(image[y1:y2, x1:x2], cv2.COLOR_RGB2GRAY)
+        return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+    before = detail(original)
+    return detail(result) / before if before > 0 else 0.0
+
+
+def displayed_frames(path: Path) -> list[np.ndarray]:
+    """Every frame of a (short) clip as RGB, turned as its display matrix says."""
+    from faceblur.video import Orientation, probe
+
+    orientation = Orientation.from_matrix(probe(path).display_matrix)
+    with av.open(str(path)) as container:
+        return [
+            orientation.to_display(frame.to_ndarray(format="rgb24"))
+            for frame in container.decode(video=0)
+        ]

@@ -9,7 +9,8 @@ tracker covers more, never less:
 * a weaker one (down to the detector's floor) only continues a track that exists;
 * a track missed for a few frames is filled: interpolated when it is found again,
   carried on at its last speed while it is not;
-* every track is extended `extend` frames before its first and after its last detection;
+* every track is extended `extend` frames before its first detection, and carried
+  `max_gap` frames after its last one (at its speed for `extend` frames, then held);
 * box centres are averaged and sizes maxed over a few frames, so regions do not jitter
   and never shrink for one frame;
 * nothing carries across a scene cut (a cheap histogram difference finds them).
@@ -38,7 +39,7 @@ class TrackSettings:
     match_iou: float = 0.2  # a detection continues a track when it overlaps it this much ...
     match_distance: float = 0.6  # ... or its centre is within this many box sizes of it
     max_gap: int = 12  # frames a track is carried without a detection before it ends
-    extend: int = 4  # frames covered before the first and after the last detection
+    extend: int = 4  # frames covered before the first detection
     smooth: int = 2  # centres averaged over +-this many frames, sizes maxed over them
     cut_threshold: float = 0.5  # histogram distance (0..1) above which a scene cut is found
 
@@ -101,6 +102,21 @@ def scene_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(
         cv2.compareHist(a.astype(np.float32), b.astype(np.float32), cv2.HISTCMP_BHATTACHARYYA)
     )
+
+
+def _smoothed(index: int, nearby: list[tuple[int, Box]]) -> tuple[float, ...]:
+    """The box at `index` from its neighbours: centres on a straight line fitted through
+    theirs (steady motion is followed exactly, jitter averaged out), size their largest."""
+    frames = np.array([i for i, _ in nearby], dtype=np.float64)
+    boxes = np.asarray([box for _, box in nearby], dtype=np.float64)
+    centres = boxes[:, :2] + boxes[:, 2:] / 2
+    if len(nearby) > 1:
+        slope, intercept = np.polyfit(frames, centres, 1)
+        centre = slope * index + intercept
+    else:
+        centre = centres[0]
+    width, height = boxes[:, 2].max(), boxes[:, 3].max()
+    return (centre[0] - width / 2, centre[1] - height / 2, width, height)
 
 
 class Tracker:
@@ -235,18 +251,24 @@ class Tracker:
         radius = self.settings.smooth
         faces = []
         for ident, own in sorted(self._boxes[index].items()):
-            window = [
-                self._boxes[i][ident].box
+            nearby = [
+                (i, self._boxes[i][ident].box)
                 for i in range(index - radius, index + radius + 1)
                 if i in self._boxes and ident in self._boxes[i]
             ]
-            boxes = np.asarray(window, dtype=np.float64)
-            centre_x = float(np.mean(boxes[:, 0] + boxes[:, 2] / 2))
-            centre_y = float(np.mean(boxes[:, 1] + boxes[:, 3] / 2))
-            width, height = float(boxes[:, 2].max()), float(boxes[:, 3].max())
-            # Round outwards: the region is never smaller than the averaged box.
-            x1, y1 = int(np.floor(centre_x - width / 2)), int(np.floor(centre_y - height / 2))
-            x2, y2 = int(np.ceil(centre_x + width / 2)), int(np.ceil(centre_y + height / 2))
+            smoothed = _smoothed(index, nearby)
+            # The region covers the frame's own box as well: smoothing may steady a region,
+            # never pull it off the face (a shaking camera moves faces for real).
+            x1 = min(smoothed[0], own.box[0])
+            y1 = min(smoothed[1], own.box[1])
+            x2 = max(smoothed[0] + smoothed[2], own.box[0] + own.box[2])
+            y2 = max(smoothed[1] + smoothed[3], own.box[1] + own.box[3])
+            x1, y1, x2, y2 = (
+                int(np.floor(x1)),
+                int(np.floor(y1)),
+                int(np.ceil(x2)),
+                int(np.ceil(y2)),
+            )
             faces.append(TrackedBox(ident, (x1, y1, x2 - x1, y2 - y1), own.score, own.detected))
         for old in [i for i in self._boxes if i < index - radius]:
             del self._boxes[old]

@@ -141,7 +141,7 @@ def _open_input(path: Path) -> av.container.InputContainer:
     except av.error.InvalidDataError:
         raise NotAVideoError(f"{path.name}: not a video we can read (or a damaged one)") from None
     except av.error.FFmpegError as error:
-        raise CorruptVideoError(f"{path.name}: cannot read the video: {error}") from None
+        raise CorruptVideoError(f"{path.name}: truncated or damaged video: {error}") from None
     if not container.streams.video:
         container.close()
         raise NotAVideoError(f"{path.name}: no video stream")
@@ -163,9 +163,9 @@ def probe(path: Path) -> VideoInfo:
         try:
             first = next(container.decode(stream), None)
         except av.error.FFmpegError as error:
-            raise CorruptVideoError(f"{path.name}: cannot decode the video: {error}") from None
+            raise CorruptVideoError(f"{path.name}: truncated or damaged video: {error}") from None
         if first is None:
-            raise CorruptVideoError(f"{path.name}: the video holds no frame")
+            raise CorruptVideoError(f"{path.name}: truncated or damaged video: no frame")
         audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
         duration = float(container.duration / av.time_base) if container.duration else 0.0
         return VideoInfo(
@@ -368,7 +368,7 @@ def anonymise_video(
                 audio.close(output)
         os.replace(partial, target)
     except av.error.FFmpegError as error:
-        raise CorruptVideoError(f"{source.name}: cannot read the video: {error}") from None
+        raise CorruptVideoError(f"{source.name}: truncated or damaged video: {error}") from None
     finally:
         container.close()
         partial.unlink(missing_ok=True)
@@ -406,7 +406,7 @@ def detect_video(
             yield shown.shape[1], shown.shape[0], tracked
         _check_complete(decoded, info, source.name)
     except av.error.FFmpegError as error:
-        raise CorruptVideoError(f"{source.name}: cannot read the video: {error}") from None
+        raise CorruptVideoError(f"{source.name}: truncated or damaged video: {error}") from None
     finally:
         container.close()
 
