@@ -1,18 +1,19 @@
 """Link face detections across video frames so that no frame lets a face slip through.
 
-Pure: boxes in, boxes out, no pixels but a small scene signature. A detector misses a
-face now and then (motion blur, a turned head, a frame skipped on purpose to save time);
-a frame in which a face is visible is a leak even if every other frame hides it. So the
-tracker covers more, never less:
+Pure: arrays in, boxes out. A detector misses a face now and then (motion blur, a
+turned head, a frame skipped on purpose to save time); a frame in which a face is
+visible is a leak even if every other frame hides it. So the tracker covers more, never
+less:
 
+* between detections a face is carried along the picture's motion (feature points
+  followed by optical flow: its own points when it has some, else the camera's pan,
+  zoom and shake); found again, the drift is spread over the frames in between;
 * a detection above the threshold always starts or continues a track, however short;
 * a weaker one (down to the detector's floor) only continues a track that exists;
-* a track missed for a few frames is filled: interpolated when it is found again,
-  carried on at its last speed while it is not;
-* every track is extended `extend` frames before its first detection, and carried
-  `max_gap` frames after its last one (at its speed for `extend` frames, then held);
-* box centres are averaged and sizes maxed over a few frames, so regions do not jitter
-  and never shrink for one frame;
+* every track is extended `extend` frames before its first detection (followed back
+  through the motion) and carried `max_gap` frames after its last one;
+* box centres follow a line fitted over a few frames and sizes their largest, and the
+  region always holds the frame's own box, so regions neither jitter nor slip off;
 * nothing carries across a scene cut (a cheap histogram difference finds them).
 
 The tracker answers with a delay of `Tracker.lag` frames: what it says about a frame is
@@ -23,7 +24,7 @@ tracks backwards need. The caller holds at most that many frames.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -63,14 +64,79 @@ class TrackedFrame:
 @dataclass
 class _Track:
     ident: int
-    first: int  # frame index of the first detection
     last: int  # frame index of the last detection
-    box: np.ndarray  # x, y, w, h (float) at `last`
-    velocity: np.ndarray = field(default_factory=lambda: np.zeros(4))  # per frame
+    current: np.ndarray  # x, y, w, h (float) in the latest frame pushed: detected or carried
     score: float = 0.0
 
-    def predicted(self, index: int) -> np.ndarray:
-        return self.box + self.velocity * (index - self.last)
+
+# --------------------------------------------------------------------------- motion
+
+MOTION_SIDE = 480  # px: motion is measured on a copy at most this wide
+MIN_POINTS = 4  # feature points inside a box needed to follow it on its own
+
+
+@dataclass(frozen=True)
+class Motion:
+    """How the picture moved from one frame to the next: tracked feature points and the
+    similarity transform (shift, zoom, turn) that fits most of them."""
+
+    before: np.ndarray  # (n, 2) points in the earlier frame
+    after: np.ndarray  # (n, 2) where they are in the later one
+    matrix: np.ndarray  # 2x3, earlier -> later
+
+    @staticmethod
+    def still() -> Motion:
+        return Motion(np.zeros((0, 2)), np.zeros((0, 2)), np.eye(2, 3))
+
+    def move(self, box: np.ndarray) -> np.ndarray:
+        """Where `box` went: with the points inside it (a face moving on its own), or with
+        the whole picture where too few points lie inside it."""
+        return _moved(box, self.before, self.after, self.matrix)
+
+    def move_back(self, box: np.ndarray) -> np.ndarray:
+        """Where `box` came from (the inverse of `move`)."""
+        return _moved(box, self.after, self.before, cv2.invertAffineTransform(self.matrix))
+
+
+def _moved(box: np.ndarray, src: np.ndarray, dst: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    x, y, w, h = box
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    inside = (src[:, 0] >= x) & (src[:, 0] <= x + w) & (src[:, 1] >= y) & (src[:, 1] <= y + h)
+    if inside.sum() >= MIN_POINTS:
+        cx, cy = np.array([x + w / 2, y + h / 2]) + np.median(dst[inside] - src[inside], axis=0)
+    else:
+        cx, cy = matrix @ np.array([x + w / 2, y + h / 2, 1.0])
+    w, h = w * scale, h * scale
+    return np.array([cx - w / 2, cy - h / 2, w, h])
+
+
+def motion_grey(frame: np.ndarray) -> np.ndarray:
+    """The small grey copy of an RGB frame that `motion_between` compares."""
+    scale = min(1.0, MOTION_SIDE / frame.shape[1])
+    small = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+
+
+def motion_between(earlier: np.ndarray, later: np.ndarray, frame_width: int) -> Motion:
+    """The motion between two `motion_grey` copies, in pixels of frames `frame_width` wide.
+
+    Corners followed by pyramidal Lucas-Kanade optical flow, a few milliseconds a frame.
+    """
+    scale = frame_width / earlier.shape[1]
+    corners = cv2.goodFeaturesToTrack(earlier, maxCorners=500, qualityLevel=0.01, minDistance=5)
+    if corners is None or len(corners) < MIN_POINTS:
+        return Motion.still()
+    found, status, _ = cv2.calcOpticalFlowPyrLK(earlier, later, corners, None)
+    ok = status.ravel() == 1
+    before, after = corners[ok].reshape(-1, 2), found[ok].reshape(-1, 2)
+    if len(before) < MIN_POINTS:
+        return Motion.still()
+    matrix, _ = cv2.estimateAffinePartial2D(before, after, method=cv2.RANSAC)
+    if matrix is None:
+        matrix = np.eye(2, 3)
+    matrix = matrix.copy()
+    matrix[:, 2] *= scale
+    return Motion(before * scale, after * scale, matrix)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -136,18 +202,28 @@ class Tracker:
         # Unsmoothed boxes of frames not yet final, plus the `smooth` frames before them.
         self._boxes: dict[int, dict[int, TrackedBox]] = {}
         self._pending: deque[int] = deque()
+        self._motions: dict[int, Motion] = {}  # frame -> motion since the one before
 
     # -- input ------------------------------------------------------------------------
 
-    def push(self, faces: list[Face] | None, cut: bool = False) -> list[TrackedFrame]:
-        """Record frame `n`'s detections (`n` counts pushes); return the frames now final."""
+    def push(
+        self, faces: list[Face] | None, cut: bool = False, motion: Motion | None = None
+    ) -> list[TrackedFrame]:
+        """Record frame `n`'s detections (`n` counts pushes); return the frames now final.
+
+        `motion` is how the picture moved since the previous frame (None: not at all).
+        """
         index = self._next_index
         self._next_index += 1
         self._boxes[index] = {}
         self._pending.append(index)
+        motion = motion or Motion.still()
+        self._motions[index] = motion
         if cut:
             self._active = []
             self._scene_start = index
+        for track in self._active:
+            track.current = motion.move(track.current)
         if faces is not None:
             self._observe(index, faces)
         self._carry(index)
@@ -173,20 +249,19 @@ class Tracker:
         for group, may_start in ((strong, True), (weak, False)):
             for face in group:
                 box = np.asarray(face.box, dtype=np.float64)
-                track = self._best_match(box, unmatched, index)
+                track = self._best_match(box, unmatched)
                 if track is not None:
                     unmatched.remove(track)
                     self._continue(track, index, box, face.score)
                 elif may_start:
                     self._start(index, box, face.score)
 
-    def _best_match(self, box: np.ndarray, tracks: list[_Track], index: int) -> _Track | None:
+    def _best_match(self, box: np.ndarray, tracks: list[_Track]) -> _Track | None:
         s = self.settings
         best, best_key = None, None
         for track in tracks:
-            guess = track.predicted(index)
-            overlap = _iou(box, guess)
-            distance = _centre_distance(box, guess)
+            overlap = _iou(box, track.current)
+            distance = _centre_distance(box, track.current)
             if overlap < s.match_iou and distance > s.match_distance:
                 continue
             key = (overlap, -distance)
@@ -195,42 +270,42 @@ class Tracker:
         return best
 
     def _start(self, index: int, box: np.ndarray, score: float) -> None:
-        track = _Track(self._next_ident, index, index, box, score=score)
+        track = _Track(self._next_ident, index, box, score=score)
         self._next_ident += 1
         self._active.append(track)
         self._put(index, track, box, score, detected=True)
-        # Before its first detection the face was most likely there already, unseen.
-        for earlier in range(max(self._scene_start, index - self.settings.extend), index):
-            self._put(earlier, track, box, score, detected=False)
+        # Before its first detection the face was most likely there already, unseen:
+        # followed back through the picture's motion, to the start of the scene at most.
+        earlier_box = box
+        for earlier in range(
+            index - 1, max(self._scene_start, index - self.settings.extend) - 1, -1
+        ):
+            earlier_box = self._motions.get(earlier + 1, Motion.still()).move_back(earlier_box)
+            self._put(earlier, track, earlier_box, score, detected=False)
 
     def _continue(self, track: _Track, index: int, box: np.ndarray, score: float) -> None:
         gap = index - track.last
-        if gap > 1:  # fill the frames in between by interpolation (overwrites the carried box)
+        if gap > 1:
+            # The frames in between were carried along the picture's motion; what that
+            # drifted from the face, found again, is spread over them.
+            drift = box - track.current
             for step in range(1, gap):
-                between = track.box + (box - track.box) * (step / gap)
-                self._put(track.last + step, track, between, score, detected=False)
-        new_velocity = (box - track.box) / gap
-        track.velocity = (
-            0.5 * track.velocity + 0.5 * new_velocity if track.last > track.first else new_velocity
-        )
-        track.box, track.last, track.score = box, index, score
+                carried = self._boxes.get(track.last + step, {}).get(track.ident)
+                if carried is not None and not carried.detected:
+                    corrected = np.asarray(carried.box) + drift * (step / gap)
+                    self._put(track.last + step, track, corrected, score, detected=False)
+        track.current, track.last, track.score = box, index, score
         self._put(index, track, box, score, detected=True)
 
     def _carry(self, index: int) -> None:
         """Carry every track not seen in this frame, or end it once it was missed too long."""
-        s = self.settings
         alive = []
         for track in self._active:
             missed = index - track.last
-            if missed == 0:
-                alive.append(track)
+            if missed > self.settings.max_gap:
                 continue
-            if missed > s.max_gap:
-                continue
-            # A missed face keeps moving: carried at its speed, held once beyond `extend`.
-            steps = min(missed, s.extend)
-            guess = track.box + track.velocity * steps
-            self._put(index, track, guess, track.score, detected=False)
+            if missed:
+                self._put(index, track, track.current, track.score, detected=False)
             alive.append(track)
         self._active = alive
 
@@ -272,4 +347,5 @@ class Tracker:
             faces.append(TrackedBox(ident, (x1, y1, x2 - x1, y2 - y1), own.score, own.detected))
         for old in [i for i in self._boxes if i < index - radius]:
             del self._boxes[old]
+            self._motions.pop(old, None)
         return TrackedFrame(index, faces)

@@ -33,7 +33,15 @@ from faceblur.anonymise import anonymise, padded_region
 from faceblur.detect import Box, Detector
 from faceblur.errors import BadRequestError, CorruptVideoError, NotAVideoError
 from faceblur.pipeline import Options
-from faceblur.track import TrackedFrame, Tracker, TrackSettings, scene_distance, scene_signature
+from faceblur.track import (
+    TrackedFrame,
+    Tracker,
+    TrackSettings,
+    motion_between,
+    motion_grey,
+    scene_distance,
+    scene_signature,
+)
 
 # Suffixes the command line picks out of folders as videos; the format itself is probed.
 VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
@@ -267,26 +275,51 @@ def tracked_frames(
 
     `frames` are RGB arrays as displayed; the faces are on them.
     """
-    tracker = Tracker(_with_threshold(settings.track, threshold))
+    tracker = Tracker(_tracking(settings, threshold))
     held: deque[np.ndarray] = deque()
-    previous = None
-    for index, frame in enumerate(frames):
-        signature = scene_signature(frame)
-        cut = previous is not None and (
-            scene_distance(previous, signature) > settings.track.cut_threshold
+    previous_signature = previous_grey = None
+    for index, (frame, last) in enumerate(_with_last(frames)):
+        signature, grey = scene_signature(frame), motion_grey(frame)
+        cut = previous_signature is not None and (
+            scene_distance(previous_signature, signature) > settings.track.cut_threshold
         )
-        previous = signature
-        look = index % settings.detect_every == 0 or cut
+        motion = (
+            motion_between(previous_grey, grey, frame.shape[1])
+            if previous_grey is not None and not cut
+            else None
+        )
+        previous_signature, previous_grey = signature, grey
+        # The last frame too: a face that came in since the last look has no later one.
+        look = index % settings.detect_every == 0 or cut or last
         faces = detector.detect(frame) if look else None
         held.append(frame)
-        for done in tracker.push(faces, cut):
+        for done in tracker.push(faces, cut, motion):
             yield held.popleft(), done
     for done in tracker.finish():
         yield held.popleft(), done
 
 
-def _with_threshold(settings: TrackSettings, threshold: float) -> TrackSettings:
-    return replace(settings, threshold=threshold)
+def _with_last(items: Iterator[np.ndarray]) -> Iterator[tuple[np.ndarray, bool]]:
+    """Each item and whether it is the last one."""
+    iterator = iter(items)
+    current = next(iterator, None)
+    while current is not None:
+        following = next(iterator, None)
+        yield current, following is None
+        current = following
+
+
+def _tracking(settings: VideoSettings, threshold: float) -> TrackSettings:
+    """The track settings for this run: the request's threshold; a face that appears
+    between two detector runs is covered back to where it appeared, and one missed run
+    does not end a track."""
+    every = settings.detect_every
+    return replace(
+        settings.track,
+        threshold=threshold,
+        extend=max(settings.track.extend, every),
+        max_gap=max(settings.track.max_gap, 2 * every),
+    )
 
 
 def regions_of(tracked: TrackedFrame, options: Options, width: int, height: int) -> list[Box]:
