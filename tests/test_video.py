@@ -182,3 +182,28 @@ def test_cli_blurs_a_folder_of_photos_and_videos_and_reports_tracks(
     tracks = [{face["track"] for face in line["faces"]} for line in lines]
     assert tracks[0] == tracks[1] == tracks[2]  # the same faces keep their ids
     assert set(lines[0]["faces"][0]) == {"track", "box", "region", "score", "detected"}
+
+
+def test_audio_mp4_cannot_hold_is_re_encoded_to_aac(tmp_path: Path, detector) -> None:
+    source, result = tmp_path / "pcm.mkv", tmp_path / "pcm.mp4"
+    with av.open(str(source), mode="w") as output:
+        video = output.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = output.add_stream("pcm_s16le", rate=16000, layout="mono")
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 20 * index, np.uint8))
+            frame.pts, frame.time_base = index, Fraction(1, 25)
+            output.mux(video.encode(frame))
+        output.mux(video.encode(None))
+        tone = (np.sin(np.arange(6400) / 10) * 10000).astype(np.int16)
+        for start in range(0, 6400, 640):
+            chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 640], format="s16")
+            chunk.sample_rate, chunk.pts = 16000, start
+            output.mux(sound.encode(chunk))
+        output.mux(sound.encode(None))
+    assert anonymise_video(source, result, detector).frames == 10
+    with av.open(str(result)) as container:
+        audio = container.streams.audio[0]
+        assert audio.codec_context.name == "aac" and audio.rate == 16000
+        seconds = float(audio.duration * audio.time_base)
+    assert 0.4 <= seconds <= 0.5  # 0.4 s of sound (plus the AAC encoder's priming)

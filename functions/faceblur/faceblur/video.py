@@ -215,8 +215,9 @@ class _AudioCopy:
         if self.copy:
             self.stream = output.add_stream_from_template(source)
         else:
-            self.stream = output.add_stream("aac", rate=source.codec_context.sample_rate)
-            self.stream.layout = source.codec_context.layout
+            context = source.codec_context
+            channels = "stereo" if context.layout.nb_channels > 1 else "mono"
+            self.stream = output.add_stream("aac", rate=context.sample_rate, layout=channels)
         self.stream.metadata.clear()
 
     def write(self, output: av.container.OutputContainer, packet: av.Packet) -> None:
