@@ -286,6 +286,26 @@ def verdict(ours: dict, deface: dict) -> dict:
     }
 
 
+def leak_free(result: dict) -> bool:
+    return result["meets"]["exposed"] and result["meets"]["no_face_3_in_a_row"]
+
+
+def choose(verdicts: dict[int, dict], control: dict, control_every: int) -> tuple[int, str]:
+    """The largest n whose runs meet the leak targets (fewest detector runs).
+
+    When no run with the default method does, the control decides: it hides the very
+    same regions (same detections, same tracking) with a blur, so a control that meets
+    the targets means the tracking covers every face and what is measured is the
+    method's own look.
+    """
+    safe = [every for every, result in verdicts.items() if leak_free(result)]
+    if safe:
+        return max(safe), "the default method's runs"
+    if leak_free(control):
+        return control_every, "the control run (the default method's look fails the measure)"
+    return min(verdicts), "none meets the leak targets: the most detector runs"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two short clips, n in (4, 8)")
@@ -307,10 +327,7 @@ def main() -> None:
         # from what the default method's look does to the measure.
         control = measure("faceblur", short, folder, max(everies), CONTROL_METHOD)
     verdicts = {every: verdict(result, deface) for every, result in ours.items()}
-    safe = [
-        e for e, v in verdicts.items() if v["meets"]["exposed"] and v["meets"]["no_face_3_in_a_row"]
-    ]
-    chosen = max(safe) if safe else min(everies)
+    chosen, chosen_by = choose(verdicts, verdict(control, deface), max(everies))
     header = (
         f"{'tool':18} {'face-frames':>11} {'exposed':>8} {'share':>8} {'3-in-row':>8} "
         f"{'longest':>7} {'fps':>6} {'peak MB':>8} {'long x':>6}"
@@ -328,7 +345,7 @@ def main() -> None:
             f"faceblur every {every}: exposed x{v['exposed_ratio']:.3f} of deface, "
             f"fps x{v['fps_ratio']:.2f}, meets {v['meets']}"
         )
-    print(f"chosen: detect every {chosen} frame(s)")
+    print(f"chosen: detect every {chosen} frame(s), by {chosen_by}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
         json.dumps(
@@ -346,6 +363,7 @@ def main() -> None:
                 "control": {"method": CONTROL_METHOD, "every": max(everies), **control},
                 "control_verdict": verdict(control, deface),
                 "chosen_detect_every": chosen,
+                "chosen_by": chosen_by,
                 "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                 "quick": args.quick,
             },

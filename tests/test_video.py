@@ -205,5 +205,10 @@ def test_audio_mp4_cannot_hold_is_re_encoded_to_aac(tmp_path: Path, detector) ->
     with av.open(str(result)) as container:
         audio = container.streams.audio[0]
         assert audio.codec_context.name == "aac" and audio.rate == 16000
-        seconds = float(audio.duration * audio.time_base)
-    assert 0.4 <= seconds <= 0.5  # 0.4 s of sound (plus the AAC encoder's priming)
+    # Every sample is there, plus at most the AAC encoder's priming and padding.
+    assert 0 <= sound_samples(result) - sound_samples(source) <= 2048
+
+
+def sound_samples(path: Path) -> int:
+    with av.open(str(path)) as container:
+        return sum(frame.samples for frame in container.decode(audio=0))

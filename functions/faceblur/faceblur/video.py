@@ -60,7 +60,10 @@ TRUNCATION_TOLERANCE = 0.02
 class VideoSettings:
     """How faces are looked for in a video; defaults chosen by bench/video.py."""
 
-    detect_every: int = 1  # run the detector on every n-th frame, tracking in between
+    # The detector runs on every n-th frame (and at cuts and on the last frame); optical
+    # flow carries faces in between. bench/video.py chooses n (bench/results/video.json):
+    # the largest whose tracking leaves no face-frame exposed.
+    detect_every: int = 8
     crf: int = DEFAULT_CRF
     track: TrackSettings = field(default_factory=TrackSettings)
 
