@@ -82,6 +82,7 @@ bench: install
 	$(PY) bench/reid.py
 	# Before/after PNGs of dev photos (git-ignored: never commit them): look at them.
 	$(PY) bench/sheets.py
+	$(PY) bench/video.py
 
 # The cluster's settings files (k8s/settings.yaml, k8s/function-settings.yml), written
 # from faceblur/config.py: run after changing a setting's name or default there.
