@@ -7,6 +7,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
+from faceblur.angles import upright
 from faceblur.anonymise import (
     DEFAULT_CROWD_PADDING,
     DEFAULT_METHOD,
@@ -43,6 +44,7 @@ class Options:
     padding: float = DEFAULT_PADDING
     crowd_padding: float = DEFAULT_CROWD_PADDING
     threshold: float = DEFAULT_THRESHOLD
+    upright_only: bool = False  # skip the turned passes (faceblur.angles): photos known upright
 
 
 OPTION_NAMES = tuple(f.name for f in fields(Options))
@@ -68,6 +70,13 @@ def _number(name: str, value: object, low: float, high: float) -> float:
     return number
 
 
+def _flag(name: str, value: object) -> bool:
+    text = str(value).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
+        raise BadRequestError(f"{name} must be true or false; got {value!r}")
+    return text in ("true", "1", "yes", "on")
+
+
 def parse_options(raw: Mapping[str, object]) -> Options:
     """Validate options from a query string, JSON body or command line (strings or typed)."""
     unknown = sorted(set(raw) - set(OPTION_NAMES))
@@ -87,6 +96,7 @@ def parse_options(raw: Mapping[str, object]) -> Options:
         threshold=_number(
             "threshold", raw.get("threshold", defaults.threshold), MIN_THRESHOLD, 1.0
         ),
+        upright_only=_flag("upright_only", raw.get("upright_only", defaults.upright_only)),
     )
 
 
@@ -124,7 +134,7 @@ def _decode_and_locate(
     started = time.perf_counter()
     decoded = decode(data, max_pixels)
     decoded_at = time.perf_counter()
-    candidates = detector.detect(decoded.pixels)
+    candidates = (upright(detector) if options.upright_only else detector).detect(decoded.pixels)
     faces = [face for face in candidates if face.score >= options.threshold]
     doubtful = [face.box for face in candidates if face.score < options.threshold]
     regions = face_regions(
@@ -134,6 +144,7 @@ def _decode_and_locate(
         decoded.width,
         decoded.height,
         doubtful,
+        [face.turn for face in faces],
     )
     timings = {"decode": decoded_at - started, "detect": time.perf_counter() - decoded_at}
     return decoded, faces, regions, timings
