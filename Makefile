@@ -42,6 +42,7 @@ bench: install
 	$(PY) bench/recall.py
 	$(PY) bench/service.py
 	$(PY) bench/reid.py
+	$(PY) bench/angles.py
 
 clean:
 	rm -rf $(VENV) $(LOCAL) .pytest_cache .ruff_cache
