@@ -74,13 +74,14 @@ def face_back(face: Face, turn: int, width: int, height: int) -> Face:
     left, top = int(round(min(x1, x2))), int(round(min(y1, y2)))
     right, bottom = int(round(max(x1, x2))), int(round(max(y1, y2)))
 
-    def inside(px: float, py: float) -> tuple[int, int]:
-        return min(max(int(round(px)), 0), width - 1), min(max(int(round(py)), 0), height - 1)
+    def pixel_back(px: int, py: int) -> tuple[int, int]:
+        # A landmark is a pixel: turn its centre, not its top-left corner.
+        x, y = point_back(px + 0.5, py + 0.5, turn, width, height)
+        return min(max(int(round(x - 0.5)), 0), width - 1), min(
+            max(int(round(y - 0.5)), 0), height - 1
+        )
 
-    landmarks = {
-        name: inside(*point_back(px, py, turn, width, height))
-        for name, (px, py) in face.landmarks.items()
-    }
+    landmarks = {name: pixel_back(px, py) for name, (px, py) in face.landmarks.items()}
     return Face((left, top, right - left, bottom - top), face.score, landmarks, turn=turn)
 
 
