@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 LOCAL := .local
 APT_PACKAGES := chromium
 
-.PHONY: install test lint bench run clean
+.PHONY: install test lint bench run clean settings
 
 install: $(VENV)/.installed $(LOCAL)/.apt-installed
 
@@ -43,6 +43,11 @@ bench: install
 	$(PY) bench/service.py
 	$(PY) bench/reid.py
 	$(PY) bench/angles.py
+
+# The cluster's settings files (k8s/settings.yaml, k8s/function-settings.yml), written
+# from faceblur/config.py: run after changing a setting's name or default there.
+settings: install
+	$(PY) functions/local/deploy_settings.py
 
 clean:
 	rm -rf $(VENV) $(LOCAL) .pytest_cache .ruff_cache

@@ -100,9 +100,9 @@ def honest_flags(truth: list, regions: list, mask_of_regions, width: int, height
 
 
 def faceblur_regions(detections: list, width: int, height: int, threshold: float) -> list:
-    """The default padding around every face, on its hair side; no crowd rule (issue 18
-    removes it, and its wide regions are what honest covered leaves out anyway)."""
-    from faceblur.anonymise import DEFAULT_PADDING, padded_region
+    """The pipeline's regions: the default padding around every face, on its hair side."""
+    from faceblur.anonymise import padded_region
+    from faceblur.options import DEFAULT_PADDING
 
     return [
         padded_region(tuple(d["box"]), DEFAULT_PADDING, width, height, d.get("turn", 0))
@@ -112,7 +112,8 @@ def faceblur_regions(detections: list, width: int, height: int, threshold: float
 
 
 def faceblur_mask(regions: list, width: int, height: int) -> np.ndarray:
-    from faceblur.anonymise import DEFAULT_SHAPE, region_mask
+    from faceblur.anonymise import region_mask
+    from faceblur.options import DEFAULT_SHAPE
 
     return region_mask(height, width, regions, DEFAULT_SHAPE)
 
@@ -338,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
             args.runs.write_text(json.dumps(runs))
     load_after = [round(v, 2) for v in os.getloadavg()]
 
-    from faceblur.detect import DEFAULT_THRESHOLD
+    from faceblur.options import DEFAULT_THRESHOLD
 
     ours = {
         "turned": score_run(turned, runs["faceblur"]["turned"], "faceblur", DEFAULT_THRESHOLD),

@@ -5,15 +5,13 @@ Run `make bench`, or alone: `.venv/bin/python bench/recall.py [--every 5]` (ever
 
 * found share: ground-truth faces matched one-to-one by a detection with IoU >= 0.5;
 * covered share: faces with >= 70 % of their box inside the union of the regions
-  the tool anonymises (faceblur: `face_regions` + `region_mask` with the default
-  padding, crowd padding and shape; deface: its 1.3 mask scale and inscribed ellipse);
+  the tool anonymises (faceblur: `padded_region` + `region_mask` with the default
+  padding and shape; deface: its 1.3 mask scale and inscribed ellipse);
 * changed outside faces: the share of each photo's pixels anonymised outside every
   ground-truth and `ignore` box, averaged over photos (what wider regions cost);
 * unmatched detections per photo: detections whose IoU with every ground-truth and
   `ignore` box is under 0.3 (stray regions; this reproduces the 3.3 measured for
   deface in issue 3); `ignore` boxes count neither as misses nor as strays;
-* the same figures for faceblur without its crowd rule (crowd padding = padding),
-  from the same detections, so the rule's gain and cost are measured side by side;
 * faceblur's covered shares on the even and the odd photos apart: how much the
   figures move with the sample (the defaults were chosen on all of them);
 * seconds per photo (detection, and detection + anonymisation), model load time,
@@ -111,29 +109,18 @@ def band_of(height: float) -> str:
     return next(name for name, low, high in BANDS if low <= height < high)
 
 
-def faceblur_regions(
-    boxes: list, width: int, height: int, doubtful: list = (), crowd: bool = True
-) -> list:
-    from faceblur.anonymise import DEFAULT_CROWD_PADDING, DEFAULT_PADDING, face_regions
+def faceblur_regions(boxes: list, width: int, height: int) -> list:
+    from faceblur.anonymise import padded_region
+    from faceblur.options import DEFAULT_PADDING
 
-    crowd_padding = DEFAULT_CROWD_PADDING if crowd else DEFAULT_PADDING
-    boxes, doubtful = [tuple(b) for b in boxes], [tuple(b) for b in doubtful]
-    return face_regions(boxes, DEFAULT_PADDING, crowd_padding, width, height, doubtful)
+    return [padded_region(tuple(box), DEFAULT_PADDING, width, height) for box in boxes]
 
 
-def faceblur_mask(
-    boxes: list, width: int, height: int, doubtful: list = (), crowd: bool = True
-) -> np.ndarray:
-    from faceblur.anonymise import DEFAULT_SHAPE, region_mask
+def faceblur_mask(boxes: list, width: int, height: int) -> np.ndarray:
+    from faceblur.anonymise import region_mask
+    from faceblur.options import DEFAULT_SHAPE
 
-    regions = faceblur_regions(boxes, width, height, doubtful, crowd)
-    return region_mask(height, width, regions, DEFAULT_SHAPE)
-
-
-def faceblur_mask_without_crowd_rule(
-    boxes: list, width: int, height: int, doubtful: list = ()
-) -> np.ndarray:
-    return faceblur_mask(boxes, width, height, doubtful, crowd=False)
+    return region_mask(height, width, faceblur_regions(boxes, width, height), DEFAULT_SHAPE)
 
 
 def outside_faces(entry: dict) -> np.ndarray:
@@ -160,7 +147,7 @@ def deface_regions(boxes: list, width: int, height: int) -> list:
     return regions
 
 
-def deface_mask(boxes: list, width: int, height: int, doubtful: list = ()) -> np.ndarray:
+def deface_mask(boxes: list, width: int, height: int) -> np.ndarray:
     """deface's ellipse: skimage.draw.ellipse inscribed in each clipped region."""
     import skimage.draw
 
@@ -185,11 +172,10 @@ def score_tool(entries: list, detections: dict, threshold: float, mask_of) -> di
     for entry in entries:
         width, height = entry["width"], entry["height"]
         kept = [d for d in detections[entry["image"]] if d["score"] >= threshold]
-        doubtful = [d["box"] for d in detections[entry["image"]] if d["score"] < threshold]
         boxes = [d["box"] for d in kept]
         truth = entry["faces"]
         found = found_flags(truth, boxes, [d["score"] for d in kept])
-        mask = mask_of(boxes, width, height, doubtful)
+        mask = mask_of(boxes, width, height)
         covered = covered_flags(truth, mask)
         changed.append(float((mask & outside_faces(entry)).mean()))
         strays += stray_count(truth, entry["ignore"], boxes)
@@ -226,19 +212,20 @@ def read_rgb(path: Path) -> np.ndarray:
 
 
 def load_tool(tool: str):
-    """(detect(rgb) -> [{box, score}], anonymise(rgb, boxes, doubtful) -> rgb) for one tool."""
+    """(detect(rgb) -> [{box, score}], anonymise(rgb, boxes) -> rgb) for one tool."""
     if tool == "faceblur":
         from faceblur.anonymise import anonymise
-        from faceblur.detect import DEFAULT_THRESHOLD, build_detector
+        from faceblur.detect import build_detector
+        from faceblur.options import DEFAULT_THRESHOLD
 
         detector = build_detector()
 
         def detect(rgb):
             return [{"box": list(f.box), "score": f.score} for f in detector.detect(rgb)]
 
-        def anonymise_boxes(rgb, boxes, doubtful=()):
+        def anonymise_boxes(rgb, boxes):
             height, width = rgb.shape[:2]
-            return anonymise(rgb, faceblur_regions(boxes, width, height, doubtful))
+            return anonymise(rgb, faceblur_regions(boxes, width, height))
 
         return detect, anonymise_boxes, DEFAULT_THRESHOLD, detector
     from deface.centerface import CenterFace
@@ -253,7 +240,7 @@ def load_tool(tool: str):
             for x1, y1, x2, y2, s in dets
         ]
 
-    def anonymise_boxes(rgb, boxes, doubtful=()):
+    def anonymise_boxes(rgb, boxes):
         import cv2
 
         frame = rgb.copy()
@@ -280,11 +267,7 @@ def run_worker(tool: str, images: list[str]) -> dict:
         begin = time.perf_counter()
         found = detect(rgb)
         detected = time.perf_counter()
-        anonymise_boxes(
-            rgb,
-            [d["box"] for d in found if d["score"] >= threshold],
-            [d["box"] for d in found if d["score"] < threshold],
-        )
+        anonymise_boxes(rgb, [d["box"] for d in found if d["score"] >= threshold])
         done = time.perf_counter()
         out["detections"][name] = found
         out["seconds"][name] = {"detect": detected - begin, "total": done - begin}
@@ -401,13 +384,6 @@ def print_table(report: dict) -> None:
     for label, key in rows:
         a, b = ours[key], peer[key]
         print(f"{label.strip():28} {fmt(a):>9} {fmt(b):>9} {fmt(a / b if b else None):>7}")
-    plain = report["faceblur_without_crowd_rule"]
-    print(
-        "faceblur without its crowd rule: covered "
-        + " / ".join(fmt(plain["covered"][col]) for col in cols)
-        + f", unmatched {fmt(plain['unmatched_per_photo'])}, "
-        + f"changed outside faces {fmt(plain['changed_outside_faces'])}"
-    )
     for half, covered in report["faceblur_by_half"].items():
         shares = " / ".join(fmt(covered[col]) for col in cols)
         print(f"faceblur covered on the {half} alone: {shares}")
@@ -485,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             big[tool] = subprocess_json(["--big", tool])
     load_after = [round(v, 2) for v in os.getloadavg()]
 
-    from faceblur.detect import DEFAULT_THRESHOLD, MIN_THRESHOLD
+    from faceblur.options import DEFAULT_THRESHOLD, MIN_THRESHOLD
 
     peer = score_tool(entries, runs["deface"]["detections"], DEFACE_THRESHOLD, deface_mask)
     peer.update(timing_summary(runs["deface"]))
@@ -506,12 +482,6 @@ def main(argv: list[str] | None = None) -> int:
             "seconds": "per photo, decoded RGB in memory: detection (+ anonymisation for *_s)",
         },
         "faceblur": ours,
-        "faceblur_without_crowd_rule": score_tool(
-            entries,
-            runs["faceblur"]["detections"],
-            DEFAULT_THRESHOLD,
-            faceblur_mask_without_crowd_rule,
-        ),
         "faceblur_by_half": {
             half: score_tool(
                 entries[start::2], runs["faceblur"]["detections"], DEFAULT_THRESHOLD, faceblur_mask

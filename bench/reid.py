@@ -48,14 +48,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
-from faceblur.anonymise import (
-    DEFAULT_METHOD,
-    DEFAULT_PADDING,
-    DEFAULT_STRENGTH,
-    METHODS,
-    STRENGTHS,
-    anonymise,
-)
+from faceblur.anonymise import METHODS, anonymise
+from faceblur.options import DEFAULT_METHOD, DEFAULT_PADDING, DEFAULT_STRENGTH, STRENGTHS
 
 ROOT = Path(__file__).resolve().parents[1]
 ATT_FACES = ROOT.parent / "shared" / "data" / "att-faces"
@@ -127,7 +121,8 @@ def anonymise_pipeline(
     padding: float = DEFAULT_PADDING,
 ) -> tuple[list[np.ndarray], float | None]:
     """Each photo through faceblur's own pipeline; also the share with at least one face."""
-    from faceblur.pipeline import Options, anonymise_image
+    from faceblur.options import Options
+    from faceblur.pipeline import anonymise_image
 
     if method == "none":
         return [image.copy() for image in images], None

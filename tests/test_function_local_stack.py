@@ -23,6 +23,7 @@ from stack_fixtures import ROOT, free_port, scaled_photo, start_local_s3, stop_p
 
 STACK_READY_SECONDS = 240
 EVENT_WAIT_SECONDS = 60
+PUBLIC_S3_URL = "http://photos.example.test:9000"
 
 
 class EventReceiver:
@@ -103,6 +104,8 @@ def test_make_run_serves_everything_and_ctrl_c_stops_it(
         # Small limits, to see the settings reach the function.
         "FACEBLUR_MAX_BYTES": "300000",
         "FACEBLUR_MAX_PIXELS": "400000",
+        # Where browsers reach S3, apart from the endpoint, as in a cluster (issue 11).
+        "FACEBLUR_S3_PUBLIC_URL": PUBLIC_S3_URL,
     }
     for name in ("FACEBLUR_S3_ACCESS_KEY", "FACEBLUR_S3_SECRET_KEY"):
         env.pop(name, None)
@@ -139,6 +142,11 @@ def test_make_run_serves_everything_and_ctrl_c_stops_it(
             assert f"http://127.0.0.1:{ports['frontend']}/" in banner
             page = requests.get(f"http://127.0.0.1:{ports['frontend']}/", timeout=30)
             assert page.status_code == 200
+            policy = page.headers["Content-Security-Policy"]
+            for directive in ("img-src", "media-src"):
+                (sources,) = [p.split()[1:] for p in policy.split(";") if directive in p.split()]
+                assert PUBLIC_S3_URL in sources, policy
+                assert f"http://127.0.0.1:{ports['s3']}" not in sources, policy
 
         # A photo dropped into the inbox comes out as a pair, through the webhook.
         store = Store(load_settings(env, secrets_dir=tmp_path / "no-secrets"))

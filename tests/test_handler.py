@@ -81,7 +81,7 @@ def multipart(data: bytes, **fields: str) -> dict:
     return {"files": {"image": ("photo.png", data, "image/png")}, "data": fields}
 
 
-@pytest.mark.parametrize("form", ["json", "data-url", "raw", "multipart"])
+@pytest.mark.parametrize("form", ["json", "data-url", "raw", "multipart", "multipart-field"])
 def test_each_input_form_stores_the_pair_and_anonymises(s3, url, portraits, form) -> None:
     original, truth = photo(portraits[0])
     encoded = base64.b64encode(original).decode()
@@ -98,8 +98,11 @@ def test_each_input_form_stores_the_pair_and_anonymises(s3, url, portraits, form
             headers={"Content-Type": "image/png"},
             timeout=120,
         )
-    else:
+    elif form == "multipart":
         response = requests.post(url, **multipart(original, method="pixelate"), timeout=120)
+    else:  # the image as a plain "image" field, no filename: its bytes must stay bytes
+        fields = {"image": (None, original), "method": (None, "pixelate")}
+        response = requests.post(url, files=fields, timeout=120)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["format"] == "PNG"
@@ -196,7 +199,38 @@ def bad_requests(portrait_jpeg: bytes) -> dict[str, tuple[dict, int]]:
             400,
         ),
         "bad store": ({"data": portrait_jpeg, "headers": jpeg, "params": {"store": "maybe"}}, 400),
+        # Issue 17: a huge value is refused without being echoed whole.
+        "huge method": (
+            {"json": {"image": base64.b64encode(portrait_jpeg).decode(), "method": "m" * 100_000}},
+            400,
+        ),
+        "huge store": (
+            {"json": {"image": base64.b64encode(portrait_jpeg).decode(), "store": "s" * 100_000}},
+            400,
+        ),
         "multipart without file": ({"data": {"method": "blur"}, "files": {"x": ("", b"")}}, 400),
+        "multipart cut short": (
+            {
+                "data": b"--b\r\nContent-Disposition: form-data; name=image; filename=a\r\n\r\nab",
+                "headers": {"Content-Type": "multipart/form-data; boundary=b"},
+            },
+            400,
+        ),
+        "multipart without boundary": (
+            {"data": b"x", "headers": {"Content-Type": "multipart/form-data"}},
+            400,
+        ),
+        "multipart of too many parts": (
+            {
+                "files": {"image": ("a.jpg", portrait_jpeg)},
+                "data": {f"field{i}": "x" for i in range(40)},
+            },
+            400,
+        ),
+        "two images": (
+            {"files": {"a": ("a.jpg", portrait_jpeg), "b": ("b.jpg", portrait_jpeg)}},
+            400,
+        ),
     }
 
 
@@ -216,6 +250,7 @@ def test_bad_inputs_get_their_status_and_leave_buckets_alone(s3, url, portraits)
         assert response.headers["Content-Type"].startswith("application/json"), name
         error = response.json()["error"]
         assert isinstance(error, str) and error and "Traceback" not in error, name
+        assert len(error) < 400, name
         assert s3.snapshot() == before, name
 
 

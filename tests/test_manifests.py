@@ -1,8 +1,10 @@
 """Offline checks of k8s/ and its wiring to stack.yml and faceblur.config.
 
-Nothing here talks to a cluster. Every manifest is validated against the
-Kubernetes JSON schemas that ship inside the `kubernetes-validate` wheel (no
-download: sockets are refused while validating), then cross-checks make drift
+Nothing here talks to a cluster. Generic hygiene is one pass: every manifest is
+validated against the Kubernetes JSON schemas that ship inside the
+`kubernetes-validate` wheel (no download: sockets are refused while validating)
+and against one small schema of pod hygiene (restricted pod security, memory
+limits, probes). The rest are project-specific cross-checks that make drift
 fail: names, keys, ports and buckets must agree between the manifests, the
 secret script, stack.yml and the settings module. Each cross-check also runs on
 a deliberately broken copy, so a check that can never fail would show up here.
@@ -22,9 +24,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from deploy_settings import function_environment, generated_files
 
 from conftest import settings_with_secret_files
 from faceblur import config
@@ -32,7 +36,7 @@ from faceblur import config
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "k8s"
 STACK = ROOT / "stack.yml"
-# The Kubernetes version the README starts Minikube with (`--kubernetes-version`).
+# The Kubernetes version the manifests are validated against (README's `minikube start`).
 KUBERNETES_VERSION = "1.34.0"
 FUNCTION_NAMESPACE = "openfaas-fn"
 GATEWAY_ASYNC_PREFIX = "/async-function/"
@@ -222,14 +226,86 @@ def minio_env(docs: list[Doc]) -> dict[str, str | None]:
 # Each returns a list of problems; empty means consistent.
 
 
+# Generic hygiene of every pod, one JSON schema checked in the same pass as the
+# Kubernetes schemas: the 'restricted' Pod Security Standard the namespace enforces,
+# a memory limit on every container, HTTP probes on long-running ones.
+_CONTAINER = {
+    "required": ["resources", "securityContext"],
+    "properties": {
+        "resources": {"required": ["limits"], "properties": {"limits": {"required": ["memory"]}}},
+        "securityContext": {
+            "required": ["allowPrivilegeEscalation", "capabilities"],
+            "properties": {
+                "allowPrivilegeEscalation": {"const": False},
+                "capabilities": {
+                    "required": ["drop"],
+                    "properties": {"drop": {"contains": {"const": "ALL"}}},
+                },
+                "runAsUser": {"exclusiveMinimum": 0},
+            },
+        },
+    },
+}
+_POD = {
+    "required": ["securityContext"],
+    "properties": {
+        "securityContext": {
+            "required": ["runAsNonRoot", "runAsUser", "seccompProfile"],
+            "properties": {
+                "runAsNonRoot": {"const": True},
+                "runAsUser": {"exclusiveMinimum": 0},
+                "seccompProfile": {
+                    "properties": {"type": {"enum": ["RuntimeDefault", "Localhost"]}}
+                },
+            },
+        },
+        "containers": {"items": _CONTAINER},
+    },
+}
+_PROBED = {
+    "properties": {
+        "containers": {
+            "items": {
+                "required": ["readinessProbe", "livenessProbe"],
+                "properties": {
+                    "readinessProbe": {"required": ["httpGet"]},
+                    "livenessProbe": {"required": ["httpGet"]},
+                },
+            }
+        }
+    }
+}
+
+
+def _template(pod: Doc) -> Doc:
+    return {"properties": {"spec": {"properties": {"template": {"properties": {"spec": pod}}}}}}
+
+
+HYGIENE = jsonschema.Draft202012Validator(
+    {
+        "allOf": [
+            {
+                "if": {"properties": {"kind": {"enum": ["Deployment", "Job"]}}},
+                "then": _template(_POD),
+            },
+            {"if": {"properties": {"kind": {"const": "Deployment"}}}, "then": _template(_PROBED)},
+        ]
+    }
+)
+
+
 def check_schemas(docs: list[Doc]) -> list[str]:
+    """The one generic pass: each object against the Kubernetes schema, then hygiene."""
     problems = []
     for doc in docs:
+        label = f"{doc.get('kind')}/{doc['metadata'].get('name')}"
         try:
             kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
         except (kubernetes_validate.ValidationError, kubernetes_validate.SchemaNotFoundError) as e:
-            label = f"{doc.get('kind')}/{doc['metadata'].get('name')}"
             problems.append(f"{label}: {getattr(e, 'message', e)}")
+        for error in HYGIENE.iter_errors(doc):
+            where = ".".join(str(part) for part in error.absolute_path)
+            problems.append(f"{label}: {where}: {error.message}")
     return problems
 
 
@@ -359,47 +435,6 @@ def check_services(docs: list[Doc]) -> list[str]:
     return problems
 
 
-def check_probes_and_limits(docs: list[Doc]) -> list[str]:
-    """Long-running containers have both probes on a declared port; all have limits."""
-    problems = []
-    for workload, spec in pod_specs(docs):
-        for container in containers(spec):
-            label = f"{workload['metadata']['name']}/{container['name']}"
-            if not container.get("resources", {}).get("limits", {}).get("memory"):
-                problems.append(f"{label}: no memory limit")
-            if workload["kind"] != "Deployment":
-                continue
-            for probe in ("readinessProbe", "livenessProbe"):
-                http = container.get(probe, {}).get("httpGet")
-                if not http:
-                    problems.append(f"{label}: no HTTP {probe}")
-                elif resolve_port(container, http["port"]) is None:
-                    problems.append(f"{label}: {probe} on undeclared port {http['port']}")
-    return problems
-
-
-def check_non_root(docs: list[Doc]) -> list[str]:
-    """Every pod meets the 'restricted' Pod Security Standard its namespace enforces."""
-    problems = []
-    for workload, spec in pod_specs(docs):
-        pod = spec.get("securityContext", {})
-        for container in containers(spec):
-            label = f"{workload['metadata']['name']}/{container['name']}"
-            own = container.get("securityContext", {})
-            if not (own.get("runAsNonRoot", pod.get("runAsNonRoot"))):
-                problems.append(f"{label}: may run as root")
-            if own.get("runAsUser", pod.get("runAsUser")) in (None, 0):
-                problems.append(f"{label}: no non-zero runAsUser")
-            if own.get("allowPrivilegeEscalation") is not False:
-                problems.append(f"{label}: privilege escalation allowed")
-            if "ALL" not in own.get("capabilities", {}).get("drop", []):
-                problems.append(f"{label}: capabilities not dropped")
-            seccomp = own.get("seccompProfile", pod.get("seccompProfile", {}))
-            if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
-                problems.append(f"{label}: no seccomp profile")
-    return problems
-
-
 def check_frontend(docs: list[Doc]) -> list[str]:
     """Container port = Service targetPort = probe port, and the Service is a NodePort."""
     deployment = find(docs, "Deployment", "faceblur-frontend", "faceblur")
@@ -502,33 +537,6 @@ def check_frontend_image(docs: list[Doc], dockerfile: str) -> list[str]:
     return problems
 
 
-def check_readme(readme: str, created: list[dict[str, Any]], docs: list[Doc]) -> list[str]:
-    """The deploy section's commands name what the manifests and the script use."""
-    section = readme.split("<!-- section: deploy -->", 1)[-1].split("\n## Layout", 1)[0]
-    problems = []
-    if f"--kubernetes-version=v{KUBERNETES_VERSION}" not in section:
-        problems.append(f"README does not start Minikube with Kubernetes {KUBERNETES_VERSION}")
-    shown = set(re.findall(r"kubectl create secret generic (\S+) -n (\S+)", section))
-    made = {(s["name"], s["namespace"]) for s in created}
-    if shown != made:
-        problems.append(f"README shows secrets {sorted(shown)}, the script makes {sorted(made)}")
-    frontend = find(docs, "Deployment", "faceblur-frontend", "faceblur")
-    image = frontend["spec"]["template"]["spec"]["containers"][0]["image"] if frontend else ""
-    for command in (
-        "kubectl apply -k k8s/",
-        "faas-cli up -f stack.yml",
-        f"docker build -t {image} -f frontend/Dockerfile .",
-        f"docker push {image}",
-    ):
-        if command not in section:
-            problems.append(f"README lacks `{command}`")
-    service = find(docs, "Service", "faceblur-frontend", "faceblur")
-    node_ports = {str(p.get("nodePort")) for p in service["spec"]["ports"]} if service else set()
-    if not any(f"NodePort {port}" in section for port in node_ports):
-        problems.append(f"README does not give the frontend's NodePort {node_ports}")
-    return problems
-
-
 def check_notification(docs: list[Doc], stack: Doc) -> list[str]:
     """MinIO's webhook targets the gateway's async route of a function stack.yml defines,
     and the Job registers the same target ID on the inbox bucket."""
@@ -570,7 +578,7 @@ def check_notification(docs: list[Doc], stack: Doc) -> list[str]:
 def check_buckets(docs: list[Doc], stack: Doc) -> list[str]:
     """Bucket names agree: settings defaults, ConfigMap, stack.yml; the Job makes all three."""
     settings = config_maps(docs, "faceblur").get("faceblur-config", {})
-    function_env = next(iter(stack["functions"].values())).get("environment", {})
+    function_env = function_environment(stack)
     problems = []
     names = [n for n in config.ENV_VARS if n.startswith("FACEBLUR_BUCKET_")]
     for name in names:
@@ -599,7 +607,7 @@ def check_shared_settings(docs: list[Doc], stack: Doc) -> list[str]:
     """A setting both the cluster ConfigMap and stack.yml give has the same value, and
     the S3 endpoint resolves to a Service port in k8s/."""
     settings = config_maps(docs, "faceblur").get("faceblur-config", {})
-    function_env = next(iter(stack["functions"].values())).get("environment", {})
+    function_env = function_environment(stack)
     problems = [
         f"{k}: ConfigMap {settings[k]!r} but stack.yml {function_env[k]!r}"
         for k in settings.keys() & function_env.keys()
@@ -640,6 +648,12 @@ def test_every_manifest_validates_against_the_kubernetes_schemas(
     assert check_schemas(manifests) == []
 
 
+def test_settings_files_are_written_from_faceblur_config() -> None:
+    """k8s/settings.yaml and the function's environment_file hold config.py's values."""
+    for path, text in generated_files().items():
+        assert path.read_text() == text, f"{path.name} is out of date: run `make settings`"
+
+
 def test_kustomization_lists_every_manifest() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     files = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
@@ -672,8 +686,6 @@ CHECKS: dict[str, Callable[..., list[str]]] = {
     "config references": check_config_references,
     "secret files": check_secret_files,
     "services": check_services,
-    "probes and limits": check_probes_and_limits,
-    "non-root": check_non_root,
     "frontend ports": check_frontend,
     "MinIO storage": check_minio_storage,
 }
@@ -717,30 +729,11 @@ def test_frontend_image_matches_its_deployment(manifests: list[Doc]) -> None:
     assert check_frontend_image(manifests, dockerfile.read_text()) == []
 
 
-def test_readme_deploy_commands_match(
-    manifests: list[Doc], created_secrets: list[dict[str, Any]]
-) -> None:
-    readme = (ROOT / "README.md").read_text()
-    assert check_readme(readme, created_secrets, manifests) == []
-
-
-def test_image_and_readme_checks_catch_drift(
-    manifests: list[Doc], created_secrets: list[dict[str, Any]]
-) -> None:
+def test_image_checks_catch_drift(manifests: list[Doc]) -> None:
     good = "FROM python:3.11-slim\nUSER 10001\nEXPOSE 5000\n"
     assert check_frontend_image(manifests, good) == []
     assert "EXPOSE" in " ".join(check_frontend_image(manifests, good.replace("5000", "8000")))
     assert "USER" in " ".join(check_frontend_image(manifests, good.replace("10001", "app")))
-    readme = (ROOT / "README.md").read_text()
-    assert check_readme(readme, created_secrets, manifests) == []
-    dropped = readme.replace("kubectl create secret generic faceblur-frontend -n", "# -n")
-    assert "faceblur-frontend" in " ".join(check_readme(dropped, created_secrets, manifests))
-    renamed = readme.replace(
-        "docker build -t localhost:5000/faceblur-frontend:", "docker build -t x:"
-    )
-    assert "docker build" in " ".join(check_readme(renamed, created_secrets, manifests))
-    older = readme.replace(f"v{KUBERNETES_VERSION}", "v1.30.0")
-    assert KUBERNETES_VERSION in " ".join(check_readme(older, created_secrets, manifests))
 
 
 def test_every_secret_read_is_created_and_shared(
@@ -967,27 +960,37 @@ BREAKAGES: dict[str, tuple[str, Callable[[list[Doc], Doc], None], str]] = {
         lambda d, s: _service(d, "minio")["spec"]["ports"][0].update(targetPort="api"),
         "api",
     ),
-    "probe on another port": (
-        "probes and limits",
-        lambda d, s: _container(d, "minio")["livenessProbe"]["httpGet"].update(port=9002),
-        "9002",
+    "no liveness probe": (
+        "schemas",
+        lambda d, s: _container(d, "minio").pop("livenessProbe"),
+        "'livenessProbe' is a required property",
     ),
     "no memory limit": (
-        "probes and limits",
+        "schemas",
         lambda d, s: _container(d, "faceblur-buckets")["resources"]["limits"].pop("memory"),
-        "memory limit",
+        "'memory' is a required property",
     ),
     "root allowed": (
-        "non-root",
+        "schemas",
         lambda d, s: _pod(d, "faceblur-frontend")["securityContext"].update(runAsUser=0),
         "runAsUser",
     ),
     "privilege escalation": (
-        "non-root",
+        "schemas",
         lambda d, s: _container(d, "minio")["securityContext"].update(
             allowPrivilegeEscalation=True
         ),
-        "escalation",
+        "allowPrivilegeEscalation",
+    ),
+    "capabilities kept": (
+        "schemas",
+        lambda d, s: _container(d, "faceblur-frontend")["securityContext"].pop("capabilities"),
+        "capabilities",
+    ),
+    "no seccomp profile": (
+        "schemas",
+        lambda d, s: _pod(d, "minio")["securityContext"].pop("seccompProfile"),
+        "seccompProfile",
     ),
     "frontend port drift": (
         "frontend ports",

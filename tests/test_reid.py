@@ -68,7 +68,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "reid.json
 
 def test_method_info_quotes_the_measured_rates() -> None:
     """The figure each method advertises is the one `make bench` last measured."""
-    from faceblur.anonymise import DEFAULT_STRENGTH, METHOD_INFO
+    from faceblur.options import DEFAULT_STRENGTH, METHOD_INFO
 
     rows = json.loads(RESULTS.read_text())["rows"]
     for method, line in METHOD_INFO.items():

@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
+from deploy_settings import function_environment
 from packaging.requirements import InvalidRequirement, Requirement
+from template_runner import TEMPLATE_REF
 
 from conftest import settings_with_secret_files
 from faceblur import config
@@ -148,13 +150,17 @@ def check_known_fields(stack: Doc) -> list[str]:
 def check_template(stack: Doc) -> list[str]:
     function = the_function(stack)
     problems = []
-    if function.get("lang") != TEMPLATE:
-        problems.append(f"lang is {function.get('lang')!r}, not {TEMPLATE}")
+    lang, _, ref = str(function.get("lang", "")).partition("@")
+    if lang != TEMPLATE:
+        problems.append(f"lang is {lang!r}, not {TEMPLATE}")
+    # The runner reads the contract of one release: a floating template may change it.
+    if ref != TEMPLATE_REF:
+        problems.append(f"template pinned to {ref or 'nothing'!r}, the runner reads {TEMPLATE_REF}")
     sources = {
         t.get("name"): t.get("source") for t in stack.get("configuration", {}).get("templates", [])
     }
-    if not str(sources.get(function.get("lang"), "")).startswith("https://"):
-        problems.append(f"no template source for {function.get('lang')!r} to pull")
+    if not str(sources.get(lang, "")).startswith("https://"):
+        problems.append(f"no template source for {lang!r} to pull")
     # faas-cli substitutes ${VAR:-default} from the environment; the default must build.
     image = str(function.get("image", ""))
     if re.search(r"\$\{\w+\}", image):
@@ -243,7 +249,7 @@ def check_build_args(stack: Doc, root: Path = ROOT) -> list[str]:
 
 def check_environment(stack: Doc) -> list[str]:
     """Every variable is a watchdog setting or a faceblur setting, values given as strings."""
-    environment = the_function(stack).get("environment", {})
+    environment = function_environment(stack)
     problems = []
     for name, value in environment.items():
         if name not in WATCHDOG_ENV and name not in config.ENV_VARS:
@@ -264,7 +270,7 @@ def check_environment(stack: Doc) -> list[str]:
 def check_settings_load(stack: Doc, secrets_dir: Path) -> list[str]:
     """The function's environment plus its secrets give valid settings, as the code reads them."""
     function = the_function(stack)
-    environment = {k: v for k, v in function.get("environment", {}).items() if isinstance(v, str)}
+    environment = {k: v for k, v in function_environment(stack).items() if isinstance(v, str)}
     try:
         settings = settings_with_secret_files(environment, function.get("secrets", []), secrets_dir)
     except config.ConfigError as e:
@@ -392,7 +398,8 @@ BREAKAGES: dict[str, tuple[str, Callable[[Doc], object], str]] = {
         lambda s: _fn(s)["requests"].__setitem__("mem", "1Gi"),
         "mem",
     ),
-    "Alpine template": ("template", lambda s: _fn(s).update(lang="python3-http"), "lang"),
+    "Alpine template": ("template", lambda s: _fn(s).update(lang="python3-http@0.4.0"), "lang"),
+    "template unpinned": ("template", lambda s: _fn(s).update(lang=TEMPLATE), "pinned"),
     "template not pullable": (
         "template",
         lambda s: s["configuration"].pop("templates"),

@@ -27,20 +27,21 @@ from stack_fixtures import LocalS3, free_port, scaled_photo, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 HANDLER_FOLDER = ROOT / "functions" / "faceblur"
+LOCAL_RUNNER = ROOT / "functions" / "local"
 READY_TIMEOUT_SECONDS = 180
 
 # What the template's index.py does, reduced to its contract: build the event from the
-# Flask request, call handle(), shape the answer (dict -> status/body/headers, dict body
-# -> JSON, other bodies str() unless Content-type is application/octet-stream; a non-dict
-# return goes to Flask as it is).
+# Flask request, call handle(), shape the answer with the one reading of its
+# format_response, functions/local/template_runner.py's (on PYTHONPATH, see isolated_env).
 STAND_IN_INDEX = """
 import os
 import sys
 
-from flask import Flask, jsonify, request
+from flask import Flask, request
 from waitress import serve
 
 from function import handler
+from template_runner import format_response
 
 app = Flask(__name__)
 
@@ -57,24 +58,6 @@ class Event:
 class Context:
     def __init__(self):
         self.hostname = os.getenv("HOSTNAME", "localhost")
-
-
-def format_response(res):
-    if res is None:
-        return ("", 200)
-    if type(res) is not dict:
-        return res
-    status = res.get("statusCode", 200)
-    headers = res.get("headers", {})
-    if headers.get("Content-type", "") == "application/octet-stream":
-        body = res["body"]
-    elif "body" not in res:
-        body = ""
-    elif type(res["body"]) is dict:
-        body = jsonify(res["body"])
-    else:
-        body = str(res["body"])
-    return (body, status, list(headers.items()))
 
 
 @app.route("/", defaults={"path": ""}, methods=["GET", "PUT", "POST", "PATCH", "DELETE"])
@@ -101,10 +84,12 @@ def lay_out(home: Path) -> None:
 
 def isolated_env(s3: LocalS3) -> dict[str, str]:
     """The venv's packages on PYTHONPATH, used with `python -S` so no .pth file (and so no
-    editable install of faceblur) is read: only what a pip install of requirements gives."""
+    editable install of faceblur) is read: only what a pip install of requirements gives,
+    plus functions/local for the runner's reading of format_response (no faceblur there)."""
     site_packages = sysconfig.get_paths()["purelib"]
     keep = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    return {**keep, **s3.env, "PYTHONPATH": site_packages, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    path = os.pathsep.join([site_packages, str(LOCAL_RUNNER)])
+    return {**keep, **s3.env, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 @pytest.fixture(scope="module")

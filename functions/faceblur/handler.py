@@ -1,4 +1,4 @@
-"""OpenFaaS python3-http-debian handler: parse the request, run the pipeline, store, answer.
+"""OpenFaaS python3-http-debian handler: parse the request, call the service, answer.
 
 Requests (POST):
 - JSON `{"image": "<base64>", ...options}` (a `data:image/...;base64,` prefix is accepted);
@@ -6,7 +6,7 @@ Requests (POST):
 - `multipart/form-data` with a file field (other fields are options);
 - a MinIO/S3 bucket notification (`Records[].s3`): the inbox object it names is read,
   anonymised and stored; events for the output buckets are ignored.
-Options (method, shape, strength, padding, crowd_padding, threshold; `store`) come from the
+Options (method, shape, strength, padding, threshold; `store`) come from the
 JSON body, the form fields or the query string. `GET` answers a small info JSON.
 
 The answer is JSON (ids, object keys, a presigned URL of the result, faces, timings),
@@ -22,11 +22,12 @@ import sys
 import threading
 import time
 import traceback
-from email.message import Message
-from email.parser import BytesParser
-from email.policy import HTTP
 from pathlib import Path
 from urllib.parse import unquote_plus
+
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 # The template copies this folder to `function/` and imports `function.handler` with
 # only its parent on sys.path: make the `faceblur/` package beside this file importable.
@@ -35,7 +36,6 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from faceblur import __version__  # noqa: E402
-from faceblur.anonymise import METHOD_INFO, SHAPES, STRENGTHS  # noqa: E402
 from faceblur.config import ConfigError, Settings, load_settings, parse_flag  # noqa: E402
 from faceblur.errors import (  # noqa: E402
     BadRequestError,
@@ -44,11 +44,23 @@ from faceblur.errors import (  # noqa: E402
     NotAnImageError,
     TooLargeError,
     UnavailableError,
+    quoted,
 )
-from faceblur.pipeline import Options, Result, anonymise_image, faces_to_json, parse_options  # noqa: E402
-from faceblur.storage import FACES_METADATA, Store, StoredPair  # noqa: E402
+from faceblur.options import METHOD_INFO, SHAPES, STRENGTHS, Options, parse_options  # noqa: E402
+from faceblur.pipeline import Result, anonymise_image, faces_to_json  # noqa: E402
+from faceblur.seal import fingerprint, load_public_key  # noqa: E402
+from faceblur.service import (  # noqa: E402
+    NullStore,
+    ObjectEvent,
+    Outcome,
+    anonymise_and_store,
+    process_bucket_events,
+)
+from faceblur.storage import Store  # noqa: E402
 
 RAW_TYPES = ("application/octet-stream",)
+# One image and a handful of option fields: a form of more parts is not ours.
+MAX_FORM_PARTS = 32
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 
@@ -81,11 +93,13 @@ class _Model:
     def loaded(self) -> bool:
         return self._ready.is_set() and self._detector is not None
 
-    def get(self):
+    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> Result:
+        """The pipeline with this process's detector (the service's `Anonymiser`)."""
         self._ready.wait()
         if self._detector is None:
             raise UnavailableError(f"face detector unavailable: {self._error}")
-        return self._detector
+        with self.lock:
+            return anonymise_image(data, self._detector, options, max_pixels=max_pixels)
 
 
 MODEL = _Model()
@@ -120,11 +134,10 @@ def _error(status: int, message: str) -> dict:
 # -- parsing --------------------------------------------------------------------------------
 
 
-def _content_type(headers) -> tuple[str, Message]:
-    """The media type (lower case) and the parsed header, for its parameters."""
-    message = Message()
-    message["Content-Type"] = headers.get("Content-Type", "") or ""
-    return message.get_content_type() if message["Content-Type"] else "", message
+def _content_type(headers) -> tuple[str, dict[str, str]]:
+    """The media type (lower case) and its parameters."""
+    media_type, parameters = parse_options_header(headers.get("Content-Type", "") or "")
+    return media_type.lower(), parameters
 
 
 def _flag(name: str, value: object) -> bool:
@@ -147,24 +160,50 @@ def _decode_base64(text: object) -> bytes:
         raise BadRequestError('"image" is not valid base64') from None
 
 
-def _from_multipart(body: bytes, header: Message) -> tuple[bytes, dict[str, str]]:
-    if not header.get_param("boundary"):
+def _multipart_parts(body: bytes, boundary: str) -> list[tuple[Field | File, bytes]]:
+    """Each part's header event and its raw bytes, by Werkzeug's multipart decoder.
+
+    The decoder rather than `FormDataParser`: that one decodes every part without a
+    filename as UTF-8 text, and an image sent as a plain `image` field must stay bytes.
+    """
+    parts: list[tuple[Field | File, bytes]] = []
+    chunks: list[bytes] = []
+    try:
+        decoder = MultipartDecoder(boundary.encode("latin-1"), max_parts=MAX_FORM_PARTS)
+        decoder.receive_data(body)
+        decoder.receive_data(None)
+        event = decoder.next_event()
+        while not isinstance(event, (Epilogue, NeedData)):
+            if isinstance(event, (Field, File)):
+                parts.append((event, b""))
+                chunks = []
+            elif isinstance(event, Data) and parts:
+                chunks.append(event.data)
+                if not event.more_data:
+                    parts[-1] = (parts[-1][0], b"".join(chunks))
+            event = decoder.next_event()
+    except RequestEntityTooLarge:
+        raise BadRequestError(f"multipart/form-data of more than {MAX_FORM_PARTS} parts") from None
+    except ValueError:
+        raise BadRequestError("malformed multipart/form-data body") from None
+    if isinstance(event, NeedData):
+        raise BadRequestError("multipart/form-data body cut short")
+    return parts
+
+
+def _from_multipart(body: bytes, parameters: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+    boundary = parameters.get("boundary")
+    if not boundary:
         raise BadRequestError("multipart/form-data without a boundary")
-    head = f"Content-Type: {header['Content-Type']}\r\n\r\n".encode()
-    message = BytesParser(policy=HTTP).parsebytes(head + body)
-    if not message.is_multipart():
-        raise BadRequestError("malformed multipart/form-data body")
     image: bytes | None = None
     fields: dict[str, str] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
-        if part.get_filename() is not None or name in ("image", "file"):
+    for part, payload in _multipart_parts(body, boundary):
+        if isinstance(part, File) or part.name in ("image", "file"):
             if image is not None:
                 raise BadRequestError("send one image per request")
             image = payload
-        elif name:
-            fields[str(name)] = payload.decode("utf-8", errors="replace")
+        elif part.name:
+            fields[part.name] = payload.decode("utf-8", errors="replace")
     if image is None:
         raise BadRequestError("multipart/form-data without a file field")
     return image, fields
@@ -176,7 +215,7 @@ def _request_image(event, settings: Settings) -> tuple[bytes, dict[str, object]]
     # JSON and multipart are a little larger than the image they carry.
     if len(body) > settings.max_bytes * 4 // 3 + 64 * 1024:
         raise TooLargeError(f"request of {len(body)} bytes; the limit is {settings.max_bytes}")
-    media_type, header = _content_type(event.headers)
+    media_type, parameters = _content_type(event.headers)
     raw: dict[str, object] = {}
     if media_type == "application/json" or (not media_type and body[:1] == b"{"):
         try:
@@ -192,14 +231,15 @@ def _request_image(event, settings: Settings) -> tuple[bytes, dict[str, object]]
         data = _decode_base64(document.pop("image"))
         raw = document
     elif media_type == "multipart/form-data":
-        data, fields = _from_multipart(body, header)
+        data, fields = _from_multipart(body, parameters)
         raw = dict(fields)
     elif media_type.startswith("image/") or media_type in RAW_TYPES:
         data = body
     else:
         raise NotAnImageError(
-            f"unsupported Content-Type {media_type or '(none)'!r}: send image bytes as image/* "
-            'or application/octet-stream, JSON {"image": "<base64>"}, or multipart/form-data'
+            f"unsupported Content-Type {quoted(media_type or '(none)')}: send image bytes as "
+            'image/* or application/octet-stream, JSON {"image": "<base64>"}, '
+            "or multipart/form-data"
         )
     if not data:
         raise EmptyImageError("no image bytes in the request")
@@ -217,33 +257,14 @@ def _wants_image(headers) -> bool:
 # -- the work -------------------------------------------------------------------------------
 
 
-def _anonymise(data: bytes, options: Options, settings: Settings) -> tuple[Result, float]:
-    detector = MODEL.get()
-    with MODEL.lock:
-        started = time.perf_counter()
-        result = anonymise_image(data, detector, options, max_pixels=settings.max_pixels)
-    return result, time.perf_counter() - started
-
-
-def _store_pair(store: Store, data: bytes, result: Result, options: Options) -> StoredPair:
-    # The result keeps the input's format, so its type is the original's type too.
-    return store.put_pair(
-        original=data,
-        original_type=result.mime_type,
-        result=result.data,
-        result_type=result.mime_type,
-        options=vars(options),
-        result_metadata={FACES_METADATA: str(len(result.faces))},
-    )
-
-
-def _describe(result: Result, pair: StoredPair | None, store: Store | None, timings: dict) -> dict:
+def _describe(outcome: Outcome, timings: dict[str, float]) -> dict:
+    result, kept = outcome.result, outcome.kept
     return {
-        "id": pair.image_id if pair else None,
-        "stored": pair is not None,
-        "original_key": pair.original_key if pair else None,
-        "result_key": pair.result_key if pair else None,
-        "result_url": store.result_url(pair.result_key) if pair and store else None,
+        "id": kept.pair.image_id if kept else None,
+        "stored": kept is not None,
+        "original_key": kept.pair.original_key if kept else None,
+        "result_key": kept.pair.result_key if kept else None,
+        "result_url": kept.result_url if kept else None,
         "format": result.format,
         "width": result.width,
         "height": result.height,
@@ -253,83 +274,56 @@ def _describe(result: Result, pair: StoredPair | None, store: Store | None, timi
 
 
 def _process(event, settings: Settings) -> object:
+    started = time.perf_counter()
     parsed = _request_image(event, settings)
     if isinstance(parsed, dict):
-        return _json(200, _bucket_event(parsed, settings))
-    started = time.perf_counter()
+        store = _settings_and_store()[1]
+        return _json(200, process_bucket_events(_object_events(parsed), MODEL, store, settings))
     data, raw = parsed
     store_it = _flag("store", raw.pop("store", True))
     options = parse_options(raw)
-    store = _settings_and_store()[1] if store_it else None
-    result, pipeline_seconds = _anonymise(data, options, settings)
-    stored_at = time.perf_counter()
-    pair = _store_pair(store, data, result, options) if store else None
-    timings = {
-        **result.timings,
-        "pipeline": pipeline_seconds,
-        "storage": time.perf_counter() - stored_at,
-        "request": time.perf_counter() - started,
-    }
+    store = _settings_and_store()[1] if store_it else NullStore()
+    outcome = anonymise_and_store(
+        data, options, MODEL, store, settings.max_pixels, settings.seal_public_key
+    )
+    timings = {**outcome.timings, "request": time.perf_counter() - started}
+    result, kept = outcome.result, outcome.kept
     if _wants_image(event.headers):
         headers = {"Content-Type": result.mime_type, "X-Faces": str(len(result.faces))}
-        if pair and store:
+        if kept:
             headers |= {
-                "X-Faceblur-Id": pair.image_id,
-                "X-Result-Key": pair.result_key,
-                "X-Result-Url": store.result_url(pair.result_key),
+                "X-Faceblur-Id": kept.pair.image_id,
+                "X-Result-Key": kept.pair.result_key,
+                "X-Result-Url": kept.result_url,
             }
         # A tuple goes to Flask untouched; a dict body would be str()-ed by the template.
         return (result.data, 200, headers)
-    return _json(200, _describe(result, pair, store, timings))
+    return _json(200, _describe(outcome, timings))
 
 
-def _bucket_event(document: dict, settings: Settings) -> dict:
-    """Process each created inbox object once; ignore everything else, with the reason."""
+def _object_events(document: dict) -> list[ObjectEvent]:
+    """The records of a MinIO/S3 bucket notification (keys arrive URL-encoded)."""
     records = document.get("Records")
     if not isinstance(records, list):
         raise BadRequestError('"Records" must be a list of S3 event records')
-    store = _settings_and_store()[1]
-    processed, ignored = [], []
+    events = []
     for record in records:
         try:
             bucket = record["s3"]["bucket"]["name"]
             key = unquote_plus(record["s3"]["object"]["key"])
         except (KeyError, TypeError):
             raise BadRequestError("an event record lacks s3.bucket.name or s3.object.key") from None
-        event_name = str(record.get("eventName", ""))
-        if bucket in settings.output_buckets:
-            ignored.append({"bucket": bucket, "key": key, "reason": "output bucket"})
-            continue
-        if bucket != settings.bucket_inbox:
-            ignored.append({"bucket": bucket, "key": key, "reason": "not the inbox bucket"})
-            continue
-        if event_name and "ObjectCreated" not in event_name:
-            ignored.append({"bucket": bucket, "key": key, "reason": f"event {event_name}"})
-            continue
-        if not store.exists(bucket, key):
-            ignored.append({"bucket": bucket, "key": key, "reason": "no longer in the inbox"})
-            continue
-        try:
-            data = store.read(bucket, key, max_bytes=settings.max_bytes)
-            result, _ = _anonymise(data, Options(), settings)
-        except FaceblurError as error:
-            if error.status == 503:
-                raise
-            ignored.append({"bucket": bucket, "key": key, "reason": str(error)})
-            continue
-        pair = _store_pair(store, data, result, Options())
-        # The original now lives in the originals bucket: the inbox keeps no face.
-        store.remove(bucket, key)
-        processed.append(
-            {
-                "key": key,
-                "id": pair.image_id,
-                "original_key": pair.original_key,
-                "result_key": pair.result_key,
-                "faces": len(result.faces),
-            }
-        )
-    return {"processed": processed, "ignored": ignored}
+        events.append(ObjectEvent(str(bucket), key, str(record.get("eventName", ""))))
+    return events
+
+
+def _sealing(settings: Settings) -> dict:
+    """Whether originals are stored sealed, and for which authority key (its fingerprint)."""
+    key = settings.seal_public_key
+    return {
+        "enabled": key is not None,
+        "authority": fingerprint(load_public_key(key)) if key else None,
+    }
 
 
 def _info() -> dict:
@@ -347,6 +341,7 @@ def _info() -> dict:
             "model_loaded": MODEL.loaded,
             "storage": storage,
             "limits": {"max_bytes": settings.max_bytes, "max_pixels": settings.max_pixels},
+            "sealing": _sealing(settings),
             "options": vars(Options()),
             "methods": dict(METHOD_INFO),
             "shapes": list(SHAPES),

@@ -74,9 +74,6 @@ class S3Server:
     def endpoint(self) -> str:
         return f"{self.address}:{self.port}"
 
-    def running(self) -> bool:
-        return self.process.poll() is None
-
     def stop(self) -> None:
         stop_process(self.process)
 

@@ -37,6 +37,9 @@ from waitress import serve
 from werkzeug.datastructures import Headers, MultiDict
 
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
+# The python-flask-template release stack.yml pins; `format_response` below reads its
+# template/python3-http-debian/index.py.
+TEMPLATE_REF = "0.4.0"
 CALLBACK_TIMEOUT_SECONDS = 10
 
 

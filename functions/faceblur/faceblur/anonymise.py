@@ -16,33 +16,14 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from faceblur.errors import BadRequestError
+from faceblur.errors import BadRequestError, quoted
+from faceblur.options import DEFAULT_METHOD, DEFAULT_SHAPE, DEFAULT_STRENGTH, SHAPES, STRENGTHS
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels; the same alias as faceblur.detect.Box
 
-SHAPES = ("ellipse", "box")
-DEFAULT_SHAPE = "ellipse"
-STRENGTHS = ("low", "medium", "high")
-DEFAULT_STRENGTH = "high"
-# Added on each side as a share of the box's size, twice that on top: detectors' boxes stop
-# at the hair line, and hair is what re-identifies a face once its middle is gone (on the
-# AT&T benchmark it halved what a solid fill leaves to the attacker). The padded box is
-# 1.8x the face across and 2.2x down; the ellipse inscribed in it covers the whole
-# detected box (that needs more than sqrt 2 across) plus forehead, hair, ears and chin.
-# 0.4 rather than 0.3: bench/reid.py named 5.5 % of people through the pipeline at 0.3.
-DEFAULT_PADDING = 0.4
+# Padding is added on each side as a share of the box's size and this many times that on
+# top: hair is what re-identifies a face once its middle is gone (see DEFAULT_PADDING).
 TOP_PADDING_FACTOR = 2.0
-# In a crowd the faces the detector misses stand between and behind the ones it finds, half
-# hidden or smeared, scoring no higher than crowd texture. Where a crowd face has such a
-# doubtful candidate beside it, its region grows to cover the neighbourhood instead of
-# blotting out every doubtful patch in the photo. Chosen by bench/recall.py: covered
-# 20-50 px 0.962 -> 0.972, 50 px and up 0.986 -> 0.994, for 15.6 % of each photo changed
-# outside faces instead of 11.3 %, and no more stray regions.
-DEFAULT_CROWD_PADDING = 1.2
-CROWD_NEIGHBOURS = 2  # a face with this many similar faces nearby stands in a crowd ...
-CROWD_REACH = 3.0  # ... centres at most this many face heights apart ...
-CROWD_SIMILAR = 2.0  # ... heights within this factor of each other ...
-CROWD_MAX_FACE = 0.16  # ... and itself at most this share of the photo's longer side
 # Soft methods fade into the photo across this outer share of the mask's radius. The fade
 # lies inside the mask, so the outside stays identical, and at the default padding it ends
 # before the detected box: every pixel of the box itself is fully replaced.
@@ -51,7 +32,7 @@ FEATHER = 0.07
 
 def _check_choice(kind: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
-        raise BadRequestError(f"unknown {kind} {value!r}; choose one of {', '.join(choices)}")
+        raise BadRequestError(f"unknown {kind} {quoted(value)}; choose one of {', '.join(choices)}")
 
 
 def padded_region(box: Box, padding: float, width: int, height: int, turn: int = 0) -> Box:
@@ -73,64 +54,6 @@ def padded_region(box: Box, padding: float, width: int, height: int, turn: int =
     left, right = min(max(left, 0), width), min(max(right, 0), width)
     top, bottom = min(max(top, 0), height), min(max(bottom, 0), height)
     return left, top, max(right - left, 0), max(bottom - top, 0)
-
-
-def _similar_within_reach(faces: np.ndarray, others: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Which of `others` are of each face's size and within reach of it, and how far."""
-    face_x, face_y = faces[:, 0] + faces[:, 2] / 2, faces[:, 1] + faces[:, 3] / 2
-    other_x, other_y = others[:, 0] + others[:, 2] / 2, others[:, 1] + others[:, 3] / 2
-    face_h, other_h = np.maximum(faces[:, 3], 1.0), np.maximum(others[:, 3], 1.0)
-    distance = np.hypot(face_x[:, None] - other_x, face_y[:, None] - other_y)
-    ratio = face_h[:, None] / other_h
-    reach = CROWD_REACH * np.maximum(face_h[:, None], other_h)
-    similar = (ratio >= 1 / CROWD_SIMILAR) & (ratio <= CROWD_SIMILAR)
-    return similar & (distance <= reach), distance
-
-
-def crowd_members(
-    boxes: Sequence[Box], doubtful: Sequence[Box], width: int, height: int
-) -> np.ndarray:
-    """Which faces stand in a crowd where the detector may have missed a neighbour.
-
-    A face qualifies when it is small in the photo, has CROWD_NEIGHBOURS similar faces
-    close by, and a similar doubtful candidate (found, but scored under the threshold)
-    close by too, on no found face.
-    """
-    faces = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
-    doubts = np.asarray(doubtful, dtype=np.float64).reshape(-1, 4)
-    if not len(faces) or not len(doubts):
-        return np.zeros(len(faces), dtype=bool)
-    neighbours, _ = _similar_within_reach(faces, faces)
-    np.fill_diagonal(neighbours, False)
-    doubts_near, distance = _similar_within_reach(faces, doubts)
-    # A doubtful candidate centred on a found face is a second look at it, not a neighbour.
-    apart = (distance > 0.5 * np.maximum(faces[:, 3:4], 1.0)).all(axis=0)
-    small = faces[:, 3] <= CROWD_MAX_FACE * max(width, height)
-    crowded = neighbours.sum(axis=1) >= CROWD_NEIGHBOURS
-    return small & crowded & (doubts_near & apart).any(axis=1)
-
-
-def face_regions(
-    boxes: Sequence[Box],
-    padding: float,
-    crowd_padding: float,
-    width: int,
-    height: int,
-    doubtful: Sequence[Box] = (),
-    turns: Sequence[int] = (),
-) -> list[Box]:
-    """The region anonymised for each face: `padding` around it, `crowd_padding` in a crowd.
-
-    `doubtful` are the candidates scored under the threshold (see `crowd_members`). The
-    larger padding applies in a crowd, so asking for more padding never gives less.
-    `turns` are the faces' `Face.turn` (all upright when not given).
-    """
-    crowd = crowd_members(boxes, doubtful, width, height)
-    turns = list(turns) or [0] * len(boxes)
-    return [
-        padded_region(box, max(padding, crowd_padding) if crowd else padding, width, height, turn)
-        for box, crowd, turn in zip(boxes, crowd, turns, strict=True)
-    ]
 
 
 def _region_weights(box: Box, width: int, height: int, shape: str, feather: float) -> np.ndarray:
@@ -293,7 +216,7 @@ class Cloak:
     colours, the shading is smoothed noise plus a random light direction.
     medium: as high, but the tone stays in the face's third (light, middle or deep) of
     that line. low: the face's own blocks, shuffled and heavily blurred, in its own
-    average colour (the softest look, and it leaks; see METHOD_INFO).
+    average colour (the softest look, and it leaks; see options.METHOD_INFO).
     """
 
     feather: bool = True
@@ -348,21 +271,6 @@ METHODS: dict[str, Method] = {
     "blur": Blur(sigma_share={"low": 0.04, "medium": 0.08, "high": 0.15}),
     "pixelate": Pixelate(blocks={"low": 16, "medium": 10, "high": 6}),
     "solid": Solid(),
-}
-DEFAULT_METHOD = "cloak"
-
-# One line per method for README, --help, the web page's picker and the info JSON. The
-# figure is bench/reid.py's worst attacker at the default strength (high), the whole AT&T
-# photo as the face region, 40 people (chance 2.5 %); tests/test_reid.py checks it against
-# bench/results/reid.json, so rerun `make bench` and update it after changing a method.
-METHOD_INFO: dict[str, str] = {
-    "cloak": "soft skin-toned blur drawn from secure random noise, nothing of the face kept;"
-    " re-identified 2.8 % of the time (chance 2.5 %)",
-    "blur": "Gaussian blur sized to the face; still re-identified 97.0 % of the time"
-    " (chance 2.5 %)",
-    "pixelate": "6 big blocks across the face; still re-identified 98.5 % of the time"
-    " (chance 2.5 %)",
-    "solid": "flat black fill, a black box; re-identified 2.5 % of the time (chance 2.5 %)",
 }
 
 

@@ -12,17 +12,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from faceblur.anonymise import METHOD_INFO, METHODS, SHAPES, STRENGTHS
+from faceblur import cli_seal
 from faceblur.errors import FaceblurError
+from faceblur.formats import SEALED_SUFFIX
 from faceblur.image import DEFAULT_MAX_PIXELS
-from faceblur.pipeline import (
-    Options,
-    anonymise_image,
-    anonymise_whole_image,
-    faces_to_json,
-    locate_faces,
-    parse_options,
-)
+from faceblur.options import METHOD_INFO, METHOD_NAMES, SHAPES, STRENGTHS, Options, parse_options
+from faceblur.pipeline import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
 
 # Only used to pick files out of folders; the format itself is sniffed from the bytes.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
@@ -40,7 +35,7 @@ comments) removed. The originals are never changed."""
 
 
 def _methods_help() -> str:
-    lines = [f"  {name}: {METHOD_INFO[name]}".replace("%", "%%") for name in METHODS]
+    lines = [f"  {name}: {METHOD_INFO[name]}".replace("%", "%%") for name in METHOD_NAMES]
     return "how faces are hidden (default: %(default)s):\n" + "\n".join(lines)
 
 
@@ -55,14 +50,6 @@ def _add_detection_options(parser: argparse.ArgumentParser) -> None:
         metavar="FRACTION",
         help="margin added around each face, as a fraction of its size, so hair, ears and chin "
         "are hidden too (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--crowd-padding",
-        default=defaults.crowd_padding,
-        metavar="FRACTION",
-        help="margin around a face in a crowd (three or more faces of a size close together) "
-        "with a doubtful face-like patch beside it, where missed faces hide; set it to the "
-        "--padding value to treat crowds like any face (default: %(default)s)",
     )
     parser.add_argument(
         "--threshold",
@@ -108,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder for the results (default: %(default)s)",
     )
     blur.add_argument(
-        "--method", choices=tuple(METHODS), default=defaults.method, help=_methods_help()
+        "--method", choices=METHOD_NAMES, default=defaults.method, help=_methods_help()
     )
     blur.add_argument(
         "--shape",
@@ -128,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="treat each whole photo as one face region, without detection "
         "(for photos that are already a face crop)",
     )
+    blur.add_argument(
+        "--seal-to",
+        type=Path,
+        metavar="AUTHORITY.pub",
+        help="also write NAME.sealed: each face's original pixels encrypted for this public "
+        "key (faceblur keys new), to be restored one at a time by `faceblur disclose`",
+    )
 
     detect = commands.add_parser(
         "detect",
@@ -137,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_detection_options(detect)
     detect.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+    cli_seal.add_commands(commands)
     return parser
 
 
@@ -159,7 +154,6 @@ def collect_inputs(patterns: Sequence[str]) -> Iterator[tuple[Path, Path]]:
 def _options(args: argparse.Namespace) -> Options:
     raw = {
         "padding": args.padding,
-        "crowd_padding": args.crowd_padding,
         "threshold": args.threshold,
         "upright_only": args.upright_only,
     }
@@ -184,6 +178,11 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
     inputs = list(collect_inputs(args.paths))
     if not inputs:
         return _no_photos(args.paths)
+    try:
+        sealer = cli_seal.load_sealer(args.seal_to)
+    except FaceblurError as error:
+        print(f"faceblur: --seal-to {args.seal_to}: {error}", file=sys.stderr)
+        return 2
     detector = None if args.whole_image else _build_detector()
     started = time.perf_counter()
     done = failed = faces = 0
@@ -201,8 +200,11 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
                 result = anonymise_whole_image(data, options, args.max_pixels)
             else:
                 result = anonymise_image(data, detector, options, args.max_pixels)
+            sealed = sealer(data, result) if sealer else None
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(result.data)
+            if sealed is not None:
+                target.with_name(target.name + SEALED_SUFFIX).write_bytes(sealed)
         except (FaceblurError, OSError) as error:
             failed += 1
             tqdm.write(f"faceblur: {source}: {_reason(error)} (skipped)", file=sys.stderr)
@@ -255,6 +257,8 @@ def _reason(error: Exception) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in cli_seal.COMMANDS:
+        return cli_seal.run(args)
     try:
         options = _options(args)
     except FaceblurError as error:

@@ -1,8 +1,11 @@
 """Settings from the environment and OpenFaaS/Kubernetes secrets, validated once.
 
-This module is the one list of configuration names: the function, the frontend,
-`stack.yml` and the Kubernetes manifests must agree with `ENV_VARS` and
-`SECRETS` below (tests cross-check them).
+This module is the one list of configuration names and defaults: the function and
+the frontend read them here; the cluster's settings (k8s/settings.yaml, read by the
+frontend and the bucket Job, and k8s/function-settings.yml, which stack.yml names
+as its environment_file) are written from `ENV_VARS` and `CLUSTER_ENV` by
+functions/local/deploy_settings.py (`make settings`; tests check they are current
+and cross-check `SECRETS` with the manifests).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from faceblur.errors import quoted
 
 SECRETS_DIR = "/var/openfaas/secrets"
 
@@ -31,14 +36,38 @@ ENV_VARS: dict[str, str] = {
     "FACEBLUR_PRESIGN_EXPIRY_SECONDS": "3600",
     "FACEBLUR_GATEWAY_URL": "http://127.0.0.1:8080",
     "FACEBLUR_FUNCTION_NAME": "faceblur",
+    # A file holding the authority's sealing public key (local runs; in the cluster: the
+    # secret faceblur-seal-public-key). Empty: no sealing unless that secret is set.
+    "FACEBLUR_SEAL_PUBLIC_KEY_FILE": "",
 }
+
+# What a cluster deployment (k8s/, stack.yml) changes from the defaults above: where
+# the code reaches MinIO and the gateway (in-cluster service names), and where a
+# browser opens presigned result URLs (the MinIO port-forward on Minikube; MinIO's
+# public address, an Ingress, in a real cluster).
+CLUSTER_ENV: dict[str, str] = {
+    "FACEBLUR_S3_ENDPOINT": "minio.faceblur.svc.cluster.local:9000",
+    "FACEBLUR_S3_PUBLIC_URL": "http://127.0.0.1:9000",
+    "FACEBLUR_GATEWAY_URL": "http://gateway.openfaas.svc.cluster.local:8080",
+}
+
+
+def cluster_env() -> dict[str, str]:
+    """Every setting's value in the cluster: the defaults with CLUSTER_ENV applied."""
+    return {**ENV_VARS, **CLUSTER_ENV}
+
 
 # Secrets: secret name (a file under SECRETS_DIR) -> environment fallback for local runs.
 SECRETS: dict[str, str] = {
     "faceblur-s3-access-key": "FACEBLUR_S3_ACCESS_KEY",
     "faceblur-s3-secret-key": "FACEBLUR_S3_SECRET_KEY",
     "faceblur-frontend-secret-key": "FACEBLUR_FRONTEND_SECRET_KEY",
+    # The authority's X25519 public key (PEM) to seal originals for, or "off".
+    "faceblur-seal-public-key": "FACEBLUR_SEAL_PUBLIC_KEY",
 }
+
+# The sealing key's value that says, explicitly, that originals are stored in the clear.
+SEAL_OFF = "off"
 
 # Only an S3 server on this machine may be reached with these: a local server
 # ignores them, a real MinIO elsewhere must be given its own keys.
@@ -66,6 +95,8 @@ class Settings:
     gateway_url: str
     function_name: str
     frontend_secret_key: str | None
+    # PEM of the public key originals are sealed for (faceblur.seal); None: stored in clear.
+    seal_public_key: str | None = None
 
     @property
     def output_buckets(self) -> tuple[str, str]:
@@ -110,7 +141,7 @@ def parse_flag(value: object) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"must be true or false, got {value!r}")
+    raise ValueError(f"must be true or false, got {quoted(value)}")
 
 
 def _bool(environ: Mapping[str, str], name: str) -> bool:
@@ -128,6 +159,31 @@ def _public_url(raw: str, endpoint: str, secure: bool) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path.strip("/"):
         raise ConfigError(f"FACEBLUR_S3_PUBLIC_URL must look like http://host:port, got {raw!r}")
     return f"{parsed.scheme}://{parsed.netloc}"
+
+
+def _seal_public_key(environ: Mapping[str, str], secrets_dir: str | Path) -> str | None:
+    """The sealing public key (PEM) from its secret, env or file; None when sealing is off."""
+    value = read_secret("faceblur-seal-public-key", environ, secrets_dir)
+    path = environ.get("FACEBLUR_SEAL_PUBLIC_KEY_FILE")
+    if value is None and path:
+        try:
+            value = Path(path).read_text().strip() or None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"FACEBLUR_SEAL_PUBLIC_KEY_FILE {path!r}: {error}") from None
+    if value is None or value.lower() == SEAL_OFF:
+        return None
+    if "PRIVATE KEY" in value:
+        raise ConfigError(
+            "faceblur-seal-public-key holds a PRIVATE key: the function must only ever get "
+            "the authority's public key (authority.pub)"
+        )
+    from faceblur.seal import SealError, load_public_key  # cryptography: only when sealing
+
+    try:
+        load_public_key(value)
+    except SealError as error:
+        raise ConfigError(f"faceblur-seal-public-key: {error} (or {SEAL_OFF!r})") from None
+    return value
 
 
 def load_settings(
@@ -171,4 +227,5 @@ def load_settings(
         gateway_url=plain("FACEBLUR_GATEWAY_URL").rstrip("/"),
         function_name=plain("FACEBLUR_FUNCTION_NAME"),
         frontend_secret_key=read_secret("faceblur-frontend-secret-key", environ, secrets_dir),
+        seal_public_key=_seal_public_key(environ, secrets_dir),
     )

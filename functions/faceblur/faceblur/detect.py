@@ -27,16 +27,12 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from faceblur.options import MIN_THRESHOLD  # the lowest score `detect` returns
+
 Box = tuple[int, int, int, int]
 """x, y, width, height in pixels of the image given to `detect`."""
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
-
-DEFAULT_THRESHOLD = 0.25
-"""Fused score above which the pipeline anonymises a face (chosen by bench/recall.py)."""
-
-MIN_THRESHOLD = 0.1
-"""Lowest fused score `detect` returns; a request may not ask for less."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Typed errors that the adapters turn into HTTP statuses and CLI messages."""
+"""Typed errors that the adapters turn into HTTP statuses and CLI messages, and how a bad
+value is quoted in them."""
 
 from __future__ import annotations
 
@@ -39,3 +40,17 @@ class UnavailableError(FaceblurError):
     """Storage or model unreachable: try again later."""
 
     status = 503
+
+
+# A bad value is quoted back to help the caller, but only its start: a request may carry
+# a value of megabytes, and an error message should not echo it whole.
+QUOTE_LIMIT = 40
+
+
+def quoted(value: object, quote: bool = True, limit: int = QUOTE_LIMIT) -> str:
+    """`repr(value)` (or `str` when `quote` is false) cut to `limit` characters + "..."."""
+    try:
+        text = repr(value) if quote else str(value)
+    except ValueError:  # an int too long for Python to print
+        return "(a value too long to show)"
+    return text if len(text) <= limit else text[:limit] + "..."

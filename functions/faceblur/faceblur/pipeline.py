@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from faceblur.angles import upright
-from faceblur.anonymise import (
-    DEFAULT_CROWD_PADDING,
-    DEFAULT_METHOD,
-    DEFAULT_PADDING,
-    DEFAULT_SHAPE,
-    DEFAULT_STRENGTH,
-    METHODS,
-    SHAPES,
-    STRENGTHS,
-    anonymise,
-    face_regions,
-)
-from faceblur.detect import DEFAULT_THRESHOLD, MIN_THRESHOLD, Box, Detector, Face
-from faceblur.errors import BadRequestError
+from faceblur.anonymise import anonymise, padded_region
+from faceblur.detect import Box, Detector, Face
 from faceblur.image import (
     DEFAULT_MAX_PIXELS,
     DecodedImage,
@@ -30,74 +16,7 @@ from faceblur.image import (
     encode,
     size_as_stored,
 )
-
-MAX_PADDING = 2.0
-
-
-@dataclass(frozen=True)
-class Options:
-    """What a caller may choose; the defaults are the benchmarked ones."""
-
-    method: str = DEFAULT_METHOD
-    shape: str = DEFAULT_SHAPE
-    strength: str = DEFAULT_STRENGTH
-    padding: float = DEFAULT_PADDING
-    crowd_padding: float = DEFAULT_CROWD_PADDING
-    threshold: float = DEFAULT_THRESHOLD
-    upright_only: bool = False  # skip the turned passes (faceblur.angles): photos known upright
-
-
-OPTION_NAMES = tuple(f.name for f in fields(Options))
-
-
-def _choice(name: str, value: object, choices: Sequence[str]) -> str:
-    text = str(value).strip().lower()
-    if text not in choices:
-        raise BadRequestError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-    return text
-
-
-def _number(name: str, value: object, low: float, high: float) -> float:
-    problem = BadRequestError(f"{name} must be a number from {low} to {high}; got {value!r}")
-    if not isinstance(value, (int, float, str)) or isinstance(value, bool):
-        raise problem
-    try:
-        number = float(value)
-    except ValueError:
-        raise problem from None
-    if not (math.isfinite(number) and low <= number <= high):
-        raise problem
-    return number
-
-
-def _flag(name: str, value: object) -> bool:
-    text = str(value).strip().lower()
-    if text not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-        raise BadRequestError(f"{name} must be true or false; got {value!r}")
-    return text in ("true", "1", "yes", "on")
-
-
-def parse_options(raw: Mapping[str, object]) -> Options:
-    """Validate options from a query string, JSON body or command line (strings or typed)."""
-    unknown = sorted(set(raw) - set(OPTION_NAMES))
-    if unknown:
-        raise BadRequestError(
-            f"unknown option(s): {', '.join(unknown)}; valid options: {', '.join(OPTION_NAMES)}"
-        )
-    defaults = Options()
-    return Options(
-        method=_choice("method", raw.get("method", defaults.method), tuple(METHODS)),
-        shape=_choice("shape", raw.get("shape", defaults.shape), SHAPES),
-        strength=_choice("strength", raw.get("strength", defaults.strength), STRENGTHS),
-        padding=_number("padding", raw.get("padding", defaults.padding), 0.0, MAX_PADDING),
-        crowd_padding=_number(
-            "crowd_padding", raw.get("crowd_padding", defaults.crowd_padding), 0.0, MAX_PADDING
-        ),
-        threshold=_number(
-            "threshold", raw.get("threshold", defaults.threshold), MIN_THRESHOLD, 1.0
-        ),
-        upright_only=_flag("upright_only", raw.get("upright_only", defaults.upright_only)),
-    )
+from faceblur.options import Options
 
 
 @dataclass(frozen=True)
@@ -116,16 +35,17 @@ class Detection:
         return size_as_stored(self.width, self.height, self.orientation)
 
 
-@dataclass(frozen=True)
-class Result:
+@dataclass(frozen=True, kw_only=True)
+class Result(Detection):
+    """A detection with its anonymised image, encoded in the input's format.
+
+    A subtype rather than one merged type: a detection alone has no image, and an
+    optional `data` would say otherwise.
+    """
+
     data: bytes
     format: str
     mime_type: str
-    width: int
-    height: int
-    faces: list[Face]
-    regions: list[Box]
-    timings: dict[str, float]
 
 
 def _decode_and_locate(
@@ -134,18 +54,12 @@ def _decode_and_locate(
     started = time.perf_counter()
     decoded = decode(data, max_pixels)
     decoded_at = time.perf_counter()
-    candidates = (upright(detector) if options.upright_only else detector).detect(decoded.pixels)
-    faces = [face for face in candidates if face.score >= options.threshold]
-    doubtful = [face.box for face in candidates if face.score < options.threshold]
-    regions = face_regions(
-        [face.box for face in faces],
-        options.padding,
-        options.crowd_padding,
-        decoded.width,
-        decoded.height,
-        doubtful,
-        [face.turn for face in faces],
-    )
+    chosen = upright(detector) if options.upright_only else detector
+    faces = [face for face in chosen.detect(decoded.pixels) if face.score >= options.threshold]
+    regions = [
+        padded_region(face.box, options.padding, decoded.width, decoded.height, face.turn)
+        for face in faces
+    ]
     timings = {"decode": decoded_at - started, "detect": time.perf_counter() - decoded_at}
     return decoded, faces, regions, timings
 
@@ -181,14 +95,15 @@ def _anonymised(
     }
     timings["total"] = sum(timings.values())
     return Result(
-        data,
-        decoded.format,
-        decoded.mime_type,
-        decoded.width,
-        decoded.height,
-        faces,
-        regions,
-        timings,
+        width=decoded.width,
+        height=decoded.height,
+        faces=faces,
+        regions=regions,
+        timings=timings,
+        orientation=decoded.orientation,
+        data=data,
+        format=decoded.format,
+        mime_type=decoded.mime_type,
     )
 
 
@@ -214,13 +129,13 @@ def anonymise_whole_image(
     return _anonymised(decoded, [], [whole], options, timings)
 
 
-def faces_to_json(found: Detection | Result, as_stored: bool = False) -> list[dict]:
+def faces_to_json(found: Detection, as_stored: bool = False) -> list[dict]:
     """Faces as plain JSON types, with the region each one's anonymisation covers.
 
     Boxes are on the upright image (as in every result); `as_stored` maps them to the
     pixels of an input file as stored, before its EXIF orientation.
     """
-    orientation = found.orientation if as_stored and isinstance(found, Detection) else 1
+    orientation = found.orientation if as_stored else 1
 
     def plain(box: Box) -> list[int]:
         return [int(v) for v in box_as_stored(box, found.width, found.height, orientation)]
