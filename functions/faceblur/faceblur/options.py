@@ -12,7 +12,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
-from faceblur.config import parse_flag
 from faceblur.errors import BadRequestError, quoted
 
 # One line per method for README, --help, the web page's picker and the info JSON. The
@@ -92,6 +91,8 @@ def _number(name: str, value: object, low: float, high: float) -> float:
 
 
 def _flag(name: str, value: object) -> bool:
+    from faceblur.config import parse_flag  # here: importing options loads nothing else
+
     try:
         return parse_flag(value)
     except ValueError as error:
