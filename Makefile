@@ -80,6 +80,7 @@ bench: install
 	$(PY) bench/recall.py
 	$(PY) bench/service.py
 	$(PY) bench/reid.py
+	$(PY) bench/angles.py
 	# Before/after PNGs of dev photos (git-ignored: never commit them): look at them.
 	$(PY) bench/sheets.py
 	$(PY) bench/video.py

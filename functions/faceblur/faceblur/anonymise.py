@@ -36,19 +36,22 @@ def _check_choice(kind: str, value: str, choices: Sequence[str]) -> None:
         raise BadRequestError(f"unknown {kind} {quoted(value)}; choose one of {', '.join(choices)}")
 
 
-def padded_region(box: Box, padding: float, width: int, height: int) -> Box:
-    """`box` grown by `padding` x its size on each side (2 x on top), clipped to the image.
-
-    A box wholly outside the image comes back with zero width or height.
+def padded_region(box: Box, padding: float, width: int, height: int, turn: int = 0) -> Box:
+    """`box` grown by `padding` x its size on each side (2 x on the side the head points
+    to: on top, or right, below, left for a face turned 90, 180, 270 degrees clockwise),
+    clipped to the image. A box wholly outside the image comes back with zero width or height.
     """
     if not padding >= 0:
         raise BadRequestError(f"padding must be a number >= 0; got {padding!r}")
     x, y, w, h = (float(v) for v in box)
     w, h = max(w, 0.0), max(h, 0.0)
-    left = int(np.floor(x - padding * w))
-    top = int(np.floor(y - TOP_PADDING_FACTOR * padding * h))
-    right = int(np.ceil(x + w + padding * w))
-    bottom = int(np.ceil(y + h + padding * h))
+    top_pad, right_pad, bottom_pad, left_pad = np.roll(
+        [TOP_PADDING_FACTOR * padding, padding, padding, padding], (turn // 90) % 4
+    )
+    left = int(np.floor(x - left_pad * w))
+    top = int(np.floor(y - top_pad * h))
+    right = int(np.ceil(x + w + right_pad * w))
+    bottom = int(np.ceil(y + h + bottom_pad * h))
     left, right = min(max(left, 0), width), min(max(right, 0), width)
     top, bottom = min(max(top, 0), height), min(max(bottom, 0), height)
     return left, top, max(right - left, 0), max(bottom - top, 0)

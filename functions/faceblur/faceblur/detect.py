@@ -58,11 +58,13 @@ CONTRAST_MAX_SIDE = 1024
 
 @dataclass(frozen=True)
 class Face:
-    """One detected face: box in pixels, fused score in [0, 1], landmarks when known."""
+    """One detected face: box in pixels, fused score in [0, 1], landmarks when known, and
+    how far it is turned clockwise (0, 90, 180 or 270 degrees: where its head points)."""
 
     box: Box
     score: float
     landmarks: dict[str, tuple[int, int]] = field(default_factory=dict)
+    turn: int = 0
 
 
 class Detector(Protocol):
@@ -600,6 +602,14 @@ class FusedDetector:
         found = self._yunet(resize_to(image, scale)).scale_back(scale)
         return rescale_scores(found, self.settings.fusion.yunet_floor)
 
+    def glance(self, image: np.ndarray, max_side: int, threshold: float) -> list[Face]:
+        """One CenterFace pass on `image` shrunk to at most `max_side`: a cheap first look
+        that tells `faceblur.angles` which turns of a photo are worth a full pass."""
+        check_image(image)
+        height, width = image.shape[:2]
+        found = self._centerface.scaled(image, min(1.0, max_side / max(height, width)), threshold)
+        return to_faces(found.boxes, found.scores, found.landmarks, width, height)
+
     def detect(self, image: np.ndarray) -> list[Face]:
         check_image(image)
         height, width = image.shape[:2]
@@ -656,9 +666,10 @@ def check_image(image: np.ndarray) -> None:
         raise ValueError("detect expects a non-empty image")
 
 
-def build_detector(**overrides: object) -> FusedDetector:
+def build_detector(upright_only: bool = False, **overrides: object) -> Detector:
     """The production detector with both models loaded (slow: TensorFlow import, ~5 s).
 
+    It finds faces at any right angle (`faceblur.angles`) unless `upright_only`.
     Keyword arguments override `DetectorSettings` fields, e.g. `zoom=None` or
     `mtcnn_threshold_onet=0.5`; `fusion=FusionSettings(...)` replaces the fusion.
     """
@@ -666,4 +677,9 @@ def build_detector(**overrides: object) -> FusedDetector:
     if unknown:
         choices = ", ".join(sorted(DetectorSettings.__dataclass_fields__))
         raise ValueError(f"unknown detector setting(s) {', '.join(unknown)}; choose from {choices}")
-    return FusedDetector(DetectorSettings(**overrides))  # type: ignore[arg-type]
+    fused = FusedDetector(DetectorSettings(**overrides))  # type: ignore[arg-type]
+    if upright_only:
+        return fused
+    from faceblur.angles import AnyAngleDetector  # it wraps this module's detector
+
+    return AnyAngleDetector(fused)

@@ -64,6 +64,7 @@ class Options:
     strength: str = DEFAULT_STRENGTH
     padding: float = DEFAULT_PADDING
     threshold: float = DEFAULT_THRESHOLD
+    upright_only: bool = False  # skip the turned passes (faceblur.angles): photos known upright
 
 
 OPTION_NAMES = tuple(f.name for f in fields(Options))
@@ -89,6 +90,15 @@ def _number(name: str, value: object, low: float, high: float) -> float:
     return number
 
 
+def _flag(name: str, value: object) -> bool:
+    from faceblur.config import parse_flag  # here: importing options loads nothing else
+
+    try:
+        return parse_flag(value)
+    except ValueError as error:
+        raise BadRequestError(f"{name} {error}") from None
+
+
 def _unknown(names: Sequence[str]) -> BadRequestError:
     shown = [quoted(name, quote=False) for name in names[:MAX_NAMES_SHOWN]]
     if len(names) > MAX_NAMES_SHOWN:
@@ -112,4 +122,5 @@ def parse_options(raw: Mapping[str, object]) -> Options:
         threshold=_number(
             "threshold", raw.get("threshold", defaults.threshold), MIN_THRESHOLD, 1.0
         ),
+        upright_only=_flag("upright_only", raw.get("upright_only", defaults.upright_only)),
     )

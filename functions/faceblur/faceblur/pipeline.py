@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from faceblur.angles import upright
 from faceblur.anonymise import anonymise, padded_region
 from faceblur.detect import Box, Detector, Face
 from faceblur.image import (
@@ -53,9 +54,11 @@ def _decode_and_locate(
     started = time.perf_counter()
     decoded = decode(data, max_pixels)
     decoded_at = time.perf_counter()
-    faces = [face for face in detector.detect(decoded.pixels) if face.score >= options.threshold]
+    chosen = upright(detector) if options.upright_only else detector
+    faces = [face for face in chosen.detect(decoded.pixels) if face.score >= options.threshold]
     regions = [
-        padded_region(face.box, options.padding, decoded.width, decoded.height) for face in faces
+        padded_region(face.box, options.padding, decoded.width, decoded.height, face.turn)
+        for face in faces
     ]
     timings = {"decode": decoded_at - started, "detect": time.perf_counter() - decoded_at}
     return decoded, faces, regions, timings

@@ -1,0 +1,166 @@
+"""Faces at any in-plane angle: the upright detector run on the photo turned as well.
+
+CCTV cameras hang sideways, people lie down, apps strip the orientation tag: a face
+turned a quarter or half round is a face the upright networks mostly miss. So:
+
+1. the detector runs on the photo as it is (exactly what `upright_only` gives);
+2. a glance (one small CenterFace pass) looks at the photo turned 90, 180 and 270
+   degrees; a turn is worth a full pass when the glance sees a face there that the
+   upright pass did not find as clearly (a face seen much better turned);
+3. the full detector runs on those turns only, every box and landmark is mapped back
+   to the photo, and all faces merge by NMS, best score first, as the scales do.
+
+Upright photos rarely earn a full turned pass, so the feature costs them little more
+than the glances. A face found turned carries its turn (`Face.turn`): its padding for
+hair then goes on the side its head points to. Faces tilted between the right angles
+are found as far as the networks tolerate tilt (bench/angles.py measures it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from faceblur.detect import Detector, Face, iou_matrix
+
+TURNS = (90, 180, 270)
+"""Clockwise degrees a face may be turned by in the photo, besides upright."""
+
+
+class GlancingDetector(Detector, Protocol):
+    def glance(self, image: np.ndarray, max_side: int, threshold: float) -> list[Face]:
+        """A cheap, rough look: faces of one small network pass."""
+        ...
+
+
+@dataclass(frozen=True)
+class AngleSettings:
+    """How the glance picks turns and how turned faces merge; chosen by bench/angles.py."""
+
+    glance_side: int = 448  # the glance sees the photo shrunk to this longest side
+    glance_threshold: float = 0.5  # a glanced face below this score is no evidence
+    clearer: float = 1.5  # a turn is worth a pass when it sees a face this much better
+    merge_iou: float = 0.4  # faces of different turns overlapping more are one face
+
+
+def turn_image(image: np.ndarray, turn: int) -> np.ndarray:
+    """The image turned counter-clockwise by `turn` degrees: a face turned `turn` degrees
+    clockwise in `image` stands upright in the result."""
+    return np.ascontiguousarray(np.rot90(image, turn // 90))
+
+
+def point_back(x: float, y: float, turn: int, width: int, height: int) -> tuple[float, float]:
+    """Where a point of `turn_image(image, turn)` lies in `image` (width x height)."""
+    if turn == 90:
+        return width - y, x
+    if turn == 180:
+        return width - x, height - y
+    if turn == 270:
+        return y, height - x
+    return x, y
+
+
+def face_back(face: Face, turn: int, width: int, height: int) -> Face:
+    """A face found in `turn_image(image, turn)` as it lies in `image`, turned `turn` degrees.
+
+    Landmarks keep their names: "left_eye" stays the eye that was on the left upright.
+    """
+    x, y, w, h = face.box
+    x1, y1 = point_back(x, y, turn, width, height)
+    x2, y2 = point_back(x + w, y + h, turn, width, height)
+    left, top = int(round(min(x1, x2))), int(round(min(y1, y2)))
+    right, bottom = int(round(max(x1, x2))), int(round(max(y1, y2)))
+
+    def pixel_back(px: int, py: int) -> tuple[int, int]:
+        # A landmark is a pixel: turn its centre, not its top-left corner.
+        x, y = point_back(px + 0.5, py + 0.5, turn, width, height)
+        return min(max(int(round(x - 0.5)), 0), width - 1), min(
+            max(int(round(y - 0.5)), 0), height - 1
+        )
+
+    landmarks = {name: pixel_back(px, py) for name, (px, py) in face.landmarks.items()}
+    return Face((left, top, right - left, bottom - top), face.score, landmarks, turn=turn)
+
+
+def xyxy(faces: Sequence[Face]) -> np.ndarray:
+    boxes = np.array([f.box for f in faces], dtype=np.float64).reshape(-1, 4)
+    boxes[:, 2:] += boxes[:, :2]
+    return boxes
+
+
+def merge_faces(faces: Sequence[Face], iou_threshold: float) -> list[Face]:
+    """One face per place, the best-scored of those overlapping more than `iou_threshold`."""
+    order = sorted(faces, key=lambda f: -f.score)
+    if len(order) < 2:
+        return list(order)
+    overlap = iou_matrix(xyxy(order), xyxy(order))
+    alive = np.ones(len(order), dtype=bool)
+    kept = []
+    for index, face in enumerate(order):
+        if alive[index]:
+            kept.append(face)
+            alive[index + 1 :] &= overlap[index, index + 1 :] <= iou_threshold
+    return kept
+
+
+def seen_better_turned(
+    glanced: Sequence[Face], upright: Sequence[Face], settings: AngleSettings
+) -> bool:
+    """Whether a glance at a turn saw a face that the upright pass found far less clearly.
+
+    A face turned on the photo scores much higher once turned upright; an upright face
+    glanced at sideways scores lower than the upright pass found it, or not at all.
+    """
+    strong = [f for f in glanced if f.score >= settings.glance_threshold]
+    if not strong:
+        return False
+    if not upright:
+        return True
+    overlap = iou_matrix(xyxy(strong), xyxy(upright))
+    upright_scores = np.array([f.score for f in upright])
+    for index, face in enumerate(strong):
+        near = upright_scores[overlap[index] >= 0.3]
+        best = near.max() if len(near) else 0.0
+        if face.score >= settings.clearer * best:
+            return True
+    return False
+
+
+class AnyAngleDetector:
+    """The upright detector, plus full passes on the turns a glance finds worth it."""
+
+    def __init__(self, upright: GlancingDetector, settings: AngleSettings = AngleSettings()):
+        self.upright = upright
+        self.settings = settings
+
+    def turns_worth_a_pass(self, image: np.ndarray, upright_faces: Sequence[Face]) -> list[int]:
+        height, width = image.shape[:2]
+        s = self.settings
+        worth = []
+        for turn in TURNS:
+            glanced = [
+                face_back(face, turn, width, height)
+                for face in self.upright.glance(
+                    turn_image(image, turn), s.glance_side, s.glance_threshold
+                )
+            ]
+            if seen_better_turned(glanced, upright_faces, s):
+                worth.append(turn)
+        return worth
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces at any right angle, best first, each with its turn."""
+        faces = self.upright.detect(image)
+        height, width = image.shape[:2]
+        for turn in self.turns_worth_a_pass(image, faces):
+            turned = self.upright.detect(turn_image(image, turn))
+            faces = faces + [face_back(face, turn, width, height) for face in turned]
+        return merge_faces(faces, self.settings.merge_iou)
+
+
+def upright(detector: Detector) -> Detector:
+    """The upright-only detector inside `detector` (itself when it never turns photos)."""
+    return detector.upright if isinstance(detector, AnyAngleDetector) else detector

@@ -1,0 +1,191 @@
+"""Faces at any right angle: real dev photos turned, mapped back, padded on the hair side."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import FACES_DEV
+from faceblur.angles import TURNS, AnyAngleDetector, face_back, merge_faces, turn_image, upright
+from faceblur.anonymise import padded_region, region_mask
+from faceblur.detect import Face
+from faceblur.errors import BadRequestError
+from faceblur.image import decode
+from faceblur.options import DEFAULT_SHAPE, DEFAULT_THRESHOLD, Options, parse_options
+from faceblur.pipeline import anonymise_image, locate_faces
+
+PORTRAIT = "images/0_Parade_Parade_0_461.jpg"  # one face, 110 px high
+GROUP = "images/0_Parade_Parade_0_382.jpg"  # six faces, 29 px and up
+EXIF_ORIENTATION = 0x0112
+
+
+def read_rgb(name: str) -> np.ndarray:
+    return cv2.cvtColor(cv2.imread(str(FACES_DEV / name)), cv2.COLOR_BGR2RGB)
+
+
+def truth_of(annotations: list[dict], name: str) -> list[list[float]]:
+    return next(entry["faces"] for entry in annotations if entry["image"] == name)
+
+
+def clockwise(rgb: np.ndarray, turn: int) -> np.ndarray:
+    """The photo turned `turn` degrees clockwise, as a sideways camera would take it."""
+    return np.ascontiguousarray(np.rot90(rgb, -(turn // 90)))
+
+
+def box_clockwise(box, turn: int, width: int, height: int) -> list[float]:
+    """A box of a width x height photo, on that photo turned `turn` degrees clockwise."""
+    x, y, w, h = box
+    return {
+        0: [x, y, w, h],
+        90: [height - y - h, x, h, w],
+        180: [width - x - w, height - y - h, w, h],
+        270: [y, width - x - w, h, w],
+    }[turn]
+
+
+def covered_count(truth, regions, width: int, height: int) -> int:
+    """Faces with >= 70 % of their box inside the regions (bench/recall.py's covered)."""
+    mask = region_mask(height, width, regions, DEFAULT_SHAPE)
+    count = 0
+    for x, y, w, h in truth:
+        x1, y1, x2, y2 = int(x), int(y), int(np.ceil(x + w)), int(np.ceil(y + h))
+        count += mask[y1:y2, x1:x2].sum() >= 0.7 * (x2 - x1) * (y2 - y1)
+    return count
+
+
+def png_bytes(rgb: np.ndarray, orientation: int | None = None) -> bytes:
+    out = io.BytesIO()
+    image = Image.fromarray(rgb)
+    exif = image.getexif()
+    if orientation is not None:
+        exif[EXIF_ORIENTATION] = orientation
+    image.save(out, "PNG", exif=exif.tobytes())
+    return out.getvalue()
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+@pytest.mark.parametrize("turn", TURNS)
+def test_a_point_of_a_turned_image_maps_back_to_the_same_pixel(turn):
+    image = np.zeros((30, 50, 3), np.uint8)
+    image[7, 41] = 255  # row 7, column 41
+    turned = turn_image(image, turn)
+    row, col = np.argwhere(turned[..., 0] == 255)[0]
+    face = Face((int(col), int(row), 1, 1), 0.9, {"nose": (int(col), int(row))})
+    back = face_back(face, turn, 50, 30)
+    assert back.turn == turn
+    assert back.box == (41, 7, 1, 1)
+    assert back.landmarks["nose"] == (41, 7)
+
+
+def test_merge_keeps_the_best_of_overlapping_faces_from_different_turns():
+    upright_guess = Face((10, 10, 40, 50), 0.3)
+    turned_find = Face((12, 11, 41, 48), 0.9, turn=90)
+    elsewhere = Face((200, 10, 40, 50), 0.5)
+    assert merge_faces([upright_guess, elsewhere, turned_find], 0.4) == [turned_find, elsewhere]
+
+
+@pytest.mark.parametrize(
+    ("turn", "side"), [(0, "top"), (90, "right"), (180, "bottom"), (270, "left")]
+)
+def test_hair_padding_goes_on_the_side_the_head_points_to(turn, side):
+    x, y, w, h = padded_region((100, 100, 50, 50), 0.4, 1000, 1000, turn)
+    margins = {"left": 100 - x, "top": 100 - y, "right": x + w - 150, "bottom": y + h - 150}
+    assert margins[side] == 40
+    assert all(margin == 20 for name, margin in margins.items() if name != side)
+
+
+def test_upright_only_is_an_option_of_every_door():
+    assert Options().upright_only is False
+    assert parse_options({"upright_only": "true"}).upright_only is True
+    assert parse_options({"upright_only": False}).upright_only is False
+    with pytest.raises(BadRequestError, match="upright_only"):
+        parse_options({"upright_only": "sideways"})
+
+
+# --------------------------------------------------------------------------- real photos
+
+
+@pytest.fixture(scope="module")
+def group_upright(detector, dev_annotations):
+    rgb = read_rgb(GROUP)
+    found = locate_faces(png_bytes(rgb), detector)
+    return covered_count(truth_of(dev_annotations, GROUP), found.regions, found.width, found.height)
+
+
+@pytest.mark.parametrize("turn", TURNS)
+def test_a_turned_group_photo_has_its_faces_covered(detector, dev_annotations, group_upright, turn):
+    rgb = read_rgb(GROUP)
+    height, width = rgb.shape[:2]
+    truth = [box_clockwise(b, turn, width, height) for b in truth_of(dev_annotations, GROUP)]
+    found = locate_faces(png_bytes(clockwise(rgb, turn)), detector)
+    covered = covered_count(truth, found.regions, found.width, found.height)
+    assert covered >= group_upright - 1, f"{covered} covered turned, {group_upright} upright"
+    assert group_upright >= 5  # of six: the comparison is with a photo that works
+
+
+@pytest.mark.parametrize("turn", TURNS)
+def test_landmarks_of_a_turned_face_map_back_onto_its_eyes(detector, turn):
+    rgb = read_rgb(PORTRAIT)
+    (reference,) = [f for f in upright(detector).detect(rgb) if f.score >= DEFAULT_THRESHOLD]
+    faces = [f for f in detector.detect(clockwise(rgb, turn)) if f.score >= DEFAULT_THRESHOLD]
+    face = max(faces, key=lambda f: f.score)
+    assert face.turn == turn
+    # Turn the found eyes back onto the upright photo: they land on the upright eyes.
+    turned_height, turned_width = clockwise(rgb, turn).shape[:2]
+    for name in ("left_eye", "right_eye"):
+        x, y = face.landmarks[name]
+        point = box_clockwise([x, y, 0, 0], (360 - turn) % 360, turned_width, turned_height)
+        expected = reference.landmarks[name]
+        distance = np.hypot(point[0] - expected[0], point[1] - expected[1])
+        assert distance <= 0.12 * reference.box[3], f"{name} {point[:2]} vs {expected}"
+
+
+def test_a_sideways_face_is_padded_towards_its_hair(detector):
+    rgb = clockwise(read_rgb(PORTRAIT), 90)  # the head now points right
+    found = locate_faces(png_bytes(rgb), detector)
+    sideways = [i for i, f in enumerate(found.faces) if f.turn == 90]
+    assert sideways, f"no face found turned 90 degrees: {found.faces}"
+    x, _, w, _ = found.faces[sideways[0]].box
+    region_x, _, region_w, _ = found.regions[sideways[0]]
+    assert (region_x + region_w) - (x + w) > 1.5 * (x - region_x)
+
+
+def test_a_wrong_orientation_tag_does_not_leave_faces_visible(detector, dev_annotations):
+    """Tag 6 on upright pixels: decoding turns the photo sideways, the faces are still hidden."""
+    rgb = read_rgb(GROUP)
+    height, width = rgb.shape[:2]
+    data = png_bytes(rgb, orientation=6)
+    shown = decode(data).pixels  # what every door shows and returns: turned 90 clockwise
+    assert np.array_equal(shown, clockwise(rgb, 90))
+    truth = [box_clockwise(b, 90, width, height) for b in truth_of(dev_annotations, GROUP)]
+    result = anonymise_image(data, detector)
+    out = decode(result.data).pixels
+    assert covered_count(truth, result.regions, result.width, result.height) >= len(truth) - 1
+    mask = region_mask(result.height, result.width, result.regions, DEFAULT_SHAPE)
+    assert np.array_equal(out[~mask], shown[~mask])  # nothing outside the regions changed
+    for x, y, w, h in truth:
+        face = (slice(int(y), int(y + h)), slice(int(x), int(x + w)))
+        changed = np.abs(out[face].astype(int) - shown[face].astype(int)).max(axis=2) > 8
+        if mask[face].mean() >= 0.7:
+            assert changed.mean() >= 0.5  # the covered face's pixels really are replaced
+
+
+def test_the_off_switch_gives_the_upright_detector(detector, dev_annotations):
+    rgb = clockwise(read_rgb(GROUP), 270)
+    data = png_bytes(rgb)
+    plain = upright(detector)
+    assert isinstance(detector, AnyAngleDetector) and plain is detector.upright
+    assert upright(plain) is plain
+    switched_off = locate_faces(data, detector, Options(upright_only=True))
+    today = [f for f in plain.detect(rgb) if f.score >= Options().threshold]
+    assert switched_off.faces == today
+    assert all(f.turn == 0 for f in switched_off.faces)
+    switched_on = locate_faces(data, detector)
+    assert len(switched_on.faces) > len(switched_off.faces)
+    assert any(f.turn == 270 for f in switched_on.faces)
