@@ -86,7 +86,7 @@ def _pair(data: bytes, result: Result, options: Options) -> dict[str, object]:
         "result": result.data,
         "result_type": result.mime_type,
         "options": vars(options),
-        "result_metadata": {FACES_METADATA: str(len(result.faces))},
+        "result_metadata": {FACES_METADATA: str(len(result.anonymised))},
     }
 
 
