@@ -268,6 +268,7 @@
       regions.forEach(function (region, index) {
         const box = document.createElement("div");
         box.className = "region" + (outcome.shape === "ellipse" ? " ellipse" : "");
+        box.dataset.region = region.join(",");
         place(box, region);
         const remove = document.createElement("button");
         remove.type = "button";
