@@ -455,6 +455,7 @@ def test_remove_a_region_then_draw_one_and_apply(page, frontend_url, tmp_path, s
 
     # Draw a region over the face left out, with the mouse, on the photo as shown.
     original = card.locator("img.original")
+    original.scroll_into_view_if_needed()
     shown = original.bounding_box()
     assert shown["height"] < photo["height"], "the tall photo is scaled to the screen"
     scale = shown["width"] / photo["width"]
