@@ -11,6 +11,10 @@
 #                                              the function's and frontend's own MinIO key,
 #                                              created by the bucket set-up Job
 #   FACEBLUR_FRONTEND_SECRET_KEY               Flask session/CSRF signing key
+#   FACEBLUR_SEAL_PUBLIC_KEY_FILE              the authority's public key (authority.pub from
+#                                              `faceblur keys new`): originals are stored
+#                                              sealed for it. Unset: "off", stored in clear.
+#                                              Never give it the private key.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +26,14 @@ minio_root_password=${MINIO_ROOT_PASSWORD:-$(random_value)}
 access_key=${FACEBLUR_S3_ACCESS_KEY:-faceblur-app}
 secret_key=${FACEBLUR_S3_SECRET_KEY:-$(random_value)}
 frontend_key=${FACEBLUR_FRONTEND_SECRET_KEY:-$(random_value)}
+seal_public_key=off
+if [ -n "${FACEBLUR_SEAL_PUBLIC_KEY_FILE:-}" ]; then
+  seal_public_key=$(cat "$FACEBLUR_SEAL_PUBLIC_KEY_FILE")
+  if grep -q "PRIVATE KEY" <<<"$seal_public_key"; then
+    echo "FACEBLUR_SEAL_PUBLIC_KEY_FILE holds a private key: give the function authority.pub" >&2
+    exit 2
+  fi
+fi
 
 # MinIO refuses passwords under 8 characters; catch it here rather than in a crash loop.
 for value in "$minio_root_password" "$secret_key"; do
@@ -57,6 +69,8 @@ apply_secret openfaas-fn faceblur-s3-access-key \
   --from-literal=faceblur-s3-access-key="$access_key"
 apply_secret openfaas-fn faceblur-s3-secret-key \
   --from-literal=faceblur-s3-secret-key="$secret_key"
+apply_secret openfaas-fn faceblur-seal-public-key \
+  --from-literal=faceblur-seal-public-key="$seal_public_key"
 
 echo "Secrets ready. MinIO console user: $minio_root_user; its password:"
 echo "  kubectl get secret minio-root -n faceblur -o jsonpath='{.data.root-password}' | base64 -d"

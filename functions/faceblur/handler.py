@@ -55,6 +55,7 @@ from faceblur.pipeline import (  # noqa: E402
     faces_to_json,
     regions_to_json,
 )
+from faceblur.seal import fingerprint, load_public_key  # noqa: E402
 from faceblur.service import (  # noqa: E402
     NullStore,
     ObjectEvent,
@@ -290,7 +291,9 @@ def _process(event, settings: Settings) -> object:
     store_it = _flag("store", raw.pop("store", True))
     options = parse_options(raw)
     store = _settings_and_store()[1] if store_it else NullStore()
-    outcome = anonymise_and_store(data, options, MODEL, store, settings.max_pixels)
+    outcome = anonymise_and_store(
+        data, options, MODEL, store, settings.max_pixels, settings.seal_public_key
+    )
     timings = {**outcome.timings, "request": time.perf_counter() - started}
     result, kept = outcome.result, outcome.kept
     if _wants_image(event.headers):
@@ -322,6 +325,15 @@ def _object_events(document: dict) -> list[ObjectEvent]:
     return events
 
 
+def _sealing(settings: Settings) -> dict:
+    """Whether originals are stored sealed, and for which authority key (its fingerprint)."""
+    key = settings.seal_public_key
+    return {
+        "enabled": key is not None,
+        "authority": fingerprint(load_public_key(key)) if key else None,
+    }
+
+
 def _info() -> dict:
     settings, store = _settings_and_store()
     try:
@@ -337,6 +349,7 @@ def _info() -> dict:
             "model_loaded": MODEL.loaded,
             "storage": storage,
             "limits": {"max_bytes": settings.max_bytes, "max_pixels": settings.max_pixels},
+            "sealing": _sealing(settings),
             "options": vars(Options()),
             "methods": dict(METHOD_INFO),
             "shapes": list(SHAPES),

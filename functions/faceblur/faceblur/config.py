@@ -36,6 +36,9 @@ ENV_VARS: dict[str, str] = {
     "FACEBLUR_PRESIGN_EXPIRY_SECONDS": "3600",
     "FACEBLUR_GATEWAY_URL": "http://127.0.0.1:8080",
     "FACEBLUR_FUNCTION_NAME": "faceblur",
+    # A file holding the authority's sealing public key (local runs; in the cluster: the
+    # secret faceblur-seal-public-key). Empty: no sealing unless that secret is set.
+    "FACEBLUR_SEAL_PUBLIC_KEY_FILE": "",
 }
 
 # What a cluster deployment (k8s/, stack.yml) changes from the defaults above: where
@@ -59,7 +62,12 @@ SECRETS: dict[str, str] = {
     "faceblur-s3-access-key": "FACEBLUR_S3_ACCESS_KEY",
     "faceblur-s3-secret-key": "FACEBLUR_S3_SECRET_KEY",
     "faceblur-frontend-secret-key": "FACEBLUR_FRONTEND_SECRET_KEY",
+    # The authority's X25519 public key (PEM) to seal originals for, or "off".
+    "faceblur-seal-public-key": "FACEBLUR_SEAL_PUBLIC_KEY",
 }
+
+# The sealing key's value that says, explicitly, that originals are stored in the clear.
+SEAL_OFF = "off"
 
 # Only an S3 server on this machine may be reached with these: a local server
 # ignores them, a real MinIO elsewhere must be given its own keys.
@@ -87,6 +95,8 @@ class Settings:
     gateway_url: str
     function_name: str
     frontend_secret_key: str | None
+    # PEM of the public key originals are sealed for (faceblur.seal); None: stored in clear.
+    seal_public_key: str | None = None
 
     @property
     def output_buckets(self) -> tuple[str, str]:
@@ -151,6 +161,31 @@ def _public_url(raw: str, endpoint: str, secure: bool) -> str:
     return f"{parsed.scheme}://{parsed.netloc}"
 
 
+def _seal_public_key(environ: Mapping[str, str], secrets_dir: str | Path) -> str | None:
+    """The sealing public key (PEM) from its secret, env or file; None when sealing is off."""
+    value = read_secret("faceblur-seal-public-key", environ, secrets_dir)
+    path = environ.get("FACEBLUR_SEAL_PUBLIC_KEY_FILE")
+    if value is None and path:
+        try:
+            value = Path(path).read_text().strip() or None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"FACEBLUR_SEAL_PUBLIC_KEY_FILE {path!r}: {error}") from None
+    if value is None or value.lower() == SEAL_OFF:
+        return None
+    if "PRIVATE KEY" in value:
+        raise ConfigError(
+            "faceblur-seal-public-key holds a PRIVATE key: the function must only ever get "
+            "the authority's public key (authority.pub)"
+        )
+    from faceblur.seal import SealError, load_public_key  # cryptography: only when sealing
+
+    try:
+        load_public_key(value)
+    except SealError as error:
+        raise ConfigError(f"faceblur-seal-public-key: {error} (or {SEAL_OFF!r})") from None
+    return value
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, secrets_dir: str | Path = SECRETS_DIR
 ) -> Settings:
@@ -192,4 +227,5 @@ def load_settings(
         gateway_url=plain("FACEBLUR_GATEWAY_URL").rstrip("/"),
         function_name=plain("FACEBLUR_FUNCTION_NAME"),
         frontend_secret_key=read_secret("faceblur-frontend-secret-key", environ, secrets_dir),
+        seal_public_key=_seal_public_key(environ, secrets_dir),
     )

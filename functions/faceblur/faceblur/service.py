@@ -17,6 +17,7 @@ from faceblur.config import Settings
 from faceblur.errors import FaceblurError
 from faceblur.options import Options
 from faceblur.pipeline import Result
+from faceblur.seal import seal_for_store
 from faceblur.storage import FACES_METADATA, Store, StoredPair
 
 
@@ -37,6 +38,7 @@ class PairStore(Protocol):
         result_type: str,
         options: Mapping[str, object],
         result_metadata: Mapping[str, str] | None = None,
+        sealed: bytes | None = None,
     ) -> StoredPair | None: ...
 
     def result_url(self, key: str) -> str: ...
@@ -53,6 +55,7 @@ class NullStore:
         result_type: str,
         options: Mapping[str, object],
         result_metadata: Mapping[str, str] | None = None,
+        sealed: bytes | None = None,
     ) -> None:
         return None
 
@@ -77,10 +80,18 @@ class Outcome:
     timings: dict[str, float]  # the pipeline's, plus 'pipeline' and 'storage' in seconds
 
 
-def _pair(data: bytes, result: Result, options: Options) -> dict[str, object]:
-    """`put_pair`'s arguments for an original and its result, with the face count."""
+def _pair(
+    data: bytes, result: Result, options: Options, seal_key: str | None, max_pixels: int
+) -> dict[str, object]:
+    """`put_pair`'s arguments for an original and its result, with the face count.
+
+    With a sealing public key, the original goes to the store sealed for its authority
+    (faceblur.seal), never in the clear.
+    """
+    sealed = seal_for_store(seal_key, data, result.data, result.anonymised, max_pixels)
     # The result keeps the input's format, so its type is the original's type too.
     return {
+        "sealed": sealed,
         "original": data,
         "original_type": result.mime_type,
         "result": result.data,
@@ -91,13 +102,21 @@ def _pair(data: bytes, result: Result, options: Options) -> dict[str, object]:
 
 
 def anonymise_and_store(
-    data: bytes, options: Options, anonymiser: Anonymiser, store: PairStore, max_pixels: int
+    data: bytes,
+    options: Options,
+    anonymiser: Anonymiser,
+    store: PairStore,
+    max_pixels: int,
+    seal_key: str | None = None,
 ) -> Outcome:
-    """Anonymise `data` and keep the original with its result in `store` (both or neither)."""
+    """Anonymise `data` and keep the original with its result in `store` (both or neither).
+
+    `seal_key`: the authority's public key (PEM) when originals are kept sealed.
+    """
     started = time.perf_counter()
     result = anonymiser.anonymise(data, options, max_pixels)
     stored_at = time.perf_counter()
-    pair = store.put_pair(**_pair(data, result, options))
+    pair = store.put_pair(**_pair(data, result, options, seal_key, max_pixels))
     kept = Kept(pair, store.result_url(pair.result_key)) if pair else None
     timings = {
         **result.timings,
@@ -136,7 +155,9 @@ def process_inbox_object(
     bucket = settings.bucket_inbox
     data = store.read(bucket, key, max_bytes=settings.max_bytes)
     result = anonymiser.anonymise(data, Options(), settings.max_pixels)
-    pair = store.put_pair(**_pair(data, result, Options()))
+    pair = store.put_pair(
+        **_pair(data, result, Options(), settings.seal_public_key, settings.max_pixels)
+    )
     store.remove(bucket, key)
     return {
         "key": key,

@@ -32,7 +32,7 @@ from minio.error import MinioException, S3Error
 
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError
-from faceblur.formats import EXTENSIONS
+from faceblur.formats import EXTENSIONS, SEALED_MIME_TYPE, SEALED_SUFFIX
 
 # Short connect timeout and few retries: a client waiting on a dead server should get
 # its 503 in seconds, not after urllib3's default back-off.
@@ -76,6 +76,11 @@ def original_key(image_id: str, mime_type: str) -> str:
 def result_key(image_id: str, options_key: str, mime_type: str) -> str:
     """Results of one original share its id as prefix, so its results can be listed."""
     return f"{image_id}/{options_key}{extension(mime_type)}"
+
+
+def sealed_key(result_key: str) -> str:
+    """Where the originals bucket keeps a result's sealed faces when sealing is on."""
+    return f"{result_key}{SEALED_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -230,6 +235,10 @@ class Store:
 
         return self._call(f"read {bucket}/{key}", download)
 
+    def put(self, bucket: str, key: str, data: bytes, mime_type: str) -> None:
+        """Write one object as it is (an audit entry, for instance); 503 when storage fails."""
+        self._put(bucket, key, data, mime_type, {})
+
     def remove(self, bucket: str, key: str) -> None:
         self._call(
             f"remove {bucket}/{key}",
@@ -271,17 +280,31 @@ class Store:
         result_type: str,
         options: Mapping[str, object],
         result_metadata: Mapping[str, str] | None = None,
+        sealed: bytes | None = None,
     ) -> StoredPair:
-        """Store the original and its result, both or neither (see the module docstring)."""
+        """Store the original and its result, both or neither (see the module docstring).
+
+        With `sealed` (faceblur.seal.seal_original's file), the originals bucket gets that
+        instead of the original, at sealed_key(result key): no face is stored in the clear.
+        """
         self.retry_rollbacks()
         image_id = content_id(original)
+        kept_key = result_key(image_id, options_id(options), result_type)
         pair = StoredPair(
             image_id=image_id,
-            original_key=original_key(image_id, original_type),
-            result_key=result_key(image_id, options_id(options), result_type),
+            original_key=original_key(image_id, original_type)
+            if sealed is None
+            else sealed_key(kept_key),
+            result_key=kept_key,
         )
+        if sealed is not None:
+            original, original_type = sealed, SEALED_MIME_TYPE
         originals, results = self.settings.bucket_originals, self.settings.bucket_results
         original_was_there = self.exists(originals, pair.original_key)
+        if sealed is not None and original_was_there and self.exists(results, pair.result_key):
+            # A seal opens only the exact result it was made with, and a new result of the
+            # same photo differs (fresh noise): keep the whole pair, never mix two.
+            return pair
         metadata = {"faceblur-original": pair.original_key, **(result_metadata or {})}
         try:
             self._put(originals, pair.original_key, original, original_type, {})
