@@ -28,7 +28,7 @@ class Detection:
     width: int
     height: int
     faces: list[Face]
-    regions: list[Box]
+    regions: list[Box]  # one per face: its box grown by the padding
     timings: dict[str, float] = field(default_factory=dict)
     orientation: int = 1  # EXIF orientation of the input: boxes are on the upright pixels
     given: list[Box] = field(default_factory=list)  # the caller's own regions, as drawn
