@@ -480,3 +480,46 @@ def test_remove_a_region_then_draw_one_and_apply(page, frontend_url, tmp_path, s
 
 def pixels_upright(image: Image.Image) -> np.ndarray:
     return np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.int16)
+
+
+def test_a_region_drawn_by_touch_on_a_phone_hides_that_face(browser, frontend_url, tmp_path):
+    """A finger's drag draws a region too (touch becomes pointer events), at phone width."""
+    photo = tall_photo_of_two()
+    context = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        send(page, frontend_url, [FACES_DEV / photo["image"]], method="solid")
+        wait_for_cards(page, 1)
+        card = page.locator(".card").first
+        regions = card.locator(".regions .region")
+        found = len(regions.evaluate_all("boxes => boxes.map(b => b.dataset.region)"))
+        for index in reversed(range(found)):  # start from a photo with nothing hidden
+            card.get_by_role("button", name=f"Remove hidden area {index + 1}").click()
+        expect(regions).to_have_count(0)
+        original = card.locator("img.original")
+        original.scroll_into_view_if_needed()
+        shown = original.bounding_box()
+        scale = shown["width"] / photo["width"]
+        x, y, w, h = photo["faces"][0]
+        points = [(x - 5, y - 5), (x + w / 2, y + h / 2), (x + w + 5, y + h + 5)]
+        kinds = ("touchStart", "touchMove", "touchMove")
+        touch = context.new_cdp_session(page)
+        for kind, (px, py) in zip(kinds, points, strict=True):
+            point = {"x": shown["x"] + px * scale, "y": shown["y"] + py * scale}
+            touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [point]})
+        touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        expect(regions).to_have_count(1)
+        drawn = [int(v) for v in regions.first.get_attribute("data-region").split(",")]
+        # A phone shows the photo small: the drawn box is as precise as a screen pixel.
+        assert overlap(drawn, photo["faces"][0]) >= 0.9 * w * h
+        apply_and_wait(card)
+        after = result_pixels(card)
+        before = pixels((FACES_DEV / photo["image"]).read_bytes())
+        assert changed_in(before, after, photo["faces"][0]) > 20
+        assert changed_in(before, after, photo["faces"][1]) < 4, "only the drawn face"
+    finally:
+        page.screenshot(path=str(tmp_path / "screenshot.png"), full_page=True)
+        context.close()
+    assert errors == []
