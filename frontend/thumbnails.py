@@ -62,3 +62,10 @@ class ThumbnailCache:
             self._items.move_to_end(key)
             while len(self._items) > self._entries:
                 self._items.popitem(last=False)
+
+    def forget_photo(self, result_key: str) -> None:
+        """Drop the thumbnails of every result of the photo `result_key` was made from."""
+        prefix = result_key.split("/", 1)[0] + "/"
+        with self._lock:
+            for key in [k for k in self._items if k.startswith(prefix) or k == result_key]:
+                del self._items[key]

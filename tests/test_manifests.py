@@ -593,11 +593,13 @@ def check_buckets(docs: list[Doc], stack: Doc) -> list[str]:
     for name in names:
         if f'"${name}"' not in script:
             problems.append(f"the Job does not create the bucket ${name}")
-    for env_name in ("RETENTION_DAYS", "WAIT_ATTEMPTS", "APP_POLICY", "WEBHOOK_ID"):
+    if "FACEBLUR_RETENTION_DAYS" not in settings:
+        problems.append("the Job reads FACEBLUR_RETENTION_DAYS, which faceblur-config lacks")
+    for env_name in ("WAIT_ATTEMPTS", "APP_POLICY", "WEBHOOK_ID"):
         if env_name not in config_maps(docs, "faceblur").get("faceblur-bucket-setup", {}):
             problems.append(f"the Job reads {env_name}, which no ConfigMap sets")
-    if '--expire-days "$RETENTION_DAYS"' not in script:
-        problems.append("the Job sets no lifecycle expiry from RETENTION_DAYS")
+    if '--expire-days "$FACEBLUR_RETENTION_DAYS"' not in script:
+        problems.append("the Job sets no lifecycle expiry from FACEBLUR_RETENTION_DAYS")
     if not re.search(r'mc anonymous set none "store/\$bucket"', script):
         problems.append("the Job does not keep the buckets private")
     return problems
@@ -823,7 +825,7 @@ def test_bucket_job_waits_for_minio_then_sets_everything_up(
             "rule",
             "add",
             "--expire-days",
-            setup["RETENTION_DAYS"],
+            settings["FACEBLUR_RETENTION_DAYS"],
             f"store/{bucket}",
         ] in args
     policy = next(c["policy"] for c in calls if "policy" in c)
@@ -1056,8 +1058,8 @@ BREAKAGES: dict[str, tuple[str, Callable[[list[Doc], Doc], None], str]] = {
     ),
     "retention unset": (
         "buckets",
-        lambda d, s: _config(d, "faceblur-bucket-setup").pop("RETENTION_DAYS"),
-        "RETENTION_DAYS",
+        lambda d, s: _config(d).pop("FACEBLUR_RETENTION_DAYS"),
+        "FACEBLUR_RETENTION_DAYS",
     ),
     "S3 endpoint drift": (
         "shared settings",

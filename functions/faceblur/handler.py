@@ -38,7 +38,13 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from faceblur import __version__  # noqa: E402
-from faceblur.config import ConfigError, Settings, load_settings, parse_flag  # noqa: E402
+from faceblur.config import (  # noqa: E402
+    ConfigError,
+    Settings,
+    callback_refusal,
+    load_settings,
+    parse_flag,
+)
 from faceblur.errors import (  # noqa: E402
     BadRequestError,
     EmptyImageError,
@@ -69,6 +75,9 @@ RAW_TYPES = ("application/octet-stream",)
 # One image and a handful of option fields: a form of more parts is not ours.
 MAX_FORM_PARTS = 32
 JSON_HEADERS = {"Content-Type": "application/json"}
+# Deeper than any request or bucket event needs (an event is 5 levels), far below where
+# Python's parser or repr() would recurse out of stack.
+MAX_JSON_DEPTH = 32
 
 
 # -- process-wide state: built once, never per request -------------------------------------
@@ -154,6 +163,33 @@ def _flag(name: str, value: object) -> bool:
         raise BadRequestError(f"{name} {error}") from None
 
 
+def _json_depth(document: object) -> int:
+    """How deeply lists and objects nest in a parsed document (without recursion)."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, (list, dict)):
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                break
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _parse_json(body: bytes) -> object:
+    too_deep = BadRequestError(f"malformed JSON: nested too deeply (at most {MAX_JSON_DEPTH})")
+    try:
+        document = json.loads(body)
+    except RecursionError:
+        raise too_deep from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadRequestError(f"malformed JSON: {error}") from None
+    if _json_depth(document) > MAX_JSON_DEPTH:
+        raise too_deep
+    return document
+
+
 def _decode_base64(text: object) -> bytes:
     if not isinstance(text, str):
         raise BadRequestError('"image" must be a base64 string')
@@ -225,10 +261,7 @@ def _request_image(event, settings: Settings) -> tuple[bytes, dict[str, object]]
     media_type, parameters = _content_type(event.headers)
     raw: dict[str, object] = {}
     if media_type == "application/json" or (not media_type and body[:1] == b"{"):
-        try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise BadRequestError(f"malformed JSON: {error}") from None
+        document = _parse_json(body)
         if not isinstance(document, dict):
             raise BadRequestError('JSON body must be an object: {"image": "<base64>", ...}')
         if "Records" in document:
@@ -283,6 +316,13 @@ def _describe(outcome: Outcome, timings: dict[str, float]) -> dict:
 
 def _process(event, settings: Settings) -> object:
     started = time.perf_counter()
+    # In the cluster OpenFaaS's queue worker posts the answer to X-Callback-Url and passes
+    # the header on: refusing here keeps photos and results away from unlisted hosts (the
+    # worker still posts this error there; only a network policy stops that post).
+    callback_url = event.headers.get("X-Callback-Url")
+    refusal = callback_refusal(callback_url, settings.callback_hosts) if callback_url else None
+    if refusal:
+        raise BadRequestError(refusal)
     parsed = _request_image(event, settings)
     if isinstance(parsed, dict):
         store = _settings_and_store()[1]

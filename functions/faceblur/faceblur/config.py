@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -36,6 +36,16 @@ ENV_VARS: dict[str, str] = {
     "FACEBLUR_PRESIGN_EXPIRY_SECONDS": "3600",
     "FACEBLUR_GATEWAY_URL": "http://127.0.0.1:8080",
     "FACEBLUR_FUNCTION_NAME": "faceblur",
+    # Connect and read timeout of every S3 call: a stalled store is a 503 in seconds.
+    "FACEBLUR_S3_TIMEOUT_SECONDS": "5",
+    # Most bytes one "download all" zip may hold (413 above); the zip is streamed.
+    "FACEBLUR_MAX_ZIP_BYTES": str(256 * 1024 * 1024),
+    # Hosts the async route may post results to (X-Callback-Url); comma-separated,
+    # empty = callbacks refused, so a caller cannot make the function post inward.
+    "FACEBLUR_CALLBACK_HOSTS": "",
+    # Days every object (originals, results, inbox) is kept: the bucket set-up Job's
+    # lifecycle rule, and what the page tells people.
+    "FACEBLUR_RETENTION_DAYS": "30",
     # A file holding the authority's sealing public key (local runs; in the cluster: the
     # secret faceblur-seal-public-key). Empty: no sealing unless that secret is set.
     "FACEBLUR_SEAL_PUBLIC_KEY_FILE": "",
@@ -95,6 +105,10 @@ class Settings:
     gateway_url: str
     function_name: str
     frontend_secret_key: str | None
+    s3_timeout_seconds: int = 5
+    max_zip_bytes: int = 256 * 1024 * 1024
+    callback_hosts: frozenset[str] = frozenset()
+    retention_days: int = 30
     # PEM of the public key originals are sealed for (faceblur.seal); None: stored in clear.
     seal_public_key: str | None = None
 
@@ -142,6 +156,28 @@ def parse_flag(value: object) -> bool:
     if text in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"must be true or false, got {quoted(value)}")
+
+
+def parse_hosts(text: str) -> frozenset[str]:
+    """A comma-separated list of host names, lower case, blanks dropped."""
+    return frozenset(host.strip().lower() for host in text.split(",") if host.strip())
+
+
+def callback_refusal(url: str, allowed_hosts: Collection[str]) -> str | None:
+    """Why `url` may not receive a callback, or None when it may."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return "X-Callback-Url is not a URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "X-Callback-Url must be an http(s) URL"
+    if host not in allowed_hosts:
+        return (
+            f"X-Callback-Url host {host[:100]!r} is not allowed: the operator lists the "
+            "hosts callbacks may go to in FACEBLUR_CALLBACK_HOSTS"
+        )
+    return None
 
 
 def _bool(environ: Mapping[str, str], name: str) -> bool:
@@ -227,5 +263,9 @@ def load_settings(
         gateway_url=plain("FACEBLUR_GATEWAY_URL").rstrip("/"),
         function_name=plain("FACEBLUR_FUNCTION_NAME"),
         frontend_secret_key=read_secret("faceblur-frontend-secret-key", environ, secrets_dir),
+        s3_timeout_seconds=_positive_int(environ, "FACEBLUR_S3_TIMEOUT_SECONDS"),
+        max_zip_bytes=_positive_int(environ, "FACEBLUR_MAX_ZIP_BYTES"),
+        callback_hosts=parse_hosts(plain("FACEBLUR_CALLBACK_HOSTS")),
+        retention_days=_positive_int(environ, "FACEBLUR_RETENTION_DAYS"),
         seal_public_key=_seal_public_key(environ, secrets_dir),
     )

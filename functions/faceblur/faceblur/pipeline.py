@@ -115,7 +115,7 @@ def _anonymised(
         decoded.pixels, found.anonymised, options.method, options.shape, options.strength
     )
     anonymised_at = time.perf_counter()
-    data = encode(decoded, pixels)
+    data = encode(decoded, pixels, found.anonymised)
     done = time.perf_counter()
     timings = {
         **timings,

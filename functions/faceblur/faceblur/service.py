@@ -8,17 +8,20 @@ nothing to be kept.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from faceblur.config import Settings
-from faceblur.errors import FaceblurError
+from faceblur.errors import BadRequestError, FaceblurError
 from faceblur.options import Options
 from faceblur.pipeline import Result
 from faceblur.seal import seal_for_store
-from faceblur.storage import FACES_METADATA, Store, StoredPair
+from faceblur.storage import FACES_METADATA, Store, StoredPair, key_problem
+
+log = logging.getLogger(__name__)
 
 
 class Anonymiser(Protocol):
@@ -179,7 +182,16 @@ def process_bucket_events(
     """
     processed: list[dict[str, object]] = []
     ignored: list[dict[str, object]] = []
+    unsafe: list[str] = []
     for event in events:
+        problem = key_problem(event.key)
+        if problem:
+            # Never sent to the store: on a server that keeps objects as files, a key
+            # like ../../etc/passwd could name something outside the bucket.
+            log.warning("bucket event ignored: %s (key %r)", problem, event.key[:200])
+            unsafe.append(problem)
+            ignored.append({"bucket": event.bucket, "key": event.key[:200], "reason": problem})
+            continue
         reason = _skip_reason(event, settings)
         if reason is None and not store.exists(event.bucket, event.key):
             reason = "no longer in the inbox"
@@ -192,4 +204,6 @@ def process_bucket_events(
                     raise
                 reason = str(error)
         ignored.append({"bucket": event.bucket, "key": event.key, "reason": reason})
+    if unsafe and len(unsafe) == len(events):
+        raise BadRequestError(f"bucket event refused: {unsafe[0]}")
     return {"processed": processed, "ignored": ignored}
