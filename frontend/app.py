@@ -11,6 +11,7 @@ Run it with `waitress-serve --call frontend.app:create_app` (see frontend/Docker
 from __future__ import annotations
 
 import io
+import json
 import logging
 import secrets
 from collections.abc import Iterator
@@ -146,7 +147,7 @@ def api_anonymise() -> Any:
     if upload is None:
         return _json_error(400, "Please choose a photo to send.")
     try:
-        outcome = _anonymise_upload(upload, method, shape)
+        outcome = _anonymise_upload(upload, method, shape, _edited_regions())
     except FunctionError as error:
         return _json_error(error.status, error.message)
     return jsonify(outcome)
@@ -348,7 +349,28 @@ def _chosen_options() -> tuple[str, str]:
     return options.method, options.shape
 
 
-def _anonymise_upload(upload: Any, method: str, shape: str) -> dict[str, Any]:
+def _edited_regions() -> dict[str, str]:
+    """`detect` and `regions` as the page's editor sends them, checked, for the function.
+
+    The editor sends the original again with the regions the person kept and drew; the
+    function checks they fit the photo.
+    """
+    raw = {name: request.form[name] for name in ("detect", "regions") if name in request.form}
+    if not raw:
+        return {}
+    try:
+        options = parse_options(raw)
+    except BadRequestError as error:
+        raise FunctionError(400, f"These hidden areas cannot be used: {error}.") from None
+    return {
+        "detect": "true" if options.detect else "false",
+        "regions": json.dumps(options.regions, separators=(",", ":")),
+    }
+
+
+def _anonymise_upload(
+    upload: Any, method: str, shape: str, edit: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Send one uploaded photo to the function; what the page shows about the result."""
     max_bytes = current_app.config["FACEBLUR_MAX_BYTES"]
     data = upload.read(max_bytes + 1)
@@ -359,7 +381,9 @@ def _anonymise_upload(upload: Any, method: str, shape: str) -> dict[str, Any]:
     # The function sniffs the format from the bytes; the browser's guess is only a hint.
     content_type = upload.mimetype if upload.mimetype.startswith("image/") else ""
     answer = _services().function.anonymise(
-        data, content_type or "application/octet-stream", {"method": method, "shape": shape}
+        data,
+        content_type or "application/octet-stream",
+        {"method": method, "shape": shape, **(edit or {})},
     )
     return _outcome(answer, upload.filename, method, shape)
 
@@ -385,6 +409,7 @@ def _outcome(answer: dict[str, Any], user_name: str | None, method: str, shape: 
         "name": _shown_name(user_name),
         "face_count": len(faces),
         "faces": faces,
+        "regions": _regions(answer.get("regions")),
         "width": _whole(answer.get("width")),
         "height": _whole(answer.get("height")),
         "method": method,
@@ -400,6 +425,19 @@ def _result_key(answer: dict[str, Any]) -> str | None:
     """The results-bucket key in the function's answer, if it is one we trust."""
     candidate = answer.get("result_key")
     return candidate if isinstance(candidate, str) and is_safe_key(candidate) else None
+
+
+def _regions(value: object) -> list[list[int]]:
+    """Every area the function hid, [x, y, w, h] on the upright photo, for the editor."""
+    if not isinstance(value, list):
+        return []
+    return [
+        list(region)
+        for region in value
+        if isinstance(region, list)
+        and len(region) == 4
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in region)
+    ]
 
 
 def _whole(value: object) -> int | None:

@@ -73,6 +73,19 @@ def _plain_error(response: requests.Response) -> tuple[int, str]:
     if status in (413, 415):
         return status, PLAIN_ERRORS[status]
     if status == 400:
-        return 400, PLAIN_ERRORS[400]
+        return 400, _region_error(response) or PLAIN_ERRORS[400]
     # 5xx, a gateway timeout, or anything unexpected: the service is the problem.
     return 503, PLAIN_ERRORS[503]
+
+
+def _region_error(response: requests.Response) -> str | None:
+    """The function's own words when it refused the regions the person drew, not the photo."""
+    try:
+        message = response.json().get("error")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(message, str) and (
+        message.startswith(("region ", "regions ")) or " regions; at most " in message
+    ):
+        return f"These hidden areas cannot be used: {message}."
+    return None

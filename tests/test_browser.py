@@ -23,7 +23,7 @@ from urllib.parse import urljoin
 import numpy as np
 import pytest
 import requests
-from PIL import Image
+from PIL import Image, ImageOps
 from playwright.sync_api import expect, sync_playwright
 
 # The s3_server and function_server fixtures come from stack_fixtures via conftest.py.
@@ -182,12 +182,14 @@ def test_one_photo_is_anonymised_and_shown_before_and_after(page, frontend_url, 
         face_change = difference[inside(box)].mean()
         assert face_change > 4 * max(np.median(difference), 1.0), (box, face_change)
 
-    # The outline toggle draws one shape per anonymised region over both images.
-    outlines = card.locator("svg.outline").first
+    # The outline toggle draws one shape per anonymised region over the result; the
+    # editor outlines the same regions over the original.
+    outlines = card.locator("svg.outline")
     assert not outlines.is_visible()
     card.get_by_label("Outline the hidden areas").check()
     assert outlines.is_visible()
-    assert card.locator("svg.outline").nth(1).locator("ellipse, rect").count() == count
+    assert outlines.locator("ellipse, rect").count() == count
+    assert card.locator(".regions .region").count() == count
 
     # The download is the same anonymised image, under the person's own (safe) name.
     with page.expect_download() as download_info:
@@ -362,3 +364,162 @@ def test_phone_width_page_fits_and_compares_side_by_side(page, frontend_url):
     assert after["x"] + after["width"] <= PHONE["width"]
     for control in ("#photos", "#send", "input[name=method]"):
         assert page.locator(control).first.bounding_box()["width"] > 0
+
+
+# -- correcting the hidden areas (issue 12) ----------------------------------------------
+
+
+def tall_photo_of_two() -> dict:
+    """A portrait-format photo of two large faces side by side, scaled to fit the screen."""
+    annotations = json.loads((FACES_DEV / "annotations.json").read_text())
+    return next(
+        entry
+        for entry in sorted(annotations, key=lambda e: e["image"])
+        if len(entry["faces"]) == 2
+        and min(h for *_, h in entry["faces"]) >= 150
+        and entry["height"] > entry["width"]
+        and not entry.get("ignore")
+    )
+
+
+def overlap(a: list[float], b: list[float]) -> float:
+    width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
+    height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
+    return max(width, 0) * max(height, 0)
+
+
+def result_pixels(card) -> np.ndarray:
+    return pixels(requests.get(card.locator("img.result").get_attribute("src"), timeout=10).content)
+
+
+def changed_in(before: np.ndarray, after: np.ndarray, box: list[float]) -> float:
+    return float(np.abs(after - before).mean(axis=2)[inside(box)].mean())
+
+
+def apply_and_wait(card) -> None:
+    old = card.locator("img.result").get_attribute("src")
+    card.get_by_role("button", name="Apply changes").click()
+    expect(card.locator(".editor-status")).to_have_text(
+        re.compile("^Applied"), timeout=RESULT_TIMEOUT_MS
+    )
+    assert card.locator("img.result").get_attribute("src") != old
+
+
+@pytest.mark.parametrize("stored", ["upright", "sideways"])
+def test_remove_a_region_then_draw_one_and_apply(page, frontend_url, tmp_path, stored):
+    photo = tall_photo_of_two()
+    source = FACES_DEV / photo["image"]
+    if stored == "sideways":
+        # A phone's portrait: pixels stored turned, EXIF orientation 6 to show them upright.
+        path = tmp_path / "phone.jpg"
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        with Image.open(source) as upright:
+            turned = upright.transpose(Image.Transpose.ROTATE_90)
+            turned.save(path, quality=95, exif=exif.tobytes())
+    else:
+        path = source
+    with Image.open(path) as opened:
+        before = pixels_upright(opened)
+    assert before.shape[:2] == (photo["height"], photo["width"])
+    send(page, frontend_url, [path], method="solid")
+    wait_for_cards(page, 1)
+    card = page.locator(".card").first
+    assert "done" in card.get_attribute("class"), card.inner_text()
+    kept_face, hidden_face = photo["faces"]
+    first = result_pixels(card)
+    assert changed_in(before, first, kept_face) > 20 and changed_in(before, first, hidden_face) > 20
+
+    # Remove the region over the first face; undo and redo it from the keyboard.
+    regions = card.locator(".regions .region")
+    found = [
+        [int(v) for v in r.split(",")]
+        for r in regions.evaluate_all("boxes => boxes.map(b => b.dataset.region)")
+    ]
+    assert len(found) >= 2
+    index = max(range(len(found)), key=lambda i: overlap(found[i], kept_face))
+    assert overlap(found[index], kept_face) > 0
+    card.get_by_role("button", name=f"Remove hidden area {index + 1}").click()
+    expect(regions).to_have_count(len(found) - 1)
+    card.get_by_role("button", name="Undo last change").focus()
+    page.keyboard.press("Enter")
+    expect(regions).to_have_count(len(found))
+    card.get_by_role("button", name=f"Remove hidden area {index + 1}").focus()
+    page.keyboard.press("Enter")
+    expect(regions).to_have_count(len(found) - 1)
+    apply_and_wait(card)
+    second = result_pixels(card)
+    assert second.shape == before.shape
+    assert changed_in(before, second, kept_face) < 4, "the face left out is as it was"
+    assert changed_in(before, second, hidden_face) > 20, "the other face is still hidden"
+
+    # Draw a region over the face left out, with the mouse, on the photo as shown.
+    original = card.locator("img.original")
+    original.scroll_into_view_if_needed()
+    shown = original.bounding_box()
+    assert shown["height"] < photo["height"], "the tall photo is scaled to the screen"
+    scale = shown["width"] / photo["width"]
+    x, y, w, h = kept_face
+    page.mouse.move(shown["x"] + (x - 10) * scale, shown["y"] + (y - 10) * scale)
+    page.mouse.down()
+    page.mouse.move(shown["x"] + (x + w / 2) * scale, shown["y"] + (y + h / 2) * scale, steps=4)
+    page.mouse.move(shown["x"] + (x + w + 10) * scale, shown["y"] + (y + h + 10) * scale, steps=4)
+    page.mouse.up()
+    expect(regions).to_have_count(len(found))
+    drawn = [int(v) for v in regions.last.get_attribute("data-region").split(",")]
+    assert overlap(drawn, kept_face) == pytest.approx(w * h, rel=0.05)
+    apply_and_wait(card)
+    third = result_pixels(card)
+    assert changed_in(before, third, kept_face) > 20, "the drawn region is hidden"
+    assert changed_in(before, third, hidden_face) > 20
+    download = card.locator("a.download").get_attribute("href")
+    assert requests.get(urljoin(frontend_url, download), timeout=10).content == (
+        requests.get(card.locator("img.result").get_attribute("src"), timeout=10).content
+    )
+
+
+def pixels_upright(image: Image.Image) -> np.ndarray:
+    return np.asarray(ImageOps.exif_transpose(image).convert("RGB"), dtype=np.int16)
+
+
+def test_a_region_drawn_by_touch_on_a_phone_hides_that_face(browser, frontend_url, tmp_path):
+    """A finger's drag draws a region too (touch becomes pointer events), at phone width."""
+    photo = tall_photo_of_two()
+    context = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    try:
+        send(page, frontend_url, [FACES_DEV / photo["image"]], method="solid")
+        wait_for_cards(page, 1)
+        card = page.locator(".card").first
+        regions = card.locator(".regions .region")
+        found = len(regions.evaluate_all("boxes => boxes.map(b => b.dataset.region)"))
+        for index in reversed(range(found)):  # start from a photo with nothing hidden
+            card.get_by_role("button", name=f"Remove hidden area {index + 1}").click()
+        expect(regions).to_have_count(0)
+        original = card.locator("img.original")
+        original.scroll_into_view_if_needed()
+        shown = original.bounding_box()
+        scale = shown["width"] / photo["width"]
+        x, y, w, h = photo["faces"][0]
+        points = [(x - 5, y - 5), (x + w / 2, y + h / 2), (x + w + 5, y + h + 5)]
+        kinds = ("touchStart", "touchMove", "touchMove")
+        touch = context.new_cdp_session(page)
+        for kind, (px, py) in zip(kinds, points, strict=True):
+            point = {"x": shown["x"] + px * scale, "y": shown["y"] + py * scale}
+            touch.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [point]})
+        touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        expect(regions).to_have_count(1)
+        drawn = [int(v) for v in regions.first.get_attribute("data-region").split(",")]
+        # A phone shows the photo small: the drawn box is as precise as a screen pixel.
+        assert overlap(drawn, photo["faces"][0]) >= 0.9 * w * h
+        apply_and_wait(card)
+        after = result_pixels(card)
+        before = pixels((FACES_DEV / photo["image"]).read_bytes())
+        assert changed_in(before, after, photo["faces"][0]) > 20
+        assert changed_in(before, after, photo["faces"][1]) < 4, "only the drawn face"
+    finally:
+        page.screenshot(path=str(tmp_path / "screenshot.png"), full_page=True)
+        context.close()
+    assert errors == []

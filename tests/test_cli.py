@@ -15,7 +15,7 @@ from PIL import Image
 from conftest import ATT_FACES, FACES_DEV
 from faceblur.anonymise import region_mask
 from faceblur.cli import main
-from faceblur.image import decode
+from faceblur.image import box_as_stored, box_as_upright, decode
 from faceblur.options import METHOD_INFO, METHOD_NAMES, Options
 
 FACEBLUR = Path(sys.executable).parent / "faceblur"
@@ -150,3 +150,130 @@ def test_never_overwrites_the_original(tmp_path: Path) -> None:
     photo.write_bytes(image.getvalue())
     assert main(["blur", "--whole-image", str(photo), "-o", str(tmp_path)]) == 1
     assert photo.read_bytes() == image.getvalue()
+
+
+def sideways_png(source: Path, target: Path) -> np.ndarray:
+    """`source` stored turned, as a phone stores a portrait photo (EXIF orientation 6);
+    returns the upright pixels a viewer shows."""
+    with Image.open(source) as photo:
+        upright = photo.convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # the viewer turns the stored pixels 90 degrees clockwise
+    upright.transpose(Image.Transpose.ROTATE_90).save(target, "PNG", exif=exif)
+    return np.asarray(upright)
+
+
+def test_detect_edit_blur_round_trip_on_a_sideways_photo(tmp_path: Path, dev_annotations) -> None:
+    entry = next(
+        e
+        for e in dev_annotations
+        if 2 <= len(e["faces"]) <= 4 and min(h for *_, h in e["faces"]) >= 60 and not e["ignore"]
+    )
+    photo = tmp_path / "phone.png"
+    upright = sideways_png(FACES_DEV / entry["image"], photo)
+    height, width = upright.shape[:2]
+
+    listing = run("detect", str(photo), "--json")
+    assert listing.returncode == 0, listing.stderr
+    record = json.loads(listing.stdout)
+    assert (record["width"], record["height"]) == (height, width), "sizes are as stored"
+    # The person's edit: keep every face but the one nearest the first known face, and
+    # add a region of their own, all in the stored pixels detect printed.
+    kept_x, kept_y, kept_w, kept_h = (int(v) for v in entry["faces"][0])
+    stored_kept = box_as_stored((kept_x, kept_y, kept_w, kept_h), width, height, 6)
+
+    def overlap(face: dict) -> int:
+        x, y, w, h = face["region"]
+        sx, sy, sw, sh = stored_kept
+        return max(0, min(x + w, sx + sw) - max(x, sx)) * max(0, min(y + h, sy + sh) - max(y, sy))
+
+    dropped = max(record["faces"], key=overlap)
+    assert overlap(dropped) > 0, "the first known face was found"
+    record["faces"] = [face for face in record["faces"] if face is not dropped]
+    added = [5, 7, 30, 20]
+    record["faces"].append({"region": added})
+    edited = tmp_path / "faces.json"
+    edited.write_text(json.dumps(record))
+
+    outdir = tmp_path / "out"
+    done = run("blur", str(photo), "--regions", str(edited), "--no-detect", "-o", str(outdir))
+    assert done.returncode == 0, done.stderr
+    result = decode((outdir / "phone.png").read_bytes()).pixels
+    assert result.shape == upright.shape, "the result is upright"
+
+    regions = [box_as_upright(tuple(f["region"]), height, width, 6) for f in record["faces"]]
+    mask = region_mask(height, width, regions, Options().shape)
+    assert np.array_equal(result[~mask], upright[~mask]), "nothing else changed"
+    changed = np.any(result != upright, axis=2)
+    ax, ay, aw, ah = box_as_upright(tuple(added), height, width, 6)
+    assert changed[ay + ah // 4 : ay + 3 * ah // 4, ax + aw // 4 : ax + 3 * aw // 4].all()
+    for x, y, w, h in entry["faces"][1:]:
+        x, y, w, h = int(x), int(y), int(w), int(h)
+        assert changed[y + h // 4 : y + 3 * h // 4, x + w // 4 : x + 3 * w // 4].mean() > 0.5
+    # The dropped face stays as it was, apart from where another face's region reaches.
+    kept = (slice(kept_y, kept_y + kept_h), slice(kept_x, kept_x + kept_w))
+    assert not changed[kept][~mask[kept]].any()
+    assert (~mask[kept]).mean() > 0.5
+
+
+def test_a_plain_list_of_regions_without_detection(tmp_path: Path) -> None:
+    photo = tmp_path / "flat.png"
+    Image.new("RGB", (50, 40), (200, 180, 160)).save(photo)
+    regions = tmp_path / "regions.json"
+    regions.write_text("[[10, 5, 20, 15]]")
+    code = main(
+        [
+            "blur",
+            str(photo),
+            "--regions",
+            str(regions),
+            "--no-detect",
+            "--method",
+            "solid",
+            "--shape",
+            "box",
+            "-o",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 0
+    changed = np.any(
+        decode((tmp_path / "out" / "flat.png").read_bytes()).pixels != (200, 180, 160), axis=2
+    )
+    expected = np.zeros_like(changed)
+    expected[5:20, 10:30] = True
+    assert np.array_equal(changed, expected)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[[10, 5, 20]]", "region 1"),
+        ("[[45, 5, 20, 15]]", "region 1 [45, 5, 20, 15] goes outside the image"),
+        ('{"faces": [{"box": [1, 2, 3, 4]}]}', '"faces" must be a list'),
+        ("not json", "not one JSON document"),
+    ],
+)
+def test_a_bad_regions_file_is_refused_with_its_reason(
+    tmp_path: Path, capsys, content: str, message: str
+) -> None:
+    photo = tmp_path / "flat.png"
+    Image.new("RGB", (50, 40)).save(photo)
+    regions = tmp_path / "regions.json"
+    regions.write_text(content)
+    try:
+        code = main(
+            [
+                "blur",
+                str(photo),
+                "--regions",
+                str(regions),
+                "--no-detect",
+                "-o",
+                str(tmp_path / "o"),
+            ]
+        )
+    except SystemExit as stop:
+        code = stop.code
+    assert code != 0
+    assert message in capsys.readouterr().err

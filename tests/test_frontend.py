@@ -546,3 +546,33 @@ def test_gallery_is_newest_first_and_paginated(s3_server, stack_client):
     assert 'rel="next"' in first and "Page 1 of" in first
     assert re.findall(r'data-key="([^"]+)"', second)[0] == made[0]
     assert "feedc0deorig" not in first + second
+
+
+def test_edited_regions_that_cannot_be_used_are_named_in_plain_words(stack_client, dev_annotations):
+    path, entry = a_real_photo(dev_annotations)
+    token = csrf_token(stack_client)
+
+    def send(regions: str):
+        return stack_client.post(
+            "/api/anonymise",
+            data={
+                "photo": (io.BytesIO(path.read_bytes()), path.name, "image/jpeg"),
+                "detect": "false",
+                "regions": regions,
+            },
+            headers={"X-CSRFToken": token},
+            content_type="multipart/form-data",
+        )
+
+    malformed = send("[[1, 2, 3]]")  # refused by the page before the function
+    assert malformed.status_code == 400
+    assert "hidden areas cannot be used: region 1" in malformed.get_json()["error"]
+    outside = send(json.dumps([[0, 0, 10, 10], [entry["width"] - 5, 0, 10, 10]]))  # by the function
+    assert outside.status_code == 400
+    assert "region 2" in outside.get_json()["error"]
+    assert "outside the image" in outside.get_json()["error"]
+
+    kept = send(json.dumps([[0, 0, 10, 10]]))
+    assert kept.status_code == 200, kept.get_data(as_text=True)
+    answer = kept.get_json()
+    assert answer["faces"] == [] and answer["regions"] == [[0, 0, 10, 10]]

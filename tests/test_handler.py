@@ -191,7 +191,7 @@ def bad_requests(portrait_jpeg: bytes) -> dict[str, tuple[dict, int]]:
             400,
         ),
         "bad method": (
-            {"data": portrait_jpeg, "headers": jpeg, "params": {"method": "smudge"}},
+            {"data": portrait_jpeg, "headers": jpeg, "params": {"method": "swirl"}},
             400,
         ),
         "bad padding": (

@@ -104,7 +104,7 @@ def test_threshold_one_keeps_fewer_faces(detector, small_group) -> None:
 def test_whole_image_mode_changes_the_frame_without_detection() -> None:
     data = (FACES_DEV.parent / "att-faces" / "s1" / "1.pgm").read_bytes()
     result = anonymise_whole_image(data, Options(shape="box"))
-    assert result.faces == [] and result.regions == [(0, 0, 92, 112)]
+    assert result.faces == [] and result.anonymised == [(0, 0, 92, 112)]
     assert result.format == "PPM"
     before, after = decode(data).pixels, decode(result.data).pixels
     assert np.abs(after.astype(int) - before).mean() > 10

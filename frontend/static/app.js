@@ -1,5 +1,6 @@
 // The upload page: queue photos (button or drop), send each to /api/anonymise with
-// progress, then show before/after, the face count, outlines and downloads.
+// progress, then show before/after, the face count, outlines and downloads; then let
+// the person correct the hidden areas on their original and apply them.
 // Plain JavaScript, no build step. Without it the form still posts to /upload.
 "use strict";
 
@@ -195,16 +196,26 @@
     const result = card.querySelector("img.result");
     original.src = URL.createObjectURL(file);
     original.alt = "Your original photo " + file.name;
-    result.src = outcome.result_url;
     result.alt = "Anonymised copy of " + file.name;
     result.addEventListener("error", function () {
       fail(card, "The anonymised copy could not be loaded. Please try again in a minute.");
     }, { once: true });
-    addOutline(original.parentElement, original, outcome.faces, outcome.shape);
-    addOutline(result.parentElement, result, outcome.faces, outcome.shape);
+    showResult(card, file, outcome, faceCountText(outcome.face_count));
+    card.querySelector(".card-body").hidden = false;
+    finished.push({ key: outcome.key, name: file.name });
+    updateDownloadAll();
+    makeEditor(card, file, outcome);
+  }
+
+  // The result's picture, outline, count and download link; again after each apply.
+  function showResult(card, file, outcome, countText) {
+    const result = card.querySelector("img.result");
+    if (result.getAttribute("src") !== outcome.result_url) result.src = outcome.result_url;
+    const regions = (outcome.regions || []).map(function (region) { return { region: region }; });
+    addOutline(result.parentElement, result, regions, outcome.shape);
     const faces = card.querySelector(".card-faces");
-    faces.textContent = faceCountText(outcome.face_count);
-    faces.dataset.count = outcome.face_count;
+    faces.textContent = countText;
+    faces.dataset.count = regions.length;
     const download = card.querySelector("a.download");
     download.href = outcome.download_url;
     download.setAttribute("download", outcome.download_name);
@@ -212,9 +223,185 @@
     const remove = card.querySelector("a.delete-link");
     remove.href = outcome.delete_url;
     remove.setAttribute("aria-label", "Delete " + file.name + " and its copy from this service");
-    card.querySelector(".card-body").hidden = false;
-    finished.push({ key: outcome.key, name: file.name });
-    updateDownloadAll();
+  }
+
+  // --- correcting the hidden areas ---------------------------------------------------
+  // The regions are [x, y, w, h] in pixels of the upright photo, as the function answers
+  // and takes them. The original shows from the person's own file; browsers turn it
+  // upright by its EXIF orientation (image-orientation: from-image), so its natural size
+  // is the upright size and a region is placed as a share of it, whatever the scale.
+  const MIN_DRAWN_PX = 6; // on screen: a smaller drag is a click or a slip, not a region
+
+  function makeEditor(card, file, outcome) {
+    const original = card.querySelector("img.original");
+    const frame = original.parentElement;
+    const editor = card.querySelector(".editor");
+    const status = editor.querySelector(".editor-status");
+    const undoButton = editor.querySelector(".undo");
+    const applyButton = editor.querySelector(".apply");
+    const error = editor.querySelector(".editor-error");
+    const layer = document.createElement("div");
+    layer.className = "regions";
+    frame.appendChild(layer);
+    let regions = (outcome.regions || []).map(function (region) { return region.slice(); });
+    const history = [];
+    let drawing = null;
+
+    function size() {
+      return { width: original.naturalWidth, height: original.naturalHeight };
+    }
+
+    function place(element, region) {
+      const natural = size();
+      const [x, y, w, h] = region;
+      element.style.left = (100 * x) / natural.width + "%";
+      element.style.top = (100 * y) / natural.height + "%";
+      element.style.width = (100 * w) / natural.width + "%";
+      element.style.height = (100 * h) / natural.height + "%";
+    }
+
+    function edit(change) {
+      history.push(regions.map(function (region) { return region.slice(); }));
+      change();
+      render();
+    }
+
+    function render() {
+      layer.replaceChildren();
+      regions.forEach(function (region, index) {
+        const box = document.createElement("div");
+        box.className = "region" + (outcome.shape === "ellipse" ? " ellipse" : "");
+        box.dataset.region = region.join(",");
+        place(box, region);
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "remove-region";
+        remove.textContent = "×";
+        remove.setAttribute("aria-label", "Remove hidden area " + (index + 1));
+        remove.addEventListener("click", function () {
+          edit(function () { regions.splice(index, 1); });
+          (layer.querySelector(".remove-region") || applyButton).focus();
+        });
+        box.appendChild(remove);
+        layer.appendChild(box);
+      });
+      status.textContent =
+        (regions.length === 1 ? "1 area" : regions.length + " areas") +
+        " will be hidden. Drag on your original to add one.";
+      undoButton.disabled = history.length === 0;
+    }
+
+    // Where a pointer is, in pixels of the upright photo, kept inside it.
+    function pointAt(event) {
+      const bounds = original.getBoundingClientRect();
+      const natural = size();
+      const x = ((event.clientX - bounds.left) / bounds.width) * natural.width;
+      const y = ((event.clientY - bounds.top) / bounds.height) * natural.height;
+      return {
+        x: Math.min(Math.max(x, 0), natural.width),
+        y: Math.min(Math.max(y, 0), natural.height),
+        screenX: event.clientX,
+        screenY: event.clientY,
+      };
+    }
+
+    function drawnRegion(start, end) {
+      const left = Math.floor(Math.min(start.x, end.x));
+      const top = Math.floor(Math.min(start.y, end.y));
+      const right = Math.ceil(Math.max(start.x, end.x));
+      const bottom = Math.ceil(Math.max(start.y, end.y));
+      return [left, top, right - left, bottom - top];
+    }
+
+    layer.addEventListener("pointerdown", function (event) {
+      if (event.button !== 0 || event.target.closest("button")) return;
+      event.preventDefault();
+      layer.setPointerCapture(event.pointerId);
+      const draft = document.createElement("div");
+      draft.className = "region draft";
+      layer.appendChild(draft);
+      drawing = { start: pointAt(event), draft: draft, pointer: event.pointerId };
+    });
+    layer.addEventListener("pointermove", function (event) {
+      if (!drawing || event.pointerId !== drawing.pointer) return;
+      place(drawing.draft, drawnRegion(drawing.start, pointAt(event)));
+    });
+    function finish(event, keep) {
+      if (!drawing || event.pointerId !== drawing.pointer) return;
+      const start = drawing.start;
+      const end = pointAt(event);
+      drawing.draft.remove();
+      drawing = null;
+      const region = drawnRegion(start, end);
+      const big =
+        Math.abs(end.screenX - start.screenX) >= MIN_DRAWN_PX &&
+        Math.abs(end.screenY - start.screenY) >= MIN_DRAWN_PX;
+      if (keep && big && region[2] > 0 && region[3] > 0) {
+        edit(function () { regions.push(region); });
+      }
+    }
+    layer.addEventListener("pointerup", function (event) { finish(event, true); });
+    layer.addEventListener("pointercancel", function (event) { finish(event, false); });
+
+    undoButton.addEventListener("click", function () {
+      if (!history.length) return;
+      regions = history.pop();
+      render();
+      if (undoButton.disabled) applyButton.focus();
+    });
+
+    // The original again, from the person's device, with exactly these regions.
+    applyButton.addEventListener("click", function () {
+      const body = new FormData();
+      body.append("photo", file, file.name);
+      body.append("method", outcome.method);
+      body.append("shape", outcome.shape);
+      body.append("detect", "false");
+      body.append("regions", JSON.stringify(regions));
+      applyButton.disabled = true;
+      error.hidden = true;
+      card.classList.add("applying");
+      status.textContent = "Hiding the chosen areas…";
+      fetch(apiUrl, {
+        method: "POST",
+        body: body,
+        headers: { "X-CSRFToken": csrfToken, Accept: "application/json" },
+      })
+        .then(function (response) {
+          return response.json().then(
+            function (answer) { return { status: response.status, answer: answer }; },
+            function () { return { status: response.status, answer: null }; }
+          );
+        })
+        .then(function (reply) {
+          const answer = reply.answer;
+          if (reply.status !== 200 || !answer || !answer.key) {
+            throw new Error((answer && answer.error) || MESSAGES[reply.status] || MESSAGES[503]);
+          }
+          const count = answer.regions.length;
+          showResult(card, file, answer, count === 1 ? "1 area hidden" : count + " areas hidden");
+          finished.forEach(function (item) {
+            if (item.key === card.dataset.key) item.key = answer.key;
+          });
+          card.dataset.key = answer.key;
+          updateDownloadAll();
+          regions = answer.regions.map(function (region) { return region.slice(); });
+          render();
+          status.textContent = "Applied: " + status.textContent;
+        })
+        .catch(function (problem) {
+          error.textContent = problem.message || MESSAGES[0];
+          error.hidden = false;
+          render();
+        })
+        .finally(function () {
+          applyButton.disabled = false;
+          card.classList.remove("applying");
+        });
+    });
+
+    if (original.complete && original.naturalWidth) render();
+    else original.addEventListener("load", render, { once: true });
   }
 
   function updateDownloadAll() {

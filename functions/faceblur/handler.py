@@ -6,10 +6,12 @@ Requests (POST):
 - `multipart/form-data` with a file field (other fields are options);
 - a MinIO/S3 bucket notification (`Records[].s3`): the inbox object it names is read,
   anonymised and stored; events for the output buckets are ignored.
-Options (method, shape, strength, padding, threshold; `store`) come from the
-JSON body, the form fields or the query string. `GET` answers a small info JSON.
+Options (method, shape, strength, padding, threshold, detect, regions; `store`) come from
+the JSON body, the form fields or the query string (`regions` as JSON text there). `GET`
+answers a small info JSON.
 
-The answer is JSON (ids, object keys, a presigned URL of the result, faces, timings),
+The answer is JSON (ids, object keys, a presigned URL of the result, faces, every
+anonymised region as `regions`, timings),
 or with `Accept: image/*` the anonymised image itself with an `X-Faces` header.
 """
 
@@ -53,7 +55,12 @@ from faceblur.errors import (  # noqa: E402
     quoted,
 )
 from faceblur.options import METHOD_INFO, SHAPES, STRENGTHS, Options, parse_options  # noqa: E402
-from faceblur.pipeline import Result, anonymise_image, faces_to_json  # noqa: E402
+from faceblur.pipeline import (  # noqa: E402
+    Result,
+    anonymise_image,
+    faces_to_json,
+    regions_to_json,
+)
 from faceblur.seal import fingerprint, load_public_key  # noqa: E402
 from faceblur.service import (  # noqa: E402
     NullStore,
@@ -302,6 +309,7 @@ def _describe(outcome: Outcome, timings: dict[str, float]) -> dict:
         "width": result.width,
         "height": result.height,
         "faces": faces_to_json(result),
+        "regions": regions_to_json(result),
         "timings": {name: round(seconds, 4) for name, seconds in timings.items()},
     }
 

@@ -32,6 +32,8 @@ Find every face in photos and make it unrecognisable.
   faceblur detect photo.jpg --json        one JSON line per photo with the faces found
   faceblur blur clip.mov -o safe/         videos too: writes safe/clip.mp4 (H.264, audio kept)
   faceblur detect clip.mp4 --json         one JSON line per frame, each face with a track id
+  faceblur detect photo.jpg --json > faces.json   then edit faces.json, and:
+  faceblur blur photo.jpg --regions faces.json --no-detect   hides exactly those
 
 The results keep each photo's name and format, with all metadata (GPS, EXIF,
 comments) removed. The originals are never changed."""
@@ -113,6 +115,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="how strongly the method is applied (default: %(default)s)",
     )
     blur.add_argument(
+        "--regions",
+        type=Path,
+        metavar="FILE",
+        help="also hide these regions, exactly as given (no padding), in one photo: the JSON\n"
+        "line `faceblur detect --json` prints for it (its faces' 'region'), or a JSON list\n"
+        "of [x, y, width, height], in pixels of the photo as stored, like detect's",
+    )
+    blur.add_argument(
+        "--no-detect",
+        dest="detect",
+        action="store_false",
+        help="do not look for faces: hide only the --regions (photos only)",
+    )
+    blur.add_argument(
         "--crf",
         type=int,
         default=DEFAULT_CRF,
@@ -163,15 +179,40 @@ def collect_inputs(patterns: Sequence[str]) -> Iterator[tuple[Path, Path]]:
                     yield Path(match), Path(Path(match).name)
 
 
+def read_regions(path: Path) -> list[object]:
+    """The regions in a --regions FILE: a `faceblur detect --json` line, or a plain list."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise FaceblurError(f"--regions {path}: {_reason(error)}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FaceblurError(
+            f"--regions {path}: not one JSON document ({error}); give the line "
+            "`faceblur detect --json` printed for the photo, or a list of [x, y, w, h]"
+        ) from None
+    if isinstance(document, dict):
+        faces = document.get("faces")
+        if not isinstance(faces, list) or not all(
+            isinstance(face, dict) and "region" in face for face in faces
+        ):
+            raise FaceblurError(f'--regions {path}: "faces" must be a list of {{"region": ...}}')
+        return [face["region"] for face in faces]
+    if isinstance(document, list):
+        return document
+    raise FaceblurError(f"--regions {path}: expected a JSON object or list")
+
+
 def _options(args: argparse.Namespace) -> Options:
     raw = {
         "padding": args.padding,
         "threshold": args.threshold,
         "upright_only": args.upright_only,
     }
-    for name in ("method", "shape", "strength"):
+    for name in ("method", "shape", "strength", "detect"):
         if hasattr(args, name):
             raw[name] = getattr(args, name)
+    if getattr(args, "regions", None) is not None:
+        raw["regions"] = read_regions(args.regions)
     return parse_options(raw)
 
 
@@ -190,12 +231,15 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
     inputs = list(collect_inputs(args.paths))
     if not inputs:
         return _no_photos(args.paths)
+    if args.regions is not None and len(inputs) != 1:
+        print("faceblur: --regions is for one photo at a time", file=sys.stderr)
+        return 2
     try:
         sealer = cli_seal.load_sealer(args.seal_to)
     except FaceblurError as error:
         print(f"faceblur: --seal-to {args.seal_to}: {error}", file=sys.stderr)
         return 2
-    detector = None if args.whole_image else _build_detector()
+    detector = _build_detector() if options.detect and not args.whole_image else None
     started = time.perf_counter()
     done = failed = faces = 0
     written: set[Path] = set()
@@ -210,14 +254,17 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
                 raise FaceblurError(f"another photo was already written to {target}")
             written.add(target.resolve())
             if _is_video(source):
+                if args.regions is not None or not options.detect:
+                    raise FaceblurError("--regions and --no-detect are for photos, not videos")
                 faces += _blur_video(source, target, detector, options, args.crf)
                 done += 1
                 continue
             data = source.read_bytes()
-            if detector is None:
+            if args.whole_image:
                 result = anonymise_whole_image(data, options, args.max_pixels)
             else:
-                result = anonymise_image(data, detector, options, args.max_pixels)
+                # The regions file is in the photo's stored pixels, as `detect` prints.
+                result = anonymise_image(data, detector, options, args.max_pixels, True)
             sealed = sealer(data, result) if sealer else None
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(result.data)
@@ -228,10 +275,10 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
             tqdm.write(f"faceblur: {source}: {_reason(error)} (skipped)", file=sys.stderr)
             continue
         done += 1
-        faces += len(result.faces)
+        faces += len(result.anonymised)
     elapsed = time.perf_counter() - started
     print(
-        f"{done} photo(s) anonymised into {args.outdir}/, {faces} face(s) hidden, "
+        f"{done} photo(s) anonymised into {args.outdir}/, {faces} region(s) hidden, "
         f"{failed} failed, {elapsed:.1f} s",
         file=sys.stderr,
     )
@@ -329,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(error))
     if args.max_pixels <= 0:
         parser.error("--max-pixels must be positive")
+    if getattr(args, "whole_image", False) and (args.regions is not None or not args.detect):
+        parser.error("--whole-image hides the whole photo: it takes no --regions or --no-detect")
     if args.command == "blur":
         return run_blur(args, options)
     return run_detect(args, options)

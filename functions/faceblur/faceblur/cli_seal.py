@@ -396,6 +396,6 @@ def load_sealer(public_key_path: Path | None):
     public_key = seal.load_public_key(_read(public_key_path))
 
     def sealer(original: bytes, result) -> bytes:
-        return seal.seal_original(original, result.data, result.regions, public_key)
+        return seal.seal_original(original, result.data, result.anonymised, public_key)
 
     return sealer

@@ -213,6 +213,14 @@ def box_as_stored(box: Box, width: int, height: int, orientation: int) -> Box:
     return (int(min(x0, x1)), int(min(y0, y1)), int(abs(x1 - x0)), int(abs(y1 - y0)))
 
 
+def box_as_upright(box: Box, width: int, height: int, orientation: int) -> Box:
+    """A box on the pixels as stored (width x height), on the upright image: the inverse
+    of `box_as_stored`. Orientations 6 and 8 undo each other; every other one undoes
+    itself."""
+    inverse = {6: 8, 8: 6}.get(orientation, orientation)
+    return box_as_stored(box, width, height, inverse)
+
+
 def size_as_stored(width: int, height: int, orientation: int) -> tuple[int, int]:
     """(width, height) of the file as stored: swapped when its orientation turns it."""
     return (height, width) if orientation in (5, 6, 7, 8) else (width, height)

@@ -8,10 +8,12 @@ keyed by the names below (a test keeps the two in step).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
+from faceblur.config import parse_flag
 from faceblur.errors import BadRequestError, quoted
 
 # One line per method for README, --help, the web page's picker and the info JSON. The
@@ -51,8 +53,15 @@ MAX_PADDING = 2.0
 DEFAULT_THRESHOLD = 0.26
 MIN_THRESHOLD = 0.1
 
+# Regions a caller draws by hand (issue 12): a person checking a crowd photo may add many,
+# but a list longer than this is not someone's edit.
+MAX_REGIONS = 1000
+
 # A bad option's name is listed in the error; past this many, only counted.
 MAX_NAMES_SHOWN = 5
+
+
+Region = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,10 @@ class Options:
     padding: float = DEFAULT_PADDING
     threshold: float = DEFAULT_THRESHOLD
     upright_only: bool = False  # skip the turned passes (faceblur.angles): photos known upright
+    # False: anonymise only `regions`. The regions are [x, y, w, h] in pixels of the
+    # upright image, used exactly as given (no padding): a person chose them.
+    detect: bool = True
+    regions: tuple[Region, ...] = ()
 
 
 OPTION_NAMES = tuple(f.name for f in fields(Options))
@@ -91,12 +104,64 @@ def _number(name: str, value: object, low: float, high: float) -> float:
 
 
 def _flag(name: str, value: object) -> bool:
-    from faceblur.config import parse_flag  # here: importing options loads nothing else
-
     try:
         return parse_flag(value)
     except ValueError as error:
         raise BadRequestError(f"{name} {error}") from None
+
+
+def _plain(number: float) -> float:
+    """Whole numbers as int, so [10, 20, 30, 40] and [10.0, ...] are the same result key."""
+    return int(number) if number.is_integer() else number
+
+
+def _region(index: int, value: object) -> Region:
+    problem = f"region {index} ({quoted(value)})"
+    if not isinstance(value, (list, tuple)) or len(value) != 4:
+        raise BadRequestError(f"{problem} must be a list of 4 numbers [x, y, w, h]")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        raise BadRequestError(f"{problem} must hold numbers only")
+    try:
+        x, y, w, h = (float(v) for v in value)
+    except OverflowError:
+        raise BadRequestError(f"{problem} holds a number too large") from None
+    if not all(math.isfinite(v) for v in (x, y, w, h)):
+        raise BadRequestError(f"{problem} must hold finite numbers")
+    if x < 0 or y < 0:
+        raise BadRequestError(f"{problem} starts outside the image: x and y must be 0 or more")
+    if w <= 0 or h <= 0:
+        raise BadRequestError(f"{problem} is empty: w and h must be more than 0")
+    return (_plain(x), _plain(y), _plain(w), _plain(h))
+
+
+def _regions(value: object) -> tuple[Region, ...]:
+    """A list of [x, y, w, h]; in a query string or form field, that list as JSON text."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise BadRequestError(
+                f"regions must be a JSON list of [x, y, w, h]; got {quoted(value)}"
+            ) from None
+    if not isinstance(value, (list, tuple)):
+        raise BadRequestError(f"regions must be a list of [x, y, w, h]; got {quoted(value)}")
+    if len(value) > MAX_REGIONS:
+        raise BadRequestError(f"{len(value)} regions; at most {MAX_REGIONS} are accepted")
+    return tuple(_region(index, region) for index, region in enumerate(value, start=1))
+
+
+def check_regions_inside(regions: Sequence[Region], width: int, height: int) -> None:
+    """BadRequestError naming the first region that does not fit a width x height image.
+
+    Apart from `parse_options` because only the decoded image knows its size.
+    """
+    for index, (x, y, w, h) in enumerate(regions, start=1):
+        if x + w > width or y + h > height:
+            raise BadRequestError(
+                f"region {index} [{x}, {y}, {w}, {h}] goes outside the image of "
+                f"{width}x{height} pixels: x + w must be at most {width} "
+                f"and y + h at most {height}"
+            )
 
 
 def _unknown(names: Sequence[str]) -> BadRequestError:
@@ -123,4 +188,6 @@ def parse_options(raw: Mapping[str, object]) -> Options:
             "threshold", raw.get("threshold", defaults.threshold), MIN_THRESHOLD, 1.0
         ),
         upright_only=_flag("upright_only", raw.get("upright_only", defaults.upright_only)),
+        detect=_flag("detect", raw.get("detect", defaults.detect)),
+        regions=_regions(raw.get("regions", defaults.regions)),
     )

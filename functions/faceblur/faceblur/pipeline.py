@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from faceblur.angles import upright
 from faceblur.anonymise import anonymise, padded_region
@@ -12,11 +14,12 @@ from faceblur.image import (
     DEFAULT_MAX_PIXELS,
     DecodedImage,
     box_as_stored,
+    box_as_upright,
     decode,
     encode,
     size_as_stored,
 )
-from faceblur.options import Options
+from faceblur.options import Options, Region, check_regions_inside
 
 
 @dataclass(frozen=True)
@@ -26,9 +29,15 @@ class Detection:
     width: int
     height: int
     faces: list[Face]
-    regions: list[Box]
+    regions: list[Box]  # one per face: its box grown by the padding
     timings: dict[str, float] = field(default_factory=dict)
     orientation: int = 1  # EXIF orientation of the input: boxes are on the upright pixels
+    given: list[Box] = field(default_factory=list)  # the caller's own regions, as drawn
+
+    @property
+    def anonymised(self) -> list[Box]:
+        """Every region anonymised: each found face's, then the caller's."""
+        return [*self.regions, *self.given]
 
     @property
     def size_as_stored(self) -> tuple[int, int]:
@@ -48,20 +57,45 @@ class Result(Detection):
     mime_type: str
 
 
+def _given_boxes(regions: Sequence[Region], decoded: DecodedImage, as_stored: bool) -> list[Box]:
+    """The caller's regions as whole pixels of the upright image, each checked to fit it.
+
+    `as_stored`: the regions are on the file's pixels before its EXIF orientation, as
+    `faceblur detect` prints them; they are checked there and turned upright.
+    """
+    orientation = decoded.orientation if as_stored else 1
+    width, height = size_as_stored(decoded.width, decoded.height, orientation)
+    check_regions_inside(regions, width, height)
+    # A fractional edge takes its whole pixel: the drawn area is hidden entirely.
+    boxes = []
+    for x, y, w, h in regions:
+        left, top = math.floor(x), math.floor(y)
+        box = (left, top, math.ceil(x + w) - left, math.ceil(y + h) - top)
+        boxes.append(box_as_upright(box, width, height, orientation))
+    return boxes
+
+
 def _decode_and_locate(
-    data: bytes, detector: Detector, options: Options, max_pixels: int
-) -> tuple[DecodedImage, list[Face], list[Box], dict[str, float]]:
+    data: bytes, detector: Detector | None, options: Options, max_pixels: int, as_stored: bool
+) -> tuple[DecodedImage, Detection, dict[str, float]]:
     started = time.perf_counter()
     decoded = decode(data, max_pixels)
+    given = _given_boxes(options.regions, decoded, as_stored)
     decoded_at = time.perf_counter()
-    chosen = upright(detector) if options.upright_only else detector
-    faces = [face for face in chosen.detect(decoded.pixels) if face.score >= options.threshold]
+    faces = []
+    if options.detect and detector is not None:
+        chosen = upright(detector) if options.upright_only else detector
+        found = chosen.detect(decoded.pixels)
+        faces = [face for face in found if face.score >= options.threshold]
     regions = [
         padded_region(face.box, options.padding, decoded.width, decoded.height, face.turn)
         for face in faces
     ]
     timings = {"decode": decoded_at - started, "detect": time.perf_counter() - decoded_at}
-    return decoded, faces, regions, timings
+    detection = Detection(
+        decoded.width, decoded.height, faces, regions, {}, decoded.orientation, given
+    )
+    return decoded, detection, timings
 
 
 def locate_faces(
@@ -71,22 +105,20 @@ def locate_faces(
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Detection:
     """Decode and detect only: what `faceblur detect` reports."""
-    decoded, faces, regions, timings = _decode_and_locate(data, detector, options, max_pixels)
+    _, found, timings = _decode_and_locate(data, detector, options, max_pixels, False)
     timings["total"] = sum(timings.values())
-    return Detection(decoded.width, decoded.height, faces, regions, timings, decoded.orientation)
+    return replace(found, timings=timings)
 
 
 def _anonymised(
-    decoded: DecodedImage,
-    faces: list[Face],
-    regions: list[Box],
-    options: Options,
-    timings: dict[str, float],
+    decoded: DecodedImage, found: Detection, options: Options, timings: dict[str, float]
 ) -> Result:
     started = time.perf_counter()
-    pixels = anonymise(decoded.pixels, regions, options.method, options.shape, options.strength)
+    pixels = anonymise(
+        decoded.pixels, found.anonymised, options.method, options.shape, options.strength
+    )
     anonymised_at = time.perf_counter()
-    data = encode(decoded, pixels, regions)
+    data = encode(decoded, pixels, found.anonymised)
     done = time.perf_counter()
     timings = {
         **timings,
@@ -97,10 +129,11 @@ def _anonymised(
     return Result(
         width=decoded.width,
         height=decoded.height,
-        faces=faces,
-        regions=regions,
+        faces=found.faces,
+        regions=found.regions,
         timings=timings,
         orientation=decoded.orientation,
+        given=found.given,
         data=data,
         format=decoded.format,
         mime_type=decoded.mime_type,
@@ -109,13 +142,23 @@ def _anonymised(
 
 def anonymise_image(
     data: bytes,
-    detector: Detector,
+    detector: Detector | None,
     options: Options = Options(),
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    regions_as_stored: bool = False,
 ) -> Result:
-    """Every face found in `data` anonymised, encoded in the input's format without metadata."""
-    decoded, faces, regions, timings = _decode_and_locate(data, detector, options, max_pixels)
-    return _anonymised(decoded, faces, regions, options, timings)
+    """Every face found in `data` (when `options.detect`) and every region in
+    `options.regions` anonymised, encoded in the input's format without metadata.
+
+    `detector` may be None only when `options.detect` is false. `regions_as_stored`: the
+    regions are in pixels of the file as stored, as `faceblur detect` prints them.
+    """
+    if options.detect and detector is None:
+        raise ValueError("detection asked for without a detector")
+    decoded, found, timings = _decode_and_locate(
+        data, detector, options, max_pixels, regions_as_stored
+    )
+    return _anonymised(decoded, found, options, timings)
 
 
 def anonymise_whole_image(
@@ -126,7 +169,8 @@ def anonymise_whole_image(
     decoded = decode(data, max_pixels)
     timings = {"decode": time.perf_counter() - started}
     whole: Box = (0, 0, decoded.width, decoded.height)
-    return _anonymised(decoded, [], [whole], options, timings)
+    found = Detection(decoded.width, decoded.height, [], [], {}, decoded.orientation, [whole])
+    return _anonymised(decoded, found, options, timings)
 
 
 def faces_to_json(found: Detection, as_stored: bool = False) -> list[dict]:
@@ -149,3 +193,9 @@ def faces_to_json(found: Detection, as_stored: bool = False) -> list[dict]:
         }
         for face, region in zip(found.faces, found.regions, strict=True)
     ]
+
+
+def regions_to_json(found: Detection) -> list[list[int]]:
+    """Every anonymised region on the upright image, found and given: what a client edits
+    and sends back as `regions` with `detect=false`."""
+    return [[int(v) for v in box] for box in found.anonymised]

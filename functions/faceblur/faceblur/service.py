@@ -91,7 +91,7 @@ def _pair(
     With a sealing public key, the original goes to the store sealed for its authority
     (faceblur.seal), never in the clear.
     """
-    sealed = seal_for_store(seal_key, data, result.data, result.regions, max_pixels)
+    sealed = seal_for_store(seal_key, data, result.data, result.anonymised, max_pixels)
     # The result keeps the input's format, so its type is the original's type too.
     return {
         "sealed": sealed,
@@ -100,7 +100,7 @@ def _pair(
         "result": result.data,
         "result_type": result.mime_type,
         "options": vars(options),
-        "result_metadata": {FACES_METADATA: str(len(result.faces))},
+        "result_metadata": {FACES_METADATA: str(len(result.anonymised))},
     }
 
 
