@@ -220,6 +220,13 @@ def bad_requests(portrait_jpeg: bytes) -> dict[str, tuple[dict, int]]:
             {"data": b"x", "headers": {"Content-Type": "multipart/form-data"}},
             400,
         ),
+        "multipart of too many parts": (
+            {
+                "files": {"image": ("a.jpg", portrait_jpeg)},
+                "data": {f"field{i}": "x" for i in range(40)},
+            },
+            400,
+        ),
         "two images": (
             {"files": {"a": ("a.jpg", portrait_jpeg), "b": ("b.jpg", portrait_jpeg)}},
             400,

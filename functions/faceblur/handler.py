@@ -165,10 +165,10 @@ def _multipart_parts(body: bytes, boundary: str) -> list[tuple[Field | File, byt
     The decoder rather than `FormDataParser`: that one decodes every part without a
     filename as UTF-8 text, and an image sent as a plain `image` field must stay bytes.
     """
-    decoder = MultipartDecoder(boundary.encode("latin-1"), max_parts=MAX_FORM_PARTS)
     parts: list[tuple[Field | File, bytes]] = []
     chunks: list[bytes] = []
     try:
+        decoder = MultipartDecoder(boundary.encode("latin-1"), max_parts=MAX_FORM_PARTS)
         decoder.receive_data(body)
         decoder.receive_data(None)
         event = decoder.next_event()
