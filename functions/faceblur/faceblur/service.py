@@ -37,6 +37,7 @@ class PairStore(Protocol):
         result_type: str,
         options: Mapping[str, object],
         result_metadata: Mapping[str, str] | None = None,
+        prefix: str = "",
     ) -> StoredPair | None: ...
 
     def result_url(self, key: str) -> str: ...
@@ -53,6 +54,7 @@ class NullStore:
         result_type: str,
         options: Mapping[str, object],
         result_metadata: Mapping[str, str] | None = None,
+        prefix: str = "",
     ) -> None:
         return None
 
@@ -91,13 +93,19 @@ def _pair(data: bytes, result: Result, options: Options) -> dict[str, object]:
 
 
 def anonymise_and_store(
-    data: bytes, options: Options, anonymiser: Anonymiser, store: PairStore, max_pixels: int
+    data: bytes,
+    options: Options,
+    anonymiser: Anonymiser,
+    store: PairStore,
+    max_pixels: int,
+    prefix: str = "",
 ) -> Outcome:
-    """Anonymise `data` and keep the original with its result in `store` (both or neither)."""
+    """Anonymise `data` and keep the original with its result in `store` (both or neither),
+    under `prefix` (the owner's, where accounts are on)."""
     started = time.perf_counter()
     result = anonymiser.anonymise(data, options, max_pixels)
     stored_at = time.perf_counter()
-    pair = store.put_pair(**_pair(data, result, options))
+    pair = store.put_pair(**_pair(data, result, options), prefix=prefix)
     kept = Kept(pair, store.result_url(pair.result_key)) if pair else None
     timings = {
         **result.timings,

@@ -271,14 +271,19 @@ class Store:
         result_type: str,
         options: Mapping[str, object],
         result_metadata: Mapping[str, str] | None = None,
+        prefix: str = "",
     ) -> StoredPair:
-        """Store the original and its result, both or neither (see the module docstring)."""
+        """Store the original and its result, both or neither (see the module docstring).
+
+        `prefix` (an owner's `u/<id>/`) goes before both keys: an owner's objects are
+        theirs alone, even when two people send the same photo.
+        """
         self.retry_rollbacks()
         image_id = content_id(original)
         pair = StoredPair(
             image_id=image_id,
-            original_key=original_key(image_id, original_type),
-            result_key=result_key(image_id, options_id(options), result_type),
+            original_key=prefix + original_key(image_id, original_type),
+            result_key=prefix + result_key(image_id, options_id(options), result_type),
         )
         originals, results = self.settings.bucket_originals, self.settings.bucket_results
         original_was_there = self.exists(originals, pair.original_key)
@@ -308,7 +313,8 @@ class Store:
             return
         if rollback.original_was_there:
             return
-        if not self.keys(settings.bucket_results, prefix=f"{pair.image_id}/"):
+        results_of_original = pair.result_key.rsplit("/", 1)[0] + "/"
+        if not self.keys(settings.bucket_results, prefix=results_of_original):
             self.remove(settings.bucket_originals, pair.original_key)
 
     def _roll_back(self, rollback: _Rollback) -> None:
