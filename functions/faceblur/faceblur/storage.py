@@ -180,12 +180,12 @@ class Store:
 
         return self._call(f"list {bucket}", listing)
 
-    def results_newest_first(self) -> list[StoredObject]:
-        """Every result with its date and size, newest first (S3 lists by key)."""
+    def results_newest_first(self, prefix: str = "") -> list[StoredObject]:
+        """Every result under `prefix` with its date and size, newest first (S3 lists by key)."""
 
         def listing() -> list[StoredObject]:
             objects = self.client.list_objects(
-                bucket_name=self.settings.bucket_results, recursive=True
+                bucket_name=self.settings.bucket_results, prefix=prefix, recursive=True
             )
             return [
                 StoredObject(obj.object_name, obj.last_modified or _EPOCH, obj.size or 0)
