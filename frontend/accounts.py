@@ -32,10 +32,10 @@ from faceblur.accounts import (
     Identity,
     RateLimiter,
     open_accounts,
+    remove_owned,
 )
 from faceblur.config import is_loopback_endpoint
 from faceblur.errors import UnavailableError
-from faceblur.service import remove_owned
 from faceblur.storage import Store
 
 # Sign-in attempts a minute, per address and per name: slows password guessing to a

@@ -180,18 +180,3 @@ def process_bucket_events(
                 reason = str(error)
         ignored.append({"bucket": event.bucket, "key": event.key, "reason": reason})
     return {"processed": processed, "ignored": ignored}
-
-
-def remove_owned(store: Store, prefix: str) -> int:
-    """Remove every original and result under an owner's `prefix`; how many objects went.
-
-    Results first: a result without its original is never left for a reader to find.
-    """
-    if not prefix.endswith("/"):
-        raise ValueError("an owner's prefix ends with '/': nothing else may be emptied")
-    removed = 0
-    for bucket in (store.settings.bucket_results, store.settings.bucket_originals):
-        for key in store.keys(bucket, prefix=prefix):
-            store.remove(bucket, key)
-            removed += 1
-    return removed

@@ -33,6 +33,7 @@ from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.orm import Session
 
 from faceblur.config import ENV_VARS, SECRETS_DIR, ConfigError, parse_flag, read_secret
+from faceblur.storage import Store
 
 from .models import ApiKey, User
 
@@ -132,6 +133,21 @@ def hash_key(key: str) -> str:
 def owner_prefix(storage_id: str) -> str:
     """Where a person's originals and results live in their buckets."""
     return f"u/{storage_id}/"
+
+
+def remove_owned(store: Store, prefix: str) -> int:
+    """Remove every original and result under an owner's `prefix`; how many objects went.
+
+    Results first: a result without its original is never left for a reader to find.
+    """
+    if not prefix.endswith("/"):
+        raise ValueError("an owner's prefix ends with '/': nothing else may be emptied")
+    removed = 0
+    for bucket in (store.settings.bucket_results, store.settings.bucket_originals):
+        for key in store.keys(bucket, prefix=prefix):
+            store.remove(bucket, key)
+            removed += 1
+    return removed
 
 
 @dataclass(frozen=True)
