@@ -110,13 +110,15 @@ def band_of(height: float) -> str:
 
 
 def faceblur_regions(boxes: list, width: int, height: int) -> list:
-    from faceblur.anonymise import DEFAULT_PADDING, padded_region
+    from faceblur.anonymise import padded_region
+    from faceblur.options import DEFAULT_PADDING
 
     return [padded_region(tuple(box), DEFAULT_PADDING, width, height) for box in boxes]
 
 
 def faceblur_mask(boxes: list, width: int, height: int) -> np.ndarray:
-    from faceblur.anonymise import DEFAULT_SHAPE, region_mask
+    from faceblur.anonymise import region_mask
+    from faceblur.options import DEFAULT_SHAPE
 
     return region_mask(height, width, faceblur_regions(boxes, width, height), DEFAULT_SHAPE)
 

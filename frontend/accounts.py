@@ -233,6 +233,7 @@ def revoke_key(key_id: int) -> Any:
 def delete_results() -> Any:
     try:
         removed = remove_owned(_storage(), current_identity().prefix)
+        current_app.extensions["faceblur"].thumbnails.forget_under(current_identity().prefix)
     except UnavailableError:
         return _account_page(503, error="The photo store is not available; nothing was deleted.")
     return _account_page(message=f"Deleted {removed} stored file{'s' * (removed != 1)}.")
@@ -245,6 +246,7 @@ def delete_account() -> Any:
         return _account_page(400, error="Please type your password to delete your account.")
     try:
         remove_owned(_storage(), identity.prefix)
+        current_app.extensions["faceblur"].thumbnails.forget_under(identity.prefix)
     except UnavailableError:
         return _account_page(503, error="The photo store is not available; nothing was deleted.")
     _services().accounts.delete_user(identity.user_id)

@@ -2,7 +2,8 @@
 
 A Flask app factory. The page is a client of the faceblur function over HTTP,
 exactly as in the cluster; it reads the results bucket for the gallery and for
-downloads, and never touches the originals bucket.
+downloads, and never reads the originals bucket (it only deletes a person's upload
+with its result when they ask).
 
 Run it with `waitress-serve --call frontend.app:create_app` (see frontend/Dockerfile).
 """
@@ -10,8 +11,9 @@ Run it with `waitress-serve --call frontend.app:create_app` (see frontend/Docker
 from __future__ import annotations
 
 import io
+import logging
 import secrets
-import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +44,7 @@ from faceblur.options import (
 )
 
 from . import accounts
+from .archive import Entry, stream_zip
 from .gateway import PLAIN_ERRORS, FunctionClient, FunctionError
 from .results import ResultsBucket
 from .safety import download_name, is_safe_key
@@ -235,34 +238,82 @@ def thumbnail(key: str) -> Any:
 
 @pages.get("/results.zip")
 def download_all() -> Any:
-    """Several results in one zip; `key` and `name` are repeated, in the same order."""
+    """Several results in one zip, streamed; `key` and `name` are repeated, in the same order.
+
+    A key asked for twice is zipped once. The sizes are added up before anything is sent,
+    so an archive over the limit is a 413, not a cut download.
+    """
     keys = request.args.getlist("key")
     names = request.args.getlist("name")
     if not keys or len(keys) > MAX_ZIP_FILES or not all(_readable(k) for k in keys):
         return _error_page(400, "Nothing to download: the list of results is empty or wrong.")
-    buffer = io.BytesIO()
+    results = _services().results
+    limit = _services().settings.max_zip_bytes
+    entries: list[Entry] = []
     used_names: set[str] = set()
+    total = 0
     try:
-        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-            for index, key in enumerate(keys):
-                stored = _services().results.read(key)
-                if stored is None:
-                    continue
-                name = _unique(
-                    download_name(names[index] if index < len(names) else None, key), used_names
+        for key in dict.fromkeys(keys):
+            size = results.size(key)
+            if size is None:
+                continue
+            total += size
+            if total > limit:
+                return _error_page(
+                    413,
+                    f"These photos are too many to download together (more than "
+                    f"{human_bytes(limit)}). Please download them one by one or in smaller groups.",
                 )
-                archive.writestr(name, stored.data)
+            first = keys.index(key)
+            user_name = names[first] if first < len(names) else None
+            name = _unique(download_name(user_name, key), used_names)
+            entries.append(Entry(name, size, lambda key=key: results.pieces(key)))
     except UnavailableError:
         return _error_page(503, STORAGE_UNAVAILABLE)
-    if not used_names:
+    if not entries:
         return _error_page(404, "These results are no longer available.")
-    buffer.seek(0)
-    return send_file(
-        buffer,
-        mimetype="application/zip",
-        as_attachment=True,
-        download_name="anonymised-photos.zip",
+    response = current_app.response_class(
+        _logged_stream(stream_zip(entries), current_app.logger), mimetype="application/zip"
     )
+    response.headers["Content-Disposition"] = "attachment; filename=anonymised-photos.zip"
+    return response
+
+
+def _logged_stream(pieces: Iterator[bytes], logger: logging.Logger) -> Iterator[bytes]:
+    """Pass the pieces on; if storage fails half-way the download is cut (the status is
+    sent already), and the log says why. Runs after the request's context is gone."""
+    try:
+        yield from pieces
+    except UnavailableError:
+        logger.warning("a zip download was cut: storage stopped answering")
+        raise
+
+
+@pages.get("/delete/<path:key>")
+def confirm_delete(key: str) -> Any:
+    """Ask before deleting: a link never deletes anything by itself."""
+    if not _readable(key):
+        return _error_page(404, "There is no such result.")
+    return render_template("delete.html", key=key, deleted=False)
+
+
+@pages.post("/delete/<path:key>")
+def delete(key: str) -> Any:
+    """Delete the person's upload and every anonymised copy made from it (CSRF-checked)."""
+    if not _readable(key):
+        return _error_page(404, "There is no such result.")
+    try:
+        found = _services().results.delete_photo(key)
+    except UnavailableError:
+        return _error_page(
+            503,
+            "The photo store is not available right now, so nothing could be deleted. "
+            "Please try again in a minute.",
+        )
+    if not found:
+        return _error_page(404, "This photo is not stored here (any more). Nothing to delete.")
+    _services().thumbnails.forget_photo(key)
+    return render_template("delete.html", key=key, deleted=True)
 
 
 @pages.get("/healthz")
@@ -289,6 +340,12 @@ def _picker_context() -> dict[str, Any]:
         "default_shape": DEFAULT_SHAPE,
         "max_bytes": current_app.config["FACEBLUR_MAX_BYTES"],
     }
+
+
+@pages.app_context_processor
+def _storage_facts() -> dict[str, Any]:
+    """What every page says about what is kept, from the settings that make it so."""
+    return {"retention_days": _services().settings.retention_days}
 
 
 def _chosen_options() -> tuple[str, str]:
@@ -351,6 +408,7 @@ def _outcome(answer: dict[str, Any], user_name: str | None, method: str, shape: 
         "shape": shape,
         "result_url": result_url,
         "download_url": url_for("pages.download", key=key, name=user_name or ""),
+        "delete_url": url_for("pages.confirm_delete", key=key),
         "download_name": name,
     }
 

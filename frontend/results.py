@@ -1,13 +1,15 @@
-"""Read-only access to the results bucket: the gallery, presigned URLs, downloads.
+"""The results bucket as the page sees it: the gallery, presigned URLs, downloads, and
+deleting a photo with its results.
 
-Only the results bucket is ever named here: originals stay private, and no
-route of the frontend can reach them.
+Originals are never read, listed or linked here: the only way the page touches them is
+`delete_photo`, which removes a person's upload together with its results.
 """
 
 from __future__ import annotations
 
 import math
 import mimetypes
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,13 +74,14 @@ class ResultsBucket:
         page_count = max(1, math.ceil(len(objects) / per_page))
         number = min(max(1, number), page_count)
         chosen = objects[(number - 1) * per_page : number * per_page]
+        counts = self._face_counts([obj.key for obj in chosen])
         items = [
             GalleryItem(
                 key=obj.key,
                 url=self.presigned_url(obj.key),
                 modified=obj.modified,
                 size=obj.size,
-                face_count=self._face_count(obj.key),
+                face_count=counts.get(obj.key),
             )
             for obj in chosen
         ]
@@ -95,8 +98,25 @@ class ResultsBucket:
         mime_type = mimetypes.guess_type(key)[0] or "application/octet-stream"
         return StoredResult(data=data, content_type=mime_type)
 
-    def _face_count(self, key: str) -> int | None:
-        try:
-            return self._store.face_count(key)
-        except UnavailableError:  # the page still shows the result, without its count
-            return None
+    def size(self, key: str) -> int | None:
+        """A result's size in bytes, or None when there is no such result."""
+        return self._store.size(self._bucket, key)
+
+    def pieces(self, key: str) -> Iterator[bytes]:
+        """A result's bytes a piece at a time (for the streamed zip)."""
+        return self._store.chunks(self._bucket, key)
+
+    def delete_photo(self, key: str) -> bool:
+        """Delete the upload this result was made from and its results; False if none."""
+        return self._store.remove_photo(key)
+
+    def _face_counts(self, keys: list[str]) -> dict[str, int | None]:
+        """Each result's face count; once the store fails, the rest are left unknown, so a
+        store that stalls mid-page costs one timeout, not one per photo."""
+        counts: dict[str, int | None] = {}
+        for key in keys:
+            try:
+                counts[key] = self._store.face_count(key)
+            except UnavailableError:  # the page still shows the results, without counts
+                break
+        return counts

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from pathlib import PurePosixPath
-
-from werkzeug.utils import secure_filename
 
 from faceblur.formats import EXTENSIONS
 
@@ -24,14 +23,32 @@ def is_safe_key(key: str) -> bool:
     return all(_KEY_SEGMENT.fullmatch(s) and s not in (".", "..") for s in segments)
 
 
+# Kept in a download name besides letters, marks and digits of every script: what is
+# harmless in a file name on any system and in a Content-Disposition header. The joiners
+# are invisible but spell words in Persian and Indic scripts.
+_NAME_PUNCTUATION = frozenset(" -_.()") | {"\u200c", "\u200d"}
+_UNSAFE_RUN = re.compile(r"_{2,}| {2,}|\.{2,}")
+MAX_STEM_CHARACTERS = 80
+
+
+def _safe_character(character: str) -> str:
+    if character in _NAME_PUNCTUATION or unicodedata.category(character)[0] in "LMN":
+        return character
+    return "_"  # separators, quotes, controls, bidi overrides, symbols
+
+
 def download_name(user_name: str | None, key: str, fallback: str = "photo") -> str:
-    """A safe file name for a result: the user's name without its path or odd characters.
+    """A safe file name for a result: the user's name without its path or unsafe characters.
 
     `user_name` is whatever the browser said the photo was called; only its stem
-    survives, through `secure_filename`, and the extension comes from our key.
+    survives, with the letters of any script (`famille été` stays `famille été`), and
+    the extension comes from our key. Flask sends a non-ASCII name as RFC 5987
+    `filename*` with an ASCII `filename` beside it.
     """
     stem = PurePosixPath((user_name or "").replace("\\", "/")).stem
-    safe_stem = secure_filename(stem)[:80].strip("._-") or fallback
+    stem = "".join(_safe_character(c) for c in unicodedata.normalize("NFC", stem))
+    stem = _UNSAFE_RUN.sub(lambda run: run.group()[0], stem)
+    safe_stem = stem[:MAX_STEM_CHARACTERS].strip("._- \u200c\u200d") or fallback
     suffix = PurePosixPath(key).suffix.lower()
     if suffix not in EXTENSIONS.values():
         suffix = ""

@@ -62,3 +62,15 @@ class ThumbnailCache:
             self._items.move_to_end(key)
             while len(self._items) > self._entries:
                 self._items.popitem(last=False)
+
+    def forget_photo(self, result_key: str) -> None:
+        """Drop the thumbnails of every result of the photo `result_key` was made from."""
+        # A photo's results share every key segment but the last (owner prefix included).
+        self.forget_under(result_key.rsplit("/", 1)[0] + "/")
+        self.forget_under(result_key)
+
+    def forget_under(self, prefix: str) -> None:
+        """Drop every thumbnail whose key starts with `prefix` (e.g. a deleted owner's)."""
+        with self._lock:
+            for key in [k for k in self._items if k.startswith(prefix)]:
+                del self._items[key]

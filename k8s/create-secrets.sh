@@ -15,6 +15,10 @@
 #                                              faceblur-database-url, is built from it)
 #   FACEBLUR_INTERNAL_TOKEN                    lets the page call the function for its
 #                                              signed-in person
+#   FACEBLUR_SEAL_PUBLIC_KEY_FILE              the authority's public key (authority.pub from
+#                                              `faceblur keys new`): originals are stored
+#                                              sealed for it. Unset: "off", stored in clear.
+#                                              Never give it the private key.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -30,6 +34,14 @@ postgres_password=${POSTGRES_PASSWORD:-$(random_value)}
 internal_token=${FACEBLUR_INTERNAL_TOKEN:-$(random_value)}
 # k8s/postgres.yaml: user and database faceblur, Service postgres in namespace faceblur.
 database_url="postgresql+psycopg://faceblur:${postgres_password}@postgres.faceblur.svc.cluster.local:5432/faceblur"
+seal_public_key=off
+if [ -n "${FACEBLUR_SEAL_PUBLIC_KEY_FILE:-}" ]; then
+  seal_public_key=$(cat "$FACEBLUR_SEAL_PUBLIC_KEY_FILE")
+  if grep -q "PRIVATE KEY" <<<"$seal_public_key"; then
+    echo "FACEBLUR_SEAL_PUBLIC_KEY_FILE holds a private key: give the function authority.pub" >&2
+    exit 2
+  fi
+fi
 
 # MinIO refuses passwords under 8 characters; catch it here rather than in a crash loop.
 for value in "$minio_root_password" "$secret_key"; do
@@ -74,6 +86,8 @@ apply_secret openfaas-fn faceblur-database-url \
   --from-literal=faceblur-database-url="$database_url"
 apply_secret openfaas-fn faceblur-internal-token \
   --from-literal=faceblur-internal-token="$internal_token"
+apply_secret openfaas-fn faceblur-seal-public-key \
+  --from-literal=faceblur-seal-public-key="$seal_public_key"
 
 echo "Secrets ready. MinIO console user: $minio_root_user; its password:"
 echo "  kubectl get secret minio-root -n faceblur -o jsonpath='{.data.root-password}' | base64 -d"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import unicodedata
 import zipfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -32,7 +33,6 @@ from frontend.safety import download_name, is_safe_key
 ROOT = Path(__file__).resolve().parents[1]
 FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
 
-SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*-anonymised\.png")
 SECRET = "a-test-secret-key-that-is-long-enough"
 
 
@@ -310,7 +310,7 @@ def test_secret_key_is_read_from_the_secret_file(tmp_path):
     [
         ("holiday.jpg", "holiday-anonymised.jpg"),
         ("../../etc/passwd.jpg", "passwd-anonymised.jpg"),
-        ("C:\\Users\\me\\My Photo.JPG", "My_Photo-anonymised.jpg"),
+        ("C:\\Users\\me\\My Photo.JPG", "My Photo-anonymised.jpg"),
         ("..", "photo-anonymised.jpg"),
         ("", "photo-anonymised.jpg"),
         (None, "photo-anonymised.jpg"),
@@ -324,7 +324,11 @@ def test_download_names_keep_only_a_safe_stem(user_name, expected):
 @given(st.text(max_size=300))
 def test_any_user_name_becomes_a_plain_file_name(user_name):
     name = download_name(user_name, "0123abcd/99ff.png")
-    assert SAFE_FILE_NAME.fullmatch(name), name
+    assert name.endswith("-anonymised.png")
+    # Letters, marks and digits of any script, and a little harmless punctuation.
+    harmless = set(" -_.()\u200c\u200d")
+    assert all(c in harmless or unicodedata.category(c)[0] in "LMN" for c in name), name
+    assert name[0] not in " .-_\u200c\u200d"  # no hidden file, option or blank start
     assert ".." not in name and len(name) <= 100
 
 

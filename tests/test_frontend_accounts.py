@@ -270,3 +270,16 @@ def test_sign_up_only_when_the_operator_allows_it(s3, auth_stack, account_settin
     assert made.status_code == 302
     assert client.get("/account").status_code == 200
     assert auth_stack.accounts.user(name) is not None
+
+
+def test_one_photo_is_deleted_only_by_its_owner(app, auth_stack, s3, photo):
+    ann, bob = person(app, auth_stack, "ann"), person(app, auth_stack, "bob")
+    mine = upload(ann, photo)["key"]
+    theirs = upload(bob, photo)["key"]
+    assert ann.get(f"/delete/{theirs}").status_code == 404
+    refused = ann.post(f"/delete/{theirs}", data={"csrf_token": token_of(ann, "/")})
+    assert refused.status_code == 404 and theirs in s3.snapshot()["results"]
+    deleted = ann.post(f"/delete/{mine}", data={"csrf_token": token_of(ann, "/")})
+    assert deleted.status_code == 200
+    snapshot = s3.snapshot()
+    assert snapshot["results"] == [theirs] and len(snapshot["originals"]) == 1

@@ -115,7 +115,8 @@ def test_async_result_is_posted_to_the_callback_url() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Callback)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        client = app_returning({"statusCode": 201, "body": {"n": 1}})
+        answer = {"statusCode": 201, "body": {"n": 1}}
+        client = create_app(lambda e, c: answer, "demo", {"127.0.0.1"}).test_client()
         response = client.post(
             "/async-function/demo",
             data=b"x",

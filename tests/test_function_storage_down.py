@@ -6,12 +6,19 @@ reaches the server through a proxy that can also cut the line between two writes
 
 from __future__ import annotations
 
+import io
+import os
+import re
+import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import pytest
 import requests
 
+from faceblur.config import load_settings
+from faceblur.storage import content_id
+from frontend.app import create_app
 from stack_fixtures import CuttingProxy, LocalS3, scaled_photo, start_function, start_local_s3
 
 CONSISTENT_WAIT_SECONDS = 40
@@ -113,3 +120,68 @@ def test_server_stopped_while_requests_run_leaves_only_whole_pairs(stack, photos
             body = response.json()
             assert body["original_key"] in snapshot["originals"]
             assert body["result_key"] in snapshot["results"]
+
+
+FAST_503_SECONDS = 15
+
+
+def timed(call):
+    started = time.monotonic()
+    response = call()
+    return response, time.monotonic() - started
+
+
+def assert_no_internals(text: str, s3: LocalS3, photo: bytes) -> None:
+    for internal in (
+        s3.endpoint,
+        f":{s3.server.port}",
+        "HTTPConnectionPool",
+        "host=",
+        "Traceback",
+        content_id(photo),
+    ):
+        assert internal not in text, f"{internal!r} in {text[:300]!r}"
+
+
+def test_a_frozen_store_is_a_fast_503_in_plain_words(stack, photos, tmp_path) -> None:
+    """SIGSTOP on the S3 server: it accepts connections and never answers. Each path
+    answers within seconds (the S3 timeout), says what failed, and names nothing internal."""
+    s3, _, url = stack
+    settings = load_settings(
+        environ={
+            **s3.env,
+            "FACEBLUR_GATEWAY_URL": url.rsplit("/function/", 1)[0],
+            "FACEBLUR_FRONTEND_SECRET_KEY": "a-test-secret-key-that-is-long-enough",
+        },
+        secrets_dir=tmp_path,
+    )
+    page = create_app({"FACEBLUR_SETTINGS": settings}).test_client()
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page.get("/").get_data(True))[1]
+    photo = photos[0]
+    os.kill(s3.server.process.pid, signal.SIGSTOP)
+    try:
+        posted, post_seconds = timed(lambda: post(url, photo))
+        info, info_seconds = timed(lambda: requests.get(url, timeout=60))
+        gallery, gallery_seconds = timed(lambda: page.get("/gallery"))
+        sent, sent_seconds = timed(
+            lambda: page.post(
+                "/api/anonymise",
+                data={"photo": (io.BytesIO(photo), "me.png", "image/png")},
+                headers={"X-CSRFToken": token},
+                content_type="multipart/form-data",
+            )
+        )
+    finally:
+        os.kill(s3.server.process.pid, signal.SIGCONT)
+    assert posted.status_code == 503 and post_seconds < FAST_503_SECONDS, post_seconds
+    assert "storage unavailable" in posted.json()["error"]
+    assert info.status_code == 200 and info_seconds < FAST_503_SECONDS, info_seconds
+    assert info.json()["storage"]["reachable"] is False
+    assert "storage unavailable" in info.json()["storage"]["error"]
+    assert gallery.status_code == 503 and gallery_seconds < FAST_503_SECONDS, gallery_seconds
+    assert "photo store is not available" in gallery.get_data(as_text=True)
+    assert sent.status_code == 503 and sent_seconds < FAST_503_SECONDS, sent_seconds
+    for text in (posted.text, info.text, gallery.get_data(True), sent.get_data(True)):
+        assert_no_internals(text, s3, photo)
+    # Thawed: the same photo goes through.
+    assert post(url, photo).status_code == 200

@@ -290,7 +290,8 @@ def test_bucket_event_is_processed_once_and_outputs_never_trigger(
     assert response.status_code == 202
     assert response.headers["X-Call-Id"]
     deadline = time.monotonic() + EVENT_WAIT_SECONDS
-    while time.monotonic() < deadline and not s3.snapshot()["results"]:
+    # The inbox object goes after the pair is written: wait for both, not just the result.
+    while time.monotonic() < deadline and (not s3.snapshot()["results"] or s3.snapshot()["inbox"]):
         time.sleep(0.5)
     snapshot = s3.snapshot()
     assert snapshot["inbox"] == []

@@ -209,6 +209,9 @@
     download.href = outcome.download_url;
     download.setAttribute("download", outcome.download_name);
     download.setAttribute("aria-label", "Download the anonymised copy of " + file.name);
+    const remove = card.querySelector("a.delete-link");
+    remove.href = outcome.delete_url;
+    remove.setAttribute("aria-label", "Delete " + file.name + " and its copy from this service");
     card.querySelector(".card-body").hidden = false;
     finished.push({ key: outcome.key, name: file.name });
     updateDownloadAll();

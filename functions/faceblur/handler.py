@@ -47,7 +47,13 @@ from faceblur.accounts import (  # noqa: E402
     load_account_settings,
     open_accounts,
 )
-from faceblur.config import ConfigError, Settings, load_settings, parse_flag  # noqa: E402
+from faceblur.config import (  # noqa: E402
+    ConfigError,
+    Settings,
+    callback_refusal,
+    load_settings,
+    parse_flag,
+)
 from faceblur.errors import (  # noqa: E402
     BadRequestError,
     EmptyImageError,
@@ -61,6 +67,7 @@ from faceblur.errors import (  # noqa: E402
 )
 from faceblur.options import METHOD_INFO, SHAPES, STRENGTHS, Options, parse_options  # noqa: E402
 from faceblur.pipeline import Result, anonymise_image, faces_to_json  # noqa: E402
+from faceblur.seal import fingerprint, load_public_key  # noqa: E402
 from faceblur.service import (  # noqa: E402
     NullStore,
     ObjectEvent,
@@ -74,6 +81,9 @@ RAW_TYPES = ("application/octet-stream",)
 # One image and a handful of option fields: a form of more parts is not ours.
 MAX_FORM_PARTS = 32
 JSON_HEADERS = {"Content-Type": "application/json"}
+# Deeper than any request or bucket event needs (an event is 5 levels), far below where
+# Python's parser or repr() would recurse out of stack.
+MAX_JSON_DEPTH = 32
 
 
 # -- process-wide state: built once, never per request -------------------------------------
@@ -221,6 +231,33 @@ def _flag(name: str, value: object) -> bool:
         raise BadRequestError(f"{name} {error}") from None
 
 
+def _json_depth(document: object) -> int:
+    """How deeply lists and objects nest in a parsed document (without recursion)."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, (list, dict)):
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                break
+            children = value.values() if isinstance(value, dict) else value
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _parse_json(body: bytes) -> object:
+    too_deep = BadRequestError(f"malformed JSON: nested too deeply (at most {MAX_JSON_DEPTH})")
+    try:
+        document = json.loads(body)
+    except RecursionError:
+        raise too_deep from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadRequestError(f"malformed JSON: {error}") from None
+    if _json_depth(document) > MAX_JSON_DEPTH:
+        raise too_deep
+    return document
+
+
 def _decode_base64(text: object) -> bytes:
     if not isinstance(text, str):
         raise BadRequestError('"image" must be a base64 string')
@@ -292,10 +329,7 @@ def _request_image(event, settings: Settings) -> tuple[bytes, dict[str, object]]
     media_type, parameters = _content_type(event.headers)
     raw: dict[str, object] = {}
     if media_type == "application/json" or (not media_type and body[:1] == b"{"):
-        try:
-            document = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise BadRequestError(f"malformed JSON: {error}") from None
+        document = _parse_json(body)
         if not isinstance(document, dict):
             raise BadRequestError('JSON body must be an object: {"image": "<base64>", ...}')
         if "Records" in document:
@@ -349,6 +383,13 @@ def _describe(outcome: Outcome, timings: dict[str, float]) -> dict:
 
 def _process(event, settings: Settings) -> object:
     started = time.perf_counter()
+    # In the cluster OpenFaaS's queue worker posts the answer to X-Callback-Url and passes
+    # the header on: refusing here keeps photos and results away from unlisted hosts (the
+    # worker still posts this error there; only a network policy stops that post).
+    callback_url = event.headers.get("X-Callback-Url")
+    refusal = callback_refusal(callback_url, settings.callback_hosts) if callback_url else None
+    if refusal:
+        raise BadRequestError(refusal)
     parsed = _request_image(event, settings)
     if isinstance(parsed, dict):
         store = _settings_and_store()[1]
@@ -360,8 +401,15 @@ def _process(event, settings: Settings) -> object:
     store_it = _flag("store", raw.pop("store", True))
     options = parse_options(raw)
     store = _settings_and_store()[1] if store_it else NullStore()
-    prefix = caller.prefix if caller else ""
-    outcome = anonymise_and_store(data, options, MODEL, store, settings.max_pixels, prefix)
+    outcome = anonymise_and_store(
+        data,
+        options,
+        MODEL,
+        store,
+        settings.max_pixels,
+        settings.seal_public_key,
+        prefix=caller.prefix if caller else "",
+    )
     if gate and caller:
         gate.count(caller)
     timings = {**outcome.timings, "request": time.perf_counter() - started}
@@ -395,6 +443,15 @@ def _object_events(document: dict) -> list[ObjectEvent]:
     return events
 
 
+def _sealing(settings: Settings) -> dict:
+    """Whether originals are stored sealed, and for which authority key (its fingerprint)."""
+    key = settings.seal_public_key
+    return {
+        "enabled": key is not None,
+        "authority": fingerprint(load_public_key(key)) if key else None,
+    }
+
+
 def _info() -> dict:
     settings, store = _settings_and_store()
     try:
@@ -410,6 +467,7 @@ def _info() -> dict:
             "model_loaded": MODEL.loaded,
             "storage": storage,
             "limits": {"max_bytes": settings.max_bytes, "max_pixels": settings.max_pixels},
+            "sealing": _sealing(settings),
             "options": vars(Options()),
             "methods": dict(METHOD_INFO),
             "shapes": list(SHAPES),

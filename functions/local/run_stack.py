@@ -7,6 +7,9 @@
   under /function/faceblur and /async-function/faceblur.
 - Frontend (when frontend/app.py exists): waitress on 127.0.0.1:FACEBLUR_FRONTEND_PORT
   (5000), with a secret key generated for this run.
+
+If the S3 server dies, the function and the page stay up and answer 503 while the runner
+starts it again (a few times, waiting longer each time) and says so.
 """
 
 from __future__ import annotations
@@ -17,15 +20,82 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-from s3_server import ROOT, port_open, start_s3_server, stop_process, wait_for_port
+from s3_server import ROOT, S3Server, port_open, start_s3_server, stop_process, wait_for_port
 
 from faceblur.config import load_settings
 
 MODEL_TIMEOUT_SECONDS = 300
+# Waits before each restart of a dead S3 server; after the last, the runner stops trying
+# (the function and the page keep answering 503). A server up this long has recovered.
+S3_RESTART_DELAYS_SECONDS = (2, 4, 8, 16, 30)
+S3_STABLE_SECONDS = 60
+
+
+def say(message: str) -> None:
+    print(f"[make run] {message}", file=sys.stderr, flush=True)
+
+
+class SupervisedS3:
+    """The S3 server, started again when it dies, a bounded number of times in a row."""
+
+    def __init__(self, start: Callable[[], S3Server]) -> None:
+        self._start = start
+        self.server: S3Server | None = start()
+        self._started_at = time.monotonic()
+        self._failures = 0
+        self._next_try: float | None = None
+        self.gave_up = False
+
+    def watch(self) -> None:
+        """Called every half second by the main loop."""
+        now = time.monotonic()
+        if self.gave_up:
+            return
+        if self.server is not None and self.server.process.poll() is None:
+            if now - self._started_at > S3_STABLE_SECONDS:
+                self._failures = 0
+            return
+        if self._next_try is None:
+            self._schedule_restart(now)
+        elif now >= self._next_try:
+            self._next_try = None
+            self._failures += 1
+            try:
+                self.server = self._start()
+            except RuntimeError as error:
+                self.server = None
+                say(f"the S3 server did not start again: {error}")
+                return
+            self._started_at = now
+            say(f"the S3 server is back on {self.server.endpoint}")
+
+    def _schedule_restart(self, now: float) -> None:
+        code = self.server.process.returncode if self.server else None
+        self.server = None
+        if self._failures >= len(S3_RESTART_DELAYS_SECONDS):
+            self.gave_up = True
+            say(
+                f"the S3 server failed {self._failures} times in a row; not starting it "
+                "again. The function and the page answer 503 until you restart `make run`."
+            )
+            return
+        delay = S3_RESTART_DELAYS_SECONDS[self._failures]
+        stopped = f"stopped (exit code {code})" if code is not None else "is not running"
+        say(
+            f"the S3 server {stopped}; the function and the page answer 503 until it is "
+            f"back. Restarting it in {delay} s "
+            f"(attempt {self._failures + 1} of {len(S3_RESTART_DELAYS_SECONDS)})."
+        )
+        self._next_try = now + delay
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -58,21 +128,27 @@ def main() -> int:
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
     }
     children: list[tuple[str, subprocess.Popen]] = []
+    s3: SupervisedS3 | None = None
     # Ctrl-C reaches every child of the terminal's process group; SIGTERM only us.
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        s3 = start_s3_server(
-            data_dir,
-            access_key=settings.s3_access_key,
-            secret_key=settings.s3_secret_key,
-            buckets=(settings.bucket_inbox, settings.bucket_originals, settings.bucket_results),
-            port=int(s3_port),
-            address=s3_host,
-            webhook_url=f"{settings.gateway_url}/async-function/{name}",
-            webhook_bucket=settings.bucket_inbox,
-            output=None,
+        s3 = SupervisedS3(
+            lambda: start_s3_server(
+                data_dir,
+                access_key=settings.s3_access_key,
+                secret_key=settings.s3_secret_key,
+                buckets=(
+                    settings.bucket_inbox,
+                    settings.bucket_originals,
+                    settings.bucket_results,
+                ),
+                port=int(s3_port),
+                address=s3_host,
+                webhook_url=f"{settings.gateway_url}/async-function/{name}",
+                webhook_bucket=settings.bucket_inbox,
+                output=None,
+            )
         )
-        children.append(("s3", s3.process))
 
         runner = subprocess.Popen(
             [
@@ -122,6 +198,7 @@ def main() -> int:
                 if process.poll() is not None:
                     print(f"{label} exited with code {process.returncode}", file=sys.stderr)
                     return 1
+            s3.watch()
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("\nstopping ...", flush=True)
@@ -129,6 +206,8 @@ def main() -> int:
     finally:
         for _, process in reversed(children):
             stop_process(process)
+        if s3 is not None:
+            s3.stop()
 
 
 def print_banner(settings, function_url: str, frontend_url: str | None, data_dir: Path) -> None:

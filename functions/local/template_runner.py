@@ -11,7 +11,9 @@ Routes, as the OpenFaaS gateway exposes a function:
   name is what the function sees, as behind the gateway);
 - `POST /async-function/NAME`: 202 with `X-Call-Id` at once; calls run in the
   background one at a time, like the CE queue worker, and their result is POSTed to
-  `X-Callback-Url` when given.
+  `X-Callback-Url` when given, if its host is one of FACEBLUR_CALLBACK_HOSTS (empty:
+  none): otherwise a caller could make the runner post to services behind it. A
+  callback to any other host is refused with 400 before the call is queued.
 
 Run: `python functions/local/template_runner.py --handler functions/faceblur/handler.py`
 """
@@ -26,7 +28,7 @@ import sys
 import threading
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -35,6 +37,8 @@ import requests
 from flask import Flask, Response, jsonify, request
 from waitress import serve
 from werkzeug.datastructures import Headers, MultiDict
+
+from faceblur.config import callback_refusal, parse_hosts
 
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
 # The python-flask-template release stack.yml pins; `format_response` below reads its
@@ -92,7 +96,11 @@ def load_handler(path: str | Path) -> ModuleType:
     return module
 
 
-def create_app(handle: Callable[[Event, Context], object], function_name: str) -> Flask:
+def create_app(
+    handle: Callable[[Event, Context], object],
+    function_name: str,
+    callback_hosts: Collection[str] = frozenset(),
+) -> Flask:
     app = Flask(__name__)
     calls: queue.Queue[tuple[str, Event, str | None]] = queue.Queue()
 
@@ -145,9 +153,13 @@ def create_app(handle: Callable[[Event, Context], object], function_name: str) -
     app.add_url_rule(f"{base}/<path:path>", "call_path", call_function, methods=METHODS)
 
     @app.post(f"/async-function/{function_name}")
-    def call_async() -> Response:
+    def call_async() -> Response | tuple[Response, int]:
+        callback_url = request.headers.get("X-Callback-Url")
+        refusal = callback_refusal(callback_url, callback_hosts) if callback_url else None
+        if refusal:
+            return jsonify(error=refusal), 400
         call_id = str(uuid.uuid4())
-        calls.put((call_id, current_event(""), request.headers.get("X-Callback-Url")))
+        calls.put((call_id, current_event(""), callback_url))
         response = Response("", status=202)
         response.headers["X-Call-Id"] = call_id
         return response
@@ -166,9 +178,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--threads", type=int, default=8, help="concurrent synchronous calls")
+    parser.add_argument(
+        "--callback-hosts",
+        default=os.getenv("FACEBLUR_CALLBACK_HOSTS", ""),
+        help="comma-separated hosts X-Callback-Url may name (default: FACEBLUR_CALLBACK_HOSTS)",
+    )
     args = parser.parse_args(argv)
     handler = load_handler(args.handler)
-    app = create_app(handler.handle, args.name)
+    app = create_app(handler.handle, args.name, parse_hosts(args.callback_hosts))
     print(
         f"function {args.name} on http://{args.host}:{args.port}/function/{args.name}", flush=True
     )

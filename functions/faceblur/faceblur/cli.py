@@ -12,7 +12,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from faceblur import cli_seal
 from faceblur.errors import FaceblurError
+from faceblur.formats import SEALED_SUFFIX
 from faceblur.image import DEFAULT_MAX_PIXELS
 from faceblur.options import METHOD_INFO, METHOD_NAMES, SHAPES, STRENGTHS, Options, parse_options
 from faceblur.pipeline import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
@@ -107,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="treat each whole photo as one face region, without detection "
         "(for photos that are already a face crop)",
     )
+    blur.add_argument(
+        "--seal-to",
+        type=Path,
+        metavar="AUTHORITY.pub",
+        help="also write NAME.sealed: each face's original pixels encrypted for this public "
+        "key (faceblur keys new), to be restored one at a time by `faceblur disclose`",
+    )
 
     detect = commands.add_parser(
         "detect",
@@ -116,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_detection_options(detect)
     detect.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+    cli_seal.add_commands(commands)
     return parser
 
 
@@ -161,6 +171,11 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
     inputs = list(collect_inputs(args.paths))
     if not inputs:
         return _no_photos(args.paths)
+    try:
+        sealer = cli_seal.load_sealer(args.seal_to)
+    except FaceblurError as error:
+        print(f"faceblur: --seal-to {args.seal_to}: {error}", file=sys.stderr)
+        return 2
     detector = None if args.whole_image else _build_detector()
     started = time.perf_counter()
     done = failed = faces = 0
@@ -178,8 +193,11 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
                 result = anonymise_whole_image(data, options, args.max_pixels)
             else:
                 result = anonymise_image(data, detector, options, args.max_pixels)
+            sealed = sealer(data, result) if sealer else None
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(result.data)
+            if sealed is not None:
+                target.with_name(target.name + SEALED_SUFFIX).write_bytes(sealed)
         except (FaceblurError, OSError) as error:
             failed += 1
             tqdm.write(f"faceblur: {source}: {_reason(error)} (skipped)", file=sys.stderr)
@@ -232,6 +250,8 @@ def _reason(error: Exception) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in cli_seal.COMMANDS:
+        return cli_seal.run(args)
     try:
         options = _options(args)
     except FaceblurError as error:

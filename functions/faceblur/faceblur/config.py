@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -42,6 +42,19 @@ ENV_VARS: dict[str, str] = {
     "FACEBLUR_SIGNUP": "off",
     # Requests per minute one API key (or one signed-in person) may make of the function.
     "FACEBLUR_RATE_LIMIT_PER_MINUTE": "60",
+    # Connect and read timeout of every S3 call: a stalled store is a 503 in seconds.
+    "FACEBLUR_S3_TIMEOUT_SECONDS": "5",
+    # Most bytes one "download all" zip may hold (413 above); the zip is streamed.
+    "FACEBLUR_MAX_ZIP_BYTES": str(256 * 1024 * 1024),
+    # Hosts the async route may post results to (X-Callback-Url); comma-separated,
+    # empty = callbacks refused, so a caller cannot make the function post inward.
+    "FACEBLUR_CALLBACK_HOSTS": "",
+    # Days every object (originals, results, inbox) is kept: the bucket set-up Job's
+    # lifecycle rule, and what the page tells people.
+    "FACEBLUR_RETENTION_DAYS": "30",
+    # A file holding the authority's sealing public key (local runs; in the cluster: the
+    # secret faceblur-seal-public-key). Empty: no sealing unless that secret is set.
+    "FACEBLUR_SEAL_PUBLIC_KEY_FILE": "",
 }
 
 # What a cluster deployment (k8s/, stack.yml) changes from the defaults above: where
@@ -70,7 +83,12 @@ SECRETS: dict[str, str] = {
     "faceblur-database-url": "FACEBLUR_DATABASE_URL",
     # Lets the page call the function on behalf of its signed-in person.
     "faceblur-internal-token": "FACEBLUR_INTERNAL_TOKEN",
+    # The authority's X25519 public key (PEM) to seal originals for, or "off".
+    "faceblur-seal-public-key": "FACEBLUR_SEAL_PUBLIC_KEY",
 }
+
+# The sealing key's value that says, explicitly, that originals are stored in the clear.
+SEAL_OFF = "off"
 
 # Only an S3 server on this machine may be reached with these: a local server
 # ignores them, a real MinIO elsewhere must be given its own keys.
@@ -98,6 +116,12 @@ class Settings:
     gateway_url: str
     function_name: str
     frontend_secret_key: str | None
+    s3_timeout_seconds: int = 5
+    max_zip_bytes: int = 256 * 1024 * 1024
+    callback_hosts: frozenset[str] = frozenset()
+    retention_days: int = 30
+    # PEM of the public key originals are sealed for (faceblur.seal); None: stored in clear.
+    seal_public_key: str | None = None
 
     @property
     def output_buckets(self) -> tuple[str, str]:
@@ -145,6 +169,28 @@ def parse_flag(value: object) -> bool:
     raise ValueError(f"must be true or false, got {quoted(value)}")
 
 
+def parse_hosts(text: str) -> frozenset[str]:
+    """A comma-separated list of host names, lower case, blanks dropped."""
+    return frozenset(host.strip().lower() for host in text.split(",") if host.strip())
+
+
+def callback_refusal(url: str, allowed_hosts: Collection[str]) -> str | None:
+    """Why `url` may not receive a callback, or None when it may."""
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return "X-Callback-Url is not a URL"
+    if parts.scheme not in ("http", "https") or not host:
+        return "X-Callback-Url must be an http(s) URL"
+    if host not in allowed_hosts:
+        return (
+            f"X-Callback-Url host {host[:100]!r} is not allowed: the operator lists the "
+            "hosts callbacks may go to in FACEBLUR_CALLBACK_HOSTS"
+        )
+    return None
+
+
 def _bool(environ: Mapping[str, str], name: str) -> bool:
     try:
         return parse_flag(environ.get(name) or ENV_VARS[name])
@@ -160,6 +206,31 @@ def _public_url(raw: str, endpoint: str, secure: bool) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path.strip("/"):
         raise ConfigError(f"FACEBLUR_S3_PUBLIC_URL must look like http://host:port, got {raw!r}")
     return f"{parsed.scheme}://{parsed.netloc}"
+
+
+def _seal_public_key(environ: Mapping[str, str], secrets_dir: str | Path) -> str | None:
+    """The sealing public key (PEM) from its secret, env or file; None when sealing is off."""
+    value = read_secret("faceblur-seal-public-key", environ, secrets_dir)
+    path = environ.get("FACEBLUR_SEAL_PUBLIC_KEY_FILE")
+    if value is None and path:
+        try:
+            value = Path(path).read_text().strip() or None
+        except (OSError, UnicodeDecodeError) as error:
+            raise ConfigError(f"FACEBLUR_SEAL_PUBLIC_KEY_FILE {path!r}: {error}") from None
+    if value is None or value.lower() == SEAL_OFF:
+        return None
+    if "PRIVATE KEY" in value:
+        raise ConfigError(
+            "faceblur-seal-public-key holds a PRIVATE key: the function must only ever get "
+            "the authority's public key (authority.pub)"
+        )
+    from faceblur.seal import SealError, load_public_key  # cryptography: only when sealing
+
+    try:
+        load_public_key(value)
+    except SealError as error:
+        raise ConfigError(f"faceblur-seal-public-key: {error} (or {SEAL_OFF!r})") from None
+    return value
 
 
 def load_settings(
@@ -203,4 +274,9 @@ def load_settings(
         gateway_url=plain("FACEBLUR_GATEWAY_URL").rstrip("/"),
         function_name=plain("FACEBLUR_FUNCTION_NAME"),
         frontend_secret_key=read_secret("faceblur-frontend-secret-key", environ, secrets_dir),
+        s3_timeout_seconds=_positive_int(environ, "FACEBLUR_S3_TIMEOUT_SECONDS"),
+        max_zip_bytes=_positive_int(environ, "FACEBLUR_MAX_ZIP_BYTES"),
+        callback_hosts=parse_hosts(plain("FACEBLUR_CALLBACK_HOSTS")),
+        retention_days=_positive_int(environ, "FACEBLUR_RETENTION_DAYS"),
+        seal_public_key=_seal_public_key(environ, secrets_dir),
     )

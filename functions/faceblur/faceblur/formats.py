@@ -27,3 +27,7 @@ FORMATS: dict[str, Format] = {
 
 MIME_TYPES: dict[str, str] = {name: f.mime_type for name, f in FORMATS.items()}
 EXTENSIONS: dict[str, str] = {f.mime_type: f.extension for f in FORMATS.values()}
+
+# Sealed originals (faceblur.seal): the file beside a result, and its type in a bucket.
+SEALED_SUFFIX = ".sealed"
+SEALED_MIME_TYPE = "application/vnd.faceblur.sealed+json"

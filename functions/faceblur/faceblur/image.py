@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,8 @@ class DecodedImage:
     palette: bytes | None = None  # GIF: re-encode with its own colours
     transparent_index: int | None = None  # GIF: the palette entry that means "transparent"
     orientation: int = 1  # the EXIF orientation that was applied to reach these pixels
+    grey16: np.ndarray | None = None  # 16-bit grey input as read (upright): the output keeps it
+    colour16: np.ndarray | None = None  # 16-bit RGB(A) PNG as read, RGB order: kept likewise
 
     @property
     def width(self) -> int:
@@ -81,6 +84,55 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
+# Pillow's modes we can show as RGB(A) without guessing. 16-bit colour and 16-bit grey with
+# alpha arrive here already reduced to 8 bits by Pillow (RGB, RGBA; a PNG's 16 bits are read
+# again by OpenCV to be kept); 16-bit grey arrives as I;16* and is scaled here, because
+# Pillow's own convert clips it to white.
+_GREY_16 = ("I;16", "I;16L", "I;16B", "I;16N")
+_MODES_AS_RGB = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
+_MODE_NAMES = {
+    "F": "32-bit floating-point greyscale",
+    "I": "32-bit integer greyscale",
+    "LAB": "CIE L*a*b* colour",
+    "HSV": "HSV colour",
+}
+
+
+def _refuse_mode(image: Image.Image, image_format: str) -> NotAnImageError:
+    name = _MODE_NAMES.get(image.mode, f"pixel mode {image.mode}")
+    return NotAnImageError(
+        f"unsupported image: {name} {image_format} is not read here; "
+        "save it as 8- or 16-bit greyscale or 8-bit colour"
+    )
+
+
+def _grey16_to_8(grey16: np.ndarray) -> np.ndarray:
+    return ((grey16.astype(np.uint32) * 255 + 32_767) // 65_535).astype(np.uint8)
+
+
+_PNG_COLOUR_WITH_16_BITS = (2, 4, 6)  # RGB, grey + alpha, RGBA
+
+
+def _png_colour16(data: bytes, image: Image.Image) -> np.ndarray | None:
+    """A 16-bit colour (or grey + alpha) PNG's own 16 bits as RGB(A), or None.
+
+    Pillow reduces these to 8 bits; OpenCV reads them whole (as BGR(A): grey + alpha comes
+    as BGRA with equal channels). Only plain files: a tRNS colour or an EXIF turn would
+    need more than a copy, so those stay 8-bit.
+    """
+    if data[12:16] != b"IHDR" or data[24] != 16 or data[25] not in _PNG_COLOUR_WITH_16_BITS:
+        return None
+    if "transparency" in image.info or image.getexif().get(ORIENTATION_TAG, 1) not in (1, None):
+        return None
+    import cv2  # only here: the 8-bit path and the web page's image need no OpenCV
+
+    deep = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    channels = 4 if data[25] in (4, 6) else 3
+    if deep is None or deep.dtype != np.uint16 or deep.shape != (*image.size[::-1], channels):
+        return None
+    return np.ascontiguousarray(deep[..., [2, 1, 0, 3][:channels]])
+
+
 def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     """Bytes -> DecodedImage; raises the typed errors of faceblur.errors, nothing else."""
     image = _open(data, max_pixels)
@@ -96,11 +148,27 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
                 if isinstance(image.info.get("transparency"), int):
                     transparent_index = image.info["transparency"]
             orientation = int(image.getexif().get(ORIENTATION_TAG, 1) or 1)
+            colour16 = _png_colour16(data, image) if image_format == "PNG" else None
             image = ImageOps.exif_transpose(image) or image
-            has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-            grey = image.mode in ("1", "L", "LA", "I", "I;16", "F")
-            converted = image.convert("RGBA" if has_alpha else "RGB")
-            array = np.asarray(converted, dtype=np.uint8)
+            grey16 = None
+            # Pillow reads a 16-bit PGM as mode I; its maximum is 65535 by the format's rule.
+            if image.mode in _GREY_16 or (image.mode == "I" and image_format == "PPM"):
+                grey16 = np.asarray(image).astype(np.uint16)
+                grey8 = _grey16_to_8(grey16)
+                has_alpha, grey = False, True
+                array = np.repeat(grey8[..., None], 3, axis=2)
+            elif colour16 is not None:
+                has_alpha, grey = colour16.shape[2] == 4, False
+                array = _grey16_to_8(colour16)
+            elif image.mode in _MODES_AS_RGB:
+                has_alpha = image.mode in ("RGBA", "RGBa", "LA", "La", "PA") or (
+                    "transparency" in image.info
+                )
+                grey = image.mode in ("1", "L", "LA", "La")
+                converted = image.convert("RGBA" if has_alpha else "RGB")
+                array = np.asarray(converted, dtype=np.uint8)
+            else:
+                raise _refuse_mode(image, image_format)
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError) as error:
         raise CorruptImageError(f"corrupt or truncated image: {error}") from None
     except MemoryError:
@@ -113,6 +181,8 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
         palette=palette,
         transparent_index=transparent_index,
         orientation=orientation if 1 <= orientation <= 8 else 1,
+        grey16=grey16,
+        colour16=colour16,
     )
 
 
@@ -194,17 +264,57 @@ def _to_palette(decoded: DecodedImage, pixels: np.ndarray) -> Image.Image:
     return mapped
 
 
-def encode(decoded: DecodedImage, pixels: np.ndarray | None = None) -> bytes:
+def _grey16_result(
+    decoded: DecodedImage, pixels: np.ndarray, regions: Sequence[Box]
+) -> Image.Image:
+    """16-bit grey out: the input's exact values outside the regions, the anonymised 8-bit
+    grey widened to 16 bits inside them (so nothing of a face's finer bits survives)."""
+    assert decoded.grey16 is not None
+    grey8 = np.asarray(Image.fromarray(pixels, "RGB").convert("L"))
+    keep = (pixels == decoded.pixels).all(axis=2)
+    for x, y, w, h in regions:
+        keep[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)] = False
+    out = np.where(keep, decoded.grey16, grey8.astype(np.uint16) * 257)
+    return Image.fromarray(out.astype(np.uint16))  # uint16 makes mode I;16
+
+
+def _colour16_png(decoded: DecodedImage, pixels: np.ndarray, regions: Sequence[Box]) -> bytes:
+    """16-bit RGB(A) PNG out, by the same rule as 16-bit grey; alpha is never changed."""
+    import cv2
+
+    assert decoded.colour16 is not None
+    keep = (pixels == decoded.pixels).all(axis=2)
+    for x, y, w, h in regions:
+        keep[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)] = False
+    out = decoded.colour16.copy()
+    out[..., :3] = np.where(keep[..., None], out[..., :3], pixels.astype(np.uint16) * 257)
+    bgr = out[..., [2, 1, 0, 3][: out.shape[2]]]
+    ok, encoded = cv2.imencode(".png", np.ascontiguousarray(bgr))
+    if not ok:
+        raise ValueError("could not encode a 16-bit PNG")
+    return encoded.tobytes()
+
+
+def encode(
+    decoded: DecodedImage, pixels: np.ndarray | None = None, regions: Sequence[Box] = ()
+) -> bytes:
     """Encode pixels (default: the decoded ones) in the input's format, without metadata.
 
     A new Pillow image carries no EXIF, XMP, ICC or comments, and nothing is passed to save.
+    `regions` are the anonymised boxes: 16-bit output takes nothing of the input inside them.
     """
     pixels = decoded.pixels if pixels is None else pixels
-    image = _to_pil(decoded, np.ascontiguousarray(pixels, dtype=np.uint8))
+    pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
+    if decoded.colour16 is not None and decoded.format == "PNG":
+        return _colour16_png(decoded, pixels, regions)
+    if decoded.grey16 is not None and decoded.format in ("PNG", "TIFF", "PPM"):
+        image = _grey16_result(decoded, pixels, regions)
+    else:
+        image = _to_pil(decoded, pixels)
     out = io.BytesIO()
     fmt = decoded.format
     if fmt == "JPEG":
-        image = image.convert("L" if decoded.grey else "RGB")  # JPEG has no alpha
+        image = image.convert("L" if decoded.grey else "RGB")  # JPEG has no alpha, no CMYK here
         image.save(out, "JPEG", quality=JPEG_QUALITY, subsampling=0, optimize=True)
     elif fmt == "WEBP":
         image.save(out, "WEBP", quality=WEBP_QUALITY, method=4)
@@ -216,7 +326,11 @@ def encode(decoded: DecodedImage, pixels: np.ndarray | None = None) -> bytes:
     elif fmt == "TIFF":
         image.save(out, "TIFF", compression="tiff_deflate")
     elif fmt == "PPM":
-        image.convert("L" if decoded.grey else "RGB").save(out, "PPM")
+        if image.mode != "I;16":
+            image = image.convert("L" if decoded.grey else "RGB")
+        image.save(out, "PPM")
+    elif fmt == "BMP" and image.mode == "LA":
+        image.convert("RGBA").save(out, "BMP")
     else:
         image.save(out, fmt)
     return out.getvalue()

@@ -83,7 +83,7 @@ def _anonymised(
     started = time.perf_counter()
     pixels = anonymise(decoded.pixels, regions, options.method, options.shape, options.strength)
     anonymised_at = time.perf_counter()
-    data = encode(decoded, pixels)
+    data = encode(decoded, pixels, regions)
     done = time.perf_counter()
     timings = {
         **timings,

@@ -8,16 +8,20 @@ nothing to be kept.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from faceblur.config import Settings
-from faceblur.errors import FaceblurError
+from faceblur.errors import BadRequestError, FaceblurError
 from faceblur.options import Options
 from faceblur.pipeline import Result
-from faceblur.storage import FACES_METADATA, Store, StoredPair
+from faceblur.seal import seal_for_store
+from faceblur.storage import FACES_METADATA, Store, StoredPair, key_problem
+
+log = logging.getLogger(__name__)
 
 
 class Anonymiser(Protocol):
@@ -37,6 +41,7 @@ class PairStore(Protocol):
         result_type: str,
         options: Mapping[str, object],
         result_metadata: Mapping[str, str] | None = None,
+        sealed: bytes | None = None,
         prefix: str = "",
     ) -> StoredPair | None: ...
 
@@ -54,6 +59,7 @@ class NullStore:
         result_type: str,
         options: Mapping[str, object],
         result_metadata: Mapping[str, str] | None = None,
+        sealed: bytes | None = None,
         prefix: str = "",
     ) -> None:
         return None
@@ -76,13 +82,21 @@ class Outcome:
 
     result: Result
     kept: Kept | None
-    timings: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float]  # the pipeline's, plus 'pipeline' and 'storage' in seconds
 
 
-def _pair(data: bytes, result: Result, options: Options) -> dict[str, object]:
-    """`put_pair`'s arguments for an original and its result, with the face count."""
+def _pair(
+    data: bytes, result: Result, options: Options, seal_key: str | None, max_pixels: int
+) -> dict[str, object]:
+    """`put_pair`'s arguments for an original and its result, with the face count.
+
+    With a sealing public key, the original goes to the store sealed for its authority
+    (faceblur.seal), never in the clear.
+    """
+    sealed = seal_for_store(seal_key, data, result.data, result.regions, max_pixels)
     # The result keeps the input's format, so its type is the original's type too.
     return {
+        "sealed": sealed,
         "original": data,
         "original_type": result.mime_type,
         "result": result.data,
@@ -98,14 +112,18 @@ def anonymise_and_store(
     anonymiser: Anonymiser,
     store: PairStore,
     max_pixels: int,
+    seal_key: str | None = None,
     prefix: str = "",
 ) -> Outcome:
-    """Anonymise `data` and keep the original with its result in `store` (both or neither),
-    under `prefix` (the owner's, where accounts are on)."""
+    """Anonymise `data` and keep the original with its result in `store` (both or neither).
+
+    `seal_key`: the authority's public key (PEM) when originals are kept sealed.
+    `prefix`: the owner's, where accounts are on (faceblur.accounts.owner_prefix).
+    """
     started = time.perf_counter()
     result = anonymiser.anonymise(data, options, max_pixels)
     stored_at = time.perf_counter()
-    pair = store.put_pair(**_pair(data, result, options), prefix=prefix)
+    pair = store.put_pair(**_pair(data, result, options, seal_key, max_pixels), prefix=prefix)
     kept = Kept(pair, store.result_url(pair.result_key)) if pair else None
     timings = {
         **result.timings,
@@ -144,7 +162,9 @@ def process_inbox_object(
     bucket = settings.bucket_inbox
     data = store.read(bucket, key, max_bytes=settings.max_bytes)
     result = anonymiser.anonymise(data, Options(), settings.max_pixels)
-    pair = store.put_pair(**_pair(data, result, Options()))
+    pair = store.put_pair(
+        **_pair(data, result, Options(), settings.seal_public_key, settings.max_pixels)
+    )
     store.remove(bucket, key)
     return {
         "key": key,
@@ -166,7 +186,16 @@ def process_bucket_events(
     """
     processed: list[dict[str, object]] = []
     ignored: list[dict[str, object]] = []
+    unsafe: list[str] = []
     for event in events:
+        problem = key_problem(event.key)
+        if problem:
+            # Never sent to the store: on a server that keeps objects as files, a key
+            # like ../../etc/passwd could name something outside the bucket.
+            log.warning("bucket event ignored: %s (key %r)", problem, event.key[:200])
+            unsafe.append(problem)
+            ignored.append({"bucket": event.bucket, "key": event.key[:200], "reason": problem})
+            continue
         reason = _skip_reason(event, settings)
         if reason is None and not store.exists(event.bucket, event.key):
             reason = "no longer in the inbox"
@@ -179,4 +208,6 @@ def process_bucket_events(
                     raise
                 reason = str(error)
         ignored.append({"bucket": event.bucket, "key": event.key, "reason": reason})
+    if unsafe and len(unsafe) == len(events):
+        raise BadRequestError(f"bucket event refused: {unsafe[0]}")
     return {"processed": processed, "ignored": ignored}

@@ -18,9 +18,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
+import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
@@ -32,15 +34,22 @@ from minio.error import MinioException, S3Error
 
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError
-from faceblur.formats import EXTENSIONS
+from faceblur.formats import EXTENSIONS, SEALED_MIME_TYPE, SEALED_SUFFIX
 
-# Short connect timeout and few retries: a client waiting on a dead server should get
-# its 503 in seconds, not after urllib3's default back-off.
-CONNECT_TIMEOUT_SECONDS = 3
-READ_TIMEOUT_SECONDS = 60
+# Connect and read timeouts come from the settings (FACEBLUR_S3_TIMEOUT_SECONDS): a client
+# waiting on a dead or frozen server gets its 503 in seconds. A refused connection is
+# retried (cheap); a read that timed out is not, or a frozen server would cost the
+# timeout twice.
 RETRIES = urllib3.Retry(
-    total=2, connect=2, read=1, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504)
+    total=2, connect=2, read=0, backoff_factor=0.1, status_forcelist=(500, 502, 503, 504)
 )
+STREAM_CHUNK_BYTES = 256 * 1024
+
+# What every caller (and through it every person) reads when the store fails; the
+# details (host, port, key, the SDK's text) go to the log only.
+UNAVAILABLE_MESSAGE = "storage unavailable: the photo store did not answer; try again later"
+
+log = logging.getLogger(__name__)
 POOL_SIZE = 16  # above the 8 concurrent requests a function replica is asked to bear
 
 ROLLBACK_FIRST_DELAY_SECONDS = 0.5
@@ -69,6 +78,49 @@ def extension(mime_type: str) -> str:
     return EXTENSIONS.get(mime_type, "")
 
 
+_IMAGE_ID = re.compile(r"[0-9a-f]{32}")
+
+
+# Where accounts are on, each person's objects live under `u/<their storage id>/`.
+OWNERS_FOLDER = "u/"
+
+
+def split_owner(key: str) -> tuple[str, str]:
+    """(the owner's prefix, or "", the rest of the key)."""
+    if key.startswith(OWNERS_FOLDER) and key.count("/") >= 2:
+        owner, rest = key[len(OWNERS_FOLDER) :].split("/", 1)
+        return f"{OWNERS_FOLDER}{owner}/", rest
+    return "", key
+
+
+def image_id_of(result_key: str) -> str | None:
+    """The id of the photo a result was made from (its key's first segment), if well formed."""
+    image_id = result_key.split("/", 1)[0]
+    return image_id if "/" in result_key and _IMAGE_ID.fullmatch(image_id) else None
+
+
+MAX_KEY_BYTES = 1024  # S3's own limit
+
+
+def key_problem(key: str) -> str | None:
+    """Why an object key named by a caller (e.g. in a bucket event) is refused, or None.
+
+    Names people give their photos pass (spaces, any script, brackets); what could reach
+    outside a bucket on a server that keeps objects as files, or confuse a log, does not.
+    """
+    if not key:
+        return "empty object key"
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        return f"object key longer than {MAX_KEY_BYTES} bytes"
+    if key.startswith("/") or "\\" in key:
+        return "object key is an absolute path or has a backslash"
+    if any(segment in ("", ".", "..") for segment in key.split("/")):
+        return "object key has an empty, '.' or '..' path segment"
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in key):
+        return "object key has control characters"
+    return None
+
+
 def original_key(image_id: str, mime_type: str) -> str:
     return f"{image_id}{extension(mime_type)}"
 
@@ -76,6 +128,11 @@ def original_key(image_id: str, mime_type: str) -> str:
 def result_key(image_id: str, options_key: str, mime_type: str) -> str:
     """Results of one original share its id as prefix, so its results can be listed."""
     return f"{image_id}/{options_key}{extension(mime_type)}"
+
+
+def sealed_key(result_key: str) -> str:
+    """Where the originals bucket keeps a result's sealed faces when sealing is on."""
+    return f"{result_key}{SEALED_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -107,6 +164,11 @@ def _describe(error: Exception) -> str:
     return text.splitlines()[0][:200]
 
 
+def _unavailable(what: str, error: Exception) -> UnavailableError:
+    log.warning("storage call failed (%s): %s", what, _describe(error))
+    return UnavailableError(UNAVAILABLE_MESSAGE)
+
+
 class Store:
     """Originals, results and the inbox in one S3 server."""
 
@@ -119,7 +181,9 @@ class Store:
             secure=settings.s3_secure,
             region=settings.s3_region,
             http_client=urllib3.PoolManager(
-                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
+                timeout=urllib3.Timeout(
+                    connect=settings.s3_timeout_seconds, read=settings.s3_timeout_seconds
+                ),
                 retries=RETRIES,
                 maxsize=POOL_SIZE,
                 cert_reqs="CERT_REQUIRED" if settings.s3_secure else "CERT_NONE",
@@ -142,11 +206,12 @@ class Store:
     # -- errors ---------------------------------------------------------------------
 
     def _call(self, what: str, action: Callable[[], T]) -> T:
-        """Run one SDK call; any storage failure becomes a 503 naming what failed."""
+        """Run one SDK call; any storage failure becomes a 503 in plain words (the log
+        gets what failed and why)."""
         try:
             return action()
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
-            raise UnavailableError(f"storage unavailable ({what}): {_describe(error)}") from error
+            raise _unavailable(what, error) from error
 
     # -- health -------------------------------------------------------------------------
 
@@ -156,7 +221,8 @@ class Store:
             if not self._call(
                 f"bucket {bucket}", lambda b=bucket: self.client.bucket_exists(bucket_name=b)
             ):
-                raise UnavailableError(f"storage unavailable: bucket {bucket!r} does not exist")
+                log.warning("storage is missing the bucket %r", bucket)
+                raise UnavailableError("storage unavailable: the photo store is not set up")
 
     # -- reading ------------------------------------------------------------------------
 
@@ -167,9 +233,9 @@ class Store:
         except S3Error as error:
             if error.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
                 return False
-            raise UnavailableError(f"storage unavailable: {_describe(error)}") from error
+            raise _unavailable(f"stat {bucket}/{key}", error) from error
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
-            raise UnavailableError(f"storage unavailable: {_describe(error)}") from error
+            raise _unavailable(f"stat {bucket}/{key}", error) from error
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Every key in `bucket` under `prefix`, sorted."""
@@ -230,11 +296,63 @@ class Store:
 
         return self._call(f"read {bucket}/{key}", download)
 
+    def size(self, bucket: str, key: str) -> int | None:
+        """An object's size in bytes, or None when there is no such object."""
+        if not self.exists(bucket, key):
+            return None
+        stat = self._call(
+            f"stat {bucket}/{key}",
+            lambda: self.client.stat_object(bucket_name=bucket, object_name=key),
+        )
+        return int(stat.size or 0)
+
+    def chunks(self, bucket: str, key: str) -> Iterator[bytes]:
+        """An object's bytes a piece at a time, for streaming without holding it whole."""
+        response = self._call(
+            f"read {bucket}/{key}",
+            lambda: self.client.get_object(bucket_name=bucket, object_name=key),
+        )
+        try:
+            pieces = response.stream(STREAM_CHUNK_BYTES)
+            while True:
+                piece = self._call(f"read {bucket}/{key}", lambda: next(pieces, None))
+                if piece is None:
+                    return
+                yield piece
+        finally:
+            response.close()
+            response.release_conn()
+
+    def put(self, bucket: str, key: str, data: bytes, mime_type: str) -> None:
+        """Write one object as it is (an audit entry, for instance); 503 when storage fails."""
+        self._put(bucket, key, data, mime_type, {})
+
     def remove(self, bucket: str, key: str) -> None:
         self._call(
             f"remove {bucket}/{key}",
             lambda: self.client.remove_object(bucket_name=bucket, object_name=key),
         )
+
+    def remove_photo(self, result_key: str) -> bool:
+        """Delete the photo a result was made from and every result made from it.
+
+        The original goes first: should anything fail half-way, what is left is results
+        without their original, which a retry (or the rollback rule) removes; never a
+        photo with faces. False when nothing of that photo is stored.
+        """
+        owner, rest = split_owner(result_key)
+        image_id = image_id_of(rest)
+        if image_id is None:
+            return False
+        settings = self.settings
+        # Originals are `<id><ext>` and ids have a fixed length: the prefix is exact.
+        originals = self.keys(settings.bucket_originals, prefix=owner + image_id)
+        results = self.keys(settings.bucket_results, prefix=f"{owner}{image_id}/")
+        for key in originals:
+            self.remove(settings.bucket_originals, key)
+        for key in results:
+            self.remove(settings.bucket_results, key)
+        return bool(originals or results)
 
     def result_url(self, key: str) -> str:
         """A presigned GET for a result; there is deliberately no such method for originals."""
@@ -271,22 +389,34 @@ class Store:
         result_type: str,
         options: Mapping[str, object],
         result_metadata: Mapping[str, str] | None = None,
+        sealed: bytes | None = None,
         prefix: str = "",
     ) -> StoredPair:
         """Store the original and its result, both or neither (see the module docstring).
 
+        With `sealed` (faceblur.seal.seal_original's file), the originals bucket gets that
+        instead of the original, at sealed_key(result key): no face is stored in the clear.
         `prefix` (an owner's `u/<id>/`) goes before both keys: an owner's objects are
         theirs alone, even when two people send the same photo.
         """
         self.retry_rollbacks()
         image_id = content_id(original)
+        kept_key = prefix + result_key(image_id, options_id(options), result_type)
         pair = StoredPair(
             image_id=image_id,
-            original_key=prefix + original_key(image_id, original_type),
-            result_key=prefix + result_key(image_id, options_id(options), result_type),
+            original_key=prefix + original_key(image_id, original_type)
+            if sealed is None
+            else sealed_key(kept_key),
+            result_key=kept_key,
         )
+        if sealed is not None:
+            original, original_type = sealed, SEALED_MIME_TYPE
         originals, results = self.settings.bucket_originals, self.settings.bucket_results
         original_was_there = self.exists(originals, pair.original_key)
+        if sealed is not None and original_was_there and self.exists(results, pair.result_key):
+            # A seal opens only the exact result it was made with, and a new result of the
+            # same photo differs (fresh noise): keep the whole pair, never mix two.
+            return pair
         metadata = {"faceblur-original": pair.original_key, **(result_metadata or {})}
         try:
             self._put(originals, pair.original_key, original, original_type, {})

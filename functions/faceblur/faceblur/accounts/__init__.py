@@ -33,7 +33,7 @@ from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.orm import Session
 
 from faceblur.config import ENV_VARS, SECRETS_DIR, ConfigError, parse_flag, read_secret
-from faceblur.storage import Store
+from faceblur.storage import OWNERS_FOLDER, Store
 
 from .models import ApiKey, User
 
@@ -132,7 +132,7 @@ def hash_key(key: str) -> str:
 
 def owner_prefix(storage_id: str) -> str:
     """Where a person's originals and results live in their buckets."""
-    return f"u/{storage_id}/"
+    return f"{OWNERS_FOLDER}{storage_id}/"
 
 
 def remove_owned(store: Store, prefix: str) -> int:
