@@ -34,7 +34,7 @@ from faceblur.accounts import (
     open_accounts,
     remove_owned,
 )
-from faceblur.config import is_loopback_endpoint
+from faceblur.config import ConfigError, is_loopback_endpoint
 from faceblur.errors import UnavailableError
 from faceblur.storage import Store
 
@@ -56,6 +56,11 @@ class AccountServices:
 
 def init_accounts(app: Flask, settings: AccountSettings) -> None:
     """Turn accounts on for `app`: the blueprint, the sign-in gate, Secure cookies."""
+    if not settings.internal_token:
+        raise ConfigError(
+            "FACEBLUR_AUTH=on: the page needs the secret faceblur-internal-token "
+            "(or FACEBLUR_INTERNAL_TOKEN) to call the function for its signed-in people"
+        )
     app.extensions["faceblur-accounts"] = AccountServices(
         settings, open_accounts(settings.database_url), RateLimiter(SIGNIN_ATTEMPTS_PER_MINUTE)
     )

@@ -12,7 +12,7 @@ import pytest
 from account_fixtures import AuthStack
 
 from faceblur.accounts import AccountSettings
-from faceblur.config import load_settings
+from faceblur.config import ConfigError, load_settings
 from frontend.accounts import SIGNIN_ATTEMPTS_PER_MINUTE
 from frontend.app import create_app
 from stack_fixtures import LocalS3, scaled_photo
@@ -283,3 +283,13 @@ def test_one_photo_is_deleted_only_by_its_owner(app, auth_stack, s3, photo):
     assert deleted.status_code == 200
     snapshot = s3.snapshot()
     assert snapshot["results"] == [theirs] and len(snapshot["originals"]) == 1
+
+
+def test_accounts_on_without_the_internal_token_refuse_to_start(app, account_settings):
+    with pytest.raises(ConfigError, match="faceblur-internal-token"):
+        create_app(
+            {
+                "FACEBLUR_SETTINGS": app.extensions["faceblur"].settings,
+                "FACEBLUR_ACCOUNTS": replace(account_settings, internal_token=None),
+            }
+        )
