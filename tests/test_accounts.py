@@ -217,3 +217,19 @@ def test_the_admin_command_is_a_console_script():
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["faceblur-admin"] == "faceblur.admin:main"
+
+
+def test_removing_an_owners_objects_needs_a_whole_prefix(s3_server):
+    from faceblur.accounts import owner_prefix, remove_owned
+
+    s3_server.empty_buckets()
+    store = s3_server.store()
+    mine, other = owner_prefix("a1"), owner_prefix("a10")
+    for prefix in (mine, other):
+        store._put("originals", f"{prefix}x.jpg", b"o", "image/jpeg", {})
+        store._put("results", f"{prefix}x/y.jpg", b"r", "image/jpeg", {})
+    with pytest.raises(ValueError):
+        remove_owned(store, "u/a1")  # would also empty u/a10/
+    assert remove_owned(store, mine) == 2
+    assert s3_server.snapshot()["results"] == [f"{other}x/y.jpg"]
+    assert s3_server.snapshot()["originals"] == [f"{other}x.jpg"]
