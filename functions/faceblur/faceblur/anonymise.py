@@ -18,10 +18,9 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from faceblur.detect import Box
 from faceblur.errors import BadRequestError, quoted
 from faceblur.options import DEFAULT_METHOD, DEFAULT_SHAPE, DEFAULT_STRENGTH, SHAPES, STRENGTHS
-
-Box = tuple[int, int, int, int]  # x, y, w, h in pixels; the same alias as faceblur.detect.Box
 
 # Padding is added on each side as a share of the box's size and this many times that on
 # top: hair is what re-identifies a face once its middle is gone (see DEFAULT_PADDING).

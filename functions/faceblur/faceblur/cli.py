@@ -18,6 +18,7 @@ from faceblur.formats import SEALED_SUFFIX
 from faceblur.image import DEFAULT_MAX_PIXELS
 from faceblur.options import METHOD_INFO, METHOD_NAMES, SHAPES, STRENGTHS, Options, parse_options
 from faceblur.pipeline import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
+from faceblur.video import DEFAULT_CRF, MAX_CRF, VIDEO_SUFFIXES
 
 # Only used to pick files out of folders; the format itself is sniffed from the bytes.
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
@@ -29,6 +30,8 @@ Find every face in photos and make it unrecognisable.
   faceblur blur holiday/ -o safe/         every photo in the folder, sub-folders too
   faceblur blur '*.png' --method solid    quoted globs work as well
   faceblur detect photo.jpg --json        one JSON line per photo with the faces found
+  faceblur blur clip.mov -o safe/         videos too: writes safe/clip.mp4 (H.264, audio kept)
+  faceblur detect clip.mp4 --json         one JSON line per frame, each face with a track id
 
 The results keep each photo's name and format, with all metadata (GPS, EXIF,
 comments) removed. The originals are never changed."""
@@ -104,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="how strongly the method is applied (default: %(default)s)",
     )
     blur.add_argument(
+        "--crf",
+        type=int,
+        default=DEFAULT_CRF,
+        choices=range(MAX_CRF + 1),
+        metavar="0-51",
+        help="video quality: H.264 constant rate factor, lower is better and larger "
+        "(default: %(default)s, visually lossless)",
+    )
+    blur.add_argument(
         "--whole-image",
         action="store_true",
         help="treat each whole photo as one face region, without detection "
@@ -135,7 +147,7 @@ def collect_inputs(patterns: Sequence[str]) -> Iterator[tuple[Path, Path]]:
         path = Path(pattern)
         if path.is_dir():
             for found in sorted(path.rglob("*")):
-                if found.is_file() and found.suffix.lower() in IMAGE_SUFFIXES:
+                if found.is_file() and found.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES:
                     yield found, found.relative_to(path)
         elif path.exists() or not glob.has_magic(pattern):
             yield path, Path(path.name)
@@ -182,12 +194,18 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
     written: set[Path] = set()
     for source, relative in tqdm(inputs, unit="photo", disable=len(inputs) < 2, file=sys.stderr):
         target = args.outdir / relative
+        if _is_video(source):
+            target = target.with_suffix(".mp4")
         try:
             if target.resolve() == source.resolve():
                 raise FaceblurError("the result would overwrite the original; choose another -o")
             if target.resolve() in written:
                 raise FaceblurError(f"another photo was already written to {target}")
             written.add(target.resolve())
+            if _is_video(source):
+                faces += _blur_video(source, target, detector, options, args.crf)
+                done += 1
+                continue
             data = source.read_bytes()
             if detector is None:
                 result = anonymise_whole_image(data, options, args.max_pixels)
@@ -220,6 +238,9 @@ def run_detect(args: argparse.Namespace, options: Options) -> int:
     detector = _build_detector()
     failed = 0
     for source, _ in inputs:
+        if _is_video(source):
+            failed += _detect_video(source, detector, options, args.json)
+            continue
         try:
             found = locate_faces(source.read_bytes(), detector, options, args.max_pixels)
         except (FaceblurError, OSError) as error:
@@ -235,6 +256,49 @@ def run_detect(args: argparse.Namespace, options: Options) -> int:
             boxes = " ".join(str(face["box"]) for face in faces)
             print(f"{source}: {len(faces)} face(s) {boxes}".rstrip(), flush=True)
     return 1 if failed else 0
+
+
+def _is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def _blur_video(source: Path, target: Path, detector, options: Options, crf: int) -> int:
+    """Anonymise one video with a progress bar; the number of face-frames hidden."""
+    from faceblur.video import VideoSettings, anonymise_video
+
+    if detector is None:
+        raise FaceblurError("--whole-image is for photos, not videos")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tqdm(desc=source.name, unit="frame", file=sys.stderr, leave=False) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total or None
+            bar.update(done - bar.n)
+
+        result = anonymise_video(
+            source, target, detector, options, VideoSettings(crf=crf), on_progress=progress
+        )
+    return result.face_frames
+
+
+def _detect_video(source: Path, detector, options: Options, as_json: bool) -> int:
+    """Print one line per frame of a video; 1 when it could not be read, else 0."""
+    from faceblur.video import detect_video, tracked_faces_to_json
+
+    try:
+        for width, height, tracked in detect_video(source, detector, options):
+            faces = tracked_faces_to_json(tracked, options, width, height)
+            if as_json:
+                record = {"path": str(source), "frame": tracked.index, "width": width}
+                record.update({"height": height, "faces": faces})
+                print(json.dumps(record), flush=True)
+            else:
+                tracks = " ".join(f"#{face['track']}{face['box']}" for face in faces)
+                print(f"{source} frame {tracked.index}: {len(faces)} face(s) {tracks}".rstrip())
+    except (FaceblurError, OSError) as error:
+        print(f"faceblur: {source}: {_reason(error)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _reason(error: Exception) -> str:

