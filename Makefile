@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 LOCAL := .local
-APT_PACKAGES := chromium
+# postgresql: the accounts tests start a real server (functions/local/pg_server.py).
+APT_PACKAGES := chromium postgresql
 
 .PHONY: install test lint bench run clean settings
 

@@ -32,6 +32,7 @@ from flask import (
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from faceblur.accounts import load_account_settings
 from faceblur.config import ConfigError, Settings, load_settings
 from faceblur.errors import BadRequestError, UnavailableError
 from faceblur.options import (
@@ -43,6 +44,7 @@ from faceblur.options import (
     parse_options,
 )
 
+from . import accounts
 from .archive import Entry, stream_zip
 from .gateway import PLAIN_ERRORS, FunctionClient, FunctionError
 from .results import ResultsBucket
@@ -92,6 +94,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     """
     config = dict(test_config or {})
     settings: Settings = config.pop("FACEBLUR_SETTINGS", None) or load_settings()
+    account_settings = config.pop("FACEBLUR_ACCOUNTS", None) or load_account_settings()
     app = Flask(__name__)
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_bytes + FORM_OVERHEAD_BYTES,
@@ -120,6 +123,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     )
     csrf.init_app(app)
     app.register_blueprint(pages)
+    if account_settings.enabled:
+        accounts.init_accounts(app, account_settings)
+    else:
+        app.context_processor(lambda: {"account_user": None})
     _register_error_handlers(app)
     app.add_template_filter(human_bytes, "human_bytes")
     app.add_template_filter(human_date, "human_date")
@@ -178,7 +185,9 @@ def upload_form() -> tuple[str, int] | str:
 def gallery() -> tuple[str, int] | str:
     page_number = request.args.get("page", default=1, type=int) or 1
     try:
-        page = _services().results.page(page_number, current_app.config["GALLERY_PAGE_SIZE"])
+        page = _services().results.page(
+            page_number, current_app.config["GALLERY_PAGE_SIZE"], accounts.owner_prefix()
+        )
     except UnavailableError:
         return _error_page(503, STORAGE_UNAVAILABLE)
     return render_template("gallery.html", page=page)
@@ -187,7 +196,7 @@ def gallery() -> tuple[str, int] | str:
 @pages.get("/results/<path:key>")
 def download(key: str) -> Any:
     """One result as a download, named after the person's photo (sanitised)."""
-    if not is_safe_key(key):
+    if not _readable(key):
         return _error_page(404, "There is no such result.")
     try:
         stored = _services().results.read(key)
@@ -206,7 +215,7 @@ def download(key: str) -> Any:
 @pages.get("/thumbnails/<path:key>")
 def thumbnail(key: str) -> Any:
     """A small copy of a result for the gallery (the full one opens by presigned URL)."""
-    if not is_safe_key(key):
+    if not _readable(key):
         return _error_page(404, "There is no such result.")
     services = _services()
     data = services.thumbnails.get(key)
@@ -237,7 +246,7 @@ def download_all() -> Any:
     """
     keys = request.args.getlist("key")
     names = request.args.getlist("name")
-    if not keys or len(keys) > MAX_ZIP_FILES or not all(is_safe_key(k) for k in keys):
+    if not keys or len(keys) > MAX_ZIP_FILES or not all(_readable(k) for k in keys):
         return _error_page(400, "Nothing to download: the list of results is empty or wrong.")
     results = _services().results
     limit = _services().settings.max_zip_bytes
@@ -284,7 +293,7 @@ def _logged_stream(pieces: Iterator[bytes], logger: logging.Logger) -> Iterator[
 @pages.get("/delete/<path:key>")
 def confirm_delete(key: str) -> Any:
     """Ask before deleting: a link never deletes anything by itself."""
-    if not is_safe_key(key):
+    if not _readable(key):
         return _error_page(404, "There is no such result.")
     return render_template("delete.html", key=key, deleted=False)
 
@@ -292,7 +301,7 @@ def confirm_delete(key: str) -> Any:
 @pages.post("/delete/<path:key>")
 def delete(key: str) -> Any:
     """Delete the person's upload and every anonymised copy made from it (CSRF-checked)."""
-    if not is_safe_key(key):
+    if not _readable(key):
         return _error_page(404, "There is no such result.")
     try:
         found = _services().results.delete_photo(key)
@@ -315,6 +324,11 @@ def healthz() -> Any:
 
 
 # --- helpers ----------------------------------------------------------------------
+
+
+def _readable(key: str) -> bool:
+    """A key the function could have written, of a result this person may see."""
+    return is_safe_key(key) and accounts.owns(key)
 
 
 def _picker_context() -> dict[str, Any]:
@@ -384,6 +398,7 @@ def _anonymise_upload(
         data,
         content_type or "application/octet-stream",
         {"method": method, "shape": shape, **(edit or {})},
+        accounts.function_credentials(),
     )
     return _outcome(answer, upload.filename, method, shape)
 
@@ -424,7 +439,7 @@ def _outcome(answer: dict[str, Any], user_name: str | None, method: str, shape: 
 def _result_key(answer: dict[str, Any]) -> str | None:
     """The results-bucket key in the function's answer, if it is one we trust."""
     candidate = answer.get("result_key")
-    return candidate if isinstance(candidate, str) and is_safe_key(candidate) else None
+    return candidate if isinstance(candidate, str) and _readable(candidate) else None
 
 
 def _regions(value: object) -> list[list[int]]:

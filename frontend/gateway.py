@@ -17,6 +17,7 @@ PLAIN_ERRORS: dict[int, str] = {
     400: "This photo could not be read. It may be damaged or empty.",
     413: "This photo is too large.",
     415: "This file is not a photo we can read. Please choose a JPEG, PNG, WebP or GIF image.",
+    429: "You have sent many photos in a short time. Please wait a minute and try again.",
     503: "The face-blurring service is not available right now. Please try again in a minute.",
 }
 
@@ -41,8 +42,17 @@ class FunctionClient:
     def url(self) -> str:
         return f"{self.gateway_url.rstrip('/')}/function/{self.function_name}"
 
-    def anonymise(self, data: bytes, content_type: str, options: dict[str, str]) -> dict[str, Any]:
-        """The function's JSON answer for `data`; raise FunctionError in plain words."""
+    def anonymise(
+        self,
+        data: bytes,
+        content_type: str,
+        options: dict[str, str],
+        credentials: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The function's JSON answer for `data`; raise FunctionError in plain words.
+
+        `credentials`: the headers that say whom the photo is for, where accounts are on.
+        """
         try:
             response = requests.post(
                 self.url,
@@ -51,6 +61,7 @@ class FunctionClient:
                 headers={
                     "Content-Type": content_type or "application/octet-stream",
                     "Accept": "application/json",
+                    **(credentials or {}),
                 },
                 timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
             )
@@ -70,7 +81,7 @@ class FunctionClient:
 def _plain_error(response: requests.Response) -> tuple[int, str]:
     """Map the function's status to a status and a sentence a person understands."""
     status = response.status_code
-    if status in (413, 415):
+    if status in (413, 415, 429):
         return status, PLAIN_ERRORS[status]
     if status == 400:
         return 400, _region_error(response) or PLAIN_ERRORS[400]

@@ -68,9 +68,9 @@ class ResultsBucket:
     def presigned_url(self, key: str) -> str:
         return self._store.result_url(key)
 
-    def page(self, number: int, per_page: int) -> GalleryPage:
-        """One page of results, newest first."""
-        objects = [obj for obj in self._store.results_newest_first() if is_safe_key(obj.key)]
+    def page(self, number: int, per_page: int, prefix: str = "") -> GalleryPage:
+        """One page of the results under `prefix` (a person's own), newest first."""
+        objects = [obj for obj in self._store.results_newest_first(prefix) if is_safe_key(obj.key)]
         page_count = max(1, math.ceil(len(objects) / per_page))
         number = min(max(1, number), page_count)
         chosen = objects[(number - 1) * per_page : number * per_page]

@@ -65,7 +65,12 @@ class ThumbnailCache:
 
     def forget_photo(self, result_key: str) -> None:
         """Drop the thumbnails of every result of the photo `result_key` was made from."""
-        prefix = result_key.split("/", 1)[0] + "/"
+        # A photo's results share every key segment but the last (owner prefix included).
+        self.forget_under(result_key.rsplit("/", 1)[0] + "/")
+        self.forget_under(result_key)
+
+    def forget_under(self, prefix: str) -> None:
+        """Drop every thumbnail whose key starts with `prefix` (e.g. a deleted owner's)."""
         with self._lock:
-            for key in [k for k in self._items if k.startswith(prefix) or k == result_key]:
+            for key in [k for k in self._items if k.startswith(prefix)]:
                 del self._items[key]

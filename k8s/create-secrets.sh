@@ -11,6 +11,10 @@
 #                                              the function's and frontend's own MinIO key,
 #                                              created by the bucket set-up Job
 #   FACEBLUR_FRONTEND_SECRET_KEY               Flask session/CSRF signing key
+#   POSTGRES_PASSWORD                          the accounts database's password (its URL,
+#                                              faceblur-database-url, is built from it)
+#   FACEBLUR_INTERNAL_TOKEN                    lets the page call the function for its
+#                                              signed-in person
 #   FACEBLUR_SEAL_PUBLIC_KEY_FILE              the authority's public key (authority.pub from
 #                                              `faceblur keys new`): originals are stored
 #                                              sealed for it. Unset: "off", stored in clear.
@@ -26,6 +30,10 @@ minio_root_password=${MINIO_ROOT_PASSWORD:-$(random_value)}
 access_key=${FACEBLUR_S3_ACCESS_KEY:-faceblur-app}
 secret_key=${FACEBLUR_S3_SECRET_KEY:-$(random_value)}
 frontend_key=${FACEBLUR_FRONTEND_SECRET_KEY:-$(random_value)}
+postgres_password=${POSTGRES_PASSWORD:-$(random_value)}
+internal_token=${FACEBLUR_INTERNAL_TOKEN:-$(random_value)}
+# k8s/postgres.yaml: user and database faceblur, Service postgres in namespace faceblur.
+database_url="postgresql+psycopg://faceblur:${postgres_password}@postgres.faceblur.svc.cluster.local:5432/faceblur"
 seal_public_key=off
 if [ -n "${FACEBLUR_SEAL_PUBLIC_KEY_FILE:-}" ]; then
   seal_public_key=$(cat "$FACEBLUR_SEAL_PUBLIC_KEY_FILE")
@@ -62,6 +70,11 @@ apply_secret faceblur faceblur-s3 \
   --from-literal=faceblur-s3-secret-key="$secret_key"
 apply_secret faceblur faceblur-frontend \
   --from-literal=faceblur-frontend-secret-key="$frontend_key"
+apply_secret faceblur faceblur-postgres \
+  --from-literal=postgres-password="$postgres_password"
+apply_secret faceblur faceblur-accounts \
+  --from-literal=faceblur-database-url="$database_url" \
+  --from-literal=faceblur-internal-token="$internal_token"
 
 # Namespace openfaas-fn: one Secret per name in stack.yml's `secrets:`; OpenFaaS
 # mounts each key as /var/openfaas/secrets/<key>, so the key is the name too.
@@ -69,6 +82,10 @@ apply_secret openfaas-fn faceblur-s3-access-key \
   --from-literal=faceblur-s3-access-key="$access_key"
 apply_secret openfaas-fn faceblur-s3-secret-key \
   --from-literal=faceblur-s3-secret-key="$secret_key"
+apply_secret openfaas-fn faceblur-database-url \
+  --from-literal=faceblur-database-url="$database_url"
+apply_secret openfaas-fn faceblur-internal-token \
+  --from-literal=faceblur-internal-token="$internal_token"
 apply_secret openfaas-fn faceblur-seal-public-key \
   --from-literal=faceblur-seal-public-key="$seal_public_key"
 

@@ -124,9 +124,9 @@ def created_secrets(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, 
 
 
 def pod_specs(docs: list[Doc]) -> Iterator[tuple[Doc, Doc]]:
-    """(workload, pod spec) for every Deployment and Job."""
+    """(workload, pod spec) for every Deployment, StatefulSet and Job."""
     for doc in docs:
-        if doc["kind"] in ("Deployment", "Job"):
+        if doc["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield doc, doc["spec"]["template"]["spec"]
 
 
@@ -285,8 +285,21 @@ HYGIENE = jsonschema.Draft202012Validator(
     {
         "allOf": [
             {
-                "if": {"properties": {"kind": {"enum": ["Deployment", "Job"]}}},
+                "if": {"properties": {"kind": {"enum": ["Deployment", "StatefulSet", "Job"]}}},
                 "then": _template(_POD),
+            },
+            # A database answers no HTTP: its probes may be any kind, but it has both.
+            {
+                "if": {"properties": {"kind": {"const": "StatefulSet"}}},
+                "then": _template(
+                    {
+                        "properties": {
+                            "containers": {
+                                "items": {"required": ["readinessProbe", "livenessProbe"]}
+                            }
+                        }
+                    }
+                ),
             },
             {"if": {"properties": {"kind": {"const": "Deployment"}}}, "then": _template(_PROBED)},
         ]
@@ -367,7 +380,10 @@ def check_secret_files(docs: list[Doc]) -> list[str]:
     """Secrets mounted as files land in SECRETS_DIR under the names faceblur.config reads."""
     problems = []
     for workload, spec in pod_specs(docs):
-        volumes = {v["name"]: v for v in spec.get("volumes", [])}
+        # A StatefulSet's claim templates are volumes too (holding no secrets).
+        claims = workload["spec"].get("volumeClaimTemplates", [])
+        volumes = {c["metadata"]["name"]: {} for c in claims}
+        volumes |= {v["name"]: v for v in spec.get("volumes", [])}
         for container in containers(spec):
             for mount in container.get("volumeMounts", []):
                 volume = volumes.get(mount["name"])

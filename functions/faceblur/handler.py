@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import json
 import sys
 import threading
@@ -27,6 +28,7 @@ import traceback
 from pathlib import Path
 from urllib.parse import unquote_plus
 
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
@@ -38,6 +40,15 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from faceblur import __version__  # noqa: E402
+from faceblur.accounts import (  # noqa: E402
+    AccountSettings,
+    Identity,
+    KeyChecker,
+    RateLimiter,
+    hash_key,
+    load_account_settings,
+    open_accounts,
+)
 from faceblur.config import (  # noqa: E402
     ConfigError,
     Settings,
@@ -50,7 +61,9 @@ from faceblur.errors import (  # noqa: E402
     EmptyImageError,
     FaceblurError,
     NotAnImageError,
+    RateLimitedError,
     TooLargeError,
+    UnauthorizedError,
     UnavailableError,
     quoted,
 )
@@ -134,6 +147,68 @@ def _settings_and_store() -> tuple[Settings, Store]:
                 raise UnavailableError(f"misconfigured: {error}") from error
             _store = Store(_settings)
         return _settings, _store
+
+
+class _Gate:
+    """Who may ask for an anonymisation where accounts are on (FACEBLUR_AUTH=on).
+
+    A caller shows `Authorization: Bearer <API key>`; the page shows the internal token
+    and names its signed-in person in `X-Faceblur-Owner`. Either way the person must be
+    active: the KeyChecker's short cache bounds how long a revoked key keeps working.
+    """
+
+    def __init__(self, settings: AccountSettings) -> None:
+        self.settings = settings
+        self.accounts = open_accounts(settings.database_url)
+        self.checker = KeyChecker(self.accounts)
+        self.limiter = RateLimiter(settings.rate_per_minute)
+
+    def caller(self, headers) -> Identity:
+        """The person this request acts for; 401 without a valid key, 429 over the limit."""
+        scheme, _, token = (headers.get("Authorization", "") or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise UnauthorizedError("an API key is required: Authorization: Bearer <key>")
+        internal = self.settings.internal_token
+        try:
+            if internal and hmac.compare_digest(token.encode(), internal.encode()):
+                identity = self.checker.owner(headers.get("X-Faceblur-Owner", "") or "")
+                limit_key = f"page:{identity.user_id}" if identity else ""
+            else:
+                identity = self.checker.identity(token)
+                limit_key = "key:" + hash_key(token)
+        except SQLAlchemyError as error:
+            raise UnavailableError("accounts database unavailable") from error
+        if identity is None:
+            raise UnauthorizedError("this API key is not valid (unknown, revoked or disabled)")
+        wait = self.limiter.retry_after(limit_key)
+        if wait:
+            raise RateLimitedError(f"rate limit reached; retry after {wait} s", wait)
+        return identity
+
+    def count(self, identity: Identity) -> None:
+        try:
+            self.accounts.count_processed(identity.user_id)
+        except SQLAlchemyError:  # usage figures must not fail a finished request
+            traceback.print_exc()
+
+
+_gate_state: list[_Gate | None] = []
+
+
+def _gate() -> _Gate | None:
+    """The gate, built on first use; None where accounts are off."""
+    with _state_lock:
+        if not _gate_state:
+            try:
+                settings = load_account_settings()
+            except ConfigError as error:
+                raise UnavailableError(f"misconfigured: {error}") from error
+            try:
+                _gate_state.append(_Gate(settings) if settings.enabled else None)
+            except SQLAlchemyError as error:
+                raise UnavailableError("accounts database unavailable") from error
+        return _gate_state[0]
 
 
 # -- responses ----------------------------------------------------------------------------
@@ -327,13 +402,24 @@ def _process(event, settings: Settings) -> object:
     if isinstance(parsed, dict):
         store = _settings_and_store()[1]
         return _json(200, process_bucket_events(_object_events(parsed), MODEL, store, settings))
+    # Bucket events come from the S3 server, not from people: they stay keyless.
+    gate = _gate()
+    caller = gate.caller(event.headers) if gate else None
     data, raw = parsed
     store_it = _flag("store", raw.pop("store", True))
     options = parse_options(raw)
     store = _settings_and_store()[1] if store_it else NullStore()
     outcome = anonymise_and_store(
-        data, options, MODEL, store, settings.max_pixels, settings.seal_public_key
+        data,
+        options,
+        MODEL,
+        store,
+        settings.max_pixels,
+        settings.seal_public_key,
+        prefix=caller.prefix if caller else "",
     )
+    if gate and caller:
+        gate.count(caller)
     timings = {**outcome.timings, "request": time.perf_counter() - started}
     result, kept = outcome.result, outcome.kept
     if _wants_image(event.headers):
@@ -408,7 +494,12 @@ def handle(event, context):
         settings = _settings_and_store()[0]
         return _process(event, settings)
     except FaceblurError as error:
-        return _error(error.status, str(error))
+        answer = _error(error.status, str(error))
+        if isinstance(error, RateLimitedError):
+            answer["headers"]["Retry-After"] = str(error.retry_after)
+        if isinstance(error, UnauthorizedError):
+            answer["headers"]["WWW-Authenticate"] = "Bearer"
+        return answer
     except Exception:
         traceback.print_exc()
         return _error(500, "internal error; see the function's log")

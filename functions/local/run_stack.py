@@ -126,6 +126,10 @@ def main() -> int:
         "FACEBLUR_S3_SECRET_KEY": settings.s3_secret_key,
         "PYTHONUNBUFFERED": "1",
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        # With FACEBLUR_AUTH=on the page calls the function for its signed-in person
+        # with this token; one per run unless given.
+        "FACEBLUR_INTERNAL_TOKEN": os.environ.get("FACEBLUR_INTERNAL_TOKEN")
+        or secrets.token_hex(32),
     }
     children: list[tuple[str, subprocess.Popen]] = []
     s3: SupervisedS3 | None = None

@@ -36,6 +36,12 @@ ENV_VARS: dict[str, str] = {
     "FACEBLUR_PRESIGN_EXPIRY_SECONDS": "3600",
     "FACEBLUR_GATEWAY_URL": "http://127.0.0.1:8080",
     "FACEBLUR_FUNCTION_NAME": "faceblur",
+    # Accounts (faceblur/accounts): off keeps the open, single-user behaviour of `make run`.
+    "FACEBLUR_AUTH": "off",
+    # Whether anyone may create an account on the page (else only `faceblur-admin user add`).
+    "FACEBLUR_SIGNUP": "off",
+    # Requests per minute one API key (or one signed-in person) may make of the function.
+    "FACEBLUR_RATE_LIMIT_PER_MINUTE": "60",
     # Connect and read timeout of every S3 call: a stalled store is a 503 in seconds.
     "FACEBLUR_S3_TIMEOUT_SECONDS": "5",
     # Most bytes one "download all" zip may hold (413 above); the zip is streamed.
@@ -59,6 +65,7 @@ CLUSTER_ENV: dict[str, str] = {
     "FACEBLUR_S3_ENDPOINT": "minio.faceblur.svc.cluster.local:9000",
     "FACEBLUR_S3_PUBLIC_URL": "http://127.0.0.1:9000",
     "FACEBLUR_GATEWAY_URL": "http://gateway.openfaas.svc.cluster.local:8080",
+    "FACEBLUR_AUTH": "on",
 }
 
 
@@ -72,6 +79,10 @@ SECRETS: dict[str, str] = {
     "faceblur-s3-access-key": "FACEBLUR_S3_ACCESS_KEY",
     "faceblur-s3-secret-key": "FACEBLUR_S3_SECRET_KEY",
     "faceblur-frontend-secret-key": "FACEBLUR_FRONTEND_SECRET_KEY",
+    # SQLAlchemy URL of the accounts database (empty: SQLite in .local/, for local runs).
+    "faceblur-database-url": "FACEBLUR_DATABASE_URL",
+    # Lets the page call the function on behalf of its signed-in person.
+    "faceblur-internal-token": "FACEBLUR_INTERNAL_TOKEN",
     # The authority's X25519 public key (PEM) to seal originals for, or "off".
     "faceblur-seal-public-key": "FACEBLUR_SEAL_PUBLIC_KEY",
 }

@@ -46,6 +46,22 @@ class TooLargeError(FaceblurError):
     status = 413
 
 
+class UnauthorizedError(FaceblurError):
+    """No valid API key where accounts are on."""
+
+    status = 401
+
+
+class RateLimitedError(FaceblurError):
+    """Too many requests for one caller; `retry_after` is in whole seconds."""
+
+    status = 429
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class UnavailableError(FaceblurError):
     """Storage or model unreachable: try again later."""
 

@@ -42,6 +42,7 @@ class PairStore(Protocol):
         options: Mapping[str, object],
         result_metadata: Mapping[str, str] | None = None,
         sealed: bytes | None = None,
+        prefix: str = "",
     ) -> StoredPair | None: ...
 
     def result_url(self, key: str) -> str: ...
@@ -59,6 +60,7 @@ class NullStore:
         options: Mapping[str, object],
         result_metadata: Mapping[str, str] | None = None,
         sealed: bytes | None = None,
+        prefix: str = "",
     ) -> None:
         return None
 
@@ -111,15 +113,17 @@ def anonymise_and_store(
     store: PairStore,
     max_pixels: int,
     seal_key: str | None = None,
+    prefix: str = "",
 ) -> Outcome:
     """Anonymise `data` and keep the original with its result in `store` (both or neither).
 
     `seal_key`: the authority's public key (PEM) when originals are kept sealed.
+    `prefix`: the owner's, where accounts are on (faceblur.accounts.owner_prefix).
     """
     started = time.perf_counter()
     result = anonymiser.anonymise(data, options, max_pixels)
     stored_at = time.perf_counter()
-    pair = store.put_pair(**_pair(data, result, options, seal_key, max_pixels))
+    pair = store.put_pair(**_pair(data, result, options, seal_key, max_pixels), prefix=prefix)
     kept = Kept(pair, store.result_url(pair.result_key)) if pair else None
     timings = {
         **result.timings,

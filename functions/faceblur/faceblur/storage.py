@@ -81,6 +81,18 @@ def extension(mime_type: str) -> str:
 _IMAGE_ID = re.compile(r"[0-9a-f]{32}")
 
 
+# Where accounts are on, each person's objects live under `u/<their storage id>/`.
+OWNERS_FOLDER = "u/"
+
+
+def split_owner(key: str) -> tuple[str, str]:
+    """(the owner's prefix, or "", the rest of the key)."""
+    if key.startswith(OWNERS_FOLDER) and key.count("/") >= 2:
+        owner, rest = key[len(OWNERS_FOLDER) :].split("/", 1)
+        return f"{OWNERS_FOLDER}{owner}/", rest
+    return "", key
+
+
 def image_id_of(result_key: str) -> str | None:
     """The id of the photo a result was made from (its key's first segment), if well formed."""
     image_id = result_key.split("/", 1)[0]
@@ -234,12 +246,12 @@ class Store:
 
         return self._call(f"list {bucket}", listing)
 
-    def results_newest_first(self) -> list[StoredObject]:
-        """Every result with its date and size, newest first (S3 lists by key)."""
+    def results_newest_first(self, prefix: str = "") -> list[StoredObject]:
+        """Every result under `prefix` with its date and size, newest first (S3 lists by key)."""
 
         def listing() -> list[StoredObject]:
             objects = self.client.list_objects(
-                bucket_name=self.settings.bucket_results, recursive=True
+                bucket_name=self.settings.bucket_results, prefix=prefix, recursive=True
             )
             return [
                 StoredObject(obj.object_name, obj.last_modified or _EPOCH, obj.size or 0)
@@ -328,13 +340,14 @@ class Store:
         without their original, which a retry (or the rollback rule) removes; never a
         photo with faces. False when nothing of that photo is stored.
         """
-        image_id = image_id_of(result_key)
+        owner, rest = split_owner(result_key)
+        image_id = image_id_of(rest)
         if image_id is None:
             return False
         settings = self.settings
         # Originals are `<id><ext>` and ids have a fixed length: the prefix is exact.
-        originals = self.keys(settings.bucket_originals, prefix=image_id)
-        results = self.keys(settings.bucket_results, prefix=f"{image_id}/")
+        originals = self.keys(settings.bucket_originals, prefix=owner + image_id)
+        results = self.keys(settings.bucket_results, prefix=f"{owner}{image_id}/")
         for key in originals:
             self.remove(settings.bucket_originals, key)
         for key in results:
@@ -377,18 +390,21 @@ class Store:
         options: Mapping[str, object],
         result_metadata: Mapping[str, str] | None = None,
         sealed: bytes | None = None,
+        prefix: str = "",
     ) -> StoredPair:
         """Store the original and its result, both or neither (see the module docstring).
 
         With `sealed` (faceblur.seal.seal_original's file), the originals bucket gets that
         instead of the original, at sealed_key(result key): no face is stored in the clear.
+        `prefix` (an owner's `u/<id>/`) goes before both keys: an owner's objects are
+        theirs alone, even when two people send the same photo.
         """
         self.retry_rollbacks()
         image_id = content_id(original)
-        kept_key = result_key(image_id, options_id(options), result_type)
+        kept_key = prefix + result_key(image_id, options_id(options), result_type)
         pair = StoredPair(
             image_id=image_id,
-            original_key=original_key(image_id, original_type)
+            original_key=prefix + original_key(image_id, original_type)
             if sealed is None
             else sealed_key(kept_key),
             result_key=kept_key,
@@ -427,7 +443,8 @@ class Store:
             return
         if rollback.original_was_there:
             return
-        if not self.keys(settings.bucket_results, prefix=f"{pair.image_id}/"):
+        results_of_original = pair.result_key.rsplit("/", 1)[0] + "/"
+        if not self.keys(settings.bucket_results, prefix=results_of_original):
             self.remove(settings.bucket_originals, pair.original_key)
 
     def _roll_back(self, rollback: _Rollback) -> None:

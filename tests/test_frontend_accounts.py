@@ -1,0 +1,295 @@
+"""The page with accounts on, against the real S3 server and the function with keys on."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+import zipfile
+from dataclasses import replace
+
+import pytest
+from account_fixtures import AuthStack
+
+from faceblur.accounts import AccountSettings
+from faceblur.config import ConfigError, load_settings
+from frontend.accounts import SIGNIN_ATTEMPTS_PER_MINUTE
+from frontend.app import create_app
+from stack_fixtures import LocalS3, scaled_photo
+
+SECRET = "a-test-secret-key-that-is-long-enough"
+PASSWORD = "correct horse battery staple"
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+def s3(s3_server: LocalS3) -> LocalS3:
+    s3_server.empty_buckets()
+    return s3_server
+
+
+@pytest.fixture
+def account_settings(auth_stack: AuthStack) -> AccountSettings:
+    return AccountSettings(
+        enabled=True,
+        signup=False,
+        rate_per_minute=60,
+        database_url=auth_stack.database_url,
+        internal_token=auth_stack.internal_token,
+    )
+
+
+@pytest.fixture
+def app(s3, auth_stack, account_settings, tmp_path):
+    settings = load_settings(
+        environ={
+            **s3.env,
+            "FACEBLUR_GATEWAY_URL": auth_stack.url,
+            "FACEBLUR_FRONTEND_SECRET_KEY": SECRET,
+        },
+        secrets_dir=tmp_path,
+    )
+    return create_app({"FACEBLUR_SETTINGS": settings, "FACEBLUR_ACCOUNTS": account_settings})
+
+
+@pytest.fixture
+def photo(dev_annotations) -> bytes:
+    entry = next(e for e in dev_annotations if e["n_faces"] == 1 and not e["ignore"])
+    return scaled_photo(entry, 240, "JPEG")[0]
+
+
+def token_of(client, path: str = "/signin") -> str:
+    page = client.get(path).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def sign_in(client, name: str, password: str = PASSWORD):
+    return client.post(
+        "/signin", data={"csrf_token": token_of(client), "name": name, "password": password}
+    )
+
+
+def person(app, auth_stack: AuthStack, name: str, admin: bool = False):
+    """A new user, signed in on a client of their own."""
+    name = unique(name)
+    auth_stack.accounts.add_user(name, PASSWORD, is_admin=admin)
+    client = app.test_client()
+    assert sign_in(client, name).status_code == 302
+    client.name = name
+    return client
+
+
+def upload(client, photo: bytes) -> dict:
+    answer = client.post(
+        "/api/anonymise",
+        data={
+            "csrf_token": token_of(client, "/"),
+            "photo": (io.BytesIO(photo), "me.jpg", "image/jpeg"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return answer.get_json()
+
+
+def gallery_keys(client) -> list[str]:
+    page = client.get("/gallery").get_data(as_text=True)
+    return re.findall(r'data-key="([^"]+)"', page)
+
+
+def test_signed_out_everything_but_sign_in_is_closed(app):
+    client = app.test_client()
+    for path in ("/", "/gallery", "/account", "/results/abc/def.jpg", "/results.zip?key=a"):
+        answer = client.get(path)
+        assert answer.status_code == 302 and answer.headers["Location"].endswith("/signin")
+    api = client.post("/api/anonymise", data={"csrf_token": token_of(client)})
+    assert api.status_code == 401 and "sign in" in api.get_json()["error"]
+    assert client.get("/signin").status_code == 200
+    assert client.get("/healthz").status_code == 200
+
+
+def test_two_people_never_see_each_others_results(app, auth_stack, s3, photo):
+    ann, bob = person(app, auth_stack, "ann"), person(app, auth_stack, "bob")
+    mine = upload(ann, photo)
+    theirs = upload(bob, photo)
+    ann_prefix = auth_stack.accounts.user(ann.name).prefix
+    assert mine["key"].startswith(ann_prefix) and not theirs["key"].startswith(ann_prefix)
+    assert gallery_keys(ann) == [mine["key"]]
+    assert gallery_keys(bob) == [theirs["key"]]
+    # The presigned URLs on each gallery are of that person's results only.
+    page = ann.get("/gallery").get_data(as_text=True)
+    assert theirs["key"] not in page and mine["key"] in page
+    for path in (f"/results/{theirs['key']}", f"/thumbnails/{theirs['key']}"):
+        assert ann.get(path).status_code == 404
+    assert ann.get(f"/results/{mine['key']}").status_code == 200
+    assert ann.get(f"/results.zip?key={theirs['key']}").status_code == 400
+    assert ann.get(f"/results.zip?key={mine['key']}&key={theirs['key']}").status_code == 400
+    zipped = ann.get(f"/results.zip?key={mine['key']}")
+    assert zipped.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(zipped.data)) as archive:
+        assert len(archive.namelist()) == 1
+
+
+def test_deleting_my_results_removes_the_objects_and_only_mine(app, auth_stack, s3, photo):
+    ann, bob = person(app, auth_stack, "ann"), person(app, auth_stack, "bob")
+    upload(ann, photo)
+    kept = upload(bob, photo)
+    answer = ann.post("/account/results/delete", data={"csrf_token": token_of(ann, "/account")})
+    assert answer.status_code == 200 and "Deleted 2 stored files" in answer.get_data(as_text=True)
+    snapshot = s3.snapshot()
+    ann_prefix = auth_stack.accounts.user(ann.name).prefix
+    assert not any(k.startswith(ann_prefix) for k in snapshot["originals"] + snapshot["results"])
+    assert snapshot["results"] == [kept["key"]] and len(snapshot["originals"]) == 1
+    assert gallery_keys(ann) == []
+
+
+def test_deleting_my_account_removes_my_objects_keys_and_sign_in(app, auth_stack, s3, photo):
+    ann = person(app, auth_stack, "ann")
+    upload(ann, photo)
+    key = auth_stack.accounts.create_key(ann.name)
+    wrong = ann.post(
+        "/account/delete", data={"csrf_token": token_of(ann, "/account"), "password": "nope"}
+    )
+    assert wrong.status_code == 400 and s3.snapshot()["results"]
+    gone = ann.post(
+        "/account/delete", data={"csrf_token": token_of(ann, "/account"), "password": PASSWORD}
+    )
+    assert gone.status_code == 200 and "Account deleted" in gone.get_data(as_text=True)
+    assert s3.snapshot() == {"inbox": [], "originals": [], "results": []}
+    assert auth_stack.accounts.identity_for_key(key) is None
+    assert auth_stack.accounts.user(ann.name) is None
+    assert sign_in(app.test_client(), ann.name).status_code == 401
+    assert ann.get("/gallery").status_code == 302
+
+
+def test_keys_are_shown_once_and_revoked_on_the_page(app, auth_stack):
+    ann = person(app, auth_stack, "ann")
+    created = ann.post(
+        "/account/keys", data={"csrf_token": token_of(ann, "/account"), "label": "laptop"}
+    )
+    assert created.status_code == 201
+    key = re.search(r'<code id="new-key">([^<]+)</code>', created.get_data(as_text=True)).group(1)
+    assert auth_stack.accounts.identity_for_key(key).name == ann.name
+    later = ann.get("/account").get_data(as_text=True)
+    assert key not in later and "laptop" in later and key[:10] in later
+    key_id = re.search(r'data-key-id="(\d+)"', later).group(1)
+    # Another person cannot revoke it.
+    bob = person(app, auth_stack, "bob")
+    bob.post(f"/account/keys/{key_id}/revoke", data={"csrf_token": token_of(bob, "/account")})
+    assert auth_stack.accounts.identity_for_key(key) is not None
+    ann.post(f"/account/keys/{key_id}/revoke", data={"csrf_token": token_of(ann, "/account")})
+    assert auth_stack.accounts.identity_for_key(key) is None
+    assert "Revoked" in ann.get("/account").get_data(as_text=True)
+
+
+def test_an_admin_sees_users_and_usage_and_disables_one(app, auth_stack, s3, photo):
+    boss = person(app, auth_stack, "boss", admin=True)
+    ann = person(app, auth_stack, "ann")
+    upload(ann, photo)
+    assert ann.get("/admin").status_code == 403
+    page = boss.get("/admin").get_data(as_text=True)
+    row = re.search(rf'<tr data-user="{ann.name}">(.*?)</tr>', page, re.S).group(1)
+    assert re.search(r'class="usage">1<', row)
+    disabled = boss.post(
+        f"/admin/users/{ann.name}/disable", data={"csrf_token": token_of(boss, "/admin")}
+    )
+    assert disabled.status_code == 302
+    # Signed out at the next request; cannot sign in again.
+    assert ann.get("/gallery").status_code == 302
+    assert sign_in(app.test_client(), ann.name).status_code == 401
+
+
+def test_sign_in_attempts_are_rate_limited(app, auth_stack):
+    name = unique("target")
+    auth_stack.accounts.add_user(name, PASSWORD)
+    client = app.test_client()
+    statuses = [sign_in(client, name, "wrong password!").status_code for _ in range(5)]
+    assert statuses == [401] * SIGNIN_ATTEMPTS_PER_MINUTE
+    limited = sign_in(client, name)  # even the right password waits now
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+
+
+def test_forms_need_their_csrf_token(app, auth_stack):
+    name = unique("ann")
+    auth_stack.accounts.add_user(name, PASSWORD)
+    client = app.test_client()
+    assert client.post("/signin", data={"name": name, "password": PASSWORD}).status_code == 400
+    ann = person(app, auth_stack, "ann")
+    for path in ("/account/keys", "/account/results/delete", "/account/delete", "/signout"):
+        assert ann.post(path, data={"password": PASSWORD}).status_code == 400
+    assert auth_stack.accounts.keys(auth_stack.accounts.user(ann.name).user_id) == []
+
+
+def test_session_cookies_are_httponly_samesite_and_secure_off_loopback(app, auth_stack):
+    name = unique("ann")
+    auth_stack.accounts.add_user(name, PASSWORD)
+
+    def session_cookie(base_url: str) -> str:
+        client = app.test_client()
+        page = client.get("/signin", base_url=base_url).get_data(as_text=True)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+        answer = client.post(
+            "/signin",
+            data={"csrf_token": token, "name": name, "password": PASSWORD},
+            base_url=base_url,
+            # Over HTTPS Flask-WTF also wants a same-origin Referer.
+            headers={"Referer": f"{base_url}/signin"},
+        )
+        assert answer.status_code == 302
+        return next(c for c in answer.headers.getlist("Set-Cookie") if c.startswith("session="))
+
+    local = session_cookie("http://127.0.0.1:5000")
+    assert "HttpOnly" in local and "SameSite=Lax" in local and "Secure" not in local
+    public = session_cookie("https://faceblur.example.org")
+    assert "HttpOnly" in public and "SameSite=Lax" in public and "Secure" in public
+
+
+def test_sign_up_only_when_the_operator_allows_it(s3, auth_stack, account_settings, app, tmp_path):
+    assert app.test_client().get("/signup").status_code == 404
+    open_app = create_app(
+        {
+            "FACEBLUR_SETTINGS": app.extensions["faceblur"].settings,
+            "FACEBLUR_ACCOUNTS": replace(account_settings, signup=True),
+        }
+    )
+    client = open_app.test_client()
+    name = unique("newcomer")
+    token = token_of(client, "/signup")
+    differ = client.post(
+        "/signup",
+        data={"csrf_token": token, "name": name, "password": PASSWORD, "password_again": "x"},
+    )
+    assert differ.status_code == 400
+    made = client.post(
+        "/signup",
+        data={"csrf_token": token, "name": name, "password": PASSWORD, "password_again": PASSWORD},
+    )
+    assert made.status_code == 302
+    assert client.get("/account").status_code == 200
+    assert auth_stack.accounts.user(name) is not None
+
+
+def test_one_photo_is_deleted_only_by_its_owner(app, auth_stack, s3, photo):
+    ann, bob = person(app, auth_stack, "ann"), person(app, auth_stack, "bob")
+    mine = upload(ann, photo)["key"]
+    theirs = upload(bob, photo)["key"]
+    assert ann.get(f"/delete/{theirs}").status_code == 404
+    refused = ann.post(f"/delete/{theirs}", data={"csrf_token": token_of(ann, "/")})
+    assert refused.status_code == 404 and theirs in s3.snapshot()["results"]
+    deleted = ann.post(f"/delete/{mine}", data={"csrf_token": token_of(ann, "/")})
+    assert deleted.status_code == 200
+    snapshot = s3.snapshot()
+    assert snapshot["results"] == [theirs] and len(snapshot["originals"]) == 1
+
+
+def test_accounts_on_without_the_internal_token_refuse_to_start(app, account_settings):
+    with pytest.raises(ConfigError, match="faceblur-internal-token"):
+        create_app(
+            {
+                "FACEBLUR_SETTINGS": app.extensions["faceblur"].settings,
+                "FACEBLUR_ACCOUNTS": replace(account_settings, internal_token=None),
+            }
+        )
