@@ -212,3 +212,13 @@ def test_audio_mp4_cannot_hold_is_re_encoded_to_aac(tmp_path: Path, detector) ->
 def sound_samples(path: Path) -> int:
     with av.open(str(path)) as container:
         return sum(frame.samples for frame in container.decode(audio=0))
+
+
+def test_a_video_is_never_written_unsealed_when_sealing_is_asked(tmp_path: Path, family) -> None:
+    photo, faces = family
+    clip = tmp_path / "clip.mp4"
+    make_clip(photo, faces, clip, frames=2, audio=False)
+    assert main(["keys", "new", str(tmp_path / "keys")]) == 0
+    pub = tmp_path / "keys" / "authority.pub"
+    assert main(["blur", str(clip), "-o", str(tmp_path / "out"), "--seal-to", str(pub)]) != 0
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -256,6 +256,9 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
             if _is_video(source):
                 if args.regions is not None or not options.detect:
                     raise FaceblurError("--regions and --no-detect are for photos, not videos")
+                if sealer is not None:
+                    # Sealing a clip per track is not built yet: never write it unsealed.
+                    raise FaceblurError("--seal-to is for photos; videos cannot be sealed yet")
                 faces += _blur_video(source, target, detector, options, args.crf)
                 done += 1
                 continue

@@ -29,6 +29,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from faceblur.angles import upright
 from faceblur.anonymise import anonymise, padded_region
 from faceblur.detect import Box, Detector
 from faceblur.errors import BadRequestError, CorruptVideoError, NotAVideoError
@@ -345,6 +346,8 @@ def anonymise_video(
     error nothing is left under `target` or beside it.
     """
     options = options or Options()
+    if options.upright_only:
+        detector = upright(detector)
     if not 0 <= settings.crf <= MAX_CRF:
         raise BadRequestError(f"crf must be from 0 to {MAX_CRF}")
     started = time.perf_counter()
