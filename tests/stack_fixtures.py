@@ -15,6 +15,8 @@ Loaded by `pytest_plugins = ["stack_fixtures"]` in conftest.py. Session fixtures
 
 Helpers: `start_local_s3(folder)` and `start_function(s3, log_path, extra_env)` for tests
 that need a server of their own (e.g. to stop it; both return objects with `stop()`),
+`run_stack_env(ports, data, extra_env)` and `start_run_stack(env, log_path)` (the whole
+`make run` stack),
 `CuttingProxy` (cuts the line to the S3 server at a chosen request), `scaled_photo(entry)`
 (a faces-dev photo made small, with its boxes).
 """
@@ -179,6 +181,38 @@ def start_function(
         time.sleep(0.5)
     running.stop()
     raise RuntimeError(f"function not ready in time:\n{running.log()[-3000:]}")
+
+
+def run_stack_env(
+    ports: dict[str, int], data: Path, extra_env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of `make run` on the given "s3"/"function"/"frontend" ports, with
+    its data under `data` and no S3 credentials (the stack uses its loopback ones)."""
+    env = {
+        **os.environ,
+        "FACEBLUR_S3_ENDPOINT": f"127.0.0.1:{ports['s3']}",
+        "FACEBLUR_GATEWAY_URL": f"http://127.0.0.1:{ports['function']}",
+        "FACEBLUR_FRONTEND_PORT": str(ports["frontend"]),
+        "FACEBLUR_LOCAL_DATA": str(data),
+        **(extra_env or {}),
+    }
+    for name in ("FACEBLUR_S3_ACCESS_KEY", "FACEBLUR_S3_SECRET_KEY"):
+        env.pop(name, None)
+    return env
+
+
+def start_run_stack(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """`make run` (functions/local/run_stack.py) with `env`, output to `log_path`;
+    returns at once, before anything is ready."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, str(LOCAL / "run_stack.py")],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a terminal gives `make run`
+        )
 
 
 @pytest.fixture(scope="session")
