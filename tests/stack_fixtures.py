@@ -8,6 +8,7 @@ Loaded by `pytest_plugins = ["stack_fixtures"]` in conftest.py. Session fixtures
   environment), `settings` (a `faceblur.config.Settings` built from `env`), `endpoint`
   ("127.0.0.1:PORT"), `store()` (a `faceblur.storage.Store`), `snapshot()` (every key of
   every bucket), `empty_buckets()`.
+- `s3` -> `LocalS3` (a per-test fixture): `s3_server` with its buckets emptied first.
 - `function_server` -> str: base URL ("http://127.0.0.1:PORT") of the template runner
   serving functions/faceblur/handler.py against `s3_server`, in a subprocess, model
   loaded. The function is at `f"{function_server}/function/faceblur"`, the async route at
@@ -222,6 +223,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
         yield s3
     finally:
         s3.stop()
+
+
+@pytest.fixture
+def s3(s3_server: LocalS3) -> LocalS3:
+    """`s3_server` with its buckets emptied first: each test starts from a clean store."""
+    s3_server.empty_buckets()
+    return s3_server
 
 
 @pytest.fixture(scope="session")
