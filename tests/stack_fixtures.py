@@ -17,7 +17,8 @@ Loaded by `pytest_plugins = ["stack_fixtures"]` in conftest.py. Session fixtures
 Helpers: `start_local_s3(folder)` and `start_function(s3, log_path, extra_env)` for tests
 that need a server of their own (e.g. to stop it; both return objects with `stop()`),
 `run_stack_env(ports, data, extra_env)` and `start_run_stack(env, log_path)` (the whole
-`make run` stack),
+`make run` stack), `running_frontend(env, log_path, ready_seconds)` (the page under
+waitress, a context manager yielding its URL),
 `CuttingProxy` (cuts the line to the S3 server at a chosen request), `scaled_photo(entry)`
 (a faces-dev photo made small, with its boxes).
 """
@@ -31,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,6 +216,34 @@ def start_run_stack(env: dict[str, str], log_path: Path) -> subprocess.Popen:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, as a terminal gives `make run`
         )
+
+
+@contextmanager
+def running_frontend(env: dict[str, str], log_path: Path, ready_seconds: float) -> Iterator[str]:
+    """The frontend under waitress, as in its container, with `env`, output to `log_path`;
+    yields its base URL once /healthz answers and stops it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "waitress", "--listen", f"127.0.0.1:{port}"]
+    command += ["--call", "frontend.app:create_app"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_seconds
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"frontend exited early:\n{log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"frontend not up in time:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        stop_process(process)
 
 
 @pytest.fixture(scope="session")
