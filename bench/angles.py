@@ -31,6 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import recall  # noqa: E402  (its scoring helpers: one definition of covered, strays, deface)
+from recall import fmt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES_DEV = recall.FACES_DEV
@@ -243,12 +244,6 @@ def subprocess_json(args: list[str]) -> dict:
 # --------------------------------------------------------------------------- report
 
 
-def fmt(value) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
 def check_targets(report: dict) -> dict:
     ours, peer = report["faceblur"], report["deface"]
     met = {}
@@ -300,10 +295,7 @@ def print_table(report: dict) -> None:
         f"{seconds['upright_only']:.1f} s without ({fmt(ratios['upright_time_with_vs_without'])}"
         f"x); turned photos {seconds['turned']:.1f} s; deface {report['deface_seconds']:.1f} s"
     )
-    print("targets:")
-    for name, met in report["targets"].items():
-        print(f"  {'MET ' if met else 'MISS'} {name}")
-    print(f"load average before/after: {report['load_before']} / {report['load_after']}")
+    recall.print_targets(report, "targets:")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -422,7 +422,12 @@ def print_table(report: dict) -> None:
     print(f"{'figure':28} {'faceblur':>9} {'deface':>9} {'ratio':>7}")
     for label, a, b in report_rows(ours, peer):
         print(f"{label:28} {fmt(a):>9} {fmt(b):>9} {fmt(ratio(a, b)):>7}")
-    print("targets and limits:")
+    print_targets(report, "targets and limits:")
+
+
+def print_targets(report: dict, heading: str) -> None:
+    """The met/missed lines of report["targets"] and the load average around the run."""
+    print(heading)
     for name, met in report["targets"].items():
         print(f"  {'MET ' if met else 'MISS'} {name}")
     print(f"load average before/after: {report['load_before']} / {report['load_after']}")

@@ -8,6 +8,7 @@ Loaded by `pytest_plugins = ["stack_fixtures"]` in conftest.py. Session fixtures
   environment), `settings` (a `faceblur.config.Settings` built from `env`), `endpoint`
   ("127.0.0.1:PORT"), `store()` (a `faceblur.storage.Store`), `snapshot()` (every key of
   every bucket), `empty_buckets()`.
+- `s3` -> `LocalS3` (a per-test fixture): `s3_server` with its buckets emptied first.
 - `function_server` -> str: base URL ("http://127.0.0.1:PORT") of the template runner
   serving functions/faceblur/handler.py against `s3_server`, in a subprocess, model
   loaded. The function is at `f"{function_server}/function/faceblur"`, the async route at
@@ -15,6 +16,9 @@ Loaded by `pytest_plugins = ["stack_fixtures"]` in conftest.py. Session fixtures
 
 Helpers: `start_local_s3(folder)` and `start_function(s3, log_path, extra_env)` for tests
 that need a server of their own (e.g. to stop it; both return objects with `stop()`),
+`run_stack_env(ports, data, extra_env)` and `start_run_stack(env, log_path)` (the whole
+`make run` stack), `running_frontend(env, log_path, ready_seconds)` (the page under
+waitress, a context manager yielding its URL),
 `CuttingProxy` (cuts the line to the S3 server at a chosen request), `scaled_photo(entry)`
 (a faces-dev photo made small, with its boxes).
 """
@@ -28,6 +32,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -181,6 +186,66 @@ def start_function(
     raise RuntimeError(f"function not ready in time:\n{running.log()[-3000:]}")
 
 
+def run_stack_env(
+    ports: dict[str, int], data: Path, extra_env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The environment of `make run` on the given "s3"/"function"/"frontend" ports, with
+    its data under `data` and no S3 credentials (the stack uses its loopback ones)."""
+    env = {
+        **os.environ,
+        "FACEBLUR_S3_ENDPOINT": f"127.0.0.1:{ports['s3']}",
+        "FACEBLUR_GATEWAY_URL": f"http://127.0.0.1:{ports['function']}",
+        "FACEBLUR_FRONTEND_PORT": str(ports["frontend"]),
+        "FACEBLUR_LOCAL_DATA": str(data),
+        **(extra_env or {}),
+    }
+    for name in ("FACEBLUR_S3_ACCESS_KEY", "FACEBLUR_S3_SECRET_KEY"):
+        env.pop(name, None)
+    return env
+
+
+def start_run_stack(env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """`make run` (functions/local/run_stack.py) with `env`, output to `log_path`;
+    returns at once, before anything is ready."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, str(LOCAL / "run_stack.py")],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a terminal gives `make run`
+        )
+
+
+@contextmanager
+def running_frontend(env: dict[str, str], log_path: Path, ready_seconds: float) -> Iterator[str]:
+    """The frontend under waitress, as in its container, with `env`, output to `log_path`;
+    yields its base URL once /healthz answers and stops it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "waitress", "--listen", f"127.0.0.1:{port}"]
+    command += ["--call", "frontend.app:create_app"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_seconds
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"frontend exited early:\n{log_path.read_text()[-3000:]}")
+            try:
+                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"frontend not up in time:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        stop_process(process)
+
+
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
     s3 = start_local_s3(tmp_path_factory.mktemp("s3-data"))
@@ -188,6 +253,13 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3]:
         yield s3
     finally:
         s3.stop()
+
+
+@pytest.fixture
+def s3(s3_server: LocalS3) -> LocalS3:
+    """`s3_server` with its buckets emptied first: each test starts from a clean store."""
+    s3_server.empty_buckets()
+    return s3_server
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,6 @@ import io
 import json
 import os
 import re
-import subprocess
-import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +24,7 @@ from PIL import Image, ImageOps
 from playwright.sync_api import expect, sync_playwright
 
 # The s3_server and function_server fixtures come from stack_fixtures via conftest.py.
-from stack_fixtures import free_port, stop_process
+from stack_fixtures import running_frontend
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
@@ -64,7 +61,6 @@ def portraits_with_large_faces(count: int) -> list[dict]:
 @pytest.fixture(scope="module")
 def frontend_url(s3_server, function_server, tmp_path_factory) -> Iterator[str]:
     """The frontend under waitress, configured like the cluster's: gateway URL, S3, secret."""
-    port = free_port()
     log_path = tmp_path_factory.mktemp("frontend") / "waitress.log"
     env = {
         **os.environ,
@@ -75,34 +71,8 @@ def frontend_url(s3_server, function_server, tmp_path_factory) -> Iterator[str]:
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("FLASK_DEBUG", None)
-    command = [
-        sys.executable,
-        "-m",
-        "waitress",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--call",
-        "frontend.app:create_app",
-    ]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"frontend exited early:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"frontend not up in time:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with running_frontend(env, log_path, ready_seconds=30) as url:
         yield url
-    finally:
-        stop_process(process)
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,6 @@ The page runs under waitress with accounts on, in front of the function with key
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -26,14 +23,13 @@ from test_browser import (  # noqa: F401 - browser and page: the Chromium fixtur
     wait_for_cards,
 )
 
-from stack_fixtures import free_port, scaled_photo, stop_process
+from stack_fixtures import running_frontend, scaled_photo
 
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture(scope="module")
 def accounts_frontend(s3_server, auth_stack, tmp_path_factory) -> Iterator[str]:
-    port = free_port()
     log_path = tmp_path_factory.mktemp("frontend-accounts") / "waitress.log"
     env = {
         **os.environ,
@@ -43,27 +39,8 @@ def accounts_frontend(s3_server, auth_stack, tmp_path_factory) -> Iterator[str]:
         "FACEBLUR_FRONTEND_SECRET_KEY": "browser-accounts-secret",
         "PYTHONUNBUFFERED": "1",
     }
-    command = [sys.executable, "-m", "waitress", "--listen", f"127.0.0.1:{port}"]
-    command += ["--call", "frontend.app:create_app"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"frontend exited early:\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"frontend not up in time:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+    with running_frontend(env, log_path, ready_seconds=60) as url:
         yield url
-    finally:
-        stop_process(process)
 
 
 def sign_in(tab, url: str, name: str, password: str) -> None:

@@ -216,25 +216,22 @@ def test_detect_edit_blur_round_trip_on_a_sideways_photo(tmp_path: Path, dev_ann
     assert (~mask[kept]).mean() > 0.5
 
 
-def test_a_plain_list_of_regions_without_detection(tmp_path: Path) -> None:
+def blur_flat_photo_with_regions(
+    tmp_path: Path, regions: str, colour: tuple[int, int, int], *options: str
+) -> int:
+    """`faceblur blur` of a plain 50x40 photo in `colour` with the regions file `regions`
+    and no detection, into tmp_path/out; the exit code."""
     photo = tmp_path / "flat.png"
-    Image.new("RGB", (50, 40), (200, 180, 160)).save(photo)
-    regions = tmp_path / "regions.json"
-    regions.write_text("[[10, 5, 20, 15]]")
-    code = main(
-        [
-            "blur",
-            str(photo),
-            "--regions",
-            str(regions),
-            "--no-detect",
-            "--method",
-            "solid",
-            "--shape",
-            "box",
-            "-o",
-            str(tmp_path / "out"),
-        ]
+    Image.new("RGB", (50, 40), colour).save(photo)
+    regions_file = tmp_path / "regions.json"
+    regions_file.write_text(regions)
+    command = ["blur", str(photo), "--regions", str(regions_file), "--no-detect", *options]
+    return main([*command, "-o", str(tmp_path / "out")])
+
+
+def test_a_plain_list_of_regions_without_detection(tmp_path: Path) -> None:
+    code = blur_flat_photo_with_regions(
+        tmp_path, "[[10, 5, 20, 15]]", (200, 180, 160), "--method", "solid", "--shape", "box"
     )
     assert code == 0
     changed = np.any(
@@ -257,22 +254,8 @@ def test_a_plain_list_of_regions_without_detection(tmp_path: Path) -> None:
 def test_a_bad_regions_file_is_refused_with_its_reason(
     tmp_path: Path, capsys, content: str, message: str
 ) -> None:
-    photo = tmp_path / "flat.png"
-    Image.new("RGB", (50, 40)).save(photo)
-    regions = tmp_path / "regions.json"
-    regions.write_text(content)
     try:
-        code = main(
-            [
-                "blur",
-                str(photo),
-                "--regions",
-                str(regions),
-                "--no-detect",
-                "-o",
-                str(tmp_path / "o"),
-            ]
-        )
+        code = blur_flat_photo_with_regions(tmp_path, content, (0, 0, 0))
     except SystemExit as stop:
         code = stop.code
     assert code != 0

@@ -15,7 +15,7 @@ from faceblur.accounts import AccountSettings
 from faceblur.config import ConfigError, load_settings
 from frontend.accounts import SIGNIN_ATTEMPTS_PER_MINUTE
 from frontend.app import create_app
-from stack_fixtures import LocalS3, scaled_photo
+from stack_fixtures import scaled_photo
 
 SECRET = "a-test-secret-key-that-is-long-enough"
 PASSWORD = "correct horse battery staple"
@@ -23,12 +23,6 @@ PASSWORD = "correct horse battery staple"
 
 def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-def s3(s3_server: LocalS3) -> LocalS3:
-    s3_server.empty_buckets()
-    return s3_server
 
 
 @pytest.fixture

@@ -9,15 +9,9 @@ import requests
 from account_fixtures import AUTH_RATE_PER_MINUTE, AuthStack
 
 from faceblur.accounts import KEY_CACHE_SECONDS
-from stack_fixtures import LocalS3, scaled_photo
+from stack_fixtures import scaled_photo
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def s3(s3_server: LocalS3) -> LocalS3:
-    s3_server.empty_buckets()
-    return s3_server
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,7 +18,15 @@ import requests
 
 from faceblur.config import load_settings
 from faceblur.storage import Store, content_id
-from stack_fixtures import ROOT, free_port, scaled_photo, start_local_s3, stop_process
+from stack_fixtures import (
+    ROOT,
+    free_port,
+    run_stack_env,
+    scaled_photo,
+    start_local_s3,
+    start_run_stack,
+    stop_process,
+)
 
 STACK_READY_SECONDS = 240
 EVENT_WAIT_SECONDS = 60
@@ -95,30 +102,19 @@ def ports() -> dict[str, int]:
 def test_make_run_serves_everything_and_ctrl_c_stops_it(
     tmp_path: Path, ports: dict[str, int], dev_annotations: list[dict]
 ) -> None:
-    env = {
-        **os.environ,
-        "FACEBLUR_S3_ENDPOINT": f"127.0.0.1:{ports['s3']}",
-        "FACEBLUR_GATEWAY_URL": f"http://127.0.0.1:{ports['function']}",
-        "FACEBLUR_FRONTEND_PORT": str(ports["frontend"]),
-        "FACEBLUR_LOCAL_DATA": str(tmp_path / "data"),
-        # Small limits, to see the settings reach the function.
-        "FACEBLUR_MAX_BYTES": "300000",
-        "FACEBLUR_MAX_PIXELS": "400000",
-        # Where browsers reach S3, apart from the endpoint, as in a cluster (issue 11).
-        "FACEBLUR_S3_PUBLIC_URL": PUBLIC_S3_URL,
-    }
-    for name in ("FACEBLUR_S3_ACCESS_KEY", "FACEBLUR_S3_SECRET_KEY"):
-        env.pop(name, None)
+    env = run_stack_env(
+        ports,
+        tmp_path / "data",
+        {
+            # Small limits, to see the settings reach the function.
+            "FACEBLUR_MAX_BYTES": "300000",
+            "FACEBLUR_MAX_PIXELS": "400000",
+            # Where browsers reach S3, apart from the endpoint, as in a cluster (issue 11).
+            "FACEBLUR_S3_PUBLIC_URL": PUBLIC_S3_URL,
+        },
+    )
     log_path = tmp_path / "run.log"
-    with log_path.open("wb") as log:
-        stack = subprocess.Popen(
-            [sys.executable, str(ROOT / "functions" / "local" / "run_stack.py")],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group, as a terminal gives `make run`
-        )
+    stack = start_run_stack(env, log_path)
     try:
         wait_for_text(log_path, "Ctrl-C stops everything", stack, STACK_READY_SECONDS)
         banner = log_path.read_text()

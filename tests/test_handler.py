@@ -37,12 +37,6 @@ def portraits(dev_annotations: list[dict]) -> list[dict]:
 
 
 @pytest.fixture
-def s3(s3_server: LocalS3) -> LocalS3:
-    s3_server.empty_buckets()
-    return s3_server
-
-
-@pytest.fixture
 def url(function_server: str) -> str:
     return f"{function_server}/function/faceblur"
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import requests
 from test_function_local_stack import STACK_READY_SECONDS, wait_for_text
 
-from stack_fixtures import ROOT, free_port, scaled_photo, stop_process
+from stack_fixtures import free_port, run_stack_env, scaled_photo, start_run_stack, stop_process
 
 RESTART_SECONDS = 60
 
@@ -36,25 +34,8 @@ def s3rver_child(parent: int) -> int:
 
 def test_the_stack_survives_the_store_dying_and_recovers(tmp_path, dev_annotations) -> None:
     ports = {name: free_port() for name in ("s3", "function", "frontend")}
-    env = {
-        **os.environ,
-        "FACEBLUR_S3_ENDPOINT": f"127.0.0.1:{ports['s3']}",
-        "FACEBLUR_GATEWAY_URL": f"http://127.0.0.1:{ports['function']}",
-        "FACEBLUR_FRONTEND_PORT": str(ports["frontend"]),
-        "FACEBLUR_LOCAL_DATA": str(tmp_path / "data"),
-    }
-    for name in ("FACEBLUR_S3_ACCESS_KEY", "FACEBLUR_S3_SECRET_KEY"):
-        env.pop(name, None)
     log_path = tmp_path / "run.log"
-    with log_path.open("wb") as log:
-        stack = subprocess.Popen(
-            [sys.executable, str(ROOT / "functions" / "local" / "run_stack.py")],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    stack = start_run_stack(run_stack_env(ports, tmp_path / "data"), log_path)
     function_url = f"http://127.0.0.1:{ports['function']}/function/faceblur"
     gallery_url = f"http://127.0.0.1:{ports['frontend']}/gallery"
     # A bucket event reaches storage before any detection: a quick way to ask the

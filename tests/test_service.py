@@ -16,7 +16,7 @@ from faceblur.service import (
     process_bucket_events,
 )
 from faceblur.storage import content_id
-from stack_fixtures import LocalS3, scaled_photo
+from stack_fixtures import scaled_photo
 
 
 @dataclass
@@ -27,12 +27,6 @@ class Pipeline:
 
     def anonymise(self, data: bytes, options: Options, max_pixels: int) -> Result:
         return anonymise_image(data, self.detector, options, max_pixels=max_pixels)
-
-
-@pytest.fixture
-def s3(s3_server: LocalS3) -> LocalS3:
-    s3_server.empty_buckets()
-    return s3_server
 
 
 @pytest.fixture(scope="module")

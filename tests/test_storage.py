@@ -20,12 +20,6 @@ ROLLBACK_WAIT_SECONDS = 20
 
 
 @pytest.fixture
-def s3(s3_server: LocalS3) -> LocalS3:
-    s3_server.empty_buckets()
-    return s3_server
-
-
-@pytest.fixture
 def own_s3(tmp_path: Path):
     """A server of this test's own, which it may stop."""
     server = start_local_s3(tmp_path / "s3")

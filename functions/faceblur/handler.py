@@ -54,7 +54,6 @@ from faceblur.config import (  # noqa: E402
     Settings,
     callback_refusal,
     load_settings,
-    parse_flag,
 )
 from faceblur.errors import (  # noqa: E402
     BadRequestError,
@@ -67,7 +66,14 @@ from faceblur.errors import (  # noqa: E402
     UnavailableError,
     quoted,
 )
-from faceblur.options import METHOD_INFO, SHAPES, STRENGTHS, Options, parse_options  # noqa: E402
+from faceblur.options import (  # noqa: E402
+    METHOD_INFO,
+    SHAPES,
+    STRENGTHS,
+    Options,
+    parse_options,
+    request_flag,
+)
 from faceblur.pipeline import (  # noqa: E402
     Result,
     anonymise_image,
@@ -229,13 +235,6 @@ def _content_type(headers) -> tuple[str, dict[str, str]]:
     """The media type (lower case) and its parameters."""
     media_type, parameters = parse_options_header(headers.get("Content-Type", "") or "")
     return media_type.lower(), parameters
-
-
-def _flag(name: str, value: object) -> bool:
-    try:
-        return parse_flag(value)
-    except ValueError as error:
-        raise BadRequestError(f"{name} {error}") from None
 
 
 def _json_depth(document: object) -> int:
@@ -406,7 +405,7 @@ def _process(event, settings: Settings) -> object:
     gate = _gate()
     caller = gate.caller(event.headers) if gate else None
     data, raw = parsed
-    store_it = _flag("store", raw.pop("store", True))
+    store_it = request_flag("store", raw.pop("store", True))
     options = parse_options(raw)
     store = _settings_and_store()[1] if store_it else NullStore()
     outcome = anonymise_and_store(

@@ -103,7 +103,8 @@ def _number(name: str, value: object, low: float, high: float) -> float:
     return number
 
 
-def _flag(name: str, value: object) -> bool:
+def request_flag(name: str, value: object) -> bool:
+    """A yes/no request option; a value that is neither is a 400 naming the option."""
     try:
         return parse_flag(value)
     except ValueError as error:
@@ -187,7 +188,7 @@ def parse_options(raw: Mapping[str, object]) -> Options:
         threshold=_number(
             "threshold", raw.get("threshold", defaults.threshold), MIN_THRESHOLD, 1.0
         ),
-        upright_only=_flag("upright_only", raw.get("upright_only", defaults.upright_only)),
-        detect=_flag("detect", raw.get("detect", defaults.detect)),
+        upright_only=request_flag("upright_only", raw.get("upright_only", defaults.upright_only)),
+        detect=request_flag("detect", raw.get("detect", defaults.detect)),
         regions=_regions(raw.get("regions", defaults.regions)),
     )
