@@ -25,6 +25,7 @@ from faceblur.video import anonymise_video, probe
 PHOTO = "images/20_Family_Group_Family_Group_20_100.jpg"  # five faces, 70 to 134 px
 LOCATION = "+48.8577+002.2950/"
 FRAMES = 8  # the detector takes most of a second per frame here: keep clips short
+PANNED_SIZE = (640, 360)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,11 @@ def panned(tmp_path_factory, family, detector):
     folder = tmp_path_factory.mktemp("panned")
     source, result = folder / "clip.mov", folder / "out.mp4"
     photo, faces = family
-    truth = make_clip(photo, faces, source, frames=FRAMES, rate=24, metadata={"location": LOCATION})
+    # 640x360: at 320x180 the turned passes (faceblur.angles) take this family's clasped
+    # hands for faces lying down, a known limit of tiny frames (docs/detection.md).
+    truth = make_clip(
+        photo, faces, source, PANNED_SIZE, frames=FRAMES, rate=24, metadata={"location": LOCATION}
+    )
     outcome = anonymise_video(source, result, detector)
     return source, result, truth, outcome
 
@@ -67,7 +72,7 @@ def panned(tmp_path_factory, family, detector):
 def test_frame_count_size_rate_and_audio_packets_are_kept(panned) -> None:
     source, result, _, outcome = panned
     before, after = probe(source), probe(result)
-    assert (after.width, after.height) == (before.width, before.height) == (320, 180)
+    assert (after.width, after.height) == (before.width, before.height) == PANNED_SIZE
     assert after.rate == before.rate == Fraction(24)
     assert len(displayed_frames(result)) == outcome.frames == FRAMES
     copied = audio_packets(result)
@@ -83,9 +88,9 @@ def test_every_face_is_hidden_in_every_frame(panned) -> None:
 def test_the_background_is_kept(panned) -> None:
     source, result, _, _ = panned
     # The bottom band of this photo holds no face: it only goes through H.264 at CRF 18 a
-    # second time (at 320x180 the 4:2:0 colour round trip alone moves it by about 5 levels).
+    # second time (the 4:2:0 colour round trip alone moves small frames by a few levels).
     for before, after in zip(displayed_frames(source), displayed_frames(result), strict=True):
-        difference = np.abs(before[150:].astype(int) - after[150:].astype(int))
+        difference = np.abs(before[300:].astype(int) - after[300:].astype(int))
         assert difference.mean() < 8
 
 
