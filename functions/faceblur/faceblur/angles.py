@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from faceblur.detect import Detector, Face, iou_matrix
+from faceblur.detect import Detector, Face, iou_matrix, nms_order
 
 TURNS = (90, 180, 270)
 """Clockwise degrees a face may be turned by in the photo, besides upright."""
@@ -93,17 +93,8 @@ def xyxy(faces: Sequence[Face]) -> np.ndarray:
 
 def merge_faces(faces: Sequence[Face], iou_threshold: float) -> list[Face]:
     """One face per place, the best-scored of those overlapping more than `iou_threshold`."""
-    order = sorted(faces, key=lambda f: -f.score)
-    if len(order) < 2:
-        return list(order)
-    overlap = iou_matrix(xyxy(order), xyxy(order))
-    alive = np.ones(len(order), dtype=bool)
-    kept = []
-    for index, face in enumerate(order):
-        if alive[index]:
-            kept.append(face)
-            alive[index + 1 :] &= overlap[index, index + 1 :] <= iou_threshold
-    return kept
+    scores = np.array([f.score for f in faces], dtype=np.float64)
+    return [faces[index] for index in nms_order(xyxy(faces), scores, iou_threshold)]
 
 
 def seen_better_turned(

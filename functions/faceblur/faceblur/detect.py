@@ -128,15 +128,22 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def nms(cands: Candidates, iou_threshold: float) -> Candidates:
-    """Keep the best of every group of boxes overlapping more than `iou_threshold`.
+    """Keep the best of every group of boxes overlapping more than `iou_threshold`."""
+    if len(cands) < 2:
+        return cands
+    return cands.select(nms_order(cands.boxes, cands.scores, iou_threshold))
+
+
+def nms_order(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
+    """Indices of the boxes (x1 y1 x2 y2) that NMS keeps, best score first.
 
     One row of overlaps at a time: a crowd yields thousands of candidates, and a
     full overlap matrix of them would take gigabytes.
     """
-    if len(cands) < 2:
-        return cands
-    order = np.argsort(-cands.scores, kind="stable")
-    boxes = cands.boxes[order]
+    if len(boxes) < 2:
+        return np.arange(len(boxes))
+    order = np.argsort(-scores, kind="stable")
+    boxes = boxes[order]
     areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     alive = np.ones(len(order), dtype=bool)
     keep = []
@@ -153,7 +160,7 @@ def nms(cands: Candidates, iou_threshold: float) -> Candidates:
         inter = np.clip(inter_w, 0, None) * np.clip(inter_h, 0, None)
         overlap = inter / np.maximum(areas[rank] + areas[rest] - inter, 1e-9)
         alive[rest[overlap > iou_threshold]] = False
-    return cands.select(np.array(keep))
+    return np.array(keep)
 
 
 # --------------------------------------------------------------------------- geometry

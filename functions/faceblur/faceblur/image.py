@@ -272,6 +272,15 @@ def _to_palette(decoded: DecodedImage, pixels: np.ndarray) -> Image.Image:
     return mapped
 
 
+def _kept(decoded: DecodedImage, pixels: np.ndarray, regions: Sequence[Box]) -> np.ndarray:
+    """Where 16-bit output keeps the input's own values: pixels left unchanged, outside
+    every anonymised region."""
+    keep = (pixels == decoded.pixels).all(axis=2)
+    for x, y, w, h in regions:
+        keep[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)] = False
+    return keep
+
+
 def _grey16_result(
     decoded: DecodedImage, pixels: np.ndarray, regions: Sequence[Box]
 ) -> Image.Image:
@@ -279,10 +288,7 @@ def _grey16_result(
     grey widened to 16 bits inside them (so nothing of a face's finer bits survives)."""
     assert decoded.grey16 is not None
     grey8 = np.asarray(Image.fromarray(pixels, "RGB").convert("L"))
-    keep = (pixels == decoded.pixels).all(axis=2)
-    for x, y, w, h in regions:
-        keep[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)] = False
-    out = np.where(keep, decoded.grey16, grey8.astype(np.uint16) * 257)
+    out = np.where(_kept(decoded, pixels, regions), decoded.grey16, grey8.astype(np.uint16) * 257)
     return Image.fromarray(out.astype(np.uint16))  # uint16 makes mode I;16
 
 
@@ -291,9 +297,7 @@ def _colour16_png(decoded: DecodedImage, pixels: np.ndarray, regions: Sequence[B
     import cv2
 
     assert decoded.colour16 is not None
-    keep = (pixels == decoded.pixels).all(axis=2)
-    for x, y, w, h in regions:
-        keep[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)] = False
+    keep = _kept(decoded, pixels, regions)
     out = decoded.colour16.copy()
     out[..., :3] = np.where(keep[..., None], out[..., :3], pixels.astype(np.uint16) * 257)
     bgr = out[..., [2, 1, 0, 3][: out.shape[2]]]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from faceblur.angles import upright
 from faceblur.anonymise import anonymise, padded_region
@@ -126,14 +126,11 @@ def _anonymised(
         "encode": done - anonymised_at,
     }
     timings["total"] = sum(timings.values())
+    # Every field of the detection carries over, so a field added to it cannot be dropped.
+    detection = {f.name: getattr(found, f.name) for f in fields(Detection) if f.name != "timings"}
     return Result(
-        width=decoded.width,
-        height=decoded.height,
-        faces=found.faces,
-        regions=found.regions,
+        **detection,
         timings=timings,
-        orientation=decoded.orientation,
-        given=found.given,
         data=data,
         format=decoded.format,
         mime_type=decoded.mime_type,
