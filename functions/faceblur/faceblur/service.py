@@ -152,9 +152,10 @@ def process_inbox_object(
     """
     bucket = settings.bucket_inbox
     data = store.read(bucket, key, max_bytes=settings.max_bytes)
-    result = anonymiser.anonymise(data, Options(), settings.max_pixels)
+    options = Options()
+    result = anonymiser.anonymise(data, options, settings.max_pixels)
     pair = store.put_pair(
-        **_pair(data, result, Options(), settings.seal_public_key, settings.max_pixels)
+        **_pair(data, result, options, settings.seal_public_key, settings.max_pixels)
     )
     store.remove(bucket, key)
     return {
