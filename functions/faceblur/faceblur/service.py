@@ -51,17 +51,8 @@ class PairStore(Protocol):
 class NullStore:
     """Stores nothing (`store=false`): `put_pair` keeps no pair and says so with None."""
 
-    def put_pair(
-        self,
-        original: bytes,
-        original_type: str,
-        result: bytes,
-        result_type: str,
-        options: Mapping[str, object],
-        result_metadata: Mapping[str, str] | None = None,
-        sealed: bytes | None = None,
-        prefix: str = "",
-    ) -> None:
+    # Takes PairStore.put_pair's arguments, whatever they are, and ignores them all.
+    def put_pair(self, *args: object, **kwargs: object) -> None:
         return None
 
     def result_url(self, key: str) -> str:
@@ -161,9 +152,10 @@ def process_inbox_object(
     """
     bucket = settings.bucket_inbox
     data = store.read(bucket, key, max_bytes=settings.max_bytes)
-    result = anonymiser.anonymise(data, Options(), settings.max_pixels)
+    options = Options()
+    result = anonymiser.anonymise(data, options, settings.max_pixels)
     pair = store.put_pair(
-        **_pair(data, result, Options(), settings.seal_public_key, settings.max_pixels)
+        **_pair(data, result, options, settings.seal_public_key, settings.max_pixels)
     )
     store.remove(bucket, key)
     return {

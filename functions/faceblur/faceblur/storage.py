@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
+from minio.datatypes import Object
 from minio.error import MinioException, S3Error
 
 from faceblur.config import Settings
@@ -226,16 +227,19 @@ class Store:
 
     # -- reading ------------------------------------------------------------------------
 
-    def exists(self, bucket: str, key: str) -> bool:
+    def _stat(self, bucket: str, key: str) -> Object | None:
+        """An object's stat, or None when there is no such object."""
         try:
-            self.client.stat_object(bucket_name=bucket, object_name=key)
-            return True
+            return self.client.stat_object(bucket_name=bucket, object_name=key)
         except S3Error as error:
             if error.code in ("NoSuchKey", "NoSuchObject", "NotFound"):
-                return False
+                return None
             raise _unavailable(f"stat {bucket}/{key}", error) from error
         except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
             raise _unavailable(f"stat {bucket}/{key}", error) from error
+
+    def exists(self, bucket: str, key: str) -> bool:
+        return self._stat(bucket, key) is not None
 
     def keys(self, bucket: str, prefix: str = "") -> list[str]:
         """Every key in `bucket` under `prefix`, sorted."""
@@ -298,13 +302,8 @@ class Store:
 
     def size(self, bucket: str, key: str) -> int | None:
         """An object's size in bytes, or None when there is no such object."""
-        if not self.exists(bucket, key):
-            return None
-        stat = self._call(
-            f"stat {bucket}/{key}",
-            lambda: self.client.stat_object(bucket_name=bucket, object_name=key),
-        )
-        return int(stat.size or 0)
+        stat = self._stat(bucket, key)
+        return None if stat is None else int(stat.size or 0)
 
     def chunks(self, bucket: str, key: str) -> Iterator[bytes]:
         """An object's bytes a piece at a time, for streaming without holding it whole."""
