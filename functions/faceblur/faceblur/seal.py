@@ -414,8 +414,6 @@ class Disclosure:
     png: bytes  # the result with face `index` restored, lossless
     index: int
     region: Box
-    result_sha256: str
-    sealed_sha256: str
     output_sha256: str
 
 
@@ -473,8 +471,7 @@ def disclose(
     the original's decoded pixels and the rest exactly the result's decoded pixels.
     """
     sealed = read_sealed(sealed_file)
-    result_digest = sha256_hex(result)
-    if not _same(result_digest, sealed.result_sha256):
+    if not _same(sha256_hex(result), sealed.result_sha256):
         raise ResultMismatchError(
             "the result does not match the sealed file: it was altered, or the sealed file "
             "belongs to another result"
@@ -493,8 +490,6 @@ def disclose(
         png=png,
         index=index,
         region=(x, y, w, h),
-        result_sha256=result_digest,
-        sealed_sha256=sha256_hex(sealed_file),
         output_sha256=sha256_hex(png),
     )
 
