@@ -58,6 +58,7 @@ from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from faceblur.anonymise import padded_region
 from faceblur.errors import FaceblurError
 from faceblur.image import DEFAULT_MAX_PIXELS, Box, decode, encode
 
@@ -258,13 +259,6 @@ class Sealed:
         return self.binding(index) + b"\n" + _canonical(contents)
 
 
-def _clip(region: Sequence[int], width: int, height: int) -> Box:
-    x, y, w, h = (int(v) for v in region)
-    x0, y0 = max(0, x), max(0, y)
-    x1, y1 = min(width, x + w), min(height, y + h)
-    return (x0, y0, max(0, x1 - x0), max(0, y1 - y0))
-
-
 def own_pixels(regions: Sequence[Box], index: int) -> np.ndarray:
     """Boolean mask over region `index`: True where no other region covers the pixel."""
     x, y, w, h = regions[index]
@@ -287,7 +281,8 @@ def seal_pixels(
 ) -> bytes:
     """The sealed file for `result`: each region's pixels of `original` (upright RGB uint8)."""
     height, width = original.shape[:2]
-    clipped = tuple(_clip(region, width, height) for region in regions)
+    # No padding: the regions are already the anonymised ones; this only clips them.
+    clipped = tuple(padded_region(region, 0.0, width, height) for region in regions)
     skeleton = Sealed(
         authority=fingerprint(public_key),
         result_sha256=sha256_hex(result),
@@ -419,8 +414,6 @@ class Disclosure:
     png: bytes  # the result with face `index` restored, lossless
     index: int
     region: Box
-    result_sha256: str
-    sealed_sha256: str
     output_sha256: str
 
 
@@ -478,8 +471,7 @@ def disclose(
     the original's decoded pixels and the rest exactly the result's decoded pixels.
     """
     sealed = read_sealed(sealed_file)
-    result_digest = sha256_hex(result)
-    if not _same(result_digest, sealed.result_sha256):
+    if not _same(sha256_hex(result), sealed.result_sha256):
         raise ResultMismatchError(
             "the result does not match the sealed file: it was altered, or the sealed file "
             "belongs to another result"
@@ -498,8 +490,6 @@ def disclose(
         png=png,
         index=index,
         region=(x, y, w, h),
-        result_sha256=result_digest,
-        sealed_sha256=sha256_hex(sealed_file),
         output_sha256=sha256_hex(png),
     )
 
