@@ -32,11 +32,9 @@ from faceblur.accounts import (
     Identity,
     RateLimiter,
     open_accounts,
-    remove_owned,
 )
 from faceblur.config import ConfigError, is_loopback_endpoint
 from faceblur.errors import UnavailableError
-from faceblur.storage import Store
 
 # Sign-in attempts a minute, per address and per name: slows password guessing to a
 # crawl while a person who mistypes a few times is not held up.
@@ -133,9 +131,13 @@ def _refuse(status: int, message: str) -> tuple[str, int]:
     return render_template("error.html", status=status, message=message), status
 
 
-def _storage() -> Store:
-    # Deleting a person's data is the one place the page touches originals too.
-    return Store(current_app.extensions["faceblur"].settings)
+def _delete_stored(prefix: str) -> int:
+    """Delete a person's uploads, results and cached thumbnails; how many objects went."""
+    # The page's own results bucket: its S3 client is built once per app, not per request.
+    services = current_app.extensions["faceblur"]
+    removed = services.results.delete_owned(prefix)
+    services.thumbnails.forget_under(prefix)
+    return removed
 
 
 # --- signing in and out ---------------------------------------------------------------
@@ -237,8 +239,7 @@ def revoke_key(key_id: int) -> Any:
 @bp.post("/account/results/delete")
 def delete_results() -> Any:
     try:
-        removed = remove_owned(_storage(), current_identity().prefix)
-        current_app.extensions["faceblur"].thumbnails.forget_under(current_identity().prefix)
+        removed = _delete_stored(current_identity().prefix)
     except UnavailableError:
         return _account_page(503, error="The photo store is not available; nothing was deleted.")
     return _account_page(message=f"Deleted {removed} stored file{'s' * (removed != 1)}.")
@@ -250,8 +251,7 @@ def delete_account() -> Any:
     if _services().accounts.authenticate(identity.name, request.form.get("password", "")) is None:
         return _account_page(400, error="Please type your password to delete your account.")
     try:
-        remove_owned(_storage(), identity.prefix)
-        current_app.extensions["faceblur"].thumbnails.forget_under(identity.prefix)
+        _delete_stored(identity.prefix)
     except UnavailableError:
         return _account_page(503, error="The photo store is not available; nothing was deleted.")
     _services().accounts.delete_user(identity.user_id)
