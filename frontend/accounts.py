@@ -127,6 +127,11 @@ def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     return render_template(template, **context), status
 
 
+def _signin_page(status: int = 200, **context: Any) -> tuple[str, int]:
+    """The sign-in page, with the sign-up link only where sign-up is open."""
+    return _page("signin.html", status, signup=_services().settings.signup, **context)
+
+
 def _refuse(status: int, message: str) -> tuple[str, int]:
     return render_template("error.html", status=status, message=message), status
 
@@ -146,7 +151,7 @@ def _delete_stored(prefix: str) -> int:
 @bp.route("/signin", methods=["GET", "POST"])
 def signin() -> Any:
     if request.method == "GET":
-        return _page("signin.html", signup=_services().settings.signup)
+        return _signin_page()
     name = request.form.get("name", "").strip()
     password = request.form.get("password", "")
     limiter = _services().signin_limiter
@@ -154,19 +159,15 @@ def signin() -> Any:
         limiter.retry_after(f"addr:{request.remote_addr}"), limiter.retry_after(f"name:{name}")
     )
     if wait:
-        page, status = _page(
-            "signin.html",
+        page, status = _signin_page(
             429,
-            signup=_services().settings.signup,
             error=f"Too many sign-in attempts. Please wait {wait} seconds and try again.",
         )
         return page, status, {"Retry-After": str(wait)}
     identity = _services().accounts.authenticate(name, password)
     if identity is None:
-        return _page(
-            "signin.html",
+        return _signin_page(
             401,
-            signup=_services().settings.signup,
             error="That name and password do not match an active account.",
             name=name,
         )
@@ -256,7 +257,7 @@ def delete_account() -> Any:
         return _account_page(503, error="The photo store is not available; nothing was deleted.")
     _services().accounts.delete_user(identity.user_id)
     session.clear()
-    return _page("signin.html", signup=_services().settings.signup, message="Account deleted.")
+    return _signin_page(message="Account deleted.")
 
 
 # --- the administrator ------------------------------------------------------------------
