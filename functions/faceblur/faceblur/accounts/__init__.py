@@ -32,7 +32,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.orm import Session
 
-from faceblur.config import ENV_VARS, SECRETS_DIR, ConfigError, parse_flag, read_secret
+# config's own readers, so a variable is parsed and reported the same way everywhere.
+from faceblur.config import SECRETS_DIR, _bool, _positive_int, read_secret
 from faceblur.storage import OWNERS_FOLDER, Store
 
 from .models import ApiKey, User
@@ -69,23 +70,11 @@ def load_account_settings(
     environ: Mapping[str, str] | None = None, secrets_dir: str | Path = SECRETS_DIR
 ) -> AccountSettings:
     environ = os.environ if environ is None else environ
-
-    def flag(name: str) -> bool:
-        try:
-            return parse_flag(environ.get(name) or ENV_VARS[name])
-        except ValueError as error:
-            raise ConfigError(f"{name} {error}") from None
-
-    raw_rate = (
-        environ.get("FACEBLUR_RATE_LIMIT_PER_MINUTE") or ENV_VARS["FACEBLUR_RATE_LIMIT_PER_MINUTE"]
-    )
-    if not raw_rate.isdigit() or int(raw_rate) <= 0:
-        raise ConfigError(f"FACEBLUR_RATE_LIMIT_PER_MINUTE must be positive, got {raw_rate!r}")
     url = read_secret("faceblur-database-url", environ, secrets_dir)
     return AccountSettings(
-        enabled=flag("FACEBLUR_AUTH"),
-        signup=flag("FACEBLUR_SIGNUP"),
-        rate_per_minute=int(raw_rate),
+        enabled=_bool(environ, "FACEBLUR_AUTH"),
+        signup=_bool(environ, "FACEBLUR_SIGNUP"),
+        rate_per_minute=_positive_int(environ, "FACEBLUR_RATE_LIMIT_PER_MINUTE"),
         database_url=url or f"sqlite:///{DEFAULT_SQLITE.resolve()}",
         internal_token=read_secret("faceblur-internal-token", environ, secrets_dir),
     )
