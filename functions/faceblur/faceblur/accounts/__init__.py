@@ -244,10 +244,10 @@ class Accounts:
             user = session.get(User, user_id)
             return _identity(user) if user is not None and not user.disabled else None
 
-    def set_disabled(self, name: str, disabled: bool = True) -> None:
+    def set_disabled(self, name: str) -> None:
         with self._session() as session, session.begin():
             changed = session.execute(
-                update(User).where(User.name == name).values(disabled=disabled)
+                update(User).where(User.name == name).values(disabled=True)
             ).rowcount
         if not changed:
             raise AccountError(f"There is no user {name!r}.")
