@@ -14,7 +14,6 @@ results never touches anyone else's.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import re
 import secrets
@@ -344,20 +343,17 @@ class Accounts:
 
     def identity_for_key(self, key: str) -> Identity | None:
         """The active user whose unrevoked key this is, else None."""
-        digest = hash_key(key)
         with self._session() as session:
-            row = session.execute(
-                select(User, ApiKey.key_hash)
+            user = session.scalars(
+                select(User)
                 .join(ApiKey, ApiKey.user_id == User.id)
                 .where(
-                    ApiKey.key_hash == digest,
+                    ApiKey.key_hash == hash_key(key),
                     ApiKey.revoked_at.is_(None),
                     User.disabled.is_(False),
                 )
             ).first()
-        if row is None or not hmac.compare_digest(row[1], digest):
-            return None
-        return _identity(row[0])
+        return _identity(user) if user is not None else None
 
 
 class KeyChecker:
