@@ -32,11 +32,9 @@ from faceblur.accounts import (
     Identity,
     RateLimiter,
     open_accounts,
-    remove_owned,
 )
 from faceblur.config import ConfigError, is_loopback_endpoint
 from faceblur.errors import UnavailableError
-from faceblur.storage import Store
 
 # Sign-in attempts a minute, per address and per name: slows password guessing to a
 # crawl while a person who mistypes a few times is not held up.
@@ -129,13 +127,22 @@ def _page(template: str, status: int = 200, **context: Any) -> tuple[str, int]:
     return render_template(template, **context), status
 
 
+def _signin_page(status: int = 200, **context: Any) -> tuple[str, int]:
+    """The sign-in page, with the sign-up link only where sign-up is open."""
+    return _page("signin.html", status, signup=_services().settings.signup, **context)
+
+
 def _refuse(status: int, message: str) -> tuple[str, int]:
     return render_template("error.html", status=status, message=message), status
 
 
-def _storage() -> Store:
-    # Deleting a person's data is the one place the page touches originals too.
-    return Store(current_app.extensions["faceblur"].settings)
+def _delete_stored(prefix: str) -> int:
+    """Delete a person's uploads, results and cached thumbnails; how many objects went."""
+    # The page's own results bucket: its S3 client is built once per app, not per request.
+    services = current_app.extensions["faceblur"]
+    removed = services.results.delete_owned(prefix)
+    services.thumbnails.forget_under(prefix)
+    return removed
 
 
 # --- signing in and out ---------------------------------------------------------------
@@ -144,7 +151,7 @@ def _storage() -> Store:
 @bp.route("/signin", methods=["GET", "POST"])
 def signin() -> Any:
     if request.method == "GET":
-        return _page("signin.html", signup=_services().settings.signup)
+        return _signin_page()
     name = request.form.get("name", "").strip()
     password = request.form.get("password", "")
     limiter = _services().signin_limiter
@@ -152,19 +159,15 @@ def signin() -> Any:
         limiter.retry_after(f"addr:{request.remote_addr}"), limiter.retry_after(f"name:{name}")
     )
     if wait:
-        page, status = _page(
-            "signin.html",
+        page, status = _signin_page(
             429,
-            signup=_services().settings.signup,
             error=f"Too many sign-in attempts. Please wait {wait} seconds and try again.",
         )
         return page, status, {"Retry-After": str(wait)}
     identity = _services().accounts.authenticate(name, password)
     if identity is None:
-        return _page(
-            "signin.html",
+        return _signin_page(
             401,
-            signup=_services().settings.signup,
             error="That name and password do not match an active account.",
             name=name,
         )
@@ -237,8 +240,7 @@ def revoke_key(key_id: int) -> Any:
 @bp.post("/account/results/delete")
 def delete_results() -> Any:
     try:
-        removed = remove_owned(_storage(), current_identity().prefix)
-        current_app.extensions["faceblur"].thumbnails.forget_under(current_identity().prefix)
+        removed = _delete_stored(current_identity().prefix)
     except UnavailableError:
         return _account_page(503, error="The photo store is not available; nothing was deleted.")
     return _account_page(message=f"Deleted {removed} stored file{'s' * (removed != 1)}.")
@@ -250,13 +252,12 @@ def delete_account() -> Any:
     if _services().accounts.authenticate(identity.name, request.form.get("password", "")) is None:
         return _account_page(400, error="Please type your password to delete your account.")
     try:
-        remove_owned(_storage(), identity.prefix)
-        current_app.extensions["faceblur"].thumbnails.forget_under(identity.prefix)
+        _delete_stored(identity.prefix)
     except UnavailableError:
         return _account_page(503, error="The photo store is not available; nothing was deleted.")
     _services().accounts.delete_user(identity.user_id)
     session.clear()
-    return _page("signin.html", signup=_services().settings.signup, message="Account deleted.")
+    return _signin_page(message="Account deleted.")
 
 
 # --- the administrator ------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The results bucket as the page sees it: the gallery, presigned URLs, downloads, and
 deleting a photo with its results.
 
-Originals are never read, listed or linked here: the only way the page touches them is
-`delete_photo`, which removes a person's upload together with its results.
+Originals are never read, listed or linked here: the only ways the page touches them are
+`delete_photo` and `delete_owned`, which remove a person's uploads with their results.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from faceblur.accounts import remove_owned
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, UnavailableError
 from faceblur.storage import Store
@@ -109,6 +110,10 @@ class ResultsBucket:
     def delete_photo(self, key: str) -> bool:
         """Delete the upload this result was made from and its results; False if none."""
         return self._store.remove_photo(key)
+
+    def delete_owned(self, prefix: str) -> int:
+        """Delete every upload and result under an owner's `prefix`; how many objects went."""
+        return remove_owned(self._store, prefix)
 
     def _face_counts(self, keys: list[str]) -> dict[str, int | None]:
         """Each result's face count; once the store fails, the rest are left unknown, so a

@@ -14,7 +14,6 @@ results never touches anyone else's.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
 import re
 import secrets
@@ -32,7 +31,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.orm import Session
 
-from faceblur.config import ENV_VARS, SECRETS_DIR, ConfigError, parse_flag, read_secret
+# config's own readers, so a variable is parsed and reported the same way everywhere.
+from faceblur.config import SECRETS_DIR, _bool, _positive_int, read_secret
 from faceblur.storage import OWNERS_FOLDER, Store
 
 from .models import ApiKey, User
@@ -69,23 +69,11 @@ def load_account_settings(
     environ: Mapping[str, str] | None = None, secrets_dir: str | Path = SECRETS_DIR
 ) -> AccountSettings:
     environ = os.environ if environ is None else environ
-
-    def flag(name: str) -> bool:
-        try:
-            return parse_flag(environ.get(name) or ENV_VARS[name])
-        except ValueError as error:
-            raise ConfigError(f"{name} {error}") from None
-
-    raw_rate = (
-        environ.get("FACEBLUR_RATE_LIMIT_PER_MINUTE") or ENV_VARS["FACEBLUR_RATE_LIMIT_PER_MINUTE"]
-    )
-    if not raw_rate.isdigit() or int(raw_rate) <= 0:
-        raise ConfigError(f"FACEBLUR_RATE_LIMIT_PER_MINUTE must be positive, got {raw_rate!r}")
     url = read_secret("faceblur-database-url", environ, secrets_dir)
     return AccountSettings(
-        enabled=flag("FACEBLUR_AUTH"),
-        signup=flag("FACEBLUR_SIGNUP"),
-        rate_per_minute=int(raw_rate),
+        enabled=_bool(environ, "FACEBLUR_AUTH"),
+        signup=_bool(environ, "FACEBLUR_SIGNUP"),
+        rate_per_minute=_positive_int(environ, "FACEBLUR_RATE_LIMIT_PER_MINUTE"),
         database_url=url or f"sqlite:///{DEFAULT_SQLITE.resolve()}",
         internal_token=read_secret("faceblur-internal-token", environ, secrets_dir),
     )
@@ -255,10 +243,10 @@ class Accounts:
             user = session.get(User, user_id)
             return _identity(user) if user is not None and not user.disabled else None
 
-    def set_disabled(self, name: str, disabled: bool = True) -> None:
+    def set_disabled(self, name: str) -> None:
         with self._session() as session, session.begin():
             changed = session.execute(
-                update(User).where(User.name == name).values(disabled=disabled)
+                update(User).where(User.name == name).values(disabled=True)
             ).rowcount
         if not changed:
             raise AccountError(f"There is no user {name!r}.")
@@ -355,20 +343,17 @@ class Accounts:
 
     def identity_for_key(self, key: str) -> Identity | None:
         """The active user whose unrevoked key this is, else None."""
-        digest = hash_key(key)
         with self._session() as session:
-            row = session.execute(
-                select(User, ApiKey.key_hash)
+            user = session.scalars(
+                select(User)
                 .join(ApiKey, ApiKey.user_id == User.id)
                 .where(
-                    ApiKey.key_hash == digest,
+                    ApiKey.key_hash == hash_key(key),
                     ApiKey.revoked_at.is_(None),
                     User.disabled.is_(False),
                 )
             ).first()
-        if row is None or not hmac.compare_digest(row[1], digest):
-            return None
-        return _identity(row[0])
+        return _identity(user) if user is not None else None
 
 
 class KeyChecker:
