@@ -118,6 +118,7 @@ def _start(directory: Path, port: int | None = None, **kwargs) -> S3Server:
         secret_key=secret_key,
         buckets=("inbox", "originals", "results"),
         port=port,
+        upload_bucket="inbox",
         **kwargs,
     )
 

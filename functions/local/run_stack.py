@@ -150,6 +150,7 @@ def main() -> int:
                 address=s3_host,
                 webhook_url=f"{settings.gateway_url}/async-function/{name}",
                 webhook_bucket=settings.bucket_inbox,
+                upload_bucket=settings.bucket_inbox,
                 output=None,
             )
         )

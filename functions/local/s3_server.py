@@ -87,10 +87,14 @@ def start_s3_server(
     address: str = "127.0.0.1",
     webhook_url: str | None = None,
     webhook_bucket: str | None = None,
+    upload_bucket: str | None = None,
     output: IO | int | None = subprocess.DEVNULL,
     ready_timeout: float = 20,
 ) -> S3Server:
-    """Start s3rver on `address:port` (a free port when None), buckets created, and wait."""
+    """Start s3rver on `address:port` (a free port when None), buckets created, and wait.
+
+    `upload_bucket` answers browsers' cross-origin PUTs (the page's presigned uploads).
+    """
     node = shutil.which("node")
     if node is None or not (NODE_MODULES / "s3rver").is_dir():
         raise RuntimeError("the local S3 server is not installed: run `make install` (needs npm)")
@@ -109,6 +113,8 @@ def start_s3_server(
         "FACEBLUR_S3_ACCESS_KEY": access_key,
         "FACEBLUR_S3_SECRET_KEY": secret_key,
     }
+    if upload_bucket:
+        env["S3RVER_UPLOAD_BUCKET"] = upload_bucket
     if webhook_url and webhook_bucket:
         env |= {"S3RVER_WEBHOOK_URL": webhook_url, "S3RVER_WEBHOOK_BUCKET": webhook_bucket}
     process = subprocess.Popen(

@@ -3,6 +3,7 @@
 // to a URL (the function's async route). Configured by environment (see s3_server.py):
 //   S3RVER_ADDRESS, S3RVER_PORT, S3RVER_DIRECTORY, S3RVER_BUCKETS (comma-separated),
 //   S3RVER_WEBHOOK_URL and S3RVER_WEBHOOK_BUCKET (optional),
+//   S3RVER_UPLOAD_BUCKET (optional: the bucket browsers PUT into with presigned URLs),
 //   FACEBLUR_S3_ACCESS_KEY, FACEBLUR_S3_SECRET_KEY
 'use strict';
 
@@ -21,13 +22,24 @@ AWSAccount.DUMMY_ACCOUNT.createKeyPair(accessKey, secretKey);
 AWSAccount.DUMMY_ACCOUNT.revokeAccessKey('S3RVER');
 
 const buckets = (env.S3RVER_BUCKETS || '').split(',').filter(Boolean);
+// The page sends videos straight to the inbox with a presigned PUT from its own origin,
+// so that bucket answers cross-origin PUTs (the signature, not the origin, guards it).
+// Local only: MinIO in the cluster takes MINIO_API_CORS_ALLOW_ORIGIN instead.
+const uploadCors = `<CORSConfiguration><CORSRule>
+  <AllowedOrigin>*</AllowedOrigin><AllowedMethod>PUT</AllowedMethod>
+  <AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader>
+  <MaxAgeSeconds>3000</MaxAgeSeconds>
+</CORSRule></CORSConfiguration>`;
 const server = new S3rver({
   address: env.S3RVER_ADDRESS || '127.0.0.1',
   port: Number(env.S3RVER_PORT || 9000),
   directory: env.S3RVER_DIRECTORY,
   silent: true,
   vhostBuckets: false,
-  configureBuckets: buckets.map((name) => ({ name, configs: [] })),
+  configureBuckets: buckets.map((name) => ({
+    name,
+    configs: name === env.S3RVER_UPLOAD_BUCKET ? [uploadCors] : [],
+  })),
 });
 
 // MinIO URL-encodes object keys in its events (Go's url.QueryEscape); s3rver does not.

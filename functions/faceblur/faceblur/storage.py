@@ -483,3 +483,16 @@ class Store:
                 if not self._pending_rollbacks:
                     self._retrier = None
                     return
+
+    # -- uploads straight from a browser -------------------------------------------------
+
+    def inbox_upload_url(self, key: str) -> str:
+        """A presigned PUT of inbox object `key` on the public S3 address: a browser sends a
+        large file (a video) straight to the inbox, never through a function request."""
+        expiry = timedelta(seconds=self.settings.presign_expiry_seconds)
+        return self._call(
+            "presign",
+            lambda: self._presigner.presigned_put_object(
+                bucket_name=self.settings.bucket_inbox, object_name=key, expires=expiry
+            ),
+        )
