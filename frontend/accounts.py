@@ -118,7 +118,7 @@ class _LoopbackAwareSessions(SecureCookieSessionInterface):
 def _require_signed_in() -> Any:
     if request.endpoint in PUBLIC_ENDPOINTS or current_identity() is not None:
         return None
-    if request.path.startswith("/api/"):
+    if request.path.startswith(("/api/", "/videos")):
         return jsonify(error="Please sign in first."), 401
     return redirect(url_for("accounts.signin"))
 

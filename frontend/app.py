@@ -13,7 +13,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import secrets
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -46,9 +48,9 @@ from faceblur.options import (
 
 from . import accounts
 from .archive import Entry, stream_zip
-from .gateway import PLAIN_ERRORS, FunctionClient, FunctionError
-from .results import ResultsBucket
-from .safety import download_name, is_safe_key
+from .gateway import JOB_ERRORS, PLAIN_ERRORS, FunctionClient, FunctionError
+from .results import ResultsBucket, is_video_key
+from .safety import download_name, inbox_name, is_safe_key
 from .thumbnails import NotAThumbnailable, ThumbnailCache, make_thumbnail
 
 # Room for the multipart envelope and the form fields around one photo.
@@ -64,6 +66,8 @@ STORAGE_UNAVAILABLE = (
     "Please try again in a minute."
 )
 EXPIRED = "This page has expired. Please reload the page and try again."
+# A video job's id, as the page makes it (uuid4().hex): the contract with the function.
+VIDEO_JOB = re.compile(r"[0-9a-f]{32}")
 
 csrf = CSRFProtect()
 pages = Blueprint("pages", __name__)
@@ -217,6 +221,8 @@ def thumbnail(key: str) -> Any:
     """A small copy of a result for the gallery (the full one opens by presigned URL)."""
     if not _readable(key):
         return _error_page(404, "There is no such result.")
+    if is_video_key(key):  # the gallery shows a video in a <video> element instead
+        return _error_page(404, "This result has no preview.")
     services = _services()
     data = services.thumbnails.get(key)
     if data is None:
@@ -317,6 +323,52 @@ def delete(key: str) -> Any:
     return render_template("delete.html", key=key, deleted=True)
 
 
+@pages.post("/videos")
+def start_video() -> Any:
+    """A video job: where the browser uploads the video, and where it follows its progress.
+
+    The browser sends the file straight to the inbox with the presigned PUT, so a large
+    video never passes through the page or a function request; the inbox's put event
+    starts the function's job. The size and type are the browser's word: the function
+    checks the bytes themselves (and its limits) before processing.
+    """
+    details = request.get_json(silent=True)
+    if not isinstance(details, dict):
+        return _json_error(400, "The request was not understood. Please reload the page.")
+    size, kind = details.get("size"), details.get("type")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        return _json_error(400, "The request was not understood. Please reload the page.")
+    if size == 0:
+        return _json_error(400, "This file is empty.")
+    limit = _services().settings.max_video_bytes
+    if size > limit:
+        return _json_error(413, f"This video is too large. The limit is {human_bytes(limit)}.")
+    if not isinstance(kind, str) or not kind.lower().startswith("video/"):
+        return _json_error(
+            415, "This file is not a video we can read. Please choose an MP4, MOV, MKV or WebM."
+        )
+    job = uuid.uuid4().hex
+    key = f"{accounts.owner_prefix()}videos/{job}/{inbox_name(details.get('name'))}"
+    try:
+        upload_url = _services().results.inbox_upload_url(key)
+    except UnavailableError:
+        return _json_error(503, UNAVAILABLE)
+    return jsonify(
+        job=job, upload_url=upload_url, status_url=url_for("pages.video_status", job=job)
+    )
+
+
+@pages.get("/videos/<job>")
+def video_status(job: str) -> Any:
+    """A video job's progress, from the function; 404 for a job of someone else's."""
+    if not VIDEO_JOB.fullmatch(job):
+        return _json_error(400, "This is not the number of a video sent from this page.")
+    status = _services().function.job_status(job, accounts.function_credentials())
+    if accounts.enabled() and status.get("prefix") != accounts.owner_prefix():
+        return _json_error(404, JOB_ERRORS[404])
+    return jsonify(_job_view(job, status))
+
+
 @pages.get("/healthz")
 def healthz() -> Any:
     """Liveness/readiness for Kubernetes: the app is up and configured."""
@@ -340,6 +392,7 @@ def _picker_context() -> dict[str, Any]:
         "default_method": DEFAULT_METHOD,
         "default_shape": DEFAULT_SHAPE,
         "max_bytes": current_app.config["FACEBLUR_MAX_BYTES"],
+        "max_video_bytes": _services().settings.max_video_bytes,
     }
 
 
@@ -436,6 +489,36 @@ def _outcome(answer: dict[str, Any], user_name: str | None, method: str, shape: 
     }
 
 
+def _job_view(job: str, status: dict[str, Any]) -> dict[str, Any]:
+    """The function's job status reduced to what the page shows, with our own URLs."""
+    view: dict[str, Any] = {
+        "job": job,
+        "state": status["state"],
+        "frames_done": _whole(status.get("frames_done")) or 0,
+        "frames_total": _whole(status.get("frames_total")) or 0,
+    }
+    if status["state"] == "failed":
+        reason = status.get("reason")
+        view["reason"] = reason if isinstance(reason, str) and reason else "unknown"
+    if status["state"] == "done":
+        key = _result_key(status)
+        if key is None:
+            raise FunctionError(503, UNAVAILABLE)
+        # The inbox key's last segment is the person's (reduced) file name.
+        user_name = str(status.get("original_key") or "").rsplit("/", 1)[-1] or None
+        try:
+            view["result_url"] = _services().results.presigned_url(key)
+        except UnavailableError:
+            raise FunctionError(503, UNAVAILABLE) from None
+        view |= {
+            "key": key,
+            "download_url": url_for("pages.download", key=key, name=user_name or ""),
+            "delete_url": url_for("pages.confirm_delete", key=key),
+            "download_name": download_name(user_name, key, fallback="video"),
+        }
+    return view
+
+
 def _result_key(answer: dict[str, Any]) -> str | None:
     """The results-bucket key in the function's answer, if it is one we trust."""
     candidate = answer.get("result_key")
@@ -508,7 +591,7 @@ def human_date(moment: datetime | None) -> str:
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(("/api/", "/videos"))
 
 
 def _json_error(status: int, message: str) -> tuple[Any, int]:
@@ -556,14 +639,15 @@ def _register_error_handlers(app: Flask) -> None:
 
 def _security_headers(response: Any) -> Any:
     # Results load in the browser from presigned URLs on the public S3 address, which in
-    # a cluster is not the endpoint the code uses (an in-cluster service name).
+    # a cluster is not the endpoint the code uses (an in-cluster service name); videos are
+    # uploaded to it (connect-src) and played from it (media-src).
     s3_origin = _services().settings.s3_public_url
     response.headers.setdefault(
         "Content-Security-Policy",
         "default-src 'self'; "
         f"img-src 'self' blob: data: {s3_origin}; "
         f"media-src 'self' blob: {s3_origin}; "
-        "script-src 'self'; style-src 'self'; connect-src 'self'; "
+        f"script-src 'self'; style-src 'self'; connect-src 'self' {s3_origin}; "
         "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")

@@ -21,6 +21,15 @@ PLAIN_ERRORS: dict[int, str] = {
     503: "The face-blurring service is not available right now. Please try again in a minute.",
 }
 
+# A job's status is a small read from the bucket: no reason to wait long for it.
+STATUS_TIMEOUT_SECONDS = 10
+JOB_STATES = ("queued", "running", "done", "failed")
+JOB_ERRORS: dict[int, str] = {
+    404: "There is no such video here. It may have been deleted, or it was not sent.",
+    503: "The video service is not available right now, so its progress cannot be shown. "
+    "The page will keep trying.",
+}
+
 
 class FunctionError(Exception):
     """The function refused the photo or could not be reached; `message` is for people."""
@@ -76,6 +85,30 @@ class FunctionClient:
                 return body
             raise FunctionError(503, PLAIN_ERRORS[503])
         raise FunctionError(*_plain_error(response))
+
+    def job_status(self, job: str, credentials: dict[str, str] | None = None) -> dict[str, Any]:
+        """The function's status of video job `job` (`GET <url>?job=`); FunctionError
+        in plain words (404: no such job)."""
+        try:
+            response = requests.get(
+                self.url,
+                params={"job": job},
+                headers={"Accept": "application/json", **(credentials or {})},
+                timeout=(CONNECT_TIMEOUT_SECONDS, STATUS_TIMEOUT_SECONDS),
+            )
+        except requests.RequestException:
+            raise FunctionError(503, JOB_ERRORS[503]) from None
+        if response.status_code in (400, 404):
+            raise FunctionError(404, JOB_ERRORS[404])
+        if response.status_code == 429:
+            raise FunctionError(429, PLAIN_ERRORS[429])
+        try:
+            body = response.json() if response.status_code == 200 else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or body.get("state") not in JOB_STATES:
+            raise FunctionError(503, JOB_ERRORS[503])
+        return body
 
 
 def _plain_error(response: requests.Response) -> tuple[int, str]:

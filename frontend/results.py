@@ -1,5 +1,5 @@
 """The results bucket as the page sees it: the gallery, presigned URLs, downloads, and
-deleting a photo with its results.
+deleting a photo with its results (and the presigned PUT of a video into the inbox).
 
 Originals are never read, listed or linked here: the only ways the page touches them are
 `delete_photo` and `delete_owned`, which remove a person's uploads with their results.
@@ -18,7 +18,7 @@ from faceblur.config import Settings
 from faceblur.errors import BadRequestError, UnavailableError
 from faceblur.storage import Store
 
-from .safety import is_safe_key
+from .safety import VIDEO_SUFFIX, is_safe_key
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,15 @@ class GalleryItem:
     modified: datetime
     size: int
     face_count: int | None
+
+    @property
+    def is_video(self) -> bool:
+        return is_video_key(self.key)
+
+
+def is_video_key(key: str) -> bool:
+    """A video result (the gallery plays it; no thumbnail is decoded from it)."""
+    return key.lower().endswith(VIDEO_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,10 @@ class ResultsBucket:
 
     def presigned_url(self, key: str) -> str:
         return self._store.result_url(key)
+
+    def inbox_upload_url(self, key: str) -> str:
+        """A presigned PUT of a video into the inbox (the page's only write there)."""
+        return self._store.inbox_upload_url(key)
 
     def page(self, number: int, per_page: int, prefix: str = "") -> GalleryPage:
         """One page of the results under `prefix` (a person's own), newest first."""

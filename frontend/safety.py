@@ -23,6 +23,22 @@ def is_safe_key(key: str) -> bool:
     return all(_KEY_SEGMENT.fullmatch(s) and s not in (".", "..") for s in segments)
 
 
+# What a video result is stored as (the function writes H.264 in MP4).
+VIDEO_SUFFIX = ".mp4"
+RESULT_SUFFIXES = frozenset(EXTENSIONS.values()) | {VIDEO_SUFFIX}
+
+_INBOX_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_INBOX_NAME = 100
+
+
+def inbox_name(user_name: object, fallback: str = "video") -> str:
+    """The last segment of an uploaded video's inbox key: the person's file name reduced
+    to letters, digits, dots, dashes and underscores (is_safe_key passes it)."""
+    base = PurePosixPath(str(user_name or "").replace("\\", "/")).name
+    name = _INBOX_UNSAFE.sub("_", base)[-MAX_INBOX_NAME:].strip("._-")
+    return name or fallback
+
+
 # Kept in a download name besides letters, marks and digits of every script: what is
 # harmless in a file name on any system and in a Content-Disposition header. The joiners
 # are invisible but spell words in Persian and Indic scripts.
@@ -50,6 +66,6 @@ def download_name(user_name: str | None, key: str, fallback: str = "photo") -> s
     stem = _UNSAFE_RUN.sub(lambda run: run.group()[0], stem)
     safe_stem = stem[:MAX_STEM_CHARACTERS].strip("._- \u200c\u200d") or fallback
     suffix = PurePosixPath(key).suffix.lower()
-    if suffix not in EXTENSIONS.values():
+    if suffix not in RESULT_SUFFIXES:
         suffix = ""
     return f"{safe_stem}-anonymised{suffix}"
