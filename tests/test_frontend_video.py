@@ -1,0 +1,375 @@
+"""Videos on the page at the Flask level: POST /videos, GET /videos/<job>, the gallery.
+
+POST /videos only presigns (pure computation): its URL is checked by sending a file to
+it on the real local S3 server. GET /videos/<job> is checked against the real function
+(session fixture, once the function answers `?job=`) and, for the states a job goes
+through, against the real template runner serving a handler that answers the
+video-job contract's status documents (docs in HELPERS' contract: state, frames,
+result_key, prefix, reason) from a file: the page's half of the contract, tested alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import requests
+from s3_server import free_port, stop_process
+
+from faceblur.accounts import AccountSettings, open_accounts
+from faceblur.config import load_settings
+from frontend.app import create_app
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNNER = ROOT / "functions" / "local" / "template_runner.py"
+SECRET = "a-test-secret-key-that-is-long-enough"
+PASSWORD = "correct horse battery staple"
+JOB = re.compile(r"[0-9a-f]{32}")
+VIDEO_LIMIT = 10_000
+
+
+def page_settings(tmp_path: Path, gateway: str | None = None, **env: str):
+    environ = {
+        "FACEBLUR_GATEWAY_URL": gateway or f"http://127.0.0.1:{free_port()}",
+        "FACEBLUR_FRONTEND_SECRET_KEY": SECRET,
+        "FACEBLUR_MAX_VIDEO_BYTES": str(VIDEO_LIMIT),
+        **env,
+    }
+    return load_settings(environ=environ, secrets_dir=tmp_path)
+
+
+def csrf_token(client) -> str:
+    page = client.get("/").get_data(as_text=True)
+    return re.search(r'<meta name="csrf-token" content="([^"]+)"', page).group(1)
+
+
+def start_video(client, name="holiday clip.mp4", size=5000, kind="video/mp4", token=None):
+    return client.post(
+        "/videos",
+        json={"name": name, "size": size, "type": kind},
+        headers={"X-CSRFToken": csrf_token(client) if token is None else token},
+    )
+
+
+@pytest.fixture
+def client(s3, tmp_path):
+    settings = page_settings(tmp_path, **s3.env)
+    return create_app({"FACEBLUR_SETTINGS": settings}).test_client()
+
+
+# --- POST /videos ---------------------------------------------------------------------
+
+
+def test_a_video_gets_a_job_and_an_upload_url_that_puts_it_into_the_inbox(client, s3):
+    answer = start_video(client)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    body = answer.get_json()
+    assert JOB.fullmatch(body["job"])
+    assert body["status_url"] == f"/videos/{body['job']}"
+    data = b"\x00\x00\x00\x18ftypmp42" + bytes(4000)
+    put = requests.put(body["upload_url"], data=data, timeout=10)
+    assert put.status_code == 200, put.text
+    key = f"videos/{body['job']}/holiday_clip.mp4"
+    assert s3.snapshot()["inbox"] == [key]
+    assert s3.store().read("inbox", key) == data
+    # s3rver does not check SigV4 signatures (MinIO does): the next test checks what the
+    # URL is signed for.
+
+
+def test_the_upload_url_is_on_the_public_s3_address_and_expires(s3, tmp_path):
+    public = "https://media.example.org:9443"
+    settings = page_settings(tmp_path, **s3.env, FACEBLUR_S3_PUBLIC_URL=public)
+    client = create_app({"FACEBLUR_SETTINGS": settings}).test_client()
+    body = start_video(client, name="../../etc/passwd\\x.MOV").get_json()
+    url = urlsplit(body["upload_url"])
+    assert f"{url.scheme}://{url.netloc}" == public
+    assert url.path == f"/inbox/videos/{body['job']}/x.MOV"
+    query = parse_qs(url.query)
+    assert query["X-Amz-Expires"] == ["3600"] and query["X-Amz-Signature"]
+    assert query["X-Amz-SignedHeaders"] == ["host"]
+    assert query["X-Amz-Credential"][0].endswith("/us-east-1/s3/aws4_request")
+    # The page may call that origin (upload) and play videos from it.
+    policy = client.get("/").headers["Content-Security-Policy"]
+    assert f"connect-src 'self' {public}" in policy and f"media-src 'self' blob: {public}" in policy
+
+
+def test_each_video_gets_its_own_job(client):
+    jobs = {start_video(client).get_json()["job"] for _ in range(3)}
+    assert len(jobs) == 3
+
+
+def test_too_large_video_is_413_and_a_photo_type_is_415(client, s3):
+    too_large = start_video(client, size=VIDEO_LIMIT + 1)
+    assert too_large.status_code == 413
+    assert "too large" in too_large.get_json()["error"] and "KB" in too_large.get_json()["error"]
+    assert start_video(client, size=VIDEO_LIMIT).status_code == 200
+    for kind in ("image/jpeg", "", "application/octet-stream", None):
+        refused = start_video(client, kind=kind)
+        assert refused.status_code == 415 and "not a video" in refused.get_json()["error"]
+    assert s3.snapshot()["inbox"] == []
+
+
+@pytest.mark.parametrize("size", [0, -1, "100", None, True, 1.5])
+def test_a_wrong_size_is_400_json(client, size):
+    answer = start_video(client, size=size)
+    assert answer.status_code == 400 and answer.get_json()["error"]
+
+
+def test_posting_without_the_csrf_token_is_refused(client):
+    for token in ("", "forged"):
+        answer = start_video(client, token=token)
+        assert answer.status_code == 400 and "expired" in answer.get_json()["error"]
+    answer = client.post("/videos", data="not json", headers={"X-CSRFToken": csrf_token(client)})
+    assert answer.status_code == 400 and answer.get_json()["error"]
+
+
+# --- accounts -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def accounts_app(s3, tmp_path):
+    """The page with accounts on (SQLite); the gateway is given by each test."""
+    database = f"sqlite:///{tmp_path / 'accounts.db'}"
+    account_settings = AccountSettings(
+        enabled=True,
+        signup=False,
+        rate_per_minute=60,
+        database_url=database,
+        internal_token="internal-token-for-the-test",
+    )
+    people = open_accounts(database)
+
+    def build(gateway: str | None = None):
+        settings = page_settings(tmp_path, gateway, **s3.env)
+        app = create_app({"FACEBLUR_SETTINGS": settings, "FACEBLUR_ACCOUNTS": account_settings})
+        return app, people
+
+    yield build
+    people.engine.dispose()
+
+
+def signed_in(app, people, name: str):
+    name = f"{name}-{uuid.uuid4().hex[:8]}"
+    people.add_user(name, PASSWORD)
+    client = app.test_client()
+    page = client.get("/signin").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    answer = client.post("/signin", data={"csrf_token": token, "name": name, "password": PASSWORD})
+    assert answer.status_code == 302
+    client.name, client.prefix = name, people.user(name).prefix
+    return client
+
+
+def test_with_accounts_the_inbox_key_carries_the_owner_prefix(accounts_app, s3):
+    app, people = accounts_app()
+    ann = signed_in(app, people, "ann")
+    assert ann.prefix.startswith("u/")
+    body = start_video(ann, name="clip.webm", kind="video/webm").get_json()
+    assert urlsplit(body["upload_url"]).path == f"/inbox/{ann.prefix}videos/{body['job']}/clip.webm"
+    signed_out = app.test_client()
+    page = signed_out.get("/signin").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    answer = start_video(signed_out, token=token)
+    assert answer.status_code == 401 and "sign in" in answer.get_json()["error"]
+    assert signed_out.get(f"/videos/{body['job']}").status_code == 401
+
+
+# --- GET /videos/<job> ------------------------------------------------------------------
+
+CONTRACT_HANDLER = """
+import json, os
+
+def handle(event, context):
+    statuses = json.loads(open(os.environ["JOB_STATUSES"]).read())
+    job = event.query.get("job", "")
+    seen = dict(event.headers)
+    with open(os.environ["JOB_STATUSES"] + ".seen", "a") as log:
+        log.write(json.dumps({"job": job, "owner": seen.get("X-Faceblur-Owner"),
+                              "auth": seen.get("Authorization")}) + "\\n")
+    if len(job) != 32:
+        return {"statusCode": 400, "body": {"error": "malformed job id"}}
+    if job not in statuses:
+        return {"statusCode": 404, "body": {"error": "no such job"}}
+    return {"statusCode": 200, "body": statuses[job]}
+"""
+
+
+class ContractFunction:
+    """The template runner serving CONTRACT_HANDLER; `statuses` are what it answers."""
+
+    def __init__(self, folder: Path) -> None:
+        self.file = folder / "statuses.json"
+        self.file.write_text("{}")
+        handler = folder / "handler.py"
+        handler.write_text(CONTRACT_HANDLER)
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "JOB_STATUSES": str(self.file)}
+        command = [sys.executable, str(RUNNER), "--handler", str(handler), "--port", str(port)]
+        self.process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"{self.url}/function/faceblur?job=x", timeout=1)
+                Path(f"{self.file}.seen").unlink()  # that call was only to see it is up
+                return
+            except requests.RequestException:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("the template runner did not start")
+
+    def answer(self, statuses: dict[str, dict]) -> None:
+        self.file.write_text(json.dumps(statuses))
+
+    def seen(self) -> list[dict]:
+        path = Path(f"{self.file}.seen")
+        return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+@pytest.fixture
+def contract_function(tmp_path) -> Iterator[ContractFunction]:
+    function = ContractFunction(tmp_path)
+    yield function
+    function.stop()
+
+
+def status(job: str, state: str, prefix: str = "", **fields) -> dict:
+    return {
+        "job": job,
+        "state": state,
+        "frames_done": 0,
+        "frames_total": 0,
+        "result_key": None,
+        "reason": None,
+        "prefix": prefix,
+        "original_key": f"{prefix}videos/{job}/holiday_clip.mp4",
+        **fields,
+    }
+
+
+def test_job_status_through_the_function_for_each_state(contract_function, s3, tmp_path):
+    settings = page_settings(tmp_path, contract_function.url, **s3.env)
+    client = create_app({"FACEBLUR_SETTINGS": settings}).test_client()
+    image_id = uuid.uuid4().hex
+    key = f"{image_id}/0123456789abcdef.mp4"
+    queued, running, done, failed = (uuid.uuid4().hex for _ in range(4))
+    contract_function.answer(
+        {
+            queued: status(queued, "queued"),
+            running: status(running, "running", frames_done=7, frames_total=15),
+            done: status(done, "done", frames_done=15, frames_total=15, result_key=key),
+            failed: status(failed, "failed", reason="the video is longer than 600 s"),
+        }
+    )
+    assert client.get(f"/videos/{queued}").get_json() == {
+        "job": queued,
+        "state": "queued",
+        "frames_done": 0,
+        "frames_total": 0,
+    }
+    progress = client.get(f"/videos/{running}").get_json()
+    assert (progress["state"], progress["frames_done"], progress["frames_total"]) == (
+        "running",
+        7,
+        15,
+    )
+    finished = client.get(f"/videos/{done}").get_json()
+    assert finished["state"] == "done" and finished["key"] == key
+    assert finished["result_url"].startswith(f"http://{s3.endpoint}/results/{key}?")
+    assert finished["download_url"] == f"/results/{key}?name=holiday_clip.mp4"
+    assert finished["download_name"] == "holiday_clip-anonymised.mp4"
+    assert finished["delete_url"] == f"/delete/{key}"
+    gone = client.get(f"/videos/{failed}").get_json()
+    assert gone["state"] == "failed" and gone["reason"] == "the video is longer than 600 s"
+    unknown = client.get(f"/videos/{uuid.uuid4().hex}")
+    assert unknown.status_code == 404 and "no such video" in unknown.get_json()["error"]
+
+
+def test_a_done_job_with_a_key_we_do_not_trust_is_not_linked(contract_function, s3, tmp_path):
+    settings = page_settings(tmp_path, contract_function.url, **s3.env)
+    client = create_app({"FACEBLUR_SETTINGS": settings}).test_client()
+    job = uuid.uuid4().hex
+    contract_function.answer({job: status(job, "done", result_key="../originals/x.mp4")})
+    answer = client.get(f"/videos/{job}")
+    assert answer.status_code == 503 and "result_url" not in answer.get_json()
+    contract_function.answer({job: {"job": job, "state": "exploded"}})
+    assert client.get(f"/videos/{job}").status_code == 503
+
+
+def test_another_owners_job_is_404(accounts_app, contract_function):
+    app, people = accounts_app(contract_function.url)
+    ann, bob = signed_in(app, people, "ann"), signed_in(app, people, "bob")
+    job = uuid.uuid4().hex
+    contract_function.answer({job: status(job, "running", prefix=ann.prefix, frames_total=9)})
+    assert ann.get(f"/videos/{job}").get_json()["frames_total"] == 9
+    refused = bob.get(f"/videos/{job}")
+    assert refused.status_code == 404 and "no such video" in refused.get_json()["error"]
+    # The page asks the function for its signed-in person, with the internal token.
+    seen = contract_function.seen()
+    assert [call["owner"] for call in seen] == [ann.name, bob.name]
+    assert {call["auth"] for call in seen} == {"Bearer internal-token-for-the-test"}
+
+
+@pytest.mark.parametrize("job", ["abc", "0" * 31, "0" * 33, "G" * 32, "A" * 32])
+def test_a_malformed_job_id_is_400_and_the_function_is_not_asked(
+    contract_function, s3, tmp_path, job
+):
+    settings = page_settings(tmp_path, contract_function.url, **s3.env)
+    client = create_app({"FACEBLUR_SETTINGS": settings}).test_client()
+    answer = client.get(f"/videos/{job}")
+    assert answer.status_code == 400 and answer.get_json()["error"]
+    assert contract_function.seen() == []
+
+
+def test_function_down_is_503_in_plain_words(client):
+    answer = client.get(f"/videos/{uuid.uuid4().hex}")
+    assert answer.status_code == 503
+    assert "not available right now" in answer.get_json()["error"]
+
+
+def test_the_real_function_says_an_unknown_job_is_404(function_server, s3, tmp_path):
+    """Needs the function's `GET ?job=` (vjobs' side of issue 13)."""
+    settings = page_settings(tmp_path, function_server, **s3.env)
+    client = create_app({"FACEBLUR_SETTINGS": settings}).test_client()
+    answer = client.get(f"/videos/{uuid.uuid4().hex}")
+    assert answer.status_code == 404, answer.get_data(as_text=True)
+
+
+# --- gallery, download, delete ------------------------------------------------------------
+
+
+def test_gallery_plays_a_stored_video_result_and_it_downloads_and_deletes(client, s3):
+    store = s3.store()
+    image_id = uuid.uuid4().hex
+    original, result = f"{image_id}.mp4", f"{image_id}/0123456789abcdef.mp4"
+    video = b"\x00\x00\x00\x18ftypmp42" + bytes(2000)  # never decoded by the page
+    store.put("originals", original, video, "video/mp4")
+    store.put("results", result, video, "video/mp4")
+    page = client.get("/gallery").get_data(as_text=True)
+    assert re.search(
+        r'<video class="thumb" src="http://[^"]*/results/' + re.escape(result) + r'\?[^"]*"'
+        r' controls preload="metadata"',
+        page,
+    ), page
+    assert f"/thumbnails/{result}" not in page
+    assert client.get(f"/thumbnails/{result}").status_code == 404
+    download = client.get(f"/results/{result}?name=holiday.mov")
+    assert download.status_code == 200 and download.data == video
+    assert download.mimetype == "video/mp4"
+    assert "filename=holiday-anonymised.mp4" in download.headers["Content-Disposition"]
+    token = csrf_token(client)
+    deleted = client.post(f"/delete/{result}", data={"csrf_token": token})
+    assert deleted.status_code == 200
+    assert s3.snapshot()["originals"] == [] and s3.snapshot()["results"] == []
