@@ -66,6 +66,10 @@ STORAGE_UNAVAILABLE = (
     "Please try again in a minute."
 )
 EXPIRED = "This page has expired. Please reload the page and try again."
+NO_SCRIPT_VIDEO = (
+    "Videos are sent by the page's script: please turn on JavaScript for this page, "
+    "or send photos only."
+)
 # A video job's id, as the page makes it (uuid4().hex): the contract with the function.
 VIDEO_JOB = re.compile(r"[0-9a-f]{32}")
 
@@ -439,6 +443,8 @@ def _anonymise_upload(
     upload: Any, method: str, shape: str, edit: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Send one uploaded photo to the function; what the page shows about the result."""
+    if upload.mimetype.startswith("video/"):  # only the script uploads videos (POST /videos)
+        raise FunctionError(415, NO_SCRIPT_VIDEO)
     max_bytes = current_app.config["FACEBLUR_MAX_BYTES"]
     data = upload.read(max_bytes + 1)
     if len(data) > max_bytes:

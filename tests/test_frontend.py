@@ -100,7 +100,7 @@ def test_upload_page_offers_every_method_with_its_reidentification_note(client):
         assert METHOD_INFO[method] in page
     for shape in SHAPES:
         assert f'value="{shape}"' in page
-    assert 'accept="image/*"' in page and "multiple" in page
+    assert 'accept="image/*,video/*"' in page and "multiple" in page
     assert "4 KB" in page  # the size limit is shown before anything is sent
 
 

@@ -1,6 +1,8 @@
 // The upload page: queue photos (button or drop), send each to /api/anonymise with
 // progress, then show before/after, the face count, outlines and downloads; then let
-// the person correct the hidden areas on their original and apply them.
+// the person correct the hidden areas on their original and apply them. A video goes
+// straight to the inbox bucket (a presigned PUT from POST /videos) with upload progress,
+// then its job is polled at /videos/<job> until it plays in the page.
 // Plain JavaScript, no build step. Without it the form still posts to /upload.
 "use strict";
 
@@ -19,11 +21,15 @@
   const resultList = document.getElementById("result-list");
   const downloadAll = document.getElementById("download-all");
   const template = document.getElementById("result-template");
+  const videoTemplate = document.getElementById("video-template");
   const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
   const apiUrl = form.dataset.apiUrl;
   const zipUrl = form.dataset.zipUrl;
   const maxBytes = Number(form.dataset.maxBytes);
   const maxLabel = form.dataset.maxLabel;
+  const videosUrl = form.dataset.videosUrl;
+  const maxVideoBytes = Number(form.dataset.maxVideoBytes);
+  const maxVideoLabel = form.dataset.maxVideoLabel;
   const PARALLEL_UPLOADS = 2;
   const REQUEST_TIMEOUT_MS = 120000;
 
@@ -53,11 +59,18 @@
     formMessage.hidden = !text;
   }
 
+  function isVideo(file) {
+    return (file.type || "").startsWith("video/");
+  }
+
   function renderQueue() {
     queueList.replaceChildren();
     queueHeading.hidden = queued.length === 0;
+    const noun = queued.some(isVideo) ? "file" : "photo";
     queueHeading.textContent =
-      queued.length === 1 ? "1 photo ready to send:" : queued.length + " photos ready to send:";
+      queued.length === 1
+        ? "1 " + noun + " ready to send:"
+        : queued.length + " " + noun + "s ready to send:";
     queued.forEach(function (file, index) {
       const item = document.createElement("li");
       item.textContent = file.name + " (" + humanBytes(file.size) + ") ";
@@ -80,9 +93,11 @@
   function addFiles(files) {
     const refused = [];
     Array.from(files).forEach(function (file) {
-      if (file.size > maxBytes) {
+      const limit = isVideo(file) ? maxVideoBytes : maxBytes;
+      if (file.size > limit) {
         refused.push(
-          file.name + " is too large (" + humanBytes(file.size) + "). The limit is " + maxLabel + "."
+          file.name + " is too large (" + humanBytes(file.size) + "). The limit is " +
+            (isVideo(file) ? maxVideoLabel : maxLabel) + "."
         );
       } else {
         queued.push(file);
@@ -117,6 +132,7 @@
   window.addEventListener("drop", function (event) { event.preventDefault(); });
 
   function makeCard(file) {
+    if (isVideo(file)) return makeVideoCard(file);
     cardCounter += 1;
     const card = template.content.firstElementChild.cloneNode(true);
     const id = "photo-" + cardCounter;
@@ -419,7 +435,179 @@
     downloadAll.hidden = false;
   }
 
+  // --- videos: upload to the inbox, then follow the job ---------------------------------
+
+  const POLL_FIRST_MS = 1000;
+  const POLL_MAX_MS = 5000;
+  const POLL_GIVE_UP_MS = 3 * 3600 * 1000; // a job never runs this long: stop asking
+  const POLL_MAX_FAILURES = 12; // answers in a row that say nothing (service down)
+  const VIDEO_MESSAGES = {
+    upload: "The video could not be uploaded. Check your connection and try again.",
+    lost: "The progress of this video cannot be followed any more. It may still finish: look in the gallery later.",
+  };
+
+  function makeVideoCard(file) {
+    cardCounter += 1;
+    const card = videoTemplate.content.firstElementChild.cloneNode(true);
+    card.id = "video-" + cardCounter;
+    card.querySelector(".card-name").textContent = file.name;
+    const progress = card.querySelector(".card-progress");
+    progress.value = 0;
+    progress.setAttribute("aria-label", "Progress of " + file.name);
+    setStatus(card, "Waiting to be sent…");
+    resultList.appendChild(card);
+    return card;
+  }
+
+  function readJson(response) {
+    return response.json().then(
+      function (answer) { return { status: response.status, answer: answer }; },
+      function () { return { status: response.status, answer: null }; }
+    );
+  }
+
+  // Resolves once the upload is over (well or not): the next file may start; the job
+  // is then followed on its own.
+  function sendVideo(file, card) {
+    setStatus(card, "Preparing the upload…");
+    return fetch(videosUrl, {
+      method: "POST",
+      headers: {
+        "X-CSRFToken": csrfToken,
+        "Content-Type": "application/json",
+        Accept: "application/json",
+      },
+      body: JSON.stringify({ name: file.name, size: file.size, type: file.type }),
+    })
+      .then(readJson, function () { return { status: 0, answer: null }; })
+      .then(function (reply) {
+        const job = reply.answer;
+        if (reply.status !== 200 || !job || !job.upload_url) {
+          fail(card, (job && job.error) || MESSAGES[reply.status] || MESSAGES[503]);
+          return;
+        }
+        card.dataset.job = job.job;
+        return upload(file, card, job.upload_url).then(function (sent) {
+          if (sent) follow(file, card, job.status_url);
+        });
+      });
+  }
+
+  function upload(file, card, url) {
+    return new Promise(function (resolve) {
+      const progress = card.querySelector(".card-progress");
+      const request = new XMLHttpRequest();
+      request.open("PUT", url);
+      if (file.type) request.setRequestHeader("Content-Type", file.type);
+      request.upload.addEventListener("progress", function (event) {
+        if (!event.lengthComputable) return;
+        const percent = Math.round((event.loaded / event.total) * 100);
+        progress.value = percent;
+        setStatus(card, "Uploading… " + percent + "%");
+      });
+      request.addEventListener("load", function () {
+        if (request.status >= 200 && request.status < 300) {
+          progress.value = 100;
+          setStatus(card, "Uploaded. Waiting for its turn…");
+          resolve(true);
+        } else {
+          fail(card, VIDEO_MESSAGES.upload);
+          resolve(false);
+        }
+      });
+      request.addEventListener("error", function () { fail(card, VIDEO_MESSAGES.upload); resolve(false); });
+      setStatus(card, "Uploading… 0%");
+      request.send(file);
+    });
+  }
+
+  // Asks for the job's progress, less often as time goes by, until done or failed.
+  function follow(file, card, statusUrl) {
+    const progress = card.querySelector(".card-progress");
+    const started = Date.now();
+    let delay = POLL_FIRST_MS;
+    let failures = 0;
+    progress.value = 0;
+
+    function again() {
+      if (Date.now() - started > POLL_GIVE_UP_MS) {
+        fail(card, VIDEO_MESSAGES.lost);
+        return;
+      }
+      setTimeout(ask, delay);
+      delay = Math.min(delay * 1.5, POLL_MAX_MS);
+    }
+
+    function ask() {
+      fetch(statusUrl, { headers: { Accept: "application/json" } })
+        .then(readJson, function () { return { status: 0, answer: null }; })
+        .then(function (reply) {
+          const job = reply.answer;
+          if (reply.status === 200 && job) {
+            failures = 0;
+            show(job);
+          } else if (reply.status === 404 || reply.status === 400) {
+            fail(card, (job && job.error) || VIDEO_MESSAGES.lost);
+          } else if (++failures >= POLL_MAX_FAILURES) {
+            fail(card, (job && job.error) || VIDEO_MESSAGES.lost);
+          } else {
+            again();
+          }
+        });
+    }
+
+    function show(job) {
+      if (job.state === "done") {
+        videoDone(card, file, job);
+        return;
+      }
+      if (job.state === "failed") {
+        fail(card, "This video could not be anonymised: " + String(job.reason).replace(/\.$/, "") + ".");
+        return;
+      }
+      if (job.state === "running") {
+        const total = job.frames_total;
+        if (total > 0) {
+          progress.value = Math.round((100 * job.frames_done) / total);
+          setStatus(card, "Processing: " + job.frames_done + " of " + total + " frames");
+        } else {
+          progress.removeAttribute("value");
+          setStatus(card, "Processing: " + job.frames_done + " frames");
+        }
+      } else {
+        setStatus(card, "Uploaded. Waiting for its turn…");
+      }
+      again();
+    }
+
+    setTimeout(ask, delay);
+  }
+
+  function videoDone(card, file, job) {
+    card.classList.add("done");
+    card.dataset.key = job.key;
+    card.querySelector(".card-progress").hidden = true;
+    setStatus(card, "Done. Every frame was processed; watch it before you publish it.");
+    const video = card.querySelector("video.result-video");
+    video.setAttribute("aria-label", "Anonymised copy of " + file.name);
+    video.addEventListener("error", function () {
+      fail(card, "The anonymised video could not be loaded. Please try again in a minute.");
+    }, { once: true });
+    video.src = job.result_url;
+    const download = card.querySelector("a.download");
+    download.href = job.download_url;
+    download.setAttribute("download", job.download_name);
+    download.setAttribute("aria-label", "Download the anonymised copy of " + file.name);
+    const remove = card.querySelector("a.delete-link");
+    remove.href = job.delete_url;
+    remove.setAttribute("aria-label", "Delete " + file.name + " and its copy from this service");
+    card.querySelector(".card-body").hidden = false;
+    finished.push({ key: job.key, name: file.name });
+    updateDownloadAll();
+  }
+
   function send(file, card, options) {
+    if (isVideo(file)) return sendVideo(file, card);
     return new Promise(function (resolve) {
       const body = new FormData();
       body.append("photo", file, file.name);
