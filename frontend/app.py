@@ -15,11 +15,13 @@ import json
 import logging
 import re
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -206,6 +208,8 @@ def download(key: str) -> Any:
     """One result as a download, named after the person's photo (sanitised)."""
     if not _readable(key):
         return _error_page(404, "There is no such result.")
+    if is_video_key(key):
+        return _video_download(key)
     try:
         stored = _services().results.read(key)
     except UnavailableError:
@@ -287,6 +291,31 @@ def download_all() -> Any:
         _logged_stream(stream_zip(entries), current_app.logger), mimetype="application/zip"
     )
     response.headers["Content-Disposition"] = "attachment; filename=anonymised-photos.zip"
+    return response
+
+
+def _video_download(key: str) -> Any:
+    """A video result streamed a piece at a time: a video is too large to hold whole."""
+    results = _services().results
+    try:
+        size = results.size(key)
+    except UnavailableError:
+        return _error_page(503, STORAGE_UNAVAILABLE)
+    if size is None:
+        return _error_page(404, "There is no such result. It may have been deleted.")
+    name = download_name(request.args.get("name"), key, fallback="video")
+    response = current_app.response_class(
+        _logged_stream(results.pieces(key), current_app.logger), mimetype="video/mp4"
+    )
+    response.content_length = size
+    # The name is safe (download_name) but may hold any script: RFC 5987 beside ASCII.
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    response.headers.set(
+        "Content-Disposition",
+        "attachment",
+        filename=ascii_name or "video-anonymised.mp4",
+        **{"filename*": f"UTF-8''{quote(name, safe='')}"},
+    )
     return response
 
 

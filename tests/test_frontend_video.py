@@ -367,8 +367,12 @@ def test_gallery_plays_a_stored_video_result_and_it_downloads_and_deletes(client
     assert client.get(f"/thumbnails/{result}").status_code == 404
     download = client.get(f"/results/{result}?name=holiday.mov")
     assert download.status_code == 200 and download.data == video
-    assert download.mimetype == "video/mp4"
+    assert download.mimetype == "video/mp4" and download.content_length == len(video)
     assert "filename=holiday-anonymised.mp4" in download.headers["Content-Disposition"]
+    named = client.get(f"/results/{result}?name=fête d'été.mov").headers["Content-Disposition"]
+    assert 'filename="fete d_ete-anonymised.mp4"' in named, named
+    assert "filename*=UTF-8''f%C3%AAte%20d_%C3%A9t%C3%A9-anonymised.mp4" in named, named
+    assert client.get(f"/results/{image_id}/fedcba9876543210.mp4").status_code == 404
     token = csrf_token(client)
     deleted = client.post(f"/delete/{result}", data={"csrf_token": token})
     assert deleted.status_code == 200
