@@ -546,6 +546,9 @@
           if (reply.status === 200 && job) {
             failures = 0;
             show(job);
+          } else if (reply.status === 429) {
+            delay = POLL_MAX_MS; // asked too often (the person's rate limit): slow down
+            again();
           } else if (reply.status === 404 || reply.status === 400) {
             fail(card, (job && job.error) || VIDEO_MESSAGES.lost);
           } else if (++failures >= POLL_MAX_FAILURES) {
