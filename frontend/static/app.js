@@ -552,7 +552,7 @@
           } else if (reply.status === 404 || reply.status === 400) {
             fail(card, (job && job.error) || VIDEO_MESSAGES.lost);
           } else if (++failures >= POLL_MAX_FAILURES) {
-            fail(card, (job && job.error) || VIDEO_MESSAGES.lost);
+            fail(card, VIDEO_MESSAGES.lost);
           } else {
             again();
           }
