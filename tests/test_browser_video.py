@@ -16,6 +16,7 @@ import json
 import os
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -138,37 +139,54 @@ def statuses(page) -> list[str]:
     return page.evaluate("() => window.seenStatuses")
 
 
-def test_a_video_uploads_straight_to_the_inbox_with_progress(page, s3, clip, tmp_path):
+@pytest.fixture(scope="module")
+def page_only(s3_server, tmp_path_factory) -> Iterator[str]:
+    """The page under waitress on the real S3 server, with no function behind it: enough
+    for the upload and for playing stored results (a job's polls get 503s)."""
     env = {
         **os.environ,
-        **s3.env,
-        # No function: this test stops at the upload (the job's polls get 503s).
+        **s3_server.env,
         "FACEBLUR_GATEWAY_URL": f"http://127.0.0.1:{free_port()}",
         "FACEBLUR_FRONTEND_SECRET_KEY": "browser-test-secret",
     }
     env.pop("FLASK_DEBUG", None)
-    with running_frontend(env, tmp_path / "waitress.log", ready_seconds=30) as url:
-        # A slow line, so the upload takes a while and reports its progress on the way.
-        cdp = page.context.new_cdp_session(page)
-        cdp.send("Network.enable")
-        cdp.send(
-            "Network.emulateNetworkConditions",
-            {
-                "offline": False,
-                "latency": 0,
-                "downloadThroughput": -1,
-                "uploadThroughput": clip.stat().st_size / 2,  # about 2 s
-            },
-        )
-        send_video(page, url, clip)
-        card = page.locator(".video-card")
-        expect(card.locator(".card-status")).to_have_text(
-            "Uploaded. Waiting for its turn…", timeout=60_000
-        )
-        assert card.locator(".card-progress").get_attribute("aria-label") == (
-            "Progress of face clip.mp4"
-        )
-        assert card.locator(".card-status").get_attribute("aria-live") == "polite"
+    log_path = tmp_path_factory.mktemp("frontend") / "waitress.log"
+    with running_frontend(env, log_path, ready_seconds=30) as url:
+        yield url
+
+
+def plays(video) -> tuple[int, float]:
+    """(readyState, duration) once the element has a frame to show, or after 60 s."""
+    deadline = time.monotonic() + 60
+    while True:
+        ready, duration = video.evaluate("v => [v.readyState, v.duration]")
+        if (ready >= 2 and duration > 0) or time.monotonic() > deadline:
+            return ready, duration
+        time.sleep(0.5)
+
+
+def test_a_video_uploads_straight_to_the_inbox_with_progress(page, s3, page_only, clip):
+    # A slow line, so the upload takes a while and reports its progress on the way.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {
+            "offline": False,
+            "latency": 0,
+            "downloadThroughput": -1,
+            "uploadThroughput": clip.stat().st_size / 2,  # about 2 s
+        },
+    )
+    send_video(page, page_only, clip)
+    card = page.locator(".video-card")
+    expect(card.locator(".card-status")).to_have_text(
+        "Uploaded. Waiting for its turn…", timeout=60_000
+    )
+    assert card.locator(".card-progress").get_attribute("aria-label") == (
+        "Progress of face clip.mp4"
+    )
+    assert card.locator(".card-status").get_attribute("aria-live") == "polite"
     seen = statuses(page)
     percents = [int(m.group(1)) for s in seen if (m := re.fullmatch(r"Uploading… (\d+)%", s))]
     assert percents[0] == 0 and percents[-1] == 100, seen
@@ -210,12 +228,7 @@ def test_a_video_is_processed_and_plays_in_the_page(page, clip, tmp_path):
             if match := re.fullmatch(r"Processing: (\d+) of (\d+) frames", status):
                 assert int(match.group(1)) <= int(match.group(2)) == FRAMES, seen
         video = card.locator("video.result-video")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            ready, duration = video.evaluate("v => [v.readyState, v.duration]")
-            if ready >= 2 and duration > 0:
-                break
-            time.sleep(0.5)
+        ready, duration = plays(video)
         assert ready >= 2 and duration > 0, (ready, duration)
         download = card.locator("a.download")
         assert download.get_attribute("download") == "face_clip-anonymised.mp4"
@@ -229,3 +242,17 @@ def test_a_video_is_processed_and_plays_in_the_page(page, clip, tmp_path):
         assert card.get_attribute("data-key").endswith(".mp4")
     finally:
         stop_process(stack)
+
+
+def test_the_gallery_plays_a_stored_video_result(page, s3, page_only, clip):
+    image_id = uuid.uuid4().hex
+    result = f"{image_id}/0123456789abcdef.mp4"
+    s3.store().put("results", result, clip.read_bytes(), "video/mp4")
+    page.goto(f"{page_only}/gallery")
+    video = page.locator(f'.gallery-item[data-key="{result}"] video')
+    expect(video).to_have_attribute("preload", "metadata")
+    assert "video from" in video.get_attribute("aria-label")
+    video.evaluate("v => { v.preload = 'auto'; v.load(); }")
+    ready, duration = plays(video)
+    assert ready >= 2 and abs(duration - FRAMES / FPS) < 0.2, (ready, duration)
+    assert video.evaluate("v => v.videoWidth") == WIDTH
