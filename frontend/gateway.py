@@ -27,7 +27,7 @@ JOB_STATES = ("queued", "running", "done", "failed")
 JOB_ERRORS: dict[int, str] = {
     404: "There is no such video here. It may have been deleted, or it was not sent.",
     503: "The video service is not available right now, so its progress cannot be shown. "
-    "The page will keep trying.",
+    "Please try again in a minute.",
 }
 
 
