@@ -10,6 +10,7 @@ result_key, prefix, reason) from a file: the page's half of the contract, tested
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -130,6 +131,24 @@ def test_posting_without_the_csrf_token_is_refused(client):
         assert answer.status_code == 400 and "expired" in answer.get_json()["error"]
     answer = client.post("/videos", data="not json", headers={"X-CSRFToken": csrf_token(client)})
     assert answer.status_code == 400 and answer.get_json()["error"]
+
+
+def test_without_the_script_a_video_gets_a_plain_refusal(client, s3):
+    answer = client.post(
+        "/upload",
+        data={
+            "csrf_token": csrf_token(client),
+            "photo": (
+                io.BytesIO(b"\x00\x00\x00\x18ftypmp42" + bytes(100)),
+                "clip.mp4",
+                "video/mp4",
+            ),
+        },
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 200
+    assert "please turn on JavaScript" in answer.get_data(as_text=True)
+    assert s3.snapshot()["inbox"] == []
 
 
 # --- accounts -------------------------------------------------------------------------
