@@ -1150,3 +1150,14 @@ def test_secret_check_catches_drift(
         {"namespace": "faceblur", "name": "unused", "data": {"k": "v"}},
     ]
     assert "never read" in " ".join(check_secrets_created(manifests, stack, orphan))
+
+
+def test_minio_lets_the_page_upload_videos_from_its_address(manifests: list[Doc]) -> None:
+    """The page PUTs videos straight into the inbox from its own origin: README's
+    port-forward of the page must be one MinIO's CORS allows."""
+    origins = _minio_env(manifests, "MINIO_API_CORS_ALLOW_ORIGIN")["value"].split(",")
+    readme = (ROOT / "README.md").read_text()
+    forward = re.search(r"port-forward -n faceblur svc/faceblur-frontend (\d+):80", readme)
+    assert forward, "README says how to reach the page"
+    assert f"http://127.0.0.1:{forward.group(1)}" in origins
+    assert all(urlsplit(o).scheme in ("http", "https") and not urlsplit(o).path for o in origins)
