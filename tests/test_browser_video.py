@@ -266,3 +266,94 @@ def test_the_gallery_plays_a_stored_video_result(page, s3, page_only, clip):
     ready, duration = plays(video)
     assert ready >= 2 and abs(duration - FRAMES / FPS) < 0.2, (ready, duration)
     assert video.evaluate("v => v.videoWidth") == WIDTH
+
+
+@pytest.fixture
+def contract_page(s3, tmp_path) -> Iterator[tuple[str, object]]:
+    """The page whose function is the template runner answering the contract's job
+    statuses from a file (tests/test_frontend_video.py's ContractFunction): the page's
+    side of a job, from upload to playing, before the function's side exists here."""
+    from test_frontend_video import ContractFunction
+
+    function = ContractFunction(tmp_path)
+    env = {
+        **os.environ,
+        **s3.env,
+        "FACEBLUR_GATEWAY_URL": function.url,
+        "FACEBLUR_FRONTEND_SECRET_KEY": "browser-test-secret",
+    }
+    env.pop("FLASK_DEBUG", None)
+    try:
+        with running_frontend(env, tmp_path / "waitress.log", ready_seconds=30) as url:
+            yield url, function
+    finally:
+        function.stop()
+
+
+def uploaded_job(s3) -> str:
+    """The job id of the one video in the inbox, once it is there (bounded wait)."""
+    deadline = time.monotonic() + 60
+    while not s3.snapshot()["inbox"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (key,) = s3.snapshot()["inbox"]
+    return JOB_KEY.fullmatch(key).group(1)
+
+
+def job_status(job: str, state: str, **fields) -> dict:
+    return {
+        "job": job,
+        "state": state,
+        "frames_done": 0,
+        "frames_total": 0,
+        "result_key": None,
+        "reason": None,
+        "prefix": "",
+        "original_key": f"videos/{job}/face_clip.mp4",
+        **fields,
+    }
+
+
+def test_the_page_follows_a_job_to_the_end_and_plays_it(page, s3, clip, contract_page):
+    url, function = contract_page
+    function.answer({"*": job_status("*", "queued")})
+    send_video(page, url, clip)
+    job = uploaded_job(s3)
+    card = page.locator(".video-card")
+    function.answer({job: job_status(job, "running", frames_done=6, frames_total=FRAMES)})
+    # (until now the job was queued: its status came from the "*" entry)
+    status = card.locator(".card-status")
+    expect(status).to_have_text(f"Processing: 6 of {FRAMES} frames", timeout=30_000)
+    expect(card.locator(".card-progress")).to_have_attribute("value", "40")
+    result = f"{uuid.uuid4().hex}/0123456789abcdef.mp4"
+    s3.store().put("results", result, clip.read_bytes(), "video/mp4")
+    function.answer({job: job_status(job, "done", frames_done=FRAMES, result_key=result)})
+    expect(card).to_have_class(re.compile(r"\bdone\b"), timeout=30_000)
+    video = card.locator("video.result-video")
+    assert video.get_attribute("aria-label") == "Anonymised copy of face clip.mp4"
+    ready, duration = plays(video)
+    assert ready >= 2 and abs(duration - FRAMES / FPS) < 0.2, (ready, duration)
+    download = card.locator("a.download")
+    assert download.get_attribute("download") == "face_clip-anonymised.mp4"
+    answer = requests.get(f"{url}{download.get_attribute('href')}", timeout=30)
+    assert answer.status_code == 200 and answer.content == clip.read_bytes()
+    assert card.locator("a.delete-link").get_attribute("href") == f"/delete/{result}"
+    # Polling stopped: the function is asked nothing more once the job is done.
+    asked = len(function.seen())
+    page.wait_for_timeout(7000)  # longer than the page's longest wait between polls
+    assert len(function.seen()) == asked
+    assert [call["job"] for call in function.seen()] == [job] * asked
+    assert "Uploaded. Waiting for its turn…" in statuses(page)
+
+
+def test_a_failed_job_says_why_in_plain_words(page, s3, clip, contract_page):
+    url, function = contract_page
+    function.answer({"*": job_status("*", "queued")})
+    send_video(page, url, clip)
+    job = uploaded_job(s3)
+    function.answer({job: job_status(job, "failed", reason="the video is longer than 600 s")})
+    card = page.locator(".video-card")
+    expect(card).to_have_class(re.compile(r"\bfailed\b"), timeout=30_000)
+    expect(card.locator(".card-error")).to_have_text(
+        "This video could not be anonymised: the video is longer than 600 s."
+    )
+    assert card.locator("video.result-video").get_attribute("src") is None

@@ -216,9 +216,11 @@ def handle(event, context):
                               "auth": seen.get("Authorization")}) + "\\n")
     if len(job) != 32:
         return {"statusCode": 400, "body": {"error": "malformed job id"}}
-    if job not in statuses:
-        return {"statusCode": 404, "body": {"error": "no such job"}}
-    return {"statusCode": 200, "body": statuses[job]}
+    if job in statuses:
+        return {"statusCode": 200, "body": statuses[job]}
+    if "*" in statuses:  # any other job: this status (e.g. queued: its upload is in)
+        return {"statusCode": 200, "body": dict(statuses["*"], job=job)}
+    return {"statusCode": 404, "body": {"error": "no such job"}}
 """
 
 
