@@ -31,6 +31,7 @@ from faceblur.config import Settings
 from faceblur.errors import (
     BadRequestError,
     FaceblurError,
+    NotAVideoError,
     NotFoundError,
     TooLargeError,
     UnsupportedError,
@@ -219,7 +220,7 @@ def queue_video(
     """Put a video sent over HTTP into the inbox, where its bucket event runs the job.
 
     Refused at once (never queued): over the byte limit (413), sealing on (415), a video
-    that cannot be read (415/400) or over the duration or frame-size limit (413).
+    that cannot be read (415) or over the duration or frame-size limit (413).
     """
     check_size(len(data), settings)
     if settings.seal_public_key:
@@ -228,7 +229,12 @@ def queue_video(
     with tempfile.TemporaryDirectory(prefix="faceblur-video-") as folder:
         path = Path(folder) / name
         path.write_bytes(data)
-        check_video(_probe(path, folder), settings)
+        try:
+            info = probe(path)
+        except FaceblurError as error:
+            # Truncated or not a video: either way, not a video this service can read.
+            raise NotAVideoError(_plain(str(error), folder)) from None
+        check_video(info, settings)
         job = new_job_id()
         store.fput(settings.bucket_inbox, inbox_key(prefix, job, name), path, mime_type)
     return {
@@ -236,13 +242,6 @@ def queue_video(
         "state": "queued",
         "status_url": f"/function/{settings.function_name}?job={job}",
     }
-
-
-def _probe(path: Path, folder: str) -> VideoInfo:
-    try:
-        return probe(path)
-    except FaceblurError as error:
-        raise type(error)(_plain(str(error), folder)) from None
 
 
 def _plain(reason: str, folder: str) -> str:
