@@ -325,6 +325,7 @@ def _run(
     inbox = settings.bucket_inbox
     mime_type = video_type(store.head(inbox, key, SNIFF_BYTES)) or "video/mp4"
     source = folder / file_name(key, mime_type)
+    check_size(store.size(inbox, key) or 0, settings)  # before a byte is downloaded
     store.fget(inbox, key, source, max_bytes=settings.max_video_bytes)
     info = probe(source)
     check_video(info, settings)
