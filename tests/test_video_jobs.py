@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import av
@@ -23,6 +24,9 @@ from faceblur.config import ConfigError, load_settings
 from faceblur.errors import BadRequestError, NotFoundError
 from faceblur.jobs import (
     SEALING_REASON,
+    STALE_REASON,
+    STALE_SECONDS,
+    JobStatus,
     file_name,
     inbox_key,
     job_answer,
@@ -32,6 +36,7 @@ from faceblur.jobs import (
     read_status,
     status_key,
     video_type,
+    write_status,
 )
 from faceblur.options import Options
 from faceblur.pipeline import Result, anonymise_image
@@ -378,3 +383,17 @@ def test_progress_is_written_at_most_every_two_seconds(s3, detector, tick, expec
     assert [seen["frames_done"] for seen in videos.seen] == expected
     assert {seen["state"] for seen in videos.seen} == {"running"}
     assert job_answer(job, store, s3.settings, None)["state"] == "done"
+
+
+def test_a_running_job_gone_silent_is_told_as_failed(s3) -> None:
+    """A job whose call was stopped (timeout, restart) must not be polled for ever."""
+    store = s3.store()
+    job = new_job_id()
+    status = JobStatus(job, "running", frames_done=5, frames_total=50, updated="")
+    write_status(store, s3.settings, status)
+    updated = datetime.fromisoformat(read_status(store, s3.settings, job).updated)
+    soon = updated + timedelta(seconds=STALE_SECONDS)
+    assert job_answer(job, store, s3.settings, None, now=soon)["state"] == "running"
+    later = job_answer(job, store, s3.settings, None, now=soon + timedelta(seconds=1))
+    assert later["state"] == "failed" and later["reason"] == STALE_REASON
+    assert later["frames_done"] == 5 and later["result_url"] is None

@@ -52,6 +52,10 @@ PROGRESS_INTERVAL_SECONDS = 2.0
 # User metadata on a video result beside FACES_METADATA (which counts tracks: distinct faces).
 FACE_FRAMES_METADATA = "faceblur-face-frames"
 SEALING_REASON = "sealed originals are not supported for videos yet"
+# A running job writes its status every few seconds while frames come out; one silent
+# for this long was stopped (the call timed out, the function restarted) and never ends.
+STALE_SECONDS = 120
+STALE_REASON = "the job stopped before it was done (a timeout or a restart); send the video again"
 MAX_NAME_CHARS = 100
 
 # ISO base media brands of still images (HEIF, AVIF): an `ftyp` box alone is not a video.
@@ -148,6 +152,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def as_seen(status: JobStatus, now: datetime) -> JobStatus:
+    """The status a client is told: a running job silent for STALE_SECONDS has failed."""
+    if status.state != "running" or not status.updated:
+        return status
+    updated = datetime.fromisoformat(status.updated.replace("Z", "+00:00"))
+    if (now - updated).total_seconds() <= STALE_SECONDS:
+        return status
+    return replace(status, state="failed", reason=STALE_REASON)
+
+
 @dataclass(frozen=True)
 class JobStatus:
     """What `jobs/<job>.json` holds (the contract's fields, in its order)."""
@@ -186,11 +200,15 @@ def read_status(store: Store, settings: Settings, job: str) -> JobStatus | None:
     return JobStatus.from_bytes(store.read(settings.bucket_originals, key))
 
 
-def job_answer(job: str, store: Store, settings: Settings, owner: str | None) -> dict:
+def job_answer(
+    job: str, store: Store, settings: Settings, owner: str | None, now: datetime | None = None
+) -> dict:
     """`GET ?job=` 's body. `owner`: the caller's prefix where accounts are on (another
     owner's job is unknown to them), None where they are off. NotFoundError: no such job."""
     check_job_id(job)
     status = read_status(store, settings, job)
+    if status is not None:
+        status = as_seen(status, now or datetime.now(UTC))
     if status is not None and owner is not None and status.prefix != owner:
         status = None
     if status is None:
