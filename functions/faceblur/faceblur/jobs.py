@@ -10,6 +10,7 @@ The contract (shared with the page):
   inbox (`queue_video`); the bucket event runs the job (`process_video_object`).
 
 Status lives in the bucket, not in memory, so it survives a restart of the function.
+The names (ids, keys, sniffing, limits) load without PyAV or OpenCV, for the page.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from faceblur.config import Settings
 from faceblur.errors import (
@@ -39,7 +40,9 @@ from faceblur.errors import (
 from faceblur.formats import VIDEO_EXTENSIONS
 from faceblur.options import Options
 from faceblur.storage import FACES_METADATA, Store, split_owner
-from faceblur.video import ProgressCallback, VideoInfo, VideoResult, probe
+
+if TYPE_CHECKING:  # PyAV and OpenCV only where videos are read: the page imports the names
+    from faceblur.video import ProgressCallback, VideoInfo, VideoResult
 
 VIDEOS_FOLDER = "videos/"
 JOBS_FOLDER = "jobs/"
@@ -248,7 +251,7 @@ def queue_video(
         path = Path(folder) / name
         path.write_bytes(data)
         try:
-            info = probe(path)
+            info = _probe(path)
         except FaceblurError as error:
             # Truncated or not a video: either way, not a video this service can read.
             raise NotAVideoError(_plain(str(error), folder)) from None
@@ -265,6 +268,12 @@ def queue_video(
 def _plain(reason: str, folder: str) -> str:
     """A reason without the temporary folder FFmpeg may name."""
     return reason.replace(f"{folder}/", "").replace(folder, "")
+
+
+def _probe(path: Path) -> VideoInfo:
+    from faceblur.video import probe
+
+    return probe(path)
 
 
 # -- the bucket path: run ---------------------------------------------------------------
@@ -345,7 +354,7 @@ def _run(
     source = folder / file_name(key, mime_type)
     check_size(store.size(inbox, key) or 0, settings)  # before a byte is downloaded
     store.fget(inbox, key, source, max_bytes=settings.max_video_bytes)
-    info = probe(source)
+    info = _probe(source)
     check_video(info, settings)
     running = replace(running, frames_total=frames_expected(info))
     write_status(store, settings, running)
