@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,7 +25,7 @@ from bench.clips import EXPOSED, central_detail_kept, displayed_frames, make_cli
 from conftest import FACES_DEV
 from faceblur import seal
 from faceblur.config import ConfigError, load_settings
-from faceblur.errors import BadRequestError, NotFoundError
+from faceblur.errors import BadRequestError, NotFoundError, TooLargeError, UnavailableError
 from faceblur.jobs import (
     SEALING_REASON,
     STALE_REASON,
@@ -43,7 +47,7 @@ from faceblur.pipeline import Result, anonymise_image
 from faceblur.service import ObjectEvent, process_bucket_events
 from faceblur.storage import Store, content_id
 from faceblur.video import anonymise_video
-from stack_fixtures import scaled_photo
+from stack_fixtures import CuttingProxy, scaled_photo, start_local_s3
 
 PHOTO = "images/20_Family_Group_Family_Group_20_100.jpg"  # five faces, 70 to 134 px
 SIZE = (640, 360)
@@ -55,6 +59,16 @@ def family(dev_annotations) -> tuple[np.ndarray, list]:
     entry = next(e for e in dev_annotations if e["image"] == PHOTO)
     photo = cv2.cvtColor(cv2.imread(str(FACES_DEV / PHOTO)), cv2.COLOR_BGR2RGB)
     return photo, entry["faces"]
+
+
+@pytest.fixture(autouse=True)
+def scratch(tmp_path, monkeypatch) -> Iterator[Path]:
+    """Temporary files in a folder of the test's own, which every job must leave empty."""
+    folder = tmp_path / "scratch"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    yield folder
+    assert list(folder.iterdir()) == []
 
 
 @pytest.fixture(scope="module")
@@ -397,3 +411,49 @@ def test_a_running_job_gone_silent_is_told_as_failed(s3) -> None:
     later = job_answer(job, store, s3.settings, None, now=soon + timedelta(seconds=1))
     assert later["state"] == "failed" and later["reason"] == STALE_REASON
     assert later["frames_done"] == 5 and later["result_url"] is None
+
+
+def test_files_stream_in_and_out_in_parts(s3, tmp_path) -> None:
+    """Above the SDK's 5 MiB part size, fput sends parts; fget reads it back in pieces."""
+    store = s3.store()
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(12 * 1024 * 1024))
+    store.fput("results", "x/big.mp4", big, "video/mp4", {"faceblur-faces": "2"})
+    back = tmp_path / "back.bin"
+    assert store.fget("results", "x/big.mp4", back) == big.stat().st_size
+    assert back.read_bytes() == big.read_bytes()
+    assert store.face_count("x/big.mp4") == 2
+    with pytest.raises(TooLargeError):
+        store.fget("results", "x/big.mp4", tmp_path / "no.bin", max_bytes=1024)
+    with pytest.raises(BadRequestError):
+        store.fget("results", "x/none.mp4", tmp_path / "no.bin")
+    assert store.head("results", "x/big.mp4", 16) == big.read_bytes()[:16]
+
+
+def test_a_store_dying_mid_job_leaves_no_half_pair_and_the_event_can_retry(
+    tmp_path, detector, family
+) -> None:
+    own = start_local_s3(tmp_path / "s3")
+    proxy = CuttingProxy(own.server.port)
+    try:
+        store = Store(replace(own.settings, s3_endpoint=proxy.endpoint))
+        path = tmp_path / "two.mkv"
+        make_clip(*family, path, SIZE, frames=2, audio=False)
+        job = new_job_id()
+        key = inbox_key("", job, "two.mkv")
+        put_inbox(store, key, path.read_bytes())
+        proxy.cut_on(b"PUT /results/")
+        with pytest.raises(UnavailableError):
+            run_events(store, store.settings, detector, key, job)
+        proxy.restore()
+        deadline = time.monotonic() + 30
+        while store.pending_rollbacks and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # No result, no original without it; the video still in the inbox for the retry.
+        assert own.snapshot() == {"inbox": [key], "originals": [status_key(job)], "results": []}
+        answer, _ = run_events(store, store.settings, detector, key, job)
+        assert answer["processed"][0]["state"] == "done"
+        assert own.snapshot()["inbox"] == [] and len(own.snapshot()["results"]) == 1
+    finally:
+        proxy.close()
+        own.stop()
