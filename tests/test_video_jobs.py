@@ -428,6 +428,16 @@ def test_files_stream_in_and_out_in_parts(s3, tmp_path) -> None:
     with pytest.raises(BadRequestError):
         store.fget("results", "x/none.mp4", tmp_path / "no.bin")
     assert store.head("results", "x/big.mp4", 16) == big.read_bytes()[:16]
+    for data in (b"", b"short"):
+        put_inbox(store, "tiny", data)
+        assert store.head("inbox", "tiny", 64) == data
+
+
+def test_an_empty_inbox_object_is_refused_as_before(s3, detector) -> None:
+    store = s3.store()
+    put_inbox(store, "empty.jpg", b"")
+    answer, videos = run_events(store, s3.settings, detector, "empty.jpg", "")
+    assert answer["processed"] == [] and "no image bytes" in answer["ignored"][0]["reason"]
 
 
 def test_a_store_dying_mid_job_leaves_no_half_pair_and_the_event_can_retry(

@@ -333,11 +333,19 @@ class Store:
             response.release_conn()
 
     def head(self, bucket: str, key: str, length: int) -> bytes:
-        """An object's first `length` bytes (fewer when it is shorter), to tell what it is."""
+        """An object's first `length` bytes (fewer when it is shorter), to tell what it is.
+
+        BadRequestError when missing; an empty object gives b"" (a range read of nothing
+        is an error, or a stall, depending on the server)."""
+        size = self.size(bucket, key)
+        if size is None:
+            raise BadRequestError(f"no object {key!r} in bucket {bucket!r}")
+        if size == 0:
+            return b""
 
         def download() -> bytes:
             response = self.client.get_object(
-                bucket_name=bucket, object_name=key, offset=0, length=length
+                bucket_name=bucket, object_name=key, offset=0, length=min(length, size)
             )
             try:
                 return response.read()[:length]
