@@ -155,16 +155,6 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def as_seen(status: JobStatus, now: datetime) -> JobStatus:
-    """The status a client is told: a running job silent for STALE_SECONDS has failed."""
-    if status.state != "running" or not status.updated:
-        return status
-    updated = datetime.fromisoformat(status.updated.replace("Z", "+00:00"))
-    if (now - updated).total_seconds() <= STALE_SECONDS:
-        return status
-    return replace(status, state="failed", reason=STALE_REASON)
-
-
 @dataclass(frozen=True)
 class JobStatus:
     """What `jobs/<job>.json` holds (the contract's fields, in its order)."""
@@ -187,6 +177,16 @@ class JobStatus:
         document = json.loads(data)
         fields = JobStatus.__dataclass_fields__
         return JobStatus(**{name: document[name] for name in fields if name in document})
+
+
+def as_seen(status: JobStatus, now: datetime) -> JobStatus:
+    """The status a client is told: a running job silent for STALE_SECONDS has failed."""
+    if status.state != "running" or not status.updated:
+        return status
+    updated = datetime.fromisoformat(status.updated.replace("Z", "+00:00"))
+    if (now - updated).total_seconds() <= STALE_SECONDS:
+        return status
+    return replace(status, state="failed", reason=STALE_REASON)
 
 
 def write_status(store: Store, settings: Settings, status: JobStatus) -> None:
