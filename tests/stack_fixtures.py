@@ -153,10 +153,11 @@ class FunctionProcess:
 
 
 def start_function(
-    s3: LocalS3, log_path: Path, extra_env: dict[str, str] | None = None
+    s3: LocalS3, log_path: Path, extra_env: dict[str, str] | None = None, port: int | None = None
 ) -> FunctionProcess:
-    """The runner serving the handler against `s3`; returns once the model is loaded."""
-    port = free_port()
+    """The runner serving the handler against `s3` (on `port`, else a free one: a port
+    chosen first lets s3rver's webhook name it); returns once the model is loaded."""
+    port = port or free_port()
     env = {**os.environ, **s3.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     command = [

@@ -3,12 +3,15 @@
 Requests (POST):
 - JSON `{"image": "<base64>", ...options}` (a `data:image/...;base64,` prefix is accepted);
 - raw image bytes with an `image/*` or `application/octet-stream` Content-Type;
+- a video (raw `video/*` bytes, multipart, or JSON `{"video": "<base64>"}`), told by its
+  bytes: never processed in the call but put into the inbox as a job (faceblur.jobs),
+  answered 202 with the job's id and status URL;
 - `multipart/form-data` with a file field (other fields are options);
 - a MinIO/S3 bucket notification (`Records[].s3`): the inbox object it names is read,
   anonymised and stored; events for the output buckets are ignored.
 Options (method, shape, strength, padding, threshold, detect, regions; `store`) come from
 the JSON body, the form fields or the query string (`regions` as JSON text there). `GET`
-answers a small info JSON.
+answers a small info JSON; `GET ?job=<id>` a video job's status.
 
 The answer is JSON (ids, object keys, a presigned URL of the result, faces, every
 anonymised region as `regions`, timings),
@@ -66,6 +69,7 @@ from faceblur.errors import (  # noqa: E402
     UnavailableError,
     quoted,
 )
+from faceblur.jobs import SNIFF_BYTES, job_answer, queue_video, video_type  # noqa: E402
 from faceblur.options import (  # noqa: E402
     METHOD_INFO,
     SHAPES,
@@ -91,6 +95,8 @@ from faceblur.service import (  # noqa: E402
 from faceblur.storage import Store  # noqa: E402
 
 RAW_TYPES = ("application/octet-stream",)
+# What a video request may carry beside the video: its file name (options are for photos).
+VIDEO_FIELDS = ("name", "store")
 # One image and a handful of option fields: a form of more parts is not ours.
 MAX_FORM_PARTS = 32
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -136,6 +142,33 @@ class _Model:
         with self.lock:
             return anonymise_image(data, self._detector, options, max_pixels=max_pixels)
 
+    def anonymise_video(self, source: Path, target: Path, options: Options, on_progress):
+        """faceblur.video with this process's detector (faceblur.jobs' `VideoAnonymiser`).
+
+        The lock is taken per frame, not per video: photos are not held up for minutes.
+        """
+        from faceblur.angles import upright
+        from faceblur.video import anonymise_video
+
+        self._ready.wait()
+        if self._detector is None:
+            raise UnavailableError(f"face detector unavailable: {self._error}")
+        # Chosen before the lock wraps it: upright() knows the detector's own type only.
+        chosen = upright(self._detector) if options.upright_only else self._detector
+        detector = _Locked(chosen, self.lock)
+        return anonymise_video(source, target, detector, options, on_progress=on_progress)
+
+
+class _Locked:
+    """A detector used under a lock, one frame at a time (faceblur.detect's protocol)."""
+
+    def __init__(self, detector, lock: threading.Lock) -> None:
+        self.detector, self.lock = detector, lock
+
+    def detect(self, image):
+        with self.lock:
+            return self.detector.detect(image)
+
 
 MODEL = _Model()
 _state_lock = threading.Lock()
@@ -169,8 +202,12 @@ class _Gate:
         self.checker = KeyChecker(self.accounts)
         self.limiter = RateLimiter(settings.rate_per_minute)
 
-    def caller(self, headers) -> Identity:
-        """The person this request acts for; 401 without a valid key, 429 over the limit."""
+    def caller(self, headers, limited: bool = True) -> Identity:
+        """The person this request acts for; 401 without a valid key, 429 over the limit.
+
+        `limited=False` for polling a job's status: a page polls every second or two, and
+        that must not use up what the person may ask of the detector.
+        """
         scheme, _, token = (headers.get("Authorization", "") or "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
@@ -187,7 +224,7 @@ class _Gate:
             raise UnavailableError("accounts database unavailable") from error
         if identity is None:
             raise UnauthorizedError("this API key is not valid (unknown, revoked or disabled)")
-        wait = self.limiter.retry_after(limit_key)
+        wait = self.limiter.retry_after(limit_key) if limited else 0
         if wait:
             raise RateLimitedError(f"rate limit reached; retry after {wait} s", wait)
         return identity
@@ -264,17 +301,19 @@ def _parse_json(body: bytes) -> object:
     return document
 
 
-def _decode_base64(text: object) -> bytes:
+def _decode_base64(text: object, field: str = "image") -> bytes:
     if not isinstance(text, str):
-        raise BadRequestError('"image" must be a base64 string')
+        raise BadRequestError(f'"{field}" must be a base64 string')
     if text.startswith("data:"):
         header, _, text = text.partition(",")
         if not header.endswith(";base64"):
-            raise BadRequestError('a data URL in "image" must be base64 (data:image/...;base64,)')
+            raise BadRequestError(
+                f'a data URL in "{field}" must be base64 (data:{field}/...;base64,)'
+            )
     try:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequestError('"image" is not valid base64') from None
+        raise BadRequestError(f'"{field}" is not valid base64') from None
 
 
 def _multipart_parts(body: bytes, boundary: str) -> list[tuple[Field | File, bytes]]:
@@ -308,30 +347,38 @@ def _multipart_parts(body: bytes, boundary: str) -> list[tuple[Field | File, byt
     return parts
 
 
-def _from_multipart(body: bytes, parameters: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+def _from_multipart(
+    body: bytes, parameters: dict[str, str]
+) -> tuple[bytes, dict[str, str], str | None]:
+    """(the file's bytes, the other fields, the file's name if it has one)."""
     boundary = parameters.get("boundary")
     if not boundary:
         raise BadRequestError("multipart/form-data without a boundary")
     image: bytes | None = None
+    filename: str | None = None
     fields: dict[str, str] = {}
     for part, payload in _multipart_parts(body, boundary):
-        if isinstance(part, File) or part.name in ("image", "file"):
+        if isinstance(part, File) or part.name in ("image", "file", "video"):
             if image is not None:
                 raise BadRequestError("send one image per request")
             image = payload
+            filename = part.filename if isinstance(part, File) else None
         elif part.name:
             fields[part.name] = payload.decode("utf-8", errors="replace")
     if image is None:
         raise BadRequestError("multipart/form-data without a file field")
-    return image, fields
+    return image, fields, filename
 
 
-def _request_image(event, settings: Settings) -> tuple[bytes, dict[str, object]] | dict:
-    """(image bytes, raw options) from any of the three forms; a bucket event's dict."""
+def _request_image(event, settings: Settings) -> tuple[bytes, dict[str, object], str | None] | dict:
+    """(image or video bytes, raw options, file name if sent) from any of the three forms;
+    a bucket event's dict."""
     body: bytes = event.body or b""
-    # JSON and multipart are a little larger than the image they carry.
-    if len(body) > settings.max_bytes * 4 // 3 + 64 * 1024:
-        raise TooLargeError(f"request of {len(body)} bytes; the limit is {settings.max_bytes}")
+    largest = max(settings.max_bytes, settings.max_video_bytes)
+    # JSON and multipart are a little larger than the file they carry.
+    if len(body) > largest * 4 // 3 + 64 * 1024:
+        raise TooLargeError(f"request of {len(body)} bytes; the limit is {largest}")
+    filename: str | None = None
     media_type, parameters = _content_type(event.headers)
     raw: dict[str, object] = {}
     if media_type == "application/json" or (not media_type and body[:1] == b"{"):
@@ -340,27 +387,29 @@ def _request_image(event, settings: Settings) -> tuple[bytes, dict[str, object]]
             raise BadRequestError('JSON body must be an object: {"image": "<base64>", ...}')
         if "Records" in document:
             return document
-        if "image" not in document:
-            raise BadRequestError('JSON body needs "image": "<base64>"')
-        data = _decode_base64(document.pop("image"))
+        field = "video" if "video" in document else "image"
+        if field not in document:
+            raise BadRequestError('JSON body needs "image": "<base64>" (or "video")')
+        data = _decode_base64(document.pop(field), field)
         raw = document
     elif media_type == "multipart/form-data":
-        data, fields = _from_multipart(body, parameters)
+        data, fields, filename = _from_multipart(body, parameters)
         raw = dict(fields)
-    elif media_type.startswith("image/") or media_type in RAW_TYPES:
+    elif media_type.startswith(("image/", "video/")) or media_type in RAW_TYPES:
         data = body
     else:
         raise NotAnImageError(
-            f"unsupported Content-Type {quoted(media_type or '(none)')}: send image bytes as "
-            'image/* or application/octet-stream, JSON {"image": "<base64>"}, '
-            "or multipart/form-data"
+            f"unsupported Content-Type {quoted(media_type or '(none)')}: send image or "
+            "video bytes as image/*, video/* or application/octet-stream, JSON "
+            '{"image": "<base64>"}, or multipart/form-data'
         )
     if not data:
         raise EmptyImageError("no image bytes in the request")
-    if len(data) > settings.max_bytes:
+    # A video's own limits are checked when it is queued (faceblur.jobs.queue_video).
+    if len(data) > settings.max_bytes and not video_type(data[:SNIFF_BYTES]):
         raise TooLargeError(f"image of {len(data)} bytes; the limit is {settings.max_bytes}")
     # Query-string options, overridden by those in the body.
-    return data, {**dict(event.query.items()), **raw}
+    return data, {**dict(event.query.items()), **raw}, filename
 
 
 def _wants_image(headers) -> bool:
@@ -400,11 +449,18 @@ def _process(event, settings: Settings) -> object:
     parsed = _request_image(event, settings)
     if isinstance(parsed, dict):
         store = _settings_and_store()[1]
-        return _json(200, process_bucket_events(_object_events(parsed), MODEL, store, settings))
+        events = _object_events(parsed)
+        return _json(200, process_bucket_events(events, MODEL, store, settings, videos=MODEL))
     # Bucket events come from the S3 server, not from people: they stay keyless.
     gate = _gate()
     caller = gate.caller(event.headers) if gate else None
-    data, raw = parsed
+    data, raw, filename = parsed
+    video = video_type(data[:SNIFF_BYTES])
+    if video:
+        answer = _queue(data, video, raw, filename, settings, caller.prefix if caller else "")
+        if gate and caller:
+            gate.count(caller)
+        return _json(202, answer)
     store_it = request_flag("store", raw.pop("store", True))
     options = parse_options(raw)
     store = _settings_and_store()[1] if store_it else NullStore()
@@ -432,6 +488,32 @@ def _process(event, settings: Settings) -> object:
         # A tuple goes to Flask untouched; a dict body would be str()-ed by the template.
         return (result.data, 200, headers)
     return _json(200, _describe(outcome, timings))
+
+
+def _queue(
+    data: bytes, mime_type: str, raw: dict, filename: str | None, settings: Settings, prefix: str
+) -> dict:
+    """Put a video into the inbox as a job (its bucket event runs it); the 202 answer."""
+    options = sorted(str(name) for name in set(raw) - set(VIDEO_FIELDS))
+    if options:
+        raise BadRequestError(
+            f"options are for photos; a video is anonymised with the defaults (got "
+            f"{quoted(', '.join(options), quote=False)})"
+        )
+    if not request_flag("store", raw.get("store", True)):
+        raise BadRequestError("store=false is for photos: a video's job runs through the buckets")
+    name = raw.get("name") or filename
+    store = _settings_and_store()[1]
+    return queue_video(data, mime_type, str(name) if name else None, store, settings, prefix)
+
+
+def _job_status(event) -> dict:
+    """`GET ?job=<id>`: where accounts are on, only the caller's own jobs are known."""
+    settings, store = _settings_and_store()
+    gate = _gate()
+    caller = gate.caller(event.headers, limited=False) if gate else None
+    owner = caller.prefix if caller else None
+    return _json(200, job_answer(event.query.get("job", ""), store, settings, owner))
 
 
 def _object_events(document: dict) -> list[ObjectEvent]:
@@ -473,7 +555,13 @@ def _info() -> dict:
             "version": __version__,
             "model_loaded": MODEL.loaded,
             "storage": storage,
-            "limits": {"max_bytes": settings.max_bytes, "max_pixels": settings.max_pixels},
+            "limits": {
+                "max_bytes": settings.max_bytes,
+                "max_pixels": settings.max_pixels,
+                "max_video_bytes": settings.max_video_bytes,
+                "max_video_seconds": settings.max_video_seconds,
+                "max_video_pixels": settings.max_video_pixels,
+            },
             "sealing": _sealing(settings),
             "options": vars(Options()),
             "methods": dict(METHOD_INFO),
@@ -487,7 +575,7 @@ def handle(event, context):
     """The template's entry point: never raises, every error is JSON with its status."""
     try:
         if event.method == "GET":
-            return _info()
+            return _job_status(event) if "job" in event.query else _info()
         if event.method != "POST":
             return _error(405, f"method {event.method} not allowed: use GET or POST")
         settings = _settings_and_store()[0]

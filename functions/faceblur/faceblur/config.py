@@ -33,8 +33,10 @@ ENV_VARS: dict[str, str] = {
     "FACEBLUR_BUCKET_RESULTS": "results",
     "FACEBLUR_MAX_BYTES": str(25 * 1024 * 1024),
     "FACEBLUR_MAX_PIXELS": str(50_000_000),
-    # Largest video the page lets a person upload to the inbox (413 above).
+    # Videos (jobs through the inbox): bytes of one file, its length, pixels of one frame.
     "FACEBLUR_MAX_VIDEO_BYTES": str(500 * 1024 * 1024),
+    "FACEBLUR_MAX_VIDEO_SECONDS": "600",
+    "FACEBLUR_MAX_VIDEO_PIXELS": str(3840 * 2160),
     "FACEBLUR_PRESIGN_EXPIRY_SECONDS": "3600",
     "FACEBLUR_GATEWAY_URL": "http://127.0.0.1:8080",
     "FACEBLUR_FUNCTION_NAME": "faceblur",
@@ -125,6 +127,8 @@ class Settings:
     # PEM of the public key originals are sealed for (faceblur.seal); None: stored in clear.
     seal_public_key: str | None = None
     max_video_bytes: int = 500 * 1024 * 1024
+    max_video_seconds: int = 600
+    max_video_pixels: int = 3840 * 2160
 
     @property
     def output_buckets(self) -> tuple[str, str]:
@@ -283,4 +287,6 @@ def load_settings(
         retention_days=_positive_int(environ, "FACEBLUR_RETENTION_DAYS"),
         seal_public_key=_seal_public_key(environ, secrets_dir),
         max_video_bytes=_positive_int(environ, "FACEBLUR_MAX_VIDEO_BYTES"),
+        max_video_seconds=_positive_int(environ, "FACEBLUR_MAX_VIDEO_SECONDS"),
+        max_video_pixels=_positive_int(environ, "FACEBLUR_MAX_VIDEO_PIXELS"),
     )

@@ -40,6 +40,18 @@ class NotAVideoError(FaceblurError):
     status = 415
 
 
+class UnsupportedError(FaceblurError):
+    """A request this deployment cannot serve as asked (a video where originals are sealed)."""
+
+    status = 415
+
+
+class NotFoundError(FaceblurError):
+    """Nothing by that id (a video job), or nothing the caller may see."""
+
+    status = 404
+
+
 class TooLargeError(FaceblurError):
     """Too many bytes or too many pixels."""
 

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, FaceblurError
+from faceblur.jobs import SNIFF_BYTES, VideoAnonymiser, process_video_object, video_type
 from faceblur.options import Options
 from faceblur.pipeline import Result
 from faceblur.seal import seal_for_store
@@ -168,13 +169,19 @@ def process_inbox_object(
 
 
 def process_bucket_events(
-    events: Sequence[ObjectEvent], anonymiser: Anonymiser, store: Store, settings: Settings
+    events: Sequence[ObjectEvent],
+    anonymiser: Anonymiser,
+    store: Store,
+    settings: Settings,
+    videos: VideoAnonymiser | None = None,
 ) -> dict[str, list[dict[str, object]]]:
     """Process each created inbox object once; ignore everything else, with the reason.
 
-    An object that cannot be anonymised (not an image, too large) is reported and left
-    in the inbox; an unavailable model or store fails the whole call (503) so the
-    notification is retried.
+    A photo that cannot be anonymised (not an image, too large) is reported and left in
+    the inbox. A video (told by its bytes) is a job run by `videos` (faceblur.jobs): a
+    failed one is reported with its reason and removed from the inbox; without `videos`
+    it is refused as a photo would be. An unavailable model or store fails the whole call
+    (503) so the notification is retried.
     """
     processed: list[dict[str, object]] = []
     ignored: list[dict[str, object]] = []
@@ -193,6 +200,14 @@ def process_bucket_events(
             reason = "no longer in the inbox"
         if reason is None:
             try:
+                head = store.head(event.bucket, event.key, SNIFF_BYTES) if videos else b""
+                if videos and video_type(head):
+                    job = process_video_object(event.key, videos, store, settings)
+                    if job["state"] == "failed":
+                        ignored.append({"bucket": event.bucket, **job})
+                    else:
+                        processed.append(job)
+                    continue
                 processed.append(process_inbox_object(event.key, anonymiser, store, settings))
                 continue
             except FaceblurError as error:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
@@ -35,7 +36,7 @@ from minio.error import MinioException, S3Error
 
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError
-from faceblur.formats import EXTENSIONS, SEALED_MIME_TYPE, SEALED_SUFFIX
+from faceblur.formats import EXTENSIONS, SEALED_MIME_TYPE, SEALED_SUFFIX, VIDEO_EXTENSIONS
 
 # Connect and read timeouts come from the settings (FACEBLUR_S3_TIMEOUT_SECONDS): a client
 # waiting on a dead or frozen server gets its 503 in seconds. A refused connection is
@@ -69,6 +70,15 @@ def content_id(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
+def file_content_id(path: Path) -> str:
+    """`content_id` of a file's bytes, read a piece at a time (a video need not fit in memory)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while piece := file.read(STREAM_CHUNK_BYTES):
+            digest.update(piece)
+    return digest.hexdigest()[:32]
+
+
 def options_id(options: Mapping[str, object]) -> str:
     """The identity of a set of options, independent of their order."""
     canonical = json.dumps(dict(options), sort_keys=True, separators=(",", ":"), default=str)
@@ -76,7 +86,7 @@ def options_id(options: Mapping[str, object]) -> str:
 
 
 def extension(mime_type: str) -> str:
-    return EXTENSIONS.get(mime_type, "")
+    return EXTENSIONS.get(mime_type) or VIDEO_EXTENSIONS.get(mime_type, "")
 
 
 _IMAGE_ID = re.compile(r"[0-9a-f]{32}")
@@ -322,6 +332,69 @@ class Store:
             response.close()
             response.release_conn()
 
+    def head(self, bucket: str, key: str, length: int) -> bytes:
+        """An object's first `length` bytes (fewer when it is shorter), to tell what it is.
+
+        BadRequestError when missing; an empty object gives b"" (a range read of nothing
+        is an error, or a stall, depending on the server)."""
+        size = self.size(bucket, key)
+        if size is None:
+            raise BadRequestError(f"no object {key!r} in bucket {bucket!r}")
+        if size == 0:
+            return b""
+
+        def download() -> bytes:
+            response = self.client.get_object(
+                bucket_name=bucket, object_name=key, offset=0, length=min(length, size)
+            )
+            try:
+                return response.read()[:length]
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._call(f"read {bucket}/{key}", download)
+
+    def fget(self, bucket: str, key: str, path: Path, max_bytes: int | None = None) -> int:
+        """Stream an object into the file `path`; its size. BadRequestError when missing,
+        TooLargeError above `max_bytes` (checked before a byte is read, and while reading)."""
+        size = self.size(bucket, key)
+        if size is None:
+            raise BadRequestError(f"no object {key!r} in bucket {bucket!r}")
+        if max_bytes is not None and size > max_bytes:
+            raise TooLargeError(f"a file of {size} bytes; the limit is {max_bytes}")
+        written = 0
+        with path.open("wb") as file:
+            for piece in self.chunks(bucket, key):
+                written += len(piece)
+                if max_bytes is not None and written > max_bytes:  # replaced since the stat
+                    raise TooLargeError(f"a file of over {max_bytes} bytes; that is the limit")
+                file.write(piece)
+        return written
+
+    def fput(
+        self,
+        bucket: str,
+        key: str,
+        path: Path,
+        mime_type: str,
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        """Write the file `path` as one object, streamed (multipart above the SDK's part size)."""
+
+        def upload() -> None:
+            with path.open("rb") as file:
+                self.client.put_object(
+                    bucket_name=bucket,
+                    object_name=key,
+                    data=file,
+                    length=path.stat().st_size,
+                    content_type=mime_type,
+                    metadata=dict(metadata or {}),
+                )
+
+        self._call(f"write {bucket}/{key}", upload)
+
     def put(self, bucket: str, key: str, data: bytes, mime_type: str) -> None:
         """Write one object as it is (an audit entry, for instance); 503 when storage fails."""
         self._put(bucket, key, data, mime_type, {})
@@ -417,17 +490,59 @@ class Store:
             # same photo differs (fresh noise): keep the whole pair, never mix two.
             return pair
         metadata = {"faceblur-original": pair.original_key, **(result_metadata or {})}
+        self._write_pair(
+            _Rollback(pair, original_was_there),
+            lambda: self._put(originals, pair.original_key, original, original_type, {}),
+            lambda: self._put(results, pair.result_key, result, result_type, metadata),
+        )
+        return pair
+
+    def put_file_pair(
+        self,
+        original: Path,
+        original_type: str,
+        result: Path,
+        result_type: str,
+        options: Mapping[str, object],
+        result_metadata: Mapping[str, str] | None = None,
+        prefix: str = "",
+    ) -> StoredPair:
+        """`put_pair` for files streamed from disk (videos): the same keys, the same
+        both-or-neither; no sealing (videos cannot be sealed yet)."""
+        self.retry_rollbacks()
+        image_id = file_content_id(original)
+        pair = StoredPair(
+            image_id=image_id,
+            original_key=prefix + original_key(image_id, original_type),
+            result_key=prefix + result_key(image_id, options_id(options), result_type),
+        )
+        originals, results = self.settings.bucket_originals, self.settings.bucket_results
+        original_was_there = self.exists(originals, pair.original_key)
+        metadata = {"faceblur-original": pair.original_key, **(result_metadata or {})}
+        self._write_pair(
+            _Rollback(pair, original_was_there),
+            lambda: self.fput(originals, pair.original_key, original, original_type),
+            lambda: self.fput(results, pair.result_key, result, result_type, metadata),
+        )
+        return pair
+
+    def _write_pair(
+        self,
+        rollback: _Rollback,
+        write_original: Callable[[], None],
+        write_result: Callable[[], None],
+    ) -> None:
+        """Original first, then result; on a storage failure, roll back (module docstring)."""
         try:
-            self._put(originals, pair.original_key, original, original_type, {})
-            self._put(results, pair.result_key, result, result_type, metadata)
+            write_original()
+            write_result()
             # A concurrent request for the same photo may have rolled the shared original
             # back between our two writes: put it again so our result is not left alone.
-            if not self.exists(originals, pair.original_key):
-                self._put(originals, pair.original_key, original, original_type, {})
+            if not self.exists(self.settings.bucket_originals, rollback.pair.original_key):
+                write_original()
         except UnavailableError:
-            self._roll_back(_Rollback(pair, original_was_there))
+            self._roll_back(rollback)
             raise
-        return pair
 
     # -- rolling back a half pair ----------------------------------------------------------
 

@@ -1,0 +1,379 @@
+"""Video jobs: a video in the inbox is anonymised by the bucket path, its status kept in S3.
+
+The contract (shared with the page):
+- A video's inbox key is `[u/<owner>/]videos/<job>/<file name>`, `<job>` 32 lowercase hex
+  chosen by the uploader; a video dropped elsewhere gets the first 32 hex of sha256(key).
+  A video is told from a photo by its bytes (the container's signature), never its name.
+- Its status is `jobs/<job>.json` in the originals bucket (private), written here only.
+  "queued" is never written: a job whose inbox object exists with no status yet is queued.
+- Never processed inside a synchronous call: the HTTP door only puts the video into the
+  inbox (`queue_video`); the bucket event runs the job (`process_video_object`).
+
+Status lives in the bucket, not in memory, so it survives a restart of the function.
+The names (ids, keys, sniffing, limits) load without PyAV or OpenCV, for the page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+import time
+import unicodedata
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from faceblur.config import Settings
+from faceblur.errors import (
+    BadRequestError,
+    FaceblurError,
+    NotAVideoError,
+    NotFoundError,
+    TooLargeError,
+    UnsupportedError,
+)
+from faceblur.formats import VIDEO_EXTENSIONS
+from faceblur.options import Options
+from faceblur.storage import FACES_METADATA, Store, split_owner
+
+if TYPE_CHECKING:  # PyAV and OpenCV only where videos are read: the page imports the names
+    from faceblur.video import ProgressCallback, VideoInfo, VideoResult
+
+VIDEOS_FOLDER = "videos/"
+JOBS_FOLDER = "jobs/"
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+RESULT_TYPE = "video/mp4"
+# Enough of a file to read any of the signatures below (WebM names itself in the EBML header).
+SNIFF_BYTES = 64
+# A status write is one small PUT; every 2 s keeps a poller current without a PUT per frame.
+PROGRESS_INTERVAL_SECONDS = 2.0
+# User metadata on a video result beside FACES_METADATA (which counts tracks: distinct faces).
+FACE_FRAMES_METADATA = "faceblur-face-frames"
+SEALING_REASON = "sealed originals are not supported for videos yet"
+# A running job writes its status every few seconds while frames come out; one silent
+# for this long was stopped (the call timed out, the function restarted) and never ends.
+STALE_SECONDS = 120
+STALE_REASON = "the job stopped before it was done (a timeout or a restart); send the video again"
+MAX_NAME_CHARS = 100
+
+# ISO base media brands of still images (HEIF, AVIF): an `ftyp` box alone is not a video.
+_IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif"}
+
+
+def video_type(head: bytes) -> str | None:
+    """The MIME type of a video container from a file's first bytes; None if not a video."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        if brand in _IMAGE_BRANDS:
+            return None
+        return "video/quicktime" if brand == b"qt  " else "video/mp4"
+    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska, or WebM by its DocType
+        return "video/webm" if b"webm" in head[:SNIFF_BYTES] else "video/x-matroska"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "video/x-msvideo"
+    return None
+
+
+# -- names ----------------------------------------------------------------------------
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+def check_job_id(job: str) -> str:
+    """`job` when it is a well-formed id; BadRequestError otherwise."""
+    if not JOB_ID.fullmatch(job or ""):
+        raise BadRequestError("a job id is 32 lowercase hexadecimal characters")
+    return job
+
+
+def job_of_key(key: str) -> str:
+    """The job an inbox key belongs to: its `videos/<job>/` folder, else a hash of the key."""
+    _, rest = split_owner(key)
+    parts = rest.split("/")
+    if len(parts) >= 3 and parts[0] + "/" == VIDEOS_FOLDER and JOB_ID.fullmatch(parts[1]):
+        return parts[1]
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def file_name(name: str | None, mime_type: str) -> str:
+    """A name safe as the last segment of an object key and a temporary file: letters,
+    digits, space and `._-()` of the caller's name, else `video` with the type's extension."""
+    base = unicodedata.normalize("NFC", (name or "").replace("\\", "/").rsplit("/", 1)[-1])
+    kept = "".join(c for c in base if c.isalnum() or c in " ._-()").strip(" .")
+    return kept[:MAX_NAME_CHARS] or f"video{VIDEO_EXTENSIONS.get(mime_type, '')}"
+
+
+def inbox_key(prefix: str, job: str, name: str) -> str:
+    return f"{prefix}{VIDEOS_FOLDER}{job}/{name}"
+
+
+def status_key(job: str) -> str:
+    return f"{JOBS_FOLDER}{job}.json"
+
+
+# -- limits ---------------------------------------------------------------------------
+
+
+def check_size(size: int, settings: Settings) -> None:
+    if size > settings.max_video_bytes:
+        raise TooLargeError(
+            f"a video of {size} bytes; the limit is {settings.max_video_bytes} bytes"
+        )
+
+
+def check_video(info: VideoInfo, settings: Settings) -> None:
+    """TooLargeError when the video is longer or its frames larger than the limits."""
+    if info.duration > settings.max_video_seconds:
+        raise TooLargeError(
+            f"a video of {info.duration:.0f} seconds; the limit is "
+            f"{settings.max_video_seconds} seconds"
+        )
+    pixels = info.width * info.height
+    if pixels > settings.max_video_pixels:
+        raise TooLargeError(
+            f"frames of {info.width}x{info.height} pixels; the limit is "
+            f"{settings.max_video_pixels} pixels per frame"
+        )
+
+
+def frames_expected(info: VideoInfo) -> int:
+    """Frames the container announces (or its duration implies); 0 when unknown."""
+    return info.frames or (int(info.duration * info.rate) if info.duration else 0)
+
+
+# -- status ---------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """What `jobs/<job>.json` holds (the contract's fields, in its order)."""
+
+    job: str
+    state: str  # "running", "done" or "failed"; "queued" is never stored
+    frames_done: int = 0
+    frames_total: int = 0  # 0: unknown
+    result_key: str | None = None
+    original_key: str | None = None
+    prefix: str = ""
+    reason: str | None = None
+    updated: str = ""
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(self)).encode()
+
+    @staticmethod
+    def from_bytes(data: bytes) -> JobStatus:
+        document = json.loads(data)
+        fields = JobStatus.__dataclass_fields__
+        return JobStatus(**{name: document[name] for name in fields if name in document})
+
+
+def as_seen(status: JobStatus, now: datetime) -> JobStatus:
+    """The status a client is told: a running job silent for STALE_SECONDS has failed."""
+    if status.state != "running" or not status.updated:
+        return status
+    updated = datetime.fromisoformat(status.updated.replace("Z", "+00:00"))
+    if (now - updated).total_seconds() <= STALE_SECONDS:
+        return status
+    return replace(status, state="failed", reason=STALE_REASON)
+
+
+def write_status(store: Store, settings: Settings, status: JobStatus) -> None:
+    stamped = replace(status, updated=_now())
+    store.put(
+        settings.bucket_originals, status_key(status.job), stamped.to_bytes(), "application/json"
+    )
+
+
+def read_status(store: Store, settings: Settings, job: str) -> JobStatus | None:
+    key = status_key(job)
+    if not store.exists(settings.bucket_originals, key):
+        return None
+    return JobStatus.from_bytes(store.read(settings.bucket_originals, key))
+
+
+def job_answer(
+    job: str, store: Store, settings: Settings, owner: str | None, now: datetime | None = None
+) -> dict:
+    """`GET ?job=` 's body. `owner`: the caller's prefix where accounts are on (another
+    owner's job is unknown to them), None where they are off. NotFoundError: no such job."""
+    check_job_id(job)
+    status = read_status(store, settings, job)
+    if status is not None:
+        status = as_seen(status, now or datetime.now(UTC))
+    if status is not None and owner is not None and status.prefix != owner:
+        status = None
+    if status is None:
+        waiting = store.keys(settings.bucket_inbox, prefix=inbox_key(owner or "", job, ""))
+        if not waiting:
+            raise NotFoundError(f"no job {job}")
+        status = JobStatus(job, "queued", prefix=owner or "")
+    done = status.state == "done" and status.result_key
+    return {
+        "job": status.job,
+        "state": status.state,
+        "frames_done": status.frames_done,
+        "frames_total": status.frames_total,
+        "result_key": status.result_key,
+        "result_url": store.result_url(status.result_key) if done else None,
+        "reason": status.reason,
+        "prefix": status.prefix,
+    }
+
+
+# -- the HTTP door: queue --------------------------------------------------------------
+
+
+def queue_video(
+    data: bytes, mime_type: str, name: str | None, store: Store, settings: Settings, prefix: str
+) -> dict:
+    """Put a video sent over HTTP into the inbox, where its bucket event runs the job.
+
+    Refused at once (never queued): over the byte limit (413), sealing on (415), a video
+    that cannot be read (415) or over the duration or frame-size limit (413).
+    """
+    check_size(len(data), settings)
+    if settings.seal_public_key:
+        raise UnsupportedError(SEALING_REASON)
+    name = file_name(name, mime_type)
+    with tempfile.TemporaryDirectory(prefix="faceblur-video-") as folder:
+        path = Path(folder) / name
+        path.write_bytes(data)
+        try:
+            info = _probe(path)
+        except FaceblurError as error:
+            # Truncated or not a video: either way, not a video this service can read.
+            raise NotAVideoError(_plain(str(error), folder)) from None
+        check_video(info, settings)
+        job = new_job_id()
+        store.fput(settings.bucket_inbox, inbox_key(prefix, job, name), path, mime_type)
+    return {
+        "job": job,
+        "state": "queued",
+        "status_url": f"/function/{settings.function_name}?job={job}",
+    }
+
+
+def _plain(reason: str, folder: str) -> str:
+    """A reason without the temporary folder FFmpeg may name."""
+    return reason.replace(f"{folder}/", "").replace(folder, "")
+
+
+def _probe(path: Path) -> VideoInfo:
+    from faceblur.video import probe
+
+    return probe(path)
+
+
+# -- the bucket path: run ---------------------------------------------------------------
+
+
+class VideoAnonymiser(Protocol):
+    """faceblur.video.anonymise_video with the door's detector (built once per process)."""
+
+    def anonymise_video(
+        self, source: Path, target: Path, options: Options, on_progress: ProgressCallback
+    ) -> VideoResult: ...
+
+
+def _progress(
+    store: Store, settings: Settings, running: JobStatus, clock: Callable[[], float]
+) -> ProgressCallback:
+    """A callback writing the running status at most every PROGRESS_INTERVAL_SECONDS."""
+    last = [clock()]
+
+    def report(done: int, total: int) -> None:
+        if clock() - last[0] >= PROGRESS_INTERVAL_SECONDS:
+            last[0] = clock()
+            write_status(store, settings, replace(running, frames_done=done, frames_total=total))
+
+    return report
+
+
+def process_video_object(
+    key: str,
+    anonymiser: VideoAnonymiser,
+    store: Store,
+    settings: Settings,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, object]:
+    """Run the job of the inbox video `key`: its result MP4 and original stored (both or
+    neither), the inbox emptied, the status done; or failed with a plain reason, the inbox
+    emptied all the same (no face is left lying there) and nothing half-written.
+
+    An unavailable store or model (503) is raised, so that the event is retried.
+    """
+    job = job_of_key(key)
+    prefix, _ = split_owner(key)
+    running = JobStatus(job, "running", prefix=prefix)
+    with tempfile.TemporaryDirectory(prefix="faceblur-job-") as folder:
+        try:
+            done = _run(key, running, Path(folder), anonymiser, store, settings, clock)
+        except FaceblurError as error:
+            if error.status == 503:
+                raise
+            reason = _plain(str(error), folder)
+            write_status(store, settings, replace(running, state="failed", reason=reason))
+            store.remove(settings.bucket_inbox, key)
+            return {"key": key, "job": job, "state": "failed", "reason": reason}
+    store.remove(settings.bucket_inbox, key)
+    return {
+        "key": key,
+        "job": job,
+        "state": "done",
+        "original_key": done.original_key,
+        "result_key": done.result_key,
+    }
+
+
+def _run(
+    key: str,
+    running: JobStatus,
+    folder: Path,
+    anonymiser: VideoAnonymiser,
+    store: Store,
+    settings: Settings,
+    clock: Callable[[], float],
+) -> JobStatus:
+    """The job's steps in `folder` (removed by the caller); the done status, written."""
+    if settings.seal_public_key:
+        raise UnsupportedError(SEALING_REASON)
+    inbox = settings.bucket_inbox
+    mime_type = video_type(store.head(inbox, key, SNIFF_BYTES)) or "video/mp4"
+    source = folder / file_name(key, mime_type)
+    check_size(store.size(inbox, key) or 0, settings)  # before a byte is downloaded
+    store.fget(inbox, key, source, max_bytes=settings.max_video_bytes)
+    info = _probe(source)
+    check_video(info, settings)
+    running = replace(running, frames_total=frames_expected(info))
+    write_status(store, settings, running)
+    options = Options()
+    target = folder / "result.mp4"
+    result = anonymiser.anonymise_video(
+        source, target, options, _progress(store, settings, running, clock)
+    )
+    metadata = {FACES_METADATA: str(result.tracks), FACE_FRAMES_METADATA: str(result.face_frames)}
+    pair = store.put_file_pair(
+        source, mime_type, target, RESULT_TYPE, vars(options), metadata, prefix=running.prefix
+    )
+    done = replace(
+        running,
+        state="done",
+        frames_done=result.frames,
+        frames_total=result.frames,
+        result_key=pair.result_key,
+        original_key=pair.original_key,
+    )
+    write_status(store, settings, done)
+    return done
