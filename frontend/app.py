@@ -539,8 +539,8 @@ def _job_view(job: str, status: dict[str, Any]) -> dict[str, Any]:
         key = _result_key(status)
         if key is None:
             raise FunctionError(503, UNAVAILABLE)
-        # The inbox key's last segment is the person's (reduced) file name.
-        user_name = str(status.get("original_key") or "").rsplit("/", 1)[-1] or None
+        # The function keeps the person's (reduced) file name from the inbox key.
+        user_name = str(status.get("name") or "") or None
         try:
             view["result_url"] = _services().results.presigned_url(key)
         except UnavailableError:

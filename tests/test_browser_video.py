@@ -308,7 +308,7 @@ def job_status(job: str, state: str, **fields) -> dict:
         "result_key": None,
         "reason": None,
         "prefix": "",
-        "original_key": f"videos/{job}/face_clip.mp4",
+        "name": "face_clip.mp4",
         **fields,
     }
 

@@ -275,7 +275,7 @@ def status(job: str, state: str, prefix: str = "", **fields) -> dict:
         "result_key": None,
         "reason": None,
         "prefix": prefix,
-        "original_key": f"{prefix}videos/{job}/holiday_clip.mp4",
+        "name": "holiday_clip.mp4",
         **fields,
     }
 

@@ -120,6 +120,7 @@ def test_a_posted_video_is_queued_then_done_and_plays(stack, family, tmp_path) -
     status = requests.get(url, params={"job": job}, timeout=10).json()
     assert status["frames_done"] == status["frames_total"] == FRAMES
     assert status["reason"] is None and status["prefix"] == ""
+    assert status["name"] == "family.mp4"
     playable = tmp_path / "result.mp4"
     playable.write_bytes(requests.get(status["result_url"], timeout=30).content)
     with av.open(str(playable)) as container:

@@ -168,6 +168,7 @@ class JobStatus:
     prefix: str = ""
     reason: str | None = None
     updated: str = ""
+    name: str = ""  # the video's file name as uploaded (the inbox key's last segment)
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -218,7 +219,7 @@ def job_answer(
         waiting = store.keys(settings.bucket_inbox, prefix=inbox_key(owner or "", job, ""))
         if not waiting:
             raise NotFoundError(f"no job {job}")
-        status = JobStatus(job, "queued", prefix=owner or "")
+        status = JobStatus(job, "queued", prefix=owner or "", name=waiting[0].rsplit("/", 1)[-1])
     done = status.state == "done" and status.result_key
     return {
         "job": status.job,
@@ -229,6 +230,7 @@ def job_answer(
         "result_url": store.result_url(status.result_key) if done else None,
         "reason": status.reason,
         "prefix": status.prefix,
+        "name": status.name,
     }
 
 
@@ -316,7 +318,7 @@ def process_video_object(
     """
     job = job_of_key(key)
     prefix, _ = split_owner(key)
-    running = JobStatus(job, "running", prefix=prefix)
+    running = JobStatus(job, "running", prefix=prefix, name=key.rsplit("/", 1)[-1])
     with tempfile.TemporaryDirectory(prefix="faceblur-job-") as folder:
         try:
             done = _run(key, running, Path(folder), anonymiser, store, settings, clock)
