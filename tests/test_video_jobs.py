@@ -316,8 +316,10 @@ def test_a_status_object_holds_the_contract_fields(s3, detector) -> None:
         "prefix",
         "reason",
         "updated",
+        "name",
     }
     assert stored["state"] == "failed" and stored["updated"].endswith("Z")
+    assert stored["name"] == "x.mkv"
 
 
 # -- pure pieces --------------------------------------------------------------------------
