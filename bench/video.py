@@ -19,9 +19,9 @@ EVERY: the benchmark picks the largest n that meets the leak targets (fewest det
 runs). deface 1.5.0 runs with its CLI defaults and `--keep-audio` (not on the long clip:
 the memory target is faceblur's own). A control run repeats faceblur's tracking with
 deface's method (blur): it separates what the tracking lets through from what the
-default method's own look does to the measure (edges where two faces' regions overlap
-count as detail). Each run is its own subprocess, so memory is its own. Prints a
-table; writes bench/results/video.json.
+default method's own look does to the measure (fresh grain in a fill once counted as
+detail on soft footage: docs/tried.md). Each run is its own subprocess, so memory is its
+own. Prints a table; writes bench/results/video.json.
 """
 
 from __future__ import annotations

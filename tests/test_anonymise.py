@@ -237,6 +237,28 @@ def test_smudge_differs_between_two_calls_on_the_same_input(group) -> None:
             assert not np.array_equal(first[y : y + h, x : x + w], second[y : y + h, x : x + w])
 
 
+def test_smudge_without_grain_is_the_same_smooth_fill_every_time(group) -> None:
+    """Video frames: a scene that does not move gets the same fill, not boiling noise."""
+    image, faces = group
+    regions = _regions(image, faces)
+    first = anonymise(image, regions, "smudge", grain=False)
+    second = anonymise(image, regions, "smudge", grain=False)
+    assert np.array_equal(first, second)
+    grainy = anonymise(image, regions, "smudge")
+    inside = region_mask(image.shape[0], image.shape[1], regions, DEFAULT_SHAPE)
+    outside = ~inside
+    assert np.array_equal(first[outside], image[outside])
+    # The grain is the fill's only fine detail: without it the Laplacian inside is ~flat
+    # (a 1 px blur first puts the rounding to whole grey levels out of the way).
+    deep = cv2.erode(inside.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+
+    def fine(result: np.ndarray) -> float:
+        soft = cv2.GaussianBlur(_grey(result), (0, 0), 1.0)
+        return float(cv2.Laplacian(soft, cv2.CV_64F)[deep].var())
+
+    assert fine(first) < 0.2 * fine(grainy)
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("strength", STRENGTHS)
 def test_smudge_keeps_nothing_of_what_it_hides(group, shape, strength) -> None:

@@ -1,9 +1,10 @@
 """Make faces unrecognisable: regions, masks and the anonymisation methods.
 
-Every method is a small object with one method, `render(patch, strength, rng)`, that
-returns new pixels for one region's bounding box; `anonymise` pastes them through the
-region's mask, so a pixel outside every mask is never touched. A method that also has
-`render_union(image, regions, shape, strength, rng)` paints the union of all masks at once.
+Every method is a small object. Most have `render(patch, strength, rng)`, new pixels for
+one region's bounding box, which `anonymise` pastes through the region's mask, so a pixel
+outside every mask is never touched. A union method instead has
+`render_union(image, regions, shape, strength, rng, grain)` and paints the union of all
+masks at once.
 Methods scale with the region (a fixed kernel leaks large faces) and never mutate their
 input.
 """
@@ -111,8 +112,10 @@ class Method(Protocol):
 
 
 @runtime_checkable
-class UnionMethod(Method, Protocol):
+class UnionMethod(Protocol):
     """A method that paints the union of all regions at once, from the whole image."""
+
+    randomised: bool  # a fresh secure draw per call (with grain): two calls differ
 
     def render_union(
         self,
@@ -121,8 +124,12 @@ class UnionMethod(Method, Protocol):
         shape: str,
         strength: str,
         rng: np.random.Generator,
+        grain: bool = True,
     ) -> np.ndarray:
-        """A new image like `image`, changed only inside `region_mask(..., regions, shape)`."""
+        """A new image like `image`, changed only inside `region_mask(..., regions, shape)`.
+
+        `grain`: give the fill the photo's own fine grain (see `anonymise`).
+        """
         ...
 
 
@@ -328,19 +335,13 @@ class Smudge:
 
     Every piece of the union (overlapping regions make one piece) is filled once, on a
     coarse grid, smoothly from the visible pixels around it: the tone of the hair, skin,
-    neck and background that stay visible, fading into them with no seam, then scaled up
-    and given the photo's own grain from fresh secure noise. Nothing inside any region is
-    read, so nothing of a face can survive; a grey photo stays grey (the same fill on
-    every channel, the grain added to all three alike).
+    neck and background that stay visible, fading into them with no seam (it needs no
+    feather), then scaled up and, for a photo, given the photo's own grain from fresh secure
+    noise. Nothing inside any region is read, so nothing of a face can survive; a grey
+    photo stays grey (the same fill on every channel, the grain added to all three alike).
     """
 
-    feather: bool = False  # the fill meets the photo softly by itself; no blend with the face
     randomised: bool = True
-
-    def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
-        """One region alone: the whole patch is unknown, so only the fallback grey is left."""
-        whole = (0, 0, patch.shape[1], patch.shape[0])
-        return self.render_union(patch, [whole], "box", strength, rng)
 
     def render_union(
         self,
@@ -349,6 +350,7 @@ class Smudge:
         shape: str,
         strength: str,
         rng: np.random.Generator,
+        grain: bool = True,
     ) -> np.ndarray:
         """A copy of `image` with every region painted over; the rest identical."""
         result = image.copy()
@@ -394,14 +396,15 @@ class Smudge:
             if skin is not None:
                 lean = HEAD_WEIGHT * head[y : y + h, x : x + w]
                 painted += lean[..., None] * (skin - painted)
-            step = _sample_step(patch.shape[0] * patch.shape[1])
-            grain = _grain(_luminance(patch[::step]), known[::step])
-            # Grain a few pixels wide: white per-pixel noise reads as fine detail (it keeps
-            # the Laplacian variance bench/recall.py counts as a face left visible).
-            noise = rng.standard_normal((h, w), dtype=np.float32)
-            noise = cv2.GaussianBlur(noise, (0, 0), GRAIN_WIDTH)
-            noise /= max(float(noise.std()), 1e-6)
-            painted += grain * noise[..., None]
+            if grain:
+                step = _sample_step(patch.shape[0] * patch.shape[1])
+                level = _grain(_luminance(patch[::step]), known[::step])
+                # Grain a few pixels wide: white per-pixel noise reads as fine detail (it
+                # keeps the Laplacian variance bench/recall.py counts as a face left visible).
+                noise = rng.standard_normal((h, w), dtype=np.float32)
+                noise = cv2.GaussianBlur(noise, (0, 0), GRAIN_WIDTH)
+                noise /= max(float(noise.std()), 1e-6)
+                painted += level * noise[..., None]
             if grey_photo:
                 painted = np.repeat(painted[..., :1], 3, axis=2)
             np.copyto(
@@ -412,7 +415,7 @@ class Smudge:
         return result
 
 
-METHODS: dict[str, Method] = {
+METHODS: dict[str, Method | UnionMethod] = {
     "smudge": Smudge(),
     "blur": Blur(sigma_share={"low": 0.04, "medium": 0.08, "high": 0.15}),
     "pixelate": Pixelate(blocks={"low": 16, "medium": 10, "high": 6}),
@@ -427,11 +430,15 @@ def anonymise(
     shape: str = DEFAULT_SHAPE,
     strength: str = DEFAULT_STRENGTH,
     rng: np.random.Generator | None = None,
+    grain: bool = True,
 ) -> np.ndarray:
     """A new RGB uint8 image with every region anonymised; pixels outside the masks identical.
 
     Randomised methods draw from a fresh secure seed on every call, never from the image;
-    `rng` is for tests that need the same draw twice.
+    `rng` is for tests that need the same draw twice. `grain=False` leaves smudge's fill
+    without grain, for video frames: fresh grain in every frame boils where a video's own
+    noise is steady or compressed away, and on soft footage it is all the fine detail a
+    hidden face has left (bench/video.py counts it as detail; docs/tried.md).
     """
     _check_choice("method", method, tuple(METHODS))
     _check_choice("shape", shape, SHAPES)
@@ -444,7 +451,7 @@ def anonymise(
     height, width = image.shape[:2]
     if isinstance(chosen, UnionMethod):
         # The union is painted once: overlapping regions make one fill, with no seam.
-        return chosen.render_union(image, regions, shape, strength, rng)
+        return chosen.render_union(image, regions, shape, strength, rng, grain)
     result = image.copy()
     for box in regions:
         x, y, w, h = _clipped(box, width, height)

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from faceblur.detect import Box, Face
+from faceblur.detect import Box, Face, iou_matrix
 
 
 @dataclass(frozen=True)
@@ -140,11 +140,10 @@ def motion_between(earlier: np.ndarray, later: np.ndarray, frame_width: int) -> 
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
+    """Intersection over union of two x, y, w, h boxes."""
+    corners = np.array([a, b], dtype=np.float64)
+    corners[:, 2:] += corners[:, :2]
+    return float(iou_matrix(corners[:1], corners[1:])[0, 0])
 
 
 def _centre_distance(a: np.ndarray, b: np.ndarray) -> float:

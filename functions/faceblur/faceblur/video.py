@@ -389,7 +389,10 @@ def anonymise_video(
                 stored = pending.popleft()
                 height, width = shown.shape[:2]
                 regions = regions_of(tracked, options, width, height)
-                hidden = anonymise(shown, regions, options.method, options.shape, options.strength)
+                # No grain: fresh grain every frame would boil (faceblur.anonymise.anonymise).
+                hidden = anonymise(
+                    shown, regions, options.method, options.shape, options.strength, grain=False
+                )
                 frame = av.VideoFrame.from_ndarray(orientation.to_stored(hidden), format="rgb24")
                 pts = stored.pts
                 if pts is None or (last_pts is not None and pts <= last_pts):
