@@ -129,7 +129,8 @@ def flatten(values: Doc, prefix: str = "") -> dict[str, object]:
 
 def chart_value(values: Doc, name: str) -> object:
     """What the chart uses for `name`: the values file's, else the chart's default."""
-    return flatten(values).get(name, CHART_DEFAULTS[name])
+    given = flatten(values) if isinstance(values, dict) else {}  # check_chart_values says why
+    return given.get(name, CHART_DEFAULTS[name])
 
 
 def longest_video_seconds(stack: Doc) -> float:
