@@ -41,6 +41,7 @@ KUBERNETES_VERSION = "1.34.0"
 FUNCTION_NAMESPACE = "openfaas-fn"
 GATEWAY_ASYNC_PREFIX = "/async-function/"
 WEBHOOK_ENV = "MINIO_NOTIFY_WEBHOOK_"
+NOT_MANIFESTS = {"kustomization.yaml", "openfaas-values.yaml"}
 
 Doc = dict[str, Any]
 
@@ -48,13 +49,17 @@ Doc = dict[str, Any]
 # ----------------------------------------------------------------------------- loading
 
 
+def manifest_files() -> list[str]:
+    """The names of k8s/*.yaml that hold Kubernetes objects: not the kustomization, nor
+    the OpenFaaS chart's Helm values (tests/test_stack_yml.py checks those)."""
+    return sorted(p.name for p in K8S.glob("*.yaml") if p.name not in NOT_MANIFESTS)
+
+
 def load_manifests() -> list[Doc]:
-    """Every Kubernetes object in k8s/*.yaml (the kustomization file excluded)."""
+    """Every Kubernetes object in k8s/*.yaml."""
     docs = []
-    for path in sorted(K8S.glob("*.yaml")):
-        if path.name == "kustomization.yaml":
-            continue
-        for doc in yaml.safe_load_all(path.read_text()):
+    for name in manifest_files():
+        for doc in yaml.safe_load_all((K8S / name).read_text()):
             if doc:
                 doc.setdefault("metadata", {})
                 docs.append(doc)
@@ -674,7 +679,7 @@ def test_settings_files_are_written_from_faceblur_config() -> None:
 
 def test_kustomization_lists_every_manifest() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    files = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    files = manifest_files()
     assert check_kustomization(kustomization, files) == []
 
 
@@ -1122,7 +1127,7 @@ def test_every_check_has_a_breakage() -> None:
 
 def test_kustomization_check_catches_an_unlisted_manifest() -> None:
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    files = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    files = manifest_files()
     assert check_kustomization(kustomization, [*files, "extra.yaml"]) == [
         "extra.yaml is not listed in kustomization.yaml"
     ]

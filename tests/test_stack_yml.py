@@ -25,9 +25,31 @@ from faceblur import config
 ROOT = Path(__file__).resolve().parents[1]
 STACK = ROOT / "stack.yml"
 TEMPLATE = "python3-http-debian"
-# OpenFaaS CE Helm chart defaults (gateway.upstreamTimeout, gateway.readTimeout/writeTimeout).
-GATEWAY_UPSTREAM_TIMEOUT_S = 60.0
-GATEWAY_READ_WRITE_TIMEOUT_S = 65.0
+VALUES = ROOT / "k8s" / "openfaas-values.yaml"
+FUNCTION_NAMESPACE = "openfaas-fn"
+# The OpenFaaS chart values k8s/openfaas-values.yaml may set, with the chart's defaults:
+# openfaas/faas-netes chart/openfaas 15.0.6 (the README's --version), values.yaml and
+# the README's table. queueWorker.maxInflight is not in values.yaml: the CE queue
+# worker's template (templates/queueworker-ce-dep.yaml) reads it, "1" when unset.
+CHART_VERSION = "15.0.6"
+CHART_DEFAULTS: dict[str, object] = {
+    "functionNamespace": "openfaas-fn",
+    "generateBasicAuth": True,
+    "gateway.upstreamTimeout": "1m",
+    "gateway.readTimeout": "1m05s",
+    "gateway.writeTimeout": "1m05s",
+    "queueWorker.ackWait": "60s",
+    "queueWorker.maxInflight": 1,
+}
+# The longest video a job accepts (FACEBLUR_MAX_VIDEO_SECONDS) must finish inside one
+# call: at most this many frames per second of video (most cameras; 60 fps clips take
+# twice as long) ...
+VIDEO_FRAMES_PER_SECOND = 30
+# ... anonymised at no fewer than this many per second: 1920x1080 frames on 2 cores run
+# at about half the 960x540 speed bench/results/video.json records (4K slower still) ...
+ANONYMISED_FRAMES_PER_SECOND_FLOOR = 1.25
+# ... plus fetching the video from the inbox and storing result and original.
+VIDEO_TRANSFER_SECONDS = 300
 # What the detector may take for one 4000x3000 photo, model included.
 DETECTOR_PEAK_BYTES = 1.5e9
 # Environment the of-watchdog itself reads (not faceblur settings).
@@ -88,6 +110,35 @@ Doc = dict[str, Any]
 
 def load_stack() -> Doc:
     return yaml.safe_load(STACK.read_text())
+
+
+def load_values() -> Doc:
+    return yaml.safe_load(VALUES.read_text())
+
+
+def flatten(values: Doc, prefix: str = "") -> dict[str, object]:
+    """Nested Helm values by dotted names, as `helm --set` and the chart's README spell them."""
+    flat: dict[str, object] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def chart_value(values: Doc, name: str) -> object:
+    """What the chart uses for `name`: the values file's, else the chart's default."""
+    given = flatten(values) if isinstance(values, dict) else {}  # check_chart_values says why
+    return given.get(name, CHART_DEFAULTS[name])
+
+
+def longest_video_seconds(stack: Doc) -> float:
+    """How long the function needs for the longest video a job accepts, at the floor."""
+    name = "FACEBLUR_MAX_VIDEO_SECONDS"
+    longest = float(str(function_environment(stack).get(name, config.cluster_env()[name])))
+    frames = longest * VIDEO_FRAMES_PER_SECOND
+    return frames / ANONYMISED_FRAMES_PER_SECOND_FLOOR + VIDEO_TRANSFER_SECONDS
 
 
 def the_function(stack: Doc) -> Doc:
@@ -298,23 +349,66 @@ def check_secrets(stack: Doc) -> list[str]:
     return problems
 
 
-def check_timeouts(stack: Doc) -> list[str]:
-    """exec_timeout < read/write_timeout <= the gateway's upstream timeout < its own."""
+def check_timeouts(stack: Doc, values: Doc) -> list[str]:
+    """exec_timeout < read/write_timeout <= the gateway's upstream timeout < its own, the
+    longest allowed video fits in exec_timeout, and the queue worker waits longer still."""
     environment = the_function(stack).get("environment", {})
     try:
-        timeouts = {
+        function = {
             k: seconds(environment[k]) for k in ("exec_timeout", "read_timeout", "write_timeout")
         }
+        gateway = {
+            k: seconds(str(chart_value(values, f"gateway.{k}")))
+            for k in ("upstreamTimeout", "readTimeout", "writeTimeout")
+        }
+        ack_wait = seconds(str(chart_value(values, "queueWorker.ackWait")))
     except (KeyError, ValueError) as e:
         return [f"timeouts: {e}"]
+    exec_timeout, upstream = function["exec_timeout"], gateway["upstreamTimeout"]
     problems = []
     for name in ("read_timeout", "write_timeout"):
-        if not timeouts["exec_timeout"] < timeouts[name]:
-            problems.append(f"exec_timeout {timeouts['exec_timeout']}s is not under {name}")
-        if timeouts[name] > GATEWAY_UPSTREAM_TIMEOUT_S:
-            problems.append(f"{name} {timeouts[name]}s exceeds the gateway's upstream timeout")
-    if not GATEWAY_UPSTREAM_TIMEOUT_S < GATEWAY_READ_WRITE_TIMEOUT_S:
-        problems.append("the gateway defaults assumed here are inconsistent")
+        if not exec_timeout < function[name]:
+            problems.append(f"exec_timeout {exec_timeout}s is not under {name}")
+        if function[name] > upstream:
+            problems.append(
+                f"{name} {function[name]}s exceeds the gateway's upstream timeout {upstream}s"
+            )
+    for name in ("readTimeout", "writeTimeout"):
+        # The chart's rule: the gateway's server must outlast the call it proxies.
+        if not upstream < gateway[name]:
+            problems.append(f"gateway.{name} {gateway[name]}s is not above its upstream timeout")
+    needed = longest_video_seconds(stack)
+    if exec_timeout < needed:
+        problems.append(
+            f"exec_timeout {exec_timeout}s is under the {needed}s the longest allowed video "
+            "needs (FACEBLUR_MAX_VIDEO_SECONDS)"
+        )
+    # A message not acknowledged within ackWait is delivered again: a second run of a video.
+    if not ack_wait > max(exec_timeout, upstream):
+        problems.append(
+            f"queueWorker.ackWait {ack_wait}s is not above the longest call "
+            f"({max(exec_timeout, upstream)}s): a running video would be redelivered"
+        )
+    return problems
+
+
+def check_chart_values(values: object) -> list[str]:
+    """k8s/openfaas-values.yaml: values the chart reads, set as the README's deploy needs."""
+    if not isinstance(values, dict):
+        return ["k8s/openfaas-values.yaml is not a mapping of Helm values"]
+    problems = [
+        f"{name!r} is not a value of the OpenFaaS chart {CHART_VERSION} pinned here"
+        for name in sorted(flatten(values).keys() - CHART_DEFAULTS.keys())
+    ]
+    if chart_value(values, "functionNamespace") != FUNCTION_NAMESPACE:
+        problems.append(f"functionNamespace is not {FUNCTION_NAMESPACE}, where stack.yml deploys")
+    if chart_value(values, "generateBasicAuth") is not True:
+        problems.append("generateBasicAuth is off: the README logs in with the secret it makes")
+    inflight = chart_value(values, "queueWorker.maxInflight")
+    if not isinstance(inflight, int) or isinstance(inflight, bool) or inflight < 2:
+        problems.append(
+            f"queueWorker.maxInflight {inflight!r}: under 2, photo events wait behind a video"
+        )
     return problems
 
 
@@ -353,9 +447,13 @@ CHECKS: dict[str, Callable[[Doc], list[str]]] = {
     "build args": check_build_args,
     "environment": check_environment,
     "secrets": check_secrets,
-    "timeouts": check_timeouts,
     "memory": check_memory,
     "scaling": check_scaling,
+}
+# Checks of stack.yml together with the OpenFaaS chart's values (k8s/openfaas-values.yaml).
+DEPLOY_CHECKS: dict[str, Callable[[Doc, Doc], list[str]]] = {
+    "timeouts": check_timeouts,
+    "chart values": lambda stack, values: check_chart_values(values),
 }
 
 
@@ -364,9 +462,49 @@ def stack() -> Doc:
     return load_stack()
 
 
+@pytest.fixture(scope="module")
+def values() -> Doc:
+    return load_values()
+
+
 @pytest.mark.parametrize("name", CHECKS)
 def test_stack_yml(name: str, stack: Doc) -> None:
     assert CHECKS[name](stack) == []
+
+
+@pytest.mark.parametrize("name", DEPLOY_CHECKS)
+def test_stack_yml_with_the_openfaas_values(name: str, stack: Doc, values: Doc) -> None:
+    assert DEPLOY_CHECKS[name](stack, values) == []
+
+
+def test_values_file_is_yaml_of_chart_values(values: Doc) -> None:
+    flat = flatten(values)
+    assert flat["queueWorker.ackWait"] == values["queueWorker"]["ackWait"]
+    assert chart_value({}, "queueWorker.maxInflight") == 1  # the chart's default
+    assert check_chart_values(["functionNamespace: openfaas-fn"]) == [
+        "k8s/openfaas-values.yaml is not a mapping of Helm values"
+    ]
+
+
+def test_longest_video_follows_the_setting(stack: Doc) -> None:
+    longer = copy.deepcopy(stack)
+    _fn(longer)["environment"]["FACEBLUR_MAX_VIDEO_SECONDS"] = "1200"
+    added = longest_video_seconds(longer) - longest_video_seconds(stack)
+    assert added == pytest.approx(
+        600 * VIDEO_FRAMES_PER_SECOND / ANONYMISED_FRAMES_PER_SECOND_FLOOR
+    )
+
+
+def test_readme_installs_the_pinned_chart_with_the_values_file() -> None:
+    readme = (ROOT / "README.md").read_text()
+    # The command with its backslash-continued lines.
+    install = re.search(
+        r"helm upgrade --install openfaas openfaas/openfaas(?:[^\n\\]|\\\n)*", readme
+    )
+    assert install, "the README does not install the OpenFaaS chart with helm"
+    command = install.group(0)
+    assert f"--version {CHART_VERSION}" in command
+    assert f"-f {VALUES.relative_to(ROOT)}" in command
 
 
 def test_stack_yml_settings_load_as_the_function_reads_them(stack: Doc, tmp_path: Path) -> None:
@@ -440,18 +578,6 @@ BREAKAGES: dict[str, tuple[str, Callable[[Doc], object], str]] = {
         lambda s: _fn(s)["secrets"].__setitem__(0, "s3-access-key"),
         "s3-access-key",
     ),
-    "exec longer than the gateway waits": (
-        "timeouts",
-        lambda s: _fn(s)["environment"].update(
-            exec_timeout="90s", read_timeout="95s", write_timeout="95s"
-        ),
-        "upstream",
-    ),
-    "exec not under write": (
-        "timeouts",
-        lambda s: _fn(s)["environment"].update(exec_timeout="55s"),
-        "exec_timeout",
-    ),
     "apt libraries dropped": (
         "build args",
         lambda s: _fn(s)["build_args"].update(ADDITIONAL_PACKAGE="curl"),
@@ -490,6 +616,78 @@ def test_each_check_catches_a_broken_copy(breakage: str, stack: Doc) -> None:
 def test_every_check_has_a_breakage() -> None:
     # requirements.txt breakages need a file of their own: see the test below.
     assert {check for check, _, _ in BREAKAGES.values()} | {"requirements"} == set(CHECKS)
+    assert {check for check, _, _ in DEPLOY_BREAKAGES.values()} == set(DEPLOY_CHECKS)
+
+
+def _set_env(**environment: str) -> Callable[[Doc, Doc], object]:
+    return lambda s, v: _fn(s)["environment"].update(environment)
+
+
+# As BREAKAGES, for the checks of stack.yml with the chart's values (k8s/openfaas-values.yaml).
+DEPLOY_BREAKAGES: dict[str, tuple[str, Callable[[Doc, Doc], object], str]] = {
+    "exec longer than the gateway waits": (
+        "timeouts",
+        _set_env(exec_timeout="5h", read_timeout="5h1m", write_timeout="5h1m"),
+        "upstream",
+    ),
+    "exec not under write": ("timeouts", _set_env(exec_timeout="4h6m"), "exec_timeout"),
+    "the photo timeouts of before": (
+        "timeouts",
+        _set_env(exec_timeout="50s", read_timeout="55s", write_timeout="55s"),
+        "longest allowed video",
+    ),
+    "longer videos allowed": (
+        "timeouts",
+        _set_env(FACEBLUR_MAX_VIDEO_SECONDS="3600"),
+        "FACEBLUR_MAX_VIDEO_SECONDS",
+    ),
+    "gateway at the chart's defaults": ("timeouts", lambda s, v: v.pop("gateway"), "upstream"),
+    "gateway server closes first": (
+        "timeouts",
+        lambda s, v: v["gateway"].update(writeTimeout=v["gateway"]["upstreamTimeout"]),
+        "gateway.writeTimeout",
+    ),
+    "ackWait at the chart's default": (
+        "timeouts",
+        lambda s, v: v["queueWorker"].pop("ackWait"),
+        "redelivered",
+    ),
+    "misspelt value": (
+        "chart values",
+        lambda s, v: v["queueWorker"].update(ackwait="3h"),
+        "queueWorker.ackwait",
+    ),
+    "a Pro value": (
+        "chart values",
+        lambda s, v: v.update(queueWorkerPro={"maxInflight": 4}),
+        "queueWorkerPro.maxInflight",
+    ),
+    "one call at a time": (
+        "chart values",
+        lambda s, v: v["queueWorker"].pop("maxInflight"),
+        "maxInflight",
+    ),
+    "functions elsewhere": (
+        "chart values",
+        lambda s, v: v.update(functionNamespace="functions"),
+        "functionNamespace",
+    ),
+    "no basic auth secret": (
+        "chart values",
+        lambda s, v: v.update(generateBasicAuth=False),
+        "generateBasicAuth",
+    ),
+}
+
+
+@pytest.mark.parametrize("breakage", DEPLOY_BREAKAGES)
+def test_each_deploy_check_catches_a_broken_copy(breakage: str, stack: Doc, values: Doc) -> None:
+    check, breaks, word = DEPLOY_BREAKAGES[breakage]
+    broken_stack, broken_values = copy.deepcopy(stack), copy.deepcopy(values)
+    breaks(broken_stack, broken_values)
+    problems = DEPLOY_CHECKS[check](broken_stack, broken_values)
+    assert problems, f"{check} missed: {breakage}"
+    assert word in " ".join(problems)
 
 
 def test_settings_check_catches_a_value_the_code_rejects(stack: Doc, tmp_path: Path) -> None:
