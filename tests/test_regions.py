@@ -162,7 +162,16 @@ def test_each_kind_of_bad_region_is_a_400_naming_it(
     for word in words:
         assert word in message
     assert len(message) < 300
+    # Programs (the page among them) tell a regions error by its code, not its words.
+    assert response.json()["code"] == "regions"
     assert not any(s3_server.snapshot().values())
+
+
+def test_a_bad_option_that_is_not_a_region_has_no_regions_code(url, s3_server, portrait) -> None:
+    original, _ = portrait
+    response = post_json(url, original, detect="maybe")
+    assert response.status_code == 400, response.text
+    assert "code" not in response.json()
 
 
 def test_detect_must_be_true_or_false() -> None:

@@ -261,8 +261,8 @@ def _json(status: int, body: dict) -> dict:
     return {"statusCode": status, "body": body, "headers": dict(JSON_HEADERS)}
 
 
-def _error(status: int, message: str) -> dict:
-    return _json(status, {"error": message})
+def _error(status: int, message: str, code: str | None = None) -> dict:
+    return _json(status, {"error": message} | ({"code": code} if code else {}))
 
 
 # -- parsing --------------------------------------------------------------------------------
@@ -581,7 +581,7 @@ def handle(event, context):
         settings = _settings_and_store()[0]
         return _process(event, settings)
     except FaceblurError as error:
-        answer = _error(error.status, str(error))
+        answer = _error(error.status, str(error), error.code)
         if isinstance(error, RateLimitedError):
             answer["headers"]["Retry-After"] = str(error.retry_after)
         if isinstance(error, UnauthorizedError):

@@ -5,15 +5,26 @@ from __future__ import annotations
 
 
 class FaceblurError(Exception):
-    """Base of every error a caller can cause or meet; `status` is its HTTP status."""
+    """Base of every error a caller can cause or meet; `status` is its HTTP status.
+
+    `code`, when set, names the kind of error for programs (the JSON answer's "code"), so
+    that a client never has to match the English of the message.
+    """
 
     status = 500
+    code: str | None = None
 
 
 class BadRequestError(FaceblurError, ValueError):
     """Malformed request or invalid option."""
 
     status = 400
+
+
+class RegionsError(BadRequestError):
+    """Regions a person gave that cannot be used (malformed, too many, outside the image)."""
+
+    code = "regions"
 
 
 class EmptyImageError(BadRequestError):

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 from faceblur.config import parse_flag
-from faceblur.errors import BadRequestError, quoted
+from faceblur.errors import BadRequestError, RegionsError, quoted
 
 # One line per method for README, --help, the web page's picker and the info JSON. The
 # figure is bench/reid.py's worst attacker at the default strength (high), the whole AT&T
@@ -119,19 +119,19 @@ def _plain(number: float) -> float:
 def _region(index: int, value: object) -> Region:
     problem = f"region {index} ({quoted(value)})"
     if not isinstance(value, (list, tuple)) or len(value) != 4:
-        raise BadRequestError(f"{problem} must be a list of 4 numbers [x, y, w, h]")
+        raise RegionsError(f"{problem} must be a list of 4 numbers [x, y, w, h]")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise BadRequestError(f"{problem} must hold numbers only")
+        raise RegionsError(f"{problem} must hold numbers only")
     try:
         x, y, w, h = (float(v) for v in value)
     except OverflowError:
-        raise BadRequestError(f"{problem} holds a number too large") from None
+        raise RegionsError(f"{problem} holds a number too large") from None
     if not all(math.isfinite(v) for v in (x, y, w, h)):
-        raise BadRequestError(f"{problem} must hold finite numbers")
+        raise RegionsError(f"{problem} must hold finite numbers")
     if x < 0 or y < 0:
-        raise BadRequestError(f"{problem} starts outside the image: x and y must be 0 or more")
+        raise RegionsError(f"{problem} starts outside the image: x and y must be 0 or more")
     if w <= 0 or h <= 0:
-        raise BadRequestError(f"{problem} is empty: w and h must be more than 0")
+        raise RegionsError(f"{problem} is empty: w and h must be more than 0")
     return (_plain(x), _plain(y), _plain(w), _plain(h))
 
 
@@ -141,24 +141,24 @@ def _regions(value: object) -> tuple[Region, ...]:
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
-            raise BadRequestError(
+            raise RegionsError(
                 f"regions must be a JSON list of [x, y, w, h]; got {quoted(value)}"
             ) from None
     if not isinstance(value, (list, tuple)):
-        raise BadRequestError(f"regions must be a list of [x, y, w, h]; got {quoted(value)}")
+        raise RegionsError(f"regions must be a list of [x, y, w, h]; got {quoted(value)}")
     if len(value) > MAX_REGIONS:
-        raise BadRequestError(f"{len(value)} regions; at most {MAX_REGIONS} are accepted")
+        raise RegionsError(f"{len(value)} regions; at most {MAX_REGIONS} are accepted")
     return tuple(_region(index, region) for index, region in enumerate(value, start=1))
 
 
 def check_regions_inside(regions: Sequence[Region], width: int, height: int) -> None:
-    """BadRequestError naming the first region that does not fit a width x height image.
+    """RegionsError naming the first region that does not fit a width x height image.
 
     Apart from `parse_options` because only the decoded image knows its size.
     """
     for index, (x, y, w, h) in enumerate(regions, start=1):
         if x + w > width or y + h > height:
-            raise BadRequestError(
+            raise RegionsError(
                 f"region {index} [{x}, {y}, {w}, {h}] goes outside the image of "
                 f"{width}x{height} pixels: x + w must be at most {width} "
                 f"and y + h at most {height}"
