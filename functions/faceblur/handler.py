@@ -236,22 +236,25 @@ class _Gate:
             traceback.print_exc()
 
 
-_gate_state: list[_Gate | None] = []
+_gate_built = False
+_the_gate: _Gate | None = None
 
 
 def _gate() -> _Gate | None:
     """The gate, built on first use; None where accounts are off."""
+    global _gate_built, _the_gate
     with _state_lock:
-        if not _gate_state:
+        if not _gate_built:
             try:
                 settings = load_account_settings()
             except ConfigError as error:
                 raise UnavailableError(f"misconfigured: {error}") from error
             try:
-                _gate_state.append(_Gate(settings) if settings.enabled else None)
+                _the_gate = _Gate(settings) if settings.enabled else None
             except SQLAlchemyError as error:
                 raise UnavailableError("accounts database unavailable") from error
-        return _gate_state[0]
+            _gate_built = True
+        return _the_gate
 
 
 # -- responses ----------------------------------------------------------------------------
