@@ -341,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             "unmatched": f"detections with IoU < {recall.STRAY_IOU} with every ground-truth "
             "and ignore box, per photo",
             "seconds": "whole-run detection time, decoded RGB in memory",
+            "bands": "a face's band is its upright height, turned or not",
         },
         "faceblur": ours,
         "deface": peer,
