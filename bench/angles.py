@@ -4,7 +4,8 @@ Run `make bench`, or alone: `.venv/bin/python bench/angles.py [--every 5]`. On
 ../shared/data/faces-dev, photo i turned by TURNS[i % 3] degrees (pixels turned,
 ground-truth boxes turned with them):
 
-* honest covered share per band (<20 / 20-50 / 50+ px): a ground-truth face is covered
+* honest covered share per band (<20 / 20-50 / 50+ px of the face's upright height, so
+  that a band holds the same faces turned and upright): a ground-truth face is covered
   when >= 70 % of its box lies inside the union of the anonymised regions that are each
   at most 6x its box's area (a region blotting out half the photo covers nothing);
 * unmatched detections per photo (IoU < 0.3 with every ground-truth and ignore box);
@@ -70,6 +71,7 @@ def turned_entry(entry: dict, turn: int) -> dict:
         "height": size[1],
         "faces": [turn_box(b) for b in entry["faces"]],
         "ignore": [turn_box(b) for b in entry["ignore"]],
+        "face_heights": [h for _, _, _, h in entry["faces"]],
     }
 
 
@@ -115,8 +117,11 @@ def score_run(entries: list, detections: dict, tool: str, threshold: float) -> d
             regions = recall.deface_region_list(kept, width, height)
         flags = recall.honest_covered_flags(entry["faces"], regions)
         strays += recall.stray_count(entry["faces"], entry["ignore"], kept)
-        for (_, _, _, h), covered in zip(entry["faces"], flags, strict=True):
-            counts = tally[recall.band_of(h)]
+        # A face's band is its upright height: a face turned on its side is as small or
+        # large as it was, and each band then holds the same faces turned and upright.
+        heights = entry.get("face_heights", [h for _, _, _, h in entry["faces"]])
+        for height, covered in zip(heights, flags, strict=True):
+            counts = tally[recall.band_of(height)]
             counts[0] += int(covered)
             counts[1] += 1
     covered = {name: (c / n if n else None) for name, (c, n) in tally.items()}
@@ -336,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             "unmatched": f"detections with IoU < {recall.STRAY_IOU} with every ground-truth "
             "and ignore box, per photo",
             "seconds": "whole-run detection time, decoded RGB in memory",
+            "bands": "a face's band is its upright height, turned or not",
         },
         "faceblur": ours,
         "deface": peer,

@@ -16,7 +16,7 @@ from faceblur.detect import Face
 from faceblur.errors import BadRequestError
 from faceblur.image import decode
 from faceblur.options import DEFAULT_SHAPE, DEFAULT_THRESHOLD, Options, parse_options
-from faceblur.pipeline import anonymise_image, locate_faces
+from faceblur.pipeline import anonymise_image, faces_to_json, locate_faces
 
 PORTRAIT = "images/0_Parade_Parade_0_461.jpg"  # one face, 110 px high
 GROUP = "images/0_Parade_Parade_0_382.jpg"  # six faces, 29 px and up
@@ -189,3 +189,22 @@ def test_the_off_switch_gives_the_upright_detector(detector, dev_annotations):
     switched_on = locate_faces(data, detector)
     assert len(switched_on.faces) > len(switched_off.faces)
     assert any(f.turn == 270 for f in switched_on.faces)
+
+
+def test_the_json_of_a_face_says_which_way_it_lies(detector):
+    """API users read the turn: on the returned (upright) pixels, and as stored."""
+    rgb = read_rgb(PORTRAIT)
+    lying = locate_faces(png_bytes(clockwise(rgb, 90)), detector)
+    (record,) = [r for r in faces_to_json(lying) if r["score"] >= 0.5]
+    assert record["turn"] == 90  # its head points right
+    assert faces_to_json(lying, as_stored=True) == faces_to_json(lying)  # no tag
+    # Upright pixels with tag 6: decoding turns the face to lie head right (turn 90);
+    # in the pixels as stored it stands upright, and its box is the upright one.
+    tagged = locate_faces(png_bytes(rgb, orientation=6), detector)
+    shown = [r for r in faces_to_json(tagged) if r["score"] >= 0.5]
+    stored = [r for r in faces_to_json(tagged, as_stored=True) if r["score"] >= 0.5]
+    assert [r["turn"] for r in shown] == [90] and [r["turn"] for r in stored] == [0]
+    (reference,) = [f for f in upright(detector).detect(rgb) if f.score >= 0.5]
+    x, y, w, h = stored[0]["box"]
+    rx, ry, rw, rh = reference.box
+    assert abs(x + w / 2 - (rx + rw / 2)) < 0.2 * rw and abs(y + h / 2 - (ry + rh / 2)) < 0.2 * rh

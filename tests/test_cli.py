@@ -90,7 +90,7 @@ def test_detect_json_lines_have_exactly_the_documented_fields(tmp_path: Path, ph
     assert set(record) == {"path", "width", "height", "faces"}
     assert record["path"] == str(photo)
     for face in record["faces"]:
-        assert set(face) == {"box", "region", "score", "landmarks"}
+        assert set(face) == {"box", "region", "score", "turn", "landmarks"}
         assert len(face["box"]) == 4 and len(face["region"]) == 4
 
 

@@ -102,7 +102,7 @@ def test_each_input_form_stores_the_pair_and_anonymises(s3, url, portraits, form
     assert body["format"] == "PNG"
     assert len(body["faces"]) >= 1
     face = body["faces"][0]
-    assert set(face) == {"box", "region", "score", "landmarks"}
+    assert set(face) == {"box", "region", "score", "turn", "landmarks"}
     assert set(body["timings"]) >= {"detect", "storage", "request"}
     assert_stored(s3, body, original)
     result = s3.store().read("results", body["result_key"])

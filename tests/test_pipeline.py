@@ -86,7 +86,8 @@ def test_faces_json_is_plain_json_with_region_around_box(detector, small_group) 
     records = faces_to_json(found)
     assert json.loads(json.dumps(records)) == records
     for record in records:
-        assert set(record) == {"box", "region", "score", "landmarks"}
+        assert set(record) == {"box", "region", "score", "turn", "landmarks"}
+        assert record["turn"] in (0, 90, 180, 270)
         assert all(type(v) is int for v in record["box"] + record["region"])
         bx, by, bw, bh = record["box"]
         rx, ry, rw, rh = record["region"]

@@ -40,9 +40,9 @@ class GlancingDetector(Detector, Protocol):
 class AngleSettings:
     """How the glance picks turns and how turned faces merge; chosen by bench/angles.py."""
 
-    glance_side: int = 448  # the glance sees the photo shrunk to this longest side
+    glance_side: int = 640  # the glance sees the photo shrunk to this longest side
     glance_threshold: float = 0.5  # a glanced face below this score is no evidence
-    clearer: float = 1.5  # a turn is worth a pass when it sees a face this much better
+    clearer: float = 1.3  # a turn is worth a pass when it sees a face this much better
     merge_iou: float = 0.4  # faces of different turns overlapping more are one face
 
 

@@ -170,22 +170,39 @@ def anonymise_whole_image(
     return _anonymised(decoded, found, options, timings)
 
 
+HEAD_STEP = {0: (0, -1), 90: (1, 0), 180: (0, 1), 270: (-1, 0)}
+"""One pixel from a face's centre towards the top of its head, per `Face.turn`."""
+
+
 def faces_to_json(found: Detection, as_stored: bool = False) -> list[dict]:
     """Faces as plain JSON types, with the region each one's anonymisation covers.
 
     Boxes are on the upright image (as in every result); `as_stored` maps them to the
-    pixels of an input file as stored, before its EXIF orientation.
+    pixels of an input file as stored, before its EXIF orientation. `turn` says which way
+    each face lies there: clockwise degrees (0, 90, 180, 270) to where its head points.
     """
     orientation = found.orientation if as_stored else 1
 
     def plain(box: Box) -> list[int]:
         return [int(v) for v in box_as_stored(box, found.width, found.height, orientation)]
 
+    def turn(face: Face) -> int:
+        # Follow the way the head points (a step from the box's centre) into the pixels
+        # the boxes are given in: an EXIF turn or mirror turns or mirrors it too.
+        x, y, w, h = face.box
+        cx, cy = x + w // 2, y + h // 2
+        dx, dy = HEAD_STEP[face.turn]
+        (x0, y0), (x1, y1) = (
+            plain((px, py, 0, 0))[:2] for px, py in ((cx, cy), (cx + dx, cy + dy))
+        )
+        return next(t for t, step in HEAD_STEP.items() if step == (x1 - x0, y1 - y0))
+
     return [
         {
             "box": plain(face.box),
             "region": plain(region),
             "score": round(float(face.score), 4),
+            "turn": turn(face),
             "landmarks": {name: plain((x, y, 0, 0))[:2] for name, (x, y) in face.landmarks.items()},
         }
         for face, region in zip(found.faces, found.regions, strict=True)
