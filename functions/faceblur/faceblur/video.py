@@ -22,6 +22,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -382,18 +383,20 @@ def anonymise_video(
                     pending.append(frame.stored)
                     yield frame.shown
 
-            last_pts = None
-            for shown, tracked in tracked_frames(
-                shown_frames(), detector, settings, options.threshold
-            ):
-                stored = pending.popleft()
+            def hide(shown: np.ndarray, tracked: TrackedFrame) -> np.ndarray:
                 height, width = shown.shape[:2]
                 regions = regions_of(tracked, options, width, height)
                 # No grain: fresh grain every frame would boil (faceblur.anonymise.anonymise).
                 hidden = anonymise(
                     shown, regions, options.method, options.shape, options.strength, grain=False
                 )
-                frame = av.VideoFrame.from_ndarray(orientation.to_stored(hidden), format="rgb24")
+                return orientation.to_stored(hidden)
+
+            last_pts = None
+
+            def write(hidden: np.ndarray, stored: av.VideoFrame) -> None:
+                nonlocal last_pts, frames_done
+                frame = av.VideoFrame.from_ndarray(hidden, format="rgb24")
                 pts = stored.pts
                 if pts is None or (last_pts is not None and pts <= last_pts):
                     pts = 0 if last_pts is None else last_pts + 1
@@ -401,10 +404,32 @@ def anonymise_video(
                 last_pts = pts
                 output.mux(video_out.encode(frame))
                 frames_done += 1
-                face_frames += len(tracked.faces)
-                tracks.update(face.track for face in tracked.faces)
                 if on_progress is not None:
                     on_progress(frames_done, _expected_frames(info))
+
+            # Frames are hidden on a second thread while this one decodes, follows the
+            # motion and runs the detector (numpy, OpenCV and x264 let go of the GIL): the
+            # frames the tracker hands over between two detector runs are hidden while
+            # the detector looks at the next one. At most `ahead` of them wait.
+            ahead = 2 * settings.detect_every + 2
+            hiding: deque[tuple[Future[np.ndarray], av.VideoFrame]] = deque()
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-hide") as hider:
+                try:
+                    for shown, tracked in tracked_frames(
+                        shown_frames(), detector, settings, options.threshold
+                    ):
+                        hiding.append((hider.submit(hide, shown, tracked), pending.popleft()))
+                        face_frames += len(tracked.faces)
+                        tracks.update(face.track for face in tracked.faces)
+                        while hiding and (len(hiding) > ahead or hiding[0][0].done()):
+                            future, stored = hiding.popleft()
+                            write(future.result(), stored)
+                    while hiding:
+                        future, stored = hiding.popleft()
+                        write(future.result(), stored)
+                finally:
+                    for future, _ in hiding:
+                        future.cancel()
             _check_complete(frames_done, info, source.name)
             output.mux(video_out.encode(None))
             if audio is not None:
