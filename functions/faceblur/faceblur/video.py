@@ -383,52 +383,55 @@ def anonymise_video(
                     pending.append(frame.stored)
                     yield frame.shown
 
-            def hide(shown: np.ndarray, tracked: TrackedFrame) -> np.ndarray:
+            last_pts = None
+
+            def hide_and_encode(
+                shown: np.ndarray, tracked: TrackedFrame, stored: av.VideoFrame
+            ) -> list[av.Packet]:
+                nonlocal last_pts
                 height, width = shown.shape[:2]
                 regions = regions_of(tracked, options, width, height)
                 # No grain: fresh grain every frame would boil (faceblur.anonymise.anonymise).
                 hidden = anonymise(
                     shown, regions, options.method, options.shape, options.strength, grain=False
                 )
-                return orientation.to_stored(hidden)
-
-            last_pts = None
-
-            def write(hidden: np.ndarray, stored: av.VideoFrame) -> None:
-                nonlocal last_pts, frames_done
-                frame = av.VideoFrame.from_ndarray(hidden, format="rgb24")
+                frame = av.VideoFrame.from_ndarray(orientation.to_stored(hidden), format="rgb24")
                 pts = stored.pts
                 if pts is None or (last_pts is not None and pts <= last_pts):
                     pts = 0 if last_pts is None else last_pts + 1
                 frame.pts, frame.time_base = pts, stored.time_base or video_in.time_base
                 last_pts = pts
-                output.mux(video_out.encode(frame))
+                return video_out.encode(frame)
+
+            def write(packets: list[av.Packet]) -> None:
+                nonlocal frames_done
+                output.mux(packets)
                 frames_done += 1
                 if on_progress is not None:
                     on_progress(frames_done, _expected_frames(info))
 
-            # Frames are hidden on a second thread while this one decodes, follows the
-            # motion and runs the detector (numpy, OpenCV and x264 let go of the GIL): the
-            # frames the tracker hands over between two detector runs are hidden while
-            # the detector looks at the next one. At most `ahead` of them wait.
+            # Frames are hidden and encoded on a second thread, in order, while this one
+            # decodes, follows the motion and runs the detector (numpy, OpenCV and x264 let
+            # go of the GIL): the frames the tracker hands over between two detector runs
+            # are done while the detector looks at the next one. At most `ahead` wait;
+            # only this thread muxes, so audio and video packets never race.
             ahead = 2 * settings.detect_every + 2
-            hiding: deque[tuple[Future[np.ndarray], av.VideoFrame]] = deque()
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-hide") as hider:
+            hiding: deque[Future[list[av.Packet]]] = deque()
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-hide") as worker:
                 try:
                     for shown, tracked in tracked_frames(
                         shown_frames(), detector, settings, options.threshold
                     ):
-                        hiding.append((hider.submit(hide, shown, tracked), pending.popleft()))
+                        stored = pending.popleft()
+                        hiding.append(worker.submit(hide_and_encode, shown, tracked, stored))
                         face_frames += len(tracked.faces)
                         tracks.update(face.track for face in tracked.faces)
-                        while hiding and (len(hiding) > ahead or hiding[0][0].done()):
-                            future, stored = hiding.popleft()
-                            write(future.result(), stored)
+                        while hiding and (len(hiding) > ahead or hiding[0].done()):
+                            write(hiding.popleft().result())
                     while hiding:
-                        future, stored = hiding.popleft()
-                        write(future.result(), stored)
+                        write(hiding.popleft().result())
                 finally:
-                    for future, _ in hiding:
+                    for future in hiding:
                         future.cancel()
             _check_complete(frames_done, info, source.name)
             output.mux(video_out.encode(None))
