@@ -415,7 +415,7 @@ def anonymise_video(
             # go of the GIL): the frames the tracker hands over between two detector runs
             # are done while the detector looks at the next one. At most `ahead` wait;
             # only this thread muxes, so audio and video packets never race.
-            ahead = 2 * settings.detect_every + 2
+            ahead = settings.detect_every + 2
             hiding: deque[Future[list[av.Packet]]] = deque()
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-hide") as worker:
                 try:
