@@ -64,8 +64,8 @@ class VideoSettings:
 
     # The detector runs on every n-th frame (and at cuts and on the last frame); optical
     # flow carries faces in between. bench/video.py chooses n (bench/results/video.json):
-    # the largest whose tracking leaves no face-frame exposed.
-    detect_every: int = 8
+    # of those meeting the leak targets, the fewest exposed face-frames, then the largest.
+    detect_every: int = 12
     crf: int = DEFAULT_CRF
     track: TrackSettings = field(default_factory=TrackSettings)
 
