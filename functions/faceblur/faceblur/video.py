@@ -32,10 +32,11 @@ import numpy as np
 
 from faceblur.angles import upright
 from faceblur.anonymise import anonymise, padded_region
-from faceblur.detect import Box, Detector
+from faceblur.detect import Box, Detector, Face
 from faceblur.errors import BadRequestError, CorruptVideoError, NotAVideoError
 from faceblur.pipeline import Options
 from faceblur.track import (
+    Motion,
     TrackedFrame,
     Tracker,
     TrackSettings,
@@ -279,28 +280,51 @@ def tracked_frames(
 ) -> Iterator[tuple[np.ndarray, TrackedFrame]]:
     """(frame, its tracked faces) in order, at most `lag` frames behind the input.
 
-    `frames` are RGB arrays as displayed; the faces are on them.
+    `frames` are RGB arrays as displayed; the faces are on them. The detector runs on a
+    thread of its own: while it looks at one frame, this one decodes and follows the
+    motion of the next ones (up to `detect_every` + 1 of them wait), so the detector,
+    the costliest part, never waits for them.
     """
     tracker = Tracker(_tracking(settings, threshold))
-    held: deque[np.ndarray] = deque()
+    held: deque[np.ndarray] = deque()  # pushed to the tracker, not final yet
+    waiting: deque[tuple[np.ndarray, bool, Motion | None, Future[list[Face]] | None]] = deque()
+    ahead = settings.detect_every + 1
     previous_signature = previous_grey = None
-    for index, (frame, last) in enumerate(_with_last(frames)):
-        signature, grey = scene_signature(frame), motion_grey(frame)
-        cut = previous_signature is not None and (
-            scene_distance(previous_signature, signature) > settings.track.cut_threshold
-        )
-        motion = (
-            motion_between(previous_grey, grey, frame.shape[1])
-            if previous_grey is not None and not cut
-            else None
-        )
-        previous_signature, previous_grey = signature, grey
-        # The last frame too: a face that came in since the last look has no later one.
-        look = index % settings.detect_every == 0 or cut or last
-        faces = detector.detect(frame) if look else None
+
+    def push(
+        frame: np.ndarray, cut: bool, motion: Motion | None, faces: Future[list[Face]] | None
+    ) -> Iterator[tuple[np.ndarray, TrackedFrame]]:
         held.append(frame)
-        for done in tracker.push(faces, cut, motion):
+        for done in tracker.push(faces.result() if faces is not None else None, cut, motion):
             yield held.popleft(), done
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-detect") as looking:
+        try:
+            for index, (frame, last) in enumerate(_with_last(frames)):
+                signature, grey = scene_signature(frame), motion_grey(frame)
+                cut = previous_signature is not None and (
+                    scene_distance(previous_signature, signature) > settings.track.cut_threshold
+                )
+                motion = (
+                    motion_between(previous_grey, grey, frame.shape[1])
+                    if previous_grey is not None and not cut
+                    else None
+                )
+                previous_signature, previous_grey = signature, grey
+                # The last frame too: a face that came in since the last look has no later one.
+                look = index % settings.detect_every == 0 or cut or last
+                faces = looking.submit(detector.detect, frame) if look else None
+                waiting.append((frame, cut, motion, faces))
+                while waiting and (
+                    len(waiting) > ahead or waiting[0][3] is None or waiting[0][3].done()
+                ):
+                    yield from push(*waiting.popleft())
+            while waiting:
+                yield from push(*waiting.popleft())
+        finally:
+            for *_, faces in waiting:
+                if faces is not None:
+                    faces.cancel()
     for done in tracker.finish():
         yield held.popleft(), done
 
