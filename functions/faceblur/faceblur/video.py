@@ -22,6 +22,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -31,10 +32,11 @@ import numpy as np
 
 from faceblur.angles import upright
 from faceblur.anonymise import anonymise, padded_region
-from faceblur.detect import Box, Detector
+from faceblur.detect import Box, Detector, Face
 from faceblur.errors import BadRequestError, CorruptVideoError, NotAVideoError
 from faceblur.pipeline import Options
 from faceblur.track import (
+    Motion,
     TrackedFrame,
     Tracker,
     TrackSettings,
@@ -63,8 +65,8 @@ class VideoSettings:
 
     # The detector runs on every n-th frame (and at cuts and on the last frame); optical
     # flow carries faces in between. bench/video.py chooses n (bench/results/video.json):
-    # the largest whose tracking leaves no face-frame exposed.
-    detect_every: int = 8
+    # of those meeting the leak targets, the fewest exposed face-frames, then the largest.
+    detect_every: int = 12
     crf: int = DEFAULT_CRF
     track: TrackSettings = field(default_factory=TrackSettings)
 
@@ -278,28 +280,51 @@ def tracked_frames(
 ) -> Iterator[tuple[np.ndarray, TrackedFrame]]:
     """(frame, its tracked faces) in order, at most `lag` frames behind the input.
 
-    `frames` are RGB arrays as displayed; the faces are on them.
+    `frames` are RGB arrays as displayed; the faces are on them. The detector runs on a
+    thread of its own: while it looks at one frame, this one decodes and follows the
+    motion of the next ones (up to `detect_every` + 1 of them wait), so the detector,
+    the costliest part, never waits for them.
     """
     tracker = Tracker(_tracking(settings, threshold))
-    held: deque[np.ndarray] = deque()
+    held: deque[np.ndarray] = deque()  # pushed to the tracker, not final yet
+    waiting: deque[tuple[np.ndarray, bool, Motion | None, Future[list[Face]] | None]] = deque()
+    ahead = settings.detect_every + 1
     previous_signature = previous_grey = None
-    for index, (frame, last) in enumerate(_with_last(frames)):
-        signature, grey = scene_signature(frame), motion_grey(frame)
-        cut = previous_signature is not None and (
-            scene_distance(previous_signature, signature) > settings.track.cut_threshold
-        )
-        motion = (
-            motion_between(previous_grey, grey, frame.shape[1])
-            if previous_grey is not None and not cut
-            else None
-        )
-        previous_signature, previous_grey = signature, grey
-        # The last frame too: a face that came in since the last look has no later one.
-        look = index % settings.detect_every == 0 or cut or last
-        faces = detector.detect(frame) if look else None
+
+    def push(
+        frame: np.ndarray, cut: bool, motion: Motion | None, faces: Future[list[Face]] | None
+    ) -> Iterator[tuple[np.ndarray, TrackedFrame]]:
         held.append(frame)
-        for done in tracker.push(faces, cut, motion):
+        for done in tracker.push(faces.result() if faces is not None else None, cut, motion):
             yield held.popleft(), done
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-detect") as looking:
+        try:
+            for index, (frame, last) in enumerate(_with_last(frames)):
+                signature, grey = scene_signature(frame), motion_grey(frame)
+                cut = previous_signature is not None and (
+                    scene_distance(previous_signature, signature) > settings.track.cut_threshold
+                )
+                motion = (
+                    motion_between(previous_grey, grey, frame.shape[1])
+                    if previous_grey is not None and not cut
+                    else None
+                )
+                previous_signature, previous_grey = signature, grey
+                # The last frame too: a face that came in since the last look has no later one.
+                look = index % settings.detect_every == 0 or cut or last
+                faces = looking.submit(detector.detect, frame) if look else None
+                waiting.append((frame, cut, motion, faces))
+                while waiting and (
+                    len(waiting) > ahead or waiting[0][3] is None or waiting[0][3].done()
+                ):
+                    yield from push(*waiting.popleft())
+            while waiting:
+                yield from push(*waiting.popleft())
+        finally:
+            for *_, faces in waiting:
+                if faces is not None:
+                    faces.cancel()
     for done in tracker.finish():
         yield held.popleft(), done
 
@@ -383,10 +408,11 @@ def anonymise_video(
                     yield frame.shown
 
             last_pts = None
-            for shown, tracked in tracked_frames(
-                shown_frames(), detector, settings, options.threshold
-            ):
-                stored = pending.popleft()
+
+            def hide_and_encode(
+                shown: np.ndarray, tracked: TrackedFrame, stored: av.VideoFrame
+            ) -> list[av.Packet]:
+                nonlocal last_pts
                 height, width = shown.shape[:2]
                 regions = regions_of(tracked, options, width, height)
                 # No grain: fresh grain every frame would boil (faceblur.anonymise.anonymise).
@@ -399,12 +425,38 @@ def anonymise_video(
                     pts = 0 if last_pts is None else last_pts + 1
                 frame.pts, frame.time_base = pts, stored.time_base or video_in.time_base
                 last_pts = pts
-                output.mux(video_out.encode(frame))
+                return video_out.encode(frame)
+
+            def write(packets: list[av.Packet]) -> None:
+                nonlocal frames_done
+                output.mux(packets)
                 frames_done += 1
-                face_frames += len(tracked.faces)
-                tracks.update(face.track for face in tracked.faces)
                 if on_progress is not None:
                     on_progress(frames_done, _expected_frames(info))
+
+            # Frames are hidden and encoded on a second thread, in order, while this one
+            # decodes, follows the motion and runs the detector (numpy, OpenCV and x264 let
+            # go of the GIL): the frames the tracker hands over between two detector runs
+            # are done while the detector looks at the next one. At most `ahead` wait;
+            # only this thread muxes, so audio and video packets never race.
+            ahead = settings.detect_every + 2
+            hiding: deque[Future[list[av.Packet]]] = deque()
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-hide") as worker:
+                try:
+                    for shown, tracked in tracked_frames(
+                        shown_frames(), detector, settings, options.threshold
+                    ):
+                        stored = pending.popleft()
+                        hiding.append(worker.submit(hide_and_encode, shown, tracked, stored))
+                        face_frames += len(tracked.faces)
+                        tracks.update(face.track for face in tracked.faces)
+                        while hiding and (len(hiding) > ahead or hiding[0].done()):
+                            write(hiding.popleft().result())
+                    while hiding:
+                        write(hiding.popleft().result())
+                finally:
+                    for future in hiding:
+                        future.cancel()
             _check_complete(frames_done, info, source.name)
             output.mux(video_out.encode(None))
             if audio is not None:
