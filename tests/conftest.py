@@ -10,7 +10,7 @@ import pytest
 
 from faceblur.config import Settings, load_settings
 
-pytest_plugins = ["stack_fixtures", "account_fixtures"]
+pytest_plugins = ["stack_fixtures", "account_fixtures", "browser_fixtures"]
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"

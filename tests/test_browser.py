@@ -21,23 +21,13 @@ import numpy as np
 import pytest
 import requests
 from PIL import Image, ImageOps
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 # The s3_server and function_server fixtures come from stack_fixtures via conftest.py.
 from stack_fixtures import running_frontend
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Smaller than the function's limit so the too-large case needs only a small file.
 FRONTEND_MAX_BYTES = 2 * 1024 * 1024
 RESULT_TIMEOUT_MS = 150_000  # detection on a busy 2-core machine, plus a cold model
@@ -73,31 +63,6 @@ def frontend_url(s3_server, function_server, tmp_path_factory) -> Iterator[str]:
     env.pop("FLASK_DEBUG", None)
     with running_frontend(env, log_path, ready_seconds=30) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser, request, tmp_path) -> Iterator[object]:
-    viewport = getattr(request, "param", None) or {"width": 1280, "height": 900}
-    context = browser.new_context(viewport=viewport, accept_downloads=True)
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        yield opened
-    finally:
-        opened.screenshot(path=str(tmp_path / "screenshot.png"), full_page=True)
-        context.close()
-    assert errors == [], f"script errors on the page: {errors}"
 
 
 def pixels(data: bytes) -> np.ndarray:

@@ -13,11 +13,8 @@ from collections.abc import Iterator
 import pytest
 import requests
 from playwright.sync_api import expect
-from test_browser import (  # noqa: F401 - browser and page: the Chromium fixtures, shared
+from test_browser import (
     FACES_DEV,
-    ROOT,
-    browser,
-    page,
     portraits_with_large_faces,
     send,
     wait_for_cards,

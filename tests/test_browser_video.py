@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import requests
 from PIL import Image
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from faceblur.config import load_settings
 from faceblur.storage import Store
@@ -33,16 +33,6 @@ from stack_fixtures import free_port, run_stack_env, running_frontend, start_run
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WIDTH, HEIGHT, FRAMES, FPS = 640, 360, 15, 15
 # End to end, a clip long enough that its processing outlasts a few of the page's polls.
 LONG_FRAMES = 45
@@ -103,30 +93,6 @@ def clip(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("clip") / "face clip.mp4"
     make_clip(path)
     return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
-@pytest.fixture
-def page(browser, tmp_path) -> Iterator[object]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    try:
-        yield opened
-    finally:
-        opened.screenshot(path=str(tmp_path / "screenshot.png"), full_page=True)
-        context.close()
-    assert errors == [], f"script errors on the page: {errors}"
 
 
 def send_video(page, url: str, clip: Path) -> None:
