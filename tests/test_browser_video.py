@@ -266,17 +266,10 @@ def uploaded_job(s3) -> str:
 
 
 def job_status(job: str, state: str, **fields) -> dict:
-    return {
-        "job": job,
-        "state": state,
-        "frames_done": 0,
-        "frames_total": 0,
-        "result_key": None,
-        "reason": None,
-        "prefix": "",
-        "name": "face_clip.mp4",
-        **fields,
-    }
+    """A status document of the contract, for the clip this module sends."""
+    from test_frontend_video import status
+
+    return status(job, state, **{"name": "face_clip.mp4", **fields})
 
 
 def test_the_page_follows_a_job_to_the_end_and_plays_it(page, s3, clip, contract_page):
