@@ -20,7 +20,7 @@ from bench.clips import (
 from conftest import FACES_DEV
 from faceblur.cli import main
 from faceblur.errors import CorruptVideoError, FaceblurError, NotAVideoError
-from faceblur.video import anonymise_video, probe
+from faceblur.video import anonymise_video, for_video, probe
 
 PHOTO = "images/20_Family_Group_Family_Group_20_100.jpg"  # five faces, 70 to 134 px
 LOCATION = "+48.8577+002.2950/"
@@ -120,6 +120,13 @@ def test_a_turned_clip_keeps_its_display_matrix_and_is_hidden_as_displayed(
     assert after.display_matrix == before.display_matrix is not None
     assert (after.width, after.height) == (180, 320)
     assert assert_faces_hidden(source, result, truth) >= 3 * 4
+
+
+def test_video_frames_zoom_near_candidates_and_photos_keep_the_whole_zoom(detector) -> None:
+    light = for_video(detector)
+    assert light.upright.settings.zoom_near_candidates
+    assert not detector.upright.settings.zoom_near_candidates
+    assert light.upright._centerface is detector.upright._centerface  # models shared
 
 
 def test_a_one_frame_clip_without_audio(tmp_path: Path, family, detector) -> None:

@@ -261,29 +261,37 @@ def _fill_from_border(values: np.ndarray, known: np.ndarray, fallback: np.ndarra
         mean = summed / np.maximum(weight, 1e-6)[..., None]
         trust = np.clip(weight * 2.0, 0.0, 1.0)[..., None]
         filled = (trust * mean + (1.0 - trust) * up).astype(np.float32)
-    unknown = ~known
     kernel = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], dtype=np.float32)
+    # Relax only the unknown pixels' bounding box and a ring of one: nothing outside it
+    # changes or is read by an unknown pixel, and where it meets the grid's edge the border
+    # is the grid's own, so this is the whole grid's relaxation in a fraction of the time.
+    rows, cols = np.nonzero(~known)
+    if not len(rows):
+        return filled
+    top, left = max(rows.min() - 1, 0), max(cols.min() - 1, 0)
+    window = filled[top : rows.max() + 2, left : cols.max() + 2]
+    unknown = np.repeat(~known[top : rows.max() + 2, left : cols.max() + 2, None], 3, axis=2)
     for _ in range(2 * max(known.shape)):
-        relaxed = cv2.filter2D(filled, -1, kernel, borderType=cv2.BORDER_REPLICATE)
-        filled[unknown] = relaxed[unknown]
+        relaxed = cv2.filter2D(window, -1, kernel, borderType=cv2.BORDER_REPLICATE)
+        np.copyto(window, relaxed, where=unknown)
     return filled
 
 
-def _is_skin(rgb: np.ndarray) -> np.ndarray:
-    """Which of these RGB pixels (N x 3, uint8) fall in the usual skin box of YCrCb."""
-    ycrcb = cv2.cvtColor(rgb.reshape(-1, 1, 3), cv2.COLOR_RGB2YCrCb).reshape(-1, 3)
-    cr, cb = ycrcb[:, 1], ycrcb[:, 2]
-    return (cr >= SKIN_CR[0]) & (cr <= SKIN_CR[1]) & (cb >= SKIN_CB[0]) & (cb <= SKIN_CB[1])
+def _is_skin(image: np.ndarray) -> np.ndarray:
+    """Which pixels of this RGB uint8 image fall in the usual skin box of YCrCb."""
+    ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
+    return cv2.inRange(ycrcb, (0, SKIN_CR[0], SKIN_CB[0]), (255, SKIN_CR[1], SKIN_CB[1])) > 0
 
 
 def _visible_skin(
-    image: np.ndarray, visible: np.ndarray, piece: Box, around: np.ndarray
+    image: np.ndarray, visible: np.ndarray, skin_box: np.ndarray, piece: Box, around: np.ndarray
 ) -> np.ndarray | None:
     """The median colour of the visible skin nearest `piece`, or None if there is little.
 
     Walls, sand and wood share skin's hue, so pixels of the colour `around` the piece
     (where the fill starts anyway) do not count: what is left is the hands, arms and necks
     that stand out from it. Skin of that very colour needs no lean: the fill has its tone.
+    `skin_box`: `visible` and in the skin box (`_is_skin`), for the whole image at once.
     """
     x, y, w, h = piece
     height, width = visible.shape
@@ -292,10 +300,10 @@ def _visible_skin(
         rows = slice(max(y - grow, 0), min(y + h + grow, height))
         cols = slice(max(x - grow, 0), min(x + w + grow, width))
         step = _sample_step((rows.stop - rows.start) * (cols.stop - cols.start))
-        pixels = image[rows, cols][::step, ::step][visible[rows, cols][::step, ::step]]
-        apart = np.linalg.norm(pixels.astype(np.float32) - around, axis=1) > SKIN_APART
-        skin = pixels[_is_skin(pixels) & apart]
-        if len(skin) >= max(SKIN_MIN_PIXELS, SKIN_MIN_SHARE * len(pixels)):
+        looked_at = np.count_nonzero(visible[rows, cols][::step, ::step])
+        skin = image[rows, cols][::step, ::step][skin_box[rows, cols][::step, ::step]]
+        skin = skin[np.linalg.norm(skin.astype(np.float32) - around, axis=1) > SKIN_APART]
+        if len(skin) >= max(SKIN_MIN_PIXELS, SKIN_MIN_SHARE * looked_at):
             return np.median(skin, axis=0).astype(np.float32)
     return None
 
@@ -364,6 +372,7 @@ class Smudge:
         if visible.any():
             fallback[:] = cv2.mean(image, mask=visible.astype(np.uint8))[:3]
         count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+        skin_box = None if grey_photo or count < 2 else _is_skin(image) & visible
         for piece in range(1, count):
             x, y, w, h = (int(v) for v in stats[piece, :4])
             margin = round(SMUDGE_MARGIN * max(w, h)) + 2
@@ -385,7 +394,11 @@ class Smudge:
             hidden = (~small_known).astype(np.uint8)
             ring = small_known & (cv2.dilate(hidden, np.ones((5, 5), np.uint8)) > 0)
             around = np.median(small[ring], axis=0) if ring.any() else fallback
-            skin = None if grey_photo else _visible_skin(image, visible, (x, y, w, h), around)
+            skin = (
+                None
+                if skin_box is None
+                else _visible_skin(image, visible, skin_box, (x, y, w, h), around)
+            )
             filled = cv2.GaussianBlur(
                 filled, (0, 0), SMUDGE_SMOOTHING, borderType=cv2.BORDER_REPLICATE
             )

@@ -22,8 +22,10 @@ on faces-dev. `build_detector()` loads the models once; `detect()` then only run
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -174,6 +176,27 @@ def resize_to(image: np.ndarray, scale: float) -> np.ndarray:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
     return cv2.resize(image, size, interpolation=interpolation)
+
+
+def windows_around(boxes: np.ndarray, width: int, height: int, face: float) -> list[Box]:
+    """Square windows (x, y, w, h) that hold each box (x1 y1 x2 y2, at most `face` px
+    high) whole, away from the window's edges, a few boxes sharing one where they are
+    close: each window is 3 `face` across (or the image's side), centred on the first box
+    not yet held by one."""
+    side = math.ceil(3 * face)
+    margin = face / 2 + TILE_EDGE_MARGIN  # a box centred this far in lies whole inside
+    windows: list[Box] = []
+    for cx, cy in (boxes[:, :2] + boxes[:, 2:]) / 2:
+        held = any(
+            x + margin <= cx <= x + w - margin and y + margin <= cy <= y + h - margin
+            for x, y, w, h in windows
+        )
+        if not held:
+            w, h = min(side, width), min(side, height)
+            x = min(max(round(cx - w / 2), 0), width - w)
+            y = min(max(round(cy - h / 2), 0), height - h)
+            windows.append((x, y, w, h))
+    return windows
 
 
 def tile_windows(width: int, height: int, max_area: float, overlap: int) -> list[Box]:
@@ -514,6 +537,12 @@ class DetectorSettings:
     zoom_trigger_score: float = 0.2  # zoom when the global pass has a small candidate ...
     zoom_trigger_height: float = 32.0  # ... at least this score and under this height
     zoom_max_height: float = 40.0  # zoomed candidates taller than this are the global pass's
+    # Zoom only windows around the global pass's small candidates, not the whole photo: for
+    # video frames, where zooming every frame whole was half of each detector run
+    # (bench/video.py). Faces the global pass scores under centerface_threshold are then
+    # not looked at closer (most 10-px faces; 12 px and up are still found), so photos
+    # keep the whole-photo zoom.
+    zoom_near_candidates: bool = False
     upside_down: float | None = 0.5  # pass on the photo turned 180 degrees, at this scale
     squeeze: float | None = 0.5  # pass on the photo shrunk vertically by this factor
     extra_pass_weight: float = 0.5  # scores of those two passes are scaled by this
@@ -545,6 +574,12 @@ class FusedDetector:
         )
         self._yunet = YuNetNet(YUNET_MODEL, settings.fusion.yunet_floor) if settings.yunet else None
 
+    def with_settings(self, **overrides: object) -> FusedDetector:
+        """This detector with some settings changed; the loaded networks are shared."""
+        changed = copy.copy(self)
+        changed.settings = replace(self.settings, **overrides)  # type: ignore[arg-type]
+        return changed
+
     def centerface_candidates(self, image: np.ndarray) -> Candidates:
         s = self.settings
         height, width = image.shape[:2]
@@ -557,7 +592,7 @@ class FusedDetector:
         if s.zoom is not None and needs_zoom(
             passes[0], s.zoom_trigger_score, s.zoom_trigger_height
         ):
-            passes.append(self.zoom_candidates(base))
+            passes.append(self.zoom_candidates(base, passes[0]))
         # Upside-down and narrow faces: weighted down, they rarely outvote the photo as is,
         # so they add the faces only these passes see and few stray regions.
         extra, weight = [], s.extra_pass_weight
@@ -571,14 +606,22 @@ class FusedDetector:
         passes += extra
         return merge_same_network(passes, s.same_network_iou).scale_back(scale)
 
-    def zoom_candidates(self, base: np.ndarray) -> Candidates:
+    def zoom_candidates(self, base: np.ndarray, global_pass: Candidates) -> Candidates:
+        """Small faces on `base` zoomed by `zoom`: in tiles over all of it, or in windows
+        around the small candidates of `global_pass` (`zoom_near_candidates`)."""
         s = self.settings
         overlap = math.ceil(2 * s.zoom_max_height)
         height, width = base.shape[:2]
         max_area = s.zoom_tile_pixels / s.zoom**2  # in pixels of the unzoomed image
+        if s.zoom_near_candidates:
+            heights = global_pass.boxes[:, 3] - global_pass.boxes[:, 1]
+            small = global_pass.boxes[heights < s.zoom_max_height]
+            windows = windows_around(small, width, height, s.zoom_max_height)
+        else:
+            windows = tile_windows(width, height, max_area, overlap)
         parts = [
             self._centerface.window(base, window, s.zoom, s.centerface_threshold)
-            for window in tile_windows(width, height, max_area, overlap)
+            for window in windows
         ]
         found = Candidates.concat(parts)
         heights = found.boxes[:, 3] - found.boxes[:, 1]
@@ -621,14 +664,14 @@ class FusedDetector:
         check_image(image)
         height, width = image.shape[:2]
         fusion = self.settings.fusion
+        # MTCNN (TensorFlow) mostly keeps to one core while the CenterFace passes (OpenCV)
+        # run: side by side, a detector run ends sooner (video frames wait for it).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-mtcnn") as side:
+            mtcnn = side.submit(self.mtcnn_candidates, image)
+            voters = [self.centerface_candidates(image), self.yunet_candidates(image)]
+            voters.append(mtcnn.result())
         boxes, scores, landmarks = fuse(
-            [
-                self.centerface_candidates(image),
-                self.yunet_candidates(image),
-                self.mtcnn_candidates(image),
-            ],
-            [1.0, fusion.yunet_weight, fusion.mtcnn_weight],
-            fusion.iou,
+            voters, [1.0, fusion.yunet_weight, fusion.mtcnn_weight], fusion.iou
         )
         keep = scores >= MIN_THRESHOLD
         boxes, scores, landmarks = boxes[keep], scores[keep], landmarks[keep]

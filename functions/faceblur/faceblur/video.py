@@ -30,9 +30,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from faceblur.angles import upright
+from faceblur.angles import AnyAngleDetector, upright
 from faceblur.anonymise import anonymise, padded_region
-from faceblur.detect import Box, Detector, Face
+from faceblur.detect import Box, Detector, Face, FusedDetector
 from faceblur.errors import BadRequestError, CorruptVideoError, NotAVideoError
 from faceblur.pipeline import Options
 from faceblur.track import (
@@ -352,6 +352,18 @@ def _tracking(settings: VideoSettings, threshold: float) -> TrackSettings:
     )
 
 
+def for_video(detector: Detector) -> Detector:
+    """The detector as it runs on video frames: the zoomed pass for small faces only
+    around the small candidates the whole-frame pass saw (`zoom_near_candidates`), not
+    over every frame. Other detectors come back as they are."""
+    if isinstance(detector, AnyAngleDetector) and isinstance(detector.upright, FusedDetector):
+        light = detector.upright.with_settings(zoom_near_candidates=True)
+        return AnyAngleDetector(light, detector.settings)
+    if isinstance(detector, FusedDetector):
+        return detector.with_settings(zoom_near_candidates=True)
+    return detector
+
+
 def regions_of(tracked: TrackedFrame, options: Options, width: int, height: int) -> list[Box]:
     """The regions hidden in a frame: each tracked box padded as a photo's faces are."""
     return [padded_region(face.box, options.padding, width, height) for face in tracked.faces]
@@ -371,8 +383,7 @@ def anonymise_video(
     error nothing is left under `target` or beside it.
     """
     options = options or Options()
-    if options.upright_only:
-        detector = upright(detector)
+    detector = for_video(upright(detector) if options.upright_only else detector)
     if not 0 <= settings.crf <= MAX_CRF:
         raise BadRequestError(f"crf must be from 0 to {MAX_CRF}")
     started = time.perf_counter()
@@ -486,6 +497,7 @@ def detect_video(
 ) -> Iterator[tuple[int, int, TrackedFrame]]:
     """(width, height, tracked faces) of every frame as displayed, for `faceblur detect`."""
     options = options or Options()
+    detector = for_video(upright(detector) if options.upright_only else detector)
     info = probe(source)
     orientation = Orientation.from_matrix(info.display_matrix)
     container = _open_input(source)
