@@ -232,12 +232,17 @@
     const faces = card.querySelector(".card-faces");
     faces.textContent = countText;
     faces.dataset.count = regions.length;
+    setLinks(card, file, outcome);
+  }
+
+  // A finished card's download and delete links (a photo's outcome or a video's job).
+  function setLinks(card, file, finished) {
     const download = card.querySelector("a.download");
-    download.href = outcome.download_url;
-    download.setAttribute("download", outcome.download_name);
+    download.href = finished.download_url;
+    download.setAttribute("download", finished.download_name);
     download.setAttribute("aria-label", "Download the anonymised copy of " + file.name);
     const remove = card.querySelector("a.delete-link");
-    remove.href = outcome.delete_url;
+    remove.href = finished.delete_url;
     remove.setAttribute("aria-label", "Delete " + file.name + " and its copy from this service");
   }
 
@@ -597,13 +602,7 @@
       fail(card, "The anonymised video could not be loaded. Please try again in a minute.");
     }, { once: true });
     video.src = job.result_url;
-    const download = card.querySelector("a.download");
-    download.href = job.download_url;
-    download.setAttribute("download", job.download_name);
-    download.setAttribute("aria-label", "Download the anonymised copy of " + file.name);
-    const remove = card.querySelector("a.delete-link");
-    remove.href = job.delete_url;
-    remove.setAttribute("aria-label", "Delete " + file.name + " and its copy from this service");
+    setLinks(card, file, job);
     card.querySelector(".card-body").hidden = false;
     finished.push({ key: job.key, name: file.name });
     updateDownloadAll();
