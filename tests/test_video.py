@@ -18,9 +18,9 @@ from bench.clips import (
     make_clip,
 )
 from conftest import FACES_DEV
-from faceblur.cli import main
+from faceblur.cli.main import main
 from faceblur.errors import CorruptVideoError, FaceblurError, NotAVideoError
-from faceblur.video import anonymise_video, for_video, probe
+from faceblur.media.video import anonymise_video, for_video, probe
 
 PHOTO = "images/20_Family_Group_Family_Group_20_100.jpg"  # five faces, 70 to 134 px
 LOCATION = "+48.8577+002.2950/"

@@ -20,7 +20,7 @@ import requests
 
 from bench.clips import make_clip
 from conftest import FACES_DEV
-from faceblur.jobs import inbox_key, job_answer, job_of_key, new_job_id, status_key
+from faceblur.service.videos import inbox_key, job_answer, job_of_key, new_job_id, status_key
 from stack_fixtures import LocalS3, free_port, start_function, start_local_s3
 
 PHOTO = "images/20_Family_Group_Family_Group_20_100.jpg"  # five faces, 70 to 134 px
