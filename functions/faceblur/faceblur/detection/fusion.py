@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import copy
 import math
+import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -120,9 +122,15 @@ def rescale_scores(found: Candidates, floor: float) -> Candidates:
     return kept
 
 
+CENTERFACE_PASSES = ("global", "shrink", "zoom", "upside_down", "squeezed")
+"""CenterFace's passes, in the order they run: the photo shrunk to `max_side`, at half
+that for close-ups, zoomed for small faces, turned upside down, squeezed to half its height."""
+
+
 @dataclass(frozen=True)
 class DetectorSettings:
-    """Every knob of the fused detector; defaults chosen by bench/recall.py.
+    """Every knob of the fused detector; defaults chosen by bench/recall.py and
+    bench/ablation.py.
 
     Sizes are in pixels of the global pass, where the photo is shrunk so that its
     longest side is at most `max_side` (never enlarged).
@@ -145,6 +153,11 @@ class DetectorSettings:
     upside_down: float | None = 0.5  # pass on the photo turned 180 degrees, at this scale
     squeeze: float | None = 0.5  # pass on the photo shrunk vertically by this factor
     extra_pass_weight: float = 0.5  # scores of those two passes are scaled by this
+    # Those two passes run only when the first passes leave a hint (`extra_passes_hinted`):
+    # a doubtful candidate, scored at least this by the global passes but under
+    # `extra_pass_hint_high`. None: they run on every photo.
+    extra_pass_hint: float | None = None
+    extra_pass_hint_high: float = 0.5
     same_network_iou: float = 0.4
     mtcnn: bool = True
     mtcnn_max_side: int = 512  # as good as 1024 here next to CenterFace; less time and memory
@@ -153,15 +166,50 @@ class DetectorSettings:
     mtcnn_threshold_onet: float = 0.3
     yunet: bool = True
     min_contrast: float = 4.0  # grey-level std below which a box is a flat patch, not a face
+    device: str = "auto"  # where CenterFace runs: auto, cuda or cpu (centerface.DEVICES)
+    threads: int | None = None  # CenterFace's threads; None: every core this process may use
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
 
+@dataclass
+class Passes:
+    """Every network's candidates on one photo, in the pixels of its shrunk copy (`base`,
+    `scale` of the photo), and the seconds each pass took. A pass that did not run is absent."""
+
+    base: np.ndarray  # the photo shrunk once; every pass starts from it
+    scale: float
+    centerface: dict[str, Candidates] = field(default_factory=dict)
+    yunet: Candidates | None = None
+    mtcnn: Candidates | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class _Stopwatch:
+    """Seconds per named step, into `Passes.seconds`."""
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+
+    def __call__(self, name: str, step: Callable[[], Candidates]) -> Candidates:
+        started = time.perf_counter()
+        found = step()
+        self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
+        return found
+
+
+def extra_passes_hinted(first: list[Candidates], low: float, high: float) -> bool:
+    """Whether the first passes left a doubtful candidate (scored in [low, high)): a face
+    they half see, which the photo turned or squeezed may show clearly."""
+    return any(bool(np.any((f.scores >= low) & (f.scores < high))) for f in first)
+
+
 class FusedDetector:
-    """CenterFace at several scales plus MTCNN, fused. Build once, call `detect` often."""
+    """CenterFace at several scales plus YuNet and MTCNN, fused. Build once, call `detect`
+    often."""
 
     def __init__(self, settings: DetectorSettings) -> None:
         self.settings = settings
-        self._centerface = CenterFaceNet()
+        self._centerface = CenterFaceNet(settings.device, settings.threads)
         self._mtcnn = (
             MtcnnNet(
                 settings.mtcnn_threshold_pnet,
@@ -179,31 +227,49 @@ class FusedDetector:
         changed.settings = replace(self.settings, **overrides)  # type: ignore[arg-type]
         return changed
 
-    def centerface_candidates(self, image: np.ndarray) -> Candidates:
-        s = self.settings
+    def shrunk(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        """The photo shrunk once to at most `max_side` (every pass starts from it), its scale."""
         height, width = image.shape[:2]
-        scale = min(1.0, s.max_side / max(height, width))
-        # Shrink once, then run every pass on the shrunk copy: bounded memory and time.
-        base = resize_to(image, scale)
-        passes = [self._centerface.scaled(base, 1.0, s.centerface_threshold)]
+        scale = min(1.0, self.settings.max_side / max(height, width))
+        return resize_to(image, scale), scale
+
+    def centerface_passes(self, base: np.ndarray, passes: Passes, gated: bool = True) -> None:
+        """CenterFace's passes on `base` into `passes.centerface`; `gated=False` runs every
+        pass whatever the first ones saw (bench/ablation.py)."""
+        s, net, timed = self.settings, self._centerface, _Stopwatch(passes.seconds)
+        found = passes.centerface
+        found["global"] = timed("global", lambda: net(base, s.centerface_threshold))
         if s.shrink is not None:
-            passes.append(self._centerface.scaled(base, s.shrink, s.centerface_threshold))
-        if s.zoom is not None and needs_zoom(
-            passes[0], s.zoom_trigger_score, s.zoom_trigger_height
+            found["shrink"] = timed(
+                "shrink", lambda: net.scaled(base, s.shrink, s.centerface_threshold)
+            )
+        if s.zoom is not None and (
+            not gated or needs_zoom(found["global"], s.zoom_trigger_score, s.zoom_trigger_height)
         ):
-            passes.append(self.zoom_candidates(base, passes[0]))
+            found["zoom"] = timed("zoom", lambda: self.zoom_candidates(base, found["global"]))
         # Upside-down and narrow faces: weighted down, they rarely outvote the photo as is,
         # so they add the faces only these passes see and few stray regions.
-        extra, weight = [], s.extra_pass_weight
-        extra_threshold = s.centerface_threshold / weight if weight > 0 else 1.0
-        if s.upside_down is not None and weight > 0:
-            extra.append(self._centerface.upside_down(base, s.upside_down, extra_threshold))
-        if s.squeeze is not None and weight > 0:
-            extra.append(self._centerface.squeezed(base, s.squeeze, extra_threshold))
-        for found in extra:
-            found.scores = found.scores * weight
-        passes += extra
-        return merge_same_network(passes, s.same_network_iou).scale_back(scale)
+        weight = s.extra_pass_weight
+        if weight <= 0 or (
+            gated
+            and s.extra_pass_hint is not None
+            and not extra_passes_hinted(
+                list(found.values()), s.extra_pass_hint, s.extra_pass_hint_high
+            )
+        ):
+            return
+        extra_threshold = s.centerface_threshold / weight
+        if s.upside_down is not None:
+            found["upside_down"] = timed(
+                "upside_down", lambda: net.upside_down(base, s.upside_down, extra_threshold)
+            )
+        if s.squeeze is not None:
+            found["squeezed"] = timed(
+                "squeezed", lambda: net.squeezed(base, s.squeeze, extra_threshold)
+            )
+        for name in ("upside_down", "squeezed"):
+            if name in found:
+                found[name].scores = found[name].scores * weight
 
     def zoom_candidates(self, base: np.ndarray, global_pass: Candidates) -> Candidates:
         """Small faces on `base` zoomed by `zoom`: in tiles over all of it, or in windows
@@ -226,8 +292,8 @@ class FusedDetector:
         heights = found.boxes[:, 3] - found.boxes[:, 1]
         return found.select(heights <= s.zoom_max_height)
 
-    def mtcnn_candidates(self, image: np.ndarray) -> Candidates:
-        """MTCNN on the photo shrunk into a fixed square canvas (padded right and below).
+    def mtcnn_candidates(self, base: np.ndarray) -> Candidates:
+        """MTCNN on `base` shrunk into a fixed square canvas (padded right and below).
 
         One input shape for every photo keeps TensorFlow's memory flat; a varying one
         makes it creep up request after request.
@@ -235,21 +301,57 @@ class FusedDetector:
         if self._mtcnn is None:
             return Candidates.empty()
         side = self.settings.mtcnn_max_side
-        height, width = image.shape[:2]
+        height, width = base.shape[:2]
         scale = min(1.0, side / max(height, width))
-        small = resize_to(image, scale)
+        small = resize_to(base, scale)
         canvas = np.zeros((side, side, 3), dtype=np.uint8)
         canvas[: small.shape[0], : small.shape[1]] = small
         return self._mtcnn(canvas).scale_back(scale)
 
-    def yunet_candidates(self, image: np.ndarray) -> Candidates:
-        """YuNet on the photo shrunk as for CenterFace, scores rescaled for fusion."""
+    def yunet_candidates(self, base: np.ndarray) -> Candidates:
+        """YuNet on `base`, scores rescaled for fusion."""
         if self._yunet is None:
             return Candidates.empty()
+        return rescale_scores(self._yunet(base), self.settings.fusion.yunet_floor)
+
+    def passes(self, image: np.ndarray, gated: bool = True) -> Passes:
+        """Every network's passes on `image` (shrunk once, to `max_side`), timed."""
+        check_image(image)
+        base, scale = self.shrunk(image)
+        passes = Passes(base, scale)
+        timed = _Stopwatch(passes.seconds)
+        # MTCNN (TensorFlow) mostly keeps to one core while the CenterFace passes run: side
+        # by side, a detector run ends sooner (video frames wait for it).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-mtcnn") as side:
+            mtcnn = side.submit(lambda: timed("mtcnn", lambda: self.mtcnn_candidates(base)))
+            self.centerface_passes(base, passes, gated)
+            passes.yunet = timed("yunet", lambda: self.yunet_candidates(base))
+            passes.mtcnn = mtcnn.result()
+        return passes
+
+    def combine(
+        self, image: np.ndarray, passes: Passes, leave_out: Iterable[str] = ()
+    ) -> list[Face]:
+        """The faces `passes` make together: a network's passes merge by NMS, the networks
+        fuse, flat patches go. `leave_out` names passes or networks to ignore (the ablation)."""
+        s, fusion = self.settings, self.settings.fusion
+        left_out = set(leave_out)
+        centerface = [c for name, c in passes.centerface.items() if name not in left_out]
+        if "centerface" in left_out:
+            centerface = []
+        voters = [merge_same_network(centerface, s.same_network_iou)]
+        for name, found in (("yunet", passes.yunet), ("mtcnn", passes.mtcnn)):
+            voters.append(Candidates.empty() if found is None or name in left_out else found)
+        boxes, scores, landmarks = fuse(
+            voters, [1.0, fusion.yunet_weight, fusion.mtcnn_weight], fusion.iou
+        )
+        keep = scores >= MIN_THRESHOLD
+        boxes, scores, landmarks = boxes[keep], scores[keep], landmarks[keep]
+        # The contrast check looks at the shrunk copy, as the networks did.
+        keep = has_contrast(passes.base, boxes, s.min_contrast)
+        found = Candidates(boxes[keep], scores[keep], landmarks[keep]).scale_back(passes.scale)
         height, width = image.shape[:2]
-        scale = min(1.0, self.settings.max_side / max(height, width))
-        found = self._yunet(resize_to(image, scale)).scale_back(scale)
-        return rescale_scores(found, self.settings.fusion.yunet_floor)
+        return to_faces(found.boxes, found.scores, found.landmarks, width, height)
 
     def glance(self, image: np.ndarray, max_side: int, threshold: float) -> list[Face]:
         """One CenterFace pass on `image` shrunk to at most `max_side`: a cheap first look
@@ -260,19 +362,4 @@ class FusedDetector:
         return to_faces(found.boxes, found.scores, found.landmarks, width, height)
 
     def detect(self, image: np.ndarray) -> list[Face]:
-        check_image(image)
-        height, width = image.shape[:2]
-        fusion = self.settings.fusion
-        # MTCNN (TensorFlow) mostly keeps to one core while the CenterFace passes (OpenCV)
-        # run: side by side, a detector run ends sooner (video frames wait for it).
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-mtcnn") as side:
-            mtcnn = side.submit(self.mtcnn_candidates, image)
-            voters = [self.centerface_candidates(image), self.yunet_candidates(image)]
-            voters.append(mtcnn.result())
-        boxes, scores, landmarks = fuse(
-            voters, [1.0, fusion.yunet_weight, fusion.mtcnn_weight], fusion.iou
-        )
-        keep = scores >= MIN_THRESHOLD
-        boxes, scores, landmarks = boxes[keep], scores[keep], landmarks[keep]
-        keep = has_contrast(image, boxes, self.settings.min_contrast)
-        return to_faces(boxes[keep], scores[keep], landmarks[keep], width, height)
+        return self.combine(image, self.passes(image))
