@@ -1,0 +1,128 @@
+"""Where the detector runs and how it is configured: the execution provider chosen for
+CenterFace (and its fallback to the CPU), and one configuration for every door."""
+
+from __future__ import annotations
+
+import ast
+import logging
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from faceblur.detection.centerface import (
+    CPU,
+    CUDA,
+    CenterFaceNet,
+    choose_providers,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("device", "available", "chosen"),
+    [
+        ("auto", [CPU], [CPU]),
+        ("auto", [CUDA, CPU], [CUDA, CPU]),
+        ("cuda", [CPU], [CPU]),
+        ("cuda", ["TensorrtExecutionProvider", CUDA, CPU], [CUDA, CPU]),
+        ("cpu", [CUDA, CPU], [CPU]),
+        ("auto", [], [CPU]),
+    ],
+)
+def test_providers_prefer_cuda_when_offered_and_always_end_on_the_cpu(
+    device, available, chosen
+) -> None:
+    assert choose_providers(device, available) == chosen
+
+
+def test_an_unknown_device_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="auto, cpu, cuda"):
+        choose_providers("tpu", [CPU])
+
+
+def fake_onnxruntime(monkeypatch, available: list[str], running: list[str]) -> list[list]:
+    """onnxruntime as a GPU build would look: it offers `available`, and a session runs on
+    `running` (CUDA offered but no device answering gives a CPU session). Returns the
+    providers each session was asked for."""
+    import onnxruntime
+
+    asked: list[list] = []
+
+    class Session:
+        def __init__(self, model: bytes, options, providers: list[str]) -> None:
+            asked.append(list(providers))
+
+        def get_providers(self) -> list[str]:
+            return running
+
+    fake = types.SimpleNamespace(
+        SessionOptions=onnxruntime.SessionOptions,
+        InferenceSession=Session,
+        get_available_providers=lambda: available,
+    )
+    monkeypatch.setitem(sys.modules, "onnxruntime", fake)
+    return asked
+
+
+def test_a_gpu_build_with_a_device_runs_there_without_a_word(monkeypatch, caplog) -> None:
+    asked = fake_onnxruntime(monkeypatch, [CUDA, CPU], [CUDA, CPU])
+    with caplog.at_level(logging.INFO, logger="faceblur.detection.centerface"):
+        net = CenterFaceNet("auto")
+    assert asked == [[CUDA, CPU]]
+    assert net.providers[0] == CUDA
+    assert not caplog.records
+
+
+def test_a_gpu_build_without_a_device_falls_back_with_a_clear_line(monkeypatch, caplog) -> None:
+    asked = fake_onnxruntime(monkeypatch, [CUDA, CPU], [CPU])
+    with caplog.at_level(logging.INFO, logger="faceblur.detection.centerface"):
+        net = CenterFaceNet("cuda")
+    assert asked == [[CUDA, CPU]]
+    assert net.providers == [CPU]
+    (record,) = caplog.records
+    assert record.levelno == logging.WARNING
+    assert "falls back to the CPU" in record.getMessage()
+    assert "no CUDA device" in record.getMessage()
+
+
+def test_this_machine_falls_back_to_the_cpu_and_says_why(caplog) -> None:
+    # The real onnxruntime here is the CPU build: asking for CUDA still gives a detector.
+    with caplog.at_level(logging.INFO, logger="faceblur.detection.centerface"):
+        net = CenterFaceNet("cuda", threads=1)
+    assert net.providers == [CPU]
+    assert any("falls back to the CPU" in r.getMessage() for r in caplog.records)
+    with caplog.at_level(logging.INFO, logger="faceblur.detection.centerface"):
+        caplog.clear()
+        CenterFaceNet("cpu", threads=1)
+    assert not caplog.records  # the CPU asked for is no fallback
+
+
+def build_detector_calls(path: Path) -> list[ast.Call]:
+    tree = ast.parse(path.read_text())
+    return [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "build_detector"
+    ]
+
+
+@pytest.mark.parametrize(
+    "door",
+    [
+        "functions/faceblur/handler.py",
+        "functions/faceblur/faceblur/cli/main.py",
+        "bench/recall.py",
+        "bench/angles.py",
+        "bench/video.py",
+    ],
+)
+def test_the_function_the_command_line_and_the_benches_build_one_configuration(door) -> None:
+    # build_detector() is the one place the production detector is configured: a door that
+    # passed its own settings would run a detector the benchmarks never measured.
+    calls = build_detector_calls(ROOT / door)
+    assert calls, f"{door} no longer builds the detector"
+    for call in calls:
+        assert not call.args and not call.keywords, f"{door}:{call.lineno} configures its own"
