@@ -162,13 +162,14 @@ def evaluate(detector, entries, runs, threshold, **variant) -> tuple[dict, dict,
     return flags, strays, tally(entries, flags, strays)
 
 
-def hinted(run: dict, low: float, high: float) -> bool:
-    """The production rule (`extra_passes_hinted`) on the cached first passes."""
-    from faceblur.detection.fusion import extra_passes_hinted
+def hinted(run: dict, low: float, high: float, zoomed: bool = True) -> bool:
+    """The extra passes' rule (`extra_pass_hint`) on the cached global, shrink and zoom
+    (the zoom only where the production rule runs it: `zoomed`)."""
+    from faceblur.detection.fusion import extra_passes_wanted
 
-    first = [run["passes"].centerface[n] for n in ("global", "shrink", "zoom")]
-    first = [f for f in first if f is not None]
-    return extra_passes_hinted(first, low, high)
+    names = ("global", "shrink", "zoom") if zoomed else ("global", "shrink")
+    first = [run["passes"].centerface.get(n) for n in names]
+    return extra_passes_wanted((f.scores for f in first if f is not None), low, high)
 
 
 def zoom_triggered(detector, run: dict) -> bool:
@@ -180,16 +181,35 @@ def zoom_triggered(detector, run: dict) -> bool:
 
 
 def mtcnn_hinted(detector, run: dict, low: float) -> bool:
-    """MTCNN's rule replayed: CenterFace and YuNet fused leave a candidate in [low, threshold)
-    that MTCNN's vote could lift, or nothing at all."""
-    from faceblur.detection.fusion import fuse, merge_same_network
+    """MTCNN's rule (`mtcnn_hint`) on the cached global and shrink passes and YuNet."""
+    return detector.upright.with_settings(mtcnn_hint=low).mtcnn_wanted(run["passes"])
 
-    s = detector.upright.settings
-    cached = run["passes"]
-    voters = [merge_same_network(list(cached.centerface.values()), s.same_network_iou)]
-    voters.append(cached.yunet)
-    _, scores, _ = fuse(voters, [1.0, s.fusion.yunet_weight], s.fusion.iou)
-    return bool(np.any((scores >= low) & (scores < 0.5)))
+
+def tile_hinted_zoom(detector, rgb, run: dict, low: float) -> tuple:
+    """The cached zoom's candidates on the tiles the production rule (`zoom_tile_hint`)
+    keeps: those holding a small global candidate scored at least `low`; and the share
+    of tiles kept."""
+    import math
+
+    from faceblur.detection.fusion import holds_small
+    from faceblur.geometry import tile_windows
+
+    fused = detector.upright
+    s = fused.settings
+    base, _ = fused.shrunk(rgb)
+    glimpse = fused._centerface(base, low)  # the global pass at the hint's bar
+    height, width = base.shape[:2]
+    tiles = tile_windows(
+        width, height, s.zoom_tile_pixels / s.zoom**2, math.ceil(2 * s.zoom_max_height)
+    )
+    kept = [t for t in tiles if holds_small(t, glimpse, s.zoom_max_height)]
+    zoom = run["passes"].centerface["zoom"]
+    cx = (zoom.boxes[:, 0] + zoom.boxes[:, 2]) / 2
+    cy = (zoom.boxes[:, 1] + zoom.boxes[:, 3]) / 2
+    inside = np.zeros(len(zoom), dtype=bool)
+    for x, y, w, h in kept:
+        inside |= (cx >= x) & (cx < x + w) & (cy >= y) & (cy < y + h)
+    return zoom.select(inside), len(kept) / len(tiles)
 
 
 def replay(entries: list, cache: dict) -> dict:
@@ -198,6 +218,8 @@ def replay(entries: list, cache: dict) -> dict:
 
     detector = build_detector(mtcnn=False, yunet=True)  # combine() needs no MTCNN model
     runs = cache["runs"]
+    for name, run in runs.items():
+        run["name"] = name
     seconds_total: dict[str, float] = {}
     for run in runs.values():
         for name, value in run["passes"].seconds.items():
@@ -258,26 +280,54 @@ def replay(entries: list, cache: dict) -> dict:
         lambda run: {"swap": {"zoom": run["zoom_near"] if zoom_triggered(detector, run) else None}},
     )
     for low in (0.1, 0.2, 0.3):
-        fires = sum(hinted(r, low, 0.5) for r in runs.values())
+        zooms, shares = {}, []
+        for name, run in runs.items():
+            if zoom_triggered(detector, run):
+                rgb = recall.read_rgb(FACES_DEV / name)
+                zooms[name], share = tile_hinted_zoom(detector, rgb, run, low)
+                shares.append(share)
+        label = f"zoom only tiles with a small candidate >= {low}"
+        variant(label, lambda run, zooms=zooms: {"swap": {"zoom": zooms.get(run["name"])}})
+        variants[label]["tiles_zoomed"] = float(np.mean(shares)) if shares else None
+    for low in (0.2, 0.3, 0.4):
+        fires = sum(hinted(r, low, 0.5, zoom_triggered(detector, r)) for r in runs.values())
 
         def gated(run, low=low):
             swap = base_swap(run)
-            if not hinted(run, low, 0.5):
+            if not hinted(run, low, 0.5, zoom_triggered(detector, run)):
                 swap.update({"upside_down": None, "squeezed": None})
             return {"swap": swap}
 
         variant(f"extra passes when a candidate in [{low}, 0.5)", gated)
         variants[f"extra passes when a candidate in [{low}, 0.5)"]["runs_on"] = fires / len(runs)
-    for low in (0.1, 0.15, 0.2):
+    for low in (0.1, 0.2, 0.3):
         fires = sum(mtcnn_hinted(detector, r, low) for r in runs.values())
 
         def mtcnn_gated(run, low=low):
             leave = () if mtcnn_hinted(detector, run, low) else ("mtcnn",)
             return {"swap": base_swap(run), "leave_out": leave}
 
-        label = f"mtcnn when centerface+yunet leave a candidate in [{low}, 0.5)"
+        label = f"mtcnn when global+shrink+yunet leave a candidate in [{low}, 0.5)"
         variant(label, mtcnn_gated)
         variants[label]["runs_on"] = fires / len(runs)
+    # The three gates as build_detector() sets them, together.
+    s = detector.upright.settings
+    chosen_zooms = {}
+    for name, run in runs.items():
+        if zoom_triggered(detector, run):
+            chosen_zooms[name] = run["passes"].centerface["zoom"]
+            if s.zoom_tile_hint is not None:
+                rgb = recall.read_rgb(FACES_DEV / name)
+                chosen_zooms[name], _ = tile_hinted_zoom(detector, rgb, run, s.zoom_tile_hint)
+
+    def chosen(run):
+        swap = {"zoom": chosen_zooms.get(run["name"])}
+        if not hinted(run, s.extra_pass_hint, s.extra_pass_hint_high, run["name"] in chosen_zooms):
+            swap.update({"upside_down": None, "squeezed": None})
+        leave = () if mtcnn_hinted(detector, run, s.mtcnn_hint) else ("mtcnn",)
+        return {"swap": swap, "leave_out": leave}
+
+    variant("chosen: the three gates of build_detector()", chosen)
     return {
         "photos": len(entries),
         "seconds_per_photo": per_photo,

@@ -43,7 +43,7 @@ from faceblur.detection.base import (
 from faceblur.detection.centerface import CenterFaceNet
 from faceblur.detection.mtcnn import MtcnnNet
 from faceblur.detection.yunet import YUNET_MODEL, YuNetNet
-from faceblur.geometry import iou_matrix, tile_windows, windows_around
+from faceblur.geometry import Box, iou_matrix, tile_windows, windows_around
 from faceblur.options import MIN_THRESHOLD  # the lowest score `detect` returns
 
 
@@ -150,13 +150,19 @@ class DetectorSettings:
     # not looked at closer (most 10-px faces; 12 px and up are still found), so photos
     # keep the whole-photo zoom.
     zoom_near_candidates: bool = False
+    # Zoom only the tiles that hold a small candidate of the global pass scored at least
+    # this. Off: at 0.2 a quarter of the tiles were skipped with no face lost on 99 dev
+    # photos, but 10-px faces the global pass barely sees were lost (test_detect); at 0.02,
+    # low enough for them, nearly every tile holds such a hint (docs/tried.md).
+    zoom_tile_hint: float | None = None
     upside_down: float | None = 0.5  # pass on the photo turned 180 degrees, at this scale
     squeeze: float | None = 0.5  # pass on the photo shrunk vertically by this factor
     extra_pass_weight: float = 0.5  # scores of those two passes are scaled by this
-    # Those two passes run only when the first passes leave a hint (`extra_passes_hinted`):
-    # a doubtful candidate, scored at least this by the global passes but under
-    # `extra_pass_hint_high`. None: they run on every photo.
-    extra_pass_hint: float | None = None
+    # Those two passes run only when CenterFace's global, shrink and zoom passes leave a
+    # doubtful candidate, scored in [extra_pass_hint, extra_pass_hint_high), or see nothing
+    # at extra_pass_hint and up (`extra_passes_wanted`). They found no face alone on 99
+    # dev photos (bench/ablation.py); about half the photos still get them. None: always.
+    extra_pass_hint: float | None = 0.3
     extra_pass_hint_high: float = 0.5
     same_network_iou: float = 0.4
     mtcnn: bool = True
@@ -164,6 +170,12 @@ class DetectorSettings:
     mtcnn_threshold_pnet: float = 0.6
     mtcnn_threshold_rnet: float = 0.7
     mtcnn_threshold_onet: float = 0.3
+    # MTCNN runs only when CenterFace's global and shrink passes and YuNet, fused, leave a
+    # doubtful face, scored in [mtcnn_hint, mtcnn_hint_high), for its vote to settle: alone
+    # it found 3 faces of 50 px and up on 99 dev photos, all kept by this rule, on half the
+    # photos (bench/ablation.py). None: on every photo.
+    mtcnn_hint: float | None = 0.2
+    mtcnn_hint_high: float = 0.5
     yunet: bool = True
     min_contrast: float = 4.0  # grey-level std below which a box is a flat patch, not a face
     device: str = "auto"  # where CenterFace runs: auto, cuda or cpu (centerface.DEVICES)
@@ -182,6 +194,15 @@ class Passes:
     yunet: Candidates | None = None
     mtcnn: Candidates | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    hints: Candidates | None = None  # the global pass's candidates down to zoom_tile_hint
+
+
+def extra_passes_wanted(first: Iterable[np.ndarray], low: float, high: float) -> bool:
+    """Whether the first passes' scores leave a face for the turned or squeezed photo to
+    show: a doubtful one (in [low, high)), or none seen at `low` and up at all (a narrow
+    face alone in a photo is invisible to every upright view: test_detect)."""
+    scores = np.concatenate([np.zeros(0), *first])
+    return leaves_doubt([scores], low, high) or not bool(np.any(scores >= low))
 
 
 class _Stopwatch:
@@ -197,10 +218,18 @@ class _Stopwatch:
         return found
 
 
-def extra_passes_hinted(first: list[Candidates], low: float, high: float) -> bool:
-    """Whether the first passes left a doubtful candidate (scored in [low, high)): a face
-    they half see, which the photo turned or squeezed may show clearly."""
-    return any(bool(np.any((f.scores >= low) & (f.scores < high))) for f in first)
+def leaves_doubt(scores: Iterable[np.ndarray], low: float, high: float) -> bool:
+    """Whether some candidate scores in [low, high): a face half seen, which another view
+    or another network may settle."""
+    return any(bool(np.any((some >= low) & (some < high))) for some in scores)
+
+
+def holds_small(window: Box, found: Candidates, max_height: float) -> bool:
+    """Whether `window` (x, y, w, h) holds the centre of a candidate under `max_height`."""
+    x, y, w, h = window
+    small = found.boxes[found.boxes[:, 3] - found.boxes[:, 1] < max_height]
+    cx, cy = (small[:, 0] + small[:, 2]) / 2, (small[:, 1] + small[:, 3]) / 2
+    return bool(np.any((cx >= x) & (cx < x + w) & (cy >= y) & (cy < y + h)))
 
 
 class FusedDetector:
@@ -236,25 +265,43 @@ class FusedDetector:
     def centerface_passes(self, base: np.ndarray, passes: Passes, gated: bool = True) -> None:
         """CenterFace's passes on `base` into `passes.centerface`; `gated=False` runs every
         pass whatever the first ones saw (bench/ablation.py)."""
+        self.first_centerface_passes(base, passes)
+        self.later_centerface_passes(base, passes, gated)
+
+    def first_centerface_passes(self, base: np.ndarray, passes: Passes) -> None:
+        """The global pass (and its faint candidates, `passes.hints`) and the shrink pass."""
         s, net, timed = self.settings, self._centerface, _Stopwatch(passes.seconds)
         found = passes.centerface
-        found["global"] = timed("global", lambda: net(base, s.centerface_threshold))
+        hint = s.zoom_tile_hint
+        bar = s.centerface_threshold if hint is None else min(hint, s.centerface_threshold)
+        glimpse = timed("global", lambda: net(base, bar))
+        found["global"] = glimpse.select(glimpse.scores >= s.centerface_threshold)
+        passes.hints = None if hint is None else glimpse.select(glimpse.scores >= hint)
         if s.shrink is not None:
             found["shrink"] = timed(
                 "shrink", lambda: net.scaled(base, s.shrink, s.centerface_threshold)
             )
+
+    def later_centerface_passes(self, base: np.ndarray, passes: Passes, gated: bool) -> None:
+        """The zoom, upside-down and squeezed passes, each when the first passes hint at
+        what it finds (always when not `gated`)."""
+        s, net, timed = self.settings, self._centerface, _Stopwatch(passes.seconds)
+        found = passes.centerface
         if s.zoom is not None and (
             not gated or needs_zoom(found["global"], s.zoom_trigger_score, s.zoom_trigger_height)
         ):
-            found["zoom"] = timed("zoom", lambda: self.zoom_candidates(base, found["global"]))
+            hints = passes.hints if gated else None
+            found["zoom"] = timed(
+                "zoom", lambda: self.zoom_candidates(base, found["global"], hints)
+            )
         # Upside-down and narrow faces: weighted down, they rarely outvote the photo as is,
         # so they add the faces only these passes see and few stray regions.
         weight = s.extra_pass_weight
         if weight <= 0 or (
             gated
             and s.extra_pass_hint is not None
-            and not extra_passes_hinted(
-                list(found.values()), s.extra_pass_hint, s.extra_pass_hint_high
+            and not extra_passes_wanted(
+                (f.scores for f in found.values()), s.extra_pass_hint, s.extra_pass_hint_high
             )
         ):
             return
@@ -271,9 +318,12 @@ class FusedDetector:
             if name in found:
                 found[name].scores = found[name].scores * weight
 
-    def zoom_candidates(self, base: np.ndarray, global_pass: Candidates) -> Candidates:
-        """Small faces on `base` zoomed by `zoom`: in tiles over all of it, or in windows
-        around the small candidates of `global_pass` (`zoom_near_candidates`)."""
+    def zoom_candidates(
+        self, base: np.ndarray, global_pass: Candidates, hints: Candidates | None = None
+    ) -> Candidates:
+        """Small faces on `base` zoomed by `zoom`: in tiles over all of it (only those that
+        hold a small one of `hints`, when given), or in windows around the small candidates
+        of `global_pass` (`zoom_near_candidates`)."""
         s = self.settings
         overlap = math.ceil(2 * s.zoom_max_height)
         height, width = base.shape[:2]
@@ -284,6 +334,8 @@ class FusedDetector:
             windows = windows_around(small, width, height, s.zoom_max_height)
         else:
             windows = tile_windows(width, height, max_area, overlap)
+            if hints is not None:
+                windows = [w for w in windows if holds_small(w, hints, s.zoom_max_height)]
         parts = [
             self._centerface.window(base, window, s.zoom, s.centerface_threshold)
             for window in windows
@@ -314,19 +366,36 @@ class FusedDetector:
             return Candidates.empty()
         return rescale_scores(self._yunet(base), self.settings.fusion.yunet_floor)
 
+    def mtcnn_wanted(self, passes: Passes) -> bool:
+        """Whether CenterFace's first passes and YuNet, fused, leave a face for MTCNN's vote
+        to settle (`mtcnn_hint`)."""
+        s = self.settings
+        if s.mtcnn_hint is None:
+            return True
+        first = [
+            passes.centerface[name] for name in ("global", "shrink") if name in passes.centerface
+        ]
+        voters = [merge_same_network(first, s.same_network_iou)]
+        voters.append(passes.yunet if passes.yunet is not None else Candidates.empty())
+        _, scores, _ = fuse(voters, [1.0, s.fusion.yunet_weight], s.fusion.iou)
+        return leaves_doubt([scores], s.mtcnn_hint, s.mtcnn_hint_high)
+
     def passes(self, image: np.ndarray, gated: bool = True) -> Passes:
         """Every network's passes on `image` (shrunk once, to `max_side`), timed."""
         check_image(image)
         base, scale = self.shrunk(image)
         passes = Passes(base, scale)
         timed = _Stopwatch(passes.seconds)
-        # MTCNN (TensorFlow) mostly keeps to one core while the CenterFace passes run: side
-        # by side, a detector run ends sooner (video frames wait for it).
+        self.first_centerface_passes(base, passes)
+        passes.yunet = timed("yunet", lambda: self.yunet_candidates(base))
+        # MTCNN (TensorFlow) mostly keeps to one core while the later CenterFace passes run:
+        # side by side, a detector run ends sooner (video frames wait for it).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-mtcnn") as side:
-            mtcnn = side.submit(lambda: timed("mtcnn", lambda: self.mtcnn_candidates(base)))
-            self.centerface_passes(base, passes, gated)
-            passes.yunet = timed("yunet", lambda: self.yunet_candidates(base))
-            passes.mtcnn = mtcnn.result()
+            mtcnn = None
+            if self._mtcnn is not None and (not gated or self.mtcnn_wanted(passes)):
+                mtcnn = side.submit(lambda: timed("mtcnn", lambda: self.mtcnn_candidates(base)))
+            self.later_centerface_passes(base, passes, gated)
+            passes.mtcnn = mtcnn.result() if mtcnn is not None else None
         return passes
 
     def combine(
