@@ -122,7 +122,8 @@ def build_detector_calls(path: Path) -> list[ast.Call]:
 def test_the_function_the_command_line_and_the_benches_build_one_configuration(door) -> None:
     # build_detector() is the one place the production detector is configured: a door that
     # passed its own settings would run a detector the benchmarks never measured.
-    calls = build_detector_calls(ROOT / door)
-    assert calls, f"{door} no longer builds the detector"
-    for call in calls:
+    # (The function hands build_detector itself to a thread: a reference, not a call;
+    # test_doors_detector runs both doors end to end.)
+    assert "build_detector" in (ROOT / door).read_text(), f"{door} no longer builds it"
+    for call in build_detector_calls(ROOT / door):
         assert not call.args and not call.keywords, f"{door}:{call.lineno} configures its own"
