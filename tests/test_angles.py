@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import FACES_DEV
+from data import require_data
 from faceblur.angles import TURNS, AnyAngleDetector, face_back, merge_faces, turn_image, upright
 from faceblur.anonymise import padded_region, region_mask
 from faceblur.detect import Face
@@ -24,6 +25,7 @@ EXIF_ORIENTATION = 0x0112
 
 
 def read_rgb(name: str) -> np.ndarray:
+    require_data()
     return cv2.cvtColor(cv2.imread(str(FACES_DEV / name)), cv2.COLOR_BGR2RGB)
 
 
