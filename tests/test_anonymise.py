@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
+from data import ATT_FACES, COMPOSED, FACES_DEV, composed_photo, require_data
 from faceblur.anonymise import METHODS, anonymise, padded_region, region_mask
 from faceblur.errors import BadRequestError
 from faceblur.options import (
@@ -24,10 +24,6 @@ from faceblur.options import (
     STRENGTHS,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-FACES_DEV = SHARED_DATA / "faces-dev"
-ATT_FACES = SHARED_DATA / "att-faces"
-
 GROUP_PHOTO = "images/13_Interview_Interview_On_Location_13_287.jpg"
 EVERY_COMBINATION = list(itertools.product(METHODS, SHAPES, STRENGTHS))
 
@@ -37,6 +33,7 @@ def _rgb(path) -> np.ndarray:
 
 
 def _att(person: int, photo: int) -> np.ndarray:
+    require_data()
     return _rgb(ATT_FACES / f"s{person}" / f"{photo}.pgm")
 
 
@@ -45,10 +42,19 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def group(dev_annotations) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+def photographed_group(dev_annotations) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The faces-dev group photo: a camera's softness and noise, which some measures need."""
     entry = next(e for e in dev_annotations if e["image"] == GROUP_PHOTO)
     faces = [tuple(round(v) for v in face) for face in entry["faces"]]
     return _rgb(FACES_DEV / GROUP_PHOTO), faces
+
+
+@pytest.fixture(scope="module", params=["faces-dev", COMPOSED])
+def group(request) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The faces-dev group photo, and five free faces 160 to 64 px high (tests/data.py)."""
+    if request.param == COMPOSED:
+        return composed_photo((160, 130, 100, 80, 64), size=(1040, 640))
+    return request.getfixturevalue("photographed_group")
 
 
 def _regions(image: np.ndarray, faces) -> list[tuple[int, int, int, int]]:
@@ -96,8 +102,8 @@ def test_input_array_is_not_mutated(group, method, shape, strength) -> None:
 SSIM_CEILING = {"smudge": 0.6, "solid": 0.1, "blur": 0.6, "pixelate": 0.6}
 
 
-def test_the_similarity_bar_fails_a_light_blur(group) -> None:
-    image, faces = group
+def test_the_similarity_bar_fails_a_light_blur(photographed_group) -> None:
+    image, faces = photographed_group
     light = cv2.GaussianBlur(image, (0, 0), 2.0)
     for x, y, w, h in faces:
         before, after = _grey(image[y : y + h, x : x + w]), _grey(light[y : y + h, x : x + w])
@@ -237,9 +243,9 @@ def test_smudge_differs_between_two_calls_on_the_same_input(group) -> None:
             assert not np.array_equal(first[y : y + h, x : x + w], second[y : y + h, x : x + w])
 
 
-def test_smudge_without_grain_is_the_same_smooth_fill_every_time(group) -> None:
+def test_smudge_without_grain_is_the_same_smooth_fill_every_time(photographed_group) -> None:
     """Video frames: a scene that does not move gets the same fill, not boiling noise."""
-    image, faces = group
+    image, faces = photographed_group
     regions = _regions(image, faces)
     first = anonymise(image, regions, "smudge", grain=False)
     second = anonymise(image, regions, "smudge", grain=False)

@@ -50,8 +50,8 @@ def app(s3, auth_stack, account_settings, tmp_path):
 
 
 @pytest.fixture
-def photo(dev_annotations) -> bytes:
-    entry = next(e for e in dev_annotations if e["n_faces"] == 1 and not e["ignore"])
+def photo(portrait_annotations) -> bytes:
+    entry = next(e for e in portrait_annotations if e["n_faces"] == 1 and not e["ignore"])
     return scaled_photo(entry, 240, "JPEG")[0]
 
 
