@@ -9,7 +9,7 @@ LOCAL := .local
 # postgresql: the accounts tests start a real server (functions/local/pg_server.py).
 APT_PACKAGES := chromium postgresql
 
-.PHONY: install test lint bench run clean settings
+.PHONY: install test test-fast lint bench run clean settings
 
 install: $(VENV)/.installed $(LOCAL)/.apt-installed
 
@@ -59,6 +59,11 @@ lint: install
 
 test: install lint
 	$(VENV)/bin/pytest
+
+# Daily work: no Chromium, no PostgreSQL, no video encoding, no dlib, no wheel install.
+FAST := not browser and not postgres and not video and not deep_attacker and not install
+test-fast: install lint
+	$(VENV)/bin/pytest -m '$(FAST)'
 
 bench: install
 	mkdir -p bench/results

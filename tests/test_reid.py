@@ -83,6 +83,7 @@ def deep_table(reid) -> dict[str, float]:
     return rates
 
 
+@pytest.mark.deep_attacker
 def test_a_face_recogniser_names_plain_and_blurred_faces_but_not_the_default(deep_table):
     chance = 1 / len(DEEP_PEOPLE)
     assert deep_table["none"] > 0.9

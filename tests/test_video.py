@@ -22,6 +22,8 @@ from faceblur.cli import main
 from faceblur.errors import CorruptVideoError, FaceblurError, NotAVideoError
 from faceblur.video import anonymise_video, for_video, probe
 
+pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
+
 PHOTO = "images/20_Family_Group_Family_Group_20_100.jpg"  # five faces, 70 to 134 px
 LOCATION = "+48.8577+002.2950/"
 FRAMES = 8  # the detector takes most of a second per frame here: keep clips short
