@@ -16,7 +16,7 @@ from datetime import datetime
 from faceblur.accounts import remove_owned
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, UnavailableError
-from faceblur.storage import Store
+from faceblur.store.s3 import Store
 
 from .safety import VIDEO_SUFFIX, is_safe_key
 

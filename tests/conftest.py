@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _secret_value(name: str) -> str:
     if name == "faceblur-seal-public-key":  # checked as a key by the code: give it a real one
-        from faceblur import seal
+        from faceblur.sealing import seal
 
         return seal.public_key_pem(seal.new_authority_key()).decode()
     return f"value-of-{name}"
@@ -59,7 +59,7 @@ def portrait_annotations(request) -> list[dict]:
 @pytest.fixture(scope="session")
 def detector():
     """The production detector, built once: building it is the slow part."""
-    from faceblur.detect import build_detector
+    from faceblur.detection import build_detector
 
     return build_detector()
 

@@ -179,7 +179,7 @@ def test_settings_default_to_off_and_sqlite_under_local():
 
 def _admin(args: list[str], url: str, stdin: str = "") -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "faceblur.admin", *args],
+        [sys.executable, "-m", "faceblur.cli.admin", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -216,7 +216,7 @@ def test_the_admin_command_is_a_console_script():
     import tomllib
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert scripts["faceblur-admin"] == "faceblur.admin:main"
+    assert scripts["faceblur-admin"] == "faceblur.cli.admin:main"
 
 
 def test_removing_an_owners_objects_needs_a_whole_prefix(s3_server):

@@ -12,8 +12,9 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from data import ATT_FACES, COMPOSED, FACES_DEV, composed_photo, require_data
-from faceblur.anonymise import METHODS, anonymise, padded_region, region_mask
+from faceblur.anonymise import METHODS, anonymise, region_mask
 from faceblur.errors import BadRequestError
+from faceblur.geometry import padded_region
 from faceblur.options import (
     DEFAULT_METHOD,
     DEFAULT_PADDING,

@@ -11,22 +11,13 @@ import pytest
 
 from conftest import FACES_DEV
 from data import require_data
-from faceblur.angles import AnyAngleDetector
-from faceblur.detect import (
-    YUNET_MODEL,
-    Candidates,
-    CenterFaceNet,
-    Face,
-    FusionSettings,
-    YuNetNet,
-    build_detector,
-    fuse,
-    iou_matrix,
-    rescale_scores,
-    tile_windows,
-    to_faces,
-    windows_around,
-)
+from faceblur.detection import build_detector
+from faceblur.detection.angles import AnyAngleDetector
+from faceblur.detection.base import Candidates, Face, to_faces
+from faceblur.detection.centerface import CenterFaceNet
+from faceblur.detection.fusion import FusionSettings, fuse, rescale_scores
+from faceblur.detection.yunet import YUNET_MODEL, YuNetNet
+from faceblur.geometry import iou_matrix, tile_windows, windows_around
 from faceblur.options import DEFAULT_THRESHOLD, MIN_THRESHOLD
 
 PORTRAIT = "images/0_Parade_Parade_0_461.jpg"  # one face, 110 px high

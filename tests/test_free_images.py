@@ -21,10 +21,10 @@ from test_video import assert_faces_hidden, audio_packets
 from bench.clips import make_clip
 from data import ASTRONAUT_FACE, astronaut, composed_photo, encoded
 from faceblur.anonymise import anonymise, region_mask
-from faceblur.cli import main
+from faceblur.cli.main import main
+from faceblur.media.photo import anonymise_image, locate_faces
+from faceblur.media.video import anonymise_video, probe
 from faceblur.options import Options
-from faceblur.pipeline import anonymise_image, locate_faces
-from faceblur.video import anonymise_video, probe
 
 Box = tuple[int, int, int, int]
 

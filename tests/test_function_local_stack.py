@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from faceblur.config import load_settings
-from faceblur.storage import Store, content_id
+from faceblur.store.s3 import Store, content_id
 from stack_fixtures import (
     ROOT,
     free_port,

@@ -20,7 +20,7 @@ from faceblur.errors import (
     NotAnImageError,
     TooLargeError,
 )
-from faceblur.image import MIME_TYPES, box_as_stored, decode, encode, size_as_stored
+from faceblur.media.image import MIME_TYPES, box_as_stored, decode, encode, size_as_stored
 
 
 def real_photo(size: tuple[int, int] = (160, 120)) -> np.ndarray:

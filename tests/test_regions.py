@@ -13,8 +13,8 @@ import requests
 from PIL import Image
 
 from faceblur.errors import BadRequestError
+from faceblur.media.photo import anonymise_image
 from faceblur.options import MAX_REGIONS, Options, parse_options
-from faceblur.pipeline import anonymise_image
 from stack_fixtures import LocalS3, scaled_photo
 
 # JPEG at quality 95 moves a pixel by about one level on average when re-encoded; a

@@ -23,12 +23,12 @@ import requests
 from PIL import Image
 
 from conftest import FACES_DEV
-from faceblur import seal
-from faceblur.cli import main
-from faceblur.cli_seal import PASSPHRASE_ENV
+from faceblur.cli.main import main
+from faceblur.cli.seal import PASSPHRASE_ENV
 from faceblur.config import ConfigError, load_settings
-from faceblur.image import decode
-from faceblur.storage import Store
+from faceblur.media.image import decode
+from faceblur.sealing import seal
+from faceblur.store.s3 import Store
 from stack_fixtures import CuttingProxy, scaled_photo, start_function, start_local_s3
 
 FACEBLUR = Path(sys.executable).parent / "faceblur"

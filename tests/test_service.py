@@ -7,15 +7,15 @@ from dataclasses import dataclass
 
 import pytest
 
+from faceblur.media.photo import Result, anonymise_image
 from faceblur.options import Options
-from faceblur.pipeline import Result, anonymise_image
-from faceblur.service import (
+from faceblur.service.photos import (
     NullStore,
     ObjectEvent,
     anonymise_and_store,
     process_bucket_events,
 )
-from faceblur.storage import content_id
+from faceblur.store.s3 import content_id
 from stack_fixtures import scaled_photo
 
 

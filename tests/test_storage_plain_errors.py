@@ -10,7 +10,7 @@ import pytest
 
 from faceblur.config import load_settings
 from faceblur.errors import UnavailableError
-from faceblur.storage import Store, key_problem
+from faceblur.store.s3 import Store, key_problem
 
 
 def closed_port() -> int:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from faceblur.detect import Face
-from faceblur.track import (
+from faceblur.detection.base import Face
+from faceblur.media.track import (
     TrackedFrame,
     Tracker,
     TrackSettings,

@@ -18,9 +18,9 @@ from bench.clips import (
     make_clip,
 )
 from conftest import FACES_DEV
-from faceblur.cli import main
+from faceblur.cli.main import main
 from faceblur.errors import CorruptVideoError, FaceblurError, NotAVideoError
-from faceblur.video import anonymise_video, for_video, probe
+from faceblur.media.video import anonymise_video, for_video, probe
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
 

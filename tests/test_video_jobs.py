@@ -23,10 +23,15 @@ import pytest
 
 from bench.clips import EXPOSED, central_detail_kept, displayed_frames, make_clip
 from conftest import FACES_DEV
-from faceblur import seal
 from faceblur.config import ConfigError, load_settings
 from faceblur.errors import BadRequestError, NotFoundError, TooLargeError, UnavailableError
-from faceblur.jobs import (
+from faceblur.formats import video_type
+from faceblur.media.photo import Result, anonymise_image
+from faceblur.media.video import anonymise_video
+from faceblur.options import Options
+from faceblur.sealing import seal
+from faceblur.service.photos import ObjectEvent, process_bucket_events
+from faceblur.service.videos import (
     SEALING_REASON,
     STALE_REASON,
     STALE_SECONDS,
@@ -39,14 +44,9 @@ from faceblur.jobs import (
     process_video_object,
     read_status,
     status_key,
-    video_type,
     write_status,
 )
-from faceblur.options import Options
-from faceblur.pipeline import Result, anonymise_image
-from faceblur.service import ObjectEvent, process_bucket_events
-from faceblur.storage import Store, content_id
-from faceblur.video import anonymise_video
+from faceblur.store.s3 import Store, content_id
 from stack_fixtures import CuttingProxy, scaled_photo, start_local_s3
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out

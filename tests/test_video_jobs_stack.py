@@ -19,7 +19,7 @@ import requests
 
 from bench.clips import make_clip
 from data import composed_photo
-from faceblur.jobs import inbox_key, job_answer, job_of_key, new_job_id, status_key
+from faceblur.service.videos import inbox_key, job_answer, job_of_key, new_job_id, status_key
 from stack_fixtures import LocalS3, free_port, start_function, start_local_s3
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out

@@ -69,7 +69,8 @@ from faceblur.errors import (  # noqa: E402
     UnavailableError,
     quoted,
 )
-from faceblur.jobs import SNIFF_BYTES, job_answer, queue_video, video_type  # noqa: E402
+from faceblur.formats import SNIFF_BYTES, video_type  # noqa: E402
+from faceblur.media.photo import Result, anonymise_image, faces_to_json, regions_to_json  # noqa: E402
 from faceblur.options import (  # noqa: E402
     METHOD_INFO,
     SHAPES,
@@ -78,21 +79,16 @@ from faceblur.options import (  # noqa: E402
     parse_options,
     request_flag,
 )
-from faceblur.pipeline import (  # noqa: E402
-    Result,
-    anonymise_image,
-    faces_to_json,
-    regions_to_json,
-)
-from faceblur.seal import fingerprint, load_public_key  # noqa: E402
-from faceblur.service import (  # noqa: E402
+from faceblur.sealing.seal import fingerprint, load_public_key  # noqa: E402
+from faceblur.service.photos import (  # noqa: E402
     NullStore,
     ObjectEvent,
     Outcome,
     anonymise_and_store,
     process_bucket_events,
 )
-from faceblur.storage import Store  # noqa: E402
+from faceblur.service.videos import job_answer, queue_video  # noqa: E402
+from faceblur.store.s3 import Store  # noqa: E402
 
 RAW_TYPES = ("application/octet-stream",)
 # What a video request may carry beside the video: its file name (options are for photos).
@@ -121,7 +117,7 @@ class _Model:
 
     def _build(self) -> None:
         try:
-            from faceblur.detect import build_detector
+            from faceblur.detection import build_detector
 
             self._detector = build_detector()
         except Exception as error:  # reported as 503 on every request, with the cause
@@ -147,8 +143,8 @@ class _Model:
 
         The lock is taken per frame, not per video: photos are not held up for minutes.
         """
-        from faceblur.angles import upright
-        from faceblur.video import anonymise_video
+        from faceblur.detection.angles import upright
+        from faceblur.media.video import anonymise_video
 
         self._ready.wait()
         if self._detector is None:

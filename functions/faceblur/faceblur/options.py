@@ -13,7 +13,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
-from faceblur.config import parse_flag
 from faceblur.errors import BadRequestError, RegionsError, quoted
 
 # One line per method for README, --help, the web page's picker and the info JSON. The
@@ -73,7 +72,7 @@ class Options:
     strength: str = DEFAULT_STRENGTH
     padding: float = DEFAULT_PADDING
     threshold: float = DEFAULT_THRESHOLD
-    upright_only: bool = False  # skip the turned passes (faceblur.angles): photos known upright
+    upright_only: bool = False  # skip the turned passes (detection.angles): photos known upright
     # False: anonymise only `regions`. The regions are [x, y, w, h] in pixels of the
     # upright image, used exactly as given (no padding): a person chose them.
     detect: bool = True
@@ -192,3 +191,15 @@ def parse_options(raw: Mapping[str, object]) -> Options:
         detect=request_flag("detect", raw.get("detect", defaults.detect)),
         regions=_regions(raw.get("regions", defaults.regions)),
     )
+
+
+def parse_flag(value: object) -> bool:
+    """true/false in the spellings environments and query strings use; ValueError otherwise."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"must be true or false, got {quoted(value)}")

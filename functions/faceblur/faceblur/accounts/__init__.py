@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 # config's own readers, so a variable is parsed and reported the same way everywhere.
 from faceblur.config import SECRETS_DIR, _bool, _positive_int, read_secret
-from faceblur.storage import OWNERS_FOLDER, Store
+from faceblur.store.s3 import OWNERS_FOLDER, Store
 
 from .models import ApiKey, User
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from faceblur.detect import Box, Face, iou_matrix
+from faceblur.detection.base import Face
+from faceblur.geometry import Box, iou_matrix
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from faceblur.config import Settings
 from faceblur.errors import (
@@ -37,19 +37,15 @@ from faceblur.errors import (
     TooLargeError,
     UnsupportedError,
 )
-from faceblur.formats import VIDEO_EXTENSIONS
+from faceblur.formats import SNIFF_BYTES, VIDEO_EXTENSIONS, video_type
+from faceblur.media.video import ProgressCallback, VideoInfo, VideoResult, probe
 from faceblur.options import Options
-from faceblur.storage import FACES_METADATA, Store, split_owner
-
-if TYPE_CHECKING:  # PyAV and OpenCV only where videos are read: the page imports the names
-    from faceblur.video import ProgressCallback, VideoInfo, VideoResult
+from faceblur.store.s3 import FACES_METADATA, Store, split_owner
 
 VIDEOS_FOLDER = "videos/"
 JOBS_FOLDER = "jobs/"
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 RESULT_TYPE = "video/mp4"
-# Enough of a file to read any of the signatures below (WebM names itself in the EBML header).
-SNIFF_BYTES = 64
 # A status write is one small PUT; every 2 s keeps a poller current without a PUT per frame.
 PROGRESS_INTERVAL_SECONDS = 2.0
 # User metadata on a video result beside FACES_METADATA (which counts tracks: distinct faces).
@@ -60,23 +56,6 @@ SEALING_REASON = "sealed originals are not supported for videos yet"
 STALE_SECONDS = 120
 STALE_REASON = "the job stopped before it was done (a timeout or a restart); send the video again"
 MAX_NAME_CHARS = 100
-
-# ISO base media brands of still images (HEIF, AVIF): an `ftyp` box alone is not a video.
-_IMAGE_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif"}
-
-
-def video_type(head: bytes) -> str | None:
-    """The MIME type of a video container from a file's first bytes; None if not a video."""
-    if head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand in _IMAGE_BRANDS:
-            return None
-        return "video/quicktime" if brand == b"qt  " else "video/mp4"
-    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska, or WebM by its DocType
-        return "video/webm" if b"webm" in head[:SNIFF_BYTES] else "video/x-matroska"
-    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
-        return "video/x-msvideo"
-    return None
 
 
 # -- names ----------------------------------------------------------------------------
@@ -253,7 +232,7 @@ def queue_video(
         path = Path(folder) / name
         path.write_bytes(data)
         try:
-            info = _probe(path)
+            info = probe(path)
         except FaceblurError as error:
             # Truncated or not a video: either way, not a video this service can read.
             raise NotAVideoError(_plain(str(error), folder)) from None
@@ -270,12 +249,6 @@ def queue_video(
 def _plain(reason: str, folder: str) -> str:
     """A reason without the temporary folder FFmpeg may name."""
     return reason.replace(f"{folder}/", "").replace(folder, "")
-
-
-def _probe(path: Path) -> VideoInfo:
-    from faceblur.video import probe
-
-    return probe(path)
 
 
 # -- the bucket path: run ---------------------------------------------------------------
@@ -356,7 +329,7 @@ def _run(
     source = folder / file_name(key, mime_type)
     check_size(store.size(inbox, key) or 0, settings)  # before a byte is downloaded
     store.fget(inbox, key, source, max_bytes=settings.max_video_bytes)
-    info = _probe(source)
+    info = probe(source)
     check_video(info, settings)
     running = replace(running, frames_total=frames_expected(info))
     write_status(store, settings, running)

@@ -1,7 +1,7 @@
-"""`faceblur keys | disclose | audit`: the authority's side of sealed originals (faceblur.seal).
+"""`faceblur keys | disclose | audit`: the authority's side of sealed originals (faceblur.sealing).
 
 These commands run where the private key is, never in the service. Files only here; the
-cryptography and the audit chain are faceblur.seal's pure functions.
+cryptography and the audit chain are faceblur.sealing's pure functions.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from faceblur import seal
+from faceblur.config import ConfigError, load_settings
 from faceblur.errors import FaceblurError
 from faceblur.formats import SEALED_SUFFIX
+from faceblur.sealing import seal
+from faceblur.store.s3 import Store, sealed_key
 
 KEY_NAME = "authority.key"
 PUBLIC_NAME = "authority.pub"
@@ -144,10 +146,7 @@ def _s3_location(text: str) -> tuple[str, str] | None:
 
 
 def _store():
-    """The S3 store from the FACEBLUR_S3_* settings (imported only when s3:// is used)."""
-    from faceblur.config import ConfigError, load_settings
-    from faceblur.storage import Store
-
+    """The S3 store from the FACEBLUR_S3_* settings."""
     try:
         return Store(load_settings())
     except ConfigError as error:
@@ -160,8 +159,6 @@ def _result_and_sealed(args: argparse.Namespace) -> tuple[bytes, bytes]:
     if location is None:
         sealed = args.sealed or f"{args.result}{SEALED_SUFFIX}"
         return _read(args.result), _read(sealed)
-    from faceblur.storage import sealed_key
-
     store = _store()
     bucket, key = location
     result = store.read(bucket, key)

@@ -58,9 +58,9 @@ from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from faceblur.anonymise import padded_region
 from faceblur.errors import FaceblurError
-from faceblur.image import DEFAULT_MAX_PIXELS, Box, decode, encode
+from faceblur.geometry import Box, padded_region
+from faceblur.media.image import DEFAULT_MAX_PIXELS, decode, encode
 
 FORMAT = "faceblur-sealed"
 VERSION = 1

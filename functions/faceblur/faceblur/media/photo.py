@@ -7,10 +7,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 
-from faceblur.angles import upright
-from faceblur.anonymise import anonymise, padded_region
-from faceblur.detect import Box, Detector, Face
-from faceblur.image import (
+from faceblur.anonymise import anonymise
+from faceblur.detection.angles import upright
+from faceblur.detection.base import Detector, Face
+from faceblur.geometry import Box, padded_region
+from faceblur.media.image import (
     DEFAULT_MAX_PIXELS,
     DecodedImage,
     box_as_stored,

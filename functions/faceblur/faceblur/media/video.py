@@ -30,12 +30,13 @@ from pathlib import Path
 import av
 import numpy as np
 
-from faceblur.angles import AnyAngleDetector, upright
-from faceblur.anonymise import anonymise, padded_region
-from faceblur.detect import Box, Detector, Face, FusedDetector
+from faceblur.anonymise import anonymise
+from faceblur.detection.angles import AnyAngleDetector, upright
+from faceblur.detection.base import Detector, Face
+from faceblur.detection.fusion import FusedDetector
 from faceblur.errors import BadRequestError, CorruptVideoError, NotAVideoError
-from faceblur.pipeline import Options
-from faceblur.track import (
+from faceblur.geometry import Box, padded_region
+from faceblur.media.track import (
     Motion,
     TrackedFrame,
     Tracker,
@@ -45,9 +46,7 @@ from faceblur.track import (
     scene_distance,
     scene_signature,
 )
-
-# Suffixes the command line picks out of folders as videos; the format itself is probed.
-VIDEO_SUFFIXES = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
+from faceblur.options import Options
 
 # x264's constant rate factor: 18 is commonly taken as visually lossless.
 DEFAULT_CRF = 18

@@ -16,11 +16,12 @@ from typing import Protocol
 
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, FaceblurError
-from faceblur.jobs import SNIFF_BYTES, VideoAnonymiser, process_video_object, video_type
+from faceblur.formats import SNIFF_BYTES, video_type
+from faceblur.media.photo import Result
 from faceblur.options import Options
-from faceblur.pipeline import Result
-from faceblur.seal import seal_for_store
-from faceblur.storage import FACES_METADATA, Store, StoredPair, key_problem
+from faceblur.sealing.seal import seal_for_store
+from faceblur.service.videos import VideoAnonymiser, process_video_object
+from faceblur.store.s3 import FACES_METADATA, Store, StoredPair, key_problem
 
 log = logging.getLogger(__name__)
 

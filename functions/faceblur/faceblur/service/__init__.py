@@ -1,0 +1,1 @@
+"""The workflows every door calls: photos, videos and bucket events, storage included."""
