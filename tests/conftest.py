@@ -48,7 +48,7 @@ def dev_annotations() -> list[dict]:
 
 
 @pytest.fixture(scope="session", params=["faces-dev", COMPOSED])
-def portrait_annotations(request) -> list[dict]:
+def portrait_annotations(request: pytest.FixtureRequest) -> list[dict]:
     """Entries of one-face photos, from faces-dev (skipped without it) and composed from the
     free astronaut: tests wanting "a photo of one clear face" run on both."""
     if request.param == COMPOSED:
@@ -81,7 +81,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.postgres)
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
     """One closing line: how many tests the missing benchmark photos skipped, and why."""
     skipped = terminalreporter.stats.get("skipped", [])
     missing = sum(1 for report in skipped if MISSING_DATA in str(report.longrepr))

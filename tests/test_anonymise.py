@@ -51,7 +51,7 @@ def photographed_group(dev_annotations) -> tuple[np.ndarray, list[tuple[int, int
 
 
 @pytest.fixture(scope="module", params=["faces-dev", COMPOSED])
-def group(request) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+def group(request: pytest.FixtureRequest) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """The faces-dev group photo, and five free faces 160 to 64 px high (tests/data.py)."""
     if request.param == COMPOSED:
         return composed_photo((160, 130, 100, 80, 64), size=(1040, 640))
