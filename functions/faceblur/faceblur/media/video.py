@@ -1,7 +1,7 @@
 """Anonymise videos: frames streamed in and out through PyAV, audio copied, metadata dropped.
 
 A video frame is a photo with a track id: the same detector and anonymiser as photos,
-with `faceblur.track` linking detections across frames so that no single frame lets a
+with `faceblur.media.track` linking detections across frames so that no single frame lets a
 face through. Frames are streamed: at most `Tracker.lag` of them are held at a time,
 whatever the length of the clip.
 
@@ -364,8 +364,11 @@ def for_video(detector: Detector) -> Detector:
 
 
 def regions_of(tracked: TrackedFrame, options: Options, width: int, height: int) -> list[Box]:
-    """The regions hidden in a frame: each tracked box padded as a photo's faces are."""
-    return [padded_region(face.box, options.padding, width, height) for face in tracked.faces]
+    """The regions hidden in a frame: each tracked face padded as a photo's faces are,
+    most on the side its head points to."""
+    return [
+        padded_region(face.box, options.padding, width, height, face.turn) for face in tracked.faces
+    ]
 
 
 def anonymise_video(
@@ -522,7 +525,8 @@ def tracked_faces_to_json(
 ) -> list[dict]:
     """A frame's faces as plain JSON types, on the frame as displayed.
 
-    `detected` is false where the tracker filled a gap or extended a track.
+    `detected` is false where the tracker filled a gap or extended a track; `turn` is as
+    in a photo's faces (clockwise degrees to where the head points).
     """
     regions = regions_of(tracked, options, width, height)
     return [
@@ -531,6 +535,7 @@ def tracked_faces_to_json(
             "box": [int(v) for v in padded_region(face.box, 0.0, width, height)],
             "region": [int(v) for v in region],
             "score": round(float(face.score), 4),
+            "turn": face.turn,
             "detected": face.detected,
         }
         for face, region in zip(tracked.faces, regions, strict=True)
