@@ -70,7 +70,7 @@ from faceblur.errors import (  # noqa: E402
     quoted,
 )
 from faceblur.formats import SNIFF_BYTES, video_type  # noqa: E402
-from faceblur.media.photo import Result, anonymise_image, faces_to_json, regions_to_json  # noqa: E402
+from faceblur.media.photo import PhotoResult, anonymise_image, faces_to_json, regions_to_json  # noqa: E402
 from faceblur.options import (  # noqa: E402
     METHOD_INFO,
     SHAPES,
@@ -130,7 +130,7 @@ class _Model:
     def loaded(self) -> bool:
         return self._ready.is_set() and self._detector is not None
 
-    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> Result:
+    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> PhotoResult:
         """The pipeline with this process's detector (the service's `Anonymiser`)."""
         self._ready.wait()
         if self._detector is None:

@@ -17,7 +17,7 @@ from typing import Protocol
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, FaceblurError
 from faceblur.formats import SNIFF_BYTES, video_type
-from faceblur.media.photo import Result
+from faceblur.media.photo import PhotoResult
 from faceblur.options import Options
 from faceblur.sealing.seal import seal_for_store
 from faceblur.service.videos import VideoAnonymiser, process_video_object
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class Anonymiser(Protocol):
     """The pipeline as a door runs it (its model, its lock): bytes in, a result out."""
 
-    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> Result: ...
+    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> PhotoResult: ...
 
 
 class PairStore(Protocol):
@@ -73,13 +73,13 @@ class Kept:
 class Outcome:
     """One anonymised image; `kept` is None when the store keeps nothing."""
 
-    result: Result
+    result: PhotoResult
     kept: Kept | None
     timings: dict[str, float]  # the pipeline's, plus 'pipeline' and 'storage' in seconds
 
 
 def _pair(
-    data: bytes, result: Result, options: Options, seal_key: str | None, max_pixels: int
+    data: bytes, result: PhotoResult, options: Options, seal_key: str | None, max_pixels: int
 ) -> dict[str, object]:
     """`put_pair`'s arguments for an original and its result, with the face count.
 
