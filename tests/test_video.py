@@ -23,7 +23,8 @@ from faceblur.cli.main import main
 from faceblur.detection.base import Face
 from faceblur.errors import CorruptVideoError, FaceblurError, NotAVideoError
 from faceblur.geometry import padded_region
-from faceblur.media.video import anonymise_video, detect_video, for_video, probe, regions_of
+from faceblur.media.container import probe
+from faceblur.media.video import anonymise_video, detect_video, for_video, regions_of
 from faceblur.options import Options
 
 PHOTO = "images/20_Family_Group_Family_Group_20_100.jpg"  # five faces, 70 to 134 px
