@@ -14,10 +14,8 @@ from faceblur.errors import FaceblurError
 NONCE_BYTES = 12  # AES-GCM's standard nonce; each key encrypts exactly one message
 
 
-class SealError(FaceblurError):
+class SealError(FaceblurError, status=400):
     """Anything that stops a seal, a disclosure, a key or a log from being used."""
-
-    status = 400
 
 
 def sha256_hex(data: bytes) -> str:
