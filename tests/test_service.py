@@ -9,12 +9,8 @@ import pytest
 
 from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.options import Options
-from faceblur.service.photos import (
-    NullStore,
-    ObjectEvent,
-    anonymise_and_store,
-    process_bucket_events,
-)
+from faceblur.service.events import ObjectEvent, process_bucket_events
+from faceblur.service.photos import NullStore, anonymise_and_store
 from faceblur.store.s3 import content_id
 from stack_fixtures import scaled_photo
 
