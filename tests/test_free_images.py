@@ -22,8 +22,9 @@ from bench.clips import make_clip
 from data import ASTRONAUT_FACE, astronaut, composed_photo, encoded
 from faceblur.anonymise import anonymise, region_mask
 from faceblur.cli.main import main
+from faceblur.media.container import probe
 from faceblur.media.photo import anonymise_image, locate_faces
-from faceblur.media.video import anonymise_video, probe
+from faceblur.media.video import anonymise_video
 from faceblur.options import Options
 
 Box = tuple[int, int, int, int]

@@ -38,7 +38,8 @@ from faceblur.errors import (
     UnsupportedError,
 )
 from faceblur.formats import SNIFF_BYTES, VIDEO_EXTENSIONS, video_type
-from faceblur.media.video import ProgressCallback, VideoInfo, VideoResult, probe
+from faceblur.media.container import VideoInfo, probe
+from faceblur.media.video import ProgressCallback, VideoResult
 from faceblur.options import Options
 from faceblur.store.s3 import FACES_METADATA, Store, split_owner
 
