@@ -81,13 +81,13 @@ from faceblur.options import (  # noqa: E402
 )
 from faceblur.sealing.seal import fingerprint, load_public_key  # noqa: E402
 from faceblur.service.photos import (  # noqa: E402
-    NullStore,
     ObjectEvent,
     Outcome,
     anonymise_and_store,
     process_bucket_events,
 )
 from faceblur.service.videos import job_answer, queue_video  # noqa: E402
+from faceblur.store.null import NullStore  # noqa: E402
 from faceblur.store.s3 import Store  # noqa: E402
 
 RAW_TYPES = ("application/octet-stream",)

@@ -19,7 +19,8 @@ from faceblur.config import ConfigError, load_settings
 from faceblur.errors import FaceblurError
 from faceblur.formats import SEALED_SUFFIX
 from faceblur.sealing import seal
-from faceblur.store.s3 import Store, sealed_key
+from faceblur.store.keys import sealed_key
+from faceblur.store.s3 import Store
 
 KEY_NAME = "authority.key"
 PUBLIC_NAME = "authority.pub"

@@ -21,7 +21,9 @@ from faceblur.media.photo import Result
 from faceblur.options import Options
 from faceblur.sealing.seal import seal_for_store
 from faceblur.service.videos import VideoAnonymiser, process_video_object
-from faceblur.store.s3 import FACES_METADATA, Store, StoredPair, key_problem
+from faceblur.store.keys import key_problem
+from faceblur.store.pairs import StoredPair
+from faceblur.store.s3 import FACES_METADATA, Store
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +50,6 @@ class PairStore(Protocol):
     ) -> StoredPair | None: ...
 
     def result_url(self, key: str) -> str: ...
-
-
-class NullStore:
-    """Stores nothing (`store=false`): `put_pair` keeps no pair and says so with None."""
-
-    # Takes PairStore.put_pair's arguments, whatever they are, and ignores them all.
-    def put_pair(self, *args: object, **kwargs: object) -> None:
-        return None
-
-    def result_url(self, key: str) -> str:
-        raise KeyError(f"a NullStore holds no result {key!r}")
 
 
 @dataclass(frozen=True)
