@@ -10,12 +10,12 @@ import pytest
 from faceblur.media.photo import Result, anonymise_image
 from faceblur.options import Options
 from faceblur.service.photos import (
-    NullStore,
     ObjectEvent,
     anonymise_and_store,
     process_bucket_events,
 )
-from faceblur.store.s3 import content_id
+from faceblur.store.keys import content_id
+from faceblur.store.null import NullStore
 from stack_fixtures import scaled_photo
 
 
