@@ -125,7 +125,7 @@ class Settings:
     max_zip_bytes: int = 256 * 1024 * 1024
     callback_hosts: frozenset[str] = frozenset()
     retention_days: int = 30
-    # PEM of the public key originals are sealed for (faceblur.seal); None: stored in clear.
+    # PEM of the public key originals are sealed for (faceblur.sealing); None: stored in clear.
     seal_public_key: str | None = None
     max_video_bytes: int = 500 * 1024 * 1024
     max_video_seconds: int = 600

@@ -28,7 +28,7 @@ FORMATS: dict[str, Format] = {
 MIME_TYPES: dict[str, str] = {name: f.mime_type for name, f in FORMATS.items()}
 EXTENSIONS: dict[str, str] = {f.mime_type: f.extension for f in FORMATS.values()}
 
-# Videos as the inbox receives them (told apart by faceblur.jobs.video_type) and the
+# Videos as the inbox receives them (told apart by formats.video_type, below) and the
 # MP4 every result is written as.
 VIDEO_EXTENSIONS: dict[str, str] = {
     "video/mp4": ".mp4",
@@ -38,7 +38,7 @@ VIDEO_EXTENSIONS: dict[str, str] = {
     "video/x-msvideo": ".avi",
 }
 
-# Sealed originals (faceblur.seal): the file beside a result, and its type in a bucket.
+# Sealed originals (faceblur.sealing): the file beside a result, and its type in a bucket.
 SEALED_SUFFIX = ".sealed"
 SEALED_MIME_TYPE = "application/vnd.faceblur.sealed+json"
 

@@ -72,7 +72,7 @@ class Options:
     strength: str = DEFAULT_STRENGTH
     padding: float = DEFAULT_PADDING
     threshold: float = DEFAULT_THRESHOLD
-    upright_only: bool = False  # skip the turned passes (faceblur.angles): photos known upright
+    upright_only: bool = False  # skip the turned passes (detection.angles): photos known upright
     # False: anonymise only `regions`. The regions are [x, y, w, h] in pixels of the
     # upright image, used exactly as given (no padding): a person chose them.
     detect: bool = True

@@ -1,7 +1,7 @@
-"""`faceblur keys | disclose | audit`: the authority's side of sealed originals (faceblur.seal).
+"""`faceblur keys | disclose | audit`: the authority's side of sealed originals (faceblur.sealing).
 
 These commands run where the private key is, never in the service. Files only here; the
-cryptography and the audit chain are faceblur.seal's pure functions.
+cryptography and the audit chain are faceblur.sealing's pure functions.
 """
 
 from __future__ import annotations

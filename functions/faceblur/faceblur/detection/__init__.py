@@ -13,7 +13,7 @@ from faceblur.detection.fusion import DetectorSettings, FusedDetector
 def build_detector(upright_only: bool = False, **overrides: object) -> Detector:
     """The production detector with both models loaded (slow: TensorFlow import, ~5 s).
 
-    It finds faces at any right angle (`faceblur.angles`) unless `upright_only`.
+    It finds faces at any right angle (`faceblur.detection.angles`) unless `upright_only`.
     Keyword arguments override `DetectorSettings` fields, e.g. `zoom=None` or
     `mtcnn_threshold_onet=0.5`; `fusion=FusionSettings(...)` replaces the fusion.
     """

@@ -253,7 +253,7 @@ class FusedDetector:
 
     def glance(self, image: np.ndarray, max_side: int, threshold: float) -> list[Face]:
         """One CenterFace pass on `image` shrunk to at most `max_side`: a cheap first look
-        that tells `faceblur.angles` which turns of a photo are worth a full pass."""
+        that tells `faceblur.detection.angles` which turns of a photo are worth a full pass."""
         check_image(image)
         height, width = image.shape[:2]
         found = self._centerface.scaled(image, min(1.0, max_side / max(height, width)), threshold)
