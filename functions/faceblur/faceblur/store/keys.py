@@ -154,6 +154,7 @@ def is_safe_key(key: str) -> bool:
 # -- names people give their files ------------------------------------------------------
 
 MAX_NAME_CHARS = 100
+MAX_EXTENSION_CHARS = 10  # a longer "extension" is part of the name
 _ASCII_NAME_CHARACTERS = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"
 )
@@ -166,7 +167,10 @@ _RUNS = re.compile(r"_{2,}| {2,}|\.{2,}")
 _NAME_ENDS = "._- \u200c\u200d"
 
 
-MAX_EXTENSION_CHARS = 10
+def _kept(character: str, any_script: bool) -> bool:
+    if any_script:
+        return character in _SCRIPT_PUNCTUATION or unicodedata.category(character)[0] in "LMN"
+    return character in _ASCII_NAME_CHARACTERS
 
 
 def _cleaned(text: str, any_script: bool) -> str:
@@ -176,12 +180,6 @@ def _cleaned(text: str, any_script: bool) -> str:
         text = "".join(c for c in decomposed if not unicodedata.combining(c))
     kept = "".join(c if _kept(c, any_script) else "_" for c in text)
     return _RUNS.sub(lambda run: run.group()[0], kept).strip(_NAME_ENDS)
-
-
-def _kept(character: str, any_script: bool) -> bool:
-    if any_script:
-        return character in _SCRIPT_PUNCTUATION or unicodedata.category(character)[0] in "LMN"
-    return character in _ASCII_NAME_CHARACTERS
 
 
 def safe_name(name: object, any_script: bool = False, max_chars: int = MAX_NAME_CHARS) -> str:
