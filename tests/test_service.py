@@ -9,11 +9,8 @@ import pytest
 
 from faceblur.media.photo import Result, anonymise_image
 from faceblur.options import Options
-from faceblur.service.photos import (
-    ObjectEvent,
-    anonymise_and_store,
-    process_bucket_events,
-)
+from faceblur.service.events import ObjectEvent, process_bucket_events
+from faceblur.service.photos import anonymise_and_store
 from faceblur.store.keys import content_id
 from faceblur.store.null import NullStore
 from stack_fixtures import scaled_photo

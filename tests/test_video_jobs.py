@@ -30,7 +30,7 @@ from faceblur.media.photo import Result, anonymise_image
 from faceblur.media.video import anonymise_video
 from faceblur.options import Options
 from faceblur.sealing import seal
-from faceblur.service.photos import ObjectEvent, process_bucket_events
+from faceblur.service.events import ObjectEvent, process_bucket_events
 from faceblur.service.videos import (
     SEALING_REASON,
     STALE_REASON,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -168,23 +168,6 @@ def _positive_int(environ: Mapping[str, str], name: str) -> int:
 def parse_hosts(text: str) -> frozenset[str]:
     """A comma-separated list of host names, lower case, blanks dropped."""
     return frozenset(host.strip().lower() for host in text.split(",") if host.strip())
-
-
-def callback_refusal(url: str, allowed_hosts: Collection[str]) -> str | None:
-    """Why `url` may not receive a callback, or None when it may."""
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-    except ValueError:
-        return "X-Callback-Url is not a URL"
-    if parts.scheme not in ("http", "https") or not host:
-        return "X-Callback-Url must be an http(s) URL"
-    if host not in allowed_hosts:
-        return (
-            f"X-Callback-Url host {host[:100]!r} is not allowed: the operator lists the "
-            "hosts callbacks may go to in FACEBLUR_CALLBACK_HOSTS"
-        )
-    return None
 
 
 def _bool(environ: Mapping[str, str], name: str) -> bool:

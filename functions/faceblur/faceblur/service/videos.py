@@ -177,9 +177,18 @@ def job_answer(
 # -- the HTTP door: queue --------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Queued:
+    """A video put into the inbox: its bucket event runs the job; a client polls its status."""
+
+    job: str
+    status_url: str
+    state: str = "queued"
+
+
 def queue_video(
     data: bytes, mime_type: str, name: str | None, store: Store, settings: Settings, prefix: str
-) -> dict:
+) -> Queued:
     """Put a video sent over HTTP into the inbox, where its bucket event runs the job.
 
     Refused at once (never queued): over the byte limit (413), sealing on (415), a video
@@ -200,11 +209,7 @@ def queue_video(
         check_video(info, settings)
         job = new_job_id()
         store.fput(settings.bucket_inbox, inbox_key(prefix, job, name), path, mime_type)
-    return {
-        "job": job,
-        "state": "queued",
-        "status_url": f"/function/{settings.function_name}?job={job}",
-    }
+    return Queued(job, f"/function/{settings.function_name}?job={job}")
 
 
 def _plain(reason: str, folder: str) -> str:
