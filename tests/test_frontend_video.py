@@ -120,7 +120,7 @@ def test_the_page_and_the_function_give_a_video_the_same_inbox_name(client, s3, 
     queued = queue_video(clip.read_bytes(), "video/mp4", name, s3.store(), s3.settings, "")
     (function_key,) = s3.store().keys("inbox")
     assert page_key == inbox_key("", body["job"], inbox_name(name, "video/mp4"))
-    assert function_key == inbox_key("", queued["job"], inbox_name(name, "video/mp4"))
+    assert function_key == inbox_key("", queued.job, inbox_name(name, "video/mp4"))
     assert page_key.rsplit("/", 1)[1] == function_key.rsplit("/", 1)[1]
 
 
