@@ -37,8 +37,8 @@ class NoNetwork:
     def __init__(self, *args: object, **kwargs: object) -> None:
         pass
 
-    def __call__(self, *args: object, **kwargs: object) -> base.Candidates:
-        return base.Candidates.empty()
+    def __call__(self, *args: object, **kwargs: object) -> base.RawCandidates:
+        return base.RawCandidates.empty()
 
     def __getattr__(self, name: str) -> NoNetwork:
         return self  # every pass (scaled, window, upside_down...) finds nothing too

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from faceblur.media.photo import Result, anonymise_image
+from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.options import Options
 from faceblur.service.events import ObjectEvent, process_bucket_events
 from faceblur.service.photos import anonymise_and_store
@@ -22,7 +22,7 @@ class Pipeline:
 
     detector: object
 
-    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> Result:
+    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> PhotoResult:
         return anonymise_image(data, self.detector, options, max_pixels=max_pixels)
 
 

@@ -137,7 +137,7 @@ def test_server_down_gives_unavailable_quickly_and_writes_nothing(own_s3: LocalS
     store = own_s3.store()
     own_s3.stop()
     started = time.monotonic()
-    with pytest.raises(UnavailableError, match="storage unavailable"):
+    with pytest.raises(UnavailableError):
         put_example(store)
     with pytest.raises(UnavailableError):
         store.check()

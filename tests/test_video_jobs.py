@@ -26,7 +26,7 @@ from conftest import FACES_DEV
 from faceblur.config import ConfigError, load_settings
 from faceblur.errors import BadRequestError, NotFoundError, TooLargeError, UnavailableError
 from faceblur.formats import video_type
-from faceblur.media.photo import Result, anonymise_image
+from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.media.video import anonymise_video
 from faceblur.options import Options
 from faceblur.sealing import seal
@@ -81,7 +81,7 @@ class Pipeline:
 
     detector: object
 
-    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> Result:
+    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> PhotoResult:
         return anonymise_image(data, self.detector, options, max_pixels=max_pixels)
 
 

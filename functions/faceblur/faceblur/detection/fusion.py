@@ -30,8 +30,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from faceblur.detection.base import (
-    Candidates,
     Face,
+    RawCandidates,
     check_image,
     has_contrast,
     nms,
@@ -45,12 +45,12 @@ from faceblur.geometry import iou_matrix, tile_windows, windows_around
 from faceblur.options import MIN_THRESHOLD  # the lowest score `detect` returns
 
 
-def merge_same_network(parts: list[Candidates], iou_threshold: float) -> Candidates:
+def merge_same_network(parts: list[RawCandidates], iou_threshold: float) -> RawCandidates:
     """One candidate per face from several passes of one network (the best-scored box)."""
-    return nms(Candidates.concat(parts), iou_threshold)
+    return nms(RawCandidates.concat(parts), iou_threshold)
 
 
-def needs_zoom(found: Candidates, trigger_score: float, trigger_height: float) -> bool:
+def needs_zoom(found: RawCandidates, trigger_score: float, trigger_height: float) -> bool:
     """Whether the global pass saw a small face-like candidate worth a closer look."""
     heights = found.boxes[:, 3] - found.boxes[:, 1]
     return bool(np.any((found.scores >= trigger_score) & (heights < trigger_height)))
@@ -73,7 +73,7 @@ class FusionSettings:
 
 
 def fuse(
-    voters: list[Candidates], weights: list[float], iou: float
+    voters: list[RawCandidates], weights: list[float], iou: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fused (boxes x1 y1 x2 y2, scores, landmarks) of several networks' candidates, best first.
 
@@ -112,7 +112,7 @@ def fuse(
     return np.array(boxes)[order], np.array(scores)[order], np.array(landmarks)[order]
 
 
-def rescale_scores(found: Candidates, floor: float) -> Candidates:
+def rescale_scores(found: RawCandidates, floor: float) -> RawCandidates:
     """Scores mapped from [floor, 1] to [0, 1]; candidates at or under `floor` dropped."""
     scores = (found.scores - floor) / (1.0 - floor)
     kept = found.select(scores > 0)
@@ -179,7 +179,7 @@ class FusedDetector:
         changed.settings = replace(self.settings, **overrides)  # type: ignore[arg-type]
         return changed
 
-    def centerface_candidates(self, image: np.ndarray) -> Candidates:
+    def centerface_candidates(self, image: np.ndarray) -> RawCandidates:
         s = self.settings
         height, width = image.shape[:2]
         scale = min(1.0, s.max_side / max(height, width))
@@ -205,7 +205,7 @@ class FusedDetector:
         passes += extra
         return merge_same_network(passes, s.same_network_iou).scale_back(scale)
 
-    def zoom_candidates(self, base: np.ndarray, global_pass: Candidates) -> Candidates:
+    def zoom_candidates(self, base: np.ndarray, global_pass: RawCandidates) -> RawCandidates:
         """Small faces on `base` zoomed by `zoom`: in tiles over all of it, or in windows
         around the small candidates of `global_pass` (`zoom_near_candidates`)."""
         s = self.settings
@@ -222,18 +222,18 @@ class FusedDetector:
             self._centerface.window(base, window, s.zoom, s.centerface_threshold)
             for window in windows
         ]
-        found = Candidates.concat(parts)
+        found = RawCandidates.concat(parts)
         heights = found.boxes[:, 3] - found.boxes[:, 1]
         return found.select(heights <= s.zoom_max_height)
 
-    def mtcnn_candidates(self, image: np.ndarray) -> Candidates:
+    def mtcnn_candidates(self, image: np.ndarray) -> RawCandidates:
         """MTCNN on the photo shrunk into a fixed square canvas (padded right and below).
 
         One input shape for every photo keeps TensorFlow's memory flat; a varying one
         makes it creep up request after request.
         """
         if self._mtcnn is None:
-            return Candidates.empty()
+            return RawCandidates.empty()
         side = self.settings.mtcnn_max_side
         height, width = image.shape[:2]
         scale = min(1.0, side / max(height, width))
@@ -242,10 +242,10 @@ class FusedDetector:
         canvas[: small.shape[0], : small.shape[1]] = small
         return self._mtcnn(canvas).scale_back(scale)
 
-    def yunet_candidates(self, image: np.ndarray) -> Candidates:
+    def yunet_candidates(self, image: np.ndarray) -> RawCandidates:
         """YuNet on the photo shrunk as for CenterFace, scores rescaled for fusion."""
         if self._yunet is None:
-            return Candidates.empty()
+            return RawCandidates.empty()
         height, width = image.shape[:2]
         scale = min(1.0, self.settings.max_side / max(height, width))
         found = self._yunet(resize_to(image, scale)).scale_back(scale)

@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceblur.detection.base import Candidates
+from faceblur.detection.base import RawCandidates
 
 YUNET_MODEL = (
     Path(__file__).resolve().parent.parent / "models" / "face_detection_yunet_2023mar.onnx"
@@ -39,13 +39,13 @@ class YuNetNet:
             str(model), "", (320, 320), threshold, YUNET_NMS_IOU, YUNET_TOP_K
         )
 
-    def __call__(self, image: np.ndarray) -> Candidates:
+    def __call__(self, image: np.ndarray) -> RawCandidates:
         height, width = image.shape[:2]
         self._net.setInputSize((width, height))
         _, rows = self._net.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if rows is None:
-            return Candidates.empty()
+            return RawCandidates.empty()
         rows = rows.astype(np.float64)
         boxes = rows[:, :4].copy()
         boxes[:, 2:] += boxes[:, :2]
-        return Candidates(boxes, rows[:, 14], rows[:, 4:14].reshape(-1, 5, 2))
+        return RawCandidates(boxes, rows[:, 14], rows[:, 4:14].reshape(-1, 5, 2))

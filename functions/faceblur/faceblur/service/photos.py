@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from faceblur.media.photo import Result
+from faceblur.media.photo import PhotoResult
 from faceblur.options import Options
 from faceblur.sealing.seal import seal_for_store
 from faceblur.store.pairs import StoredPair
@@ -23,7 +23,7 @@ from faceblur.store.s3 import FACES_METADATA
 class Anonymiser(Protocol):
     """The pipeline as a door runs it (its model, its lock): bytes in, a result out."""
 
-    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> Result: ...
+    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> PhotoResult: ...
 
 
 class PairStore(Protocol):
@@ -56,13 +56,13 @@ class Kept:
 class Outcome:
     """One anonymised image; `kept` is None when the store keeps nothing."""
 
-    result: Result
+    result: PhotoResult
     kept: Kept | None
     timings: dict[str, float]  # the pipeline's, plus 'pipeline' and 'storage' in seconds
 
 
 def pair_arguments(
-    data: bytes, result: Result, options: Options, seal_key: str | None, max_pixels: int
+    data: bytes, result: PhotoResult, options: Options, seal_key: str | None, max_pixels: int
 ) -> dict[str, object]:
     """`put_pair`'s arguments for an original and its result, with the face count.
 

@@ -33,7 +33,8 @@ from faceblur.errors import (
     UnsupportedError,
 )
 from faceblur.formats import SNIFF_BYTES, video_type
-from faceblur.media.video import ProgressCallback, VideoInfo, VideoResult, probe
+from faceblur.media.container import VideoInfo, probe
+from faceblur.media.video import ProgressCallback, VideoResult
 from faceblur.options import Options
 from faceblur.store.keys import (
     VIDEO_RESULT_TYPE,
