@@ -138,11 +138,24 @@ def write_status(store: Store, settings: Settings, status: JobStatus) -> None:
     )
 
 
+# A store that writes an object in place (the local s3rver does; MinIO does not) can hand
+# a poll the half-written status: read again, briefly, rather than fail the poll.
+TORN_READ_TRIES = 5
+TORN_READ_PAUSE_SECONDS = 0.1
+
+
 def read_status(store: Store, settings: Settings, job: str) -> JobStatus | None:
     key = status_key(job)
-    if not store.exists(settings.bucket_originals, key):
-        return None
-    return JobStatus.from_bytes(store.read(settings.bucket_originals, key))
+    for attempt in range(TORN_READ_TRIES):
+        if not store.exists(settings.bucket_originals, key):
+            return None
+        try:
+            return JobStatus.from_bytes(store.read(settings.bucket_originals, key))
+        except (ValueError, KeyError, TypeError):  # torn JSON (JSONDecodeError is a ValueError)
+            if attempt + 1 == TORN_READ_TRIES:
+                raise
+            time.sleep(TORN_READ_PAUSE_SECONDS)
+    return None
 
 
 def job_answer(
