@@ -9,14 +9,14 @@ caller asked for nothing to be kept.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from faceblur.media.photo import PhotoResult
 from faceblur.options import Options
 from faceblur.sealing.seal import seal_for_store
-from faceblur.store.pairs import StoredPair
+from faceblur.store.null import NullStore
+from faceblur.store.pairs import PairWriter, StoredPair
 from faceblur.store.s3 import FACES_METADATA
 
 
@@ -26,22 +26,9 @@ class Anonymiser(Protocol):
     def anonymise(self, data: bytes, options: Options, max_pixels: int) -> PhotoResult: ...
 
 
-class PairStore(Protocol):
-    """What the use cases need of a store: keep an original with its result."""
-
-    def put_pair(
-        self,
-        original: bytes,
-        original_type: str,
-        result: bytes,
-        result_type: str,
-        options: Mapping[str, object],
-        result_metadata: Mapping[str, str] | None = None,
-        sealed: bytes | None = None,
-        prefix: str = "",
-    ) -> StoredPair | None: ...
-
-    def result_url(self, key: str) -> str: ...
+# What the use cases need of a store: keep an original with its result (the S3 store), or
+# keep nothing (`store=false`). Both come from the store floor, with one `put_pair`.
+PairStore = PairWriter | NullStore
 
 
 @dataclass(frozen=True)
