@@ -58,29 +58,48 @@ def padded_region(box: Box, padding: float, width: int, height: int, turn: int =
     return left, top, max(right - left, 0), max(bottom - top, 0)
 
 
-def _box_coordinates(w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel centres of a w x h box on -1..1 across (columns) and down (rows)."""
-    cols = (np.arange(w) + 0.5 - w / 2) / (w / 2)
-    rows = (np.arange(h) + 0.5 - h / 2) / (h / 2)
+# A region on the image's border is the part of a head the frame shows: its oval is that
+# of the box continued past the border by this share of its size (the part the photo
+# cut off), clipped to the photo. At the border it still spans 94 % of the box, so a face
+# cut by the frame is covered up to the edge, and it is shaped like a head, never a
+# straight-sided column; the whole image as one region is all of it. The web page draws
+# its outlines with the same rule (frontend/static/app.js, templates/_outline.html).
+BORDER_REACH = 0.5
+
+
+def outline_ellipse(box: Box, width: int, height: int) -> tuple[float, float, float, float]:
+    """Centre and radii (cx, cy, rx, ry) of the ellipse a region's mask is cut from."""
+    x, y, w, h = box
+    left = x - BORDER_REACH * w if x <= 0 else x
+    right = x + w + BORDER_REACH * w if x + w >= width else x + w
+    top = y - BORDER_REACH * h if y <= 0 else y
+    bottom = y + h + BORDER_REACH * h if y + h >= height else y + h
+    return (left + right) / 2, (top + bottom) / 2, (right - left) / 2, (bottom - top) / 2
+
+
+def _ellipse_coordinates(box: Box, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The box's pixel centres on -1..1 across (columns) and down (rows) of its ellipse."""
+    x, y, w, h = box
+    cx, cy, rx, ry = outline_ellipse(box, width, height)
+    cols = (x + np.arange(w) + 0.5 - cx) / max(rx, 1e-9)
+    rows = (y + np.arange(h) + 0.5 - cy) / max(ry, 1e-9)
     return cols, rows
 
 
 def _region_weights(box: Box, width: int, height: int, shape: str, feather: float) -> np.ndarray:
     """Float weights in [0, 1] over the box's pixels: 0 outside the shape, 1 deep inside.
 
-    Ellipse: the ellipse inscribed in the box, also where the frame cut the face: the
-    outline a client draws from a reported region is exactly the area that changes, and a
-    face running off the photo is hidden under an oval, not a straight-sided column. A
-    region that is the whole image is all of it (nothing is left to draw an oval in).
-    Box: the whole box; a side on the image's border does not fade (nothing lies beyond).
+    Ellipse: the ellipse inscribed in the box, continued past the image's border where
+    the box touches it (`outline_ellipse`). Box: the whole box; a side on the image's
+    border does not fade (nothing lies beyond it).
     """
     x, y, w, h = box
-    if x <= 0 and y <= 0 and x + w >= width and y + h >= height:
-        return np.ones((h, w), dtype=np.float32)
-    cols, rows = _box_coordinates(w, h)
     if shape == "ellipse":
+        cols, rows = _ellipse_coordinates(box, width, height)
         radius = np.hypot(cols[None, :], rows[:, None])
     else:
+        cols = (np.arange(w) + 0.5 - w / 2) / (w / 2)
+        rows = (np.arange(h) + 0.5 - h / 2) / (h / 2)
         if x <= 0:
             cols = np.where(cols < 0, 0.0, cols)
         if x + w >= width:
@@ -429,13 +448,14 @@ HEAD_SHADING = 0.07
 # The secret offset moved onto each face's mean colour, uniform in +-this many grey levels
 # (all three channels alike), and a little more per channel on a colour photo. Chosen by
 # bench/reid.py (re-identification) against bench/look.py (colour shift).
-HAZE_OFFSET = {"low": 12.0, "medium": 16.0, "high": 20.0}
+HAZE_OFFSET = {"low": 16.0, "medium": 22.0, "high": 28.0}
 HAZE_CHROMA = 6.0
 
 
-def _head_coordinates(box: Box) -> tuple[np.ndarray, np.ndarray]:
-    """Across and down in units of the head's radii, 0 at its centre, over `box`."""
-    cols, rows = _box_coordinates(box[2], box[3])
+def _head_coordinates(box: Box, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Across and down in units of the head's radii, 0 at its centre, over `box` (placed
+    in the region's ellipse: a head cut by the frame sits where the frame cut it)."""
+    cols, rows = _ellipse_coordinates(box, width, height)
     across = (cols - HEAD_CENTRE[0]) / HEAD_RADII[0]
     down = (rows - HEAD_CENTRE[1]) / HEAD_RADII[1]
     return across[None, :], down[:, None]
@@ -443,7 +463,7 @@ def _head_coordinates(box: Box) -> tuple[np.ndarray, np.ndarray]:
 
 def _core(box: Box, width: int, height: int, shape: str) -> np.ndarray:
     """The pixels of `box` whose mean colour the haze keeps: its head's oval, in the mask."""
-    across, down = _head_coordinates(box)
+    across, down = _head_coordinates(box, width, height)
     inside = _region_weights(box, width, height, shape, 0) > 0
     return (np.hypot(across, down) <= 1.0) & inside
 
@@ -473,7 +493,7 @@ class _Head:
 
     def layer(self, width: int, height: int, shape: str) -> tuple[np.ndarray, np.ndarray]:
         """How much of the fill the head covers (0..1) and its shaded colour, over its box."""
-        across, down = _head_coordinates(self.box)
+        across, down = _head_coordinates(self.box, width, height)
         distance = np.hypot(across, down)
         cover = _smoothstep((HEAD_FADE - distance) / (HEAD_FADE - HEAD_FULL))
         # Never up to the mask's edge: there the fill is the photo's surroundings.

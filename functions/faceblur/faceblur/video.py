@@ -31,7 +31,7 @@ import av
 import numpy as np
 
 from faceblur.angles import AnyAngleDetector, upright
-from faceblur.anonymise import anonymise, padded_region
+from faceblur.anonymise import SteadyTones, anonymise, padded_region
 from faceblur.detect import Box, Detector, Face, FusedDetector
 from faceblur.errors import BadRequestError, CorruptVideoError, NotAVideoError
 from faceblur.pipeline import Options
@@ -419,6 +419,8 @@ def anonymise_video(
                     yield frame.shown
 
             last_pts = None
+            # Each track keeps its tone from frame to frame: no drift, no flicker.
+            steady = SteadyTones()
 
             def hide_and_encode(
                 shown: np.ndarray, tracked: TrackedFrame, stored: av.VideoFrame
@@ -428,7 +430,14 @@ def anonymise_video(
                 regions = regions_of(tracked, options, width, height)
                 # No grain: fresh grain every frame would boil (faceblur.anonymise.anonymise).
                 hidden = anonymise(
-                    shown, regions, options.method, options.shape, options.strength, grain=False
+                    shown,
+                    regions,
+                    options.method,
+                    options.shape,
+                    options.strength,
+                    grain=False,
+                    tracks=[face.track for face in tracked.faces],
+                    steady=steady,
                 )
                 frame = av.VideoFrame.from_ndarray(orientation.to_stored(hidden), format="rgb24")
                 pts = stored.pts
