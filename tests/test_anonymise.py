@@ -520,18 +520,25 @@ PORTRAIT_PHOTO = "images/13_Interview_Interview_On_Location_13_542.jpg"
 @pytest.mark.parametrize("photo", [CROWD_PHOTO, PORTRAIT_PHOTO])
 def test_the_default_keeps_the_colours_a_blurred_photo_shows(dev_annotations, photo) -> None:
     """The colour shift of bench/look.py (what a viewer sees of a face at about two cycles
-    across it) stays under issue 28's target, where a flat fill or smudge scores 10 to 20."""
+    across it) stays under issue 28's target, where a flat fill or smudge scores 10 to 20.
+
+    Each face's figure depends on its secret offset, so the photo is hidden with four
+    seeds and the figures pooled: the method's figure, not one draw's."""
     from bench.look import MIN_FACE, colour_shift
 
     entry = next(e for e in dev_annotations if e["image"] == photo)
     image = _rgb(FACES_DEV / photo)
     faces = [tuple(round(v) for v in face) for face in entry["faces"]]
-    result = anonymise(image, _regions(image, faces), rng=np.random.default_rng(4))
-    smudged = anonymise(image, _regions(image, faces), "smudge", rng=np.random.default_rng(4))
+    regions = _regions(image, faces)
     big = [face for face in faces if face[3] >= MIN_FACE]
-    shifts = [colour_shift(image, result, face) for face in big]
-    assert np.median(shifts) <= SHIFT_MEDIAN and np.percentile(shifts, 90) <= SHIFT_P90, shifts
+    shifts = []
+    for seed in range(4):
+        result = anonymise(image, regions, rng=np.random.default_rng(seed))
+        shifts += [colour_shift(image, result, face) for face in big]
+    assert np.median(shifts) <= SHIFT_MEDIAN, shifts
+    assert np.percentile(shifts, 90) <= SHIFT_P90, shifts
     # The measure can fail: smudge, painted from the surroundings only, scores far worse.
+    smudged = anonymise(image, regions, "smudge", rng=np.random.default_rng(0))
     assert np.median([colour_shift(image, smudged, face) for face in big]) > SHIFT_MEDIAN
 
 

@@ -136,27 +136,31 @@ def _clipped_regions(regions: Sequence[Box], width: int, height: int) -> list[Bo
 
 
 class SteadyTones:
-    """A video's memory of each track's tone, so a hidden face keeps its colour.
+    """A video's memory of each track's look, so a hidden face keeps its colour and shape.
 
-    One secret offset per track, drawn when the track first shows, and the measured mean
-    colour followed slowly (a share `follow` of the way each frame): the fill neither
-    jumps with every new draw nor drifts with the detector's box. Frames must be given in
-    order; one object per video.
+    One secret offset and one head drawing (a seed) per track, drawn when the track first
+    shows, and the measured mean colour followed slowly (a share `follow` of the way each
+    frame): the fill neither jumps with every new draw nor drifts with the detector's box.
+    Frames must be given in order; one object per video.
     """
 
     def __init__(self, follow: float = 0.1) -> None:
         self.follow = follow
-        self._tones: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._tracks: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
 
-    def tone(self, track: int, measured: np.ndarray, draw: Callable[[], np.ndarray]) -> np.ndarray:
-        """The tone to paint for `track` this frame; `draw` gives a new offset if needed."""
-        if track not in self._tones:
-            self._tones[track] = (measured.astype(np.float64), draw())
+    def tone(
+        self, track: int, measured: np.ndarray, draw: Callable[[], tuple[np.ndarray, int]]
+    ) -> tuple[np.ndarray, int]:
+        """The tone to paint for `track` this frame and its head's seed; `draw` gives a
+        new (offset, seed) for a track not seen before."""
+        if track not in self._tracks:
+            offset, seed = draw()
+            self._tracks[track] = (measured.astype(np.float64), offset, seed)
         else:
-            mean, offset = self._tones[track]
-            self._tones[track] = (mean + self.follow * (measured - mean), offset)
-        mean, offset = self._tones[track]
-        return mean + offset
+            mean, offset, seed = self._tracks[track]
+            self._tracks[track] = (mean + self.follow * (measured - mean), offset, seed)
+        mean, offset, seed = self._tracks[track]
+        return mean + offset, seed
 
 
 @dataclass(frozen=True)
@@ -449,27 +453,41 @@ HEAD_SHADING = 0.07
 # (all three channels alike), and a little more per channel on a colour photo. Chosen by
 # bench/reid.py (re-identification) against bench/look.py (colour shift).
 HAZE_OFFSET = {"low": 16.0, "medium": 22.0, "high": 28.0}
-HAZE_CHROMA = 6.0
+HAZE_CHROMA = 3.0
+# Each face's head is drawn a little differently, at random: its centre moved by up to
+# this share of the region's half-size, its radii scaled by up to this share, the light
+# turned by up to this many degrees. Still generic (nothing is fitted to the person), but
+# an attacker comparing pixels no longer finds the same oval at the same place.
+HEAD_JITTER = 0.08
+HEAD_SCALE_JITTER = 0.15
+LIGHT_JITTER = 60.0
 
 
-def _head_coordinates(box: Box, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+def _head_coordinates(
+    box: Box,
+    width: int,
+    height: int,
+    centre: tuple[float, float] = HEAD_CENTRE,
+    radii: tuple[float, float] = HEAD_RADII,
+) -> tuple[np.ndarray, np.ndarray]:
     """Across and down in units of the head's radii, 0 at its centre, over `box` (placed
     in the region's ellipse: a head cut by the frame sits where the frame cut it)."""
     cols, rows = _ellipse_coordinates(box, width, height)
-    across = (cols - HEAD_CENTRE[0]) / HEAD_RADII[0]
-    down = (rows - HEAD_CENTRE[1]) / HEAD_RADII[1]
+    across = (cols - centre[0]) / radii[0]
+    down = (rows - centre[1]) / radii[1]
     return across[None, :], down[:, None]
 
 
-def _core(box: Box, width: int, height: int, shape: str) -> np.ndarray:
-    """The pixels of `box` whose mean colour the haze keeps: its head's oval, in the mask."""
+def kept_pixels(box: Box, width: int, height: int, shape: str) -> np.ndarray:
+    """Which pixels of region `box` the haze averages (bool over the box): the generic
+    head's oval, inside the mask. Nothing else inside a region is read."""
     across, down = _head_coordinates(box, width, height)
     inside = _region_weights(box, width, height, shape, 0) > 0
     return (np.hypot(across, down) <= 1.0) & inside
 
 
 def kept_tones(image: np.ndarray, regions: Sequence[Box], shape: str) -> list[np.ndarray | None]:
-    """All the haze reads inside each region: the mean colour of its core (`_core`),
+    """All the haze reads inside each region: the mean colour of its core (`kept_pixels`),
     summed as whole numbers so the same sums give the very same tone; None when empty."""
     height, width = image.shape[:2]
     tones: list[np.ndarray | None] = []
@@ -477,7 +495,7 @@ def kept_tones(image: np.ndarray, regions: Sequence[Box], shape: str) -> list[np
         if not (w and h):
             tones.append(None)
             continue
-        core = _core((x, y, w, h), width, height, shape)
+        core = kept_pixels((x, y, w, h), width, height, shape)
         count = int(core.sum())
         sums = image[y : y + h, x : x + w][core].sum(axis=0, dtype=np.int64)
         tones.append(sums / count if count else None)
@@ -490,16 +508,35 @@ class _Head:
 
     box: Box
     tone: np.ndarray  # RGB, float, offset already applied
+    centre: tuple[float, float] = HEAD_CENTRE
+    radii: tuple[float, float] = HEAD_RADII
+    light: float = 45.0  # degrees: where the light comes from, up-left at 45
+
+    @classmethod
+    def drawn(cls, box: Box, tone: np.ndarray, rng: np.random.Generator) -> _Head:
+        """A head for `box` with its random differences from the generic one."""
+        shift = rng.uniform(-HEAD_JITTER, HEAD_JITTER, 2)
+        scale = 1.0 + rng.uniform(-HEAD_SCALE_JITTER, HEAD_SCALE_JITTER, 2)
+        return cls(
+            box,
+            tone,
+            (HEAD_CENTRE[0] + shift[0], HEAD_CENTRE[1] + shift[1]),
+            (HEAD_RADII[0] * scale[0], HEAD_RADII[1] * scale[1]),
+            45.0 + rng.uniform(-LIGHT_JITTER, LIGHT_JITTER),
+        )
 
     def layer(self, width: int, height: int, shape: str) -> tuple[np.ndarray, np.ndarray]:
         """How much of the fill the head covers (0..1) and its shaded colour, over its box."""
-        across, down = _head_coordinates(self.box, width, height)
+        across, down = _head_coordinates(self.box, width, height, self.centre, self.radii)
         distance = np.hypot(across, down)
         cover = _smoothstep((HEAD_FADE - distance) / (HEAD_FADE - HEAD_FULL))
         # Never up to the mask's edge: there the fill is the photo's surroundings.
         edge = _region_weights(self.box, width, height, shape, 0.25)
         cover = (cover * _smoothstep(edge)).astype(np.float32)
-        light = 1.0 - HEAD_SHADING * np.clip(0.7 * across + 0.7 * down, -1.0, 1.0)
+        # Lighter towards the light (up-left at 45 degrees), darker away from it.
+        angle = np.radians(self.light)
+        towards = np.cos(angle) * across + np.sin(angle) * down
+        light = 1.0 - HEAD_SHADING * np.clip(towards, -1.0, 1.0)
         colour = light[..., None].astype(np.float32) * self.tone.astype(np.float32)
         return cover, colour
 
@@ -644,8 +681,9 @@ class Haze:
         grey = _is_grey(image, np.ones((height, width), dtype=bool))
         spread, chroma = self.offset[job.strength], 0.0 if grey else self.chroma
 
-        def draw() -> np.ndarray:
-            return job.rng.uniform(-spread, spread) + job.rng.uniform(-chroma, chroma, 3)
+        def draw() -> tuple[np.ndarray, int]:
+            offset = job.rng.uniform(-spread, spread) + job.rng.uniform(-chroma, chroma, 3)
+            return offset, int(job.rng.integers(2**63))
 
         heads = []
         for index, (box, tone) in enumerate(
@@ -654,10 +692,12 @@ class Haze:
             if tone is None:
                 continue
             if job.steady is not None and job.tracks is not None:
-                tone = job.steady.tone(job.tracks[index], tone, draw)
+                tone, seed = job.steady.tone(job.tracks[index], tone, draw)
             else:
-                tone = tone + draw()
-            heads.append(_Head(box, np.clip(tone, 0.0, 255.0)))
+                offset, seed = draw()
+                tone = tone + offset
+            head_rng = np.random.default_rng(seed)
+            heads.append(_Head.drawn(box, np.clip(tone, 0.0, 255.0), head_rng))
         return _paint_union(image, regions, job, lean_to_skin=False, heads=heads)
 
 
