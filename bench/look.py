@@ -17,6 +17,10 @@ anonymised by faceblur's default, smudge and blur, beside deface 1.5.0's own CLI
   others (lighter than both, or darker than both; 0 when it lies between them). Median,
   90th percentile and the share of regions over HALO_VISIBLE levels.
 
+And, from the same run, the hard limits of bench/recall.py that the default's look can
+move (its definitions, its code): changed outside faces for the default and deface,
+honest covered per band and unmatched detections (strays) per photo for faceblur.
+
 Prints a table and writes bench/results/look.json.
 Usage: .venv/bin/python bench/look.py [--every N] [--cache FILE]
 """
@@ -40,6 +44,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import recall  # noqa: E402
 from bench.recall import FACES_DEV, read_rgb, run_deface_cli  # noqa: E402
 from faceblur.options import DEFAULT_METHOD  # noqa: E402
 
@@ -157,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     shifts: dict[str, list[float]] = {m: [] for m in (*METHODS, "deface")}
     halos: dict[str, list[float]] = {m: [] for m in METHODS}
     per_photo: dict[str, dict] = {}
+    outside: dict[str, list[float]] = {DEFAULT_METHOD: [], "deface": []}
+    covered: dict[str, list[bool]] = {band: [] for band, _, _ in recall.BANDS}
+    strays = 0
     with tempfile.TemporaryDirectory() as scratch:
         print(f"deface CLI on {len(names)} photos ...", file=sys.stderr, flush=True)
         _, deface_outputs = run_deface_cli(names, Path(scratch))
@@ -165,12 +173,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             data = (FACES_DEV / name).read_bytes()
             before = read_rgb(FACES_DEV / name)
             outputs = {"deface": read_rgb(Path(deface_outputs[name]))}
-            regions: list = []
             for method in METHODS:
                 result = anonymise_image(data, Found(found[name]), Options(method=method))
                 decoded = cv2.imdecode(np.frombuffer(result.data, np.uint8), cv2.IMREAD_COLOR)
                 outputs[method] = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-                regions = result.regions
+            regions = result.regions
+            for tool in outside:
+                outside[tool].append(recall.changed_outside_share(entry, before, outputs[tool]))
+            height, width = before.shape[:2]
+            flags = recall.honest_covered_flags(
+                entry["faces"], recall.faceblur_region_list(regions, Options().shape, width, height)
+            )
+            for face, flag in zip(entry["faces"], flags, strict=True):
+                covered[recall.band_of(face[3])].append(bool(flag))
+            strays += recall.stray_count(
+                entry["faces"], entry["ignore"], [list(f.box) for f in result.faces]
+            )
             faces = [
                 [int(round(v)) for v in face] for face in entry["faces"] if face[3] >= MIN_FACE
             ]
@@ -209,6 +227,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             for method, values in halos.items()
         },
+        "changed_outside_faces": {t: round(float(np.mean(v)), 4) for t, v in outside.items()},
+        "honest_covered": {b: round(float(np.mean(v)), 4) for b, v in covered.items() if v},
+        "unmatched_per_photo": round(strays / len(entries), 3),
         "target": TARGET,
         "seconds": round(time.perf_counter() - started, 1),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
@@ -233,6 +254,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{_cell(ring.get('median'), 10)}{_cell(ring.get('p90'), 10)}"
             f"{_cell(ring.get('visible_share'), 8)}"
         )
+    changed = report["changed_outside_faces"]
+    print(
+        f"changed outside faces: {DEFAULT_METHOD} {changed[DEFAULT_METHOD]:.4f}, deface "
+        f"{changed['deface']:.4f} ({changed[DEFAULT_METHOD] / changed['deface']:.2f}x); "
+        f"honest covered {report['honest_covered']}; strays {report['unmatched_per_photo']}"
+    )
     print(
         f"default {DEFAULT_METHOD}: target median <= 6, p90 <= 10: "
         f"{'met' if report['meets'] else 'NOT met'}"
