@@ -72,6 +72,7 @@ $(DLIB_STAMP): $(VENV)/.installed
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 test: install lint
 	$(VENV)/bin/pytest

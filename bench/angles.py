@@ -85,7 +85,7 @@ def turned_pixels(rgb: np.ndarray, turn: int) -> np.ndarray:
 
 def faceblur_regions(detections: list, width: int, height: int, threshold: float) -> list:
     """The pipeline's regions: the default padding around every face, on its hair side."""
-    from faceblur.anonymise import padded_region
+    from faceblur.geometry import padded_region
     from faceblur.options import DEFAULT_PADDING
 
     return [
@@ -183,8 +183,8 @@ def run_worker(tool: str, names: list[str]) -> dict:
     for faceblur also the upright pass alone (`upright_only`) and its time."""
     timer = None
     if tool == "faceblur":
-        from faceblur.angles import AnyAngleDetector, upright
-        from faceblur.detect import build_detector
+        from faceblur.detection import build_detector
+        from faceblur.detection.angles import AnyAngleDetector, upright
 
         timer = FirstPassTimer(upright(build_detector()))
         detector = AnyAngleDetector(timer)

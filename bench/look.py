@@ -117,7 +117,7 @@ def detections(names: list[str], cache: Path | None) -> dict[str, list]:
         known = pickle.loads(cache.read_bytes())
         if set(names) <= set(known):
             return known
-    from faceblur.detect import build_detector
+    from faceblur.detection import build_detector
 
     detector = build_detector()
     found = {name: detector.detect(read_rgb(FACES_DEV / name)) for name in names}
@@ -148,7 +148,7 @@ def summary(values: list[float]) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from faceblur.options import Options
-    from faceblur.pipeline import anonymise_image
+    from faceblur.media.photo import anonymise_image
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=int, default=1, help="use every Nth photo")

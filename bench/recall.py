@@ -44,7 +44,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceblur.detect import iou_matrix  # light: the models load only in build_detector
+from faceblur.geometry import iou_matrix  # light: the models load only in build_detector
 from faceblur.options import Options
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -290,8 +290,8 @@ def faceblur_options(method: str | None) -> Options:
 
 def run_faceblur(images: list[str], out_dir: Path, method: str | None) -> dict:
     """The whole pipeline, bytes to bytes, on every photo; outputs written to `out_dir`."""
-    from faceblur.detect import build_detector
-    from faceblur.pipeline import anonymise_image
+    from faceblur.detection import build_detector
+    from faceblur.media.photo import anonymise_image
 
     options = faceblur_options(method)
     detector = build_detector()

@@ -129,8 +129,8 @@ def anonymise_pipeline(
     padding: float = DEFAULT_PADDING,
 ) -> tuple[list[np.ndarray], float | None]:
     """Each photo through faceblur's own pipeline; also the share with at least one face."""
+    from faceblur.media.photo import anonymise_image
     from faceblur.options import Options
-    from faceblur.pipeline import anonymise_image
 
     if method == "none":
         return [image.copy() for image in images], None
@@ -425,7 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     faces = load_att()
     detector = None
     if {"pipeline", "wide"} & set(modes):
-        from faceblur.detect import build_detector
+        from faceblur.detection import build_detector
 
         started = time.perf_counter()
         detector = RememberingDetector(build_detector())

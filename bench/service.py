@@ -75,7 +75,7 @@ def summary(latencies: list[float], wall: float) -> dict[str, float]:
 
 def bare_call(detector) -> Callable[[tuple[str, bytes]], float]:
     """The pipeline alone, in this process, as the function runs it."""
-    from faceblur.pipeline import anonymise_image
+    from faceblur.media.photo import anonymise_image
 
     def run(item: tuple[str, bytes]) -> float:
         begun = time.perf_counter()
@@ -130,7 +130,7 @@ def main() -> None:
     args = parser.parse_args()
     photos = pick_photos(args.photos)
     access_key, secret_key = LOOPBACK_CREDENTIALS
-    from faceblur.detect import build_detector
+    from faceblur.detection import build_detector
 
     detector = build_detector()
 

@@ -101,9 +101,9 @@ class Found:
 
 def faceblur_outputs(photos: list[Path], methods: Sequence[str]) -> dict[str, list[np.ndarray]]:
     """Each photo through faceblur's pipeline with each method, detecting each photo once."""
-    from faceblur.detect import build_detector
+    from faceblur.detection import build_detector
+    from faceblur.media.photo import anonymise_image
     from faceblur.options import Options
-    from faceblur.pipeline import anonymise_image
 
     detector = build_detector()
     outputs: dict[str, list[np.ndarray]] = {method: [] for method in methods}

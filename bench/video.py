@@ -128,9 +128,9 @@ def run_child(tool: str, clip: Path, out: Path, every: int = 1, method: str = ""
 
 def child(tool: str, clip: Path, out: Path, every: int, method: str) -> None:
     if tool == "faceblur":
-        from faceblur.detect import build_detector
-        from faceblur.pipeline import Options
-        from faceblur.video import VideoSettings, anonymise_video
+        from faceblur.detection import build_detector
+        from faceblur.media.video import VideoSettings, anonymise_video
+        from faceblur.options import Options
 
         detector = build_detector()
         options = Options() if method == "default" else Options(method=method)

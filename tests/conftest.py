@@ -20,7 +20,7 @@ ATT_FACES = SHARED_DATA / "att-faces"
 
 def _secret_value(name: str) -> str:
     if name == "faceblur-seal-public-key":  # checked as a key by the code: give it a real one
-        from faceblur import seal
+        from faceblur.sealing import seal
 
         return seal.public_key_pem(seal.new_authority_key()).decode()
     return f"value-of-{name}"
@@ -49,6 +49,6 @@ def dev_annotations() -> list[dict]:
 @pytest.fixture(scope="session")
 def detector():
     """The production detector, built once: building it is the slow part."""
-    from faceblur.detect import build_detector
+    from faceblur.detection import build_detector
 
     return build_detector()

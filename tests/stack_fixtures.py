@@ -87,7 +87,7 @@ class LocalS3:
         return (s.bucket_inbox, s.bucket_originals, s.bucket_results)
 
     def store(self):
-        from faceblur.storage import Store
+        from faceblur.store.s3 import Store
 
         return Store(self.settings)
 

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from conftest import FACES_DEV
-from faceblur.angles import (
+from faceblur.anonymise import region_mask
+from faceblur.detection.angles import (
     TURNS,
     AngleSettings,
     AnyAngleDetector,
@@ -20,12 +21,12 @@ from faceblur.angles import (
     turn_image,
     upright,
 )
-from faceblur.anonymise import padded_region, region_mask
-from faceblur.detect import Face
+from faceblur.detection.base import Face
 from faceblur.errors import BadRequestError
-from faceblur.image import decode
+from faceblur.geometry import padded_region
+from faceblur.media.image import decode
+from faceblur.media.photo import anonymise_image, faces_to_json, locate_faces
 from faceblur.options import DEFAULT_SHAPE, DEFAULT_THRESHOLD, Options, parse_options
-from faceblur.pipeline import anonymise_image, faces_to_json, locate_faces
 
 PORTRAIT = "images/0_Parade_Parade_0_461.jpg"  # one face, 110 px high
 GROUP = "images/0_Parade_Parade_0_382.jpg"  # six faces, 29 px and up

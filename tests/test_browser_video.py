@@ -28,7 +28,7 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from faceblur.config import load_settings
-from faceblur.storage import Store
+from faceblur.store.s3 import Store
 from stack_fixtures import free_port, run_stack_env, running_frontend, start_run_stack, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]

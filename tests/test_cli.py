@@ -14,8 +14,8 @@ from PIL import Image
 
 from conftest import ATT_FACES, FACES_DEV
 from faceblur.anonymise import region_mask
-from faceblur.cli import main
-from faceblur.image import box_as_stored, box_as_upright, decode
+from faceblur.cli.main import main
+from faceblur.media.image import box_as_stored, box_as_upright, decode
 from faceblur.options import METHOD_INFO, METHOD_NAMES, Options
 
 FACEBLUR = Path(sys.executable).parent / "faceblur"

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from faceblur.config import LOOPBACK_CREDENTIALS, ConfigError, load_settings, parse_flag
+from faceblur.config import LOOPBACK_CREDENTIALS, ConfigError, load_settings
+from faceblur.options import parse_flag
 
 REMOTE = {"FACEBLUR_S3_ENDPOINT": "minio.faceblur.svc.cluster.local:9000"}
 

@@ -10,22 +10,13 @@ import numpy as np
 import pytest
 
 from conftest import FACES_DEV
-from faceblur.angles import AnyAngleDetector
-from faceblur.detect import (
-    YUNET_MODEL,
-    Candidates,
-    CenterFaceNet,
-    Face,
-    FusionSettings,
-    YuNetNet,
-    build_detector,
-    fuse,
-    iou_matrix,
-    rescale_scores,
-    tile_windows,
-    to_faces,
-    windows_around,
-)
+from faceblur.detection import build_detector
+from faceblur.detection.angles import AnyAngleDetector
+from faceblur.detection.base import Face, RawCandidates, to_faces
+from faceblur.detection.centerface import CenterFaceNet
+from faceblur.detection.fusion import FusionSettings, fuse, rescale_scores
+from faceblur.detection.yunet import YUNET_MODEL, YuNetNet
+from faceblur.geometry import iou_matrix, tile_windows, windows_around
 from faceblur.options import DEFAULT_THRESHOLD, MIN_THRESHOLD
 
 PORTRAIT = "images/0_Parade_Parade_0_461.jpg"  # one face, 110 px high
@@ -128,7 +119,7 @@ def test_upside_down_faces_map_back_and_score_higher(dev_annotations):
     )
     net = CenterFaceNet()
 
-    def matched_scores(found: Candidates) -> np.ndarray:
+    def matched_scores(found: RawCandidates) -> np.ndarray:
         overlap = iou_matrix(truth, found.boxes)
         assert (overlap.max(axis=1) >= 0.5).all()  # boxes land on the faces of `turned`
         return found.scores[overlap.argmax(axis=1)]
@@ -287,9 +278,9 @@ def test_windows_around_hold_every_small_box_whole_and_share_when_close():
     assert windows_around(boxes[:0], width, height, face) == []
 
 
-def candidates(rows) -> Candidates:
+def candidates(rows) -> RawCandidates:
     array = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
-    return Candidates(array[:, :4], array[:, 4], np.full((len(array), 5, 2), np.nan))
+    return RawCandidates(array[:, :4], array[:, 4], np.full((len(array), 5, 2), np.nan))
 
 
 def test_agreement_raises_the_score_and_duplicates_merge():

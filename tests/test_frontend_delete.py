@@ -8,7 +8,7 @@ import re
 import pytest
 
 from faceblur.config import load_settings
-from faceblur.storage import Store
+from faceblur.store.s3 import Store
 from frontend.app import create_app
 
 SECRET = "a-test-secret-key-that-is-long-enough"

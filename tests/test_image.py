@@ -20,7 +20,7 @@ from faceblur.errors import (
     NotAnImageError,
     TooLargeError,
 )
-from faceblur.image import MIME_TYPES, box_as_stored, decode, encode, size_as_stored
+from faceblur.media.image import MIME_TYPES, box_as_stored, decode, encode, size_as_stored
 
 PORTRAIT = FACES_DEV / "images" / "0_Parade_Parade_0_461.jpg"
 

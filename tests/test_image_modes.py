@@ -14,8 +14,8 @@ from PIL import Image
 
 from conftest import FACES_DEV
 from faceblur.errors import NotAnImageError
-from faceblur.image import decode, encode
-from faceblur.pipeline import anonymise_image
+from faceblur.media.image import decode, encode
+from faceblur.media.photo import anonymise_image
 
 HEIGHT, WIDTH = 24, 32
 RAMP = np.tile(np.linspace(0, 65_535, WIDTH).astype(np.uint16), (HEIGHT, 1))  # dark to light

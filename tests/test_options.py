@@ -100,5 +100,4 @@ def test_options_import_nothing_heavy() -> None:
     loaded = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout.split()
-    # faceblur.config: the one parser of true/false, standard library only.
-    assert set(loaded) == {"faceblur", "faceblur.config", "faceblur.errors", "faceblur.options"}
+    assert set(loaded) == {"faceblur", "faceblur.errors", "faceblur.options"}

@@ -10,11 +10,12 @@ import pytest
 from PIL import Image
 
 from conftest import FACES_DEV
-from faceblur.anonymise import padded_region, region_mask
+from faceblur.anonymise import region_mask
 from faceblur.errors import NotAnImageError, TooLargeError
-from faceblur.image import decode
+from faceblur.geometry import padded_region
+from faceblur.media.image import decode
+from faceblur.media.photo import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
 from faceblur.options import Options, parse_options
-from faceblur.pipeline import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
 
 
 def as_png(path) -> bytes:

@@ -7,15 +7,12 @@ from dataclasses import dataclass
 
 import pytest
 
+from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.options import Options
-from faceblur.pipeline import Result, anonymise_image
-from faceblur.service import (
-    NullStore,
-    ObjectEvent,
-    anonymise_and_store,
-    process_bucket_events,
-)
-from faceblur.storage import content_id
+from faceblur.service.events import ObjectEvent, process_bucket_events
+from faceblur.service.photos import anonymise_and_store
+from faceblur.store.keys import content_id
+from faceblur.store.null import NullStore
 from stack_fixtures import scaled_photo
 
 
@@ -25,7 +22,7 @@ class Pipeline:
 
     detector: object
 
-    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> Result:
+    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> PhotoResult:
         return anonymise_image(data, self.detector, options, max_pixels=max_pixels)
 
 

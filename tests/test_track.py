@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from faceblur.detect import Face
-from faceblur.track import (
+from faceblur.detection.base import Face
+from faceblur.media.track import (
     TrackedFrame,
     Tracker,
     TrackSettings,
@@ -81,6 +81,17 @@ def test_weak_detections_continue_a_track_but_never_start_one() -> None:
     assert all(covers(result[i], 50 + 2 * i) for i in range(3))
     assert [t.detected for t in result[2].faces] == [True]  # the weak one counts
     assert not any(covers(result[i], 300) for i in range(15, 20))  # alone, it is ignored
+
+
+def test_tracked_faces_keep_their_turn_and_landmarks_only_where_detected() -> None:
+    eyes = {"left_eye": (60, 60), "right_eye": (80, 60)}
+    turned = Face((50, 50, 40, 40), 0.9, eyes, turn=270)
+    result = run([[turned], [], [], [turned]])
+    for frame in result:
+        (tracked,) = frame.faces
+        assert (tracked.turn, tracked.track, tracked.score) == (270, 0, 0.9)
+        assert tracked.landmarks == (eyes if tracked.detected else {})
+    assert [frame.faces[0].detected for frame in result] == [True, False, False, True]
 
 
 def test_nothing_carries_across_a_scene_cut() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from faceblur.config import load_settings
 from faceblur.errors import FaceblurError
-from faceblur.storage import Store
+from faceblur.store.s3 import Store
 
 
 def main(argv: list[str]) -> int:

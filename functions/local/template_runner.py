@@ -38,7 +38,8 @@ from flask import Flask, Response, jsonify, request
 from waitress import serve
 from werkzeug.datastructures import Headers, MultiDict
 
-from faceblur.config import callback_refusal, parse_hosts
+from faceblur.api.callbacks import callback_refusal
+from faceblur.config import parse_hosts
 
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
 # The python-flask-template release stack.yml pins; `format_response` below reads its

@@ -19,13 +19,10 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from faceblur.detect import Box
 from faceblur.errors import BadRequestError, quoted
+from faceblur.geometry import Box, padded_region
 from faceblur.options import DEFAULT_METHOD, DEFAULT_SHAPE, DEFAULT_STRENGTH, SHAPES, STRENGTHS
 
-# Padding is added on each side as a share of the box's size and this many times that on
-# top: hair is what re-identifies a face once its middle is gone (see DEFAULT_PADDING).
-TOP_PADDING_FACTOR = 2.0
 # Soft methods fade into the photo across this outer share of the mask's radius. The fade
 # lies inside the mask, so the outside stays identical, and at the default padding it ends
 # before the detected box: every pixel of the box itself is fully replaced.
@@ -35,27 +32,6 @@ FEATHER = 0.07
 def _check_choice(kind: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise BadRequestError(f"unknown {kind} {quoted(value)}; choose one of {', '.join(choices)}")
-
-
-def padded_region(box: Box, padding: float, width: int, height: int, turn: int = 0) -> Box:
-    """`box` grown by `padding` x its size on each side (2 x on the side the head points
-    to: on top, or right, below, left for a face turned 90, 180, 270 degrees clockwise),
-    clipped to the image. A box wholly outside the image comes back with zero width or height.
-    """
-    if not padding >= 0:
-        raise BadRequestError(f"padding must be a number >= 0; got {padding!r}")
-    x, y, w, h = (float(v) for v in box)
-    w, h = max(w, 0.0), max(h, 0.0)
-    top_pad, right_pad, bottom_pad, left_pad = np.roll(
-        [TOP_PADDING_FACTOR * padding, padding, padding, padding], (turn // 90) % 4
-    )
-    left = int(np.floor(x - left_pad * w))
-    top = int(np.floor(y - top_pad * h))
-    right = int(np.ceil(x + w + right_pad * w))
-    bottom = int(np.ceil(y + h + bottom_pad * h))
-    left, right = min(max(left, 0), width), min(max(right, 0), width)
-    top, bottom = min(max(top, 0), height), min(max(bottom, 0), height)
-    return left, top, max(right - left, 0), max(bottom - top, 0)
 
 
 # A region on the image's border is the part of a head the frame shows: its oval is that

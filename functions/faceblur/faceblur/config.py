@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from faceblur.errors import quoted
+from faceblur.options import parse_flag
 
 SECRETS_DIR = "/var/openfaas/secrets"
 
@@ -93,6 +93,7 @@ SECRETS: dict[str, str] = {
 
 # The sealing key's value that says, explicitly, that originals are stored in the clear.
 SEAL_OFF = "off"
+PUBLIC_KEY_ARMOUR = "-----BEGIN PUBLIC KEY-----"
 
 # Only an S3 server on this machine may be reached with these: a local server
 # ignores them, a real MinIO elsewhere must be given its own keys.
@@ -124,7 +125,7 @@ class Settings:
     max_zip_bytes: int = 256 * 1024 * 1024
     callback_hosts: frozenset[str] = frozenset()
     retention_days: int = 30
-    # PEM of the public key originals are sealed for (faceblur.seal); None: stored in clear.
+    # PEM of the public key originals are sealed for (faceblur.sealing); None: stored in clear.
     seal_public_key: str | None = None
     max_video_bytes: int = 500 * 1024 * 1024
     max_video_seconds: int = 600
@@ -164,38 +165,9 @@ def _positive_int(environ: Mapping[str, str], name: str) -> int:
     return value
 
 
-def parse_flag(value: object) -> bool:
-    """true/false in the spellings environments and query strings use; ValueError otherwise."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"must be true or false, got {quoted(value)}")
-
-
 def parse_hosts(text: str) -> frozenset[str]:
     """A comma-separated list of host names, lower case, blanks dropped."""
     return frozenset(host.strip().lower() for host in text.split(",") if host.strip())
-
-
-def callback_refusal(url: str, allowed_hosts: Collection[str]) -> str | None:
-    """Why `url` may not receive a callback, or None when it may."""
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-    except ValueError:
-        return "X-Callback-Url is not a URL"
-    if parts.scheme not in ("http", "https") or not host:
-        return "X-Callback-Url must be an http(s) URL"
-    if host not in allowed_hosts:
-        return (
-            f"X-Callback-Url host {host[:100]!r} is not allowed: the operator lists the "
-            "hosts callbacks may go to in FACEBLUR_CALLBACK_HOSTS"
-        )
-    return None
 
 
 def _bool(environ: Mapping[str, str], name: str) -> bool:
@@ -231,12 +203,13 @@ def _seal_public_key(environ: Mapping[str, str], secrets_dir: str | Path) -> str
             "faceblur-seal-public-key holds a PRIVATE key: the function must only ever get "
             "the authority's public key (authority.pub)"
         )
-    from faceblur.seal import SealError, load_public_key  # cryptography: only when sealing
-
-    try:
-        load_public_key(value)
-    except SealError as error:
-        raise ConfigError(f"faceblur-seal-public-key: {error} (or {SEAL_OFF!r})") from None
+    # Only the PEM's shape is checked here (settings hold no crypto): the sealing floor
+    # loads the key itself, once per process, when the service is built.
+    if not value.startswith(PUBLIC_KEY_ARMOUR):
+        raise ConfigError(
+            f"faceblur-seal-public-key: not a PEM public key ({PUBLIC_KEY_ARMOUR}...) "
+            f"(or {SEAL_OFF!r})"
+        )
     return value
 
 

@@ -14,11 +14,14 @@ class FaceblurError(Exception):
     status = 500
     code: str | None = None
 
+    def __init_subclass__(cls, status: int = 0, **kwargs: object) -> None:
+        # `class NotFoundError(FaceblurError, status=404)`: the status beside the name.
+        super().__init_subclass__(**kwargs)
+        cls.status = status or cls.status
 
-class BadRequestError(FaceblurError, ValueError):
+
+class BadRequestError(FaceblurError, ValueError, status=400):
     """Malformed request or invalid option."""
-
-    status = 400
 
 
 class RegionsError(BadRequestError):
@@ -39,56 +42,40 @@ class CorruptVideoError(BadRequestError):
     """A video whose bytes are truncated or damaged, or that holds no frame."""
 
 
-class NotAnImageError(FaceblurError):
+class NotAnImageError(FaceblurError, status=415):
     """Bytes that are not an image format we read."""
 
-    status = 415
 
-
-class NotAVideoError(FaceblurError):
+class NotAVideoError(FaceblurError, status=415):
     """Bytes that are not a video format and codec we read."""
 
-    status = 415
 
-
-class UnsupportedError(FaceblurError):
+class UnsupportedError(FaceblurError, status=415):
     """A request this deployment cannot serve as asked (a video where originals are sealed)."""
 
-    status = 415
 
-
-class NotFoundError(FaceblurError):
+class NotFoundError(FaceblurError, status=404):
     """Nothing by that id (a video job), or nothing the caller may see."""
 
-    status = 404
 
-
-class TooLargeError(FaceblurError):
+class TooLargeError(FaceblurError, status=413):
     """Too many bytes or too many pixels."""
 
-    status = 413
 
-
-class UnauthorizedError(FaceblurError):
+class UnauthorizedError(FaceblurError, status=401):
     """No valid API key where accounts are on."""
 
-    status = 401
 
-
-class RateLimitedError(FaceblurError):
+class RateLimitedError(FaceblurError, status=429):
     """Too many requests for one caller; `retry_after` is in whole seconds."""
-
-    status = 429
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
 
-class UnavailableError(FaceblurError):
+class UnavailableError(FaceblurError, status=503):
     """Storage or model unreachable: try again later."""
-
-    status = 503
 
 
 # A bad value is quoted back to help the caller, but only its start: a request may carry

@@ -1,128 +1,27 @@
-"""The use cases every door calls: anonymise and store; process an inbox object.
+"""Bucket events: what the inbox bucket's notifications ask for, done once per object.
 
-A door (the HTTP handler, later video jobs and sealing) parses its request, calls one of
-these and answers; the workflow across the pipeline and storage lives here once. The
-store is any `PairStore`: the S3 `Store`, or a `NullStore` when the caller asked for
-nothing to be kept.
+A photo dropped into the inbox is anonymised with the default options and stored as a
+pair, then removed from the inbox; a video (told by its bytes) is a job
+(`faceblur.service.videos`). Events for other buckets are ignored with the reason.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from urllib.parse import unquote_plus
 
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, FaceblurError
-from faceblur.jobs import SNIFF_BYTES, VideoAnonymiser, process_video_object, video_type
+from faceblur.formats import SNIFF_BYTES, video_type
 from faceblur.options import Options
-from faceblur.pipeline import Result
-from faceblur.seal import seal_for_store
-from faceblur.storage import FACES_METADATA, Store, StoredPair, key_problem
+from faceblur.service.photos import Anonymiser, pair_arguments
+from faceblur.service.videos import VideoAnonymiser, process_video_object
+from faceblur.store.keys import key_problem
+from faceblur.store.s3 import Store
 
 log = logging.getLogger(__name__)
-
-
-class Anonymiser(Protocol):
-    """The pipeline as a door runs it (its model, its lock): bytes in, a result out."""
-
-    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> Result: ...
-
-
-class PairStore(Protocol):
-    """What the use cases need of a store: keep an original with its result."""
-
-    def put_pair(
-        self,
-        original: bytes,
-        original_type: str,
-        result: bytes,
-        result_type: str,
-        options: Mapping[str, object],
-        result_metadata: Mapping[str, str] | None = None,
-        sealed: bytes | None = None,
-        prefix: str = "",
-    ) -> StoredPair | None: ...
-
-    def result_url(self, key: str) -> str: ...
-
-
-class NullStore:
-    """Stores nothing (`store=false`): `put_pair` keeps no pair and says so with None."""
-
-    # Takes PairStore.put_pair's arguments, whatever they are, and ignores them all.
-    def put_pair(self, *args: object, **kwargs: object) -> None:
-        return None
-
-    def result_url(self, key: str) -> str:
-        raise KeyError(f"a NullStore holds no result {key!r}")
-
-
-@dataclass(frozen=True)
-class Kept:
-    """A stored pair and the presigned URL of its result."""
-
-    pair: StoredPair
-    result_url: str
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """One anonymised image; `kept` is None when the store keeps nothing."""
-
-    result: Result
-    kept: Kept | None
-    timings: dict[str, float]  # the pipeline's, plus 'pipeline' and 'storage' in seconds
-
-
-def _pair(
-    data: bytes, result: Result, options: Options, seal_key: str | None, max_pixels: int
-) -> dict[str, object]:
-    """`put_pair`'s arguments for an original and its result, with the face count.
-
-    With a sealing public key, the original goes to the store sealed for its authority
-    (faceblur.seal), never in the clear.
-    """
-    sealed = seal_for_store(seal_key, data, result.data, result.anonymised, max_pixels)
-    # The result keeps the input's format, so its type is the original's type too.
-    return {
-        "sealed": sealed,
-        "original": data,
-        "original_type": result.mime_type,
-        "result": result.data,
-        "result_type": result.mime_type,
-        "options": vars(options),
-        "result_metadata": {FACES_METADATA: str(len(result.anonymised))},
-    }
-
-
-def anonymise_and_store(
-    data: bytes,
-    options: Options,
-    anonymiser: Anonymiser,
-    store: PairStore,
-    max_pixels: int,
-    seal_key: str | None = None,
-    prefix: str = "",
-) -> Outcome:
-    """Anonymise `data` and keep the original with its result in `store` (both or neither).
-
-    `seal_key`: the authority's public key (PEM) when originals are kept sealed.
-    `prefix`: the owner's, where accounts are on (faceblur.accounts.owner_prefix).
-    """
-    started = time.perf_counter()
-    result = anonymiser.anonymise(data, options, max_pixels)
-    stored_at = time.perf_counter()
-    pair = store.put_pair(**_pair(data, result, options, seal_key, max_pixels), prefix=prefix)
-    kept = Kept(pair, store.result_url(pair.result_key)) if pair else None
-    timings = {
-        **result.timings,
-        "pipeline": stored_at - started,
-        "storage": time.perf_counter() - stored_at,
-    }
-    return Outcome(result, kept, timings)
 
 
 @dataclass(frozen=True)
@@ -132,6 +31,22 @@ class ObjectEvent:
     bucket: str
     key: str
     event_name: str = ""
+
+
+def events_of(document: Mapping[str, object]) -> list[ObjectEvent]:
+    """The records of a MinIO/S3 bucket notification (keys arrive URL-encoded)."""
+    records = document.get("Records")
+    if not isinstance(records, list):
+        raise BadRequestError('"Records" must be a list of S3 event records')
+    events = []
+    for record in records:
+        try:
+            bucket = record["s3"]["bucket"]["name"]
+            key = unquote_plus(record["s3"]["object"]["key"])
+        except (KeyError, TypeError):
+            raise BadRequestError("an event record lacks s3.bucket.name or s3.object.key") from None
+        events.append(ObjectEvent(str(bucket), key, str(record.get("eventName", ""))))
+    return events
 
 
 def _skip_reason(event: ObjectEvent, settings: Settings) -> str | None:
@@ -156,7 +71,7 @@ def process_inbox_object(
     options = Options()
     result = anonymiser.anonymise(data, options, settings.max_pixels)
     pair = store.put_pair(
-        **_pair(data, result, options, settings.seal_public_key, settings.max_pixels)
+        **pair_arguments(data, result, options, settings.seal_public_key, settings.max_pixels)
     )
     store.remove(bucket, key)
     return {

@@ -12,16 +12,21 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from faceblur import cli_seal
+from faceblur.cli import seal as cli_seal
+from faceblur.detection import build_detector
 from faceblur.errors import FaceblurError
-from faceblur.formats import SEALED_SUFFIX
-from faceblur.image import DEFAULT_MAX_PIXELS
+from faceblur.formats import IMAGE_SUFFIXES, SEALED_SUFFIX, VIDEO_SUFFIXES
+from faceblur.media.image import DEFAULT_MAX_PIXELS
+from faceblur.media.photo import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
+from faceblur.media.video import (
+    DEFAULT_CRF,
+    MAX_CRF,
+    VideoSettings,
+    anonymise_video,
+    detect_video,
+    tracked_faces_to_json,
+)
 from faceblur.options import METHOD_INFO, METHOD_NAMES, SHAPES, STRENGTHS, Options, parse_options
-from faceblur.pipeline import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
-from faceblur.video import DEFAULT_CRF, MAX_CRF, VIDEO_SUFFIXES
-
-# Only used to pick files out of folders; the format itself is sniffed from the bytes.
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
 
 DESCRIPTION = """\
 Find every face in photos and make it unrecognisable.
@@ -216,12 +221,6 @@ def _options(args: argparse.Namespace) -> Options:
     return parse_options(raw)
 
 
-def _build_detector():  # the slow import and model load, once per run
-    from faceblur.detect import build_detector
-
-    return build_detector()
-
-
 def _no_photos(patterns: Sequence[str]) -> int:
     print(f"faceblur: no photos found in {' '.join(patterns)}", file=sys.stderr)
     return 1
@@ -239,7 +238,7 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
     except FaceblurError as error:
         print(f"faceblur: --seal-to {args.seal_to}: {error}", file=sys.stderr)
         return 2
-    detector = _build_detector() if options.detect and not args.whole_image else None
+    detector = build_detector() if options.detect and not args.whole_image else None
     started = time.perf_counter()
     done = failed = faces = 0
     written: set[Path] = set()
@@ -292,7 +291,7 @@ def run_detect(args: argparse.Namespace, options: Options) -> int:
     inputs = list(collect_inputs(args.paths))
     if not inputs:
         return _no_photos(args.paths)
-    detector = _build_detector()
+    detector = build_detector()
     failed = 0
     for source, _ in inputs:
         if _is_video(source):
@@ -321,8 +320,6 @@ def _is_video(path: Path) -> bool:
 
 def _blur_video(source: Path, target: Path, detector, options: Options, crf: int) -> int:
     """Anonymise one video with a progress bar; the number of face-frames hidden."""
-    from faceblur.video import VideoSettings, anonymise_video
-
     if detector is None:
         raise FaceblurError("--whole-image is for photos, not videos")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -340,8 +337,6 @@ def _blur_video(source: Path, target: Path, detector, options: Options, crf: int
 
 def _detect_video(source: Path, detector, options: Options, as_json: bool) -> int:
     """Print one line per frame of a video; 1 when it could not be read, else 0."""
-    from faceblur.video import detect_video, tracked_faces_to_json
-
     try:
         for width, height, tracked in detect_video(source, detector, options):
             faces = tracked_faces_to_json(tracked, options, width, height)

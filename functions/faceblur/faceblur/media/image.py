@@ -16,6 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from faceblur.errors import CorruptImageError, EmptyImageError, NotAnImageError, TooLargeError
 from faceblur.formats import MIME_TYPES
+from faceblur.geometry import Box
 
 DEFAULT_MAX_PIXELS = 50_000_000
 
@@ -198,9 +199,6 @@ def _point_as_stored(x: float, y: float, width: int, height: int, orientation: i
         7: (height - y, width - x),
         8: (height - y, x),
     }[orientation]
-
-
-Box = tuple[int, int, int, int]
 
 
 def box_as_stored(box: Box, width: int, height: int, orientation: int) -> Box:

@@ -24,7 +24,8 @@ from typing import Protocol
 
 import numpy as np
 
-from faceblur.detect import Detector, Face, iou_matrix, nms_order
+from faceblur.detection.base import Detector, Face
+from faceblur.geometry import iou_matrix, nms_order
 
 TURNS = (90, 180, 270)
 """Clockwise degrees a face may be turned by in the photo, besides upright."""

@@ -1,0 +1,1 @@
+"""The command lines: `faceblur` (main), its sealing commands, `faceblur-admin`."""

@@ -1,0 +1,29 @@
+"""Face detection tuned for recall: CenterFace, YuNet and MTCNN, multi-scale, fused, at any
+right angle. `build_detector()` is the one place the production detector is configured:
+the command line, the function and the benchmarks all call it, and get the same detector.
+"""
+
+from __future__ import annotations
+
+from faceblur.detection.angles import AnyAngleDetector
+from faceblur.detection.base import Detector
+from faceblur.detection.fusion import DetectorSettings
+from faceblur.detection.serial import SerialDetector
+
+
+def build_detector(upright_only: bool = False, **overrides: object) -> Detector:
+    """The production detector with both models loaded (slow: TensorFlow import, ~5 s).
+
+    It finds faces at any right angle (`faceblur.detection.angles`) unless `upright_only`,
+    and may be shared between threads: its networks take one image at a time.
+    Keyword arguments override `DetectorSettings` fields, e.g. `zoom=None` or
+    `mtcnn_threshold_onet=0.5`; `fusion=FusionSettings(...)` replaces the fusion.
+    """
+    unknown = sorted(set(overrides) - set(DetectorSettings.__dataclass_fields__))
+    if unknown:
+        choices = ", ".join(sorted(DetectorSettings.__dataclass_fields__))
+        raise ValueError(f"unknown detector setting(s) {', '.join(unknown)}; choose from {choices}")
+    fused = SerialDetector(DetectorSettings(**overrides))  # type: ignore[arg-type]
+    if upright_only:
+        return fused
+    return AnyAngleDetector(fused)

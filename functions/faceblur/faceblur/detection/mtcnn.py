@@ -1,0 +1,49 @@
+"""MTCNN (the `mtcnn` package, TensorFlow) with its output wrapped once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from faceblur.detection.base import LANDMARK_NAMES, RawCandidates
+
+MTCNN_MIN_SIDE = 12
+"""PNet's input size: a smaller image holds nothing MTCNN can find."""
+
+
+class MtcnnNet:
+    """MTCNN (the `mtcnn` package, TensorFlow) with its output wrapped once.
+
+    It wants RGB, returns `np.int64` values and a type that depends on its
+    arguments; `min_face_size` above ~24 silently finds nothing (its pyramid then
+    starts under 12 px), so the caller resizes the image instead.
+    """
+
+    def __init__(self, threshold_pnet: float, threshold_rnet: float, threshold_onet: float):
+        from mtcnn import MTCNN
+
+        self._net = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
+        self._thresholds = {
+            "threshold_pnet": threshold_pnet,
+            "threshold_rnet": threshold_rnet,
+            "threshold_onet": threshold_onet,
+        }
+
+    def __call__(self, image: np.ndarray) -> RawCandidates:
+        height, width = image.shape[:2]
+        if min(height, width) < MTCNN_MIN_SIDE:
+            return RawCandidates.empty()
+        raw = self._net.detect_faces(np.ascontiguousarray(image), **self._thresholds)
+        if raw and isinstance(raw[0], list):  # batch-shaped answer for a single image
+            raw = raw[0]
+        if not raw:
+            return RawCandidates.empty()
+        boxes = np.array([[float(v) for v in face["box"]] for face in raw]).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]
+        scores = np.array([float(face["confidence"]) for face in raw])
+        marks = np.array(
+            [
+                [[float(c) for c in face["keypoints"][name]] for name in LANDMARK_NAMES]
+                for face in raw
+            ]
+        ).reshape(-1, 5, 2)
+        return RawCandidates(boxes, scores, marks)

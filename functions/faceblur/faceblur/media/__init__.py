@@ -1,0 +1,1 @@
+"""Pixels in and out: photos (decode, encode, the photo pipeline), video streams and tracking."""

@@ -1,0 +1,98 @@
+"""The photo use case: anonymise and store, both or neither.
+
+Doors reach it through `faceblur.service.entry.serve` (requests) and
+`faceblur.service.events` (inbox objects); the workflow across the pipeline and storage
+lives here once. The store is any `PairStore`: the S3 `Store`, or a `NullStore` when the
+caller asked for nothing to be kept.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+from faceblur.media.photo import PhotoResult
+from faceblur.options import Options
+from faceblur.sealing.seal import seal_for_store
+from faceblur.store.null import NullStore
+from faceblur.store.pairs import PairWriter, StoredPair
+from faceblur.store.s3 import FACES_METADATA
+
+
+class Anonymiser(Protocol):
+    """The pipeline as a door runs it (its model, its lock): bytes in, a result out."""
+
+    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> PhotoResult: ...
+
+
+# What the use cases need of a store: keep an original with its result (the S3 store), or
+# keep nothing (`store=false`). Both come from the store floor, with one `put_pair`.
+PairStore = PairWriter | NullStore
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A stored pair and the presigned URL of its result."""
+
+    pair: StoredPair
+    result_url: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One anonymised image; `kept` is None when the store keeps nothing."""
+
+    result: PhotoResult
+    kept: Kept | None
+    timings: dict[str, float]  # the pipeline's, plus 'pipeline' and 'storage' in seconds
+
+
+def pair_arguments(
+    data: bytes, result: PhotoResult, options: Options, seal_key: str | None, max_pixels: int
+) -> dict[str, object]:
+    """`put_pair`'s arguments for an original and its result, with the face count.
+
+    With a sealing public key, the original goes to the store sealed for its authority
+    (faceblur.seal), never in the clear.
+    """
+    sealed = seal_for_store(seal_key, data, result.data, result.anonymised, max_pixels)
+    # The result keeps the input's format, so its type is the original's type too.
+    return {
+        "sealed": sealed,
+        "original": data,
+        "original_type": result.mime_type,
+        "result": result.data,
+        "result_type": result.mime_type,
+        "options": vars(options),
+        "result_metadata": {FACES_METADATA: str(len(result.anonymised))},
+    }
+
+
+def anonymise_and_store(
+    data: bytes,
+    options: Options,
+    anonymiser: Anonymiser,
+    store: PairStore,
+    max_pixels: int,
+    seal_key: str | None = None,
+    prefix: str = "",
+) -> Outcome:
+    """Anonymise `data` and keep the original with its result in `store` (both or neither).
+
+    `seal_key`: the authority's public key (PEM) when originals are kept sealed.
+    `prefix`: the owner's, where accounts are on (faceblur.accounts.owner_prefix).
+    """
+    started = time.perf_counter()
+    result = anonymiser.anonymise(data, options, max_pixels)
+    stored_at = time.perf_counter()
+    pair = store.put_pair(
+        **pair_arguments(data, result, options, seal_key, max_pixels), prefix=prefix
+    )
+    kept = Kept(pair, store.result_url(pair.result_key)) if pair else None
+    timings = {
+        **result.timings,
+        "pipeline": stored_at - started,
+        "storage": time.perf_counter() - stored_at,
+    }
+    return Outcome(result, kept, timings)
