@@ -147,8 +147,8 @@ def summary(values: list[float]) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from faceblur.options import Options
     from faceblur.media.photo import anonymise_image
+    from faceblur.options import Options
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=int, default=1, help="use every Nth photo")
