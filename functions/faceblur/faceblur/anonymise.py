@@ -1,20 +1,20 @@
 """Make faces unrecognisable: regions, masks and the anonymisation methods.
 
-Every method is a small object. Most have `render(patch, strength, rng)`, new pixels for
-one region's bounding box, which `anonymise` pastes through the region's mask, so a pixel
-outside every mask is never touched. A union method instead has
-`render_union(image, regions, shape, strength, rng, grain)` and paints the union of all
-masks at once.
+Every method is a small object with one method, `render(image, regions, job)`: a new
+image with the union of the regions' masks painted over, every other pixel identical
+(`job` carries the shape, strength, random draw and the video's per-track memory).
 Methods scale with the region (a fixed kernel leaks large faces) and never mutate their
-input.
+input. The default, `haze`, paints a generic head seen through a blur, toned from the
+photo around it and from one number per face and channel, the mean colour of the face
+moved by a secret random offset (docs/reidentification.md says what that keeps).
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -34,26 +34,57 @@ def _check_choice(kind: str, value: str, choices: Sequence[str]) -> None:
         raise BadRequestError(f"unknown {kind} {quoted(value)}; choose one of {', '.join(choices)}")
 
 
+# A region on the image's border is the part of a head the frame shows: its oval is that
+# of the box continued past the border by this share of its size (the part the photo
+# cut off), clipped to the photo. At the border it still spans 94 % of the box, so a face
+# cut by the frame is covered up to the edge, and it is shaped like a head, never a
+# straight-sided column; the whole image as one region is all of it. The web page draws
+# its outlines with the same rule (frontend/static/app.js, templates/_outline.html).
+BORDER_REACH = 0.5
+
+
+def outline_ellipse(box: Box, width: int, height: int) -> tuple[float, float, float, float]:
+    """Centre and radii (cx, cy, rx, ry) of the ellipse a region's mask is cut from."""
+    x, y, w, h = box
+    left = x - BORDER_REACH * w if x <= 0 else x
+    right = x + w + BORDER_REACH * w if x + w >= width else x + w
+    top = y - BORDER_REACH * h if y <= 0 else y
+    bottom = y + h + BORDER_REACH * h if y + h >= height else y + h
+    return (left + right) / 2, (top + bottom) / 2, (right - left) / 2, (bottom - top) / 2
+
+
+def _ellipse_coordinates(box: Box, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """The box's pixel centres on -1..1 across (columns) and down (rows) of its ellipse."""
+    x, y, w, h = box
+    cx, cy, rx, ry = outline_ellipse(box, width, height)
+    cols = (x + np.arange(w) + 0.5 - cx) / max(rx, 1e-9)
+    rows = (y + np.arange(h) + 0.5 - cy) / max(ry, 1e-9)
+    return cols, rows
+
+
 def _region_weights(box: Box, width: int, height: int, shape: str, feather: float) -> np.ndarray:
     """Float weights in [0, 1] over the box's pixels: 0 outside the shape, 1 deep inside.
 
-    Ellipse: the ellipse inscribed in the box. Where the box touches the image border
-    (the face was cut by the frame) that side is squared off to the border, so the part
-    of a face at the edge of a photo is covered too; a whole-frame region is all of it.
+    Ellipse: the ellipse inscribed in the box, continued past the image's border where
+    the box touches it (`outline_ellipse`). Box: the whole box; a side on the image's
+    border does not fade (nothing lies beyond it).
     """
     x, y, w, h = box
-    cols = (np.arange(w) + 0.5 - w / 2) / (w / 2)
-    rows = (np.arange(h) + 0.5 - h / 2) / (h / 2)
-    if x <= 0:
-        cols = np.where(cols < 0, 0.0, cols)
-    if x + w >= width:
-        cols = np.where(cols > 0, 0.0, cols)
-    if y <= 0:
-        rows = np.where(rows < 0, 0.0, rows)
-    if y + h >= height:
-        rows = np.where(rows > 0, 0.0, rows)
-    dx, dy = np.abs(cols)[None, :], np.abs(rows)[:, None]
-    radius = np.hypot(dx, dy) if shape == "ellipse" else np.maximum(dx, dy)
+    if shape == "ellipse":
+        cols, rows = _ellipse_coordinates(box, width, height)
+        radius = np.hypot(cols[None, :], rows[:, None])
+    else:
+        cols = (np.arange(w) + 0.5 - w / 2) / (w / 2)
+        rows = (np.arange(h) + 0.5 - h / 2) / (h / 2)
+        if x <= 0:
+            cols = np.where(cols < 0, 0.0, cols)
+        if x + w >= width:
+            cols = np.where(cols > 0, 0.0, cols)
+        if y <= 0:
+            rows = np.where(rows < 0, 0.0, rows)
+        if y + h >= height:
+            rows = np.where(rows > 0, 0.0, rows)
+        radius = np.maximum(np.abs(cols)[None, :], np.abs(rows)[:, None])
     inside = radius <= 1.0
     if feather <= 0:
         return inside.astype(np.float32)
@@ -76,41 +107,93 @@ def _clipped(box: Box, width: int, height: int) -> Box:
     return padded_region(box, 0.0, width, height)
 
 
-class Method(Protocol):
-    """One anonymisation method: new pixels for a region's bounding box."""
+def _clipped_regions(regions: Sequence[Box], width: int, height: int) -> list[Box]:
+    return [_clipped(box, width, height) for box in regions]
 
-    feather: bool  # fade into the photo at the mask's edge (soft methods) or a hard edge
+
+class SteadyTones:
+    """A video's memory of each track's look, so a hidden face keeps its colour and shape.
+
+    One secret offset and one head drawing (a seed) per track, drawn when the track first
+    shows, and the measured mean colour followed slowly (a share `follow` of the way each
+    frame): the fill neither jumps with every new draw nor drifts with the detector's box.
+    Frames must be given in order; one object per video.
+    """
+
+    def __init__(self, follow: float = 0.1) -> None:
+        self.follow = follow
+        self._tracks: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+
+    def tone(
+        self, track: int, measured: np.ndarray, draw: Callable[[], tuple[np.ndarray, int]]
+    ) -> tuple[np.ndarray, int]:
+        """The tone to paint for `track` this frame and its head's seed; `draw` gives a
+        new (offset, seed) for a track not seen before."""
+        if track not in self._tracks:
+            offset, seed = draw()
+            self._tracks[track] = (measured.astype(np.float64), offset, seed)
+        else:
+            mean, offset, seed = self._tracks[track]
+            self._tracks[track] = (mean + self.follow * (measured - mean), offset, seed)
+        mean, offset, seed = self._tracks[track]
+        return mean + offset, seed
+
+
+@dataclass(frozen=True)
+class Job:
+    """How to paint: what the caller chose, the random draw, and for video its memory."""
+
+    shape: str = DEFAULT_SHAPE
+    strength: str = DEFAULT_STRENGTH
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    # The photo's own fine grain on painted fills; off for video (fresh grain every frame
+    # boils; see `anonymise`).
+    grain: bool = True
+    # Video: the track id of each region, and the tones remembered across frames.
+    tracks: Sequence[int] | None = None
+    steady: SteadyTones | None = None
+
+
+class Method(Protocol):
+    """One anonymisation method."""
+
     randomised: bool  # a fresh secure draw per call: two calls give different pixels
 
-    def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
-        """A new uint8 array shaped like `patch` (RGB); `patch` is never modified."""
-        ...
-
-
-@runtime_checkable
-class UnionMethod(Protocol):
-    """A method that paints the union of all regions at once, from the whole image."""
-
-    randomised: bool  # a fresh secure draw per call (with grain): two calls differ
-
-    def render_union(
-        self,
-        image: np.ndarray,
-        regions: Sequence[Box],
-        shape: str,
-        strength: str,
-        rng: np.random.Generator,
-        grain: bool = True,
-    ) -> np.ndarray:
-        """A new image like `image`, changed only inside `region_mask(..., regions, shape)`.
-
-        `grain`: give the fill the photo's own fine grain (see `anonymise`).
-        """
+    def render(self, image: np.ndarray, regions: Sequence[Box], job: Job) -> np.ndarray:
+        """A new image like `image`, changed only inside `region_mask(..., regions, shape)`;
+        `regions` are clipped to the image; `image` is never modified."""
         ...
 
 
 def _luminance(rgb: np.ndarray) -> np.ndarray:
     return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def _paste_each(
+    image: np.ndarray,
+    regions: Sequence[Box],
+    job: Job,
+    feather: bool,
+    render_patch: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Each region's box rendered from its own pixels and pasted through its mask, one
+    region after the other (a later one renders from what the earlier left)."""
+    result = image.copy()
+    height, width = image.shape[:2]
+    for x, y, w, h in regions:
+        if not (w and h):
+            continue
+        weights = _region_weights(
+            (x, y, w, h), width, height, job.shape, FEATHER if feather else 0.0
+        )[..., None]
+        current = result[y : y + h, x : x + w]
+        rendered = render_patch(current.copy()).astype(np.float32)
+        blended = rendered * weights + current.astype(np.float32) * (1.0 - weights)
+        # Where the weight is 0 keep the exact old bytes (no float round trip).
+        result[y : y + h, x : x + w] = np.where(
+            weights > 0, np.clip(blended.round(), 0, 255).astype(np.uint8), current
+        )
+    return result
 
 
 def gaussian_blur(patch: np.ndarray, sigma: float) -> np.ndarray:
@@ -133,12 +216,17 @@ class Blur:
     """Gaussian blur whose sigma is a share of the region's larger side."""
 
     sigma_share: dict[str, float]
-    feather: bool = True
     randomised: bool = False
 
-    def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
-        sigma = self.sigma_share[strength] * max(patch.shape[:2])
-        return gaussian_blur(patch, sigma)
+    def render(self, image: np.ndarray, regions: Sequence[Box], job: Job) -> np.ndarray:
+        share = self.sigma_share[job.strength]
+        return _paste_each(
+            image,
+            regions,
+            job,
+            True,
+            lambda patch: gaussian_blur(patch, share * max(patch.shape[:2])),
+        )
 
 
 @dataclass(frozen=True)
@@ -146,16 +234,19 @@ class Pixelate:
     """A fixed number of blocks across the region's larger side, whatever its size."""
 
     blocks: dict[str, int]
-    feather: bool = False
     randomised: bool = False
 
-    def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
-        h, w = patch.shape[:2]
-        across = self.blocks[strength]
-        block = max(h, w) / across
-        small_size = (max(1, round(w / block)), max(1, round(h / block)))
-        small = cv2.resize(patch, small_size, interpolation=cv2.INTER_AREA)
-        return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+    def render(self, image: np.ndarray, regions: Sequence[Box], job: Job) -> np.ndarray:
+        across = self.blocks[job.strength]
+
+        def blocky(patch: np.ndarray) -> np.ndarray:
+            h, w = patch.shape[:2]
+            block = max(h, w) / across
+            small_size = (max(1, round(w / block)), max(1, round(h / block)))
+            small = cv2.resize(patch, small_size, interpolation=cv2.INTER_AREA)
+            return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST)
+
+        return _paste_each(image, regions, job, False, blocky)
 
 
 # Fixed fills for solid: neither depends on the face.
@@ -168,15 +259,17 @@ class Solid:
     """One flat colour: low = the region's own average colour; medium = a fixed neutral
     skin tone; high = black."""
 
-    feather: bool = False
     randomised: bool = False
 
-    def render(self, patch: np.ndarray, strength: str, rng: np.random.Generator) -> np.ndarray:
-        if strength == "low":
-            colour = patch.reshape(-1, 3).mean(axis=0).round()
-        else:
-            colour = np.array(NEUTRAL_SKIN if strength == "medium" else BLACK)
-        return np.broadcast_to(colour.astype(np.uint8), patch.shape).copy()
+    def render(self, image: np.ndarray, regions: Sequence[Box], job: Job) -> np.ndarray:
+        def flat(patch: np.ndarray) -> np.ndarray:
+            if job.strength == "low":
+                colour = patch.reshape(-1, 3).mean(axis=0).round()
+            else:
+                colour = np.array(NEUTRAL_SKIN if job.strength == "medium" else BLACK)
+            return np.broadcast_to(colour.astype(np.uint8), patch.shape).copy()
+
+        return _paste_each(image, regions, job, False, flat)
 
 
 # Smudge works on a grid this many cells across each patch of the union (the patch is the
@@ -194,8 +287,8 @@ SMUDGE_VISIBLE_SHARE = 0.2
 # neighbour: looked for around the piece, then farther out), from nothing at the region's
 # edge up to this weight, reached this share of the way in: a head's shape and tone, from
 # pixels left visible.
-HEAD_WEIGHT = 0.85
-HEAD_DEPTH = 0.4
+LEAN_WEIGHT = 0.85
+LEAN_DEPTH = 0.4
 SKIN_SEARCH = (1.0, 4.0)  # how far around a piece to look for skin, by turns
 SKIN_MIN_SHARE = 0.005  # of the visible pixels looked at; and at least SKIN_MIN_PIXELS
 SKIN_MIN_PIXELS = 20
@@ -289,19 +382,6 @@ def _sample_step(pixels: int) -> int:
     return max(1, int(np.ceil(np.sqrt(pixels / SAMPLE_PIXELS))))
 
 
-def _head_weights(height: int, width: int, regions: Sequence[Box], shape: str) -> np.ndarray:
-    """A soft head-shaped bump in each region (0 at its edge, 1 from HEAD_DEPTH in), the
-    highest where regions overlap: one smooth surface over the union, no seam."""
-    head = np.zeros((height, width), dtype=np.float32)
-    for box in regions:
-        x, y, w, h = _clipped(box, width, height)
-        if w and h:
-            ramp = _region_weights((x, y, w, h), width, height, shape, HEAD_DEPTH)
-            bump = ramp * ramp * (3.0 - 2.0 * ramp)  # smoothstep: no crease where it levels
-            np.maximum(head[y : y + h, x : x + w], bump, out=head[y : y + h, x : x + w])
-    return head
-
-
 def _grain(grey: np.ndarray, known: np.ndarray) -> float:
     """The photo's own fine noise level, from neighbouring pixels that are both visible."""
     both = known[:, 1:] & known[:, :-1]
@@ -313,98 +393,292 @@ def _grain(grey: np.ndarray, known: np.ndarray) -> float:
     return float(np.clip(0.8 * np.median(steps) / 0.954, 0.5, 3.0))
 
 
+def _lean_weights(height: int, width: int, regions: Sequence[Box], shape: str) -> np.ndarray:
+    """Smudge's lean towards visible skin: a soft bump in each region (0 at its edge, 1
+    from LEAN_DEPTH in), the highest where regions overlap: one smooth surface, no seam."""
+    lean = np.zeros((height, width), dtype=np.float32)
+    for x, y, w, h in regions:
+        if w and h:
+            ramp = _region_weights((x, y, w, h), width, height, shape, LEAN_DEPTH)
+            np.maximum(
+                lean[y : y + h, x : x + w], _smoothstep(ramp), out=lean[y : y + h, x : x + w]
+            )
+    return lean
+
+
+def _smoothstep(ramp: np.ndarray) -> np.ndarray:
+    """0 to 1 with no crease at either end."""
+    ramp = np.clip(ramp, 0.0, 1.0)
+    return ramp * ramp * (3.0 - 2.0 * ramp)
+
+
+# The generic head the default paints, in a region's own coordinates (-1..1 across and
+# down). With the default padding (0.4 a side, 0.8 on top) the detected face is the box
+# 0.56 either side of the middle, from 0.27 above it to 0.64 below: the head's oval is
+# the one inscribed there. The same head for everyone, never fitted to the person.
+HEAD_CENTRE = (0.0, 0.18)
+HEAD_RADII = (0.6, 0.55)
+# The head's tone covers the fill fully out to this share of the oval's radius and fades
+# out by HEAD_FADE: about the spread of a Gaussian blur of a quarter of the face.
+HEAD_FULL = 0.8
+HEAD_FADE = 1.8
+# Light from the upper left: the head is this share lighter at its upper-left rim and as
+# much darker at the lower right (a blurred head is a shaded ball, not a flat disc).
+HEAD_SHADING = 0.07
+# The secret offset moved onto each face's mean colour, uniform in +-this many grey levels
+# (all three channels alike), and a little more per channel on a colour photo. Chosen by
+# bench/reid.py (re-identification) against bench/look.py (colour shift).
+HAZE_OFFSET = {"low": 16.0, "medium": 22.0, "high": 28.0}
+HAZE_CHROMA = 3.0
+# Each face's head is drawn a little differently, at random: its centre moved by up to
+# this share of the region's half-size, its radii scaled by up to this share, the light
+# turned by up to this many degrees. Still generic (nothing is fitted to the person), but
+# an attacker comparing pixels no longer finds the same oval at the same place.
+HEAD_JITTER = 0.08
+HEAD_SCALE_JITTER = 0.15
+LIGHT_JITTER = 60.0
+
+
+def _head_coordinates(
+    box: Box,
+    width: int,
+    height: int,
+    centre: tuple[float, float] = HEAD_CENTRE,
+    radii: tuple[float, float] = HEAD_RADII,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Across and down in units of the head's radii, 0 at its centre, over `box` (placed
+    in the region's ellipse: a head cut by the frame sits where the frame cut it)."""
+    cols, rows = _ellipse_coordinates(box, width, height)
+    across = (cols - centre[0]) / radii[0]
+    down = (rows - centre[1]) / radii[1]
+    return across[None, :], down[:, None]
+
+
+def kept_pixels(box: Box, width: int, height: int, shape: str) -> np.ndarray:
+    """Which pixels of region `box` the haze averages (bool over the box): the generic
+    head's oval, inside the mask. Nothing else inside a region is read."""
+    across, down = _head_coordinates(box, width, height)
+    inside = _region_weights(box, width, height, shape, 0) > 0
+    return (np.hypot(across, down) <= 1.0) & inside
+
+
+def kept_tones(image: np.ndarray, regions: Sequence[Box], shape: str) -> list[np.ndarray | None]:
+    """All the haze reads inside each region: the mean colour of its core (`kept_pixels`),
+    summed as whole numbers so the same sums give the very same tone; None when empty."""
+    height, width = image.shape[:2]
+    tones: list[np.ndarray | None] = []
+    for x, y, w, h in _clipped_regions(regions, width, height):
+        if not (w and h):
+            tones.append(None)
+            continue
+        core = kept_pixels((x, y, w, h), width, height, shape)
+        count = int(core.sum())
+        sums = image[y : y + h, x : x + w][core].sum(axis=0, dtype=np.int64)
+        tones.append(sums / count if count else None)
+    return tones
+
+
 @dataclass(frozen=True)
-class Smudge:
-    """The default: the union of regions painted over from the photo around it.
+class _Head:
+    """One region's head: where it sits and the colour it is painted in."""
+
+    box: Box
+    tone: np.ndarray  # RGB, float, offset already applied
+    centre: tuple[float, float] = HEAD_CENTRE
+    radii: tuple[float, float] = HEAD_RADII
+    light: float = 45.0  # degrees: where the light comes from, up-left at 45
+
+    @classmethod
+    def drawn(cls, box: Box, tone: np.ndarray, rng: np.random.Generator) -> _Head:
+        """A head for `box` with its random differences from the generic one."""
+        shift = rng.uniform(-HEAD_JITTER, HEAD_JITTER, 2)
+        scale = 1.0 + rng.uniform(-HEAD_SCALE_JITTER, HEAD_SCALE_JITTER, 2)
+        return cls(
+            box,
+            tone,
+            (HEAD_CENTRE[0] + shift[0], HEAD_CENTRE[1] + shift[1]),
+            (HEAD_RADII[0] * scale[0], HEAD_RADII[1] * scale[1]),
+            45.0 + rng.uniform(-LIGHT_JITTER, LIGHT_JITTER),
+        )
+
+    def layer(self, width: int, height: int, shape: str) -> tuple[np.ndarray, np.ndarray]:
+        """How much of the fill the head covers (0..1) and its shaded colour, over its box."""
+        across, down = _head_coordinates(self.box, width, height, self.centre, self.radii)
+        distance = np.hypot(across, down)
+        cover = _smoothstep((HEAD_FADE - distance) / (HEAD_FADE - HEAD_FULL))
+        # Never up to the mask's edge: there the fill is the photo's surroundings.
+        edge = _region_weights(self.box, width, height, shape, 0.25)
+        cover = (cover * _smoothstep(edge)).astype(np.float32)
+        # Lighter towards the light (up-left at 45 degrees), darker away from it.
+        angle = np.radians(self.light)
+        towards = np.cos(angle) * across + np.sin(angle) * down
+        light = 1.0 - HEAD_SHADING * np.clip(towards, -1.0, 1.0)
+        colour = light[..., None].astype(np.float32) * self.tone.astype(np.float32)
+        return cover, colour
+
+
+def _paint_union(
+    image: np.ndarray, regions: Sequence[Box], job: Job, lean_to_skin: bool, heads: Sequence[_Head]
+) -> np.ndarray:
+    """The union of regions painted over from the visible photo around it, then the heads.
 
     Every piece of the union (overlapping regions make one piece) is filled once, on a
     coarse grid, smoothly from the visible pixels around it: the tone of the hair, skin,
-    neck and background that stay visible, fading into them with no seam (it needs no
-    feather), then scaled up and, for a photo, given the photo's own grain from fresh secure
-    noise. Nothing inside any region is read, so nothing of a face can survive; a grey
-    photo stays grey (the same fill on every channel, the grain added to all three alike).
+    neck and background that stay visible, fading into them with no seam (a harmonic
+    fill has no ring lighter or darker than both its sides). Then the heads are laid on
+    it, or (smudge) it leans towards the visible skin nearest the piece; a photo gets its
+    own grain from fresh secure noise. Nothing inside any region is read here: the
+    patch is zeroed there before anything reads it. A grey photo stays grey.
     """
-
-    randomised: bool = True
-
-    def render_union(
-        self,
-        image: np.ndarray,
-        regions: Sequence[Box],
-        shape: str,
-        strength: str,
-        rng: np.random.Generator,
-        grain: bool = True,
-    ) -> np.ndarray:
-        """A copy of `image` with every region painted over; the rest identical."""
-        result = image.copy()
-        height, width = image.shape[:2]
-        mask = region_mask(height, width, regions, shape)
-        head = _head_weights(height, width, regions, shape)
-        visible = ~mask
-        coloured = (image[..., 0] != image[..., 1]) | (image[..., 1] != image[..., 2])
-        grey_photo = not (coloured & visible).any()
-        fallback = np.full(3, GREY, dtype=np.float32)
-        if visible.any():
-            fallback[:] = cv2.mean(image, mask=visible.astype(np.uint8))[:3]
-        count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
-        skin_box = None if grey_photo or count < 2 else _is_skin(image) & visible
-        for piece in range(1, count):
-            x, y, w, h = (int(v) for v in stats[piece, :4])
-            margin = round(SMUDGE_MARGIN * max(w, h)) + 2
-            left, top = max(x - margin, 0), max(y - margin, 0)
-            right, bottom = min(x + w + margin, width), min(y + h + margin, height)
-            inside = labels[top:bottom, left:right] == piece
-            known = visible[top:bottom, left:right]
-            # Zero what the regions hide before anything reads the patch.
-            patch = image[top:bottom, left:right].astype(np.float32) * known[..., None]
-            side = max(right - left, bottom - top)
-            cells = SMUDGE_CELLS[strength] * (1 + 2 * SMUDGE_MARGIN)
-            scale = min(1.0, cells / side)
-            size = (max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale)))
-            share = cv2.resize(known.astype(np.float32), size, interpolation=cv2.INTER_AREA)
-            small = cv2.resize(patch, size, interpolation=cv2.INTER_AREA).reshape(*share.shape, 3)
-            small_known = share >= SMUDGE_VISIBLE_SHARE
-            small = small / np.maximum(share, 1e-6)[..., None]
-            filled = _fill_from_border(small, small_known, fallback)
+    result = image.copy()
+    height, width = image.shape[:2]
+    mask = region_mask(height, width, regions, job.shape)
+    visible = ~mask
+    grey_photo = _is_grey(image, visible)
+    fallback = np.full(3, GREY, dtype=np.float32)
+    if visible.any():
+        fallback[:] = cv2.mean(image, mask=visible.astype(np.uint8))[:3]
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    lean = skin_box = None
+    if lean_to_skin and not grey_photo and count >= 2:
+        lean = _lean_weights(height, width, regions, job.shape)
+        skin_box = _is_skin(image) & visible
+    layers = [(head.box, *head.layer(width, height, job.shape)) for head in heads]
+    for piece in range(1, count):
+        x, y, w, h = (int(v) for v in stats[piece, :4])
+        margin = round(SMUDGE_MARGIN * max(w, h)) + 2
+        left, top = max(x - margin, 0), max(y - margin, 0)
+        right, bottom = min(x + w + margin, width), min(y + h + margin, height)
+        inside = labels[top:bottom, left:right] == piece
+        known = visible[top:bottom, left:right]
+        # Zero what the regions hide before anything reads the patch.
+        patch = image[top:bottom, left:right].astype(np.float32) * known[..., None]
+        side = max(right - left, bottom - top)
+        cells = SMUDGE_CELLS[job.strength] * (1 + 2 * SMUDGE_MARGIN)
+        scale = min(1.0, cells / side)
+        size = (max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale)))
+        share = cv2.resize(known.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(patch, size, interpolation=cv2.INTER_AREA).reshape(*share.shape, 3)
+        small_known = share >= SMUDGE_VISIBLE_SHARE
+        small = small / np.maximum(share, 1e-6)[..., None]
+        filled = _fill_from_border(small, small_known, fallback)
+        filled = cv2.GaussianBlur(filled, (0, 0), SMUDGE_SMOOTHING, borderType=cv2.BORDER_REPLICATE)
+        # Linear, not cubic: cubic overshoots at the edge of the fill, a thin halo.
+        big = cv2.resize(filled, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
+        # From here on only the piece's own box: every pixel it paints lies in there.
+        rows, cols = slice(y - top, y - top + h), slice(x - left, x - left + w)
+        painted = big.reshape(bottom - top, right - left, 3)[rows, cols]
+        if lean is not None:
             hidden = (~small_known).astype(np.uint8)
             ring = small_known & (cv2.dilate(hidden, np.ones((5, 5), np.uint8)) > 0)
             around = np.median(small[ring], axis=0) if ring.any() else fallback
-            skin = (
-                None
-                if skin_box is None
-                else _visible_skin(image, visible, skin_box, (x, y, w, h), around)
-            )
-            filled = cv2.GaussianBlur(
-                filled, (0, 0), SMUDGE_SMOOTHING, borderType=cv2.BORDER_REPLICATE
-            )
-            big = cv2.resize(filled, (right - left, bottom - top), interpolation=cv2.INTER_CUBIC)
-            # From here on only the piece's own box: every pixel it paints lies in there.
-            rows, cols = slice(y - top, y - top + h), slice(x - left, x - left + w)
-            painted = big.reshape(bottom - top, right - left, 3)[rows, cols]
+            skin = _visible_skin(image, visible, skin_box, (x, y, w, h), around)
             if skin is not None:
-                lean = HEAD_WEIGHT * head[y : y + h, x : x + w]
-                painted += lean[..., None] * (skin - painted)
-            if grain:
-                step = _sample_step(patch.shape[0] * patch.shape[1])
-                level = _grain(_luminance(patch[::step]), known[::step])
-                # Grain a few pixels wide: white per-pixel noise reads as fine detail (it
-                # keeps the Laplacian variance bench/recall.py counts as a face left visible).
-                noise = rng.standard_normal((h, w), dtype=np.float32)
-                noise = cv2.GaussianBlur(noise, (0, 0), GRAIN_WIDTH)
-                noise /= max(float(noise.std()), 1e-6)
-                painted += level * noise[..., None]
-            if grey_photo:
-                painted = np.repeat(painted[..., :1], 3, axis=2)
-            np.copyto(
-                result[y : y + h, x : x + w],
-                np.clip(painted.round(), 0, 255).astype(np.uint8),
-                where=inside[rows, cols, None],
-            )
-        return result
+                weight = LEAN_WEIGHT * lean[y : y + h, x : x + w]
+                painted += weight[..., None] * (skin - painted)
+        if layers:
+            _lay_heads(painted, (x, y, w, h), layers)
+        if job.grain:
+            step = _sample_step(patch.shape[0] * patch.shape[1])
+            level = _grain(_luminance(patch[::step]), known[::step])
+            # Grain a few pixels wide: white per-pixel noise reads as fine detail (it
+            # keeps the Laplacian variance bench/recall.py counts as a face left visible).
+            noise = job.rng.standard_normal((h, w), dtype=np.float32)
+            noise = cv2.GaussianBlur(noise, (0, 0), GRAIN_WIDTH)
+            noise /= max(float(noise.std()), 1e-6)
+            painted += level * noise[..., None]
+        if grey_photo:
+            painted = np.repeat(painted[..., :1], 3, axis=2)
+        np.copyto(
+            result[y : y + h, x : x + w],
+            np.clip(painted.round(), 0, 255).astype(np.uint8),
+            where=inside[rows, cols, None],
+        )
+    return result
 
 
-METHODS: dict[str, Method | UnionMethod] = {
+def _lay_heads(
+    painted: np.ndarray, piece: Box, layers: Sequence[tuple[Box, np.ndarray, np.ndarray]]
+) -> None:
+    """Blend the heads over `painted` (the piece's box), in place: each pixel takes the
+    strongest head's cover, in the cover-weighted colour of the heads there."""
+    x, y, w, h = piece
+    strongest = np.zeros((h, w), dtype=np.float32)
+    weight = np.zeros((h, w), dtype=np.float32)
+    colour = np.zeros((h, w, 3), dtype=np.float32)
+    for (hx, hy, hw, hh), cover, shaded in layers:
+        left, top = max(hx, x), max(hy, y)
+        right, bottom = min(hx + hw, x + w), min(hy + hh, y + h)
+        if left >= right or top >= bottom:
+            continue
+        theirs = (slice(top - hy, bottom - hy), slice(left - hx, right - hx))
+        ours = (slice(top - y, bottom - y), slice(left - x, right - x))
+        np.maximum(strongest[ours], cover[theirs], out=strongest[ours])
+        weight[ours] += cover[theirs]
+        colour[ours] += cover[theirs][..., None] * shaded[theirs]
+    tone = colour / np.maximum(weight, 1e-6)[..., None]
+    painted += strongest[..., None] * (tone - painted)
+
+
+def _is_grey(image: np.ndarray, visible: np.ndarray) -> bool:
+    """Whether every visible pixel is grey (then the fill must be grey too)."""
+    coloured = (image[..., 0] != image[..., 1]) | (image[..., 1] != image[..., 2])
+    return not (coloured & visible).any()
+
+
+@dataclass(frozen=True)
+class Smudge:
+    """For those who want nothing of the face kept: the union of regions painted over from
+    the photo around it, leaning towards the visible skin nearest each piece (neck, ears,
+    hands, a neighbour). Reads no pixel inside any region."""
+
+    randomised: bool = True
+
+    def render(self, image: np.ndarray, regions: Sequence[Box], job: Job) -> np.ndarray:
+        return _paint_union(image, regions, job, lean_to_skin=True, heads=())
+
+
+@dataclass(frozen=True)
+class Haze:
+    """The default: a head seen through a blur, a soft shaded oval of the person's tone
+    under the visible hair, cap or collar around it, fading into the photo.
+
+    Inside each region only its mean colour (`kept_tones`) is read, and it is moved by a
+    fresh secret offset per face before use; the rest is smudge's fill from the visible
+    photo and a generic head, the same for everyone.
+    """
+
+    offset: dict[str, float]
+    chroma: float = HAZE_CHROMA
+    randomised: bool = True
+
+    def render(self, image: np.ndarray, regions: Sequence[Box], job: Job) -> np.ndarray:
+        height, width = image.shape[:2]
+        grey = _is_grey(image, np.ones((height, width), dtype=bool))
+        spread, chroma = self.offset[job.strength], 0.0 if grey else self.chroma
+
+        def draw() -> tuple[np.ndarray, int]:
+            offset = job.rng.uniform(-spread, spread) + job.rng.uniform(-chroma, chroma, 3)
+            return offset, int(job.rng.integers(2**63))
+
+        heads = []
+        for index, (box, tone) in enumerate(
+            zip(regions, kept_tones(image, regions, job.shape), strict=True)
+        ):
+            if tone is None:
+                continue
+            if job.steady is not None and job.tracks is not None:
+                tone, seed = job.steady.tone(job.tracks[index], tone, draw)
+            else:
+                offset, seed = draw()
+                tone = tone + offset
+            head_rng = np.random.default_rng(seed)
+            heads.append(_Head.drawn(box, np.clip(tone, 0.0, 255.0), head_rng))
+        return _paint_union(image, regions, job, lean_to_skin=False, heads=heads)
+
+
+METHODS: dict[str, Method] = {
+    "haze": Haze(offset=HAZE_OFFSET),
     "smudge": Smudge(),
     "blur": Blur(sigma_share={"low": 0.04, "medium": 0.08, "high": 0.15}),
     "pixelate": Pixelate(blocks={"low": 16, "medium": 10, "high": 6}),
@@ -420,40 +694,29 @@ def anonymise(
     strength: str = DEFAULT_STRENGTH,
     rng: np.random.Generator | None = None,
     grain: bool = True,
+    tracks: Sequence[int] | None = None,
+    steady: SteadyTones | None = None,
 ) -> np.ndarray:
     """A new RGB uint8 image with every region anonymised; pixels outside the masks identical.
 
     Randomised methods draw from a fresh secure seed on every call, never from the image;
-    `rng` is for tests that need the same draw twice. `grain=False` leaves smudge's fill
-    without grain, for video frames: fresh grain in every frame boils where a video's own
-    noise is steady or compressed away, and on soft footage it is all the fine detail a
-    hidden face has left (bench/video.py counts it as detail; docs/tried.md).
+    `rng` is for tests that need the same draw twice. `grain=False` leaves the painted
+    fills without grain, for video frames: fresh grain in every frame boils where a
+    video's own noise is steady or compressed away, and on soft footage it is all the fine
+    detail a hidden face has left (bench/video.py counts it as detail; docs/tried.md).
+    `tracks` (one id per region) and `steady` (one per video) keep each face's tone from
+    frame to frame.
     """
     _check_choice("method", method, tuple(METHODS))
     _check_choice("shape", shape, SHAPES)
     _check_choice("strength", strength, STRENGTHS)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise BadRequestError("image must be an RGB uint8 array of shape (height, width, 3)")
-    chosen = METHODS[method]
+    if tracks is not None and len(tracks) != len(regions):
+        raise ValueError(f"{len(tracks)} track ids for {len(regions)} regions")
     if rng is None:
         rng = np.random.default_rng(secrets.randbits(128))
     height, width = image.shape[:2]
-    if isinstance(chosen, UnionMethod):
-        # The union is painted once: overlapping regions make one fill, with no seam.
-        return chosen.render_union(image, regions, shape, strength, rng, grain)
-    result = image.copy()
-    for box in regions:
-        x, y, w, h = _clipped(box, width, height)
-        if not (w and h):
-            continue
-        weights = _region_weights(
-            (x, y, w, h), width, height, shape, FEATHER if chosen.feather else 0.0
-        )[..., None]
-        current = result[y : y + h, x : x + w]
-        rendered = chosen.render(current.copy(), strength, rng).astype(np.float32)
-        blended = rendered * weights + current.astype(np.float32) * (1.0 - weights)
-        # Where the weight is 0 keep the exact old bytes (no float round trip).
-        result[y : y + h, x : x + w] = np.where(
-            weights > 0, np.clip(blended.round(), 0, 255).astype(np.uint8), current
-        )
-    return result
+    clipped = _clipped_regions(regions, width, height)
+    job = Job(shape, strength, rng, grain, tracks, steady)
+    return METHODS[method].render(image, clipped, job)
