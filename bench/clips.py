@@ -148,7 +148,7 @@ def central_detail_kept(original: np.ndarray, result: np.ndarray, box: Box) -> f
 
 def displayed_frames(path: Path) -> list[np.ndarray]:
     """Every frame of a (short) clip as RGB, turned as its display matrix says."""
-    from faceblur.media.video import Orientation, probe
+    from faceblur.media.container import Orientation, probe
 
     orientation = Orientation.from_matrix(probe(path).display_matrix)
     with av.open(str(path)) as container:

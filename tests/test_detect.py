@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from conftest import FACES_DEV
+from data import require_data
 from faceblur.detection import build_detector
 from faceblur.detection.angles import AnyAngleDetector
-from faceblur.detection.base import Candidates, Face, to_faces
+from faceblur.detection.base import Face, RawCandidates, to_faces
 from faceblur.detection.centerface import CenterFaceNet
 from faceblur.detection.fusion import FusionSettings, fuse, rescale_scores
 from faceblur.detection.yunet import YUNET_MODEL, YuNetNet
@@ -25,6 +26,7 @@ GROUP = "images/0_Parade_Parade_0_382.jpg"  # six faces, 29 px and up
 
 
 def read_rgb(name: str) -> np.ndarray:
+    require_data()
     return cv2.cvtColor(cv2.imread(str(FACES_DEV / name)), cv2.COLOR_BGR2RGB)
 
 
@@ -119,7 +121,7 @@ def test_upside_down_faces_map_back_and_score_higher(dev_annotations):
     )
     net = CenterFaceNet()
 
-    def matched_scores(found: Candidates) -> np.ndarray:
+    def matched_scores(found: RawCandidates) -> np.ndarray:
         overlap = iou_matrix(truth, found.boxes)
         assert (overlap.max(axis=1) >= 0.5).all()  # boxes land on the faces of `turned`
         return found.scores[overlap.argmax(axis=1)]
@@ -204,7 +206,7 @@ def test_yunet_finds_every_face_of_a_real_group_photo(dev_annotations):
 
 
 def test_missing_yunet_model_says_how_to_get_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="make install"):
+    with pytest.raises(FileNotFoundError, match="ships inside the package"):
         YuNetNet(tmp_path / "absent.onnx", threshold=0.3)
 
 
@@ -278,9 +280,9 @@ def test_windows_around_hold_every_small_box_whole_and_share_when_close():
     assert windows_around(boxes[:0], width, height, face) == []
 
 
-def candidates(rows) -> Candidates:
+def candidates(rows) -> RawCandidates:
     array = np.asarray(rows, dtype=np.float64).reshape(-1, 5)
-    return Candidates(array[:, :4], array[:, 4], np.full((len(array), 5, 2), np.nan))
+    return RawCandidates(array[:, :4], array[:, 4], np.full((len(array), 5, 2), np.nan))
 
 
 def test_agreement_raises_the_score_and_duplicates_merge():

@@ -27,7 +27,7 @@ from faceblur.cli.main import main
 from faceblur.detection import base, build_detector, fusion
 from faceblur.detection.angles import AnyAngleDetector
 from faceblur.media import video
-from faceblur.service.videos import inbox_key, new_job_id
+from faceblur.store.keys import inbox_key, new_job_id
 from stack_fixtures import HANDLER, LocalS3
 
 
@@ -37,8 +37,8 @@ class NoNetwork:
     def __init__(self, *args: object, **kwargs: object) -> None:
         pass
 
-    def __call__(self, *args: object, **kwargs: object) -> base.Candidates:
-        return base.Candidates.empty()
+    def __call__(self, *args: object, **kwargs: object) -> base.RawCandidates:
+        return base.RawCandidates.empty()
 
     def __getattr__(self, name: str) -> NoNetwork:
         return self  # every pass (scaled, window, upside_down...) finds nothing too

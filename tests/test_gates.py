@@ -45,21 +45,21 @@ class CountingNet:
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         self.sizes: list[tuple[int, int]] = []
-        self.found = base.Candidates.empty()
+        self.found = base.RawCandidates.empty()
 
-    def __call__(self, image: np.ndarray, *args: object) -> base.Candidates:
+    def __call__(self, image: np.ndarray, *args: object) -> base.RawCandidates:
         self.sizes.append(image.shape[:2])
-        return base.Candidates(
+        return base.RawCandidates(
             self.found.boxes.copy(), self.found.scores.copy(), self.found.landmarks.copy()
         )
 
-    def scaled(self, image: np.ndarray, scale: float, threshold: float) -> base.Candidates:
+    def scaled(self, image: np.ndarray, scale: float, threshold: float) -> base.RawCandidates:
         return self(base.resize_to(image, scale)).scale_back(scale)
 
-    def upside_down(self, image: np.ndarray, *args: object) -> base.Candidates:
+    def upside_down(self, image: np.ndarray, *args: object) -> base.RawCandidates:
         return self(image)
 
-    def squeezed(self, image: np.ndarray, *args: object) -> base.Candidates:
+    def squeezed(self, image: np.ndarray, *args: object) -> base.RawCandidates:
         return self(image)
 
 
@@ -71,8 +71,10 @@ def stand_ins(monkeypatch) -> dict[str, CountingNet]:
     return nets
 
 
-def one_candidate(score: float) -> base.Candidates:
-    return base.Candidates(np.array([[10.0, 10, 110, 130]]), scores(score), np.full((1, 5, 2), 5.0))
+def one_candidate(score: float) -> base.RawCandidates:
+    return base.RawCandidates(
+        np.array([[10.0, 10, 110, 130]]), scores(score), np.full((1, 5, 2), 5.0)
+    )
 
 
 def test_a_clear_face_skips_mtcnn_and_the_extra_passes(stand_ins) -> None:

@@ -13,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
-from faceblur.store.s3 import content_id
+from faceblur.store.keys import content_id
 from stack_fixtures import LocalS3, scaled_photo
 
 WIDTH = 480  # small copies of real photos keep the suite quick on two cores
@@ -25,11 +25,11 @@ def photo(entry: dict, fmt: str = "PNG") -> tuple[bytes, list[tuple[int, int, in
 
 
 @pytest.fixture(scope="module")
-def portraits(dev_annotations: list[dict]) -> list[dict]:
+def portraits(portrait_annotations: list[dict]) -> list[dict]:
     """Photos of one clear face, large enough to stay large at WIDTH px."""
     chosen = [
         entry
-        for entry in dev_annotations
+        for entry in portrait_annotations
         if entry["n_faces"] == 1 and not entry["ignore"] and 150 <= entry["faces"][0][3] <= 450
     ]
     assert len(chosen) >= 8

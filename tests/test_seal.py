@@ -27,12 +27,12 @@ from faceblur.cli.main import main
 from faceblur.cli.seal import PASSPHRASE_ENV
 from faceblur.config import ConfigError, load_settings
 from faceblur.media.image import decode
-from faceblur.sealing import seal
+from faceblur.sealing import audit, seal
 from faceblur.store.s3 import Store
 from stack_fixtures import CuttingProxy, scaled_photo, start_function, start_local_s3
 
 FACEBLUR = Path(sys.executable).parent / "faceblur"
-GENESIS = seal.AUDIT_GENESIS
+GENESIS = audit.AUDIT_GENESIS
 
 
 def pixels(path_or_bytes: Path | bytes) -> np.ndarray:
@@ -344,7 +344,7 @@ def test_nothing_is_disclosed_under_a_broken_log(case: dict) -> None:
 def chain(count: int) -> list[str]:
     lines, previous = [], None
     for number in range(count):
-        previous = seal.audit_entry(
+        previous = audit.audit_entry(
             previous,
             time=f"2026-11-30T12:0{number}:00+00:00",
             operator="clerk",
@@ -355,7 +355,7 @@ def chain(count: int) -> list[str]:
             face=number,
             output_sha256="c" * 64,
         )
-        lines.append(seal.audit_line(previous))
+        lines.append(audit.audit_line(previous))
     return lines
 
 
@@ -376,8 +376,8 @@ def edited(line: str, recompute: bool = False) -> str:
     entry = json.loads(line)
     entry["reason"] = "nothing to see"
     if recompute:
-        entry["hash"] = seal._entry_hash(entry)
-    return seal.audit_line(entry)
+        entry["hash"] = audit._entry_hash(entry)
+    return audit.audit_line(entry)
 
 
 @pytest.mark.parametrize(
@@ -574,7 +574,7 @@ def test_with_sealing_on_no_bucket_holds_an_original_in_the_clear(
     sealed_key = answer["result_key"] + ".sealed"
     assert answer["stored"] and answer["original_key"] == sealed_key
     store = s3.store()
-    store._put(s3.settings.bucket_inbox, "camera-3/frame.jpg", dropped, "image/jpeg", {})
+    store.put(s3.settings.bucket_inbox, "camera-3/frame.jpg", dropped, "image/jpeg")
     event = {
         "Records": [
             {

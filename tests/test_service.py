@@ -7,11 +7,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from faceblur.media.photo import Result, anonymise_image
+from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.options import Options
 from faceblur.service.events import ObjectEvent, process_bucket_events
-from faceblur.service.photos import NullStore, anonymise_and_store
-from faceblur.store.s3 import content_id
+from faceblur.service.photos import anonymise_and_store
+from faceblur.store.keys import content_id
+from faceblur.store.null import NullStore
 from stack_fixtures import scaled_photo
 
 
@@ -21,13 +22,15 @@ class Pipeline:
 
     detector: object
 
-    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> Result:
+    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> PhotoResult:
         return anonymise_image(data, self.detector, options, max_pixels=max_pixels)
 
 
 @pytest.fixture(scope="module")
-def portrait(dev_annotations: list[dict]) -> bytes:
-    entry = next(e for e in dev_annotations if e["n_faces"] == 1 and 150 <= e["faces"][0][3] <= 450)
+def portrait(portrait_annotations: list[dict]) -> bytes:
+    entry = next(
+        e for e in portrait_annotations if e["n_faces"] == 1 and 150 <= e["faces"][0][3] <= 450
+    )
     return scaled_photo(entry, 480, "PNG")[0]
 
 

@@ -495,18 +495,6 @@ def test_longest_video_follows_the_setting(stack: Doc) -> None:
     )
 
 
-def test_readme_installs_the_pinned_chart_with_the_values_file() -> None:
-    readme = (ROOT / "README.md").read_text()
-    # The command with its backslash-continued lines.
-    install = re.search(
-        r"helm upgrade --install openfaas openfaas/openfaas(?:[^\n\\]|\\\n)*", readme
-    )
-    assert install, "the README does not install the OpenFaaS chart with helm"
-    command = install.group(0)
-    assert f"--version {CHART_VERSION}" in command
-    assert f"-f {VALUES.relative_to(ROOT)}" in command
-
-
 def test_stack_yml_settings_load_as_the_function_reads_them(stack: Doc, tmp_path: Path) -> None:
     assert check_settings_load(stack, tmp_path) == []
 

@@ -12,7 +12,8 @@ import requests
 
 from faceblur.config import load_settings
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError
-from faceblur.store.s3 import Store, content_id, options_id
+from faceblur.store.keys import content_id, options_id
+from faceblur.store.s3 import Store
 from stack_fixtures import CuttingProxy, LocalS3, start_local_s3
 
 OPTIONS = {"method": "blur", "shape": "ellipse", "strength": "high", "padding": 0.3}
@@ -136,7 +137,7 @@ def test_server_down_gives_unavailable_quickly_and_writes_nothing(own_s3: LocalS
     store = own_s3.store()
     own_s3.stop()
     started = time.monotonic()
-    with pytest.raises(UnavailableError, match="storage unavailable"):
+    with pytest.raises(UnavailableError):
         put_example(store)
     with pytest.raises(UnavailableError):
         store.check()

@@ -83,6 +83,17 @@ def test_weak_detections_continue_a_track_but_never_start_one() -> None:
     assert not any(covers(result[i], 300) for i in range(15, 20))  # alone, it is ignored
 
 
+def test_tracked_faces_keep_their_turn_and_landmarks_only_where_detected() -> None:
+    eyes = {"left_eye": (60, 60), "right_eye": (80, 60)}
+    turned = Face((50, 50, 40, 40), 0.9, eyes, turn=270)
+    result = run([[turned], [], [], [turned]])
+    for frame in result:
+        (tracked,) = frame.faces
+        assert (tracked.turn, tracked.track, tracked.score) == (270, 0, 0.9)
+        assert tracked.landmarks == (eyes if tracked.detected else {})
+    assert [frame.faces[0].detected for frame in result] == [True, False, False, True]
+
+
 def test_nothing_carries_across_a_scene_cut() -> None:
     frames: list[list[Face] | None] = [[face(100)] for _ in range(5)] + [[] for _ in range(5)]
     frames[7] = [face(400)]

@@ -177,11 +177,18 @@
         const [x, y, w, h] = face.region;
         let mark;
         if (shape === "ellipse") {
+          // On the image's border the oval continues past it by half the region's size,
+          // cut by the viewBox: exactly what changed (faceblur.anonymise.outline_ellipse).
+          const width = image.naturalWidth, height = image.naturalHeight;
+          const left = x <= 0 ? x - w / 2 : x;
+          const right = x + w >= width ? x + w * 1.5 : x + w;
+          const top = y <= 0 ? y - h / 2 : y;
+          const bottom = y + h >= height ? y + h * 1.5 : y + h;
           mark = document.createElementNS(SVG, "ellipse");
-          mark.setAttribute("cx", x + w / 2);
-          mark.setAttribute("cy", y + h / 2);
-          mark.setAttribute("rx", w / 2);
-          mark.setAttribute("ry", h / 2);
+          mark.setAttribute("cx", (left + right) / 2);
+          mark.setAttribute("cy", (top + bottom) / 2);
+          mark.setAttribute("rx", (right - left) / 2);
+          mark.setAttribute("ry", (bottom - top) / 2);
         } else {
           mark = document.createElementNS(SVG, "rect");
           mark.setAttribute("x", x);
@@ -203,11 +210,16 @@
     return count + " faces found and hidden";
   }
 
-  function succeed(card, file, outcome) {
+  // A card whose work is over, photo or video: its key, no progress bar, a last word.
+  function markDone(card, key, message) {
     card.classList.add("done");
-    card.dataset.key = outcome.key;
+    card.dataset.key = key;
     card.querySelector(".card-progress").hidden = true;
-    setStatus(card, "Done.");
+    setStatus(card, message);
+  }
+
+  function succeed(card, file, outcome) {
+    markDone(card, outcome.key, "Done.");
     const original = card.querySelector("img.original");
     const result = card.querySelector("img.result");
     original.src = URL.createObjectURL(file);
@@ -257,10 +269,9 @@
     const original = card.querySelector("img.original");
     const frame = original.parentElement;
     const editor = card.querySelector(".editor");
-    const status = editor.querySelector(".editor-status");
-    const undoButton = editor.querySelector(".undo");
-    const applyButton = editor.querySelector(".apply");
-    const error = editor.querySelector(".editor-error");
+    const [status, undoButton, applyButton, error] = [
+      ".editor-status", ".undo", ".apply", ".editor-error",
+    ].map(function (selector) { return editor.querySelector(selector); });
     const layer = document.createElement("div");
     layer.className = "regions";
     frame.appendChild(layer);
@@ -592,10 +603,7 @@
   }
 
   function videoDone(card, file, job) {
-    card.classList.add("done");
-    card.dataset.key = job.key;
-    card.querySelector(".card-progress").hidden = true;
-    setStatus(card, "Done. Every frame was processed; watch it before you publish it.");
+    markDone(card, job.key, "Done. Every frame was processed; watch it before you publish it.");
     const video = card.querySelector("video.result-video");
     video.setAttribute("aria-label", "Anonymised copy of " + file.name);
     video.addEventListener("error", function () {

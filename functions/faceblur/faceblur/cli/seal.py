@@ -1,7 +1,7 @@
 """`faceblur keys | disclose | audit`: the authority's side of sealed originals (faceblur.sealing).
 
 These commands run where the private key is, never in the service. Files only here; the
-cryptography and the audit chain are faceblur.sealing's pure functions.
+cryptography, the audit chain and the key shares are faceblur.sealing's pure functions.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from pathlib import Path
 from faceblur.config import ConfigError, load_settings
 from faceblur.errors import FaceblurError
 from faceblur.formats import SEALED_SUFFIX
-from faceblur.sealing import seal
-from faceblur.store.s3 import Store, sealed_key
+from faceblur.sealing import audit, seal
+from faceblur.sealing.base import SealError, sha256_hex
+from faceblur.sealing.shares import join_shares, split_key
+from faceblur.store.keys import sealed_key
+from faceblur.store.s3 import Store
 
 KEY_NAME = "authority.key"
 PUBLIC_NAME = "authority.pub"
@@ -189,7 +192,7 @@ def run_keys(args: argparse.Namespace) -> int:
         )
         return 0
     if args.keys_command == "split":
-        shares = seal.split_key(_read(args.dir / KEY_NAME), args.k, args.n)
+        shares = split_key(_read(args.dir / KEY_NAME), args.k, args.n)
         paths = [args.dir / f"authority.share-{i}-of-{args.n}.json" for i in range(1, args.n + 1)]
         for path, share in zip(paths, shares, strict=True):
             _write_new(path, share, private=True)
@@ -200,7 +203,7 @@ def run_keys(args: argparse.Namespace) -> int:
             "and the shares here."
         )
         return 0
-    key_file = seal.join_shares([_read(path) for path in args.shares])
+    key_file = join_shares([_read(path) for path in args.shares])
     _write_new(args.output, key_file, private=True)
     print(f"{args.output}: private key rebuilt from {len(args.shares)} share(s)")
     return 0
@@ -225,7 +228,7 @@ class FileAuditLog:
     def entries(self) -> list[dict]:
         if not self.path.exists():
             return []
-        return seal.verify_chain(_read(self.path).decode("utf-8", "replace").splitlines())
+        return audit.verify_chain(_read(self.path).decode("utf-8", "replace").splitlines())
 
     def append(self, make_entry: Callable[[dict | None], dict]) -> dict:
         """Append `make_entry(last entry)` after checking the whole chain under the lock:
@@ -234,9 +237,9 @@ class FileAuditLog:
         with open(self.path, "a+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
-            entries = seal.verify_chain(handle.read().splitlines())
+            entries = audit.verify_chain(handle.read().splitlines())
             entry = make_entry(entries[-1] if entries else None)
-            handle.write(seal.audit_line(entry))
+            handle.write(audit.audit_line(entry))
             handle.flush()
             os.fsync(handle.fileno())
         return entry
@@ -257,17 +260,17 @@ class BucketAuditLog:
     def entries(self) -> list[dict]:
         keys = self.store.keys(self.bucket, prefix=self.prefix)
         lines = [self.store.read(self.bucket, key).decode("utf-8", "replace") for key in keys]
-        entries = seal.verify_chain(lines)
+        entries = audit.verify_chain(lines)
         for number, (key, entry) in enumerate(zip(keys, entries, strict=True), start=1):
             if key != self.key(entry):
-                raise seal.AuditChainError(number, f"object {key} is not named by its entry")
+                raise audit.AuditChainError(number, f"object {key} is not named by its entry")
         return entries
 
     def append(self, make_entry: Callable[[dict | None], dict]) -> dict:
         entries = self.entries()
         entry = make_entry(entries[-1] if entries else None)
         self.store.put(
-            self.bucket, self.key(entry), seal.audit_line(entry).encode(), "application/json"
+            self.bucket, self.key(entry), audit.audit_line(entry).encode(), "application/json"
         )
         return entry
 
@@ -284,7 +287,7 @@ def audit_log(where: str) -> FileAuditLog | BucketAuditLog:
 def _list(args: argparse.Namespace) -> int:
     result, sealed_file = _result_and_sealed(args)
     sealed = seal.read_sealed(sealed_file)
-    matches = seal.sha256_hex(result) == sealed.result_sha256
+    matches = sha256_hex(result) == sealed.result_sha256
     print(
         f"{args.result}: {len(sealed.faces)} sealed face(s), authority {sealed.authority[:16]}, "
         f"result {'matches' if matches else 'DOES NOT MATCH'} the sealed file"
@@ -325,18 +328,18 @@ def run_disclose(args: argparse.Namespace) -> int:
         "time": now,
         "operator": operator,
         "reason": reason,
-        "result_sha256": seal.sha256_hex(result),
-        "sealed_sha256": seal.sha256_hex(sealed_file),
+        "result_sha256": sha256_hex(result),
+        "sealed_sha256": sha256_hex(sealed_file),
         "face": args.face,
     }
     try:
         private_key = seal.load_private_key(_read(args.key), _passphrase(args))
         disclosure = seal.disclose(result, sealed_file, args.face, private_key)
-    except seal.SealError as error:
+    except SealError as error:
         # A refused attempt is on the record too, marked so, with no output hash.
         why = f"{type(error).__name__}: {error}"
         log.append(
-            lambda last: seal.audit_entry(last, **record, outcome="refused", error=why),
+            lambda last: audit.audit_entry(last, **record, outcome="refused", error=why),
         )
         raise
     # Output first to a temporary name: the log entry exists before the file does.
@@ -344,7 +347,7 @@ def run_disclose(args: argparse.Namespace) -> int:
     try:
         _write_new(partial, disclosure.png, private=True)
         entry = log.append(
-            lambda last: seal.audit_entry(
+            lambda last: audit.audit_entry(
                 last, **record, outcome="disclosed", output_sha256=disclosure.output_sha256
             ),
         )
@@ -367,9 +370,9 @@ def run_audit(args: argparse.Namespace) -> int:
     if isinstance(log, FileAuditLog) and not log.path.is_file():
         raise CommandError(f"{args.log}: no such file")
     entries = log.entries()
-    last = entries[-1]["hash"] if entries else seal.AUDIT_GENESIS
+    last = entries[-1]["hash"] if entries else audit.AUDIT_GENESIS
     if args.last_hash and last != args.last_hash.strip().lower():
-        raise seal.AuditChainError(
+        raise audit.AuditChainError(
             len(entries), "its hash is not the recorded last hash: entries were cut from the end"
         )
     print(f"{args.log}: {len(entries)} entries, chain intact; last hash {last}")

@@ -1,5 +1,6 @@
 """What every detector shares: the one detection type (`Face`), the `Detector` protocol,
-the networks' raw candidates, and the checks and conversions around them.
+the networks' raw candidates (internal to `faceblur.detection`), and the checks and
+conversions around them.
 """
 
 from __future__ import annotations
@@ -21,13 +22,21 @@ CONTRAST_MAX_SIDE = 1024
 
 @dataclass(frozen=True)
 class Face:
-    """One detected face: box in pixels, fused score in [0, 1], landmarks when known, and
-    how far it is turned clockwise (0, 90, 180 or 270 degrees: where its head points)."""
+    """One face, in a photo or a video frame: box in pixels, fused score in [0, 1],
+    landmarks when known, and how far it is turned clockwise (0, 90, 180 or 270 degrees:
+    where its head points).
+
+    In a video, `track` links the same face across frames (None in a photo), and
+    `detected` is false where the tracker carried the face through a frame the detector
+    did not find it in (or did not look at).
+    """
 
     box: Box
     score: float
     landmarks: dict[str, tuple[int, int]] = field(default_factory=dict)
     turn: int = 0
+    track: int | None = None
+    detected: bool = True
 
 
 class Detector(Protocol):
@@ -37,24 +46,26 @@ class Detector(Protocol):
 
 
 @dataclass
-class Candidates:
-    """Raw detections of one source in image coordinates (float, x1 y1 x2 y2)."""
+class RawCandidates:
+    """A network's raw output in image coordinates (float arrays, x1 y1 x2 y2), before
+    fusion and NMS turn it into `Face`s: internal to `faceblur.detection`, never returned
+    by a detector."""
 
     boxes: np.ndarray  # (n, 4)
     scores: np.ndarray  # (n,)
     landmarks: np.ndarray  # (n, 5, 2), NaN when unknown
 
     @staticmethod
-    def empty() -> Candidates:
-        return Candidates(np.zeros((0, 4)), np.zeros(0), np.full((0, 5, 2), np.nan))
+    def empty() -> RawCandidates:
+        return RawCandidates(np.zeros((0, 4)), np.zeros(0), np.full((0, 5, 2), np.nan))
 
     def __len__(self) -> int:
         return len(self.scores)
 
-    def select(self, keep: np.ndarray) -> Candidates:
-        return Candidates(self.boxes[keep], self.scores[keep], self.landmarks[keep])
+    def select(self, keep: np.ndarray) -> RawCandidates:
+        return RawCandidates(self.boxes[keep], self.scores[keep], self.landmarks[keep])
 
-    def scale_back(self, scale_x: float, scale_y: float | None = None) -> Candidates:
+    def scale_back(self, scale_x: float, scale_y: float | None = None) -> RawCandidates:
         """Boxes and landmarks found on an image resized by (`scale_x`, `scale_y`), mapped
         back to the image before resizing (in place; `scale_y` defaults to `scale_x`)."""
         scale_y = scale_x if scale_y is None else scale_y
@@ -64,18 +75,18 @@ class Candidates:
         return self
 
     @staticmethod
-    def concat(parts: list[Candidates]) -> Candidates:
+    def concat(parts: list[RawCandidates]) -> RawCandidates:
         parts = [p for p in parts if len(p)]
         if not parts:
-            return Candidates.empty()
-        return Candidates(
+            return RawCandidates.empty()
+        return RawCandidates(
             np.concatenate([p.boxes for p in parts]),
             np.concatenate([p.scores for p in parts]),
             np.concatenate([p.landmarks for p in parts]),
         )
 
 
-def nms(cands: Candidates, iou_threshold: float) -> Candidates:
+def nms(cands: RawCandidates, iou_threshold: float) -> RawCandidates:
     """Keep the best of every group of boxes overlapping more than `iou_threshold`."""
     if len(cands) < 2:
         return cands

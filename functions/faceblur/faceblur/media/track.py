@@ -1,6 +1,9 @@
 """Link face detections across video frames so that no frame lets a face slip through.
 
-Pure: arrays in, boxes out. A detector misses a face now and then (motion blur, a
+Pure: arrays in, faces out. A video frame is a photo with a track id: the tracker answers
+with the detector's own `Face`s, each given its `track` (and keeping its `turn`, so a
+turned face is padded as in a photo), plus faces carried through frames where it was
+not found (`detected` false). A detector misses a face now and then (motion blur, a
 turned head, a frame skipped on purpose to save time); a frame in which a face is
 visible is a leak even if every other frame hides it. So the tracker covers more, never
 less:
@@ -24,13 +27,13 @@ tracks backwards need. The caller holds at most that many frames.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from faceblur.detection.base import Face
-from faceblur.geometry import Box, iou_matrix
+from faceblur.geometry import iou_matrix
 
 
 @dataclass(frozen=True)
@@ -47,19 +50,11 @@ class TrackSettings:
 
 
 @dataclass(frozen=True)
-class TrackedBox:
-    """One face in one frame: which track it belongs to and whether it was detected there."""
-
-    track: int
-    box: Box
-    score: float
-    detected: bool
-
-
-@dataclass(frozen=True)
 class TrackedFrame:
+    """One frame's faces, final: each with its `track`, in track order."""
+
     index: int
-    faces: list[TrackedBox]
+    faces: list[Face]
 
 
 @dataclass
@@ -67,7 +62,17 @@ class _Track:
     ident: int
     last: int  # frame index of the last detection
     current: np.ndarray  # x, y, w, h (float) in the latest frame pushed: detected or carried
-    score: float = 0.0
+    face: Face  # the last detection: its score and turn go with the frames it is carried to
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A track's unsmoothed box in one frame (float: carrying moves it by fractions), with
+    the detection it comes from; `detected`: found in this very frame."""
+
+    box: tuple[float, ...]
+    face: Face
+    detected: bool
 
 
 # --------------------------------------------------------------------------- motion
@@ -170,7 +175,7 @@ def scene_distance(a: np.ndarray, b: np.ndarray) -> float:
     )
 
 
-def _smoothed(index: int, nearby: list[tuple[int, Box]]) -> tuple[float, ...]:
+def _smoothed(index: int, nearby: list[tuple[int, tuple[float, ...]]]) -> tuple[float, ...]:
     """The box at `index` from its neighbours: centres on a straight line fitted through
     theirs (steady motion is followed exactly, jitter averaged out), size their largest."""
     frames = np.array([i for i, _ in nearby], dtype=np.float64)
@@ -200,7 +205,7 @@ class Tracker:
         self._scene_start = 0
         self._active: list[_Track] = []
         # Unsmoothed boxes of frames not yet final, plus the `smooth` frames before them.
-        self._boxes: dict[int, dict[int, TrackedBox]] = {}
+        self._boxes: dict[int, dict[int, _Placed]] = {}
         self._pending: deque[int] = deque()
         self._motions: dict[int, Motion] = {}  # frame -> motion since the one before
 
@@ -252,9 +257,9 @@ class Tracker:
                 track = self._best_match(box, unmatched)
                 if track is not None:
                     unmatched.remove(track)
-                    self._continue(track, index, box, face.score)
+                    self._continue(track, index, box, face)
                 elif may_start:
-                    self._start(index, box, face.score)
+                    self._start(index, box, face)
 
     def _best_match(self, box: np.ndarray, tracks: list[_Track]) -> _Track | None:
         s = self.settings
@@ -269,11 +274,11 @@ class Tracker:
                 best, best_key = track, key
         return best
 
-    def _start(self, index: int, box: np.ndarray, score: float) -> None:
-        track = _Track(self._next_ident, index, box, score=score)
+    def _start(self, index: int, box: np.ndarray, face: Face) -> None:
+        track = _Track(self._next_ident, index, box, face)
         self._next_ident += 1
         self._active.append(track)
-        self._put(index, track, box, score, detected=True)
+        self._put(index, track, box, face, detected=True)
         # Before its first detection the face was most likely there already, unseen:
         # followed back through the picture's motion, to the start of the scene at most.
         earlier_box = box
@@ -281,9 +286,9 @@ class Tracker:
             index - 1, max(self._scene_start, index - self.settings.extend) - 1, -1
         ):
             earlier_box = self._motions.get(earlier + 1, Motion.still()).move_back(earlier_box)
-            self._put(earlier, track, earlier_box, score, detected=False)
+            self._put(earlier, track, earlier_box, face, detected=False)
 
-    def _continue(self, track: _Track, index: int, box: np.ndarray, score: float) -> None:
+    def _continue(self, track: _Track, index: int, box: np.ndarray, face: Face) -> None:
         gap = index - track.last
         if gap > 1:
             # The frames in between were carried along the picture's motion; what that
@@ -293,9 +298,9 @@ class Tracker:
                 carried = self._boxes.get(track.last + step, {}).get(track.ident)
                 if carried is not None and not carried.detected:
                     corrected = np.asarray(carried.box) + drift * (step / gap)
-                    self._put(track.last + step, track, corrected, score, detected=False)
-        track.current, track.last, track.score = box, index, score
-        self._put(index, track, box, score, detected=True)
+                    self._put(track.last + step, track, corrected, face, detected=False)
+        track.current, track.last, track.face = box, index, face
+        self._put(index, track, box, face, detected=True)
 
     def _carry(self, index: int) -> None:
         """Carry every track not seen in this frame, or end it once it was missed too long."""
@@ -305,20 +310,18 @@ class Tracker:
             if missed > self.settings.max_gap:
                 continue
             if missed:
-                self._put(index, track, track.current, track.score, detected=False)
+                self._put(index, track, track.current, track.face, detected=False)
             alive.append(track)
         self._active = alive
 
-    def _put(
-        self, index: int, track: _Track, box: np.ndarray, score: float, detected: bool
-    ) -> None:
+    def _put(self, index: int, track: _Track, box: np.ndarray, face: Face, detected: bool) -> None:
         frame = self._boxes.get(index)
         if frame is None or (index not in self._pending):
             return  # already final: it kept what it had
         previous = frame.get(track.ident)
         if previous is not None and previous.detected and not detected:
             return
-        frame[track.ident] = TrackedBox(track.ident, tuple(float(v) for v in box), score, detected)
+        frame[track.ident] = _Placed(tuple(float(v) for v in box), face, detected)
 
     # -- output -----------------------------------------------------------------------
 
@@ -344,7 +347,16 @@ class Tracker:
                 int(np.ceil(x2)),
                 int(np.ceil(y2)),
             )
-            faces.append(TrackedBox(ident, (x1, y1, x2 - x1, y2 - y1), own.score, own.detected))
+            # Landmarks belong to the frame they were found in; a carried face has none.
+            faces.append(
+                replace(
+                    own.face,
+                    box=(x1, y1, x2 - x1, y2 - y1),
+                    landmarks=own.face.landmarks if own.detected else {},
+                    track=ident,
+                    detected=own.detected,
+                )
+            )
         for old in [i for i in self._boxes if i < index - radius]:
             del self._boxes[old]
             self._motions.pop(old, None)

@@ -1,9 +1,10 @@
 """Anonymise videos: frames streamed in and out through PyAV, audio copied, metadata dropped.
 
 A video frame is a photo with a track id: the same detector and anonymiser as photos,
-with `faceblur.track` linking detections across frames so that no single frame lets a
-face through. Frames are streamed: at most `Tracker.lag` of them are held at a time,
-whatever the length of the clip.
+with `faceblur.media.track` linking detections across frames so that no single frame
+lets a face through. Frames are streamed: at most `Tracker.lag` of them are held at a
+time, whatever the length of the clip. Reading and writing the file (orientation, probe,
+audio copy) is `faceblur.media.container`'s.
 
 * Output: H.264 (yuv420p) in MP4 at the input's frame count, size, frame rate and
   timestamps; the display matrix (rotation) is kept, and faces are found and hidden on
@@ -18,7 +19,6 @@ whatever the length of the clip.
 from __future__ import annotations
 
 import os
-import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -30,12 +30,22 @@ from pathlib import Path
 import av
 import numpy as np
 
-from faceblur.anonymise import anonymise
+from faceblur.anonymise import SteadyTones, anonymise
 from faceblur.detection.angles import AnyAngleDetector, upright
 from faceblur.detection.base import Detector, Face
 from faceblur.detection.fusion import FusedDetector
-from faceblur.errors import BadRequestError, CorruptVideoError, NotAVideoError
+from faceblur.errors import BadRequestError, CorruptVideoError
 from faceblur.geometry import Box, padded_region
+from faceblur.media.container import (
+    AudioCopy,
+    Orientation,
+    check_complete,
+    expected_frames,
+    open_input,
+    probe,
+    read_frames,
+    temporary_beside,
+)
 from faceblur.media.track import (
     Motion,
     TrackedFrame,
@@ -52,10 +62,6 @@ from faceblur.options import Options
 DEFAULT_CRF = 18
 MAX_CRF = 51
 X264_PRESET = "faster"  # most of x264's quality at CRF 18 for a fraction of "medium"'s time
-# Audio codecs the MP4 muxer takes as they are; others are re-encoded to AAC.
-MP4_AUDIO = {"aac", "mp3", "opus", "ac3", "eac3", "alac", "flac"}
-# Fewer decoded frames than the container announces, beyond this share, is a truncated file.
-TRUNCATION_TOLERANCE = 0.02
 
 
 @dataclass(frozen=True)
@@ -68,17 +74,6 @@ class VideoSettings:
     detect_every: int = 12
     crf: int = DEFAULT_CRF
     track: TrackSettings = field(default_factory=TrackSettings)
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    width: int  # of the frames as stored
-    height: int
-    rate: Fraction  # frames per second
-    frames: int  # as announced by the container; 0 when it does not say
-    duration: float  # seconds; 0.0 when unknown
-    display_matrix: tuple[int, ...] | None  # FFmpeg's 3x3 display matrix, as stored
-    audio_codec: str | None
 
 
 @dataclass(frozen=True)
@@ -95,180 +90,7 @@ class VideoResult:
 ProgressCallback = Callable[[int, int], None]  # frames done, frames announced (0: unknown)
 
 
-# --------------------------------------------------------------------------- orientation
-
-# np.rot90 turns counter-clockwise; in image coordinates (y down) a turn of 90 degrees maps
-# (x, y) to (y, -x). A mirror maps (x, y) to (-x, y).
-_TURN = np.array([[0, 1], [-1, 0]])
-_MIRROR = np.array([[-1, 0], [0, 1]])
-
-
-@dataclass(frozen=True)
-class Orientation:
-    """How a stored frame is shown: `turns` quarter turns counter-clockwise, then mirrored."""
-
-    turns: int = 0
-    mirrored: bool = False
-
-    @staticmethod
-    def from_matrix(matrix: tuple[int, ...] | None) -> Orientation:
-        """The orientation FFmpeg's display matrix asks for (quarter turns and mirrors only)."""
-        if matrix is None:
-            return Orientation()
-        # FFmpeg maps (x, y) to (a x + c y, b x + d y) with a, b, c, d = m[0], m[1], m[3], m[4].
-        a, b, c, d = (int(np.sign(matrix[i])) for i in (0, 1, 3, 4))
-        wanted = np.array([[a, c], [b, d]])
-        for mirrored in (False, True):
-            for turns in range(4):
-                linear = np.linalg.matrix_power(_TURN, turns)
-                if mirrored:
-                    linear = _MIRROR @ linear
-                if np.array_equal(linear, wanted):
-                    return Orientation(turns, mirrored)
-        raise NotAVideoError("the video's display matrix is not a quarter turn or a mirror")
-
-    def to_display(self, stored: np.ndarray) -> np.ndarray:
-        shown = np.rot90(stored, self.turns)
-        return np.ascontiguousarray(shown[:, ::-1] if self.mirrored else shown)
-
-    def to_stored(self, shown: np.ndarray) -> np.ndarray:
-        unmirrored = shown[:, ::-1] if self.mirrored else shown
-        return np.ascontiguousarray(np.rot90(unmirrored, -self.turns))
-
-
-def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
-    for side in frame.side_data:
-        if side.type.name == "DISPLAYMATRIX":
-            return tuple(int(v) for v in np.frombuffer(bytes(side), dtype="<i4"))
-    return None
-
-
-# --------------------------------------------------------------------------- reading
-
-
-def _open_input(path: Path) -> av.container.InputContainer:
-    try:
-        container = av.open(str(path), mode="r")
-    except FileNotFoundError:
-        raise
-    except av.error.InvalidDataError:
-        raise NotAVideoError(f"{path.name}: not a video we can read (or a damaged one)") from None
-    except av.error.FFmpegError as error:
-        raise CorruptVideoError(f"{path.name}: truncated or damaged video: {error}") from None
-    if not container.streams.video:
-        container.close()
-        raise NotAVideoError(f"{path.name}: no video stream")
-    return container
-
-
-def _rate(stream: av.video.stream.VideoStream) -> Fraction:
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    if not rate:
-        raise CorruptVideoError("the video does not say its frame rate")
-    return Fraction(rate)
-
-
-def probe(path: Path) -> VideoInfo:
-    """What the video is, from its header and first frame; raises faceblur.errors types."""
-    container = _open_input(path)
-    try:
-        stream = container.streams.video[0]
-        try:
-            first = next(container.decode(stream), None)
-        except av.error.FFmpegError as error:
-            raise CorruptVideoError(f"{path.name}: truncated or damaged video: {error}") from None
-        if first is None:
-            raise CorruptVideoError(f"{path.name}: truncated or damaged video: no frame")
-        audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
-        duration = float(container.duration / av.time_base) if container.duration else 0.0
-        return VideoInfo(
-            width=first.width,
-            height=first.height,
-            rate=_rate(stream),
-            frames=int(stream.frames or 0),
-            duration=duration,
-            display_matrix=_display_matrix(first),
-            audio_codec=audio,
-        )
-    finally:
-        container.close()
-
-
-def _expected_frames(info: VideoInfo) -> int:
-    if info.frames:
-        return info.frames
-    return int(info.duration * info.rate) if info.duration else 0
-
-
-def _check_complete(decoded: int, info: VideoInfo, name: str) -> None:
-    expected = _expected_frames(info)
-    if decoded == 0 or (expected and decoded < expected * (1 - TRUNCATION_TOLERANCE) - 1):
-        raise CorruptVideoError(
-            f"{name}: truncated or damaged video: {decoded} of {expected} frames could be read"
-        )
-
-
-# --------------------------------------------------------------------------- writing
-
-
-class _AudioCopy:
-    """The input's first audio stream in the output: packets copied, or re-encoded to AAC."""
-
-    def __init__(self, output: av.container.OutputContainer, source: av.audio.AudioStream):
-        self.source = source
-        self.copy = source.codec_context.name in MP4_AUDIO
-        if self.copy:
-            self.stream = output.add_stream_from_template(source)
-        else:
-            context = source.codec_context
-            channels = "stereo" if context.layout.nb_channels > 1 else "mono"
-            self.stream = output.add_stream("aac", rate=context.sample_rate, layout=channels)
-        self.stream.metadata.clear()
-
-    def write(self, output: av.container.OutputContainer, packet: av.Packet) -> None:
-        if packet.dts is None or packet.size == 0:
-            return
-        if self.copy:
-            packet.stream = self.stream
-            output.mux(packet)
-            return
-        for frame in packet.decode():
-            frame.pts = None  # the encoder numbers samples itself
-            output.mux(self.stream.encode(frame))
-
-    def close(self, output: av.container.OutputContainer) -> None:
-        if not self.copy:
-            output.mux(self.stream.encode(None))
-
-
-def _temporary_beside(target: Path) -> Path:
-    return target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
-
-
 # --------------------------------------------------------------------------- the pipeline
-
-
-@dataclass
-class _Frame:
-    stored: av.VideoFrame
-    shown: np.ndarray
-
-
-def _frames(
-    container: av.container.InputContainer,
-    orientation: Orientation,
-    on_audio: Callable[[av.Packet], None],
-) -> Iterator[_Frame]:
-    """Decoded video frames as displayed, while audio packets go to `on_audio`."""
-    video = container.streams.video[0]
-    audio = container.streams.audio[:1]
-    for packet in container.demux(video, *audio):
-        if packet.stream.type == "audio":
-            on_audio(packet)
-            continue
-        for frame in packet.decode():
-            shown = orientation.to_display(frame.to_ndarray(format="rgb24"))
-            yield _Frame(frame, shown)
 
 
 def tracked_frames(
@@ -364,8 +186,11 @@ def for_video(detector: Detector) -> Detector:
 
 
 def regions_of(tracked: TrackedFrame, options: Options, width: int, height: int) -> list[Box]:
-    """The regions hidden in a frame: each tracked box padded as a photo's faces are."""
-    return [padded_region(face.box, options.padding, width, height) for face in tracked.faces]
+    """The regions hidden in a frame: each tracked face padded as a photo's faces are,
+    most on the side its head points to."""
+    return [
+        padded_region(face.box, options.padding, width, height, face.turn) for face in tracked.faces
+    ]
 
 
 def anonymise_video(
@@ -388,8 +213,8 @@ def anonymise_video(
     started = time.perf_counter()
     info = probe(source)
     orientation = Orientation.from_matrix(info.display_matrix)
-    partial = _temporary_beside(target)
-    container = _open_input(source)
+    partial = temporary_beside(target)
+    container = open_input(source)
     tracks: set[int] = set()
     face_frames = frames_done = 0
     try:
@@ -405,7 +230,7 @@ def anonymise_video(
             if info.display_matrix is not None:
                 video_out.set_display_matrix(list(info.display_matrix))
             audio = (
-                _AudioCopy(output, container.streams.audio[0]) if container.streams.audio else None
+                AudioCopy(output, container.streams.audio[0]) if container.streams.audio else None
             )
             output.metadata.clear()
 
@@ -413,11 +238,13 @@ def anonymise_video(
 
             def shown_frames() -> Iterator[np.ndarray]:
                 sink = (lambda p: audio.write(output, p)) if audio else (lambda p: None)
-                for frame in _frames(container, orientation, sink):
+                for frame in read_frames(container, orientation, sink):
                     pending.append(frame.stored)
                     yield frame.shown
 
             last_pts = None
+            # Each track keeps its tone from frame to frame: no drift, no flicker.
+            steady = SteadyTones()
 
             def hide_and_encode(
                 shown: np.ndarray, tracked: TrackedFrame, stored: av.VideoFrame
@@ -427,7 +254,14 @@ def anonymise_video(
                 regions = regions_of(tracked, options, width, height)
                 # No grain: fresh grain every frame would boil (faceblur.anonymise.anonymise).
                 hidden = anonymise(
-                    shown, regions, options.method, options.shape, options.strength, grain=False
+                    shown,
+                    regions,
+                    options.method,
+                    options.shape,
+                    options.strength,
+                    grain=False,
+                    tracks=[face.track for face in tracked.faces],
+                    steady=steady,
                 )
                 frame = av.VideoFrame.from_ndarray(orientation.to_stored(hidden), format="rgb24")
                 pts = stored.pts
@@ -442,7 +276,7 @@ def anonymise_video(
                 output.mux(packets)
                 frames_done += 1
                 if on_progress is not None:
-                    on_progress(frames_done, _expected_frames(info))
+                    on_progress(frames_done, expected_frames(info))
 
             # Frames are hidden and encoded on a second thread, in order, while this one
             # decodes, follows the motion and runs the detector (numpy, OpenCV and x264 let
@@ -467,7 +301,7 @@ def anonymise_video(
                 finally:
                     for future in hiding:
                         future.cancel()
-            _check_complete(frames_done, info, source.name)
+            check_complete(frames_done, info, source.name)
             output.mux(video_out.encode(None))
             if audio is not None:
                 audio.close(output)
@@ -499,18 +333,18 @@ def detect_video(
     detector = for_video(upright(detector) if options.upright_only else detector)
     info = probe(source)
     orientation = Orientation.from_matrix(info.display_matrix)
-    container = _open_input(source)
+    container = open_input(source)
     decoded = 0
     try:
 
         def shown_frames() -> Iterator[np.ndarray]:
-            for frame in _frames(container, orientation, lambda packet: None):
+            for frame in read_frames(container, orientation, lambda packet: None):
                 yield frame.shown
 
         for shown, tracked in tracked_frames(shown_frames(), detector, settings, options.threshold):
             decoded += 1
             yield shown.shape[1], shown.shape[0], tracked
-        _check_complete(decoded, info, source.name)
+        check_complete(decoded, info, source.name)
     except av.error.FFmpegError as error:
         raise CorruptVideoError(f"{source.name}: truncated or damaged video: {error}") from None
     finally:
@@ -522,7 +356,8 @@ def tracked_faces_to_json(
 ) -> list[dict]:
     """A frame's faces as plain JSON types, on the frame as displayed.
 
-    `detected` is false where the tracker filled a gap or extended a track.
+    `detected` is false where the tracker filled a gap or extended a track; `turn` is as
+    in a photo's faces (clockwise degrees to where the head points).
     """
     regions = regions_of(tracked, options, width, height)
     return [
@@ -531,6 +366,7 @@ def tracked_faces_to_json(
             "box": [int(v) for v in padded_region(face.box, 0.0, width, height)],
             "region": [int(v) for v in region],
             "score": round(float(face.score), 4),
+            "turn": face.turn,
             "detected": face.detected,
         }
         for face, region in zip(tracked.faces, regions, strict=True)

@@ -34,68 +34,45 @@ where pixels are the region's h x w x 3 RGB bytes (row-major) of the upright ima
 zlib-compressed before encryption (a region's size is public anyway; compressing keeps the
 sealed file near the size of a PNG of the faces rather than several times the photo's).
 
-The audit log and key custody (Shamir k-of-n shares) are here too, as pure functions over
-lines and bytes; reading and writing files is the CLI's job.
+The authority's keys are here too. The audit log of disclosures is `faceblur.sealing.audit`,
+key custody (Shamir k-of-n shares) `faceblur.sealing.shares`: pure functions over lines and
+bytes, as this is; reading and writing files is the CLI's job.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import dataclasses
-import hashlib
-import hmac
 import json
 import os
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from Crypto.Protocol.SecretSharing import Shamir
 from cryptography.exceptions import InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hpke, serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from faceblur.errors import FaceblurError
 from faceblur.geometry import Box, padded_region
 from faceblur.media.image import DEFAULT_MAX_PIXELS, decode, encode
+from faceblur.sealing.base import (
+    NONCE_BYTES,
+    SealError,
+    b64,
+    canonical,
+    same_digest,
+    sha256_hex,
+    unb64,
+)
 
 FORMAT = "faceblur-sealed"
 VERSION = 1
 SUITE_NAME = "HPKE-base/DHKEM-X25519-HKDF-SHA256/HKDF-SHA256/AES-256-GCM+AES-256-GCM"
 _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM)
-NONCE_BYTES = 12  # AES-GCM's standard nonce; each face key encrypts exactly one message
-
-SHARE_FORMAT = "faceblur-key-share"
-SHARE_VERSION = 1
-SHAMIR_SECRET_BYTES = 16  # what pycryptodome's Shamir splits: an AES-128 key
-
-AUDIT_GENESIS = "0" * 64  # the "previous hash" of the first entry
-AUDIT_FIELDS = (
-    "seq",
-    "time",
-    "operator",
-    "reason",
-    "outcome",
-    "result_sha256",
-    "sealed_sha256",
-    "face",
-    "output_sha256",
-    "error",
-    "prev",
-    "hash",
-)
 
 
 # -- errors -----------------------------------------------------------------------------------
-
-
-class SealError(FaceblurError):
-    """Anything that stops a seal, a disclosure, a key or a log from being used."""
-
-    status = 400
 
 
 class WrongKeyError(SealError):
@@ -108,50 +85,6 @@ class ResultMismatchError(SealError):
 
 class TamperedSealError(SealError):
     """The sealed file is malformed or fails authentication: it was altered."""
-
-
-class AuditChainError(SealError):
-    """The audit log's chain is broken; `entry` is the first entry (1-based) that breaks it."""
-
-    def __init__(self, entry: int, why: str) -> None:
-        super().__init__(f"audit log broken at entry {entry}: {why}")
-        self.entry = entry
-
-
-class ShareError(SealError):
-    """Key shares that are malformed, too few, or do not belong together."""
-
-
-# -- small helpers ----------------------------------------------------------------------------
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def _canonical(document: object) -> bytes:
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
-
-
-def _unb64(text: object, what: str, error: type[SealError]) -> bytes:
-    if not isinstance(text, str):
-        raise error(f"{what} is not base64 text")
-    try:
-        data = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        raise error(f"{what} is not valid base64") from None
-    if _b64(data) != text:  # unused low bits set: another spelling of the same bytes
-        raise error(f"{what} is not canonical base64")
-    return data
-
-
-def _same(a: str, b: str) -> bool:
-    """Constant-time equality of two hex digests or fingerprints."""
-    return hmac.compare_digest(a.encode("ascii", "replace"), b.encode("ascii", "replace"))
 
 
 # -- keys -------------------------------------------------------------------------------------
@@ -237,7 +170,7 @@ class Sealed:
 
     def binding(self, index: int) -> bytes:
         """The data each face's encryption is bound to (AEAD associated data, HPKE info)."""
-        return _canonical(
+        return canonical(
             {
                 "format": FORMAT,
                 "version": VERSION,
@@ -255,8 +188,8 @@ class Sealed:
         """What each face's wrapped key is bound to (HPKE info): its binding plus a digest
         of every face's nonce and ciphertext, so a change to any face's pixels shows when
         any face is opened."""
-        contents = [[_b64(f.nonce), sha256_hex(f.ciphertext)] for f in self.faces]
-        return self.binding(index) + b"\n" + _canonical(contents)
+        contents = [[b64(f.nonce), sha256_hex(f.ciphertext)] for f in self.faces]
+        return self.binding(index) + b"\n" + canonical(contents)
 
 
 def own_pixels(regions: Sequence[Box], index: int) -> np.ndarray:
@@ -307,11 +240,11 @@ def seal_pixels(
         {
             "index": face.index,
             "region": list(face.region),
-            "wrapped_key": _b64(
+            "wrapped_key": b64(
                 _SUITE.encrypt(face_key, public_key, info=skeleton.key_binding(face.index))
             ),
-            "nonce": _b64(face.nonce),
-            "ciphertext": _b64(face.ciphertext),
+            "nonce": b64(face.nonce),
+            "ciphertext": b64(face.ciphertext),
         }
         for face, face_key in zip(encrypted, keys, strict=True)
     ]
@@ -337,7 +270,7 @@ def seal_original(
 ) -> bytes:
     """Seal the regions of the photo `original` (file bytes) for the anonymised `result`.
 
-    `regions` are on the upright image, as the pipeline's Result gives them.
+    `regions` are on the upright image, as the pipeline's PhotoResult gives them.
     """
     if not isinstance(public_key, X25519PublicKey):
         public_key = load_public_key(public_key)
@@ -398,9 +331,9 @@ def read_sealed(data: bytes) -> Sealed:
             SealedFace(
                 index=position,
                 region=(x, y, w, h),
-                wrapped_key=_unb64(record.get("wrapped_key"), "wrapped_key", TamperedSealError),
-                nonce=_unb64(record.get("nonce"), "nonce", TamperedSealError),
-                ciphertext=_unb64(record.get("ciphertext"), "ciphertext", TamperedSealError),
+                wrapped_key=unb64(record.get("wrapped_key"), "wrapped_key", TamperedSealError),
+                nonce=unb64(record.get("nonce"), "nonce", TamperedSealError),
+                ciphertext=unb64(record.get("ciphertext"), "ciphertext", TamperedSealError),
             )
         )
     return Sealed(authority, digest, width, height, tuple(faces))
@@ -419,7 +352,7 @@ class Disclosure:
 
 def open_face(sealed: Sealed, index: int, private_key: X25519PrivateKey) -> np.ndarray:
     """Face `index`'s original pixels (h x w x 3), after checking key and authenticity."""
-    if not _same(fingerprint(private_key), sealed.authority):
+    if not same_digest(fingerprint(private_key), sealed.authority):
         raise WrongKeyError("the private key is not the authority key this file was sealed for")
     if not 0 <= index < len(sealed.faces):
         raise SealError(
@@ -471,7 +404,7 @@ def disclose(
     the original's decoded pixels and the rest exactly the result's decoded pixels.
     """
     sealed = read_sealed(sealed_file)
-    if not _same(sha256_hex(result), sealed.result_sha256):
+    if not same_digest(sha256_hex(result), sealed.result_sha256):
         raise ResultMismatchError(
             "the result does not match the sealed file: it was altered, or the sealed file "
             "belongs to another result"
@@ -492,163 +425,3 @@ def disclose(
         region=(x, y, w, h),
         output_sha256=sha256_hex(png),
     )
-
-
-# -- the audit log ------------------------------------------------------------------------------
-
-
-def _entry_hash(entry: dict) -> str:
-    return sha256_hex(_canonical({k: v for k, v in entry.items() if k != "hash"}))
-
-
-def audit_entry(
-    previous: dict | None,
-    *,
-    time: str,
-    operator: str,
-    reason: str,
-    outcome: str,
-    result_sha256: str | None,
-    sealed_sha256: str | None,
-    face: int,
-    output_sha256: str | None = None,
-    error: str | None = None,
-) -> dict:
-    """The next entry of the chain after `previous` (None for the first)."""
-    entry = {
-        "seq": previous["seq"] + 1 if previous else 1,
-        "time": time,
-        "operator": operator,
-        "reason": reason,
-        "outcome": outcome,
-        "result_sha256": result_sha256,
-        "sealed_sha256": sealed_sha256,
-        "face": face,
-        "output_sha256": output_sha256,
-        "error": error,
-        "prev": previous["hash"] if previous else AUDIT_GENESIS,
-    }
-    entry["hash"] = _entry_hash(entry)
-    return entry
-
-
-def audit_line(entry: dict) -> str:
-    """One JSON line (with its newline) as appended to the log."""
-    return json.dumps(entry, sort_keys=True, separators=(",", ":")) + "\n"
-
-
-def verify_chain(lines: Iterable[str]) -> list[dict]:
-    """Every entry, checked: each is unchanged (its hash), in sequence, and follows the one
-    before (its `prev`). Raises AuditChainError naming the first entry that breaks the chain.
-
-    Removing entries at the very end leaves a valid shorter chain: keep the last hash
-    (`faceblur audit verify` prints it) somewhere else to catch that.
-    """
-    entries: list[dict] = []
-    previous_hash = AUDIT_GENESIS
-    for number, line in enumerate(lines, start=1):
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            raise AuditChainError(number, "not a JSON line") from None
-        if not isinstance(entry, dict) or set(entry) != set(AUDIT_FIELDS):
-            raise AuditChainError(number, "not an audit entry (fields missing or added)")
-        if not isinstance(entry["hash"], str) or not _same(entry["hash"], _entry_hash(entry)):
-            raise AuditChainError(number, "its content does not match its hash: it was edited")
-        if entry["seq"] != number:
-            raise AuditChainError(
-                number, f"it is entry {entry['seq']!r}: entries were removed or reordered"
-            )
-        if not isinstance(entry["prev"], str) or not _same(entry["prev"], previous_hash):
-            raise AuditChainError(
-                number, "it does not follow the entry before it: that one was changed or replaced"
-            )
-        entries.append(entry)
-        previous_hash = entry["hash"]
-    return entries
-
-
-# -- key custody: Shamir k-of-n ---------------------------------------------------------------
-
-
-def _share_binding(set_id: str, k: int, n: int) -> bytes:
-    return _canonical(
-        {"format": SHARE_FORMAT, "version": SHARE_VERSION, "set": set_id, "k": k, "n": n}
-    )
-
-
-def split_key(key_file: bytes, k: int, n: int) -> list[bytes]:
-    """`n` share files, any `k` of which rebuild `key_file` (the private key's PEM as stored).
-
-    pycryptodome's Shamir splits 16-byte secrets, so the standard construction: a fresh
-    AES-128 key encrypts the key file (AES-GCM), and that AES key is what is split. Each
-    share file carries one share and the encrypted key file; alone it reveals nothing.
-    """
-    if not 2 <= k <= n <= 255:
-        raise ShareError(f"need 2 <= k <= n <= 255, got k={k}, n={n}")
-    secret = AESGCM.generate_key(bit_length=8 * SHAMIR_SECRET_BYTES)
-    set_id = os.urandom(16).hex()
-    nonce = os.urandom(NONCE_BYTES)
-    encrypted = AESGCM(secret).encrypt(nonce, key_file, _share_binding(set_id, k, n))
-    shares = Shamir.split(k, n, secret)
-    return [
-        json.dumps(
-            {
-                "format": SHARE_FORMAT,
-                "version": SHARE_VERSION,
-                "set": set_id,
-                "k": k,
-                "n": n,
-                "index": index,
-                "share": _b64(share),
-                "nonce": _b64(nonce),
-                "encrypted_key": _b64(encrypted),
-            },
-            indent=1,
-        ).encode()
-        + b"\n"
-        for index, share in shares
-    ]
-
-
-def join_shares(share_files: Sequence[bytes]) -> bytes:
-    """The key file rebuilt from at least k share files of one split."""
-    documents = []
-    for position, data in enumerate(share_files, start=1):
-        try:
-            document = json.loads(data)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise ShareError(f"share {position} is not a key share (malformed JSON)") from None
-        if not isinstance(document, dict) or document.get("format") != SHARE_FORMAT:
-            raise ShareError(f"share {position} is not a faceblur key share")
-        if document.get("version") != SHARE_VERSION:
-            raise ShareError(f"share {position} has unsupported version {document.get('version')}")
-        documents.append(document)
-    if not documents:
-        raise ShareError("no shares given")
-    first = documents[0]
-    for position, document in enumerate(documents[1:], start=2):
-        for name in ("set", "k", "n", "nonce", "encrypted_key"):
-            if document.get(name) != first.get(name):
-                raise ShareError(f"share {position} belongs to another split than share 1")
-    k, n = first.get("k"), first.get("n")
-    if not (isinstance(k, int) and isinstance(n, int)):
-        raise ShareError("malformed share: k and n must be whole numbers")
-    shares = {}
-    for document in documents:
-        index = document.get("index")
-        if not isinstance(index, int) or not 1 <= index <= n:
-            raise ShareError(f"malformed share: index {index!r}")
-        share = _unb64(document.get("share"), "share", ShareError)
-        if len(share) != SHAMIR_SECRET_BYTES:
-            raise ShareError(f"malformed share {index}: {len(share)} bytes")
-        shares[index] = share
-    if len(shares) < k:
-        raise ShareError(f"{len(shares)} different share(s) given; this split needs {k}")
-    secret = Shamir.combine(sorted(shares.items())[:k])
-    nonce = _unb64(first.get("nonce"), "nonce", ShareError)
-    encrypted = _unb64(first.get("encrypted_key"), "encrypted_key", ShareError)
-    try:
-        return AESGCM(secret).decrypt(nonce, encrypted, _share_binding(str(first["set"]), k, n))
-    except (InvalidTag, ValueError):
-        raise ShareError("the shares do not rebuild the key: one of them was altered") from None

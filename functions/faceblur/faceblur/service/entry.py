@@ -19,11 +19,12 @@ from faceblur.config import Settings
 from faceblur.detection.base import Detector
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError, quoted
 from faceblur.formats import SNIFF_BYTES, video_type
-from faceblur.media.photo import Result, anonymise_image
+from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.media.video import ProgressCallback, VideoResult, anonymise_video
 from faceblur.options import Options, parse_options
-from faceblur.service.photos import Anonymiser, NullStore, Outcome, anonymise_and_store
+from faceblur.service.photos import Anonymiser, Outcome, anonymise_and_store
 from faceblur.service.videos import Queued, queue_video
+from faceblur.store.null import NullStore
 from faceblur.store.s3 import Store
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class Engine:
             cause = f"{type(error).__name__}: {error}"
             raise UnavailableError(f"face detector unavailable: {cause}") from error
 
-    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> Result:
+    def anonymise(self, data: bytes, options: Options, max_pixels: int) -> PhotoResult:
         return anonymise_image(data, self.detector(), options, max_pixels=max_pixels)
 
     def anonymise_video(

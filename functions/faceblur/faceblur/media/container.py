@@ -1,0 +1,211 @@
+"""A video file through PyAV: what it is (`probe`), its frames as displayed, its audio
+copied into the output, and the checks that it was read whole. The pipeline in
+`faceblur.media.video` decides what happens to the frames; this module only reads and
+writes them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from faceblur.errors import CorruptVideoError, NotAVideoError
+
+# Audio codecs the MP4 muxer takes as they are; others are re-encoded to AAC.
+MP4_AUDIO = {"aac", "mp3", "opus", "ac3", "eac3", "alac", "flac"}
+# Fewer decoded frames than the container announces, beyond this share, is a truncated file.
+TRUNCATION_TOLERANCE = 0.02
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What `probe` finds in a video's header and first frame."""
+
+    width: int  # of the frames as stored
+    height: int
+    rate: Fraction  # frames per second
+    frames: int  # as announced by the container; 0 when it does not say
+    duration: float  # seconds; 0.0 when unknown
+    display_matrix: tuple[int, ...] | None  # FFmpeg's 3x3 display matrix, as stored
+    audio_codec: str | None
+
+
+# --------------------------------------------------------------------------- orientation
+
+# np.rot90 turns counter-clockwise; in image coordinates (y down) a turn of 90 degrees maps
+# (x, y) to (y, -x). A mirror maps (x, y) to (-x, y).
+_TURN = np.array([[0, 1], [-1, 0]])
+_MIRROR = np.array([[-1, 0], [0, 1]])
+
+
+@dataclass(frozen=True)
+class Orientation:
+    """How a stored frame is shown: `turns` quarter turns counter-clockwise, then mirrored."""
+
+    turns: int = 0
+    mirrored: bool = False
+
+    @staticmethod
+    def from_matrix(matrix: tuple[int, ...] | None) -> Orientation:
+        """The orientation FFmpeg's display matrix asks for (quarter turns and mirrors only)."""
+        if matrix is None:
+            return Orientation()
+        # FFmpeg maps (x, y) to (a x + c y, b x + d y) with a, b, c, d = m[0], m[1], m[3], m[4].
+        a, b, c, d = (int(np.sign(matrix[i])) for i in (0, 1, 3, 4))
+        wanted = np.array([[a, c], [b, d]])
+        for mirrored in (False, True):
+            for turns in range(4):
+                linear = np.linalg.matrix_power(_TURN, turns)
+                if mirrored:
+                    linear = _MIRROR @ linear
+                if np.array_equal(linear, wanted):
+                    return Orientation(turns, mirrored)
+        raise NotAVideoError("the video's display matrix is not a quarter turn or a mirror")
+
+    def to_display(self, stored: np.ndarray) -> np.ndarray:
+        shown = np.rot90(stored, self.turns)
+        return np.ascontiguousarray(shown[:, ::-1] if self.mirrored else shown)
+
+    def to_stored(self, shown: np.ndarray) -> np.ndarray:
+        unmirrored = shown[:, ::-1] if self.mirrored else shown
+        return np.ascontiguousarray(np.rot90(unmirrored, -self.turns))
+
+
+def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
+    for side in frame.side_data:
+        if side.type.name == "DISPLAYMATRIX":
+            return tuple(int(v) for v in np.frombuffer(bytes(side), dtype="<i4"))
+    return None
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def open_input(path: Path) -> av.container.InputContainer:
+    try:
+        container = av.open(str(path), mode="r")
+    except FileNotFoundError:
+        raise
+    except av.error.InvalidDataError:
+        raise NotAVideoError(f"{path.name}: not a video we can read (or a damaged one)") from None
+    except av.error.FFmpegError as error:
+        raise CorruptVideoError(f"{path.name}: truncated or damaged video: {error}") from None
+    if not container.streams.video:
+        container.close()
+        raise NotAVideoError(f"{path.name}: no video stream")
+    return container
+
+
+def _rate(stream: av.video.stream.VideoStream) -> Fraction:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if not rate:
+        raise CorruptVideoError("the video does not say its frame rate")
+    return Fraction(rate)
+
+
+def probe(path: Path) -> VideoInfo:
+    """What the video is, from its header and first frame; raises faceblur.errors types."""
+    container = open_input(path)
+    try:
+        stream = container.streams.video[0]
+        try:
+            first = next(container.decode(stream), None)
+        except av.error.FFmpegError as error:
+            raise CorruptVideoError(f"{path.name}: truncated or damaged video: {error}") from None
+        if first is None:
+            raise CorruptVideoError(f"{path.name}: truncated or damaged video: no frame")
+        audio = container.streams.audio[0].codec_context.name if container.streams.audio else None
+        duration = float(container.duration / av.time_base) if container.duration else 0.0
+        return VideoInfo(
+            width=first.width,
+            height=first.height,
+            rate=_rate(stream),
+            frames=int(stream.frames or 0),
+            duration=duration,
+            display_matrix=_display_matrix(first),
+            audio_codec=audio,
+        )
+    finally:
+        container.close()
+
+
+def expected_frames(info: VideoInfo) -> int:
+    if info.frames:
+        return info.frames
+    return int(info.duration * info.rate) if info.duration else 0
+
+
+def check_complete(decoded: int, info: VideoInfo, name: str) -> None:
+    expected = expected_frames(info)
+    if decoded == 0 or (expected and decoded < expected * (1 - TRUNCATION_TOLERANCE) - 1):
+        raise CorruptVideoError(
+            f"{name}: truncated or damaged video: {decoded} of {expected} frames could be read"
+        )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class AudioCopy:
+    """The input's first audio stream in the output: packets copied, or re-encoded to AAC."""
+
+    def __init__(self, output: av.container.OutputContainer, source: av.audio.AudioStream):
+        self.source = source
+        self.copy = source.codec_context.name in MP4_AUDIO
+        if self.copy:
+            self.stream = output.add_stream_from_template(source)
+        else:
+            context = source.codec_context
+            channels = "stereo" if context.layout.nb_channels > 1 else "mono"
+            self.stream = output.add_stream("aac", rate=context.sample_rate, layout=channels)
+        self.stream.metadata.clear()
+
+    def write(self, output: av.container.OutputContainer, packet: av.Packet) -> None:
+        if packet.dts is None or packet.size == 0:
+            return
+        if self.copy:
+            packet.stream = self.stream
+            output.mux(packet)
+            return
+        for frame in packet.decode():
+            frame.pts = None  # the encoder numbers samples itself
+            output.mux(self.stream.encode(frame))
+
+    def close(self, output: av.container.OutputContainer) -> None:
+        if not self.copy:
+            output.mux(self.stream.encode(None))
+
+
+def temporary_beside(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+
+
+@dataclass
+class DecodedFrame:
+    """A video frame as stored (its timestamps) and its pixels as displayed (RGB)."""
+
+    stored: av.VideoFrame
+    shown: np.ndarray
+
+
+def read_frames(
+    container: av.container.InputContainer,
+    orientation: Orientation,
+    on_audio: Callable[[av.Packet], None],
+) -> Iterator[DecodedFrame]:
+    """Decoded video frames as displayed, while audio packets go to `on_audio`."""
+    video = container.streams.video[0]
+    audio = container.streams.audio[:1]
+    for packet in container.demux(video, *audio):
+        if packet.stream.type == "audio":
+            on_audio(packet)
+            continue
+        for frame in packet.decode():
+            shown = orientation.to_display(frame.to_ndarray(format="rgb24"))
+            yield DecodedFrame(frame, shown)
