@@ -36,14 +36,16 @@ def events_of(document: Mapping[str, object]) -> list[ObjectEvent]:
     """The records of a MinIO/S3 bucket notification (keys arrive URL-encoded)."""
     records = document.get("Records")
     if not isinstance(records, list):
-        raise BadRequestError('"Records" must be a list of S3 event records')
+        raise BadRequestError('"Records" must be a list of S3 event records', "bad_event")
     events = []
     for record in records:
         try:
             bucket = record["s3"]["bucket"]["name"]
             key = unquote_plus(record["s3"]["object"]["key"])
         except (KeyError, TypeError):
-            raise BadRequestError("an event record lacks s3.bucket.name or s3.object.key") from None
+            raise BadRequestError(
+                "an event record lacks s3.bucket.name or s3.object.key", "bad_event"
+            ) from None
         events.append(ObjectEvent(str(bucket), key, str(record.get("eventName", ""))))
     return events
 
@@ -130,5 +132,5 @@ def process_bucket_events(
                 reason = str(error)
         ignored.append({"bucket": event.bucket, "key": event.key, "reason": reason})
     if unsafe and len(unsafe) == len(events):
-        raise BadRequestError(f"bucket event refused: {unsafe[0]}")
+        raise BadRequestError(f"bucket event refused: {unsafe[0]}", "unsafe_key")
     return {"processed": processed, "ignored": ignored}

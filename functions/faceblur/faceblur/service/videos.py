@@ -69,7 +69,7 @@ def new_job_id() -> str:
 def check_job_id(job: str) -> str:
     """`job` when it is a well-formed id; BadRequestError otherwise."""
     if not JOB_ID.fullmatch(job or ""):
-        raise BadRequestError("a job id is 32 lowercase hexadecimal characters")
+        raise BadRequestError("a job id is 32 lowercase hexadecimal characters", "bad_job_id")
     return job
 
 
@@ -104,7 +104,8 @@ def status_key(job: str) -> str:
 def check_size(size: int, settings: Settings) -> None:
     if size > settings.max_video_bytes:
         raise TooLargeError(
-            f"a video of {size} bytes; the limit is {settings.max_video_bytes} bytes"
+            f"a video of {size} bytes; the limit is {settings.max_video_bytes} bytes",
+            "max_video_bytes",
         )
 
 
@@ -113,13 +114,15 @@ def check_video(info: VideoInfo, settings: Settings) -> None:
     if info.duration > settings.max_video_seconds:
         raise TooLargeError(
             f"a video of {info.duration:.0f} seconds; the limit is "
-            f"{settings.max_video_seconds} seconds"
+            f"{settings.max_video_seconds} seconds",
+            "max_video_seconds",
         )
     pixels = info.width * info.height
     if pixels > settings.max_video_pixels:
         raise TooLargeError(
             f"frames of {info.width}x{info.height} pixels; the limit is "
-            f"{settings.max_video_pixels} pixels per frame"
+            f"{settings.max_video_pixels} pixels per frame",
+            "max_video_pixels",
         )
 
 
