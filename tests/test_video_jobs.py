@@ -251,7 +251,7 @@ def test_a_truncated_video_is_a_failed_job(s3, detector, clip) -> None:
     key = inbox_key("", job, "cut.mp4")
     put_inbox(store, key, data[: len(data) // 2])
     run_events(store, s3.settings, detector, key, job)
-    assert_failed_and_nothing_kept(s3, store, job, "corrupt_video", "cut.mp4")
+    assert_failed_and_nothing_kept(s3, store, job, "not_a_video", "cut.mp4")
 
 
 def test_garbage_behind_a_video_signature_is_a_failed_job(s3, detector) -> None:
