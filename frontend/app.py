@@ -13,10 +13,8 @@ from __future__ import annotations
 import io
 import json
 import logging
-import re
 import secrets
 import unicodedata
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,12 +45,20 @@ from faceblur.options import (
     SHAPES,
     parse_options,
 )
+from faceblur.store.keys import (
+    JOB_ID,
+    download_name,
+    inbox_key,
+    inbox_name,
+    is_safe_key,
+    is_video_key,
+    new_job_id,
+)
 
 from . import accounts
 from .archive import Entry, stream_zip
 from .gateway import JOB_ERRORS, PLAIN_ERRORS, FunctionClient, FunctionError
-from .results import ResultsBucket, is_video_key
-from .safety import download_name, inbox_name, is_safe_key
+from .results import ResultsBucket
 from .thumbnails import NotAThumbnailable, ThumbnailCache, make_thumbnail
 
 # Room for the multipart envelope and the form fields around one photo.
@@ -72,9 +78,6 @@ NO_SCRIPT_VIDEO = (
     "Videos are sent by the page's script: please turn on JavaScript for this page, "
     "or send photos only."
 )
-# A video job's id, as the page makes it (uuid4().hex): the contract with the function.
-VIDEO_JOB = re.compile(r"[0-9a-f]{32}")
-
 csrf = CSRFProtect()
 pages = Blueprint("pages", __name__)
 
@@ -380,8 +383,8 @@ def start_video() -> Any:
         return _json_error(
             415, "This file is not a video we can read. Please choose an MP4, MOV, MKV or WebM."
         )
-    job = uuid.uuid4().hex
-    key = f"{accounts.owner_prefix()}videos/{job}/{inbox_name(details.get('name'))}"
+    job = new_job_id()
+    key = inbox_key(accounts.owner_prefix(), job, inbox_name(details.get("name"), kind.lower()))
     try:
         upload_url = _services().results.inbox_upload_url(key)
     except UnavailableError:
@@ -394,7 +397,7 @@ def start_video() -> Any:
 @pages.get("/videos/<job>")
 def video_status(job: str) -> Any:
     """A video job's progress, from the function; 404 for a job of someone else's."""
-    if not VIDEO_JOB.fullmatch(job):
+    if not JOB_ID.fullmatch(job):
         return _json_error(400, "This is not the number of a video sent from this page.")
     status = _services().function.job_status(job, accounts.function_credentials())
     if accounts.enabled() and status.get("prefix") != accounts.owner_prefix():

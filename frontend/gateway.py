@@ -7,6 +7,8 @@ from typing import Any
 
 import requests
 
+from faceblur.store.keys import JOB_STATES
+
 # Reading a photo and finding its faces can take a while on a cold function; past this
 # the person is better told to retry than kept waiting (the gateway's own timeouts are
 # hours long in the cluster, for video jobs: k8s/openfaas-values.yaml).
@@ -24,7 +26,6 @@ PLAIN_ERRORS: dict[int, str] = {
 
 # A job's status is a small read from the bucket: no reason to wait long for it.
 STATUS_TIMEOUT_SECONDS = 10
-JOB_STATES = ("queued", "running", "done", "failed")
 JOB_ERRORS: dict[int, str] = {
     404: "There is no such video here. It may have been deleted, or it was not sent.",
     503: "The video service is not available right now, so its progress cannot be shown. "

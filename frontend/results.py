@@ -16,9 +16,8 @@ from datetime import datetime
 from faceblur.accounts import remove_owned
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, UnavailableError
+from faceblur.store.keys import is_safe_key, is_video_key
 from faceblur.store.s3 import Store
-
-from .safety import VIDEO_SUFFIX, is_safe_key
 
 
 @dataclass(frozen=True)
@@ -32,11 +31,6 @@ class GalleryItem:
     @property
     def is_video(self) -> bool:
         return is_video_key(self.key)
-
-
-def is_video_key(key: str) -> bool:
-    """A video result (the gallery plays it; no thumbnail is decoded from it)."""
-    return key.lower().endswith(VIDEO_SUFFIX)
 
 
 @dataclass(frozen=True)
@@ -64,7 +58,7 @@ class StoredResult:
 class ResultsBucket:
     """The results bucket as the frontend sees it; S3 failures become UnavailableError.
 
-    Listing, presigned URLs and reads all go through `faceblur.storage.Store`.
+    Listing, presigned URLs and reads all go through `faceblur.store.s3.Store`.
     """
 
     def __init__(self, store: Store) -> None:

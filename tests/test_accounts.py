@@ -222,14 +222,15 @@ def test_the_admin_command_is_a_console_script():
 
 
 def test_removing_an_owners_objects_needs_a_whole_prefix(s3_server):
-    from faceblur.accounts import owner_prefix, remove_owned
+    from faceblur.accounts import remove_owned
+    from faceblur.store.keys import owner_prefix
 
     s3_server.empty_buckets()
     store = s3_server.store()
     mine, other = owner_prefix("a1"), owner_prefix("a10")
     for prefix in (mine, other):
-        store._put("originals", f"{prefix}x.jpg", b"o", "image/jpeg", {})
-        store._put("results", f"{prefix}x/y.jpg", b"r", "image/jpeg", {})
+        store.put("originals", f"{prefix}x.jpg", b"o", "image/jpeg")
+        store.put("results", f"{prefix}x/y.jpg", b"r", "image/jpeg")
     with pytest.raises(ValueError):
         remove_owned(store, "u/a1")  # would also empty u/a10/
     assert remove_owned(store, mine) == 2

@@ -27,7 +27,7 @@ from faceblur.cli.main import main
 from faceblur.detection import base, build_detector, fusion
 from faceblur.detection.angles import AnyAngleDetector
 from faceblur.media import video
-from faceblur.service.videos import inbox_key, new_job_id
+from faceblur.store.keys import inbox_key, new_job_id
 from stack_fixtures import HANDLER, LocalS3
 
 

@@ -8,8 +8,8 @@ from urllib.parse import unquote
 import pytest
 
 from faceblur.config import load_settings
+from faceblur.store.keys import download_name
 from frontend.app import create_app
-from frontend.safety import download_name
 
 
 @pytest.mark.parametrize(

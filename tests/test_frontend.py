@@ -27,8 +27,8 @@ from PIL import Image
 
 from faceblur.config import ConfigError, load_settings
 from faceblur.options import METHOD_INFO, METHOD_NAMES, SHAPES
+from faceblur.store.keys import download_name, is_safe_key
 from frontend.app import create_app
-from frontend.safety import download_name, is_safe_key
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"

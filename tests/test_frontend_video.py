@@ -20,14 +20,18 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
+import numpy as np
 import pytest
 import requests
 from s3_server import free_port, stop_process
 
+from bench.clips import make_clip
 from faceblur.accounts import AccountSettings, open_accounts
 from faceblur.config import load_settings
+from faceblur.service.videos import queue_video
+from faceblur.store.keys import inbox_key, inbox_name
 from frontend.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,6 +105,23 @@ def test_the_upload_url_is_on_the_public_s3_address_and_expires(s3, tmp_path):
     # The page may call that origin (upload) and play videos from it.
     policy = client.get("/").headers["Content-Security-Policy"]
     assert f"connect-src 'self' {public}" in policy and f"media-src 'self' blob: {public}" in policy
+
+
+@pytest.mark.parametrize(
+    "name", ["holiday clip.mp4", "../../etc/passwd\\x.MOV", "Zoë's clip (1).mp4", "семья.mp4", ""]
+)
+def test_the_page_and_the_function_give_a_video_the_same_inbox_name(client, s3, tmp_path, name):
+    """Both doors into the inbox (the page's presigned PUT, the function's POST) name a
+    video's inbox object by the same rule (faceblur.store.keys), so its job keeps one name."""
+    body = start_video(client, name=name, kind="video/mp4").get_json()
+    page_key = unquote(urlsplit(body["upload_url"]).path).removeprefix("/inbox/")
+    clip = tmp_path / "clip.mp4"
+    make_clip(np.full((72, 128, 3), 90, np.uint8), [], clip, (128, 72), frames=1, audio=False)
+    queued = queue_video(clip.read_bytes(), "video/mp4", name, s3.store(), s3.settings, "")
+    (function_key,) = s3.store().keys("inbox")
+    assert page_key == inbox_key("", body["job"], inbox_name(name, "video/mp4"))
+    assert function_key == inbox_key("", queued.job, inbox_name(name, "video/mp4"))
+    assert page_key.rsplit("/", 1)[1] == function_key.rsplit("/", 1)[1]
 
 
 def test_each_video_gets_its_own_job(client):

@@ -115,7 +115,7 @@ def test_the_internal_token_acts_for_the_named_active_user_only(auth_stack, s3, 
 
 
 def test_bucket_events_stay_keyless(auth_stack, s3, photo):
-    s3.store()._put("inbox", "dropped.jpg", photo, "image/jpeg", {})
+    s3.store().put("inbox", "dropped.jpg", photo, "image/jpeg")
     event = {
         "Records": [
             {

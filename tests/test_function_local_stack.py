@@ -17,7 +17,8 @@ import pytest
 import requests
 
 from faceblur.config import load_settings
-from faceblur.store.s3 import Store, content_id
+from faceblur.store.keys import content_id
+from faceblur.store.s3 import Store
 from stack_fixtures import (
     ROOT,
     free_port,

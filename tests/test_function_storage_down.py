@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from faceblur.config import load_settings
-from faceblur.store.s3 import content_id
+from faceblur.store.keys import content_id
 from frontend.app import create_app
 from stack_fixtures import CuttingProxy, LocalS3, scaled_photo, start_function, start_local_s3
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 from PIL import Image
 
-from faceblur.store.s3 import content_id
+from faceblur.store.keys import content_id
 from stack_fixtures import LocalS3, scaled_photo
 
 WIDTH = 480  # small copies of real photos keep the suite quick on two cores

@@ -574,7 +574,7 @@ def test_with_sealing_on_no_bucket_holds_an_original_in_the_clear(
     sealed_key = answer["result_key"] + ".sealed"
     assert answer["stored"] and answer["original_key"] == sealed_key
     store = s3.store()
-    store._put(s3.settings.bucket_inbox, "camera-3/frame.jpg", dropped, "image/jpeg", {})
+    store.put(s3.settings.bucket_inbox, "camera-3/frame.jpg", dropped, "image/jpeg")
     event = {
         "Records": [
             {

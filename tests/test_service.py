@@ -10,8 +10,9 @@ import pytest
 from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.options import Options
 from faceblur.service.events import ObjectEvent, process_bucket_events
-from faceblur.service.photos import NullStore, anonymise_and_store
-from faceblur.store.s3 import content_id
+from faceblur.service.photos import anonymise_and_store
+from faceblur.store.keys import content_id
+from faceblur.store.null import NullStore
 from stack_fixtures import scaled_photo
 
 

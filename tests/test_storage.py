@@ -12,7 +12,8 @@ import requests
 
 from faceblur.config import load_settings
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError
-from faceblur.store.s3 import Store, content_id, options_id
+from faceblur.store.keys import content_id, options_id
+from faceblur.store.s3 import Store
 from stack_fixtures import CuttingProxy, LocalS3, start_local_s3
 
 OPTIONS = {"method": "blur", "shape": "ellipse", "strength": "high", "padding": 0.3}

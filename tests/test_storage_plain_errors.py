@@ -10,7 +10,8 @@ import pytest
 
 from faceblur.config import load_settings
 from faceblur.errors import UnavailableError
-from faceblur.store.s3 import Store, key_problem
+from faceblur.store.keys import key_problem
+from faceblur.store.s3 import Store
 
 
 def closed_port() -> int:

@@ -20,7 +20,8 @@ import requests
 
 from bench.clips import make_clip
 from conftest import FACES_DEV
-from faceblur.service.videos import inbox_key, job_answer, job_of_key, new_job_id, status_key
+from faceblur.service.videos import job_answer
+from faceblur.store.keys import inbox_key, job_of_key, new_job_id, status_key
 from stack_fixtures import LocalS3, free_port, start_function, start_local_s3
 
 PHOTO = "images/20_Family_Group_Family_Group_20_100.jpg"  # five faces, 70 to 134 px
@@ -146,7 +147,7 @@ def test_other_request_forms_queue_videos_too(stack, family, tmp_path) -> None:
         {"data": data, "headers": {"Content-Type": "application/octet-stream"}},
     ]
     jobs = []
-    for form, name in zip(forms, ["Zoes clip (1).mkv", "video.mkv", "video.mkv"], strict=True):
+    for form, name in zip(forms, ["Zoe_s_clip_1.mkv", "video.mkv", "video.mkv"], strict=True):
         response = requests.post(url, timeout=30, **form)
         assert response.status_code == 202, response.text
         jobs.append(response.json()["job"])

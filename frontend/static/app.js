@@ -203,11 +203,16 @@
     return count + " faces found and hidden";
   }
 
-  function succeed(card, file, outcome) {
+  // A card whose work is over, photo or video: its key, no progress bar, a last word.
+  function markDone(card, key, message) {
     card.classList.add("done");
-    card.dataset.key = outcome.key;
+    card.dataset.key = key;
     card.querySelector(".card-progress").hidden = true;
-    setStatus(card, "Done.");
+    setStatus(card, message);
+  }
+
+  function succeed(card, file, outcome) {
+    markDone(card, outcome.key, "Done.");
     const original = card.querySelector("img.original");
     const result = card.querySelector("img.result");
     original.src = URL.createObjectURL(file);
@@ -257,10 +262,9 @@
     const original = card.querySelector("img.original");
     const frame = original.parentElement;
     const editor = card.querySelector(".editor");
-    const status = editor.querySelector(".editor-status");
-    const undoButton = editor.querySelector(".undo");
-    const applyButton = editor.querySelector(".apply");
-    const error = editor.querySelector(".editor-error");
+    const [status, undoButton, applyButton, error] = [
+      ".editor-status", ".undo", ".apply", ".editor-error",
+    ].map(function (selector) { return editor.querySelector(selector); });
     const layer = document.createElement("div");
     layer.className = "regions";
     frame.appendChild(layer);
@@ -592,10 +596,7 @@
   }
 
   function videoDone(card, file, job) {
-    card.classList.add("done");
-    card.dataset.key = job.key;
-    card.querySelector(".card-progress").hidden = true;
-    setStatus(card, "Done. Every frame was processed; watch it before you publish it.");
+    markDone(card, job.key, "Done. Every frame was processed; watch it before you publish it.");
     const video = card.querySelector("video.result-video");
     video.setAttribute("aria-label", "Anonymised copy of " + file.name);
     video.addEventListener("error", function () {

@@ -34,7 +34,8 @@ from sqlalchemy.orm import Session
 # config's own readers, so a variable is parsed and reported the same way everywhere.
 from faceblur.config import SECRETS_DIR, _bool, _positive_int, read_secret
 from faceblur.errors import BadRequestError
-from faceblur.store.s3 import OWNERS_FOLDER, Store
+from faceblur.store.keys import owner_prefix
+from faceblur.store.s3 import Store
 
 from .models import ApiKey, User
 
@@ -118,11 +119,6 @@ def open_accounts(url: str) -> Accounts:
 def hash_key(key: str) -> str:
     # A key has 256 random bits: a fast hash is enough (no dictionary to guard against).
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def owner_prefix(storage_id: str) -> str:
-    """Where a person's originals and results live in their buckets."""
-    return f"{OWNERS_FOLDER}{storage_id}/"
 
 
 def remove_owned(store: Store, prefix: str) -> int:

@@ -21,7 +21,8 @@ from faceblur.formats import SEALED_SUFFIX
 from faceblur.sealing import audit, seal
 from faceblur.sealing.base import SealError, sha256_hex
 from faceblur.sealing.shares import join_shares, split_key
-from faceblur.store.s3 import Store, sealed_key
+from faceblur.store.keys import sealed_key
+from faceblur.store.s3 import Store
 
 KEY_NAME = "authority.key"
 PUBLIC_NAME = "authority.pub"

@@ -22,8 +22,9 @@ from faceblur.formats import SNIFF_BYTES, video_type
 from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.media.video import ProgressCallback, VideoResult, anonymise_video
 from faceblur.options import Options, parse_options
-from faceblur.service.photos import Anonymiser, NullStore, Outcome, anonymise_and_store
+from faceblur.service.photos import Anonymiser, Outcome, anonymise_and_store
 from faceblur.service.videos import Queued, queue_video
+from faceblur.store.null import NullStore
 from faceblur.store.s3 import Store
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ from faceblur.formats import SNIFF_BYTES, video_type
 from faceblur.options import Options
 from faceblur.service.photos import Anonymiser, pair_arguments
 from faceblur.service.videos import VideoAnonymiser, process_video_object
-from faceblur.store.s3 import Store, key_problem
+from faceblur.store.keys import key_problem
+from faceblur.store.s3 import Store
 
 log = logging.getLogger(__name__)
 

@@ -9,14 +9,15 @@ caller asked for nothing to be kept.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from faceblur.media.photo import PhotoResult
 from faceblur.options import Options
 from faceblur.sealing.seal import seal_for_store
-from faceblur.store.s3 import FACES_METADATA, StoredPair
+from faceblur.store.null import NullStore
+from faceblur.store.pairs import PairWriter, StoredPair
+from faceblur.store.s3 import FACES_METADATA
 
 
 class Anonymiser(Protocol):
@@ -25,33 +26,9 @@ class Anonymiser(Protocol):
     def anonymise(self, data: bytes, options: Options, max_pixels: int) -> PhotoResult: ...
 
 
-class PairStore(Protocol):
-    """What the use cases need of a store: keep an original with its result."""
-
-    def put_pair(
-        self,
-        original: bytes,
-        original_type: str,
-        result: bytes,
-        result_type: str,
-        options: Mapping[str, object],
-        result_metadata: Mapping[str, str] | None = None,
-        sealed: bytes | None = None,
-        prefix: str = "",
-    ) -> StoredPair | None: ...
-
-    def result_url(self, key: str) -> str: ...
-
-
-class NullStore:
-    """Stores nothing (`store=false`): `put_pair` keeps no pair and says so with None."""
-
-    # Takes PairStore.put_pair's arguments, whatever they are, and ignores them all.
-    def put_pair(self, *args: object, **kwargs: object) -> None:
-        return None
-
-    def result_url(self, key: str) -> str:
-        raise KeyError(f"a NullStore holds no result {key!r}")
+# What the use cases need of a store: keep an original with its result (the S3 store), or
+# keep nothing (`store=false`). Both come from the store floor, with one `put_pair`.
+PairStore = PairWriter | NullStore
 
 
 @dataclass(frozen=True)

@@ -10,18 +10,14 @@ The contract (shared with the page):
   inbox (`queue_video`); the bucket event runs the job (`process_video_object`).
 
 Status lives in the bucket, not in memory, so it survives a restart of the function.
-The names (ids, keys, sniffing, limits) load without PyAV or OpenCV, for the page.
+The keys and ids are faceblur.store.keys' rules (the page loads them without PyAV or OpenCV).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import tempfile
 import time
-import unicodedata
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -30,23 +26,28 @@ from typing import Protocol
 
 from faceblur.config import Settings
 from faceblur.errors import (
-    BadRequestError,
     FaceblurError,
     NotAVideoError,
     NotFoundError,
     TooLargeError,
     UnsupportedError,
 )
-from faceblur.formats import SNIFF_BYTES, VIDEO_EXTENSIONS, video_type
+from faceblur.formats import SNIFF_BYTES, video_type
 from faceblur.media.container import VideoInfo, probe
 from faceblur.media.video import ProgressCallback, VideoResult
 from faceblur.options import Options
-from faceblur.store.s3 import FACES_METADATA, Store, split_owner
+from faceblur.store.keys import (
+    VIDEO_RESULT_TYPE,
+    check_job_id,
+    inbox_key,
+    inbox_name,
+    job_of_key,
+    new_job_id,
+    split_owner,
+    status_key,
+)
+from faceblur.store.s3 import FACES_METADATA, Store
 
-VIDEOS_FOLDER = "videos/"
-JOBS_FOLDER = "jobs/"
-JOB_ID = re.compile(r"[0-9a-f]{32}")
-RESULT_TYPE = "video/mp4"
 # A status write is one small PUT; every 2 s keeps a poller current without a PUT per frame.
 PROGRESS_INTERVAL_SECONDS = 2.0
 # User metadata on a video result beside FACES_METADATA (which counts tracks: distinct faces).
@@ -56,46 +57,6 @@ SEALING_REASON = "sealed originals are not supported for videos yet"
 # for this long was stopped (the call timed out, the function restarted) and never ends.
 STALE_SECONDS = 120
 STALE_REASON = "the job stopped before it was done (a timeout or a restart); send the video again"
-MAX_NAME_CHARS = 100
-
-
-# -- names ----------------------------------------------------------------------------
-
-
-def new_job_id() -> str:
-    return uuid.uuid4().hex
-
-
-def check_job_id(job: str) -> str:
-    """`job` when it is a well-formed id; BadRequestError otherwise."""
-    if not JOB_ID.fullmatch(job or ""):
-        raise BadRequestError("a job id is 32 lowercase hexadecimal characters", "bad_job_id")
-    return job
-
-
-def job_of_key(key: str) -> str:
-    """The job an inbox key belongs to: its `videos/<job>/` folder, else a hash of the key."""
-    _, rest = split_owner(key)
-    parts = rest.split("/")
-    if len(parts) >= 3 and parts[0] + "/" == VIDEOS_FOLDER and JOB_ID.fullmatch(parts[1]):
-        return parts[1]
-    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def file_name(name: str | None, mime_type: str) -> str:
-    """A name safe as the last segment of an object key and a temporary file: letters,
-    digits, space and `._-()` of the caller's name, else `video` with the type's extension."""
-    base = unicodedata.normalize("NFC", (name or "").replace("\\", "/").rsplit("/", 1)[-1])
-    kept = "".join(c for c in base if c.isalnum() or c in " ._-()").strip(" .")
-    return kept[:MAX_NAME_CHARS] or f"video{VIDEO_EXTENSIONS.get(mime_type, '')}"
-
-
-def inbox_key(prefix: str, job: str, name: str) -> str:
-    return f"{prefix}{VIDEOS_FOLDER}{job}/{name}"
-
-
-def status_key(job: str) -> str:
-    return f"{JOBS_FOLDER}{job}.json"
 
 
 # -- limits ---------------------------------------------------------------------------
@@ -181,11 +142,24 @@ def write_status(store: Store, settings: Settings, status: JobStatus) -> None:
     )
 
 
+# A store that writes an object in place (the local s3rver does; MinIO does not) can hand
+# a poll the half-written status: read again, briefly, rather than fail the poll.
+TORN_READ_TRIES = 5
+TORN_READ_PAUSE_SECONDS = 0.1
+
+
 def read_status(store: Store, settings: Settings, job: str) -> JobStatus | None:
     key = status_key(job)
-    if not store.exists(settings.bucket_originals, key):
-        return None
-    return JobStatus.from_bytes(store.read(settings.bucket_originals, key))
+    for attempt in range(TORN_READ_TRIES):
+        if not store.exists(settings.bucket_originals, key):
+            return None
+        try:
+            return JobStatus.from_bytes(store.read(settings.bucket_originals, key))
+        except (ValueError, KeyError, TypeError):  # torn JSON (JSONDecodeError is a ValueError)
+            if attempt + 1 == TORN_READ_TRIES:
+                raise
+            time.sleep(TORN_READ_PAUSE_SECONDS)
+    return None
 
 
 def job_answer(
@@ -242,7 +216,7 @@ def queue_video(
     check_size(len(data), settings)
     if settings.seal_public_key:
         raise UnsupportedError(SEALING_REASON)
-    name = file_name(name, mime_type)
+    name = inbox_name(name, mime_type)
     with tempfile.TemporaryDirectory(prefix="faceblur-video-") as folder:
         path = Path(folder) / name
         path.write_bytes(data)
@@ -338,7 +312,7 @@ def _run(
         raise UnsupportedError(SEALING_REASON)
     inbox = settings.bucket_inbox
     mime_type = video_type(store.head(inbox, key, SNIFF_BYTES)) or "video/mp4"
-    source = folder / file_name(key, mime_type)
+    source = folder / inbox_name(key, mime_type)
     check_size(store.size(inbox, key) or 0, settings)  # before a byte is downloaded
     store.fget(inbox, key, source, max_bytes=settings.max_video_bytes)
     info = probe(source)
@@ -351,8 +325,8 @@ def _run(
         source, target, options, _progress(store, settings, running, clock)
     )
     metadata = {FACES_METADATA: str(result.tracks), FACE_FRAMES_METADATA: str(result.face_frames)}
-    pair = store.put_file_pair(
-        source, mime_type, target, RESULT_TYPE, vars(options), metadata, prefix=running.prefix
+    pair = store.put_pair(
+        source, mime_type, target, VIDEO_RESULT_TYPE, vars(options), metadata, prefix=running.prefix
     )
     done = replace(
         running,
