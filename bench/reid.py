@@ -382,6 +382,24 @@ def _format_row(row: dict, names: Sequence[str]) -> str:
     )
 
 
+def merged(earlier: dict, report: dict) -> dict:
+    """`report` with the rows of `earlier` it did not rerun, each row naming its run."""
+
+    def key(row: dict) -> tuple:
+        return row["mode"], row["padding"], row["method"], row["strength"]
+
+    runs = earlier.get("runs") or [
+        {k: earlier.get(k) for k in ("seconds", "draws_for_randomised_methods")}
+    ]
+    report["runs"] = [*runs, {"seconds": report["seconds"], "rows": len(report["rows"])}]
+    fresh = {key(row) for row in report["rows"]}
+    for row in report["rows"]:
+        row["run"] = len(report["runs"]) - 1
+    kept = [{"run": 0, **row} for row in earlier["rows"] if key(row) not in fresh]
+    report["rows"] = kept + report["rows"]
+    return report
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--splits", type=int, default=10, help="held-out splits (default 10)")
@@ -397,6 +415,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="fresh anonymisations of the 400 photos for randomised methods, averaged (default 3)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only this run's rows in --output, keep the others (marked by run)",
+    )
     args = parser.parse_args(argv)
     modes = [m for m in args.modes.split(",") if m]
     faces = load_att()
@@ -441,6 +464,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python": platform.python_version(),
         "rows": rows,
     }
+    if args.merge and args.output.is_file():
+        report = merged(json.loads(args.output.read_text()), report)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.output}")

@@ -4,7 +4,9 @@ For a portrait, a small group, a group and a crowd (three of each, spread over h
 faces they hold, plus the densest crowd of the dev set), one PNG per photo under
 bench/sheets/ (git-ignored: these are WIDER photos, never committed): the photo, faceblur's
 default method, faceblur's blur (same detections and regions) and deface 1.5.0's own output
-(its CLI, `--mask-scale 1.3`, onnxruntime), side by side, each labelled.
+(its CLI, `--mask-scale 1.3`, onnxruntime), side by side, each labelled. And `crop-*.png`:
+100 % crops (no scaling) of the densest crowd, a group and two close-ups (one running
+off the frame), original beside default beside blur beside deface: open them at 100 %.
 
 Usage: .venv/bin/python bench/sheets.py [--per-scene N] [--output DIR]
 """
@@ -33,6 +35,14 @@ OUTPUT = ROOT / "bench" / "sheets"
 SCENES = ("portrait", "small_group", "group", "crowd")
 PANEL_WIDTH = 640  # px: each photo is scaled to this width on the sheet
 DEFACE_MASK_SCALE = 1.3
+# The 100 % crops: a close-up running off the frame's top and bottom (issue 28), another
+# close-up, a group; the densest crowd is added by pick_photos.
+CROPPED = (
+    "images/13_Interview_Interview_On_Location_13_542.jpg",
+    "images/13_Interview_Interview_On_Location_13_791.jpg",
+    "images/20_Family_Group_Family_Group_20_493.jpg",
+)
+CROP = (480, 360)  # px across and down, at 100 %
 
 
 def pick_photos(entries: list[dict], per_scene: int) -> list[dict]:
@@ -45,9 +55,38 @@ def pick_photos(entries: list[dict], per_scene: int) -> list[dict]:
         spots = np.linspace(0, len(ranked) - 1, per_scene).round().astype(int)
         chosen += [ranked[i] for i in dict.fromkeys(spots)]
     densest = max(entries, key=lambda e: e["n_faces"])
-    if densest not in chosen:
-        chosen.append(densest)
+    for extra in [densest, *(e for e in entries if e["image"] in CROPPED)]:
+        if extra not in chosen:
+            chosen.append(extra)
     return chosen
+
+
+def crop_window(entry: dict) -> tuple[int, int, int, int]:
+    """A CROP-sized window (x, y, w, h) on the photo: around its largest face, or for
+    the densest crowd around the face with the most others near it."""
+    faces = np.array(entry["faces"], dtype=float).reshape(-1, 4)
+    centres = faces[:, :2] + faces[:, 2:] / 2
+    if entry["image"] in CROPPED:
+        centre = centres[np.argmax(faces[:, 3])]
+    else:
+        near = (np.abs(centres[:, None] - centres[None]) < np.array(CROP) / 2).all(axis=2)
+        centre = centres[np.argmax(near.sum(axis=1))]
+    width, height = min(CROP[0], entry["width"]), min(CROP[1], entry["height"])
+    x = int(np.clip(centre[0] - width / 2, 0, entry["width"] - width))
+    y = int(np.clip(centre[1] - height / 2, 0, entry["height"] - height))
+    return x, y, width, height
+
+
+def crops(panels: list[tuple[np.ndarray, str]], window: tuple[int, int, int, int]) -> np.ndarray:
+    """The same window of every panel at 100 %, side by side, each labelled."""
+    x, y, w, h = window
+    tiles = []
+    for image, label in panels:
+        band = np.full((28, w, 3), 255, dtype=np.uint8)
+        cv2.putText(band, label[:40], (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
+        tiles.append(np.vstack([band, image[y : y + h, x : x + w]]))
+        tiles.append(np.full((h + 28, 8, 3), 255, dtype=np.uint8))
+    return np.hstack(tiles[:-1])
 
 
 @dataclass(frozen=True)
@@ -131,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     entries = json.loads((FACES_DEV / "annotations.json").read_text())
     chosen = pick_photos(entries, args.per_scene)
+    densest = max(entries, key=lambda e: e["n_faces"])["image"]
     photos = [FACES_DEV / entry["image"] for entry in chosen]
     methods = [DEFAULT_METHOD, "blur"]
     ours = faceblur_outputs(photos, methods)
@@ -144,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = f"{index:02d}-{entry['scene']}-{Path(entry['image']).stem}.png"
         Image.fromarray(sheet(panels)).save(args.output / name)
         print(args.output / name, flush=True)
+        if entry["image"] in (*CROPPED, densest):
+            crop_name = f"crop-{entry['scene']}-{Path(entry['image']).stem}.png"
+            Image.fromarray(crops(panels, crop_window(entry))).save(args.output / crop_name)
+            print(args.output / crop_name, flush=True)
     return 0
 
 

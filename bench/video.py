@@ -342,12 +342,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two short clips, n in (8, 16)")
     parser.add_argument("--child", nargs=5, metavar=("TOOL", "CLIP", "OUT", "EVERY", "METHOD"))
+    parser.add_argument("--every", type=int, help="only this n (a method's rerun at the default)")
+    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.child:
         tool, clip, out, every, method = args.child
         child(tool, Path(clip), Path(out), int(every), method)
         return
     count, frames, everies = (2, 20, (8, 16)) if args.quick else (CLIPS, FRAMES, EVERY)
+    if args.every:
+        everies = (args.every,)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         clips = build_clips(folder, count, frames)
@@ -385,8 +389,8 @@ def main() -> None:
             f"fps x{v['fps_ratio']:.2f}, meets {v['meets']}"
         )
     print(f"chosen: detect every {chosen} frame(s), by {chosen_by}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
         json.dumps(
             {
                 "clips": [
@@ -410,7 +414,7 @@ def main() -> None:
         )
         + "\n"
     )
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real test data and one detector per test session."""
+"""Shared fixtures: the test data, one detector per test session, markers, the skip count."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from data import ATT_FACES as ATT_FACES  # re-exported: tests import the paths from here
+from data import COMPOSED, HAVE_DATA, MISSING_DATA, composed_entries, require_data
+from data import FACES_DEV as FACES_DEV
 from faceblur.config import Settings, load_settings
 
 pytest_plugins = ["stack_fixtures", "account_fixtures", "browser_fixtures"]
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
-FACES_DEV = SHARED_DATA / "faces-dev"
-ATT_FACES = SHARED_DATA / "att-faces"
 
 
 def _secret_value(name: str) -> str:
@@ -42,8 +42,18 @@ def settings_with_secret_files(
 
 @pytest.fixture(scope="session")
 def dev_annotations() -> list[dict]:
-    """Ground truth of ../shared/data/faces-dev (boxes are x, y, w, h)."""
+    """Ground truth of faces-dev (boxes are x, y, w, h); tests using it skip without it."""
+    require_data()
     return json.loads((FACES_DEV / "annotations.json").read_text())
+
+
+@pytest.fixture(scope="session", params=["faces-dev", COMPOSED])
+def portrait_annotations(request: pytest.FixtureRequest) -> list[dict]:
+    """Entries of one-face photos, from faces-dev (skipped without it) and composed from the
+    free astronaut: tests wanting "a photo of one clear face" run on both."""
+    if request.param == COMPOSED:
+        return composed_entries()
+    return request.getfixturevalue("dev_annotations")
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +62,30 @@ def detector():
     from faceblur.detection import build_detector
 
     return build_detector()
+
+
+# -- markers: what `make test-fast` leaves out (pyproject.toml registers them) --
+BROWSER_FIXTURES = {"browser", "page"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark by what a test uses, so a new test is sorted without remembering to: Chromium
+    through the browser fixtures, PostgreSQL through its server (SQLite runs stay fast)."""
+    for item in items:
+        names = set(item.fixturenames)
+        if names & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+        params = getattr(item, "callspec", None)
+        on_postgres = params is not None and params.params.get("database_url") == "postgresql"
+        if on_postgres or "postgres_server" in names:
+            item.add_marker(pytest.mark.postgres)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
+    """One closing line: how many tests the missing benchmark photos skipped, and why."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    missing = sum(1 for report in skipped if MISSING_DATA in str(report.longrepr))
+    why = "benchmark photos found" if HAVE_DATA else MISSING_DATA
+    terminalreporter.write_line(f"skipped for missing data: {missing} ({why})")

@@ -40,6 +40,7 @@ import pytest
 import requests
 from s3_server import S3Server, free_port, start_s3_server, stop_process
 
+from data import COMPOSED, FACES_DEV, composed_picture
 from faceblur.config import LOOPBACK_CREDENTIALS, Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,19 +48,20 @@ LOCAL = ROOT / "functions" / "local"
 HANDLER = ROOT / "functions" / "faceblur" / "handler.py"
 
 
-FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
 FUNCTION_READY_TIMEOUT_SECONDS = 180  # TensorFlow import and model build on a busy 2-core box
 
 
 def scaled_photo(
     entry: dict, width: int = 480, fmt: str = "PNG"
 ) -> tuple[bytes, list[tuple[int, ...]]]:
-    """A faces-dev photo scaled to `width` px in `fmt`, with its true boxes scaled alike."""
+    """A faces-dev (or composed: tests/data.py) photo scaled to `width` px in `fmt`, with its
+    true boxes scaled alike."""
     import io
 
     from PIL import Image
 
-    with Image.open(FACES_DEV / entry["image"]) as image:
+    source = FACES_DEV / entry["image"] if COMPOSED not in entry else None
+    with Image.open(source) if source else Image.fromarray(composed_picture(entry)) as image:
         scale = width / image.width
         small = image.convert("RGB").resize((width, round(image.height * scale)))
     buffer = io.BytesIO()

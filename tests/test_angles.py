@@ -10,11 +10,14 @@ import pytest
 from PIL import Image
 
 from conftest import FACES_DEV
+from data import require_data
 from faceblur.anonymise import region_mask
 from faceblur.detection.angles import (
     TURNS,
+    AngleSettings,
     AnyAngleDetector,
     face_back,
+    fuse_turns,
     merge_faces,
     turn_image,
     upright,
@@ -32,6 +35,7 @@ EXIF_ORIENTATION = 0x0112
 
 
 def read_rgb(name: str) -> np.ndarray:
+    require_data()
     return cv2.cvtColor(cv2.imread(str(FACES_DEV / name)), cv2.COLOR_BGR2RGB)
 
 
@@ -96,6 +100,26 @@ def test_merge_keeps_the_best_of_overlapping_faces_from_different_turns():
     turned_find = Face((12, 11, 41, 48), 0.9, turn=90)
     elsewhere = Face((200, 10, 40, 50), 0.5)
     assert merge_faces([upright_guess, elsewhere, turned_find], 0.4) == [turned_find, elsewhere]
+
+
+def test_an_upright_and_a_turned_find_of_one_head_fuse_into_one_region():
+    """Issue 28: two ovals at right angles on one head. The boxes lie crosswise (IoU 0.39,
+    under the merge threshold) but the smaller lies almost wholly inside the larger."""
+    upright_find = Face((100, 100, 40, 52), 0.8)
+    turned_find = Face((80, 104, 84, 56), 0.6, turn=90)
+    neighbour = Face((146, 104, 40, 50), 0.7)  # a person beside, upright: stays
+    other_turned = Face((300, 100, 52, 40), 0.5, turn=270)
+    settings = AngleSettings()
+    merged = merge_faces([upright_find, turned_find, neighbour, other_turned], settings.merge_iou)
+    assert turned_find in merged  # NMS alone leaves both: the bug
+    fused = fuse_turns(merged, settings.fuse_cover)
+    assert fused == [upright_find, neighbour, other_turned]
+    width = height = 400
+    regions = [padded_region(f.box, 0.4, width, height, f.turn) for f in fused]
+    assert len(regions) == 3
+    # Two upright people side by side (half of the smaller box overlapping) stay two.
+    pair = [Face((100, 100, 40, 52), 0.8), Face((118, 100, 40, 52), 0.7)]
+    assert fuse_turns(pair, settings.fuse_cover) == pair
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -11,7 +10,16 @@ import pytest
 from PIL import Image
 from skimage.metrics import structural_similarity
 
-from faceblur.anonymise import METHODS, anonymise, region_mask
+from data import ATT_FACES, COMPOSED, FACES_DEV, composed_photo, require_data
+from faceblur.anonymise import (
+    METHODS,
+    SteadyTones,
+    anonymise,
+    kept_pixels,
+    kept_tones,
+    outline_ellipse,
+    region_mask,
+)
 from faceblur.errors import BadRequestError
 from faceblur.geometry import padded_region
 from faceblur.options import (
@@ -25,10 +33,6 @@ from faceblur.options import (
     STRENGTHS,
 )
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-FACES_DEV = SHARED_DATA / "faces-dev"
-ATT_FACES = SHARED_DATA / "att-faces"
-
 GROUP_PHOTO = "images/13_Interview_Interview_On_Location_13_287.jpg"
 EVERY_COMBINATION = list(itertools.product(METHODS, SHAPES, STRENGTHS))
 
@@ -38,6 +42,7 @@ def _rgb(path) -> np.ndarray:
 
 
 def _att(person: int, photo: int) -> np.ndarray:
+    require_data()
     return _rgb(ATT_FACES / f"s{person}" / f"{photo}.pgm")
 
 
@@ -46,10 +51,19 @@ def _grey(image: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def group(dev_annotations) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+def photographed_group(dev_annotations) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The faces-dev group photo: a camera's softness and noise, which some measures need."""
     entry = next(e for e in dev_annotations if e["image"] == GROUP_PHOTO)
     faces = [tuple(round(v) for v in face) for face in entry["faces"]]
     return _rgb(FACES_DEV / GROUP_PHOTO), faces
+
+
+@pytest.fixture(scope="module", params=["faces-dev", COMPOSED])
+def group(request: pytest.FixtureRequest) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The faces-dev group photo, and five free faces 160 to 64 px high (tests/data.py)."""
+    if request.param == COMPOSED:
+        return composed_photo((160, 130, 100, 80, 64), size=(1040, 640))
+    return request.getfixturevalue("photographed_group")
 
 
 def _regions(image: np.ndarray, faces) -> list[tuple[int, int, int, int]]:
@@ -58,8 +72,8 @@ def _regions(image: np.ndarray, faces) -> list[tuple[int, int, int, int]]:
 
 
 def test_defaults_are_registered() -> None:
-    assert DEFAULT_METHOD == "smudge" and DEFAULT_METHOD in METHODS
-    assert {"smudge", "blur", "pixelate", "solid"} <= set(METHODS)
+    assert DEFAULT_METHOD == "haze" and DEFAULT_METHOD in METHODS
+    assert {"haze", "smudge", "blur", "pixelate", "solid"} <= set(METHODS)
     assert DEFAULT_SHAPE in SHAPES and DEFAULT_STRENGTH in STRENGTHS
 
 
@@ -95,11 +109,11 @@ def test_input_array_is_not_mutated(group, method, shape, strength) -> None:
 # SSIM of two smooth, unrelated images is 0.3 to 0.4 on these faces; a light 2-px blur, which
 # leaves a face recognisable, scores about 0.9. Smudge must look unrelated; the classic
 # methods must at least be far from recognisable to the eye (the benchmark shows they leak).
-SSIM_CEILING = {"smudge": 0.6, "solid": 0.1, "blur": 0.6, "pixelate": 0.6}
+SSIM_CEILING = {"haze": 0.6, "smudge": 0.6, "solid": 0.1, "blur": 0.6, "pixelate": 0.6}
 
 
-def test_the_similarity_bar_fails_a_light_blur(group) -> None:
-    image, faces = group
+def test_the_similarity_bar_fails_a_light_blur(photographed_group) -> None:
+    image, faces = photographed_group
     light = cv2.GaussianBlur(image, (0, 0), 2.0)
     for x, y, w, h in faces:
         before, after = _grey(image[y : y + h, x : x + w]), _grey(light[y : y + h, x : x + w])
@@ -162,13 +176,49 @@ def test_ellipse_mask_is_inscribed_in_the_box() -> None:
     assert mask.sum() == pytest.approx(np.pi * 20 * 10, rel=0.05)
 
 
-def test_ellipse_is_squared_off_where_the_frame_cut_the_face() -> None:
-    # A face cut by the left border: the border side of the mask reaches the corners.
+def _outline_raster(height: int, width: int, region) -> np.ndarray:
+    """The ellipse the page draws for a region (`outline_ellipse`), cut by the image."""
+    cx, cy, rx, ry = outline_ellipse(region, width, height)
+    rows, cols = np.mgrid[0:height, 0:width] + 0.5
+    return np.hypot((cols - cx) / rx, (rows - cy) / ry) <= 1.0
+
+
+def test_a_face_cut_by_the_frame_is_covered_up_to_the_edge() -> None:
+    # A face cut by the left border: the mask reaches the border across most of the box.
     mask = region_mask(100, 100, [(0, 20, 40, 40)], "ellipse")
-    assert mask[20:60, 0].all()
+    assert mask[24:56, 0].all()
     assert not mask[20, 39]  # the free side keeps its curve
     # The whole frame as one region (the --whole-image case) is all of it.
     assert region_mask(50, 60, [(0, 0, 60, 50)], "ellipse").all()
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_a_close_up_off_the_top_and_bottom_is_hidden_under_a_head_not_a_column(method) -> None:
+    """Issue 28: a 332x460 face whose region runs off the top and the bottom of the photo.
+    What changes is exactly the outline the page draws; it is curved like a head (wide in
+    the middle, narrower where the frame cuts it), and its fill is shaded like one."""
+    require_data()
+    image = _rgb(FACES_DEV / "images/13_Interview_Interview_On_Location_13_542.jpg")
+    height, width = image.shape[:2]
+    face = (300, 130, 332, 460)
+    region = padded_region(face, DEFAULT_PADDING, width, height)
+    assert region[1] == 0 and region[1] + region[3] == height  # off the top and the bottom
+    result = anonymise(image, [region], method, rng=np.random.default_rng(2))
+    outline = _outline_raster(height, width, region)
+    assert np.array_equal(region_mask(height, width, [region], "ellipse"), outline)
+    assert np.array_equal(result[~outline], image[~outline])
+    widths = outline.sum(axis=1)
+    assert widths[0] < 0.9 * widths.max() and widths[-1] < 0.9 * widths.max()  # not a column
+    assert widths[0] > 0.8 * region[2]  # yet covered up to the frame's edge
+    if method == DEFAULT_METHOD:
+        changed = np.abs(cv2.blur(_grey(result), (5, 5)) - cv2.blur(_grey(image), (5, 5))) > 12
+        assert changed[outline].mean() > 0.5
+        # A shaded head, not a flat fill: the middle row runs in one soft sweep, lighter
+        # on the lit (left) side than on the right, with no step.
+        x, _, w, _ = region
+        row = cv2.GaussianBlur(_grey(result), (0, 0), 3)[height // 2, x + w // 4 : x + 3 * w // 4]
+        assert np.abs(np.diff(row)).max() < 3.0
+        assert row[: len(row) // 4].mean() > row[-len(row) // 4 :].mean()
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -239,9 +289,9 @@ def test_smudge_differs_between_two_calls_on_the_same_input(group) -> None:
             assert not np.array_equal(first[y : y + h, x : x + w], second[y : y + h, x : x + w])
 
 
-def test_smudge_without_grain_is_the_same_smooth_fill_every_time(group) -> None:
+def test_smudge_without_grain_is_the_same_smooth_fill_every_time(photographed_group) -> None:
     """Video frames: a scene that does not move gets the same fill, not boiling noise."""
-    image, faces = group
+    image, faces = photographed_group
     regions = _regions(image, faces)
     first = anonymise(image, regions, "smudge", grain=False)
     second = anonymise(image, regions, "smudge", grain=False)
@@ -276,7 +326,8 @@ def test_smudge_keeps_nothing_of_what_it_hides(group, shape, strength) -> None:
     # The whole photo as one region: only the seed is left to draw from.
     whole = [(0, 0, 92, 112)]
     faces_drawn = [
-        anonymise(_att(person, 1), whole, rng=np.random.default_rng(5)) for person in (1, 2, 30)
+        anonymise(_att(person, 1), whole, "smudge", rng=np.random.default_rng(5))
+        for person in (1, 2, 30)
     ]
     assert all(np.array_equal(faces_drawn[0], drawn) for drawn in faces_drawn[1:])
 
@@ -405,3 +456,149 @@ def test_default_ellipse_covers_the_whole_detected_box(face) -> None:
     x, y, w, h = face
     assert mask[y : y + h, x : x + w].all()
     assert mask[:y].any()  # and reaches above it, over the hair line
+
+
+def _with_sums(values: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """`values` (n x 3 ints) nudged by one level at a time until each channel sums to
+    `target`: other pixels, the very same sums."""
+    values = values.astype(np.int64)
+    for channel in range(3):
+        deficit = int(target[channel] - values[:, channel].sum())
+        while deficit:
+            step = 1 if deficit > 0 else -1
+            moved = values[:, channel] + step
+            movable = np.flatnonzero((moved >= 0) & (moved <= 255))[: abs(deficit)]
+            values[movable, channel] += step
+            deficit -= step * len(movable)
+    return values
+
+
+def _apart(regions, height: int, width: int, shape: str) -> list:
+    """The regions whose masks overlap no other's (each then has its own kept numbers)."""
+    masks = [region_mask(height, width, [r], shape) for r in regions]
+    return [
+        r
+        for i, r in enumerate(regions)
+        if not any((masks[i] & m).any() for j, m in enumerate(masks) if j != i)
+    ]
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("strength", STRENGTHS)
+def test_the_default_keeps_only_each_face_mean_colour(group, shape, strength) -> None:
+    """Every pixel inside the regions replaced by other pixels with the same sum per channel
+    over each face's core (the three numbers the default keeps), the seed kept: the very
+    same output, byte for byte. Nothing else of what the regions hide gets through."""
+    image, faces = group
+    height, width = image.shape[:2]
+    regions = _apart(_regions(image, faces), height, width, shape)
+    assert len(regions) >= 3
+    inside = region_mask(height, width, regions, shape)
+    other = image.copy()
+    other[inside] = np.random.default_rng(3).integers(0, 256, (int(inside.sum()), 3))
+    for x, y, w, h in regions:
+        core = np.zeros((height, width), dtype=bool)
+        core[y : y + h, x : x + w] = kept_pixels((x, y, w, h), width, height, shape)
+        assert core.any() and not (core & ~inside).any()
+        target = image[core].sum(axis=0, dtype=np.int64)
+        other[core] = _with_sums(other[core], target)
+    assert (other[inside] != image[inside]).any(axis=1).mean() > 0.9
+    for kept, theirs in zip(
+        kept_tones(image, regions, shape), kept_tones(other, regions, shape), strict=True
+    ):
+        assert np.array_equal(kept, theirs)
+    first = anonymise(image, regions, DEFAULT_METHOD, shape, strength, np.random.default_rng(11))
+    second = anonymise(other, regions, DEFAULT_METHOD, shape, strength, np.random.default_rng(11))
+    assert np.array_equal(first, second)
+    outside = ~inside
+    assert np.array_equal(first[outside], image[outside])
+    # ...while a face of another mean colour does get another tone: the numbers are used.
+    brighter = image.copy()
+    brighter[inside] = np.clip(brighter[inside].astype(int) + 40, 0, 255)
+    third = anonymise(brighter, regions, DEFAULT_METHOD, shape, strength, np.random.default_rng(11))
+    assert _grey(third)[inside].mean() > _grey(first)[inside].mean() + 10
+
+
+# Issue 28's colour-shift target for the default (bench/look.py measures the dev set).
+SHIFT_MEDIAN, SHIFT_P90 = 6.0, 10.0
+CROWD_PHOTO = "images/0_Parade_Parade_0_490.jpg"  # 77 faces of 20 px and up
+PORTRAIT_PHOTO = "images/13_Interview_Interview_On_Location_13_542.jpg"
+
+
+@pytest.mark.parametrize("photo", [CROWD_PHOTO, PORTRAIT_PHOTO])
+def test_the_default_keeps_the_colours_a_blurred_photo_shows(dev_annotations, photo) -> None:
+    """The colour shift of bench/look.py (what a viewer sees of a face at about two cycles
+    across it) stays under issue 28's target, where a flat fill or smudge scores 10 to 20.
+
+    Each face's figure depends on its secret offset, so the photo is hidden with four
+    seeds and the figures pooled: the method's figure, not one draw's."""
+    from bench.look import MIN_FACE, colour_shift
+
+    entry = next(e for e in dev_annotations if e["image"] == photo)
+    image = _rgb(FACES_DEV / photo)
+    faces = [tuple(round(v) for v in face) for face in entry["faces"]]
+    regions = _regions(image, faces)
+    big = [face for face in faces if face[3] >= MIN_FACE]
+    shifts = []
+    for seed in range(4):
+        result = anonymise(image, regions, rng=np.random.default_rng(seed))
+        shifts += [colour_shift(image, result, face) for face in big]
+    assert np.median(shifts) <= SHIFT_MEDIAN, shifts
+    assert np.percentile(shifts, 90) <= SHIFT_P90, shifts
+    # The measure can fail: smudge, painted from the surroundings only, scores far worse.
+    smudged = anonymise(image, regions, "smudge", rng=np.random.default_rng(0))
+    assert np.median([colour_shift(image, smudged, face) for face in big]) > SHIFT_MEDIAN
+
+
+@pytest.mark.parametrize("method", [DEFAULT_METHOD, "smudge", "blur"])
+def test_a_hidden_area_meets_the_photo_without_a_halo(group, method) -> None:
+    """No ring just inside the edge lighter, or darker, than both the photo just outside
+    and the fill further in (bench/look.py's halo, in grey levels)."""
+    from bench.look import HALO_VISIBLE, halo
+
+    image, faces = group
+    regions = _regions(image, faces)
+    result = anonymise(image, regions, method, rng=np.random.default_rng(6))
+    rings = [halo(image, result, region, DEFAULT_SHAPE) for region in regions]
+    assert max(rings) <= HALO_VISIBLE, rings
+    # ...and the measure does see a halo: a light ring drawn on the edge of each oval.
+    ringed = result.copy()
+    inside = region_mask(image.shape[0], image.shape[1], regions, DEFAULT_SHAPE)
+    edge = inside & ~cv2.erode(inside.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    ringed[edge] = np.clip(ringed[edge].astype(int) + 60, 0, 255)
+    assert max(halo(image, ringed, region, DEFAULT_SHAPE) for region in regions) > HALO_VISIBLE
+
+
+def test_the_default_on_a_grey_photo_stays_grey() -> None:
+    for regions in ([(20, 25, 50, 60)], [(0, 0, 92, 112)]):
+        result = anonymise(_att(12, 7), regions)
+        assert np.array_equal(result[..., 0], result[..., 1])
+        assert np.array_equal(result[..., 1], result[..., 2])
+
+
+def test_a_video_face_keeps_its_tone_from_frame_to_frame(group) -> None:
+    """One offset per track and the mean followed slowly: the fill does not flicker with
+    fresh draws, nor jump when the face's own colour jitters, yet follows a lasting change."""
+    image, faces = group
+    regions = _regions(image, faces)[:3]
+    tracks = [7, 8, 9]
+    inside = region_mask(image.shape[0], image.shape[1], regions, DEFAULT_SHAPE)
+    steady = SteadyTones()
+    frames, fresh = [], []
+    for frame in range(6):
+        jitter = image.copy()
+        jitter[inside] = np.clip(image[inside].astype(int) + (6 if frame % 2 else -6), 0, 255)
+        frames.append(anonymise(jitter, regions, grain=False, tracks=tracks, steady=steady))
+        fresh.append(anonymise(jitter, regions, grain=False))
+    steps = [
+        np.abs(_grey(b)[inside] - _grey(a)[inside]).mean() for a, b in itertools.pairwise(frames)
+    ]
+    jumps = [
+        np.abs(_grey(b)[inside] - _grey(a)[inside]).mean() for a, b in itertools.pairwise(fresh)
+    ]
+    assert max(steps) < 2.5 and np.mean(jumps) > 3 * max(steps)
+    lighter = image.copy()
+    lighter[inside] = np.clip(image[inside].astype(int) + 50, 0, 255)
+    for _ in range(30):
+        followed = anonymise(lighter, regions, grain=False, tracks=tracks, steady=steady)
+    assert _grey(followed)[inside].mean() > _grey(frames[-1])[inside].mean() + 20

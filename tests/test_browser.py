@@ -24,10 +24,10 @@ from PIL import Image, ImageOps
 from playwright.sync_api import expect
 
 # The s3_server and function_server fixtures come from stack_fixtures via conftest.py.
+from data import FACES_DEV, require_data
 from stack_fixtures import running_frontend
 
 ROOT = Path(__file__).resolve().parents[1]
-FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
 # Smaller than the function's limit so the too-large case needs only a small file.
 FRONTEND_MAX_BYTES = 2 * 1024 * 1024
 RESULT_TIMEOUT_MS = 150_000  # detection on a busy 2-core machine, plus a cold model
@@ -36,6 +36,7 @@ PHONE = {"width": 390, "height": 844}
 
 def portraits_with_large_faces(count: int) -> list[dict]:
     """Annotated photos whose every face is at least 150 px high, in a fixed order."""
+    require_data()
     annotations = json.loads((FACES_DEV / "annotations.json").read_text())
     chosen = [
         entry
@@ -306,6 +307,7 @@ def test_phone_width_page_fits_and_compares_side_by_side(page, frontend_url):
 
 def tall_photo_of_two() -> dict:
     """A portrait-format photo of two large faces side by side, scaled to fit the screen."""
+    require_data()
     annotations = json.loads((FACES_DEV / "annotations.json").read_text())
     return next(
         entry

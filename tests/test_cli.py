@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from conftest import ATT_FACES, FACES_DEV
+from data import require_data
 from faceblur.anonymise import region_mask
 from faceblur.cli.main import main
 from faceblur.media.image import box_as_stored, box_as_upright, decode
@@ -95,6 +96,7 @@ def test_detect_json_lines_have_exactly_the_documented_fields(tmp_path: Path, ph
 
 
 def test_whole_image_mode_keeps_names_and_needs_no_detector(tmp_path: Path, capsys) -> None:
+    require_data()
     sources = [ATT_FACES / "s1" / "1.pgm", ATT_FACES / "s2" / "1.pgm"]
     code = main(["blur", "--whole-image", *map(str, sources), "-o", str(tmp_path)])
     assert code == 1, "two photos with one name must not overwrite each other silently"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import FACES_DEV
+from data import require_data
 from faceblur.detection import build_detector
 from faceblur.detection.angles import AnyAngleDetector
 from faceblur.detection.base import Face, RawCandidates, to_faces
@@ -25,6 +26,7 @@ GROUP = "images/0_Parade_Parade_0_382.jpg"  # six faces, 29 px and up
 
 
 def read_rgb(name: str) -> np.ndarray:
+    require_data()
     return cv2.cvtColor(cv2.imread(str(FACES_DEV / name)), cv2.COLOR_BGR2RGB)
 
 
@@ -204,7 +206,7 @@ def test_yunet_finds_every_face_of_a_real_group_photo(dev_annotations):
 
 
 def test_missing_yunet_model_says_how_to_get_it(tmp_path):
-    with pytest.raises(FileNotFoundError, match="make install"):
+    with pytest.raises(FileNotFoundError, match="ships inside the package"):
         YuNetNet(tmp_path / "absent.onnx", threshold=0.3)
 
 

@@ -14,7 +14,6 @@ import io
 import json
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from urllib.parse import quote_plus
 
 import numpy as np
@@ -22,9 +21,10 @@ import requests
 from minio import Minio
 from PIL import Image
 
+from data import FACES_DEV
 from faceblur.config import load_settings
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces-dev"
+SHARED_DATA = FACES_DEV
 # A portrait with one face 186x208 px, annotated in annotations.json.
 PHOTO = "images/13_Interview_Interview_Sequences_13_11.jpg"
 # A key with a folder, spaces, brackets and non-ASCII: MinIO URL-encodes it in the event.

@@ -25,13 +25,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from data import FACES_DEV
 from faceblur.config import ConfigError, load_settings
 from faceblur.options import METHOD_INFO, METHOD_NAMES, SHAPES
 from faceblur.store.keys import download_name, is_safe_key
 from frontend.app import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
-FACES_DEV = ROOT.parent / "shared" / "data" / "faces-dev"
 
 SECRET = "a-test-secret-key-that-is-long-enough"
 

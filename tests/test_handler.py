@@ -26,11 +26,11 @@ def photo(entry: dict, fmt: str = "PNG") -> tuple[bytes, list[tuple[int, int, in
 
 
 @pytest.fixture(scope="module")
-def portraits(dev_annotations: list[dict]) -> list[dict]:
+def portraits(portrait_annotations: list[dict]) -> list[dict]:
     """Photos of one clear face, large enough to stay large at WIDTH px."""
     chosen = [
         entry
-        for entry in dev_annotations
+        for entry in portrait_annotations
         if entry["n_faces"] == 1 and not entry["ignore"] and 150 <= entry["faces"][0][3] <= 450
     ]
     assert len(chosen) >= 8

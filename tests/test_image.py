@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import ExifTags, Image
 
-from conftest import FACES_DEV
+from data import astronaut
 from faceblur.errors import (
     CorruptImageError,
     EmptyImageError,
@@ -22,12 +22,9 @@ from faceblur.errors import (
 )
 from faceblur.media.image import MIME_TYPES, box_as_stored, decode, encode, size_as_stored
 
-PORTRAIT = FACES_DEV / "images" / "0_Parade_Parade_0_461.jpg"
-
 
 def real_photo(size: tuple[int, int] = (160, 120)) -> np.ndarray:
-    with Image.open(PORTRAIT) as photo:
-        return np.asarray(photo.convert("RGB").resize(size))
+    return np.asarray(Image.fromarray(astronaut()).resize(size))
 
 
 def save(array: np.ndarray, fmt: str, mode: str | None = None, **params) -> bytes:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FACES_DEV
+from data import composed_photo
 from faceblur.errors import NotAnImageError
 from faceblur.media.image import decode, encode
 from faceblur.media.photo import anonymise_image
@@ -153,8 +153,7 @@ def test_16_bit_grey_stays_16_bit_exact_outside_regions_widened_inside(fmt: str)
 
 
 def test_16_bit_grey_photo_keeps_its_faces(detector) -> None:
-    with Image.open(FACES_DEV / "images" / "0_Parade_Parade_0_461.jpg") as photo:
-        grey = np.asarray(photo.convert("L"))
+    grey = np.asarray(Image.fromarray(composed_photo((150,))[0]).convert("L"))
     as_8_bit = saved(Image.fromarray(grey, "L"), "PNG")
     as_16_bit = png_16_bit(grey.astype(np.uint16) * 257, 0)
     assert np.array_equal(decode(as_16_bit).pixels, decode(as_8_bit).pixels)

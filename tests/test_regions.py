@@ -24,11 +24,11 @@ CHANGED = 10.0
 
 
 @pytest.fixture(scope="module")
-def portrait(dev_annotations: list[dict]) -> tuple[bytes, tuple[int, int, int, int]]:
+def portrait(portrait_annotations: list[dict]) -> tuple[bytes, tuple[int, int, int, int]]:
     """A JPEG of one clear face at 480 px, and its true box."""
     entry = next(
         e
-        for e in dev_annotations
+        for e in portrait_annotations
         if e["n_faces"] == 1 and not e["ignore"] and 150 <= e["faces"][0][3] <= 450
     )
     data, boxes = scaled_photo(entry, 480, "JPEG")

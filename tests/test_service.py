@@ -27,8 +27,10 @@ class Pipeline:
 
 
 @pytest.fixture(scope="module")
-def portrait(dev_annotations: list[dict]) -> bytes:
-    entry = next(e for e in dev_annotations if e["n_faces"] == 1 and 150 <= e["faces"][0][3] <= 450)
+def portrait(portrait_annotations: list[dict]) -> bytes:
+    entry = next(
+        e for e in portrait_annotations if e["n_faces"] == 1 and 150 <= e["faces"][0][3] <= 450
+    )
     return scaled_photo(entry, 480, "PNG")[0]
 
 

@@ -27,6 +27,8 @@ from faceblur.media.container import probe
 from faceblur.media.video import anonymise_video, detect_video, for_video, regions_of
 from faceblur.options import Options
 
+pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
+
 PHOTO = "images/20_Family_Group_Family_Group_20_100.jpg"  # five faces, 70 to 134 px
 LOCATION = "+48.8577+002.2950/"
 FRAMES = 8  # the detector takes most of a second per frame here: keep clips short
@@ -266,3 +268,34 @@ def test_a_video_is_never_written_unsealed_when_sealing_is_asked(tmp_path: Path,
     pub = tmp_path / "keys" / "authority.pub"
     assert main(["blur", str(clip), "-o", str(tmp_path / "out"), "--seal-to", str(pub)]) != 0
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def _mean_lab(image: np.ndarray, box) -> np.ndarray:
+    """Mean CIE L*a*b* colour over the middle half of a box (where no edge runs through)."""
+    x, y, w, h = (int(round(v)) for v in box)
+    middle = image[y + h // 4 : y + h - h // 4, x + w // 4 : x + w - w // 4]
+    return cv2.cvtColor(middle.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab).reshape(-1, 3).mean(0)
+
+
+def test_a_hidden_face_keeps_its_colour_from_frame_to_frame(panned) -> None:
+    """Issue 28: no drift (orange-tan to grey over 8 frames) and no flicker: each face's
+    fill moves in colour from frame to frame no more than the face itself does, plus a
+    little, and ends where it started."""
+    source, result, truth, _ = panned
+    originals, results = displayed_frames(source), displayed_frames(result)
+    checked = 0
+    for face in range(len(truth[0])):
+        boxes = [frame[face] for frame in truth]
+        if min(box[3] for box in boxes) < 20:
+            continue
+        ours = np.array([_mean_lab(frame, box) for frame, box in zip(results, boxes, strict=True)])
+        theirs = np.array(
+            [_mean_lab(frame, box) for frame, box in zip(originals, boxes, strict=True)]
+        )
+        steps = np.linalg.norm(np.diff(ours, axis=0), axis=1)
+        own_steps = np.linalg.norm(np.diff(theirs, axis=0), axis=1)
+        assert steps.max() <= max(2.5, 1.5 * own_steps.max()), (face, steps, own_steps)
+        drift = np.linalg.norm(ours[-1] - ours[0])
+        assert drift <= max(4.0, 1.5 * np.linalg.norm(theirs[-1] - theirs[0])), (face, drift)
+        checked += 1
+    assert checked >= 3

@@ -45,6 +45,8 @@ from faceblur.store.keys import content_id, inbox_key, job_of_key, new_job_id, s
 from faceblur.store.s3 import Store
 from stack_fixtures import CuttingProxy, scaled_photo, start_local_s3
 
+pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
+
 PHOTO = "images/20_Family_Group_Family_Group_20_100.jpg"  # five faces, 70 to 134 px
 SIZE = (640, 360)
 FRAMES = 12

@@ -6,11 +6,14 @@ from __future__ import annotations
 import time
 
 import numpy as np
+import pytest
 import requests
 from account_fixtures import AUTH_RATE_PER_MINUTE, AuthStack
 from test_event_path import minio_event, post_like_minio
 
 from bench.clips import make_clip
+
+pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
 
 PASSWORD = "correct horse battery staple"
 JOB_SECONDS = 300

@@ -13,16 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import pytest
 import requests
 
 from bench.clips import make_clip
-from conftest import FACES_DEV
+from data import composed_photo
 from faceblur.service.videos import job_answer
 from faceblur.store.keys import inbox_key, job_of_key, new_job_id, status_key
 from stack_fixtures import LocalS3, free_port, start_function, start_local_s3
+
+pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
 
 PHOTO = "images/20_Family_Group_Family_Group_20_100.jpg"  # five faces, 70 to 134 px
 SIZE = (640, 360)
@@ -55,7 +56,7 @@ def stack(tmp_path_factory) -> Iterator[tuple[LocalS3, str]]:
 
 @pytest.fixture(scope="module")
 def family() -> tuple[np.ndarray, list]:
-    photo = cv2.cvtColor(cv2.imread(str(FACES_DEV / PHOTO)), cv2.COLOR_BGR2RGB)
+    photo, _ = composed_photo((134, 110, 90, 70), size=(860, 400))
     return photo, []
 
 

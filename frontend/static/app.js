@@ -177,11 +177,18 @@
         const [x, y, w, h] = face.region;
         let mark;
         if (shape === "ellipse") {
+          // On the image's border the oval continues past it by half the region's size,
+          // cut by the viewBox: exactly what changed (faceblur.anonymise.outline_ellipse).
+          const width = image.naturalWidth, height = image.naturalHeight;
+          const left = x <= 0 ? x - w / 2 : x;
+          const right = x + w >= width ? x + w * 1.5 : x + w;
+          const top = y <= 0 ? y - h / 2 : y;
+          const bottom = y + h >= height ? y + h * 1.5 : y + h;
           mark = document.createElementNS(SVG, "ellipse");
-          mark.setAttribute("cx", x + w / 2);
-          mark.setAttribute("cy", y + h / 2);
-          mark.setAttribute("rx", w / 2);
-          mark.setAttribute("ry", h / 2);
+          mark.setAttribute("cx", (left + right) / 2);
+          mark.setAttribute("cy", (top + bottom) / 2);
+          mark.setAttribute("rx", (right - left) / 2);
+          mark.setAttribute("ry", (bottom - top) / 2);
         } else {
           mark = document.createElementNS(SVG, "rect");
           mark.setAttribute("x", x);

@@ -45,6 +45,10 @@ class AngleSettings:
     glance_threshold: float = 0.5  # a glanced face below this score is no evidence
     clearer: float = 1.3  # a turn is worth a pass when it sees a face this much better
     merge_iou: float = 0.4  # faces of different turns overlapping more are one face
+    # An upright and a turned box of one head lie at right angles, so their IoU can stay
+    # under merge_iou: boxes of different turns are one face when this share of the
+    # smaller box lies inside the larger.
+    fuse_cover: float = 0.5
 
 
 def turn_image(image: np.ndarray, turn: int) -> np.ndarray:
@@ -96,6 +100,30 @@ def merge_faces(faces: Sequence[Face], iou_threshold: float) -> list[Face]:
     """One face per place, the best-scored of those overlapping more than `iou_threshold`."""
     scores = np.array([f.score for f in faces], dtype=np.float64)
     return [faces[index] for index in nms_order(xyxy(faces), scores, iou_threshold)]
+
+
+def fuse_turns(faces: Sequence[Face], cover: float) -> list[Face]:
+    """One face per head: of faces lying at different turns whose boxes overlap by more
+    than `cover` of the smaller box, only the first (best-scored) is kept.
+
+    Faces of the same turn are left alone: two people side by side stay two faces.
+    """
+    boxes = xyxy(faces)
+    kept: list[int] = []
+    for index, face in enumerate(faces):
+        x1, y1, x2, y2 = boxes[index]
+        area = max((x2 - x1) * (y2 - y1), 1e-9)
+        for other in kept:
+            if faces[other].turn == face.turn:
+                continue
+            ox1, oy1, ox2, oy2 = boxes[other]
+            inter = max(0.0, min(x2, ox2) - max(x1, ox1)) * max(0.0, min(y2, oy2) - max(y1, oy1))
+            smaller = min(area, max((ox2 - ox1) * (oy2 - oy1), 1e-9))
+            if inter > cover * smaller:
+                break
+        else:
+            kept.append(index)
+    return [faces[index] for index in kept]
 
 
 def seen_better_turned(
@@ -150,7 +178,8 @@ class AnyAngleDetector:
         for turn in self.turns_worth_a_pass(image, faces):
             turned = self.upright.detect(turn_image(image, turn))
             faces = faces + [face_back(face, turn, width, height) for face in turned]
-        return merge_faces(faces, self.settings.merge_iou)
+        merged = merge_faces(faces, self.settings.merge_iou)
+        return fuse_turns(merged, self.settings.fuse_cover)
 
 
 def upright(detector: Detector) -> Detector:

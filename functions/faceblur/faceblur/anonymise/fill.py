@@ -1,0 +1,425 @@
+"""The methods that paint from the photo around a region: `smudge` (the surroundings only)
+and `haze`, the default (a generic head seen through a blur, toned from the surroundings
+and from each face's mean colour moved by a secret offset: docs/reidentification.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from faceblur.anonymise.base import Job, _luminance
+from faceblur.anonymise.masks import (
+    _clipped_regions,
+    _ellipse_coordinates,
+    _region_weights,
+    region_mask,
+)
+from faceblur.geometry import Box
+
+# Smudge works on a grid this many cells across each patch of the union (the patch is the
+# union's piece plus a margin of photo around it): coarser at higher strength, so less of
+# the surroundings' structure runs into the region. Cheap whatever the photo's size.
+SMUDGE_CELLS = {"low": 40, "medium": 28, "high": 20}
+SMUDGE_MARGIN = 0.3  # photo around each piece of the union, as a share of its larger side
+SMUDGE_SMOOTHING = 1.2  # grid cells: a Gaussian over the fill, so no streak or corner shows
+# A grid cell counts as visible when at least this share of it lies outside every region
+# (its value is then the mean of those pixels alone): a strip of hair or neck thinner than
+# a cell still gives the fill its tone.
+SMUDGE_VISIBLE_SHARE = 0.2
+# A blurred face reads as a soft skin-toned head. Inside each region the fill leans towards
+# the tone of the visible skin nearest its piece of the union (neck, ears, hands, arms, a
+# neighbour: looked for around the piece, then farther out), from nothing at the region's
+# edge up to this weight, reached this share of the way in: a head's shape and tone, from
+# pixels left visible.
+LEAN_WEIGHT = 0.85
+LEAN_DEPTH = 0.4
+SKIN_SEARCH = (1.0, 4.0)  # how far around a piece to look for skin, by turns
+SKIN_MIN_SHARE = 0.005  # of the visible pixels looked at; and at least SKIN_MIN_PIXELS
+SKIN_MIN_PIXELS = 20
+SKIN_APART = 40.0  # RGB distance from the colour around a piece for a pixel to count as skin
+# The usual skin box in YCrCb (8-bit OpenCV scale), light to deep skin alike.
+SKIN_CR = (135, 180)
+SKIN_CB = (85, 135)
+GRAIN_WIDTH = 1.5  # px: sigma of the smoothing that makes the grain soft, not sandy
+SAMPLE_PIXELS = 250_000  # skin tone and grain are estimated on at most this many pixels
+GREY = 128.0  # the only colour left when the regions cover the whole photo
+
+
+def _fill_from_border(values: np.ndarray, known: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """`values` (float32, HxWx3) with every unknown pixel filled smoothly from the known ones.
+
+    Push-pull: a pyramid of known-weighted means, each level filling the holes of the one
+    below; then relaxation towards the harmonic fill (every unknown pixel the mean of its
+    four neighbours), which is what a soft blur of the surroundings looks like. Only known
+    pixels enter: an unknown one's own value never counts.
+    """
+    weight = known.astype(np.float32)
+    levels = [(values * weight[..., None], weight)]
+    while min(levels[-1][1].shape) > 1:
+        summed, weight = levels[-1]
+        size = (max(1, weight.shape[1] // 2), max(1, weight.shape[0] // 2))
+        levels.append(
+            (
+                cv2.resize(summed, size, interpolation=cv2.INTER_AREA).reshape(*size[::-1], 3),
+                cv2.resize(weight, size, interpolation=cv2.INTER_AREA),
+            )
+        )
+    summed, weight = levels[-1]
+    filled = np.where(
+        weight[..., None] > 0, summed / np.maximum(weight, 1e-6)[..., None], fallback
+    ).astype(np.float32)
+    for summed, weight in reversed(levels[:-1]):
+        up = cv2.resize(filled, weight.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        up = up.reshape(*weight.shape, 3)
+        mean = summed / np.maximum(weight, 1e-6)[..., None]
+        trust = np.clip(weight * 2.0, 0.0, 1.0)[..., None]
+        filled = (trust * mean + (1.0 - trust) * up).astype(np.float32)
+    kernel = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], dtype=np.float32)
+    # Relax only the unknown pixels' bounding box and a ring of one: nothing outside it
+    # changes or is read by an unknown pixel, and where it meets the grid's edge the border
+    # is the grid's own, so this is the whole grid's relaxation in a fraction of the time.
+    rows, cols = np.nonzero(~known)
+    if not len(rows):
+        return filled
+    top, left = max(rows.min() - 1, 0), max(cols.min() - 1, 0)
+    window = filled[top : rows.max() + 2, left : cols.max() + 2]
+    unknown = np.repeat(~known[top : rows.max() + 2, left : cols.max() + 2, None], 3, axis=2)
+    for _ in range(2 * max(known.shape)):
+        relaxed = cv2.filter2D(window, -1, kernel, borderType=cv2.BORDER_REPLICATE)
+        np.copyto(window, relaxed, where=unknown)
+    return filled
+
+
+def _is_skin(image: np.ndarray) -> np.ndarray:
+    """Which pixels of this RGB uint8 image fall in the usual skin box of YCrCb."""
+    ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
+    return cv2.inRange(ycrcb, (0, SKIN_CR[0], SKIN_CB[0]), (255, SKIN_CR[1], SKIN_CB[1])) > 0
+
+
+def _visible_skin(
+    image: np.ndarray, visible: np.ndarray, skin_box: np.ndarray, piece: Box, around: np.ndarray
+) -> np.ndarray | None:
+    """The median colour of the visible skin nearest `piece`, or None if there is little.
+
+    Walls, sand and wood share skin's hue, so pixels of the colour `around` the piece
+    (where the fill starts anyway) do not count: what is left is the hands, arms and necks
+    that stand out from it. Skin of that very colour needs no lean: the fill has its tone.
+    `skin_box`: `visible` and in the skin box (`_is_skin`), for the whole image at once.
+    """
+    x, y, w, h = piece
+    height, width = visible.shape
+    for reach in SKIN_SEARCH:
+        grow = round(reach * max(w, h))
+        rows = slice(max(y - grow, 0), min(y + h + grow, height))
+        cols = slice(max(x - grow, 0), min(x + w + grow, width))
+        step = _sample_step((rows.stop - rows.start) * (cols.stop - cols.start))
+        looked_at = np.count_nonzero(visible[rows, cols][::step, ::step])
+        skin = image[rows, cols][::step, ::step][skin_box[rows, cols][::step, ::step]]
+        skin = skin[np.linalg.norm(skin.astype(np.float32) - around, axis=1) > SKIN_APART]
+        if len(skin) >= max(SKIN_MIN_PIXELS, SKIN_MIN_SHARE * looked_at):
+            return np.median(skin, axis=0).astype(np.float32)
+    return None
+
+
+def _sample_step(pixels: int) -> int:
+    """A stride that leaves at most SAMPLE_PIXELS of `pixels` to estimate a statistic."""
+    return max(1, int(np.ceil(np.sqrt(pixels / SAMPLE_PIXELS))))
+
+
+def _grain(grey: np.ndarray, known: np.ndarray) -> float:
+    """The photo's own fine noise level, from neighbouring pixels that are both visible."""
+    both = known[:, 1:] & known[:, :-1]
+    if not both.any():
+        return 1.0
+    steps = np.abs(np.diff(grey, axis=1))[both]
+    # Median absolute step of a Gaussian noise of sigma s is 0.954 s; texture counts too,
+    # so take a little less and cap it: the fill should look smooth, not sandy.
+    return float(np.clip(0.8 * np.median(steps) / 0.954, 0.5, 3.0))
+
+
+def _lean_weights(height: int, width: int, regions: Sequence[Box], shape: str) -> np.ndarray:
+    """Smudge's lean towards visible skin: a soft bump in each region (0 at its edge, 1
+    from LEAN_DEPTH in), the highest where regions overlap: one smooth surface, no seam."""
+    lean = np.zeros((height, width), dtype=np.float32)
+    for x, y, w, h in regions:
+        if w and h:
+            ramp = _region_weights((x, y, w, h), width, height, shape, LEAN_DEPTH)
+            np.maximum(
+                lean[y : y + h, x : x + w], _smoothstep(ramp), out=lean[y : y + h, x : x + w]
+            )
+    return lean
+
+
+def _smoothstep(ramp: np.ndarray) -> np.ndarray:
+    """0 to 1 with no crease at either end."""
+    ramp = np.clip(ramp, 0.0, 1.0)
+    return ramp * ramp * (3.0 - 2.0 * ramp)
+
+
+# The generic head the default paints, in a region's own coordinates (-1..1 across and
+# down). With the default padding (0.4 a side, 0.8 on top) the detected face is the box
+# 0.56 either side of the middle, from 0.27 above it to 0.64 below: the head's oval is
+# the one inscribed there. The same head for everyone, never fitted to the person.
+HEAD_CENTRE = (0.0, 0.18)
+HEAD_RADII = (0.6, 0.55)
+# The head's tone covers the fill fully out to this share of the oval's radius and fades
+# out by HEAD_FADE: about the spread of a Gaussian blur of a quarter of the face.
+HEAD_FULL = 0.8
+HEAD_FADE = 1.8
+# Light from the upper left: the head is this share lighter at its upper-left rim and as
+# much darker at the lower right (a blurred head is a shaded ball, not a flat disc).
+HEAD_SHADING = 0.07
+# The secret offset moved onto each face's mean colour, uniform in +-this many grey levels
+# (all three channels alike), and a little more per channel on a colour photo. Chosen by
+# bench/reid.py (re-identification) against bench/look.py (colour shift).
+HAZE_OFFSET = {"low": 16.0, "medium": 22.0, "high": 28.0}
+HAZE_CHROMA = 3.0
+# Each face's head is drawn a little differently, at random: its centre moved by up to
+# this share of the region's half-size, its radii scaled by up to this share, the light
+# turned by up to this many degrees. Still generic (nothing is fitted to the person), but
+# an attacker comparing pixels no longer finds the same oval at the same place.
+HEAD_JITTER = 0.08
+HEAD_SCALE_JITTER = 0.15
+LIGHT_JITTER = 60.0
+
+
+def _head_coordinates(
+    box: Box,
+    width: int,
+    height: int,
+    centre: tuple[float, float] = HEAD_CENTRE,
+    radii: tuple[float, float] = HEAD_RADII,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Across and down in units of the head's radii, 0 at its centre, over `box` (placed
+    in the region's ellipse: a head cut by the frame sits where the frame cut it)."""
+    cols, rows = _ellipse_coordinates(box, width, height)
+    across = (cols - centre[0]) / radii[0]
+    down = (rows - centre[1]) / radii[1]
+    return across[None, :], down[:, None]
+
+
+def kept_pixels(box: Box, width: int, height: int, shape: str) -> np.ndarray:
+    """Which pixels of region `box` the haze averages (bool over the box): the generic
+    head's oval, inside the mask. Nothing else inside a region is read."""
+    across, down = _head_coordinates(box, width, height)
+    inside = _region_weights(box, width, height, shape, 0) > 0
+    return (np.hypot(across, down) <= 1.0) & inside
+
+
+def kept_tones(image: np.ndarray, regions: Sequence[Box], shape: str) -> list[np.ndarray | None]:
+    """All the haze reads inside each region: the mean colour of its core (`kept_pixels`),
+    summed as whole numbers so the same sums give the very same tone; None when empty."""
+    height, width = image.shape[:2]
+    tones: list[np.ndarray | None] = []
+    for x, y, w, h in _clipped_regions(regions, width, height):
+        if not (w and h):
+            tones.append(None)
+            continue
+        core = kept_pixels((x, y, w, h), width, height, shape)
+        count = int(core.sum())
+        sums = image[y : y + h, x : x + w][core].sum(axis=0, dtype=np.int64)
+        tones.append(sums / count if count else None)
+    return tones
+
+
+@dataclass(frozen=True)
+class _Head:
+    """One region's head: where it sits and the colour it is painted in."""
+
+    box: Box
+    tone: np.ndarray  # RGB, float, offset already applied
+    centre: tuple[float, float] = HEAD_CENTRE
+    radii: tuple[float, float] = HEAD_RADII
+    light: float = 45.0  # degrees: where the light comes from, up-left at 45
+
+    @classmethod
+    def drawn(cls, box: Box, tone: np.ndarray, rng: np.random.Generator) -> _Head:
+        """A head for `box` with its random differences from the generic one."""
+        shift = rng.uniform(-HEAD_JITTER, HEAD_JITTER, 2)
+        scale = 1.0 + rng.uniform(-HEAD_SCALE_JITTER, HEAD_SCALE_JITTER, 2)
+        return cls(
+            box,
+            tone,
+            (HEAD_CENTRE[0] + shift[0], HEAD_CENTRE[1] + shift[1]),
+            (HEAD_RADII[0] * scale[0], HEAD_RADII[1] * scale[1]),
+            45.0 + rng.uniform(-LIGHT_JITTER, LIGHT_JITTER),
+        )
+
+    def layer(self, width: int, height: int, shape: str) -> tuple[np.ndarray, np.ndarray]:
+        """How much of the fill the head covers (0..1) and its shaded colour, over its box."""
+        across, down = _head_coordinates(self.box, width, height, self.centre, self.radii)
+        distance = np.hypot(across, down)
+        cover = _smoothstep((HEAD_FADE - distance) / (HEAD_FADE - HEAD_FULL))
+        # Never up to the mask's edge: there the fill is the photo's surroundings.
+        edge = _region_weights(self.box, width, height, shape, 0.25)
+        cover = (cover * _smoothstep(edge)).astype(np.float32)
+        # Lighter towards the light (up-left at 45 degrees), darker away from it.
+        angle = np.radians(self.light)
+        towards = np.cos(angle) * across + np.sin(angle) * down
+        light = 1.0 - HEAD_SHADING * np.clip(towards, -1.0, 1.0)
+        colour = light[..., None].astype(np.float32) * self.tone.astype(np.float32)
+        return cover, colour
+
+
+def _paint_union(
+    image: np.ndarray, regions: Sequence[Box], job: Job, lean_to_skin: bool, heads: Sequence[_Head]
+) -> np.ndarray:
+    """The union of regions painted over from the visible photo around it, then the heads.
+
+    Every piece of the union (overlapping regions make one piece) is filled once, on a
+    coarse grid, smoothly from the visible pixels around it: the tone of the hair, skin,
+    neck and background that stay visible, fading into them with no seam (a harmonic
+    fill has no ring lighter or darker than both its sides). Then the heads are laid on
+    it, or (smudge) it leans towards the visible skin nearest the piece; a photo gets its
+    own grain from fresh secure noise. Nothing inside any region is read here: the
+    patch is zeroed there before anything reads it. A grey photo stays grey.
+    """
+    result = image.copy()
+    height, width = image.shape[:2]
+    mask = region_mask(height, width, regions, job.shape)
+    visible = ~mask
+    grey_photo = _is_grey(image, visible)
+    fallback = np.full(3, GREY, dtype=np.float32)
+    if visible.any():
+        fallback[:] = cv2.mean(image, mask=visible.astype(np.uint8))[:3]
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    lean = skin_box = None
+    if lean_to_skin and not grey_photo and count >= 2:
+        lean = _lean_weights(height, width, regions, job.shape)
+        skin_box = _is_skin(image) & visible
+    layers = [(head.box, *head.layer(width, height, job.shape)) for head in heads]
+    for piece in range(1, count):
+        x, y, w, h = (int(v) for v in stats[piece, :4])
+        margin = round(SMUDGE_MARGIN * max(w, h)) + 2
+        left, top = max(x - margin, 0), max(y - margin, 0)
+        right, bottom = min(x + w + margin, width), min(y + h + margin, height)
+        inside = labels[top:bottom, left:right] == piece
+        known = visible[top:bottom, left:right]
+        # Zero what the regions hide before anything reads the patch.
+        patch = image[top:bottom, left:right].astype(np.float32) * known[..., None]
+        side = max(right - left, bottom - top)
+        cells = SMUDGE_CELLS[job.strength] * (1 + 2 * SMUDGE_MARGIN)
+        scale = min(1.0, cells / side)
+        size = (max(1, round((right - left) * scale)), max(1, round((bottom - top) * scale)))
+        share = cv2.resize(known.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(patch, size, interpolation=cv2.INTER_AREA).reshape(*share.shape, 3)
+        small_known = share >= SMUDGE_VISIBLE_SHARE
+        small = small / np.maximum(share, 1e-6)[..., None]
+        filled = _fill_from_border(small, small_known, fallback)
+        filled = cv2.GaussianBlur(filled, (0, 0), SMUDGE_SMOOTHING, borderType=cv2.BORDER_REPLICATE)
+        # Linear, not cubic: cubic overshoots at the edge of the fill, a thin halo.
+        big = cv2.resize(filled, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
+        # From here on only the piece's own box: every pixel it paints lies in there.
+        rows, cols = slice(y - top, y - top + h), slice(x - left, x - left + w)
+        painted = big.reshape(bottom - top, right - left, 3)[rows, cols]
+        if lean is not None:
+            hidden = (~small_known).astype(np.uint8)
+            ring = small_known & (cv2.dilate(hidden, np.ones((5, 5), np.uint8)) > 0)
+            around = np.median(small[ring], axis=0) if ring.any() else fallback
+            skin = _visible_skin(image, visible, skin_box, (x, y, w, h), around)
+            if skin is not None:
+                weight = LEAN_WEIGHT * lean[y : y + h, x : x + w]
+                painted += weight[..., None] * (skin - painted)
+        if layers:
+            _lay_heads(painted, (x, y, w, h), layers)
+        if job.grain:
+            step = _sample_step(patch.shape[0] * patch.shape[1])
+            level = _grain(_luminance(patch[::step]), known[::step])
+            # Grain a few pixels wide: white per-pixel noise reads as fine detail (it
+            # keeps the Laplacian variance bench/recall.py counts as a face left visible).
+            noise = job.rng.standard_normal((h, w), dtype=np.float32)
+            noise = cv2.GaussianBlur(noise, (0, 0), GRAIN_WIDTH)
+            noise /= max(float(noise.std()), 1e-6)
+            painted += level * noise[..., None]
+        if grey_photo:
+            painted = np.repeat(painted[..., :1], 3, axis=2)
+        np.copyto(
+            result[y : y + h, x : x + w],
+            np.clip(painted.round(), 0, 255).astype(np.uint8),
+            where=inside[rows, cols, None],
+        )
+    return result
+
+
+def _lay_heads(
+    painted: np.ndarray, piece: Box, layers: Sequence[tuple[Box, np.ndarray, np.ndarray]]
+) -> None:
+    """Blend the heads over `painted` (the piece's box), in place: each pixel takes the
+    strongest head's cover, in the cover-weighted colour of the heads there."""
+    x, y, w, h = piece
+    strongest = np.zeros((h, w), dtype=np.float32)
+    weight = np.zeros((h, w), dtype=np.float32)
+    colour = np.zeros((h, w, 3), dtype=np.float32)
+    for (hx, hy, hw, hh), cover, shaded in layers:
+        left, top = max(hx, x), max(hy, y)
+        right, bottom = min(hx + hw, x + w), min(hy + hh, y + h)
+        if left >= right or top >= bottom:
+            continue
+        theirs = (slice(top - hy, bottom - hy), slice(left - hx, right - hx))
+        ours = (slice(top - y, bottom - y), slice(left - x, right - x))
+        np.maximum(strongest[ours], cover[theirs], out=strongest[ours])
+        weight[ours] += cover[theirs]
+        colour[ours] += cover[theirs][..., None] * shaded[theirs]
+    tone = colour / np.maximum(weight, 1e-6)[..., None]
+    painted += strongest[..., None] * (tone - painted)
+
+
+def _is_grey(image: np.ndarray, visible: np.ndarray) -> bool:
+    """Whether every visible pixel is grey (then the fill must be grey too)."""
+    coloured = (image[..., 0] != image[..., 1]) | (image[..., 1] != image[..., 2])
+    return not (coloured & visible).any()
+
+
+@dataclass(frozen=True)
+class Smudge:
+    """For those who want nothing of the face kept: the union of regions painted over from
+    the photo around it, leaning towards the visible skin nearest each piece (neck, ears,
+    hands, a neighbour). Reads no pixel inside any region."""
+
+    randomised: bool = True
+
+    def render(self, image: np.ndarray, regions: Sequence[Box], job: Job) -> np.ndarray:
+        return _paint_union(image, regions, job, lean_to_skin=True, heads=())
+
+
+@dataclass(frozen=True)
+class Haze:
+    """The default: a head seen through a blur, a soft shaded oval of the person's tone
+    under the visible hair, cap or collar around it, fading into the photo.
+
+    Inside each region only its mean colour (`kept_tones`) is read, and it is moved by a
+    fresh secret offset per face before use; the rest is smudge's fill from the visible
+    photo and a generic head, the same for everyone.
+    """
+
+    offset: dict[str, float]
+    chroma: float = HAZE_CHROMA
+    randomised: bool = True
+
+    def render(self, image: np.ndarray, regions: Sequence[Box], job: Job) -> np.ndarray:
+        height, width = image.shape[:2]
+        grey = _is_grey(image, np.ones((height, width), dtype=bool))
+        spread, chroma = self.offset[job.strength], 0.0 if grey else self.chroma
+
+        def draw() -> tuple[np.ndarray, int]:
+            offset = job.rng.uniform(-spread, spread) + job.rng.uniform(-chroma, chroma, 3)
+            return offset, int(job.rng.integers(2**63))
+
+        heads = []
+        for index, (box, tone) in enumerate(
+            zip(regions, kept_tones(image, regions, job.shape), strict=True)
+        ):
+            if tone is None:
+                continue
+            if job.steady is not None and job.tracks is not None:
+                tone, seed = job.steady.tone(job.tracks[index], tone, draw)
+            else:
+                offset, seed = draw()
+                tone = tone + offset
+            head_rng = np.random.default_rng(seed)
+            heads.append(_Head.drawn(box, np.clip(tone, 0.0, 255.0), head_rng))
+        return _paint_union(image, regions, job, lean_to_skin=False, heads=heads)
