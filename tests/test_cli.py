@@ -57,7 +57,7 @@ def test_blur_a_folder_skips_a_bad_file_and_hides_every_known_face(
     done = run("blur", str(inbox), "-o", str(outdir))
 
     assert done.returncode == 1, "a failed file must make the batch fail"
-    assert "broken.jpg" in done.stderr and "not an image" in done.stderr
+    assert "broken.jpg" in done.stderr and "[not_an_image]" in done.stderr
     assert "2 photo(s) anonymised" in done.stderr and "1 failed" in done.stderr
     assert sorted(p.relative_to(outdir).as_posix() for p in outdir.rglob("*.png")) == [
         "first.png",
@@ -100,7 +100,7 @@ def test_whole_image_mode_keeps_names_and_needs_no_detector(tmp_path: Path, caps
     sources = [ATT_FACES / "s1" / "1.pgm", ATT_FACES / "s2" / "1.pgm"]
     code = main(["blur", "--whole-image", *map(str, sources), "-o", str(tmp_path)])
     assert code == 1, "two photos with one name must not overwrite each other silently"
-    assert "already written" in capsys.readouterr().err
+    assert "[already_written]" in capsys.readouterr().err
     assert decode((tmp_path / "1.pgm").read_bytes()).width == 92
     (tmp_path / "1.pgm").unlink()
     code = main(["blur", "--whole-image", str(ATT_FACES / "s1"), "-o", str(tmp_path)])
@@ -125,12 +125,12 @@ def test_help_explains_every_method_with_its_measured_risk(capsys) -> None:
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["blur", "x.png", "--padding", "wide"], "padding must be a number"),
-        (["detect", "x.png", "--padding", "-1"], "padding must be a number"),
-        (["detect", "x.png", "--crowd-padding", "1.2"], "unrecognized arguments"),
-        (["blur", "x.png", "--threshold", "2"], "threshold must be a number"),
-        (["blur", "x.png", "--method", "smear"], "invalid choice"),
-        (["detect"], "required"),
+        (["blur", "x.png", "--padding", "wide"], "[bad_option option=padding]"),
+        (["detect", "x.png", "--padding", "-1"], "[bad_option option=padding]"),
+        (["detect", "x.png", "--crowd-padding", "1.2"], "--crowd-padding"),
+        (["blur", "x.png", "--threshold", "2"], "[bad_option option=threshold]"),
+        (["blur", "x.png", "--method", "smear"], "'smear'"),
+        (["detect"], "PATH"),
     ],
 )
 def test_bad_options_are_refused_with_a_clear_message(args, message, capsys) -> None:
@@ -142,7 +142,7 @@ def test_bad_options_are_refused_with_a_clear_message(args, message, capsys) -> 
 
 def test_missing_inputs_fail_without_loading_anything(tmp_path: Path, capsys) -> None:
     assert main(["blur", "--whole-image", str(tmp_path / "nothing-*.jpg")]) == 1
-    assert "no photos found" in capsys.readouterr().err
+    assert "[no_input]" in capsys.readouterr().err
 
 
 def test_never_overwrites_the_original(tmp_path: Path) -> None:
@@ -198,7 +198,21 @@ def test_detect_edit_blur_round_trip_on_a_sideways_photo(tmp_path: Path, dev_ann
     edited.write_text(json.dumps(record))
 
     outdir = tmp_path / "out"
-    done = run("blur", str(photo), "--regions", str(edited), "--no-detect", "-o", str(outdir))
+    # A solid fill of a skin tone no pixel of this photo has by chance (not the default's
+    # random head, not black): this test is about where the regions go.
+    done = run(
+        "blur",
+        str(photo),
+        "--regions",
+        str(edited),
+        "--no-detect",
+        "--method",
+        "solid",
+        "--strength",
+        "medium",
+        "-o",
+        str(outdir),
+    )
     assert done.returncode == 0, done.stderr
     result = decode((outdir / "phone.png").read_bytes()).pixels
     assert result.shape == upright.shape, "the result is upright"
@@ -208,7 +222,11 @@ def test_detect_edit_blur_round_trip_on_a_sideways_photo(tmp_path: Path, dev_ann
     assert np.array_equal(result[~mask], upright[~mask]), "nothing else changed"
     changed = np.any(result != upright, axis=2)
     ax, ay, aw, ah = box_as_upright(tuple(added), height, width, 6)
-    assert changed[ay + ah // 4 : ay + 3 * ah // 4, ax + aw // 4 : ax + 3 * aw // 4].all()
+    # The added region is hidden wherever its outline (the mask) reaches, and that is most
+    # of it: an oval, continued past the frame where it meets the border.
+    added_area = (slice(ay, ay + ah), slice(ax, ax + aw))
+    assert changed[added_area][mask[added_area]].all()
+    assert mask[added_area].mean() > 0.75
     for x, y, w, h in entry["faces"][1:]:
         x, y, w, h = int(x), int(y), int(w), int(h)
         assert changed[y + h // 4 : y + 3 * h // 4, x + w // 4 : x + 3 * w // 4].mean() > 0.5
@@ -247,10 +265,10 @@ def test_a_plain_list_of_regions_without_detection(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("[[10, 5, 20]]", "region 1"),
-        ("[[45, 5, 20, 15]]", "region 1 [45, 5, 20, 15] goes outside the image"),
-        ('{"faces": [{"box": [1, 2, 3, 4]}]}', '"faces" must be a list'),
-        ("not json", "not one JSON document"),
+        ("[[10, 5, 20]]", "[regions problem=not_four_numbers region=1]"),
+        ("[[45, 5, 20, 15]]", "[regions problem=outside region=1]"),
+        ('{"faces": [{"box": [1, 2, 3, 4]}]}', "[regions problem=not_a_list]"),
+        ("not json", "[regions problem=bad_json]"),
     ],
 )
 def test_a_bad_regions_file_is_refused_with_its_reason(

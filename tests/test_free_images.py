@@ -69,15 +69,17 @@ def test_outside_the_regions_nothing_moves_and_every_face_changes(detector, crow
         assert_anonymised(original, result.data, box, result.regions)
 
 
-def test_the_default_keeps_nothing_of_the_faces(detector, crowd) -> None:
-    """Whatever the faces were, the default's output is the same: the same draw over noise."""
+def test_the_surroundings_only_choice_keeps_nothing_of_the_faces(detector, crowd) -> None:
+    """Whatever the faces were, smudge's output is the same: the same draw over noise. (The
+    default, haze, keeps each face's mean colour and nothing else: test_anonymise.py's
+    test_the_default_keeps_only_each_face_mean_colour proves it on a composed photo too.)"""
     picture, _ = crowd
     regions = locate_faces(encoded(picture), detector).regions
     inside = region_mask(picture.shape[0], picture.shape[1], regions, Options().shape)
     other = picture.copy()
     other[inside] = np.random.default_rng(3).integers(0, 256, (int(inside.sum()), 3))
-    first = anonymise(picture, regions, rng=np.random.default_rng(11))
-    second = anonymise(other, regions, rng=np.random.default_rng(11))
+    first = anonymise(picture, regions, "smudge", rng=np.random.default_rng(11))
+    second = anonymise(other, regions, "smudge", rng=np.random.default_rng(11))
     assert np.array_equal(first, second)
     assert not np.array_equal(first[inside], picture[inside])
 

@@ -44,7 +44,7 @@ def test_without_a_valid_key_the_answer_is_401_json_and_nothing_is_stored(auth_s
     for headers in ({}, bearer("fbk_made-up"), {"Authorization": "Basic YTpi"}):
         response = post(auth_stack, photo, headers)
         assert response.status_code == 401
-        assert response.json()["error"]
+        assert response.json()["code"] == "unauthorized"
         assert response.headers["WWW-Authenticate"] == "Bearer"
     assert s3.snapshot() == {"inbox": [], "originals": [], "results": []}
 
@@ -99,7 +99,8 @@ def test_the_rate_limit_answers_429_with_retry_after(auth_stack, s3, photo):
         statuses.append(response.status_code)
     assert statuses == [200] * AUTH_RATE_PER_MINUTE + [429]
     assert int(response.headers["Retry-After"]) >= 1
-    assert response.json()["error"]
+    assert response.json()["code"] == "rate_limited"
+    assert response.json()["retry_after"] == int(response.headers["Retry-After"])
     # Another key is not held back by this one.
     assert post(auth_stack, photo, bearer(new_user(auth_stack, "idle"))).status_code == 200
 

@@ -77,7 +77,7 @@ def test_server_stopped_gives_503_and_nothing_changes(stack, photos: list[bytes]
     try:
         response = post(url, photos[0])
         assert response.status_code == 503, response.text
-        assert response.json()["error"]
+        assert response.json()["code"] == "unavailable"
         info = requests.get(url, timeout=60).json()
         assert info["storage"]["reachable"] is False
     finally:
@@ -174,10 +174,10 @@ def test_a_frozen_store_is_a_fast_503_in_plain_words(stack, photos, tmp_path) ->
     finally:
         os.kill(s3.server.process.pid, signal.SIGCONT)
     assert posted.status_code == 503 and post_seconds < FAST_503_SECONDS, post_seconds
-    assert posted.json()["error"]
+    assert posted.json()["code"] == "unavailable"
     assert info.status_code == 200 and info_seconds < FAST_503_SECONDS, info_seconds
     assert info.json()["storage"]["reachable"] is False
-    assert info.json()["storage"]["error"]
+    assert info.json()["storage"]["code"] == "unavailable"
     assert gallery.status_code == 503 and gallery_seconds < FAST_503_SECONDS, gallery_seconds
     assert "photo store is not available" in gallery.get_data(as_text=True)
     assert sent.status_code == 503 and sent_seconds < FAST_503_SECONDS, sent_seconds

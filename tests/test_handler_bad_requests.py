@@ -33,7 +33,7 @@ def test_deeply_nested_json_is_a_clear_400(url, body) -> None:
         url, data=body, headers={"Content-Type": "application/json"}, timeout=60
     )
     assert response.status_code == 400, response.text
-    assert "nested too deeply" in response.json()["error"]
+    assert response.json()["code"] == "json_too_deep"
 
 
 def event(*keys: str, bucket: str = "inbox") -> str:
@@ -61,7 +61,7 @@ def test_an_event_for_an_unsafe_key_is_ignored_logged_and_a_400(
         url, data=event(key), headers={"Content-Type": "application/json"}, timeout=60
     )
     assert response.status_code == 400, response.text
-    assert "object key" in response.json()["error"]
+    assert response.json()["code"] == "unsafe_key"
     assert s3_server.snapshot() == before
     deadline = time.monotonic() + LOG_WAIT_SECONDS
     while "bucket event ignored" not in function_log(tmp_path_factory):
@@ -77,9 +77,8 @@ def test_an_unsafe_key_beside_a_good_record_is_ignored_with_its_reason(s3_server
         timeout=60,
     )
     assert response.status_code == 200, response.text
-    reasons = [item["reason"] for item in response.json()["ignored"]]
-    assert any("'..'" in reason for reason in reasons)
-    assert "no longer in the inbox" in reasons
+    codes = [item["code"] for item in response.json()["ignored"]]
+    assert codes == ["unsafe_key", "gone"]
 
 
 def test_a_call_naming_an_unlisted_callback_host_does_no_work(s3_server, url) -> None:
@@ -95,5 +94,5 @@ def test_a_call_naming_an_unlisted_callback_host_does_no_work(s3_server, url) ->
         timeout=60,
     )
     assert response.status_code == 400
-    assert "FACEBLUR_CALLBACK_HOSTS" in response.json()["error"]
+    assert response.json()["code"] == "callback_not_allowed"
     assert s3_server.snapshot() == before

@@ -893,8 +893,8 @@ def test_bucket_job_runs_again_without_error(manifests: list[Doc], tmp_path: Pat
 def test_bucket_job_gives_up_when_minio_never_answers(manifests: list[Doc], tmp_path: Path) -> None:
     done, calls = run_job_script(manifests, tmp_path, MC_INFO_FAILURES="99", WAIT_ATTEMPTS="3")
     assert done.returncode == 1
-    assert "did not answer after 3 attempts" in done.stderr
     args = [c["args"] for c in calls]
+    assert args.count(["admin", "info", "store"]) == 3  # WAIT_ATTEMPTS, then it gives up
     assert args.count(["sleep"]) == 2
     assert not [a for a in args if a[:1] == ["mb"]]
 

@@ -222,7 +222,7 @@ def test_the_wrong_key_is_refused(case: dict, tmp_path: Path, capsys) -> None:
     assert main(["keys", "new", str(tmp_path / "other")]) == 0
     capsys.readouterr()
     assert_refused(case, disclose(case, key=tmp_path / "other" / "authority.key"))
-    assert "WrongKeyError" in capsys.readouterr().err
+    assert "[wrong_key]" in capsys.readouterr().err
     (refused,) = log_entries(case["log"])
     assert refused["output_sha256"] is None and "WrongKeyError" in refused["error"]
 
@@ -396,7 +396,7 @@ def test_a_broken_chain_names_its_first_broken_entry(
 ) -> None:
     code, said = verify(tmp_path, change(chain(4)), capsys)
     assert code == 1
-    assert f"broken at entry {broken}:" in said
+    assert f"[audit_chain entry={broken}]" in said
 
 
 def test_entries_cut_from_the_end_are_caught_with_the_recorded_last_hash(
@@ -432,7 +432,7 @@ def test_an_audit_log_in_a_bucket_keeps_one_object_per_entry(
         capsys.readouterr()
         store.remove("audit", keys[1])
         assert main(["audit", "verify", where]) == 1
-        assert "broken at entry 2:" in capsys.readouterr().err
+        assert "[audit_chain entry=2]" in capsys.readouterr().err
         # Nothing more is disclosed under the broken log.
         case["output"] = tmp_path / "again.png"
         assert disclose(case, 0) == 1 and not case["output"].exists()

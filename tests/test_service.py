@@ -74,11 +74,11 @@ def test_an_inbox_object_moves_out_of_the_inbox_once(s3, detector, portrait) -> 
     answer = process_bucket_events(events, Pipeline(detector), store, s3.settings)
     (done,) = answer["processed"]
     assert done["key"] == "in/a.png" and done["faces"] >= 1
-    assert [item["reason"] for item in answer["ignored"]] == [
-        "no longer in the inbox",
-        "output bucket",
-        "not the inbox bucket",
-        "event s3:ObjectRemoved:Delete",
+    assert [item["code"] for item in answer["ignored"]] == [
+        "gone",
+        "output_bucket",
+        "not_inbox",
+        "not_created",
     ]
     snapshot = s3.snapshot()
     assert snapshot["inbox"] == []
@@ -96,4 +96,5 @@ def test_an_inbox_object_that_is_no_image_stays_and_is_reported(s3, detector) ->
         [ObjectEvent("inbox", "notes.txt")], Pipeline(detector), store, s3.settings
     )
     assert answer["processed"] == [] and answer["ignored"][0]["key"] == "notes.txt"
+    assert answer["ignored"][0]["code"] == "not_an_image"
     assert s3.snapshot() == {"inbox": ["notes.txt"], "originals": [], "results": []}

@@ -110,7 +110,7 @@ def test_faceblur_is_not_importable_without_the_layout(s3_server, tmp_path: Path
         timeout=60,
     )
     assert probe.returncode != 0
-    assert "No module named 'faceblur'" in probe.stderr
+    assert "ModuleNotFoundError" in probe.stderr and "'faceblur'" in probe.stderr
 
 
 def test_handler_runs_behind_a_template_index(
@@ -161,6 +161,6 @@ def test_handler_runs_behind_a_template_index(
         assert int(image.headers["X-Faces"]) == len(body["faces"])
 
         bad = requests.post(url, data=b"nope", headers={"Content-Type": "image/png"}, timeout=60)
-        assert bad.status_code == 415 and "error" in bad.json()
+        assert bad.status_code == 415 and bad.json()["code"] == "not_an_image"
     finally:
         stop_process(process)

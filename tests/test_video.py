@@ -296,6 +296,8 @@ def test_a_hidden_face_keeps_its_colour_from_frame_to_frame(panned) -> None:
         own_steps = np.linalg.norm(np.diff(theirs, axis=0), axis=1)
         assert steps.max() <= max(2.5, 1.5 * own_steps.max()), (face, steps, own_steps)
         drift = np.linalg.norm(ours[-1] - ours[0])
-        assert drift <= max(4.0, 1.5 * np.linalg.norm(theirs[-1] - theirs[0])), (face, drift)
+        # Each clip draws its own tones, so allow a little over the face's own drift; the drift
+        # this guards against (orange-tan to grey) is 20 and more.
+        assert drift <= max(5.0, 1.5 * np.linalg.norm(theirs[-1] - theirs[0])), (face, drift)
         checked += 1
     assert checked >= 3

@@ -42,7 +42,7 @@ def test_a_video_is_queued_for_its_owner_and_seen_by_them_alone(auth_stack, s3, 
     headers = {"Content-Type": "video/x-matroska"}
 
     refused = requests.post(url, data=video, headers=headers, timeout=30)
-    assert refused.status_code == 401 and refused.json()["error"]
+    assert refused.status_code == 401 and refused.json()["code"] == "unauthorized"
     assert s3.snapshot() == {"inbox": [], "originals": [], "results": []}
 
     response = requests.post(url, data=video, headers={**headers, **bearer(mine)}, timeout=30)

@@ -74,7 +74,7 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as error:
-        raise UnavailableError(f"misconfigured: {error}") from error
+        raise UnavailableError(f"misconfigured: {error}", "misconfigured") from error
 
 
 @functools.cache
@@ -88,7 +88,7 @@ def _gate() -> Gate | None:
     try:
         return open_gate(load_account_settings())
     except ConfigError as error:
-        raise UnavailableError(f"misconfigured: {error}") from error
+        raise UnavailableError(f"misconfigured: {error}", "misconfigured") from error
 
 
 @functools.cache
@@ -141,7 +141,7 @@ def _info() -> dict:
         store.check()
         storage = {"reachable": True}
     except UnavailableError as error:
-        storage = {"reachable": False, "error": str(error)}
+        storage = {"reachable": False, "error": str(error), "code": error.code}
     seal_key = settings.seal_public_key
     return _json(
         200,
@@ -175,12 +175,12 @@ def _parse(event, settings: Settings) -> Request | dict:
     if media_type == "application/json" or (not media_type and body[:1] == b"{"):
         document = parse_json(body)
         if not isinstance(document, dict):
-            raise BadRequestError('JSON body must be an object: {"image": "<base64>", ...}')
+            raise BadRequestError('JSON body must be an object: {"image": "<base64>"}', "bad_json")
         if "Records" in document:
             return document
         field = "video" if "video" in document else "image"
         if field not in document:
-            raise BadRequestError('JSON body needs "image": "<base64>" (or "video")')
+            raise BadRequestError('JSON body needs "image" (or "video"): base64', "missing_file")
         data, raw = decode_base64(document.pop(field), field), document
     elif media_type == "multipart/form-data":
         data, raw, filename = parse_multipart(body, parameters)
@@ -190,7 +190,8 @@ def _parse(event, settings: Settings) -> Request | dict:
         raise NotAnImageError(
             f"unsupported Content-Type {quoted(media_type or '(none)')}: send image or "
             "video bytes as image/*, video/* or application/octet-stream, JSON "
-            '{"image": "<base64>"}, or multipart/form-data'
+            '{"image": "<base64>"}, or multipart/form-data',
+            "content_type",
         )
     if not data:
         raise EmptyImageError("no image bytes in the request")
@@ -233,11 +234,11 @@ def handle(event, context):
         if event.method == "GET":
             return _job_status(event) if "job" in event.query else _info()
         if event.method != "POST":
-            return _json(405, {"error": f"method {event.method} not allowed: use GET or POST"})
+            refusal = f"method {event.method} not allowed: use GET or POST"
+            return _json(405, {"error": refusal, "code": "method_not_allowed"})
         return _post(event)
     except FaceblurError as error:
-        body = {"error": str(error)} | ({"code": error.code} if error.code else {})
-        answer = _json(error.status, body)
+        answer = _json(error.status, {"error": str(error), "code": error.code, **error.details})
         if isinstance(error, RateLimitedError):
             answer["headers"]["Retry-After"] = str(error.retry_after)
         if isinstance(error, UnauthorizedError):
@@ -245,4 +246,4 @@ def handle(event, context):
         return answer
     except Exception:
         traceback.print_exc()
-        return _json(500, {"error": "internal error; see the function's log"})
+        return _json(500, {"error": "internal error; see the function's log", "code": "internal"})

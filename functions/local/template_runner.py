@@ -38,7 +38,7 @@ from flask import Flask, Response, jsonify, request
 from waitress import serve
 from werkzeug.datastructures import Headers, MultiDict
 
-from faceblur.api.callbacks import callback_refusal
+from faceblur.api.callbacks import CALLBACK_CODE, callback_refusal
 from faceblur.config import parse_hosts
 
 METHODS = ["GET", "PUT", "POST", "PATCH", "DELETE"]
@@ -158,7 +158,7 @@ def create_app(
         callback_url = request.headers.get("X-Callback-Url")
         refusal = callback_refusal(callback_url, callback_hosts) if callback_url else None
         if refusal:
-            return jsonify(error=refusal), 400
+            return jsonify(error=refusal, code=CALLBACK_CODE), 400
         call_id = str(uuid.uuid4())
         calls.put((call_id, current_event(""), callback_url))
         response = Response("", status=202)

@@ -101,7 +101,9 @@ LOOPBACK_CREDENTIALS = ("faceblur-local", "faceblur-local-secret")
 
 
 class ConfigError(ValueError):
-    """A setting is missing or malformed."""
+    """A setting is missing or malformed (the message names the variable)."""
+
+    code = "misconfigured"
 
 
 @dataclass(frozen=True)

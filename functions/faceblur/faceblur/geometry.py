@@ -127,7 +127,9 @@ def padded_region(box: Box, padding: float, width: int, height: int, turn: int =
     clipped to the image. A box wholly outside the image comes back with zero width or height.
     """
     if not padding >= 0:
-        raise BadRequestError(f"padding must be a number >= 0; got {padding!r}")
+        raise BadRequestError(
+            f"padding must be a number >= 0; got {padding!r}", "bad_option", option="padding"
+        )
     x, y, w, h = (float(v) for v in box)
     w, h = max(w, 0.0), max(h, 0.0)
     top_pad, right_pad, bottom_pad, left_pad = np.roll(

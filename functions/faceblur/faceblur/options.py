@@ -107,12 +107,20 @@ OPTION_NAMES = tuple(f.name for f in fields(Options))
 def _choice(name: str, value: object, choices: Sequence[str]) -> str:
     text = str(value).strip().lower()
     if text not in choices:
-        raise BadRequestError(f"{name} must be one of {', '.join(choices)}; got {quoted(value)}")
+        raise BadRequestError(
+            f"{name} must be one of {', '.join(choices)}; got {quoted(value)}",
+            "bad_option",
+            option=name,
+        )
     return text
 
 
 def _number(name: str, value: object, low: float, high: float) -> float:
-    problem = BadRequestError(f"{name} must be a number from {low} to {high}; got {quoted(value)}")
+    problem = BadRequestError(
+        f"{name} must be a number from {low} to {high}; got {quoted(value)}",
+        "bad_option",
+        option=name,
+    )
     if not isinstance(value, (int, float, str)) or isinstance(value, bool):
         raise problem
     try:
@@ -129,7 +137,7 @@ def request_flag(name: str, value: object) -> bool:
     try:
         return parse_flag(value)
     except ValueError as error:
-        raise BadRequestError(f"{name} {error}") from None
+        raise BadRequestError(f"{name} {error}", "bad_option", option=name) from None
 
 
 def _plain(number: float) -> float:
@@ -138,21 +146,24 @@ def _plain(number: float) -> float:
 
 
 def _region(index: int, value: object) -> Region:
-    problem = f"region {index} ({quoted(value)})"
+    def refuse(why: str, problem: str) -> RegionsError:
+        message = f"region {index} ({quoted(value)}) {why}"
+        return RegionsError(message, problem=problem, region=index)
+
     if not isinstance(value, (list, tuple)) or len(value) != 4:
-        raise RegionsError(f"{problem} must be a list of 4 numbers [x, y, w, h]")
+        raise refuse("must be a list of 4 numbers [x, y, w, h]", "not_four_numbers")
     if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise RegionsError(f"{problem} must hold numbers only")
+        raise refuse("must hold numbers only", "not_numbers")
     try:
         x, y, w, h = (float(v) for v in value)
     except OverflowError:
-        raise RegionsError(f"{problem} holds a number too large") from None
+        raise refuse("holds a number too large", "not_finite") from None
     if not all(math.isfinite(v) for v in (x, y, w, h)):
-        raise RegionsError(f"{problem} must hold finite numbers")
+        raise refuse("must hold finite numbers", "not_finite")
     if x < 0 or y < 0:
-        raise RegionsError(f"{problem} starts outside the image: x and y must be 0 or more")
+        raise refuse("starts outside the image: x and y must be 0 or more", "negative_start")
     if w <= 0 or h <= 0:
-        raise RegionsError(f"{problem} is empty: w and h must be more than 0")
+        raise refuse("is empty: w and h must be more than 0", "empty")
     return (_plain(x), _plain(y), _plain(w), _plain(h))
 
 
@@ -163,12 +174,17 @@ def _regions(value: object) -> tuple[Region, ...]:
             value = json.loads(value)
         except json.JSONDecodeError:
             raise RegionsError(
-                f"regions must be a JSON list of [x, y, w, h]; got {quoted(value)}"
+                f"regions must be a JSON list of [x, y, w, h]; got {quoted(value)}",
+                problem="bad_json",
             ) from None
     if not isinstance(value, (list, tuple)):
-        raise RegionsError(f"regions must be a list of [x, y, w, h]; got {quoted(value)}")
+        raise RegionsError(
+            f"regions must be a list of [x, y, w, h]; got {quoted(value)}", problem="not_a_list"
+        )
     if len(value) > MAX_REGIONS:
-        raise RegionsError(f"{len(value)} regions; at most {MAX_REGIONS} are accepted")
+        raise RegionsError(
+            f"{len(value)} regions; at most {MAX_REGIONS} are accepted", problem="too_many"
+        )
     return tuple(_region(index, region) for index, region in enumerate(value, start=1))
 
 
@@ -182,7 +198,9 @@ def check_regions_inside(regions: Sequence[Region], width: int, height: int) -> 
             raise RegionsError(
                 f"region {index} [{x}, {y}, {w}, {h}] goes outside the image of "
                 f"{width}x{height} pixels: x + w must be at most {width} "
-                f"and y + h at most {height}"
+                f"and y + h at most {height}",
+                problem="outside",
+                region=index,
             )
 
 
@@ -191,7 +209,8 @@ def _unknown(names: Sequence[str]) -> BadRequestError:
     if len(names) > MAX_NAMES_SHOWN:
         shown.append(f"and {len(names) - MAX_NAMES_SHOWN} more")
     return BadRequestError(
-        f"unknown option(s): {', '.join(shown)}; valid options: {', '.join(OPTION_NAMES)}"
+        f"unknown option(s): {', '.join(shown)}; valid options: {', '.join(OPTION_NAMES)}",
+        "unknown_option",
     )
 
 
@@ -216,7 +235,8 @@ def parse_options(raw: Mapping[str, object]) -> Options:
 
 
 def parse_flag(value: object) -> bool:
-    """true/false in the spellings environments and query strings use; ValueError otherwise."""
+    """true/false in the spellings environments and query strings use; otherwise a
+    BadRequestError (a ValueError) with code `bad_option`."""
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -224,4 +244,4 @@ def parse_flag(value: object) -> bool:
         return True
     if text in ("0", "false", "no", "off"):
         return False
-    raise ValueError(f"must be true or false, got {quoted(value)}")
+    raise BadRequestError(f"must be true or false, got {quoted(value)}", "bad_option")

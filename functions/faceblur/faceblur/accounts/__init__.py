@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 # config's own readers, so a variable is parsed and reported the same way everywhere.
 from faceblur.config import SECRETS_DIR, _bool, _positive_int, read_secret
+from faceblur.errors import BadRequestError
 from faceblur.store.keys import owner_prefix
 from faceblur.store.s3 import Store
 
@@ -53,8 +54,9 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
-class AccountError(ValueError):
-    """A request about accounts that cannot be done; the message is for people."""
+class AccountError(BadRequestError, code="account"):
+    """A request about accounts that cannot be done; the message is for people, the code
+    for programs: `bad_name`, `short_password`, `name_taken`, `no_user`, `no_key`."""
 
 
 @dataclass(frozen=True)
@@ -174,14 +176,17 @@ def _check_name(name: str) -> str:
     if not NAME_PATTERN.fullmatch(name or ""):
         raise AccountError(
             "A name is 1 to 64 letters, digits, dots, dashes or underscores, "
-            "starting with a letter or digit."
+            "starting with a letter or digit.",
+            "bad_name",
         )
     return name
 
 
 def _check_password(password: str) -> str:
     if not MIN_PASSWORD_LENGTH <= len(password or "") <= MAX_PASSWORD_LENGTH:
-        raise AccountError(f"A password has at least {MIN_PASSWORD_LENGTH} characters.")
+        raise AccountError(
+            f"A password has at least {MIN_PASSWORD_LENGTH} characters.", "short_password"
+        )
     return password
 
 
@@ -201,7 +206,7 @@ class Accounts:
         password_hash = _hasher.hash(_check_password(password)) if password is not None else None
         with self._session() as session, session.begin():
             if session.scalar(select(User).where(User.name == name)) is not None:
-                raise AccountError(f"The name {name!r} is taken.")
+                raise AccountError(f"The name {name!r} is taken.", "name_taken")
             user = User(
                 name=name,
                 password_hash=password_hash,
@@ -245,7 +250,7 @@ class Accounts:
                 update(User).where(User.name == name).values(disabled=True)
             ).rowcount
         if not changed:
-            raise AccountError(f"There is no user {name!r}.")
+            raise AccountError(f"There is no user {name!r}.", "no_user")
 
     def delete_user(self, user_id: int) -> None:
         """The user and their keys (their results are the caller's to remove from S3)."""
@@ -287,7 +292,7 @@ class Accounts:
         """A new API key for the active user `name`: returned once, stored as its hash."""
         user = self.user(name)
         if user is None:
-            raise AccountError(f"There is no active user {name!r}.")
+            raise AccountError(f"There is no active user {name!r}.", "no_user")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         with self._session() as session, session.begin():
             session.add(

@@ -1,7 +1,8 @@
 """Request bodies of the function's HTTP API, decoded with the limits a public door needs:
 JSON nested no deeper than any request or event needs, base64 fields (a `data:` URL
 prefix accepted), multipart forms of a handful of parts. Every problem is a 400
-(BadRequestError) that says what is wrong.
+(BadRequestError) that says what is wrong, its code which kind: `bad_json`,
+`json_too_deep`, `bad_base64`, `bad_multipart`, `missing_file`.
 """
 
 from __future__ import annotations
@@ -40,13 +41,15 @@ def _json_depth(document: object) -> int:
 
 def parse_json(body: bytes) -> object:
     """The JSON document in `body`, nested at most MAX_JSON_DEPTH deep."""
-    too_deep = BadRequestError(f"malformed JSON: nested too deeply (at most {MAX_JSON_DEPTH})")
+    too_deep = BadRequestError(
+        f"malformed JSON: nested too deeply (at most {MAX_JSON_DEPTH})", "json_too_deep"
+    )
     try:
         document = json.loads(body)
     except RecursionError:
         raise too_deep from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadRequestError(f"malformed JSON: {error}") from None
+        raise BadRequestError(f"malformed JSON: {error}", "bad_json") from None
     if _json_depth(document) > MAX_JSON_DEPTH:
         raise too_deep
     return document
@@ -55,17 +58,17 @@ def parse_json(body: bytes) -> object:
 def decode_base64(text: object, field: str = "image") -> bytes:
     """The bytes of a base64 JSON field, whitespace and a `data:...;base64,` prefix allowed."""
     if not isinstance(text, str):
-        raise BadRequestError(f'"{field}" must be a base64 string')
+        raise BadRequestError(f'"{field}" must be a base64 string', "bad_base64")
     if text.startswith("data:"):
         header, _, text = text.partition(",")
         if not header.endswith(";base64"):
             raise BadRequestError(
-                f'a data URL in "{field}" must be base64 (data:{field}/...;base64,)'
+                f'a data URL in "{field}" must be base64 (data:{field}/...;base64,)', "bad_base64"
             )
     try:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise BadRequestError(f'"{field}" is not valid base64') from None
+        raise BadRequestError(f'"{field}" is not valid base64', "bad_base64") from None
 
 
 def _multipart_parts(body: bytes, boundary: str) -> list[tuple[Field | File, bytes]]:
@@ -91,11 +94,13 @@ def _multipart_parts(body: bytes, boundary: str) -> list[tuple[Field | File, byt
                     parts[-1] = (parts[-1][0], b"".join(chunks))
             event = decoder.next_event()
     except RequestEntityTooLarge:
-        raise BadRequestError(f"multipart/form-data of more than {MAX_FORM_PARTS} parts") from None
+        raise BadRequestError(
+            f"multipart/form-data of more than {MAX_FORM_PARTS} parts", "bad_multipart"
+        ) from None
     except ValueError:
-        raise BadRequestError("malformed multipart/form-data body") from None
+        raise BadRequestError("malformed multipart/form-data body", "bad_multipart") from None
     if isinstance(event, NeedData):
-        raise BadRequestError("multipart/form-data body cut short")
+        raise BadRequestError("multipart/form-data body cut short", "bad_multipart")
     return parts
 
 
@@ -108,18 +113,18 @@ def parse_multipart(
     """
     boundary = parameters.get("boundary")
     if not boundary:
-        raise BadRequestError("multipart/form-data without a boundary")
+        raise BadRequestError("multipart/form-data without a boundary", "bad_multipart")
     data: bytes | None = None
     filename: str | None = None
     fields: dict[str, str] = {}
     for part, payload in _multipart_parts(body, boundary):
         if isinstance(part, File) or part.name in FILE_FIELDS:
             if data is not None:
-                raise BadRequestError("send one image per request")
+                raise BadRequestError("send one image per request", "bad_multipart")
             data = payload
             filename = part.filename if isinstance(part, File) else None
         elif part.name:
             fields[part.name] = payload.decode("utf-8", errors="replace")
     if data is None:
-        raise BadRequestError("multipart/form-data without a file field")
+        raise BadRequestError("multipart/form-data without a file field", "missing_file")
     return data, fields, filename

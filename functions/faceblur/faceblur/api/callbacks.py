@@ -13,6 +13,9 @@ from urllib.parse import urlsplit
 
 from faceblur.errors import BadRequestError
 
+# The code of a refused X-Callback-Url (the runner's own answer carries it too).
+CALLBACK_CODE = "callback_not_allowed"
+
 
 def callback_refusal(url: str, allowed_hosts: Collection[str]) -> str | None:
     """Why `url` may not receive a callback, or None when it may."""
@@ -40,4 +43,4 @@ def check_callback(url: str | None, allowed_hosts: Collection[str]) -> None:
     """
     refusal = callback_refusal(url, allowed_hosts) if url else None
     if refusal:
-        raise BadRequestError(refusal)
+        raise BadRequestError(refusal, CALLBACK_CODE)

@@ -58,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             key = sys.stdin.readline().strip() if args.key == "-" else args.key
             if not accounts.revoke_key(key):
-                raise AccountError("No such key, or it is already revoked.")
+                raise AccountError("No such key, or it is already revoked.", "no_key")
             print("revoked", file=sys.stderr)
     except (AccountError, ConfigError) as error:
-        print(f"faceblur-admin: {error}", file=sys.stderr)
+        print(f"faceblur-admin: {error} [{error.code}]", file=sys.stderr)
         return 1
     return 0
 

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from faceblur.cli import seal as cli_seal
 from faceblur.detection import build_detector
-from faceblur.errors import FaceblurError
+from faceblur.errors import FaceblurError, RegionsError, tag
 from faceblur.formats import IMAGE_SUFFIXES, SEALED_SUFFIX, VIDEO_SUFFIXES
 from faceblur.media.image import DEFAULT_MAX_PIXELS
 from faceblur.media.photo import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
@@ -189,22 +189,26 @@ def read_regions(path: Path) -> list[object]:
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except OSError as error:
-        raise FaceblurError(f"--regions {path}: {_reason(error)}") from None
+        raise RegionsError(f"--regions {path}: {_reason(error)}", problem="unreadable") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise FaceblurError(
+        raise RegionsError(
             f"--regions {path}: not one JSON document ({error}); give the line "
-            "`faceblur detect --json` printed for the photo, or a list of [x, y, w, h]"
+            "`faceblur detect --json` printed for the photo, or a list of [x, y, w, h]",
+            problem="bad_json",
         ) from None
     if isinstance(document, dict):
         faces = document.get("faces")
         if not isinstance(faces, list) or not all(
             isinstance(face, dict) and "region" in face for face in faces
         ):
-            raise FaceblurError(f'--regions {path}: "faces" must be a list of {{"region": ...}}')
+            raise RegionsError(
+                f'--regions {path}: "faces" must be a list of {{"region": ...}}',
+                problem="not_a_list",
+            )
         return [face["region"] for face in faces]
     if isinstance(document, list):
         return document
-    raise FaceblurError(f"--regions {path}: expected a JSON object or list")
+    raise RegionsError(f"--regions {path}: expected a JSON object or list", problem="not_a_list")
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -222,7 +226,7 @@ def _options(args: argparse.Namespace) -> Options:
 
 
 def _no_photos(patterns: Sequence[str]) -> int:
-    print(f"faceblur: no photos found in {' '.join(patterns)}", file=sys.stderr)
+    print(f"faceblur: no photos found in {' '.join(patterns)} [no_input]", file=sys.stderr)
     return 1
 
 
@@ -231,12 +235,12 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
     if not inputs:
         return _no_photos(args.paths)
     if args.regions is not None and len(inputs) != 1:
-        print("faceblur: --regions is for one photo at a time", file=sys.stderr)
+        print("faceblur: --regions is for one photo at a time [bad_option]", file=sys.stderr)
         return 2
     try:
         sealer = cli_seal.load_sealer(args.seal_to)
     except FaceblurError as error:
-        print(f"faceblur: --seal-to {args.seal_to}: {error}", file=sys.stderr)
+        print(f"faceblur: --seal-to {args.seal_to}: {error} {tag(error)}", file=sys.stderr)
         return 2
     detector = build_detector() if options.detect and not args.whole_image else None
     started = time.perf_counter()
@@ -248,16 +252,25 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
             target = target.with_suffix(".mp4")
         try:
             if target.resolve() == source.resolve():
-                raise FaceblurError("the result would overwrite the original; choose another -o")
+                raise FaceblurError(
+                    "the result would overwrite the original; choose another -o",
+                    "overwrite_original",
+                )
             if target.resolve() in written:
-                raise FaceblurError(f"another photo was already written to {target}")
+                raise FaceblurError(
+                    f"another photo was already written to {target}", "already_written"
+                )
             written.add(target.resolve())
             if _is_video(source):
                 if args.regions is not None or not options.detect:
-                    raise FaceblurError("--regions and --no-detect are for photos, not videos")
+                    raise FaceblurError(
+                        "--regions and --no-detect are for photos, not videos", "video_options"
+                    )
                 if sealer is not None:
                     # Sealing a clip per track is not built yet: never write it unsealed.
-                    raise FaceblurError("--seal-to is for photos; videos cannot be sealed yet")
+                    raise FaceblurError(
+                        "--seal-to is for photos; videos cannot be sealed yet", "unsupported"
+                    )
                 faces += _blur_video(source, target, detector, options, args.crf)
                 done += 1
                 continue
@@ -274,7 +287,7 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
                 target.with_name(target.name + SEALED_SUFFIX).write_bytes(sealed)
         except (FaceblurError, OSError) as error:
             failed += 1
-            tqdm.write(f"faceblur: {source}: {_reason(error)} (skipped)", file=sys.stderr)
+            tqdm.write(f"faceblur: {source}: {_said(error)} (skipped)", file=sys.stderr)
             continue
         done += 1
         faces += len(result.anonymised)
@@ -301,7 +314,7 @@ def run_detect(args: argparse.Namespace, options: Options) -> int:
             found = locate_faces(source.read_bytes(), detector, options, args.max_pixels)
         except (FaceblurError, OSError) as error:
             failed += 1
-            print(f"faceblur: {source}: {_reason(error)}", file=sys.stderr)
+            print(f"faceblur: {source}: {_said(error)}", file=sys.stderr)
             continue
         width, height = found.size_as_stored
         faces = faces_to_json(found, as_stored=True)
@@ -348,7 +361,7 @@ def _detect_video(source: Path, detector, options: Options, as_json: bool) -> in
                 tracks = " ".join(f"#{face['track']}{face['box']}" for face in faces)
                 print(f"{source} frame {tracked.index}: {len(faces)} face(s) {tracks}".rstrip())
     except (FaceblurError, OSError) as error:
-        print(f"faceblur: {source}: {_reason(error)}", file=sys.stderr)
+        print(f"faceblur: {source}: {_said(error)}", file=sys.stderr)
         return 1
     return 0
 
@@ -363,6 +376,11 @@ def _reason(error: Exception) -> str:
     return str(error)
 
 
+def _said(error: Exception) -> str:
+    """The reason, then the code in brackets (`[not_an_image]`, `[unreadable]` for a file)."""
+    return f"{_reason(error)} {tag(error) if isinstance(error, FaceblurError) else '[unreadable]'}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -371,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options = _options(args)
     except FaceblurError as error:
-        parser.error(str(error))
+        parser.error(_said(error))
     if args.max_pixels <= 0:
         parser.error("--max-pixels must be positive")
     if getattr(args, "whole_image", False) and (args.regions is not None or not args.detect):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from faceblur.config import ConfigError, load_settings
-from faceblur.errors import FaceblurError
+from faceblur.errors import FaceblurError, tag
 from faceblur.formats import SEALED_SUFFIX
 from faceblur.sealing import audit, seal
 from faceblur.sealing.base import SealError, sha256_hex
@@ -31,7 +31,7 @@ OPERATOR_ENVS = ("FACEBLUR_OPERATOR", "USER", "LOGNAME")
 COMMANDS = ("keys", "disclose", "audit")
 
 
-class CommandError(FaceblurError):
+class CommandError(FaceblurError, code="command"):
     """A problem with the command's files or arguments, reported without a traceback."""
 
 
@@ -385,7 +385,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         return runner(args)
     except FaceblurError as error:
-        print(f"faceblur {args.command}: {type(error).__name__}: {error}", file=sys.stderr)
+        print(
+            f"faceblur {args.command}: {type(error).__name__}: {error} {tag(error)}",
+            file=sys.stderr,
+        )
         return 1
 
 

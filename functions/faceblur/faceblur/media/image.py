@@ -65,7 +65,7 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise TooLargeError(f"image has more than {max_pixels} pixels") from None
+        raise TooLargeError(f"image has more than {max_pixels} pixels", "max_pixels") from None
     except UnidentifiedImageError:
         raise NotAnImageError(
             "not an image: expected JPEG, PNG, WebP, BMP, TIFF, GIF or PNM bytes"
@@ -78,7 +78,8 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
     width, height = image.size
     if width * height > max_pixels:
         raise TooLargeError(
-            f"image is {width}x{height} = {width * height} pixels, the limit is {max_pixels}"
+            f"image is {width}x{height} = {width * height} pixels, the limit is {max_pixels}",
+            "max_pixels",
         )
     if width == 0 or height == 0:
         raise CorruptImageError("image has no pixels")
@@ -173,7 +174,7 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError) as error:
         raise CorruptImageError(f"corrupt or truncated image: {error}") from None
     except MemoryError:
-        raise TooLargeError("image too large to decode") from None
+        raise TooLargeError("image too large to decode", "max_pixels") from None
     return DecodedImage(
         pixels=np.ascontiguousarray(array[..., :3]),
         alpha=np.ascontiguousarray(array[..., 3]) if has_alpha else None,

@@ -29,11 +29,11 @@ AUDIT_FIELDS = (
 )
 
 
-class AuditChainError(SealError):
+class AuditChainError(SealError, code="audit_chain"):
     """The audit log's chain is broken; `entry` is the first entry (1-based) that breaks it."""
 
     def __init__(self, entry: int, why: str) -> None:
-        super().__init__(f"audit log broken at entry {entry}: {why}")
+        super().__init__(f"audit log broken at entry {entry}: {why}", entry=entry)
         self.entry = entry
 
 

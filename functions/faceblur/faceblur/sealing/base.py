@@ -14,7 +14,7 @@ from faceblur.errors import FaceblurError
 NONCE_BYTES = 12  # AES-GCM's standard nonce; each key encrypts exactly one message
 
 
-class SealError(FaceblurError, status=400):
+class SealError(FaceblurError, status=400, code="seal"):
     """Anything that stops a seal, a disclosure, a key or a log from being used."""
 
 

@@ -75,15 +75,15 @@ _SUITE = hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM
 # -- errors -----------------------------------------------------------------------------------
 
 
-class WrongKeyError(SealError):
+class WrongKeyError(SealError, code="wrong_key"):
     """The private key (or its passphrase) is not the one the file was sealed for."""
 
 
-class ResultMismatchError(SealError):
+class ResultMismatchError(SealError, code="result_mismatch"):
     """The result is not the one the sealed file was made for (altered, or another one)."""
 
 
-class TamperedSealError(SealError):
+class TamperedSealError(SealError, code="tampered"):
     """The sealed file is malformed or fails authentication: it was altered."""
 
 

@@ -18,7 +18,7 @@ SHARE_VERSION = 1
 SHAMIR_SECRET_BYTES = 16  # what pycryptodome's Shamir splits: an AES-128 key
 
 
-class ShareError(SealError):
+class ShareError(SealError, code="shares"):
     """Key shares that are malformed, too few, or do not belong together."""
 
 

@@ -100,7 +100,7 @@ def serve(
         return _queue(request, video, store, settings)
     if len(request.data) > settings.max_bytes:
         raise TooLargeError(
-            f"image of {len(request.data)} bytes; the limit is {settings.max_bytes}"
+            f"image of {len(request.data)} bytes; the limit is {settings.max_bytes}", "max_bytes"
         )
     return anonymise_and_store(
         request.data,
@@ -119,10 +119,13 @@ def _queue(request: Request, mime_type: str, store: Store, settings: Settings) -
     if options:
         raise BadRequestError(
             f"options are for photos; a video is anonymised with the defaults (got "
-            f"{quoted(', '.join(options), quote=False)})"
+            f"{quoted(', '.join(options), quote=False)})",
+            "video_options",
         )
     if not request.store:
-        raise BadRequestError("store=false is for photos: a video's job runs through the buckets")
+        raise BadRequestError(
+            "store=false is for photos: a video's job runs through the buckets", "video_options"
+        )
     name = request.options.get("name") or request.name
     return queue_video(
         request.data, mime_type, str(name) if name else None, store, settings, request.owner

@@ -37,25 +37,28 @@ def events_of(document: Mapping[str, object]) -> list[ObjectEvent]:
     """The records of a MinIO/S3 bucket notification (keys arrive URL-encoded)."""
     records = document.get("Records")
     if not isinstance(records, list):
-        raise BadRequestError('"Records" must be a list of S3 event records')
+        raise BadRequestError('"Records" must be a list of S3 event records', "bad_event")
     events = []
     for record in records:
         try:
             bucket = record["s3"]["bucket"]["name"]
             key = unquote_plus(record["s3"]["object"]["key"])
         except (KeyError, TypeError):
-            raise BadRequestError("an event record lacks s3.bucket.name or s3.object.key") from None
+            raise BadRequestError(
+                "an event record lacks s3.bucket.name or s3.object.key", "bad_event"
+            ) from None
         events.append(ObjectEvent(str(bucket), key, str(record.get("eventName", ""))))
     return events
 
 
-def _skip_reason(event: ObjectEvent, settings: Settings) -> str | None:
+def _skip_reason(event: ObjectEvent, settings: Settings) -> tuple[str, str] | None:
+    """(code, reason) of an event that is not for us, None for one to process."""
     if event.bucket in settings.output_buckets:
-        return "output bucket"
+        return "output_bucket", "output bucket"
     if event.bucket != settings.bucket_inbox:
-        return "not the inbox bucket"
+        return "not_inbox", "not the inbox bucket"
     if event.event_name and "ObjectCreated" not in event.event_name:
-        return f"event {event.event_name}"
+        return "not_created", f"event {event.event_name}"
     return None
 
 
@@ -90,7 +93,9 @@ def process_bucket_events(
     settings: Settings,
     videos: VideoAnonymiser | None = None,
 ) -> dict[str, list[dict[str, object]]]:
-    """Process each created inbox object once; ignore everything else, with the reason.
+    """Process each created inbox object once; ignore everything else, with the reason
+    and its code (`unsafe_key`, `output_bucket`, `not_inbox`, `not_created`, `gone`, or
+    the error's code).
 
     A photo that cannot be anonymised (not an image, too large) is reported and left in
     the inbox. A video (told by its bytes) is a job run by `videos` (faceblur.jobs): a
@@ -108,12 +113,15 @@ def process_bucket_events(
             # like ../../etc/passwd could name something outside the bucket.
             log.warning("bucket event ignored: %s (key %r)", problem, event.key[:200])
             unsafe.append(problem)
-            ignored.append({"bucket": event.bucket, "key": event.key[:200], "reason": problem})
+            ignored.append(
+                {"bucket": event.bucket, "key": event.key[:200], "reason": problem}
+                | {"code": "unsafe_key"}
+            )
             continue
-        reason = _skip_reason(event, settings)
-        if reason is None and not store.exists(event.bucket, event.key):
-            reason = "no longer in the inbox"
-        if reason is None:
+        skip = _skip_reason(event, settings)
+        if skip is None and not store.exists(event.bucket, event.key):
+            skip = "gone", "no longer in the inbox"
+        if skip is None:
             try:
                 head = store.head(event.bucket, event.key, SNIFF_BYTES) if videos else b""
                 if videos and video_type(head):
@@ -128,8 +136,9 @@ def process_bucket_events(
             except FaceblurError as error:
                 if error.status == 503:
                     raise
-                reason = str(error)
-        ignored.append({"bucket": event.bucket, "key": event.key, "reason": reason})
+                skip = error.code, str(error)
+        code, reason = skip
+        ignored.append({"bucket": event.bucket, "key": event.key, "reason": reason, "code": code})
     if unsafe and len(unsafe) == len(events):
-        raise BadRequestError(f"bucket event refused: {unsafe[0]}")
+        raise BadRequestError(f"bucket event refused: {unsafe[0]}", "unsafe_key")
     return {"processed": processed, "ignored": ignored}

@@ -65,7 +65,8 @@ STALE_REASON = "the job stopped before it was done (a timeout or a restart); sen
 def check_size(size: int, settings: Settings) -> None:
     if size > settings.max_video_bytes:
         raise TooLargeError(
-            f"a video of {size} bytes; the limit is {settings.max_video_bytes} bytes"
+            f"a video of {size} bytes; the limit is {settings.max_video_bytes} bytes",
+            "max_video_bytes",
         )
 
 
@@ -74,13 +75,15 @@ def check_video(info: VideoInfo, settings: Settings) -> None:
     if info.duration > settings.max_video_seconds:
         raise TooLargeError(
             f"a video of {info.duration:.0f} seconds; the limit is "
-            f"{settings.max_video_seconds} seconds"
+            f"{settings.max_video_seconds} seconds",
+            "max_video_seconds",
         )
     pixels = info.width * info.height
     if pixels > settings.max_video_pixels:
         raise TooLargeError(
             f"frames of {info.width}x{info.height} pixels; the limit is "
-            f"{settings.max_video_pixels} pixels per frame"
+            f"{settings.max_video_pixels} pixels per frame",
+            "max_video_pixels",
         )
 
 
@@ -110,6 +113,7 @@ class JobStatus:
     reason: str | None = None
     updated: str = ""
     name: str = ""  # the video's file name as uploaded (the inbox key's last segment)
+    code: str | None = None  # a failed job's error code (errors.py), for programs
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -128,7 +132,7 @@ def as_seen(status: JobStatus, now: datetime) -> JobStatus:
     updated = datetime.fromisoformat(status.updated.replace("Z", "+00:00"))
     if (now - updated).total_seconds() <= STALE_SECONDS:
         return status
-    return replace(status, state="failed", reason=STALE_REASON)
+    return replace(status, state="failed", reason=STALE_REASON, code="stale")
 
 
 def write_status(store: Store, settings: Settings, status: JobStatus) -> None:
@@ -183,6 +187,7 @@ def job_answer(
         "result_key": status.result_key,
         "result_url": store.result_url(status.result_key) if done else None,
         "reason": status.reason,
+        "code": status.code,
         "prefix": status.prefix,
         "name": status.name,
     }
@@ -278,10 +283,11 @@ def process_video_object(
         except FaceblurError as error:
             if error.status == 503:
                 raise
-            reason = _plain(str(error), folder)
-            write_status(store, settings, replace(running, state="failed", reason=reason))
+            reason, code = _plain(str(error), folder), error.code
+            failed = replace(running, state="failed", reason=reason, code=code)
+            write_status(store, settings, failed)
             store.remove(settings.bucket_inbox, key)
-            return {"key": key, "job": job, "state": "failed", "reason": reason}
+            return {"key": key, "job": job, "state": "failed", "reason": reason, "code": code}
     store.remove(settings.bucket_inbox, key)
     return {
         "key": key,

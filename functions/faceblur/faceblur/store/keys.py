@@ -236,7 +236,7 @@ def new_job_id() -> str:
 def check_job_id(job: str) -> str:
     """`job` when it is a well-formed id; BadRequestError otherwise."""
     if not JOB_ID.fullmatch(job or ""):
-        raise BadRequestError("a job id is 32 lowercase hexadecimal characters")
+        raise BadRequestError("a job id is 32 lowercase hexadecimal characters", "bad_job_id")
     return job
 
 
