@@ -104,7 +104,8 @@ class Options:
 OPTION_NAMES = tuple(f.name for f in fields(Options))
 
 
-def _choice(name: str, value: object, choices: Sequence[str]) -> str:
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """`value` as one of `choices` (trimmed, lower case); a 400 naming the option if not."""
     text = str(value).strip().lower()
     if text not in choices:
         raise BadRequestError(
@@ -221,9 +222,9 @@ def parse_options(raw: Mapping[str, object]) -> Options:
         raise _unknown(unknown)
     defaults = Options()
     return Options(
-        method=_choice("method", raw.get("method", defaults.method), METHOD_NAMES),
-        shape=_choice("shape", raw.get("shape", defaults.shape), SHAPES),
-        strength=_choice("strength", raw.get("strength", defaults.strength), STRENGTHS),
+        method=check_choice("method", raw.get("method", defaults.method), METHOD_NAMES),
+        shape=check_choice("shape", raw.get("shape", defaults.shape), SHAPES),
+        strength=check_choice("strength", raw.get("strength", defaults.strength), STRENGTHS),
         padding=_number("padding", raw.get("padding", defaults.padding), 0.0, MAX_PADDING),
         threshold=_number(
             "threshold", raw.get("threshold", defaults.threshold), MIN_THRESHOLD, 1.0

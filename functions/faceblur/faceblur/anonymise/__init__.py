@@ -19,10 +19,17 @@ import numpy as np
 from faceblur.anonymise.base import Job, Method, SteadyTones
 from faceblur.anonymise.classic import Blur, Pixelate, Solid, gaussian_blur
 from faceblur.anonymise.fill import HAZE_OFFSET, Haze, Smudge, kept_pixels, kept_tones
-from faceblur.anonymise.masks import _check_choice, _clipped_regions, outline_ellipse, region_mask
+from faceblur.anonymise.masks import _clipped_regions, outline_ellipse, region_mask
 from faceblur.errors import BadRequestError
 from faceblur.geometry import Box
-from faceblur.options import DEFAULT_METHOD, DEFAULT_SHAPE, DEFAULT_STRENGTH, SHAPES, STRENGTHS
+from faceblur.options import (
+    DEFAULT_METHOD,
+    DEFAULT_SHAPE,
+    DEFAULT_STRENGTH,
+    SHAPES,
+    STRENGTHS,
+    check_choice,
+)
 
 # What the other floors and the tests use of this package.
 __all__ = [
@@ -71,9 +78,9 @@ def anonymise(
     `tracks` (one id per region) and `steady` (one per video) keep each face's tone from
     frame to frame.
     """
-    _check_choice("method", method, tuple(METHODS))
-    _check_choice("shape", shape, SHAPES)
-    _check_choice("strength", strength, STRENGTHS)
+    method = check_choice("method", method, tuple(METHODS))
+    shape = check_choice("shape", shape, SHAPES)
+    strength = check_choice("strength", strength, STRENGTHS)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise BadRequestError("image must be an RGB uint8 array of shape (height, width, 3)")
     if tracks is not None and len(tracks) != len(regions):

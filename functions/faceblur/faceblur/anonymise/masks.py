@@ -8,19 +8,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from faceblur.errors import BadRequestError, quoted
 from faceblur.geometry import Box, padded_region
-from faceblur.options import SHAPES
+from faceblur.options import SHAPES, check_choice
 
 # Soft methods fade into the photo across this outer share of the mask's radius. The fade
 # lies inside the mask, so the outside stays identical, and at the default padding it ends
 # before the detected box: every pixel of the box itself is fully replaced.
 FEATHER = 0.07
-
-
-def _check_choice(kind: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise BadRequestError(f"unknown {kind} {quoted(value)}; choose one of {', '.join(choices)}")
 
 
 # A region on the image's border is the part of a head the frame shows: its oval is that
@@ -82,7 +76,7 @@ def _region_weights(box: Box, width: int, height: int, shape: str, feather: floa
 
 def region_mask(height: int, width: int, regions: Sequence[Box], shape: str) -> np.ndarray:
     """Boolean height x width mask of every pixel that `anonymise` may change."""
-    _check_choice("shape", shape, SHAPES)
+    shape = check_choice("shape", shape, SHAPES)
     mask = np.zeros((height, width), dtype=bool)
     for box in regions:
         x, y, w, h = _clipped(box, width, height)
