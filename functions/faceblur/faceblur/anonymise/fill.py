@@ -176,7 +176,7 @@ HEAD_SHADING = 0.07
 # The secret offset moved onto each face's mean colour, uniform in +-this many grey levels
 # (all three channels alike), and a little more per channel on a colour photo. Chosen by
 # bench/reid.py (re-identification) against bench/look.py (colour shift).
-HAZE_OFFSET = {"low": 10.0, "medium": 13.0, "high": 16.0}
+HAZE_OFFSET = {"low": 16.0, "medium": 22.0, "high": 28.0}
 HAZE_CHROMA = 3.0
 # Each face's head is drawn a little differently, at random: its centre moved by up to
 # this share of the region's half-size, its radii scaled by up to this share, the light
