@@ -14,10 +14,11 @@ from tqdm import tqdm
 
 from faceblur.cli import seal as cli_seal
 from faceblur.detection import build_detector
-from faceblur.errors import FaceblurError, RegionsError, tag
+from faceblur.errors import EditsError, FaceblurError, RegionsError, tag
 from faceblur.formats import IMAGE_SUFFIXES, SEALED_SUFFIX, VIDEO_SUFFIXES
 from faceblur.media.image import DEFAULT_MAX_PIXELS
 from faceblur.media.photo import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
+from faceblur.media.review import thumbnail_png
 from faceblur.media.video import (
     DEFAULT_CRF,
     MAX_CRF,
@@ -25,8 +26,18 @@ from faceblur.media.video import (
     anonymise_video,
     detect_video,
     tracked_faces_to_json,
+    video_tracks,
 )
-from faceblur.options import METHOD_INFO, METHOD_NAMES, SHAPES, STRENGTHS, Options, parse_options
+from faceblur.options import (
+    METHOD_INFO,
+    METHOD_NAMES,
+    SHAPES,
+    STRENGTHS,
+    Options,
+    VideoEdits,
+    parse_edits,
+    parse_options,
+)
 
 DESCRIPTION = """\
 Find every face in photos and make it unrecognisable.
@@ -37,6 +48,10 @@ Find every face in photos and make it unrecognisable.
   faceblur detect photo.jpg --json        one JSON line per photo with the faces found
   faceblur blur clip.mov -o safe/         videos too: writes safe/clip.mp4 (H.264, audio kept)
   faceblur detect clip.mp4 --json         one JSON line per frame, each face with a track id
+  faceblur tracks clip.mp4 --json         one JSON line per track (id, frames, regions)
+  faceblur blur clip.mp4 --show-track 3 --reason "subject access" --audit-log audit.log
+                                          leaves person 3 visible, every other face hidden
+  faceblur blur clip.mp4 --edits edits.json   tracks shown and regions hidden over frames
   faceblur detect photo.jpg --json > faces.json   then edit faces.json, and:
   faceblur blur photo.jpg --regions faces.json --no-detect   hides exactly those
 
@@ -155,6 +170,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write NAME.sealed: each face's original pixels encrypted for this public "
         "key (faceblur keys new), to be restored one at a time by `faceblur disclose`",
     )
+    blur.add_argument(
+        "--show-track",
+        action="append",
+        type=int,
+        default=[],
+        metavar="ID",
+        help="videos: leave this track (an id `faceblur tracks` prints) visible; repeatable.\n"
+        "Every track shown is logged: give --reason and --audit-log (and --operator)",
+    )
+    blur.add_argument(
+        "--edits",
+        type=Path,
+        metavar="FILE",
+        help='videos: a JSON file {"show": [track ids], "hide": [{"frames": [first, last],\n'
+        '"region": [x, y, w, h]}]}; a hide region is where it is in frame `first`, in\n'
+        "pixels of the video as stored, and moves with the content until frame `last`",
+    )
+    cli_seal.add_audit_options(blur)
 
     detect = commands.add_parser(
         "detect",
@@ -164,6 +197,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_detection_options(detect)
     detect.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+
+    tracks = commands.add_parser(
+        "tracks",
+        help="list the tracked faces of a video",
+        description="Report every track of a video: one per face followed through the clip, "
+        "with the region hidden for it in each frame ([frame, x, y, width, height], pixels of "
+        "the video as stored). The ids are the ones `blur --show-track` and --edits take, "
+        "the same for the same clip and options.",
+    )
+    _add_detection_options(tracks)
+    tracks.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+    tracks.add_argument(
+        "--thumbnails",
+        type=Path,
+        metavar="DIR",
+        help="write DIR/track-ID.png: each track's largest region, from the input, for the "
+        "reviewer's eyes only (it shows the face)",
+    )
     cli_seal.add_commands(commands)
     return parser
 
@@ -211,6 +262,24 @@ def read_regions(path: Path) -> list[object]:
     raise RegionsError(f"--regions {path}: expected a JSON object or list", problem="not_a_list")
 
 
+def read_edits(args: argparse.Namespace) -> VideoEdits | None:
+    """The --edits FILE with the --show-track ids added; None when neither was given."""
+    edits = VideoEdits()
+    if args.edits is not None:
+        try:
+            text = args.edits.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            why = f"--edits {args.edits}: {_reason(error)}"
+            raise EditsError(why, problem="unreadable") from None
+        edits = parse_edits(text)
+    show = edits.show | frozenset(args.show_track)
+    if any(track < 0 for track in show):
+        raise EditsError("--show-track takes track ids from 0", problem="bad_show")
+    if not show and not edits.hide and args.edits is None:
+        return None
+    return VideoEdits(show, edits.hide)
+
+
 def _options(args: argparse.Namespace) -> Options:
     raw = {
         "padding": args.padding,
@@ -242,6 +311,16 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
     except FaceblurError as error:
         print(f"faceblur: --seal-to {args.seal_to}: {error} {tag(error)}", file=sys.stderr)
         return 2
+    try:
+        edits = read_edits(args)
+        if edits is not None and not all(_is_video(source) for source, _ in inputs):
+            raise EditsError("--show-track and --edits are for videos", problem="not_a_video")
+        if edits is not None and len(inputs) != 1:
+            raise EditsError("--show-track and --edits are for one video at a time")
+        shows = cli_seal.show_log(args) if edits is not None and edits.show else None
+    except FaceblurError as error:
+        print(f"faceblur: {_said(error)}", file=sys.stderr)
+        return 2
     detector = build_detector() if options.detect and not args.whole_image else None
     started = time.perf_counter()
     done = failed = faces = 0
@@ -271,7 +350,13 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
                     raise FaceblurError(
                         "--seal-to is for photos; videos cannot be sealed yet", "unsupported"
                     )
-                faces += _blur_video(source, target, detector, options, args.crf)
+                faces += _blur_video(source, target, detector, options, args.crf, edits)
+                if shows is not None:
+                    for entry in shows.record(source, target, sorted(edits.show)):
+                        tqdm.write(
+                            f"faceblur: track {entry['track']} shown; audit entry {entry['seq']}",
+                            file=sys.stderr,
+                        )
                 done += 1
                 continue
             data = source.read_bytes()
@@ -331,7 +416,43 @@ def _is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
-def _blur_video(source: Path, target: Path, detector, options: Options, crf: int) -> int:
+def run_tracks(args: argparse.Namespace, options: Options) -> int:
+    inputs = list(collect_inputs(args.paths))
+    if len(inputs) != 1 or not _is_video(inputs[0][0]):
+        print("faceblur: tracks takes one video [bad_option]", file=sys.stderr)
+        return 2
+    source = inputs[0][0]
+    try:
+        thumbnails = args.thumbnails is not None
+        log = video_tracks(source, build_detector(), options, thumbnails=thumbnails)
+    except (FaceblurError, OSError) as error:
+        print(f"faceblur: {source}: {_said(error)}", file=sys.stderr)
+        return 1
+    for record in log.records():
+        if args.thumbnails is not None and record.thumbnail is not None:
+            args.thumbnails.mkdir(parents=True, exist_ok=True)
+            path = args.thumbnails / f"track-{record.track}.png"
+            path.write_bytes(thumbnail_png(record.thumbnail))
+        line = record.to_json()
+        if args.json:
+            print(json.dumps(line), flush=True)
+        else:
+            print(
+                f"{source} track {line['track']}: frames {line['first']}-{line['last']} "
+                f"({line['frames']} hidden)",
+                flush=True,
+            )
+    return 0
+
+
+def _blur_video(
+    source: Path,
+    target: Path,
+    detector,
+    options: Options,
+    crf: int,
+    edits: VideoEdits | None = None,
+) -> int:
     """Anonymise one video with a progress bar; the number of face-frames hidden."""
     if detector is None:
         raise FaceblurError("--whole-image is for photos, not videos")
@@ -343,7 +464,13 @@ def _blur_video(source: Path, target: Path, detector, options: Options, crf: int
             bar.update(done - bar.n)
 
         result = anonymise_video(
-            source, target, detector, options, VideoSettings(crf=crf), on_progress=progress
+            source,
+            target,
+            detector,
+            options,
+            VideoSettings(crf=crf),
+            on_progress=progress,
+            edits=edits,
         )
     return result.face_frames
 
@@ -396,6 +523,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--whole-image hides the whole photo: it takes no --regions or --no-detect")
     if args.command == "blur":
         return run_blur(args, options)
+    if args.command == "tracks":
+        return run_tracks(args, options)
     return run_detect(args, options)
 
 

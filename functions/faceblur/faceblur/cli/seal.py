@@ -47,6 +47,17 @@ def _passphrase_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_audit_options(parser: argparse.ArgumentParser) -> None:
+    """--reason, --audit-log and --operator: who opened what and why, on the record."""
+    parser.add_argument("--reason", help="why, for the audit log")
+    parser.add_argument(
+        "--audit-log",
+        metavar="LOG",
+        help="a file of JSON lines, or s3://BUCKET/PREFIX/ for one object per entry",
+    )
+    parser.add_argument("--operator", help=f"who does it (default: ${' or $'.join(OPERATOR_ENVS)})")
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add `keys`, `disclose` and `audit` to faceblur's sub-commands."""
     keys = commands.add_parser("keys", help="authority keys for sealed originals")
@@ -81,15 +92,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     disclose.add_argument("--list", action="store_true", help="list the sealed faces and exit")
     disclose.add_argument("--face", type=int, metavar="N", help="the face to restore")
     disclose.add_argument("--key", type=Path, help="the authority's private key (PEM)")
-    disclose.add_argument("--reason", help="why, for the audit log (required)")
-    disclose.add_argument(
-        "--audit-log",
-        metavar="LOG",
-        help="a file of JSON lines, or s3://BUCKET/PREFIX/ for one object per entry",
-    )
-    disclose.add_argument(
-        "--operator", help=f"who discloses (default: ${' or $'.join(OPERATOR_ENVS)})"
-    )
+    add_audit_options(disclose)
     disclose.add_argument(
         "-o", "--output", type=Path, metavar="FILE.png", help="where to write the disclosure"
     )
@@ -282,6 +285,51 @@ def audit_log(where: str) -> FileAuditLog | BucketAuditLog:
             raise CommandError(f"{where}: expected s3://BUCKET/PREFIX/")
         return BucketAuditLog(bucket, prefix)
     return FileAuditLog(Path(where))
+
+
+class ShowLog:
+    """The audit log a video's shown tracks are written to, checked before the render."""
+
+    def __init__(self, log: FileAuditLog | BucketAuditLog, operator: str, reason: str) -> None:
+        self.log, self.operator, self.reason = log, operator, reason
+
+    def record(self, source: Path, rendered: Path, tracks: list[int]) -> list[dict]:
+        """One entry per track left visible in `rendered`, made from `source`: the
+        source's hash as `result_sha256` (what was opened), the render's as output."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        source_hash, output_hash = sha256_hex(_read(source)), sha256_hex(_read(rendered))
+        return [
+            self.log.append(
+                lambda last, track=track: audit.audit_entry(
+                    last,
+                    time=now,
+                    operator=self.operator,
+                    reason=self.reason,
+                    outcome="shown",
+                    result_sha256=source_hash,
+                    sealed_sha256=None,
+                    face=None,
+                    output_sha256=output_hash,
+                    track=track,
+                )
+            )
+            for track in tracks
+        ]
+
+
+def show_log(args: argparse.Namespace) -> ShowLog:
+    """Showing a track is logged like a disclosure: --reason and --audit-log are required,
+    and a broken log refuses it before anything is rendered."""
+    missing = [
+        flag
+        for flag, value in (("--reason", args.reason), ("--audit-log", args.audit_log))
+        if not value or not value.strip()
+    ]
+    if missing:
+        raise CommandError(f"showing a track is logged: give {', '.join(missing)}")
+    log = audit_log(args.audit_log)
+    log.entries()
+    return ShowLog(log, _operator(args), args.reason.strip())
 
 
 def _list(args: argparse.Namespace) -> int:
