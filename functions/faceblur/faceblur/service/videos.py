@@ -26,6 +26,7 @@ from typing import Protocol
 
 from faceblur.config import Settings
 from faceblur.errors import (
+    BadRequestError,
     FaceblurError,
     NotAVideoError,
     NotFoundError,
@@ -33,18 +34,21 @@ from faceblur.errors import (
     UnsupportedError,
 )
 from faceblur.formats import SNIFF_BYTES, video_type
-from faceblur.media.container import VideoInfo, probe
-from faceblur.media.video import ProgressCallback, VideoResult
-from faceblur.options import Options
+from faceblur.media.container import Orientation, VideoInfo, probe
+from faceblur.media.review import TrackLog
+from faceblur.media.video import FrameObserver, ProgressCallback, VideoResult
+from faceblur.options import Options, VideoEdits, parse_edits
 from faceblur.store.keys import (
     VIDEO_RESULT_TYPE,
     check_job_id,
+    edits_key,
     inbox_key,
     inbox_name,
     job_of_key,
     new_job_id,
     split_owner,
     status_key,
+    tracks_key,
 )
 from faceblur.store.s3 import FACES_METADATA, Store
 
@@ -243,7 +247,13 @@ class VideoAnonymiser(Protocol):
     """faceblur.video.anonymise_video with the door's detector (built once per process)."""
 
     def anonymise_video(
-        self, source: Path, target: Path, options: Options, on_progress: ProgressCallback
+        self,
+        source: Path,
+        target: Path,
+        options: Options,
+        on_progress: ProgressCallback,
+        edits: VideoEdits | None = None,
+        observe: FrameObserver | None = None,
     ) -> VideoResult: ...
 
 
@@ -321,12 +331,31 @@ def _run(
     write_status(store, settings, running)
     options = Options()
     target = folder / "result.mp4"
+    edits = read_edits(store, settings, running.job)
+    tracks = TrackLog(Orientation.from_matrix(info.display_matrix))
     result = anonymiser.anonymise_video(
-        source, target, options, _progress(store, settings, running, clock)
+        source,
+        target,
+        options,
+        _progress(store, settings, running, clock),
+        edits=edits,
+        observe=tracks.add,
     )
     metadata = {FACES_METADATA: str(result.tracks), FACE_FRAMES_METADATA: str(result.face_frames)}
     pair = store.put_pair(
         source, mime_type, target, VIDEO_RESULT_TYPE, vars(options), metadata, prefix=running.prefix
+    )
+    # Boxes only, no pixels: the page's track list; private like the status.
+    review = {
+        "job": running.job,
+        "tracks": [record.to_json() for record in tracks.records()],
+        "edits": edits.to_json() if edits is not None else None,
+    }
+    store.put(
+        settings.bucket_originals,
+        tracks_key(running.job),
+        json.dumps(review).encode(),
+        "application/json",
     )
     done = replace(
         running,
@@ -338,3 +367,60 @@ def _run(
     )
     write_status(store, settings, done)
     return done
+
+
+# -- review: a finished job's tracks, and a new render with a reviewer's edits ----------------
+
+
+def read_edits(store: Store, settings: Settings, job: str) -> VideoEdits | None:
+    """The edits queued for job `job`'s next render; None when there are none."""
+    key = edits_key(job)
+    if not store.exists(settings.bucket_originals, key):
+        return None
+    return parse_edits(store.read(settings.bucket_originals, key))
+
+
+def _finished(job: str, store: Store, settings: Settings, owner: str | None) -> JobStatus:
+    """The done status of `job`, the caller's own: NotFoundError for a job unknown to
+    them, BadRequestError (`job_not_done`) for one not finished."""
+    state = job_answer(job, store, settings, owner)["state"]
+    status = read_status(store, settings, job)
+    if state != "done" or status is None or not status.original_key:
+        raise BadRequestError(f"job {job} is {state}, not done", "job_not_done")
+    return status
+
+
+def tracks_answer(job: str, store: Store, settings: Settings, owner: str | None) -> dict:
+    """`GET ?job=ID&tracks=1`'s body: every track of a finished job (the lines `faceblur
+    tracks` prints, in pixels of the video as stored) and the edits its result has."""
+    _finished(job, store, settings, owner)
+    key = tracks_key(job)
+    if not store.exists(settings.bucket_originals, key):
+        raise NotFoundError(f"job {job} was done before tracks were kept; send the video again")
+    return json.loads(store.read(settings.bucket_originals, key))
+
+
+def queue_edits(
+    job: str, edits: object, store: Store, settings: Settings, owner: str | None
+) -> Queued:
+    """`POST {"job": ID, "edits": {...}}`: render the finished job's original again with
+    `edits`; its result replaces the old one (same key) once done.
+
+    The original goes back into the inbox as the job's video (its bucket event runs it as
+    any job) and the status is removed, so that the job reads "queued" until it runs.
+    """
+    if settings.seal_public_key:
+        raise UnsupportedError(SEALING_REASON)
+    parsed = parse_edits(edits)
+    status = _finished(job, store, settings, owner)
+    originals = settings.bucket_originals
+    store.put(originals, edits_key(job), json.dumps(parsed.to_json()).encode(), "application/json")
+    with tempfile.TemporaryDirectory(prefix="faceblur-edit-") as folder:
+        path = Path(folder) / status.name
+        store.fget(originals, status.original_key, path, max_bytes=settings.max_video_bytes)
+        mime_type = video_type(path.read_bytes()[:SNIFF_BYTES]) or "video/mp4"
+        store.fput(
+            settings.bucket_inbox, inbox_key(status.prefix, job, status.name), path, mime_type
+        )
+    store.remove(originals, status_key(job))
+    return Queued(job, f"/function/{settings.function_name}?job={job}")
