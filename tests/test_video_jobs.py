@@ -41,7 +41,14 @@ from faceblur.service.videos import (
     read_status,
     write_status,
 )
-from faceblur.store.keys import content_id, inbox_key, job_of_key, new_job_id, status_key
+from faceblur.store.keys import (
+    content_id,
+    inbox_key,
+    job_of_key,
+    new_job_id,
+    status_key,
+    tracks_key,
+)
 from faceblur.store.s3 import Store
 from stack_fixtures import CuttingProxy, scaled_photo, start_local_s3
 
@@ -167,7 +174,7 @@ def test_a_video_in_the_inbox_runs_to_done(s3, detector, clip) -> None:
     assert status["result_key"].endswith(".mp4")
     assert s3.snapshot() == {
         "inbox": [],
-        "originals": sorted([original_key, status_key(job)]),
+        "originals": sorted([original_key, status_key(job), tracks_key(job)]),
         "results": [status["result_key"]],
     }
     assert store.read("originals", original_key) == data
