@@ -38,6 +38,7 @@ from faceblur.options import (
     parse_edits,
     parse_options,
 )
+from faceblur.sealing.tracks import TrackSealer, file_sha256, seal_size
 
 DESCRIPTION = """\
 Find every face in photos and make it unrecognisable.
@@ -345,12 +346,8 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
                     raise FaceblurError(
                         "--regions and --no-detect are for photos, not videos", "video_options"
                     )
-                if sealer is not None:
-                    # Sealing a clip per track is not built yet: never write it unsealed.
-                    raise FaceblurError(
-                        "--seal-to is for photos; videos cannot be sealed yet", "unsupported"
-                    )
-                faces += _blur_video(source, target, detector, options, args.crf, edits)
+                seal_to = cli_seal.load_public(args.seal_to) if sealer is not None else None
+                faces += _blur_video(source, target, detector, options, args.crf, edits, seal_to)
                 if shows is not None:
                     for entry in shows.record(source, target, sorted(edits.show)):
                         tqdm.write(
@@ -452,11 +449,40 @@ def _blur_video(
     options: Options,
     crf: int,
     edits: VideoEdits | None = None,
+    seal_to=None,
 ) -> int:
-    """Anonymise one video with a progress bar; the number of face-frames hidden."""
+    """Anonymise one video with a progress bar; the number of face-frames hidden. With
+    `seal_to` (a public key), TARGET.sealed holds each track's pixels (sealing.tracks)."""
     if detector is None:
         raise FaceblurError("--whole-image is for photos, not videos")
     target.parent.mkdir(parents=True, exist_ok=True)
+    if seal_to is None:
+        return _render_video(source, target, detector, options, crf, edits, None)
+    sealed = target.with_name(target.name + SEALED_SUFFIX)
+    partial = sealed.with_name(f".{sealed.name}.part")
+    try:
+        with partial.open("wb") as out:
+            sealer = TrackSealer(out, seal_to, *seal_size(source))
+            faces = _render_video(source, target, detector, options, crf, edits, sealer.add)
+            sealer.finish(file_sha256(target))
+        partial.replace(sealed)
+    except BaseException:
+        target.unlink(missing_ok=True)  # never a result without its seal
+        raise
+    finally:
+        partial.unlink(missing_ok=True)
+    return faces
+
+
+def _render_video(
+    source: Path,
+    target: Path,
+    detector,
+    options: Options,
+    crf: int,
+    edits: VideoEdits | None,
+    observe,
+) -> int:
     with tqdm(desc=source.name, unit="frame", file=sys.stderr, leave=False) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -471,6 +497,7 @@ def _blur_video(
             VideoSettings(crf=crf),
             on_progress=progress,
             edits=edits,
+            observe=observe,
         )
     return result.face_frames
 
