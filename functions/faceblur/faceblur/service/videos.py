@@ -38,6 +38,8 @@ from faceblur.media.container import Orientation, VideoInfo, probe
 from faceblur.media.review import TrackLog
 from faceblur.media.video import FrameObserver, ProgressCallback, VideoResult
 from faceblur.options import Options, VideoEdits, parse_edits
+from faceblur.sealing.seal import load_public_key
+from faceblur.sealing.tracks import TrackSealer, file_sha256, seal_size
 from faceblur.store.keys import (
     VIDEO_RESULT_TYPE,
     check_job_id,
@@ -56,7 +58,8 @@ from faceblur.store.s3 import FACES_METADATA, Store
 PROGRESS_INTERVAL_SECONDS = 2.0
 # User metadata on a video result beside FACES_METADATA (which counts tracks: distinct faces).
 FACE_FRAMES_METADATA = "faceblur-face-frames"
-SEALING_REASON = "sealed originals are not supported for videos yet"
+# Where originals are sealed the originals bucket holds no video to render again.
+SEALING_REASON = "edits need the original, and originals are sealed here"
 # A running job writes its status every few seconds while frames come out; one silent
 # for this long was stopped (the call timed out, the function restarted) and never ends.
 STALE_SECONDS = 120
@@ -214,12 +217,10 @@ def queue_video(
 ) -> Queued:
     """Put a video sent over HTTP into the inbox, where its bucket event runs the job.
 
-    Refused at once (never queued): over the byte limit (413), sealing on (415), a video
-    that cannot be read (415) or over the duration or frame-size limit (413).
+    Refused at once (never queued): over the byte limit (413), a video that cannot be
+    read (415) or over the duration or frame-size limit (413).
     """
     check_size(len(data), settings)
-    if settings.seal_public_key:
-        raise UnsupportedError(SEALING_REASON)
     name = inbox_name(name, mime_type)
     with tempfile.TemporaryDirectory(prefix="faceblur-video-") as folder:
         path = Path(folder) / name
@@ -317,9 +318,11 @@ def _run(
     settings: Settings,
     clock: Callable[[], float],
 ) -> JobStatus:
-    """The job's steps in `folder` (removed by the caller); the done status, written."""
-    if settings.seal_public_key:
-        raise UnsupportedError(SEALING_REASON)
+    """The job's steps in `folder` (removed by the caller); the done status, written.
+
+    Where originals are sealed, the originals bucket gets the seal (each track's pixels,
+    faceblur.sealing.tracks) instead of the video.
+    """
     inbox = settings.bucket_inbox
     mime_type = video_type(store.head(inbox, key, SNIFF_BYTES)) or "video/mp4"
     source = folder / inbox_name(key, mime_type)
@@ -333,17 +336,41 @@ def _run(
     target = folder / "result.mp4"
     edits = read_edits(store, settings, running.job)
     tracks = TrackLog(Orientation.from_matrix(info.display_matrix))
-    result = anonymiser.anonymise_video(
-        source,
-        target,
-        options,
-        _progress(store, settings, running, clock),
-        edits=edits,
-        observe=tracks.add,
-    )
+    sealed_path = folder / "result.sealed"
+    with sealed_path.open("wb") as sealed_file:
+        sealer = (
+            TrackSealer(sealed_file, load_public_key(settings.seal_public_key), *seal_size(source))
+            if settings.seal_public_key
+            else None
+        )
+
+        def observe(shown, tracked, regions) -> None:
+            tracks.add(shown, tracked, regions)
+            if sealer is not None:
+                sealer.add(shown, tracked, regions)
+
+        result = anonymiser.anonymise_video(
+            source,
+            target,
+            options,
+            _progress(store, settings, running, clock),
+            edits=edits,
+            observe=observe,
+        )
+        if sealer is not None:
+            sealer.finish(file_sha256(target))
+    # The seal is face crops, compressed: small beside the video it replaces.
+    sealed = sealed_path.read_bytes() if sealer is not None else None
     metadata = {FACES_METADATA: str(result.tracks), FACE_FRAMES_METADATA: str(result.face_frames)}
     pair = store.put_pair(
-        source, mime_type, target, VIDEO_RESULT_TYPE, vars(options), metadata, prefix=running.prefix
+        source,
+        mime_type,
+        target,
+        VIDEO_RESULT_TYPE,
+        vars(options),
+        metadata,
+        prefix=running.prefix,
+        sealed=sealed,
     )
     # Boxes only, no pixels: the page's track list; private like the status.
     review = {
