@@ -170,8 +170,8 @@ def make_crossing_clip(
 ) -> list[list[Box]]:
     """Two people crossing: the first two `faces` of `photo` (RGB), cut out with a margin,
     pass each other on a still textured background, the first left to right a little
-    higher, the second right to left, the first's chin behind the second as they cross. Returns each frame's
-    [first person's box, second person's box] as displayed."""
+    higher, the second right to left, the first's chin behind the second as they cross.
+    Returns each frame's [first person's box, second person's box] as displayed."""
     width, height = size
     background = cv2.GaussianBlur(
         np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8), (0, 0), 3

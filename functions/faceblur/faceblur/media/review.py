@@ -24,6 +24,7 @@ import numpy as np
 from faceblur.geometry import Box, padded_region
 from faceblur.media.container import Orientation
 from faceblur.media.track import (
+    MIN_POINTS,
     Motion,
     TrackedFrame,
     motion_between,
@@ -141,6 +142,51 @@ def thumbnail_png(pixels: np.ndarray) -> bytes:
 class _Placed:
     edit: int  # its position among the edits
     box: np.ndarray  # x, y, w, h (float) in the frame as displayed
+    template: np.ndarray  # the grey pixels under it in the frame it was placed in
+
+
+MATCH_SCORE = 0.5  # normalised correlation a template match needs to be believed
+MIN_TEMPLATE_SIDE = 8  # px: smaller boxes follow the optical flow alone
+
+
+def _crop(grey: np.ndarray, box: np.ndarray) -> np.ndarray:
+    height, width = grey.shape
+    x, y, w, h = padded_region(tuple(box), 0.0, width, height)
+    return grey[y : y + h, x : x + w]
+
+
+def _follow(box: np.ndarray, motion: Motion, template: np.ndarray, grey: np.ndarray):
+    """Where `box` went: the optical flow's guess (the points inside it, keeping its size;
+    else the picture's motion), refined by matching what was under it (its template)
+    around that guess, when the match is clear."""
+    x, y, w, h = box
+    inside = (
+        (motion.before[:, 0] >= x)
+        & (motion.before[:, 0] <= x + w)
+        & (motion.before[:, 1] >= y)
+        & (motion.before[:, 1] <= y + h)
+    )
+    if inside.sum() >= MIN_POINTS:
+        shift = np.median(motion.after[inside] - motion.before[inside], axis=0)
+        guess = np.array([x + shift[0], y + shift[1], w, h])
+    else:
+        guess = motion.move(box)
+    th, tw = template.shape
+    if min(th, tw) < MIN_TEMPLATE_SIDE or (th, tw) != (int(h), int(w)):
+        return guess
+    margin = max(tw, th) // 2
+    height, width = grey.shape
+    left, top = max(int(guess[0]) - margin, 0), max(int(guess[1]) - margin, 0)
+    right = min(int(guess[0]) + tw + margin, width)
+    bottom = min(int(guess[1]) + th + margin, height)
+    window = grey[top:bottom, left:right]
+    if window.shape[0] < th or window.shape[1] < tw:
+        return guess
+    scores = cv2.matchTemplate(window, template, cv2.TM_CCOEFF_NORMED)
+    _, best, _, (bx, by) = cv2.minMaxLoc(scores)
+    if not best >= MATCH_SCORE:
+        return guess
+    return np.array([left + bx, top + by, guess[2], guess[3]], dtype=np.float64)
 
 
 class HideFollower:
@@ -184,6 +230,7 @@ class HideFollower:
             motion = motion_between(self._grey, grey, width)
         self._grey, self._signature = grey, signature
         stored_w, stored_h = (height, width) if self.orientation.turns % 2 else (width, height)
+        full_grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         placed: dict[int, _Placed] = {}
         for number in active:
             edit = self.edits[number]
@@ -192,8 +239,8 @@ class HideFollower:
                 start = box_to_shown(edit.region, self.orientation, stored_w, stored_h)
                 box = np.asarray(start, dtype=np.float64)
             else:
-                box = motion.move(before.box)
-            placed[number] = _Placed(number, box)
+                box = _follow(before.box, motion, before.template, full_grey)
+            placed[number] = _Placed(number, box, _crop(full_grey, box).copy())
         self._placed = placed
         self._answers[index] = [
             (number, padded_region(tuple(place.box), 0.0, width, height))

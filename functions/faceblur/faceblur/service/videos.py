@@ -375,6 +375,7 @@ def _run(
     # Boxes only, no pixels: the page's track list; private like the status.
     review = {
         "job": running.job,
+        "rate": float(info.rate),
         "tracks": [record.to_json() for record in tracks.records()],
         "edits": edits.to_json() if edits is not None else None,
     }
