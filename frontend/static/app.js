@@ -740,7 +740,7 @@
       context.setLineDash([6, 4]);
       context.strokeStyle = "#ffd400";
       hiddenTracks().forEach(function (choice, index) {
-        const box = state.byFrame[index].get(frame);
+        const box = state.byFrame[index] && state.byFrame[index].get(frame);
         if (choice.hidden && box) {
           context.strokeRect(box[0] * scale, box[1] * scale, box[2] * scale, box[3] * scale);
         }
