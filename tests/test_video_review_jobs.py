@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+import requests
 
 from bench.clips import EXPOSED, central_detail_kept, displayed_frames, make_crossing_clip
 from conftest import FACES_DEV
@@ -110,3 +111,23 @@ def test_tracks_of_unknown_or_malformed_jobs_are_refused(s3) -> None:
     with pytest.raises(NotFoundError):
         queue_edits(new_job_id(), {"show": [1]}, store, settings, None)
     assert s3.snapshot()["originals"] == []
+
+
+def test_the_function_answers_tracks_and_edits_with_plain_errors(function_server, s3) -> None:
+    """Over HTTP: an unknown job's tracks are 404, edits malformed 400, for nobody's job 404."""
+    unknown = new_job_id()
+    function_server = f"{function_server}/function/faceblur"
+    tracks = requests.get(function_server, params={"job": unknown, "tracks": "1"}, timeout=30)
+    assert tracks.status_code == 404 and tracks.json()["code"] == "not_found"
+    edits = requests.post(
+        function_server, json={"job": unknown, "edits": {"show": "everyone"}}, timeout=30
+    )
+    assert edits.status_code == 400 and edits.json()["code"] == "edits"
+    assert edits.json()["problem"] == "bad_show"
+    nobody = requests.post(function_server, json={"job": unknown, "edits": {}}, timeout=30)
+    assert nobody.status_code == 404
+    extra = requests.post(
+        function_server, json={"job": unknown, "edits": {}, "video": "x"}, timeout=30
+    )
+    assert extra.status_code == 400
+    assert s3.snapshot() == {"inbox": [], "originals": [], "results": []}
