@@ -14,7 +14,7 @@ import requests
 
 from bench.clips import EXPOSED, central_detail_kept, displayed_frames, make_crossing_clip
 from conftest import FACES_DEV
-from faceblur.errors import BadRequestError, EditsError, NotFoundError
+from faceblur.errors import BadRequestError, EditsError, NotFoundError, RegionsError
 from faceblur.service.entry import Engine
 from faceblur.service.events import ObjectEvent, process_bucket_events
 from faceblur.service.videos import job_answer, queue_edits, tracks_answer
@@ -69,6 +69,9 @@ def test_tracks_and_edits_round_trip_for_the_owner_alone(
             queue_edits(job, {"show": [0]}, store, settings, stranger)
     with pytest.raises(EditsError):
         queue_edits(job, {"show": "all"}, store, settings, OWNER)
+    outside = {"hide": [{"frames": [0, 1], "region": [470, 0, 20, 20]}]}
+    with pytest.raises(RegionsError):
+        queue_edits(job, outside, store, settings, OWNER)
     assert not store.exists("originals", edits_key(job))
     first_result = job_answer(job, store, settings, OWNER)["result_key"]
 

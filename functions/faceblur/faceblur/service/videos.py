@@ -37,7 +37,7 @@ from faceblur.formats import SNIFF_BYTES, video_type
 from faceblur.media.container import Orientation, VideoInfo, probe
 from faceblur.media.review import TrackLog
 from faceblur.media.video import FrameObserver, ProgressCallback, VideoResult
-from faceblur.options import Options, VideoEdits, parse_edits
+from faceblur.options import Options, VideoEdits, check_regions_inside, parse_edits
 from faceblur.sealing.seal import load_public_key
 from faceblur.sealing.tracks import TrackSealer, file_sha256, seal_size
 from faceblur.store.keys import (
@@ -442,13 +442,17 @@ def queue_edits(
     parsed = parse_edits(edits)
     status = _finished(job, store, settings, owner)
     originals = settings.bucket_originals
-    store.put(originals, edits_key(job), json.dumps(parsed.to_json()).encode(), "application/json")
     with tempfile.TemporaryDirectory(prefix="faceblur-edit-") as folder:
         path = Path(folder) / status.name
         store.fget(originals, status.original_key, path, max_bytes=settings.max_video_bytes)
-        mime_type = video_type(path.read_bytes()[:SNIFF_BYTES]) or "video/mp4"
-        store.fput(
-            settings.bucket_inbox, inbox_key(status.prefix, job, status.name), path, mime_type
-        )
+        with path.open("rb") as head:
+            mime_type = video_type(head.read(SNIFF_BYTES)) or "video/mp4"
+        # Refused now rather than failing the job (and losing its result) later.
+        info = probe(path)
+        check_regions_inside([edit.region for edit in parsed.hide], info.width, info.height)
+        edits_document = json.dumps(parsed.to_json()).encode()
+        store.put(originals, edits_key(job), edits_document, "application/json")
+        waiting = inbox_key(status.prefix, job, status.name)
+        store.fput(settings.bucket_inbox, waiting, path, mime_type)
     store.remove(originals, status_key(job))
     return Queued(job, f"/function/{settings.function_name}?job={job}")
