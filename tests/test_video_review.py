@@ -189,3 +189,17 @@ def test_a_hide_edit_outside_the_frame_is_refused_before_anything_is_written(
     edits.write_text(json.dumps({"hide": [{"frames": [0, 1], "region": [300, 0, 40, 40]}]}))
     assert main(["blur", str(source), "-o", str(tmp_path / "out"), "--edits", str(edits)]) == 1
     assert not target.exists() and not (tmp_path / "out" / "patch.mp4").exists()
+
+
+def test_cli_edits_file_hides_its_region_over_its_frames(tmp_path: Path) -> None:
+    source = tmp_path / "patch.mp4"
+    boxes = moving_patch_clip(source, frames=12)
+    edits = tmp_path / "edits.json"
+    edits.write_text(json.dumps({"hide": [{"frames": [2, 8], "region": list(boxes[2])}]}))
+    out = tmp_path / "out"
+    args = ["blur", str(source), "-o", str(out), "--edits", str(edits), "--method", "solid"]
+    assert main([*args, "--shape", "box"]) == 0
+    results = displayed_frames(out / "patch.mp4")
+    for index, (x, y, w, h) in enumerate(boxes):
+        middle = results[index][y + 8 : y + h - 8, x + 8 : x + w - 8].astype(float)
+        assert (middle.mean() < 20) == (2 <= index <= 8), index
