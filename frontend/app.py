@@ -421,10 +421,12 @@ def edit_video(job: str) -> Any:
     renders the video again, replacing its copy; the page follows the job as before."""
     if not JOB_ID.fullmatch(job):
         return _json_error(400, "This is not the number of a video sent from this page.")
-    edits = request.get_json(silent=True)
-    if not isinstance(edits, dict):
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("edits"), dict):
         return _json_error(400, "The request was not understood. Please reload the page.")
-    _services().function.edit_job(job, edits, accounts.function_credentials())
+    reason = body.get("reason")
+    reason = reason.strip() if isinstance(reason, str) and reason.strip() else None
+    _services().function.edit_job(job, body["edits"], reason, accounts.function_credentials())
     return jsonify(job=job, status_url=url_for("pages.video_status", job=job)), 202
 
 

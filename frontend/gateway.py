@@ -135,14 +135,18 @@ class FunctionClient:
         return body
 
     def edit_job(
-        self, job: str, edits: object, credentials: dict[str, str] | None = None
+        self,
+        job: str,
+        edits: object,
+        reason: str | None = None,
+        credentials: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """Render finished job `job` again with a reviewer's edits (`POST {"job", "edits"}`);
         the function's 202 answer, else FunctionError in plain words."""
         try:
             response = requests.post(
                 self.url,
-                json={"job": job, "edits": edits},
+                json={"job": job, "edits": edits, "reason": reason},
                 headers={"Accept": "application/json", **(credentials or {})},
                 timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
             )
@@ -151,10 +155,20 @@ class FunctionClient:
         if response.status_code == 202:
             return response.json()
         if response.status_code == 400:
+            if _code(response) == "reason_required":
+                raise FunctionError(400, "Please say why people are left visible.")
             raise FunctionError(400, "These changes could not be applied. Please check them.")
         if response.status_code == 404:
             raise FunctionError(404, JOB_ERRORS[404])
         raise FunctionError(*_plain_error(response))
+
+
+def _code(response: requests.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("code") if isinstance(body, dict) else None
 
 
 def _plain_error(response: requests.Response) -> tuple[int, str]:

@@ -137,6 +137,9 @@ def test_untick_a_person_draw_a_box_apply_and_play(page, s3, detector, review_pa
     expect(card.locator(".area-list li")).to_have_count(1)
 
     card.get_by_role("button", name="Apply").click()
+    expect(card.locator(".review-message")).to_contain_text("Please say why")
+    card.get_by_label("Why people are left visible").fill("subject access request 9")
+    card.get_by_role("button", name="Apply").click()
     expect(card.locator(".card-status")).to_have_text(
         "Making a new copy with your changes…", timeout=30_000
     )
@@ -150,6 +153,10 @@ def test_untick_a_person_draw_a_box_apply_and_play(page, s3, detector, review_pa
     answer = tracks_answer(job, s3.store(), s3.settings, None)
     hide = [{"frames": [0, 10], "region": drawn}]
     assert answer["edits"] == {"show": [second], "hide": hide}
+    (logged,) = s3.store().keys("originals", prefix="audit/")
+    entry = json.loads(s3.store().read("originals", logged))
+    assert (entry["outcome"], entry["track"]) == ("shown", second)
+    assert entry["reason"] == "subject access request 9"
     # The second person is hidden by the box in its frames, and visible after them.
     status = s3.store().read("originals", f"jobs/{job}.json")
     result = path.with_name("result.mp4")

@@ -3,6 +3,7 @@ path against the real local S3 server: the owner's alone."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from concurrent.futures import Future
@@ -15,6 +16,7 @@ import requests
 from bench.clips import EXPOSED, central_detail_kept, displayed_frames, make_crossing_clip
 from conftest import FACES_DEV
 from faceblur.errors import BadRequestError, EditsError, NotFoundError, RegionsError
+from faceblur.sealing.log import BucketAuditLog
 from faceblur.service.entry import Engine
 from faceblur.service.events import ObjectEvent, process_bucket_events
 from faceblur.service.videos import job_answer, queue_edits, tracks_answer
@@ -24,6 +26,10 @@ pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
 
 PHOTO = "images/20_Family_Group_Family_Group_20_100.jpg"
 OWNER, STRANGER = "u/ab12/", "u/other/"
+
+
+def content_sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def run_inbox(store, settings, detector, key: str) -> None:
@@ -77,7 +83,10 @@ def test_tracks_and_edits_round_trip_for_the_owner_alone(
 
     # The first person's track left visible.
     shown = next(t["track"] for t in tracks if t["boxes"][0][1] < 100)
-    queued = queue_edits(job, {"show": [shown]}, store, settings, OWNER)
+    with pytest.raises(BadRequestError) as no_reason:
+        queue_edits(job, {"show": [shown]}, store, settings, OWNER)
+    assert no_reason.value.code == "reason_required"
+    queued = queue_edits(job, {"show": [shown]}, store, settings, OWNER, "court order 4")
     assert queued.job == job and job_answer(job, store, settings, OWNER)["state"] == "queued"
     (waiting,) = store.keys("inbox")
     assert waiting == key
@@ -97,6 +106,12 @@ def test_tracks_and_edits_round_trip_for_the_owner_alone(
     assert sum(k[0] is not None and k[0] > 0.5 for k in kept) >= 0.95 * len(truth)
     assert all(k[1] is not None and k[1] <= EXPOSED for k in kept)
     assert store.keys("inbox") == []
+    (logged,) = store.keys("originals", prefix="audit/")
+    entry = json.loads(store.read("originals", logged))
+    assert (entry["outcome"], entry["track"], entry["operator"]) == ("shown", shown, OWNER)
+    assert entry["reason"] == "court order 4" and entry["result_sha256"] == content_sha(data)
+    # What `faceblur audit verify s3://originals/audit/` checks.
+    assert BucketAuditLog(store, "originals", "audit/").entries() == [entry]
     assert set(store.keys("originals", prefix="jobs/")) == {
         status_key(job),
         tracks_key(job),

@@ -835,6 +835,12 @@
         }),
         hide: state.areas,
       };
+      const reason = card.querySelector(".review-reason").value.trim();
+      if (edits.show.length && !reason) {
+        message.textContent = "Please say why people are left visible: it is kept in the audit log.";
+        card.querySelector(".review-reason").focus();
+        return;
+      }
       message.textContent = "Applying your changes…";
       fetch(job.edits_url, {
         method: "POST",
@@ -843,7 +849,7 @@
           "X-CSRFToken": csrfToken,
           Accept: "application/json",
         },
-        body: JSON.stringify(edits),
+        body: JSON.stringify({ edits: edits, reason: reason }),
       })
         .then(readJson, function () { return { status: 0, answer: null }; })
         .then(function (reply) {

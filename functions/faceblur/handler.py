@@ -238,12 +238,18 @@ def _job_status(event) -> dict:
 
 def _edit_job(event, document: dict) -> dict:
     """`POST {"job": <id>, "edits": {...}}`: the caller's own finished job, rendered again."""
-    if set(document) != {"job", "edits"} or not isinstance(document["job"], str):
-        raise BadRequestError('expected {"job": "<id>", "edits": {...}}', "bad_json")
+    if not {"job", "edits"} <= set(document) <= {"job", "edits", "reason"} or not isinstance(
+        document["job"], str
+    ):
+        raise BadRequestError(
+            'expected {"job": "<id>", "edits": {...}, "reason": "..."}', "bad_json"
+        )
     settings, store, gate = _settings(), _store(), _gate()
     caller = gate.caller(event.headers) if gate else None
     owner = caller.prefix if caller else None
-    queued = queue_edits(document["job"], document["edits"], store, settings, owner)
+    queued = queue_edits(
+        document["job"], document["edits"], store, settings, owner, document.get("reason")
+    )
     if gate and caller:
         gate.count(caller)
     return _json(202, asdict(queued))

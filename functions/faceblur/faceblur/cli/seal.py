@@ -20,6 +20,7 @@ from faceblur.errors import FaceblurError, tag
 from faceblur.formats import SEALED_SUFFIX
 from faceblur.sealing import audit, seal, tracks
 from faceblur.sealing.base import SealError, sha256_hex
+from faceblur.sealing.log import BucketAuditLog
 from faceblur.sealing.shares import join_shares, split_key
 from faceblur.store.keys import sealed_key
 from faceblur.store.s3 import Store
@@ -256,42 +257,12 @@ class FileAuditLog:
         return entry
 
 
-class BucketAuditLog:
-    """One object per entry under BUCKET/PREFIX, named by its sequence number and hash
-    (append-only by convention: give the writers no delete right). Two writers racing for
-    one number leave two objects for it, which `verify` reports."""
-
-    def __init__(self, bucket: str, prefix: str) -> None:
-        self.store, self.bucket = _store(), bucket
-        self.prefix = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
-
-    def key(self, entry: dict) -> str:
-        return f"{self.prefix}{entry['seq']:010d}-{entry['hash']}.json"
-
-    def entries(self) -> list[dict]:
-        keys = self.store.keys(self.bucket, prefix=self.prefix)
-        lines = [self.store.read(self.bucket, key).decode("utf-8", "replace") for key in keys]
-        entries = audit.verify_chain(lines)
-        for number, (key, entry) in enumerate(zip(keys, entries, strict=True), start=1):
-            if key != self.key(entry):
-                raise audit.AuditChainError(number, f"object {key} is not named by its entry")
-        return entries
-
-    def append(self, make_entry: Callable[[dict | None], dict]) -> dict:
-        entries = self.entries()
-        entry = make_entry(entries[-1] if entries else None)
-        self.store.put(
-            self.bucket, self.key(entry), audit.audit_line(entry).encode(), "application/json"
-        )
-        return entry
-
-
 def audit_log(where: str) -> FileAuditLog | BucketAuditLog:
     if where.startswith("s3://"):
         bucket, _, prefix = where.removeprefix("s3://").partition("/")
         if not bucket:
             raise CommandError(f"{where}: expected s3://BUCKET/PREFIX/")
-        return BucketAuditLog(bucket, prefix)
+        return BucketAuditLog(_store(), bucket, prefix)
     return FileAuditLog(Path(where))
 
 

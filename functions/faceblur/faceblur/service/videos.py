@@ -38,9 +38,12 @@ from faceblur.media.container import Orientation, VideoInfo, probe
 from faceblur.media.review import TrackLog
 from faceblur.media.video import FrameObserver, ProgressCallback, VideoResult
 from faceblur.options import Options, VideoEdits, check_regions_inside, parse_edits
+from faceblur.sealing import audit
+from faceblur.sealing.log import BucketAuditLog
 from faceblur.sealing.seal import load_public_key
 from faceblur.sealing.tracks import TrackSealer, file_sha256, seal_size
 from faceblur.store.keys import (
+    AUDIT_FOLDER,
     VIDEO_RESULT_TYPE,
     check_job_id,
     edits_key,
@@ -429,18 +432,30 @@ def tracks_answer(job: str, store: Store, settings: Settings, owner: str | None)
 
 
 def queue_edits(
-    job: str, edits: object, store: Store, settings: Settings, owner: str | None
+    job: str,
+    edits: object,
+    store: Store,
+    settings: Settings,
+    owner: str | None,
+    reason: object = None,
 ) -> Queued:
     """`POST {"job": ID, "edits": {...}}`: render the finished job's original again with
     `edits`; its result replaces the old one (same key) once done.
 
     The original goes back into the inbox as the job's video (its bucket event runs it as
     any job) and the status is removed, so that the job reads "queued" until it runs.
+    Each track shown is an entry of the audit log in the originals bucket (who: the
+    owner; why: `reason`, required then; which track; the original's hash), written
+    before the render is queued.
     """
     if settings.seal_public_key:
         raise UnsupportedError(SEALING_REASON)
     parsed = parse_edits(edits)
     status = _finished(job, store, settings, owner)
+    if reason is not None and not isinstance(reason, str):
+        raise BadRequestError("reason must be text", "bad_option", option="reason")
+    if parsed.show and not (reason or "").strip():
+        raise BadRequestError('showing a person is logged: say why in "reason"', "reason_required")
     originals = settings.bucket_originals
     with tempfile.TemporaryDirectory(prefix="faceblur-edit-") as folder:
         path = Path(folder) / status.name
@@ -450,9 +465,36 @@ def queue_edits(
         # Refused now rather than failing the job (and losing its result) later.
         info = probe(path)
         check_regions_inside([edit.region for edit in parsed.hide], info.width, info.height)
+        if parsed.show:
+            _log_shown(store, settings, owner, str(reason).strip(), path, sorted(parsed.show))
         edits_document = json.dumps(parsed.to_json()).encode()
         store.put(originals, edits_key(job), edits_document, "application/json")
         waiting = inbox_key(status.prefix, job, status.name)
         store.fput(settings.bucket_inbox, waiting, path, mime_type)
     store.remove(originals, status_key(job))
     return Queued(job, f"/function/{settings.function_name}?job={job}")
+
+
+def _log_shown(
+    store: Store, settings: Settings, owner: str | None, reason: str, original: Path, shown: list
+) -> None:
+    """One audit entry per track shown: the chain is checked first (nothing is shown under
+    a broken log)."""
+    log = BucketAuditLog(store, settings.bucket_originals, AUDIT_FOLDER)
+    log.entries()
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    source = file_sha256(original)
+    for track in shown:
+        log.append(
+            lambda last, track=track: audit.audit_entry(
+                last,
+                time=now,
+                operator=owner or "(accounts off)",
+                reason=reason,
+                outcome="shown",
+                result_sha256=source,
+                sealed_sha256=None,
+                face=None,
+                track=track,
+            )
+        )
