@@ -431,7 +431,7 @@ def start_video() -> Any:
     if not isinstance(kind, str) or not kind.lower().startswith("video/"):
         return _json_error(
             415,
-            f"This file is not a video we can read. Please choose a {VIDEO_FORMATS} video.",
+            f"This file is not a video we can read. Please choose a video ({VIDEO_FORMATS}).",
         )
     identity = accounts.current_identity()
     caller = f"user:{identity.user_id}" if identity else f"addr:{request.remote_addr}"
