@@ -419,3 +419,11 @@ def test_accounts_on_without_the_internal_token_refuse_to_start(app, account_set
                 "FACEBLUR_ACCOUNTS": replace(account_settings, internal_token=None),
             }
         )
+
+
+def test_signed_in_the_page_speaks_of_my_gallery_not_a_public_one(app, auth_stack):
+    ann = person(app, auth_stack, "ann")
+    page = ann.get("/").get_data(as_text=True)
+    kept = " ".join(re.search(r'<p id="what-is-kept">(.*?)</p>', page, re.S).group(1).split())
+    assert "public" not in kept and "your gallery, which only you see" in kept
+    assert 'id="open-notice"' not in page  # accounts are on: nothing is open to all
