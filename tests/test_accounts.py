@@ -11,8 +11,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from faceblur.api.gate import Gate
-from faceblur.errors import RateLimitedError
 from faceblur.accounts import (
     KEY_CACHE_SECONDS,
     MAX_KEYS_PER_USER,
@@ -26,6 +24,8 @@ from faceblur.accounts import (
     open_accounts,
     upgrade,
 )
+from faceblur.api.gate import Gate
+from faceblur.errors import RateLimitedError
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
