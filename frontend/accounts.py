@@ -299,12 +299,20 @@ def change_password() -> Any:
     new = request.form.get("new_password", "")
     if new != request.form.get("new_password_again", ""):
         return _account_page(400, error="The two new passwords differ.")
+    # A borrowed session must not become a way to guess the password: the same back-off.
+    backoff, caller = _services().signin_backoff, f"password:{current_identity().user_id}"
+    wait = backoff.retry_after(caller)
+    if wait:
+        return _account_page(429, error=f"Too many wrong passwords. Please wait {wait} seconds.")
     try:
         identity = _services().accounts.change_password(
             current_identity().user_id, request.form.get("password", ""), new
         )
     except AccountError as error:
+        if error.code == "wrong_password":
+            backoff.failed(caller)
         return _account_page(400, error=str(error))
+    backoff.succeeded(caller)
     # Every other session has ended; this one goes on under the new version.
     _start_session(identity)
     g.identity = identity

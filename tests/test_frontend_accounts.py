@@ -427,3 +427,17 @@ def test_signed_in_the_page_speaks_of_my_gallery_not_a_public_one(app, auth_stac
     kept = " ".join(re.search(r'<p id="what-is-kept">(.*?)</p>', page, re.S).group(1).split())
     assert "public" not in kept and "your gallery, which only you see" in kept
     assert 'id="open-notice"' not in page  # accounts are on: nothing is open to all
+
+
+def test_guessing_the_current_password_on_the_account_page_backs_off(app, auth_stack):
+    app.extensions["faceblur-accounts"].signin_backoff = Backoff(clock=FakeClock())
+    ann = person(app, auth_stack, "ann")
+    token = token_of(ann, "/account")
+    form = {"csrf_token": token, "new_password": "a new password here"}
+    form["new_password_again"] = form["new_password"]
+    statuses = [
+        ann.post("/account/password", data={**form, "password": "a guess!!"}).status_code
+        for _ in range(7)
+    ]
+    assert statuses == [400] * 6 + [429]
+    assert ann.post("/account/password", data={**form, "password": PASSWORD}).status_code == 429
