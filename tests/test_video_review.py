@@ -127,6 +127,7 @@ def test_showing_one_track_keeps_that_face_and_hides_the_other(
     assert entry["reason"] == "subject access request 12"
     assert entry["output_sha256"] == hashlib.sha256((out / "crossing.mp4").read_bytes()).hexdigest()
     assert main(["audit", "verify", str(log)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["crossing.mp4"]  # nothing staged left
 
 
 def test_showing_a_track_without_reason_or_log_is_refused(crossing, tmp_path: Path) -> None:

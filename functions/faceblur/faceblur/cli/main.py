@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -347,13 +348,12 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
                         "--regions and --no-detect are for photos, not videos", "video_options"
                     )
                 seal_to = cli_seal.load_public(args.seal_to) if sealer is not None else None
-                faces += _blur_video(source, target, detector, options, args.crf, edits, seal_to)
-                if shows is not None:
-                    for entry in shows.record(source, target, sorted(edits.show)):
-                        tqdm.write(
-                            f"faceblur: track {entry['track']} shown; audit entry {entry['seq']}",
-                            file=sys.stderr,
-                        )
+                if shows is None:
+                    faces += _blur_video(
+                        source, target, detector, options, args.crf, edits, seal_to
+                    )
+                else:
+                    faces += _show_video(source, target, detector, options, args, edits, shows)
                 done += 1
                 continue
             data = source.read_bytes()
@@ -440,6 +440,30 @@ def run_tracks(args: argparse.Namespace, options: Options) -> int:
                 flush=True,
             )
     return 0
+
+
+def _show_video(source: Path, target: Path, detector, options: Options, args, edits, shows) -> int:
+    """A video with tracks left visible: rendered under a hidden folder beside `target`,
+    logged (one audit entry per track shown), then moved into place: the entries exist
+    before the copy does."""
+    staging = target.parent / f".{target.name}.showing"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staged = staging / target.name
+        seal_to = cli_seal.load_public(args.seal_to) if args.seal_to is not None else None
+        faces = _blur_video(source, staged, detector, options, args.crf, edits, seal_to)
+        for entry in shows.record(source, staged, sorted(edits.show)):
+            tqdm.write(
+                f"faceblur: track {entry['track']} shown; audit entry {entry['seq']}",
+                file=sys.stderr,
+            )
+        sealed = staged.with_name(staged.name + SEALED_SUFFIX)
+        if sealed.exists():
+            sealed.replace(target.with_name(target.name + SEALED_SUFFIX))
+        staged.replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return faces
 
 
 def _blur_video(
