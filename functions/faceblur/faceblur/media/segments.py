@@ -80,9 +80,10 @@ class Plan:
     segments: tuple[Segment, ...]
 
 
-def plan_segments(source: Path, seconds: float, settings: VideoSettings = VideoSettings()) -> Plan:
+def plan_segments(source: Path, seconds: float, settings: VideoSettings | None = None) -> Plan:
     """Cut `source` into segments of about `seconds`; a clip whose frames lack distinct
     timestamps is one segment (it cannot be cut by them)."""
+    settings = settings or VideoSettings()
     info = probe(source)
     stamps: list[int] = []
     keyframes: list[int] = []
@@ -150,10 +151,11 @@ def encode_segment(
     segment: Segment,
     detector: Detector,
     options: Options | None = None,
-    settings: VideoSettings = VideoSettings(),
+    settings: VideoSettings | None = None,
     on_progress: ProgressCallback | None = None,
 ) -> VideoResult:
     """The map step: `segment` of `source` with its faces hidden, at `target` (video only)."""
+    settings = settings or VideoSettings()
     return anonymise_window(
         source, target, detector, segment.window, options, settings, on_progress
     )
@@ -183,9 +185,7 @@ def join_segments(source: Path, parts: Sequence[Path], target: Path, frames: int
                 if info.display_matrix is not None:
                     video.set_display_matrix(list(info.display_matrix))
                 audio = (
-                    AudioCopy(output, original.streams.audio[0])
-                    if original.streams.audio
-                    else None
+                    AudioCopy(output, original.streams.audio[0]) if original.streams.audio else None
                 )
                 output.metadata.clear()
                 last_dts = None
