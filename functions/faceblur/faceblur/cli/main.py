@@ -405,7 +405,7 @@ def _blur_video(
                 for future in as_completed(running):
                     face_frames += future.result()
                     bar.update(running[future].frames)
-        join_segments(source, parts, target, plan.frames)
+        join_segments(source, plan.segments, parts, target, plan.frames)
     return face_frames
 
 

@@ -11,10 +11,12 @@ frame-exact without re-encoding (issue 25).
   frame a keyframe and no frame referring outside it (each segment is its own encoder:
   closed GOPs by construction). The detector looks at the frames of the whole clip's
   schedule (every n-th frame counted from the clip's start).
-* Reduce (`join_segments`): the segments' packets remuxed one after the other with their
-  timestamps (already the source's), the audio copied once from the original,
-  interleaved by time; the display matrix (rotation), rate, size and frame count kept,
-  no tags. The same plan gives the same bytes however many workers ran it.
+* Reduce (`join_segments`): the segments' packets remuxed one after the other at their
+  timestamps in the source (each segment is stored starting at 0), the audio copied
+  once from the original, interleaved by time; the display matrix (rotation), rate, size
+  and frame count kept, no tags. The same plan hides the same regions in the same
+  frames however many workers ran it (the default method's paint is a fresh secret
+  draw per call, so not the same bytes: docs/reidentification.md).
 """
 
 from __future__ import annotations
@@ -161,13 +163,16 @@ def encode_segment(
     )
 
 
-def join_segments(source: Path, parts: Sequence[Path], target: Path, frames: int = 0) -> int:
-    """The reduce step: `parts` (encoded segments, in order) end to end at `target` with
-    `source`'s audio; the number of frames. Nothing is re-encoded. CorruptVideoError when
-    the parts do not fit together (other encoder settings, timestamps that do not
-    increase, not `frames` frames); then nothing is left under `target`."""
-    if not parts:
-        raise CorruptVideoError("no segments to join")
+def join_segments(
+    source: Path, segments: Sequence[Segment], parts: Sequence[Path], target: Path, frames: int = 0
+) -> int:
+    """The reduce step: `parts` (the encoded `segments`, in order) end to end at `target`
+    with `source`'s audio; the number of frames. Nothing is re-encoded: each packet is
+    put back at its timestamp in the source. CorruptVideoError when the parts do not fit
+    together (other encoder settings, timestamps that do not increase, not `frames`
+    frames); then nothing is left under `target`."""
+    if not parts or len(parts) != len(segments):
+        raise CorruptVideoError("no segments to join, or not one file per segment")
     info = probe(source)
     partial = temporary_beside(target)
     original = open_input(source)
@@ -190,7 +195,7 @@ def join_segments(source: Path, parts: Sequence[Path], target: Path, frames: int
                 output.metadata.clear()
                 last_dts = None
                 for packet in heapq.merge(
-                    _video_packets(parts, extradata),
+                    _video_packets(parts, [s.window.first or 0 for s in segments], extradata),
                     _audio_packets(original),
                     key=lambda p: float(p.dts * p.time_base),
                 ):
@@ -219,9 +224,12 @@ def join_segments(source: Path, parts: Sequence[Path], target: Path, frames: int
     return written
 
 
-def _video_packets(parts: Sequence[Path], extradata: bytes | None) -> Iterator[av.Packet]:
-    """Every part's video packets in order, one part open at a time."""
-    for path in parts:
+def _video_packets(
+    parts: Sequence[Path], offsets: Sequence[int], extradata: bytes | None
+) -> Iterator[av.Packet]:
+    """Every part's video packets in order at their source timestamps, one part open at
+    a time."""
+    for path, offset in zip(parts, offsets, strict=True):
         with av.open(str(path)) as part:
             stream = part.streams.video[0]
             if stream.codec_context.extradata != extradata:
@@ -230,6 +238,9 @@ def _video_packets(parts: Sequence[Path], extradata: bytes | None) -> Iterator[a
                 )
             for packet in part.demux(stream):
                 if packet.size and packet.dts is not None:
+                    packet.dts += offset
+                    if packet.pts is not None:
+                        packet.pts += offset
                     yield packet
 
 

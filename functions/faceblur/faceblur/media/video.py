@@ -42,6 +42,7 @@ from faceblur.media.container import (
     Orientation,
     check_complete,
     expected_frames,
+    frame_of,
     open_input,
     probe,
     read_frames,
@@ -252,7 +253,9 @@ def anonymise_window(
     on_progress: ProgressCallback | None = None,
 ) -> VideoResult:
     """Write the frames `window` writes, faces hidden, to `target`: an MP4 of video only,
-    each frame at its timestamp in the source, encoded alone (its first frame a keyframe,
+    each frame at its timestamp in the source less `window.first` (an MP4 that starts
+    later than 0 says so in its edit list, to the millisecond only: the join adds it back
+    exactly), encoded alone (its first frame a keyframe,
     no frame referring outside it) with the fixed settings every segment shares, so that
     `faceblur.media.segments.join_segments` can put segments end to end without
     re-encoding. The audio is the join's, copied once from the source."""
@@ -329,6 +332,7 @@ def _anonymise(
                     yield frame.shown
 
             last_pts = None
+            shift = window.first or 0
             # Each track keeps its tone from frame to frame: no drift, no flicker.
             steady = SteadyTones()
 
@@ -349,8 +353,8 @@ def _anonymise(
                     tracks=[face.track for face in tracked.faces],
                     steady=steady,
                 )
-                frame = av.VideoFrame.from_ndarray(orientation.to_stored(hidden), format="rgb24")
-                pts = stored.pts
+                frame = frame_of(orientation.to_stored(hidden))
+                pts = None if stored.pts is None else stored.pts - shift
                 if pts is None or (last_pts is not None and pts <= last_pts):
                     pts = 0 if last_pts is None else last_pts + 1
                 frame.pts, frame.time_base = pts, stored.time_base or video_in.time_base
