@@ -477,14 +477,16 @@ def _split(
 
 
 def _with_segments(store: Store, settings: Settings, status: JobStatus) -> JobStatus:
-    """A split job's progress, summed from its segments' objects; its latest sign of life."""
+    """A split job's progress, summed from its segments' objects; its latest sign of life
+    (now, while a segment waits for a free replica: a long job on a busy cluster waits
+    without being stale)."""
     done = frames = 0
     updated = status.updated
     for index in range(status.segments_total):
         segment = _read_segment(store, settings, status.job, index)
         done += segment.state == "done"
         frames += segment.frames if segment.state == "done" else segment.frames_done
-        updated = max(updated, segment.updated)
+        updated = max(updated, _now() if segment.state == "queued" else segment.updated)
     return replace(status, segments_done=done, frames_done=frames, updated=updated)
 
 
