@@ -206,3 +206,21 @@ def test_jobs_2_writes_what_jobs_1_writes(tmp_path: Path, capsys) -> None:
     hidden = central_detail_kept(displayed_frames(source)[18], twos[18], truth[18][0])
     assert hidden is not None and hidden <= EXPOSED
     assert sorted(p.name for p in (tmp_path / "1").iterdir()) == ["clip.mp4"]  # no segments
+
+
+def test_cuts_move_to_a_keyframe_near_them_and_the_last_segment_is_never_short() -> None:
+    from faceblur.media.segments import _cuts
+
+    # Every 20 frames, moved to a keyframe within 5 of the mark; none near 80: cut there.
+    assert _cuts(100, 20, [0, 18, 41, 60, 95]) == [0, 18, 41, 60, 80, 100]
+    # 25 frames left at 80 make one last segment, not one of 20 and one of 5.
+    assert _cuts(105, 20, [0]) == [0, 20, 40, 60, 80, 105]
+    assert _cuts(29, 20, [0]) == [0, 29]  # under 1.5 segments: one
+
+
+@pytest.mark.parametrize("flag", [["--jobs", "0"], ["--segment-seconds", "0"]])
+def test_jobs_and_segment_seconds_must_be_positive(flag, capsys, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["blur", str(tmp_path / "clip.mp4"), *flag])
+    assert stopped.value.code == 2
+    assert "must be positive" in capsys.readouterr().err
