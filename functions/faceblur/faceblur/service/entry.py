@@ -20,6 +20,7 @@ from faceblur.detection.base import Detector
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError, quoted
 from faceblur.formats import SNIFF_BYTES, video_type
 from faceblur.media.photo import PhotoResult, anonymise_image
+from faceblur.media.segments import Segment, encode_segment
 from faceblur.media.video import FrameObserver, ProgressCallback, VideoResult, anonymise_video
 from faceblur.options import Options, VideoEdits, parse_options
 from faceblur.service.photos import Anonymiser, Outcome, anonymise_and_store
@@ -96,6 +97,16 @@ class Engine:
             edits=edits,
             observe=observe,
         )
+
+    def encode_segment(
+        self,
+        source: Path,
+        target: Path,
+        segment: Segment,
+        options: Options,
+        on_progress: ProgressCallback,
+    ) -> VideoResult:
+        return encode_segment(source, target, segment, self.detector(), options, None, on_progress)
 
 
 def _log_failure(detector: Future[Detector]) -> None:

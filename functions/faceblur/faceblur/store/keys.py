@@ -280,3 +280,18 @@ def tracks_key(job: str) -> str:
 def edits_key(job: str) -> str:
     """Where the originals bucket keeps the edits a video job's next render applies."""
     return f"{JOBS_FOLDER}{job}.edits.json"
+
+
+def segments_prefix(job: str) -> str:
+    """Where the originals bucket keeps a split job's segments while it runs (removed when
+    the job is done or failed): one status object and one encoded MP4 per segment, so
+    that workers never write the same object."""
+    return f"{JOBS_FOLDER}{job}/segments/"
+
+
+def segment_status_key(job: str, index: int) -> str:
+    return f"{segments_prefix(job)}{index:05d}.json"
+
+
+def segment_video_key(job: str, index: int) -> str:
+    return f"{segments_prefix(job)}{index:05d}.mp4"
