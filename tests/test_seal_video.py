@@ -100,7 +100,8 @@ def test_disclosing_one_track_restores_that_person_alone_and_is_logged(
                 restored_frames += 1
         far = (slice(oy + oh // 4, oy + 3 * oh // 4), slice(ox + ow // 4, ox + 3 * ow // 4))
         if not inside((x, y, w, h), other):
-            assert np.abs(back[far].astype(int) - after[far].astype(int)).max() <= 1
+            # The result as faceblur decodes it (OpenCV's YUV to RGB) beside PyAV's: +-3.
+            assert np.abs(back[far].astype(int) - after[far].astype(int)).max() <= 3
     assert apart >= len(truth) // 2 and restored_frames == apart
     assert main(["audit", "verify", str(tmp_path / "audit.log")]) == 0
 
