@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from faceblur.formats import FORMATS, VIDEO_EXTENSIONS
 from faceblur.store.keys import JOB_STATES
 
 # Reading a photo and finding its faces can take a while on a cold function; past this
@@ -15,11 +16,31 @@ from faceblur.store.keys import JOB_STATES
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 90
 
+# How people know the formats faceblur.formats lists (its names are Pillow's and suffixes).
+_SPELLING = {"WEBP": "WebP", "WEBM": "WebM", "PPM": "PPM/PGM"}
+
+
+def _spelled(names: list[str]) -> list[str]:
+    return [_SPELLING.get(name, name) for name in dict.fromkeys(names)]
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+# Every photo and video format the service reads, from faceblur.formats, never retyped.
+PHOTO_FORMATS = _either(_spelled(list(FORMATS)))
+VIDEO_FORMATS = _either(_spelled([suffix[1:].upper() for suffix in VIDEO_EXTENSIONS.values()]))
+NOT_READABLE = (
+    f"This file is not a photo or video we can read. Please choose a photo "
+    f"({PHOTO_FORMATS}) or a video ({VIDEO_FORMATS})."
+)
+
 # What a person reads when the function answers with this status.
 PLAIN_ERRORS: dict[int, str] = {
     400: "This photo could not be read. It may be damaged or empty.",
     413: "This photo is too large.",
-    415: "This file is not a photo we can read. Please choose a JPEG, PNG, WebP or GIF image.",
+    415: NOT_READABLE,
     429: "You have sent many photos in a short time. Please wait a minute and try again.",
     503: "The face-blurring service is not available right now. Please try again in a minute.",
 }
@@ -111,6 +132,64 @@ class FunctionClient:
         if not isinstance(body, dict) or body.get("state") not in JOB_STATES:
             raise FunctionError(503, JOB_ERRORS[503])
         return body
+
+    def job_tracks(self, job: str, credentials: dict[str, str] | None = None) -> dict[str, Any]:
+        """The tracks of finished video job `job` (`GET <url>?job=&tracks=1`): boxes only,
+        in the video's stored pixels; FunctionError in plain words (404: no such job)."""
+        try:
+            response = requests.get(
+                self.url,
+                params={"job": job, "tracks": "1"},
+                headers={"Accept": "application/json", **(credentials or {})},
+                timeout=(CONNECT_TIMEOUT_SECONDS, STATUS_TIMEOUT_SECONDS),
+            )
+        except requests.RequestException:
+            raise FunctionError(503, JOB_ERRORS[503]) from None
+        if response.status_code in (400, 404):
+            raise FunctionError(404, JOB_ERRORS[404])
+        try:
+            body = response.json() if response.status_code == 200 else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("tracks"), list):
+            raise FunctionError(*_plain_error(response))
+        return body
+
+    def edit_job(
+        self,
+        job: str,
+        edits: object,
+        reason: str | None = None,
+        credentials: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Render finished job `job` again with a reviewer's edits (`POST {"job", "edits"}`);
+        the function's 202 answer, else FunctionError in plain words."""
+        try:
+            response = requests.post(
+                self.url,
+                json={"job": job, "edits": edits, "reason": reason},
+                headers={"Accept": "application/json", **(credentials or {})},
+                timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
+            )
+        except requests.RequestException:
+            raise FunctionError(503, PLAIN_ERRORS[503]) from None
+        if response.status_code == 202:
+            return response.json()
+        if response.status_code == 400:
+            if _code(response) == "reason_required":
+                raise FunctionError(400, "Please say why people are left visible.")
+            raise FunctionError(400, "These changes could not be applied. Please check them.")
+        if response.status_code == 404:
+            raise FunctionError(404, JOB_ERRORS[404])
+        raise FunctionError(*_plain_error(response))
+
+
+def _code(response: requests.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("code") if isinstance(body, dict) else None
 
 
 def _plain_error(response: requests.Response) -> tuple[int, str]:
