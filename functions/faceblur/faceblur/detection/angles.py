@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from faceblur.detection.base import Detector, Face
+from faceblur.detection.base import Detector, Face, turn_image
 from faceblur.geometry import iou_matrix, nms_order
 
 TURNS = (90, 180, 270)
@@ -56,12 +56,6 @@ class AngleSettings:
     # under merge_iou: boxes of different turns are one face when this share of the
     # smaller box lies inside the larger.
     fuse_cover: float = 0.5
-
-
-def turn_image(image: np.ndarray, turn: int) -> np.ndarray:
-    """The image turned counter-clockwise by `turn` degrees: a face turned `turn` degrees
-    clockwise in `image` stands upright in the result."""
-    return np.ascontiguousarray(np.rot90(image, turn // 90))
 
 
 def point_back(x: float, y: float, turn: int, width: int, height: int) -> tuple[float, float]:

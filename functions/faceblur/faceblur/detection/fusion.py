@@ -35,7 +35,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from faceblur.detection.angles import turn_image
 from faceblur.detection.base import (
     Face,
     RawCandidates,
@@ -44,6 +43,7 @@ from faceblur.detection.base import (
     nms,
     resize_to,
     to_faces,
+    turn_image,
 )
 from faceblur.detection.centerface import CenterFaceNet, replica_cores
 from faceblur.detection.mtcnn import MtcnnNet
