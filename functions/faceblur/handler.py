@@ -3,7 +3,9 @@
 POST a photo or a video (JSON `{"image"|"video": "<base64>", ...options}`, raw bytes, or
 multipart; options in the query string too): a photo's JSON answer (or, with `Accept:
 image/*`, the image), or 202 and a queued video job. A bucket notification (`Records`)
-runs the inbox objects it names. GET: info; `GET ?job=<id>`: a video job's status.
+runs the inbox objects it names. POST `{"job": <id>, "edits": {...}}`: a finished video
+job rendered again with a reviewer's edits (202). GET: info; `GET ?job=<id>`: a video
+job's status; `GET ?job=<id>&tracks=1`: its tracks.
 The work is faceblur.service's; faceblur.api holds the HTTP door's own rules.
 """
 
@@ -49,7 +51,13 @@ from faceblur.sealing.seal import fingerprint, load_public_key  # noqa: E402
 from faceblur.service.entry import Engine, Request, serve  # noqa: E402
 from faceblur.service.events import events_of, process_bucket_events  # noqa: E402
 from faceblur.service.photos import Outcome  # noqa: E402
-from faceblur.service.videos import Queued, job_answer  # noqa: E402
+from faceblur.service.videos import (  # noqa: E402
+    Queued,
+    job_answer,
+    process_segment,
+    queue_edits,
+    tracks_answer,
+)
 from faceblur.store.s3 import Store  # noqa: E402
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -176,7 +184,7 @@ def _parse(event, settings: Settings) -> Request | dict:
         document = parse_json(body)
         if not isinstance(document, dict):
             raise BadRequestError('JSON body must be an object: {"image": "<base64>"}', "bad_json")
-        if "Records" in document:
+        if "Records" in document or "edits" in document or "segment" in document:
             return document
         field = "video" if "video" in document else "image"
         if field not in document:
@@ -205,6 +213,15 @@ def _post(event) -> object:
     settings = _settings()
     check_callback(event.headers.get("X-Callback-Url"), settings.callback_hosts)
     request = _parse(event, settings)
+    if isinstance(request, dict) and "edits" in request:
+        return _edit_job(event, request)
+    if isinstance(request, dict) and "segment" in request:
+        # One segment of a split video job, posted by the function itself to its async
+        # route: it names a job and a segment, everything else is read from the job's
+        # status in the bucket, so a forged call can only redo a running job's segment.
+        if not isinstance(request["segment"], dict):
+            raise BadRequestError('"segment" must be an object', "bad_segment")
+        return _json(200, process_segment(request["segment"], _engine(), _store(), settings))
     if isinstance(request, dict):  # bucket events come from the S3 server: no key to show
         events, engine = events_of(request), _engine()
         return _json(200, process_bucket_events(events, engine, _store(), settings, videos=engine))
@@ -221,11 +238,34 @@ def _post(event) -> object:
 
 
 def _job_status(event) -> dict:
-    """`GET ?job=<id>`: where accounts are on, only the caller's own jobs are known."""
+    """`GET ?job=<id>` (`&tracks=1`: its tracks): where accounts are on, only the caller's
+    own jobs are known."""
     settings, store, gate = _settings(), _store(), _gate()
     caller = gate.caller(event.headers, limited=False) if gate else None
     owner = caller.prefix if caller else None
-    return _json(200, job_answer(event.query.get("job", ""), store, settings, owner))
+    job = event.query.get("job", "")
+    if request_flag("tracks", event.query.get("tracks", False)):
+        return _json(200, tracks_answer(job, store, settings, owner))
+    return _json(200, job_answer(job, store, settings, owner))
+
+
+def _edit_job(event, document: dict) -> dict:
+    """`POST {"job": <id>, "edits": {...}}`: the caller's own finished job, rendered again."""
+    if not {"job", "edits"} <= set(document) <= {"job", "edits", "reason"} or not isinstance(
+        document["job"], str
+    ):
+        raise BadRequestError(
+            'expected {"job": "<id>", "edits": {...}, "reason": "..."}', "bad_json"
+        )
+    settings, store, gate = _settings(), _store(), _gate()
+    caller = gate.caller(event.headers) if gate else None
+    owner = caller.prefix if caller else None
+    queued = queue_edits(
+        document["job"], document["edits"], store, settings, owner, document.get("reason")
+    )
+    if gate and caller:
+        gate.count(caller)
+    return _json(202, asdict(queued))
 
 
 def handle(event, context):

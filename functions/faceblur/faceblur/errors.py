@@ -40,6 +40,11 @@ class RegionsError(BadRequestError, code="regions"):
     `details`: `problem` says what is wrong, `region` which one (from 1)."""
 
 
+class EditsError(BadRequestError, code="edits"):
+    """A video's edits (tracks shown, regions hidden over frames) that cannot be used;
+    `details`: `problem` says what is wrong, `hide` which hide edit (from 1) where one is."""
+
+
 class EmptyImageError(BadRequestError, code="empty"):
     """No bytes at all."""
 

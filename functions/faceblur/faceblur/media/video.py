@@ -38,14 +38,17 @@ from faceblur.errors import BadRequestError, CorruptVideoError
 from faceblur.geometry import Box, padded_region
 from faceblur.media.container import (
     AudioCopy,
+    DecodedFrame,
     Orientation,
     check_complete,
     expected_frames,
+    frame_of,
     open_input,
     probe,
     read_frames,
     temporary_beside,
 )
+from faceblur.media.review import TrackLog, follower_for
 from faceblur.media.track import (
     Motion,
     TrackedFrame,
@@ -56,7 +59,7 @@ from faceblur.media.track import (
     scene_distance,
     scene_signature,
 )
-from faceblur.options import Options
+from faceblur.options import Options, VideoEdits, check_regions_inside
 
 # x264's constant rate factor: 18 is commonly taken as visually lossless.
 DEFAULT_CRF = 18
@@ -88,6 +91,9 @@ class VideoResult:
 
 
 ProgressCallback = Callable[[int, int], None]  # frames done, frames announced (0: unknown)
+# Each frame as displayed (the input's pixels), its tracked faces and the region of each:
+# what a track log or a seal gathers while the clip is rendered.
+FrameObserver = Callable[[np.ndarray, TrackedFrame, list[Box]], None]
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -98,13 +104,16 @@ def tracked_frames(
     detector: Detector,
     settings: VideoSettings,
     threshold: float,
+    first_index: int = 0,
 ) -> Iterator[tuple[np.ndarray, TrackedFrame]]:
     """(frame, its tracked faces) in order, at most `lag` frames behind the input.
 
     `frames` are RGB arrays as displayed; the faces are on them. The detector runs on a
     thread of its own: while it looks at one frame, this one decodes and follows the
     motion of the next ones (up to `detect_every` + 1 of them wait), so the detector,
-    the costliest part, never waits for them.
+    the costliest part, never waits for them. `first_index`: the first frame's index in
+    the whole clip, so that a segment's detector looks at the frames the whole clip's
+    would.
     """
     tracker = Tracker(_tracking(settings, threshold))
     held: deque[np.ndarray] = deque()  # pushed to the tracker, not final yet
@@ -133,7 +142,7 @@ def tracked_frames(
                 )
                 previous_signature, previous_grey = signature, grey
                 # The last frame too: a face that came in since the last look has no later one.
-                look = index % settings.detect_every == 0 or cut or last
+                look = (first_index + index) % settings.detect_every == 0 or cut or last
                 faces = looking.submit(detector.detect, frame) if look else None
                 waiting.append((frame, cut, motion, faces))
                 while waiting and (
@@ -193,6 +202,53 @@ def regions_of(tracked: TrackedFrame, options: Options, width: int, height: int)
     ]
 
 
+def hidden_regions(
+    tracked: TrackedFrame,
+    options: Options,
+    width: int,
+    height: int,
+    shown_tracks: frozenset[int] = frozenset(),
+) -> tuple[list[Box], list[int]]:
+    """The regions hidden in a frame and their track ids: `regions_of` but for the tracks
+    a reviewer chose to leave visible."""
+    regions = regions_of(tracked, options, width, height)
+    kept = [
+        (region, face.track)
+        for face, region in zip(tracked.faces, regions, strict=True)
+        if face.track not in shown_tracks
+    ]
+    return [region for region, _ in kept], [track for _, track in kept]
+
+
+@dataclass(frozen=True)
+class Window:
+    """The frames of a clip one run reads and the ones it writes, by presentation
+    timestamp (in the video stream's time base); a segment of a split job
+    (`faceblur.media.segments`). Frames read but not written are the overlap: the
+    tracker sees them, so a face crossing the border is followed from both sides."""
+
+    read_from: int | None = None  # seek to the keyframe at or before it; None: the start
+    first: int | None = None  # the first frame written; None: the first read
+    end: int | None = None  # the first frame not written; None: to the last one read
+    read_to: int | None = None  # the first frame not read; None: to the end of the clip
+    first_index: int = 0  # the first frame read, counted in the whole clip
+    frames: int = 0  # frames it writes; 0: all there are (checked as a whole clip is)
+
+    def reads(self, pts: int | None) -> bool:
+        return self.read_from is None or (pts is not None and pts >= self.read_from)
+
+    def past(self, pts: int | None) -> bool:
+        return self.read_to is not None and pts is not None and pts >= self.read_to
+
+    def writes(self, pts: int | None) -> bool:
+        if pts is None:
+            return self.first is None and self.end is None
+        return (self.first is None or pts >= self.first) and (self.end is None or pts < self.end)
+
+
+WHOLE = Window()
+
+
 def anonymise_video(
     source: Path,
     target: Path,
@@ -200,12 +256,72 @@ def anonymise_video(
     options: Options | None = None,
     settings: VideoSettings = VideoSettings(),
     on_progress: ProgressCallback | None = None,
+    edits: VideoEdits | None = None,
+    observe: FrameObserver | None = None,
 ) -> VideoResult:
     """Write `source` with every face hidden to `target` (MP4); see the module's docstring.
+
+    `edits`: tracks left visible (`show`) and regions hidden over frame ranges (`hide`,
+    followed with the content by `faceblur.media.review.HideFollower`). `observe` is
+    called with every frame, in order, before it is hidden.
 
     Raises NotAVideoError, CorruptVideoError or TooLargeError (faceblur.errors); on any
     error nothing is left under `target` or beside it.
     """
+    return _anonymise(
+        source, target, detector, options, settings, on_progress, WHOLE, True, edits, observe
+    )
+
+
+def anonymise_window(
+    source: Path,
+    target: Path,
+    detector: Detector,
+    window: Window,
+    options: Options | None = None,
+    settings: VideoSettings = VideoSettings(),
+    on_progress: ProgressCallback | None = None,
+) -> VideoResult:
+    """Write the frames `window` writes, faces hidden, to `target`: an MP4 of video only,
+    each frame at its timestamp in the source less `window.first` (an MP4 that starts
+    later than 0 says so in its edit list, to the millisecond only: the join adds it back
+    exactly), encoded alone (its first frame a keyframe,
+    no frame referring outside it) with the fixed settings every segment shares, so that
+    `faceblur.media.segments.join_segments` can put segments end to end without
+    re-encoding. The audio is the join's, copied once from the source."""
+    return _anonymise(source, target, detector, options, settings, on_progress, window, False)
+
+
+def _read_window(
+    container: av.container.InputContainer,
+    orientation: Orientation,
+    window: Window,
+    on_audio: Callable[[av.Packet], None],
+) -> Iterator[tuple[DecodedFrame, bool]]:
+    """The window's frames as displayed, each with whether it is written."""
+    if window.read_from is not None:
+        # The keyframe at or before it: frames before `read_from` are decoded, then dropped.
+        container.seek(window.read_from, stream=container.streams.video[0])
+    for frame in read_frames(container, orientation, on_audio):
+        pts = frame.stored.pts
+        if window.past(pts):
+            return
+        if window.reads(pts):
+            yield frame, window.writes(pts)
+
+
+def _anonymise(
+    source: Path,
+    target: Path,
+    detector: Detector,
+    options: Options | None,
+    settings: VideoSettings,
+    on_progress: ProgressCallback | None,
+    window: Window,
+    with_audio: bool,
+    edits: VideoEdits | None = None,
+    observe: FrameObserver | None = None,
+) -> VideoResult:
     options = options or Options()
     detector = for_video(upright(detector) if options.upright_only else detector)
     if not 0 <= settings.crf <= MAX_CRF:
@@ -215,8 +331,14 @@ def anonymise_video(
     orientation = Orientation.from_matrix(info.display_matrix)
     partial = temporary_beside(target)
     container = open_input(source)
+    whole = window.frames == 0  # checked as a whole clip is
+    total = expected_frames(info) if whole else window.frames
     tracks: set[int] = set()
     face_frames = frames_done = 0
+    if edits is not None:
+        check_regions_inside([edit.region for edit in edits.hide], info.width, info.height)
+    follower = follower_for(edits, orientation)
+    shown_tracks = edits.show if edits is not None else frozenset()
     try:
         with av.open(
             str(partial), mode="w", format="mp4", options={"movflags": "+faststart"}
@@ -230,19 +352,25 @@ def anonymise_video(
             if info.display_matrix is not None:
                 video_out.set_display_matrix(list(info.display_matrix))
             audio = (
-                AudioCopy(output, container.streams.audio[0]) if container.streams.audio else None
+                AudioCopy(output, container.streams.audio[0])
+                if container.streams.audio and with_audio
+                else None
             )
             output.metadata.clear()
 
-            pending: deque[av.VideoFrame] = deque()  # the stored frames, for their timestamps
+            # The stored frames, for their timestamps, and whether each is written.
+            pending: deque[tuple[av.VideoFrame, bool]] = deque()
 
             def shown_frames() -> Iterator[np.ndarray]:
                 sink = (lambda p: audio.write(output, p)) if audio else (lambda p: None)
-                for frame in read_frames(container, orientation, sink):
-                    pending.append(frame.stored)
+                for frame, writes in _read_window(container, orientation, window, sink):
+                    pending.append((frame.stored, writes))
+                    if follower is not None:
+                        follower.push(frame.shown)
                     yield frame.shown
 
             last_pts = None
+            shift = window.first or 0
             # Each track keeps its tone from frame to frame: no drift, no flicker.
             steady = SteadyTones()
 
@@ -251,7 +379,12 @@ def anonymise_video(
             ) -> list[av.Packet]:
                 nonlocal last_pts
                 height, width = shown.shape[:2]
-                regions = regions_of(tracked, options, width, height)
+                regions, ids = hidden_regions(tracked, options, width, height, shown_tracks)
+                if follower is not None:
+                    # A hide edit keeps a tone of its own: ids below zero are no track's.
+                    for number, region in follower.regions(tracked.index):
+                        regions.append(region)
+                        ids.append(-1 - number)
                 # No grain: fresh grain every frame would boil (faceblur.anonymise.anonymise).
                 hidden = anonymise(
                     shown,
@@ -260,11 +393,11 @@ def anonymise_video(
                     options.shape,
                     options.strength,
                     grain=False,
-                    tracks=[face.track for face in tracked.faces],
+                    tracks=ids,
                     steady=steady,
                 )
-                frame = av.VideoFrame.from_ndarray(orientation.to_stored(hidden), format="rgb24")
-                pts = stored.pts
+                frame = frame_of(orientation.to_stored(hidden))
+                pts = None if stored.pts is None else stored.pts - shift
                 if pts is None or (last_pts is not None and pts <= last_pts):
                     pts = 0 if last_pts is None else last_pts + 1
                 frame.pts, frame.time_base = pts, stored.time_base or video_in.time_base
@@ -276,7 +409,7 @@ def anonymise_video(
                 output.mux(packets)
                 frames_done += 1
                 if on_progress is not None:
-                    on_progress(frames_done, expected_frames(info))
+                    on_progress(frames_done, total)
 
             # Frames are hidden and encoded on a second thread, in order, while this one
             # decodes, follows the motion and runs the detector (numpy, OpenCV and x264 let
@@ -288,12 +421,18 @@ def anonymise_video(
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-hide") as worker:
                 try:
                     for shown, tracked in tracked_frames(
-                        shown_frames(), detector, settings, options.threshold
+                        shown_frames(), detector, settings, options.threshold, window.first_index
                     ):
-                        stored = pending.popleft()
+                        stored, writes = pending.popleft()
+                        if not writes:  # the overlap: tracked, not written
+                            continue
+                        if observe is not None:
+                            height, width = shown.shape[:2]
+                            observe(shown, tracked, regions_of(tracked, options, width, height))
                         hiding.append(worker.submit(hide_and_encode, shown, tracked, stored))
-                        face_frames += len(tracked.faces)
-                        tracks.update(face.track for face in tracked.faces)
+                        hidden = [f for f in tracked.faces if f.track not in shown_tracks]
+                        face_frames += len(hidden)
+                        tracks.update(face.track for face in hidden)
                         while hiding and (len(hiding) > ahead or hiding[0].done()):
                             write(hiding.popleft().result())
                     while hiding:
@@ -301,7 +440,13 @@ def anonymise_video(
                 finally:
                     for future in hiding:
                         future.cancel()
-            check_complete(frames_done, info, source.name)
+            if whole:
+                check_complete(frames_done, info, source.name)
+            elif frames_done != window.frames:
+                raise CorruptVideoError(
+                    f"{source.name}: truncated or damaged video: {frames_done} of "
+                    f"{window.frames} frames of a segment could be read"
+                )
             output.mux(video_out.encode(None))
             if audio is not None:
                 audio.close(output)
@@ -329,7 +474,31 @@ def detect_video(
     settings: VideoSettings = VideoSettings(),
 ) -> Iterator[tuple[int, int, TrackedFrame]]:
     """(width, height, tracked faces) of every frame as displayed, for `faceblur detect`."""
+    for shown, tracked in _shown_tracked(source, detector, options or Options(), settings):
+        yield shown.shape[1], shown.shape[0], tracked
+
+
+def video_tracks(
+    source: Path,
+    detector: Detector,
+    options: Options | None = None,
+    settings: VideoSettings = VideoSettings(),
+    thumbnails: bool = False,
+) -> TrackLog:
+    """Every track of a clip (`faceblur tracks`): the same tracking `anonymise_video` runs
+    with the same options and settings, so the ids are the ones its edits name."""
     options = options or Options()
+    log = TrackLog(Orientation.from_matrix(probe(source).display_matrix), thumbnails)
+    for shown, tracked in _shown_tracked(source, detector, options, settings):
+        height, width = shown.shape[:2]
+        log.add(shown, tracked, regions_of(tracked, options, width, height))
+    return log
+
+
+def _shown_tracked(
+    source: Path, detector: Detector, options: Options, settings: VideoSettings
+) -> Iterator[tuple[np.ndarray, TrackedFrame]]:
+    """Every frame as displayed with its tracked faces, the whole clip checked as read."""
     detector = for_video(upright(detector) if options.upright_only else detector)
     info = probe(source)
     orientation = Orientation.from_matrix(info.display_matrix)
@@ -343,7 +512,7 @@ def detect_video(
 
         for shown, tracked in tracked_frames(shown_frames(), detector, settings, options.threshold):
             decoded += 1
-            yield shown.shape[1], shown.shape[0], tracked
+            yield shown, tracked
         check_complete(decoded, info, source.name)
     except av.error.FFmpegError as error:
         raise CorruptVideoError(f"{source.name}: truncated or damaged video: {error}") from None
