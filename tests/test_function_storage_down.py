@@ -108,8 +108,11 @@ def test_server_stopped_while_requests_run_leaves_only_whole_pairs(stack, photos
     # three photos could all be done before the server stops.
     with ThreadPoolExecutor(max_workers=8) as pool:
         futures = [pool.submit(post, url, data) for data in photos[2:6] * 2]
-        # One detection at a time: once one request is done the others still run.
+        # One detection at a time: once one request is done the others still run. The
+        # server is killed at once (SIGKILL): a polite stop can take longer than the
+        # remaining detections.
         wait(futures, return_when=FIRST_COMPLETED)
+        s3.server.process.kill()
         s3.stop()
         responses = [future.result() for future in futures]
     s3.restart()
