@@ -101,6 +101,8 @@ apply_secret faceblur faceblur-page-s3 \
 apply_secret faceblur faceblur-function-s3 \
   --from-literal=faceblur-s3-access-key="$function_access_key" \
   --from-literal=faceblur-s3-secret-key="$function_secret_key"
+# The S3 key pair the page and the function once shared.
+kubectl delete secret faceblur-s3 --namespace faceblur --ignore-not-found
 kubectl create secret tls faceblur-tls --namespace faceblur \
   --cert "$tls_cert" --key "$tls_key" --dry-run=client --output yaml | kubectl apply --filename -
 apply_secret faceblur faceblur-frontend \

@@ -659,7 +659,13 @@ def check_buckets(docs: list[Doc], stack: Doc) -> list[str]:
             problems.append(f"the Job does not create the bucket ${name}")
     if "FACEBLUR_RETENTION_DAYS" not in settings:
         problems.append("the Job reads FACEBLUR_RETENTION_DAYS, which faceblur-config lacks")
-    for env_name in ("WAIT_ATTEMPTS", "FUNCTION_POLICY", "PAGE_POLICY", "WEBHOOK_ID"):
+    for env_name in (
+        "WAIT_ATTEMPTS",
+        "FUNCTION_POLICY",
+        "PAGE_POLICY",
+        "RETIRED_USERS",
+        "WEBHOOK_ID",
+    ):
         if env_name not in config_maps(docs, "faceblur").get("faceblur-bucket-setup", {}):
             problems.append(f"the Job reads {env_name}, which no ConfigMap sets")
     if '--expire-days "$FACEBLUR_RETENTION_DAYS"' not in script:
@@ -1255,6 +1261,10 @@ def test_bucket_job_waits_for_minio_then_sets_everything_up(
         assert ["admin", "user", "add", "store", access, secret] in args
         policy = setup[f"{who.upper()}_POLICY"]
         assert ["admin", "policy", "attach", "store", policy, "--user", access] in args
+    # The key the two once shared is removed (it had every right on every bucket).
+    assert [a for a in args if a[:3] == ["admin", "user", "rm"]] == [
+        ["admin", "user", "rm", "store", retired] for retired in setup["RETIRED_USERS"].split()
+    ]
     for policy in created_policies.values():
         resources = {r for statement in policy["Statement"] for r in statement["Resource"]}
         assert resources <= {f"arn:aws:s3:::{b}" for b in buckets} | {
@@ -1329,6 +1339,13 @@ def test_the_page_and_the_function_get_only_what_their_work_needs(
     for (action, resource), (page_may, function_may) in expected.items():
         assert policy_allows(page, action, resource) is page_may, (action, resource)
         assert policy_allows(function, action, resource) is function_may, (action, resource)
+
+
+def test_bucket_job_keeps_a_retired_name_given_again(manifests: list[Doc], tmp_path: Path) -> None:
+    retired = config_maps(manifests, "faceblur")["faceblur-bucket-setup"]["RETIRED_USERS"]
+    done, calls = run_job_script(manifests, tmp_path, PAGE_ACCESS_KEY=retired.split()[0])
+    assert done.returncode == 0, done.stderr
+    assert not [c for c in calls if c["args"][:3] == ["admin", "user", "rm"]]
 
 
 def test_bucket_job_runs_again_without_error(manifests: list[Doc], tmp_path: Path) -> None:
