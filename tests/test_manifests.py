@@ -1831,3 +1831,24 @@ def test_policy_evaluation_follows_kubernetes_rules() -> None:
     assert not allowed([egress], pods, "a", "b", 80, "TCP")  # another namespace
     expression = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["b", "c"]}]}
     assert selects(expression, {"app": "c"}) and not selects(expression, {"app": "a"})
+
+
+def test_the_readme_deploy_starts_what_the_manifests_rely_on(manifests: list[Doc]) -> None:
+    """NetworkPolicies do nothing without a network plugin that enforces them (Minikube's
+    default one does not), and the Ingress needs its controller: the README's deploy
+    starts both, and installs the controller the policies let in."""
+    readme = (ROOT / "README.md").read_text()
+    deploy = readme[readme.index("## Deploy on Minikube") :]
+    (start,) = [line for line in deploy.splitlines() if line.startswith("minikube start")]
+    assert policies(manifests) and re.search(r"--cni=(calico|cilium)\b", start)
+    (ingress,) = [d for d in manifests if d["kind"] == "Ingress"]
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert "minikube addons enable ingress" in deploy  # ingress-nginx, namespace ingress-nginx
+    let_in = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for rule in _policy(manifests, "faceblur", "faceblur-frontend")["spec"]["ingress"]
+        for peer in rule["from"]
+    }
+    assert let_in == {CHART_PODS["ingress-controller"][0]}
+    host = ingress["spec"]["rules"][0]["host"]
+    assert f"https://{host}" in deploy
