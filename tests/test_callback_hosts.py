@@ -94,3 +94,17 @@ def test_the_setting_is_a_comma_separated_list_and_empty_by_default(tmp_path) ->
 def test_a_malformed_port_in_the_setting_is_refused_at_start(tmp_path, value) -> None:
     with pytest.raises(ConfigError, match="host:port"):
         load_settings(environ={"FACEBLUR_CALLBACK_HOSTS": value}, secrets_dir=tmp_path)
+
+
+def test_the_handler_check_refuses_a_listed_host_on_another_port() -> None:
+    """check_callback is what the function itself runs on the header the queue worker
+    passes on (the runner above refuses earlier, with the same rule)."""
+    from faceblur.api.callbacks import CALLBACK_CODE, check_callback
+    from faceblur.errors import BadRequestError
+
+    check_callback("https://hooks.example.org/done", {"hooks.example.org"})
+    check_callback("https://hooks.example.org:8443/done", {"hooks.example.org:8443"})
+    check_callback(None, set())
+    with pytest.raises(BadRequestError) as refused:
+        check_callback("http://hooks.example.org:22/", {"hooks.example.org"})
+    assert refused.value.code == CALLBACK_CODE and refused.value.status == 400
