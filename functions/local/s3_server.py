@@ -88,13 +88,17 @@ def start_s3_server(
     webhook_url: str | None = None,
     webhook_bucket: str | None = None,
     upload_bucket: str | None = None,
+    upload_origin: str | None = None,
     output: IO | int | None = subprocess.DEVNULL,
     ready_timeout: float = 20,
 ) -> S3Server:
     """Start s3rver on `address:port` (a free port when None), buckets created, and wait.
 
-    `upload_bucket` answers browsers' cross-origin PUTs (the page's presigned uploads).
+    `upload_bucket` answers browsers' cross-origin POSTs (the page's presigned upload
+    forms) from `upload_origin` only, the page's origin (one `*` wildcard at most).
     """
+    if upload_bucket and not upload_origin:
+        raise ValueError("an upload bucket needs the page's origin (upload_origin)")
     node = shutil.which("node")
     if node is None or not (NODE_MODULES / "s3rver").is_dir():
         raise RuntimeError("the local S3 server is not installed: run `make install` (needs npm)")
@@ -114,7 +118,7 @@ def start_s3_server(
         "FACEBLUR_S3_SECRET_KEY": secret_key,
     }
     if upload_bucket:
-        env["S3RVER_UPLOAD_BUCKET"] = upload_bucket
+        env |= {"S3RVER_UPLOAD_BUCKET": upload_bucket, "S3RVER_UPLOAD_ORIGIN": upload_origin}
     if webhook_url and webhook_bucket:
         env |= {"S3RVER_WEBHOOK_URL": webhook_url, "S3RVER_WEBHOOK_BUCKET": webhook_bucket}
     process = subprocess.Popen(
