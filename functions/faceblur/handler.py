@@ -49,7 +49,7 @@ from faceblur.sealing.seal import fingerprint, load_public_key  # noqa: E402
 from faceblur.service.entry import Engine, Request, serve  # noqa: E402
 from faceblur.service.events import events_of, process_bucket_events  # noqa: E402
 from faceblur.service.photos import Outcome  # noqa: E402
-from faceblur.service.videos import Queued, job_answer  # noqa: E402
+from faceblur.service.videos import Queued, job_answer, process_segment  # noqa: E402
 from faceblur.store.s3 import Store  # noqa: E402
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -176,7 +176,7 @@ def _parse(event, settings: Settings) -> Request | dict:
         document = parse_json(body)
         if not isinstance(document, dict):
             raise BadRequestError('JSON body must be an object: {"image": "<base64>"}', "bad_json")
-        if "Records" in document:
+        if "Records" in document or "segment" in document:
             return document
         field = "video" if "video" in document else "image"
         if field not in document:
@@ -205,6 +205,13 @@ def _post(event) -> object:
     settings = _settings()
     check_callback(event.headers.get("X-Callback-Url"), settings.callback_hosts)
     request = _parse(event, settings)
+    if isinstance(request, dict) and "segment" in request:
+        # One segment of a split video job, posted by the function itself to its async
+        # route: it names a job and a segment, everything else is read from the job's
+        # status in the bucket, so a forged call can only redo a running job's segment.
+        if not isinstance(request["segment"], dict):
+            raise BadRequestError('"segment" must be an object', "bad_segment")
+        return _json(200, process_segment(request["segment"], _engine(), _store(), settings))
     if isinstance(request, dict):  # bucket events come from the S3 server: no key to show
         events, engine = events_of(request), _engine()
         return _json(200, process_bucket_events(events, engine, _store(), settings, videos=engine))

@@ -37,6 +37,12 @@ ENV_VARS: dict[str, str] = {
     "FACEBLUR_MAX_VIDEO_BYTES": str(500 * 1024 * 1024),
     "FACEBLUR_MAX_VIDEO_SECONDS": "600",
     "FACEBLUR_MAX_VIDEO_PIXELS": str(3840 * 2160),
+    # A video job is split into segments of about this many seconds, each one call of the
+    # function on any free replica (and `faceblur blur --jobs`'s default): a few minutes
+    # of one core at 1080p, so a lost replica costs one segment, not the job.
+    "FACEBLUR_VIDEO_SEGMENT_SECONDS": "10",
+    # Calls a segment gets before its job fails with the segment's reason.
+    "FACEBLUR_VIDEO_SEGMENT_TRIES": "3",
     "FACEBLUR_PRESIGN_EXPIRY_SECONDS": "3600",
     "FACEBLUR_GATEWAY_URL": "http://127.0.0.1:8080",
     "FACEBLUR_FUNCTION_NAME": "faceblur",
@@ -133,6 +139,8 @@ class Settings:
     max_video_bytes: int = 500 * 1024 * 1024
     max_video_seconds: int = 600
     max_video_pixels: int = 3840 * 2160
+    video_segment_seconds: int = 10
+    video_segment_tries: int = 3
 
     @property
     def output_buckets(self) -> tuple[str, str]:
@@ -271,4 +279,6 @@ def load_settings(
         max_video_bytes=_positive_int(environ, "FACEBLUR_MAX_VIDEO_BYTES"),
         max_video_seconds=_positive_int(environ, "FACEBLUR_MAX_VIDEO_SECONDS"),
         max_video_pixels=_positive_int(environ, "FACEBLUR_MAX_VIDEO_PIXELS"),
+        video_segment_seconds=_positive_int(environ, "FACEBLUR_VIDEO_SEGMENT_SECONDS"),
+        video_segment_tries=_positive_int(environ, "FACEBLUR_VIDEO_SEGMENT_TRIES"),
     )

@@ -20,6 +20,7 @@ from faceblur.detection.base import Detector
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError, quoted
 from faceblur.formats import SNIFF_BYTES, video_type
 from faceblur.media.photo import PhotoResult, anonymise_image
+from faceblur.media.segments import Segment, encode_segment
 from faceblur.media.video import ProgressCallback, VideoResult, anonymise_video
 from faceblur.options import Options, parse_options
 from faceblur.service.photos import Anonymiser, Outcome, anonymise_and_store
@@ -82,6 +83,16 @@ class Engine:
     ) -> VideoResult:
         # The detector as built: anonymise_video makes it the lighter one for frames.
         return anonymise_video(source, target, self.detector(), options, on_progress=on_progress)
+
+    def encode_segment(
+        self,
+        source: Path,
+        target: Path,
+        segment: Segment,
+        options: Options,
+        on_progress: ProgressCallback,
+    ) -> VideoResult:
+        return encode_segment(source, target, segment, self.detector(), options, None, on_progress)
 
 
 def _log_failure(detector: Future[Detector]) -> None:

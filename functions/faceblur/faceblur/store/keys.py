@@ -263,3 +263,18 @@ def job_of_key(key: str) -> str:
 def status_key(job: str) -> str:
     """Where the originals bucket keeps a video job's status (written by the function only)."""
     return f"{JOBS_FOLDER}{job}.json"
+
+
+def segments_prefix(job: str) -> str:
+    """Where the originals bucket keeps a split job's segments while it runs (removed when
+    the job is done or failed): one status object and one encoded MP4 per segment, so
+    that workers never write the same object."""
+    return f"{JOBS_FOLDER}{job}/segments/"
+
+
+def segment_status_key(job: str, index: int) -> str:
+    return f"{segments_prefix(job)}{index:05d}.json"
+
+
+def segment_video_key(job: str, index: int) -> str:
+    return f"{segments_prefix(job)}{index:05d}.mp4"
