@@ -859,6 +859,7 @@ def required_flows(docs: list[Doc], stack: Doc, pods: dict) -> list[tuple[str, s
         flows += [
             (function, *s3, "TCP"),
             (function, *postgres, "TCP"),
+            (function, *gateway, "TCP"),  # a split video job's segment calls
             ("gateway", function, WATCHDOG_PORT, "TCP"),
         ]
     for looker in ["faceblur-frontend", "minio", "faceblur-buckets", "queue-worker", *functions]:
@@ -876,7 +877,6 @@ FORBIDDEN_FLOWS = [
     ("queue-worker", "function/faceblur", WATCHDOG_PORT),
     ("function/faceblur", OUTSIDE, 80),
     ("function/faceblur", OUTSIDE, 443),
-    ("function/faceblur", "gateway", 8080),
     ("function/faceblur", "faceblur-frontend", 5000),
     ("function/faceblur", "minio", 9001),
     ("faceblur-frontend", OUTSIDE, 443),
@@ -1619,6 +1619,11 @@ BREAKAGES: dict[str, tuple[str, Callable[[list[Doc], Doc], None], str]] = {
         "network selectors",
         lambda d, s: d.remove(_policy(d, FUNCTION_NAMESPACE, "default-deny")),
         "default-deny",
+    ),
+    "function cannot dispatch video segments": (
+        "network flows",
+        lambda d, s: _drop_egress_to(d, FUNCTION_NAMESPACE, "faceblur", 8080),
+        "function/faceblur cannot reach gateway:8080",
     ),
     "page cut off from the database": (
         "network flows",
