@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "functions" / "loca
 
 from template_runner import create_app  # noqa: E402
 
-from faceblur.config import load_settings  # noqa: E402
+from faceblur.config import ConfigError, load_settings  # noqa: E402
 
 
 def runner(allowed: set[str], calls: list):
@@ -33,6 +33,12 @@ def runner(allowed: set[str], calls: list):
         ({"hooks.example.org"}, "http://hooks.example.org@127.0.0.1:9000/"),
         ({"hooks.example.org"}, "file:///etc/passwd"),
         ({"hooks.example.org"}, "gopher://hooks.example.org/"),
+        # A listed host, another port: the web's own ports only, unless host:port is listed.
+        ({"hooks.example.org"}, "http://hooks.example.org:6379/"),
+        ({"hooks.example.org"}, "https://hooks.example.org:8443/done"),
+        ({"hooks.example.org"}, "http://hooks.example.org:443/"),
+        ({"hooks.example.org:8443"}, "https://hooks.example.org/done"),
+        ({"hooks.example.org:8443"}, "https://hooks.example.org:9443/done"),
     ],
 )
 def test_a_callback_to_an_unlisted_host_is_refused_and_nothing_runs(allowed, url) -> None:
@@ -47,14 +53,28 @@ def test_a_callback_to_an_unlisted_host_is_refused_and_nothing_runs(allowed, url
 
 
 @pytest.mark.parametrize(
-    "headers", [{"X-Callback-Url": "https://HOOKS.example.org:8443/done?x=1"}, {}]
+    ("allowed", "headers"),
+    [
+        ({"hooks.example.org"}, {"X-Callback-Url": "https://HOOKS.example.org/done?x=1"}),
+        ({"hooks.example.org"}, {"X-Callback-Url": "https://hooks.example.org:443/done"}),
+        ({"hooks.example.org"}, {"X-Callback-Url": "http://hooks.example.org/done"}),
+        ({"hooks.example.org:8443"}, {"X-Callback-Url": "https://HOOKS.example.org:8443/d"}),
+        ({"hooks.example.org"}, {}),
+    ],
 )
-def test_a_listed_host_or_no_callback_is_accepted(headers) -> None:
+def test_a_listed_host_on_an_allowed_port_or_no_callback_is_accepted(allowed, headers) -> None:
     calls: list = []
-    response = runner({"hooks.example.org"}, calls).post(
-        "/async-function/demo", data=b"x", headers=headers
-    )
+    response = runner(allowed, calls).post("/async-function/demo", data=b"x", headers=headers)
     assert response.status_code == 202 and response.headers["X-Call-Id"]
+
+
+def test_a_refused_port_says_how_to_allow_it() -> None:
+    response = runner({"hooks.example.org"}, []).post(
+        "/async-function/demo",
+        data=b"x",
+        headers={"X-Callback-Url": "http://hooks.example.org:6379/"},
+    )
+    assert "host:port" in response.get_json()["error"]
 
 
 def test_the_setting_is_a_comma_separated_list_and_empty_by_default(tmp_path) -> None:
@@ -64,3 +84,27 @@ def test_the_setting_is_a_comma_separated_list_and_empty_by_default(tmp_path) ->
         secrets_dir=tmp_path,
     )
     assert listed.callback_hosts == {"hooks.example.org", "ci.example.net"}
+    with_port = load_settings(
+        environ={"FACEBLUR_CALLBACK_HOSTS": "hooks.example.org:8443"}, secrets_dir=tmp_path
+    )
+    assert with_port.callback_hosts == {"hooks.example.org:8443"}
+
+
+@pytest.mark.parametrize("value", ["hooks.example.org:https", "hooks.example.org:0", ":8443"])
+def test_a_malformed_port_in_the_setting_is_refused_at_start(tmp_path, value) -> None:
+    with pytest.raises(ConfigError, match="host:port"):
+        load_settings(environ={"FACEBLUR_CALLBACK_HOSTS": value}, secrets_dir=tmp_path)
+
+
+def test_the_handler_check_refuses_a_listed_host_on_another_port() -> None:
+    """check_callback is what the function itself runs on the header the queue worker
+    passes on (the runner above refuses earlier, with the same rule)."""
+    from faceblur.api.callbacks import CALLBACK_CODE, check_callback
+    from faceblur.errors import BadRequestError
+
+    check_callback("https://hooks.example.org/done", {"hooks.example.org"})
+    check_callback("https://hooks.example.org:8443/done", {"hooks.example.org:8443"})
+    check_callback(None, set())
+    with pytest.raises(BadRequestError) as refused:
+        check_callback("http://hooks.example.org:22/", {"hooks.example.org"})
+    assert refused.value.code == CALLBACK_CODE and refused.value.status == 400

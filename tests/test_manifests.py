@@ -13,6 +13,7 @@ a deliberately broken copy, so a check that can never fail would show up here.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import os
 import re
@@ -39,6 +40,9 @@ STACK = ROOT / "stack.yml"
 # The Kubernetes version the manifests are validated against (README's `minikube start`).
 KUBERNETES_VERSION = "1.34.0"
 FUNCTION_NAMESPACE = "openfaas-fn"
+# Made by OpenFaaS's namespaces.yml before `kubectl apply -k k8s/` (README, step 2);
+# k8s/network-policies.yaml holds policies in both.
+OPENFAAS_NAMESPACES = {"openfaas", FUNCTION_NAMESPACE}
 GATEWAY_ASYNC_PREFIX = "/async-function/"
 WEBHOOK_ENV = "MINIO_NOTIFY_WEBHOOK_"
 NOT_MANIFESTS = {"kustomization.yaml", "openfaas-values.yaml"}
@@ -80,12 +84,18 @@ def run_secret_script(tmp_path: Path) -> list[dict[str, Any]]:
     fake = tmp_path / "bin" / "kubectl"
     fake.parent.mkdir()
     # The stand-in records its arguments (one JSON line per call) and prints nothing.
+    # A TLS secret's files exist only while the script runs: the stand-in logs their text.
     fake.write_text(
         "#!/usr/bin/env python3\n"
         "import json, sys\n"
+        "args = sys.argv[1:]\n"
+        "if args[:3] == ['create', 'secret', 'tls']:\n"
+        "    for flag in ('--cert', '--key'):\n"
+        "        at = args.index(flag) + 1\n"
+        "        args[at] = open(args[at]).read()\n"
         f"with open({str(log)!r}, 'a') as out:\n"
-        "    out.write(json.dumps(sys.argv[1:]) + '\\n')\n"
-        "if sys.argv[1:2] == ['apply']:\n"
+        "    out.write(json.dumps(args) + '\\n')\n"
+        "if args[:1] == ['apply']:\n"
         "    sys.stdin.read()\n"
     )
     fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
@@ -97,13 +107,19 @@ def run_secret_script(tmp_path: Path) -> list[dict[str, Any]]:
     created = []
     for line in log.read_text().splitlines():
         args = json.loads(line)
-        if args[:3] != ["create", "secret", "generic"]:
+        if args[:3] == ["create", "secret", "tls"]:
+            literals = {
+                "tls.crt": args[args.index("--cert") + 1],
+                "tls.key": args[args.index("--key") + 1],
+            }
+        elif args[:3] == ["create", "secret", "generic"]:
+            literals = dict(
+                a.removeprefix("--from-literal=").split("=", 1)
+                for a in args
+                if a.startswith("--from-literal=")
+            )
+        else:
             continue
-        literals = dict(
-            a.removeprefix("--from-literal=").split("=", 1)
-            for a in args
-            if a.startswith("--from-literal=")
-        )
         created.append(
             {"name": args[3], "namespace": args[args.index("--namespace") + 1], "data": literals}
         )
@@ -342,8 +358,9 @@ def check_kustomization(kustomization: Doc, files: list[str]) -> list[str]:
 
 
 def check_namespaces(docs: list[Doc]) -> list[str]:
-    """Each object names its namespace, and that namespace is created here."""
+    """Each object names its namespace, created here or by OpenFaaS's install."""
     created = {d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"}
+    created |= OPENFAAS_NAMESPACES
     problems = []
     for doc in docs:
         if doc["kind"] == "Namespace":
@@ -412,30 +429,55 @@ def check_secret_files(docs: list[Doc]) -> list[str]:
 
 
 def check_secrets_created(docs: list[Doc], stack: Doc, created: list[dict[str, Any]]) -> list[str]:
-    """Every Secret key read (manifests and stack.yml) is made by create-secrets.sh, and
-    every one it makes is read; one S3 key pair is shared by all who use it."""
+    """Every Secret key read (manifests, Ingress certificates and stack.yml) is made by
+    create-secrets.sh, and every one it makes is read. A value the function reads in
+    openfaas-fn is the one the faceblur namespace holds under the same key (database URL,
+    internal token, the function's S3 key the Job creates), the page's own S3 key aside."""
     wanted = secret_references(docs)
     for function in stack["functions"].values():
         for name in function.get("secrets", []):
             # OpenFaaS mounts each key of the Secret; faceblur.config reads the file `name`.
             wanted.add((FUNCTION_NAMESPACE, name, name))
+    for ingress in (d for d in docs if d["kind"] == "Ingress"):
+        for tls in ingress["spec"].get("tls", []):
+            for key in ("tls.crt", "tls.key"):
+                wanted.add((ingress["metadata"]["namespace"], tls["secretName"], key))
     made = {(s["namespace"], s["name"], k) for s in created for k in s["data"]}
     problems = [f"nothing creates secret {n}/{s} key {k}" for n, s, k in sorted(wanted - made)]
     problems += [
         f"secret {n}/{s} key {k} is created but never read" for n, s, k in sorted(made - wanted)
     ]
-    values: dict[str, set[str]] = {}
+    page_s3 = page_s3_secret(docs)
+    function_values: dict[str, str] = {}
     for secret in created:
         for key, value in secret["data"].items():
             if not value:
                 problems.append(f"secret {secret['name']} key {key} is empty")
-            values.setdefault(key, set()).add(value)
-    problems += [
-        f"secret key {k} has different values in different namespaces"
-        for k, v in values.items()
-        if len(v) > 1
-    ]
+            if secret["namespace"] == FUNCTION_NAMESPACE:
+                function_values[key] = value
+    for secret in created:
+        if secret["namespace"] == FUNCTION_NAMESPACE or secret["name"] == page_s3:
+            continue
+        problems += [
+            f"secret key {k} has different values in different namespaces "
+            f"({secret['name']} and {FUNCTION_NAMESPACE})"
+            for k, v in secret["data"].items()
+            if k in function_values and v != function_values[k]
+        ]
     return problems
+
+
+def page_s3_secret(docs: list[Doc]) -> str | None:
+    """The Secret the page's S3 access key file comes from."""
+    frontend = find(docs, "Deployment", "faceblur-frontend", "faceblur")
+    if frontend is None:
+        return None
+    for volume in frontend["spec"]["template"]["spec"].get("volumes", []):
+        for source in [volume] + volume.get("projected", {}).get("sources", []):
+            secret = source.get("secret", {})
+            if any(i["path"] == "faceblur-s3-access-key" for i in secret.get("items", [])):
+                return secret.get("secretName") or secret.get("name")
+    return None
 
 
 def check_services(docs: list[Doc]) -> list[str]:
@@ -457,7 +499,8 @@ def check_services(docs: list[Doc]) -> list[str]:
 
 
 def check_frontend(docs: list[Doc]) -> list[str]:
-    """Container port = Service targetPort = probe port, and the Service is a NodePort."""
+    """Container port = Service targetPort = probe port; the Service stays inside the
+    cluster (the Ingress is the way in)."""
     deployment = find(docs, "Deployment", "faceblur-frontend", "faceblur")
     service = find(docs, "Service", "faceblur-frontend", "faceblur")
     if deployment is None or service is None:
@@ -474,8 +517,8 @@ def check_frontend(docs: list[Doc]) -> list[str]:
             problems.append(f"{probe} port {http.get('port')} is not {declared}")
         if http.get("path") != "/healthz":
             problems.append(f"{probe} path {http.get('path')} is not /healthz")
-    if service["spec"].get("type") != "NodePort":
-        problems.append("frontend Service is not a NodePort")
+    if service["spec"].get("type", "ClusterIP") != "ClusterIP":
+        problems.append(f"frontend Service is a {service['spec']['type']}, not ClusterIP")
     return problems
 
 
@@ -616,7 +659,13 @@ def check_buckets(docs: list[Doc], stack: Doc) -> list[str]:
             problems.append(f"the Job does not create the bucket ${name}")
     if "FACEBLUR_RETENTION_DAYS" not in settings:
         problems.append("the Job reads FACEBLUR_RETENTION_DAYS, which faceblur-config lacks")
-    for env_name in ("WAIT_ATTEMPTS", "APP_POLICY", "WEBHOOK_ID"):
+    for env_name in (
+        "WAIT_ATTEMPTS",
+        "FUNCTION_POLICY",
+        "PAGE_POLICY",
+        "RETIRED_USERS",
+        "WEBHOOK_ID",
+    ):
         if env_name not in config_maps(docs, "faceblur").get("faceblur-bucket-setup", {}):
             problems.append(f"the Job reads {env_name}, which no ConfigMap sets")
     if '--expire-days "$FACEBLUR_RETENTION_DAYS"' not in script:
@@ -643,6 +692,358 @@ def check_shared_settings(docs: list[Doc], stack: Doc) -> list[str]:
         problems.append(f"S3 endpoint {endpoint}: no Service {label} in k8s/")
     elif int(port or 0) not in {p["port"] for p in service["spec"]["ports"]}:
         problems.append(f"S3 endpoint {endpoint}: Service {label} has no port {port}")
+    return problems
+
+
+# ----------------------------------------------------------------------------- network policies
+
+# Pods the manifests do not define, with the labels and ports their makers give them:
+# the OpenFaaS chart 15.0.6 (templates/gateway-dep.yaml, queueworker-ce-dep.yaml,
+# nats-dep.yaml: app=gateway :8080, app=queue-worker, app=nats :4222), faas-netes (a
+# function's pods: faas_function=NAME plus stack.yml's labels, the watchdog on :8080),
+# CoreDNS (k8s-app=kube-dns :53) and Minikube's ingress addon (namespace ingress-nginx).
+CHART_PODS: dict[str, tuple[str, dict[str, str], set[int]]] = {
+    "gateway": ("openfaas", {"app": "gateway"}, {8080}),
+    "queue-worker": ("openfaas", {"app": "queue-worker"}, set()),
+    "nats": ("openfaas", {"app": "nats"}, {4222}),
+    "kube-dns": ("kube-system", {"k8s-app": "kube-dns"}, {53}),
+    "ingress-controller": (
+        "ingress-nginx",
+        {"app.kubernetes.io/name": "ingress-nginx", "app.kubernetes.io/component": "controller"},
+        {80, 443},
+    ),
+    # Any other pod of the cluster, and an address outside it: what must stay shut out.
+    "stranger": ("default", {"app": "stranger"}, {80}),
+}
+WATCHDOG_PORT = 8080
+OUTSIDE = "outside"  # an address beyond the cluster (a callback host, 169.254.169.254)
+
+
+def cluster_pods(docs: list[Doc], stack: Doc) -> dict[str, tuple[str | None, dict, set[int]]]:
+    """name -> (namespace, labels, container ports) of every pod the policies may meet."""
+    pods: dict[str, tuple[str | None, dict, set[int]]] = {}
+    for workload, spec in pod_specs(docs):
+        ports = {p["containerPort"] for c in containers(spec) for p in c.get("ports", [])}
+        pods[workload["metadata"]["name"]] = (
+            workload["metadata"]["namespace"],
+            workload["spec"]["template"]["metadata"].get("labels", {}),
+            ports,
+        )
+    for name, function in stack["functions"].items():
+        labels = {"faas_function": name, **function.get("labels", {})}
+        pods[f"function/{name}"] = (FUNCTION_NAMESPACE, labels, {WATCHDOG_PORT})
+    pods.update(CHART_PODS)
+    pods[OUTSIDE] = (None, {}, {80, 443})
+    return pods
+
+
+def selects(selector: Doc | None, labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels and matchExpressions) against labels."""
+    selector = selector or {}
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator, values = expression["key"], expression["operator"], expression.get("values")
+        present = key in labels
+        if not {
+            "In": present and labels.get(key) in (values or []),
+            "NotIn": not present or labels.get(key) not in (values or []),
+            "Exists": present,
+            "DoesNotExist": not present,
+        }[operator]:
+            return False
+    return True
+
+
+def peer_matches(peer: Doc, pod: tuple[str | None, dict, set[int]], home: str) -> bool:
+    """A `from`/`to` entry of a policy in namespace `home` against a pod (or OUTSIDE)."""
+    namespace, labels, _ = pod
+    if "ipBlock" in peer:
+        return namespace is None  # only addresses outside are given by ipBlock here
+    if namespace is None:
+        return False
+    if "namespaceSelector" in peer:
+        if not selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": namespace}):
+            return False
+    elif namespace != home:
+        return False
+    return selects(peer.get("podSelector"), labels)
+
+
+def rule_admits(rule: Doc, peers_key: str, pod: tuple, home: str, port: int, protocol: str):
+    peers = rule.get(peers_key)
+    if peers and not any(peer_matches(peer, pod, home) for peer in peers):
+        return False
+    ports = rule.get("ports")
+    return not ports or any(
+        p.get("protocol", "TCP") == protocol and p.get("port", port) == port for p in ports
+    )
+
+
+def policies(docs: list[Doc]) -> list[Doc]:
+    return [d for d in docs if d["kind"] == "NetworkPolicy"]
+
+
+def allowed(docs: list[Doc], pods: dict, source: str, target: str, port: int, protocol: str):
+    """Whether `source` may open `port` on `target`: its egress and the target's ingress
+    (a pod no policy of a direction selects is open in that direction)."""
+    for direction, own, other, peers_key in (
+        ("Egress", source, target, "to"),
+        ("Ingress", target, source, "from"),
+    ):
+        namespace, labels, _ = pods[own]
+        selecting = [
+            p
+            for p in policies(docs)
+            if p["metadata"]["namespace"] == namespace
+            and direction in p["spec"].get("policyTypes", ["Ingress"])
+            and selects(p["spec"].get("podSelector"), labels)
+        ]
+        if (
+            namespace is not None
+            and selecting
+            and not any(
+                rule_admits(rule, peers_key, pods[other], namespace, port, protocol)
+                for p in selecting
+                for rule in p["spec"].get(direction.lower(), [])
+            )
+        ):
+            return False
+    return True
+
+
+def required_flows(docs: list[Doc], stack: Doc, pods: dict) -> list[tuple[str, str, int, str]]:
+    """Connections the settings and manifests call for: (from, to, port, protocol)."""
+    settings = config_maps(docs, "faceblur").get("faceblur-config", {})
+
+    def target(host_port: str) -> tuple[str, int]:
+        """A pod and container port behind a cluster DNS name:port (a Service of ours or
+        the chart's gateway)."""
+        host, _, port = host_port.rpartition(":")
+        service, _ = service_for_host(docs, host)
+        if service is None:  # the chart's gateway Service: port 8080 to its pods' 8080
+            return host.split(".")[0], int(port)
+        (workload,) = pods_selected(docs, service)
+        (entry,) = [p for p in service["spec"]["ports"] if p["port"] == int(port)]
+        declared = workload["spec"]["template"]["spec"]["containers"]
+        number = next(filter(None, (resolve_port(c, entry["targetPort"]) for c in declared)))
+        return workload["metadata"]["name"], number
+
+    s3 = target(settings["FACEBLUR_S3_ENDPOINT"])
+    gateway = target(urlsplit(settings["FACEBLUR_GATEWAY_URL"]).netloc)
+    postgres = target("postgres.faceblur:5432")
+    webhooks = [
+        target(urlsplit(v).netloc)
+        for k, v in minio_env(docs).items()
+        if k.startswith(WEBHOOK_ENV + "ENDPOINT_") and v
+    ]
+    functions = [name for name in pods if name.startswith("function/")]
+    ingress_backends = [
+        target(f"{b['service']['name']}.{i['metadata']['namespace']}:80")
+        for i in docs
+        if i["kind"] == "Ingress"
+        for rule in i["spec"].get("rules", [])
+        for b in (path["backend"] for path in rule["http"]["paths"])
+    ]
+    flows = [
+        ("faceblur-frontend", *s3, "TCP"),
+        ("faceblur-buckets", *s3, "TCP"),
+        ("faceblur-frontend", *gateway, "TCP"),
+        ("faceblur-frontend", *postgres, "TCP"),
+        ("queue-worker", *gateway, "TCP"),
+        ("queue-worker", "nats", 4222, "TCP"),
+        *[("minio", *hook, "TCP") for hook in webhooks],
+        *[("ingress-controller", *backend, "TCP") for backend in ingress_backends],
+    ]
+    for function in functions:
+        flows += [
+            (function, *s3, "TCP"),
+            (function, *postgres, "TCP"),
+            (function, *gateway, "TCP"),  # a split video job's segment calls
+            ("gateway", function, WATCHDOG_PORT, "TCP"),
+        ]
+    for looker in ["faceblur-frontend", "minio", "faceblur-buckets", "queue-worker", *functions]:
+        flows.append((looker, "kube-dns", 53, "UDP"))
+    return flows
+
+
+# Connections that must stay shut: a caller of the function or the queue worker cannot
+# reach anything beyond what their work needs, and strangers reach none of our pods.
+FORBIDDEN_FLOWS = [
+    ("queue-worker", OUTSIDE, 80),
+    ("queue-worker", OUTSIDE, 443),
+    ("queue-worker", "minio", 9000),
+    ("queue-worker", "postgres", 5432),
+    ("queue-worker", "function/faceblur", WATCHDOG_PORT),
+    ("function/faceblur", OUTSIDE, 80),
+    ("function/faceblur", OUTSIDE, 443),
+    ("function/faceblur", "faceblur-frontend", 5000),
+    ("function/faceblur", "minio", 9001),
+    ("faceblur-frontend", OUTSIDE, 443),
+    ("faceblur-frontend", "function/faceblur", WATCHDOG_PORT),
+    ("faceblur-frontend", "minio", 9001),
+    ("faceblur-buckets", "postgres", 5432),
+    ("faceblur-buckets", "gateway", 8080),
+    ("faceblur-buckets", OUTSIDE, 443),
+    ("minio", "postgres", 5432),
+    ("minio", OUTSIDE, 443),
+    ("postgres", "minio", 9000),
+    ("postgres", OUTSIDE, 443),
+    ("stranger", "minio", 9000),
+    ("stranger", "minio", 9001),
+    ("stranger", "postgres", 5432),
+    ("stranger", "faceblur-frontend", 5000),
+    ("stranger", "function/faceblur", WATCHDOG_PORT),
+    ("ingress-controller", "minio", 9000),
+    ("ingress-controller", "postgres", 5432),
+    (OUTSIDE, "faceblur-frontend", 5000),
+    (OUTSIDE, "minio", 9000),
+]
+
+
+def check_network_selectors(docs: list[Doc], stack: Doc) -> list[str]:
+    """Each policy selects real pods, each peer names real pods, each port is one they
+    declare; every namespace we own denies by default."""
+    pods = {n: p for n, p in cluster_pods(docs, stack).items() if n not in ("stranger", OUTSIDE)}
+    problems = []
+    for policy in policies(docs):
+        name, home = policy["metadata"]["name"], policy["metadata"]["namespace"]
+        spec = policy["spec"]
+        own = [
+            n
+            for n, (ns, labels, _) in pods.items()
+            if ns == home and selects(spec.get("podSelector"), labels)
+        ]
+        if not own:
+            problems.append(f"NetworkPolicy {home}/{name} selects no pod")
+        for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+            for rule in spec.get(direction, []):
+                peers = [
+                    n
+                    for n, pod in pods.items()
+                    if any(peer_matches(peer, pod, home) for peer in rule.get(peers_key, []))
+                ]
+                if rule.get(peers_key) and not peers:
+                    problems.append(f"NetworkPolicy {home}/{name}: a {direction} peer is no pod")
+                # Egress ports are the peers' ports; ingress ports the policy's own pods'.
+                holders = peers if direction == "egress" else own
+                for entry in rule.get("ports", []):
+                    port = entry.get("port")
+                    if not isinstance(port, int):
+                        problems.append(f"NetworkPolicy {home}/{name}: port {port!r} by number")
+                    elif holders and not any(port in pods[h][2] for h in holders):
+                        problems.append(
+                            f"NetworkPolicy {home}/{name}: {direction} port {port} is not a "
+                            f"port of {sorted(holders)}"
+                        )
+    owned = {d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"}
+    for namespace in sorted(owned | {FUNCTION_NAMESPACE}):
+        if not any(
+            p["metadata"]["namespace"] == namespace
+            and p["spec"].get("podSelector") in ({}, None)
+            and set(p["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
+            and not p["spec"].get("ingress")
+            and not p["spec"].get("egress")
+            for p in policies(docs)
+        ):
+            problems.append(f"namespace {namespace} has no default-deny NetworkPolicy")
+    return problems
+
+
+def check_network_flows(docs: list[Doc], stack: Doc) -> list[str]:
+    """The connections the settings call for pass the policies; the forbidden ones do not."""
+    pods = cluster_pods(docs, stack)
+    problems = [
+        f"{source} cannot reach {target}:{port}/{protocol}"
+        for source, target, port, protocol in required_flows(docs, stack, pods)
+        if not allowed(docs, pods, source, target, port, protocol)
+    ]
+    problems += [
+        f"{source} can reach {target}:{port}"
+        for source, target, port in FORBIDDEN_FLOWS
+        if allowed(docs, pods, source, target, port, "TCP")
+    ]
+    return problems
+
+
+# ----------------------------------------------------------------------------- the Ingress
+
+
+def check_ingress(docs: list[Doc]) -> list[str]:
+    """The page's Ingress: TLS for its host, to the frontend Service's port, sized for one
+    photo and patient enough for one call; MinIO's CORS lets that origin upload."""
+    from frontend.app import FORM_OVERHEAD_BYTES
+    from frontend.gateway import READ_TIMEOUT_SECONDS
+
+    ingresses = [d for d in docs if d["kind"] == "Ingress"]
+    if len(ingresses) != 1:
+        return [f"expected one Ingress, found {len(ingresses)}"]
+    (ingress,) = ingresses
+    spec, notes = ingress["spec"], ingress["metadata"].get("annotations", {})
+    hosts = {rule.get("host") for rule in spec.get("rules", [])}
+    tls_hosts = {h for tls in spec.get("tls", []) for h in tls.get("hosts", [])}
+    problems = [] if hosts and hosts <= tls_hosts else [f"hosts {hosts} not all under TLS"]
+    if notes.get("nginx.ingress.kubernetes.io/force-ssl-redirect") != "true":
+        problems.append("plain HTTP is not redirected to HTTPS")
+    service = find(docs, "Service", "faceblur-frontend", ingress["metadata"]["namespace"])
+    for rule in spec.get("rules", []):
+        for path in rule["http"]["paths"]:
+            backend = path["backend"]["service"]
+            port = backend["port"].get("name") or backend["port"].get("number")
+            if backend["name"] != "faceblur-frontend" or service is None:
+                problems.append(f"the Ingress sends {rule.get('host')} to {backend['name']}")
+            elif port not in {p.get("name") for p in service["spec"]["ports"]} | {
+                p["port"] for p in service["spec"]["ports"]
+            }:
+                problems.append(f"the frontend Service has no port {port}")
+    body = notes.get("nginx.ingress.kubernetes.io/proxy-body-size", "1m")
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    size = int(body[:-1]) * units[body[-1].lower()] if body[-1].isalpha() else int(body)
+    photo = int(config_maps(docs, "faceblur")["faceblur-config"]["FACEBLUR_MAX_BYTES"])
+    if size < photo + FORM_OVERHEAD_BYTES:
+        problems.append(f"proxy-body-size {body} is below one photo's upload")
+    read = int(notes.get("nginx.ingress.kubernetes.io/proxy-read-timeout", "60"))
+    if read <= READ_TIMEOUT_SECONDS:
+        problems.append(f"proxy-read-timeout {read}s does not outlast the page's wait")
+    origins = (minio_env(docs).get("MINIO_API_CORS_ALLOW_ORIGIN") or "").split(",")
+    problems += [
+        f"MinIO's CORS does not allow the page's origin https://{h}"
+        for h in sorted(filter(None, hosts))
+        if f"https://{h}" not in origins
+    ]
+    return problems
+
+
+def check_s3_keys(docs: list[Doc], created: list[dict[str, Any]]) -> list[str]:
+    """The page and the function each have their own S3 key: the page reads its pair from
+    a Secret the function never gets; the Job makes a user from each pair."""
+    secrets = {(s["namespace"], s["name"]): s["data"] for s in created}
+    page = secrets.get(("faceblur", page_s3_secret(docs) or ""), {})
+    function = {
+        key: secrets.get((FUNCTION_NAMESPACE, key), {}).get(key)
+        for key in ("faceblur-s3-access-key", "faceblur-s3-secret-key")
+    }
+    problems = [] if page else ["the page mounts no S3 key pair the script creates"]
+    for key, value in function.items():
+        if not value:
+            problems.append(f"the function gets no {key}")
+        elif page.get(key) == value:
+            problems.append(f"the page and the function share {key}")
+    job = next(d for d in docs if d["kind"] == "Job")
+    env_refs = {
+        item["name"]: (
+            item["valueFrom"]["secretKeyRef"]["name"],
+            item["valueFrom"]["secretKeyRef"]["key"],
+        )
+        for item in job["spec"]["template"]["spec"]["containers"][0].get("env", [])
+        if "secretKeyRef" in item.get("valueFrom", {})
+    }
+    for who, pair in (("PAGE", page), ("FUNCTION", function)):
+        for part in ("ACCESS", "SECRET"):
+            ref = env_refs.get(f"{who}_{part}_KEY")
+            value = secrets.get(("faceblur", ref[0]), {}).get(ref[1]) if ref else None
+            if value is None or value != pair.get(f"faceblur-s3-{part.lower()}-key"):
+                problems.append(f"the Job's {who}_{part}_KEY is not the {who.lower()}'s key")
     return problems
 
 
@@ -705,6 +1106,7 @@ def test_secret_script_generates_values_when_none_are_given(
 
 
 CHECKS: dict[str, Callable[..., list[str]]] = {
+    "ingress": check_ingress,
     "namespaces": check_namespaces,
     "config references": check_config_references,
     "secret files": check_secret_files,
@@ -716,6 +1118,8 @@ STACK_CHECKS: dict[str, Callable[..., list[str]]] = {
     "notification": check_notification,
     "buckets": check_buckets,
     "shared settings": check_shared_settings,
+    "network selectors": check_network_selectors,
+    "network flows": check_network_flows,
 }
 
 
@@ -849,19 +1253,23 @@ def test_bucket_job_waits_for_minio_then_sets_everything_up(
             settings["FACEBLUR_RETENTION_DAYS"],
             f"store/{bucket}",
         ] in args
-    policy = next(c["policy"] for c in calls if "policy" in c)
-    resources = {r for statement in policy["Statement"] for r in statement["Resource"]}
-    assert resources == {f"arn:aws:s3:::{b}" for b in buckets} | {
-        f"arn:aws:s3:::{b}/*" for b in buckets
-    }
-    assert [
-        "admin",
-        "user",
-        "add",
-        "store",
-        "placeholder-app_access_key",
-        "placeholder-app_secret_key",
-    ] in args
+    # One user per S3 key pair, each with its own policy attached.
+    created_policies = {c["args"][4]: c["policy"] for c in calls if "policy" in c}
+    assert set(created_policies) == {setup["FUNCTION_POLICY"], setup["PAGE_POLICY"]}
+    for who in ("function", "page"):
+        access, secret = f"placeholder-{who}_access_key", f"placeholder-{who}_secret_key"
+        assert ["admin", "user", "add", "store", access, secret] in args
+        policy = setup[f"{who.upper()}_POLICY"]
+        assert ["admin", "policy", "attach", "store", policy, "--user", access] in args
+    # The key the two once shared is removed (it had every right on every bucket).
+    assert [a for a in args if a[:3] == ["admin", "user", "rm"]] == [
+        ["admin", "user", "rm", "store", retired] for retired in setup["RETIRED_USERS"].split()
+    ]
+    for policy in created_policies.values():
+        resources = {r for statement in policy["Statement"] for r in statement["Resource"]}
+        assert resources <= {f"arn:aws:s3:::{b}" for b in buckets} | {
+            f"arn:aws:s3:::{b}/*" for b in buckets
+        }
     assert [
         "event",
         "add",
@@ -883,6 +1291,61 @@ def test_bucket_job_waits_for_minio_then_sets_everything_up(
             "--ignore-existing",
         ]
     ]
+
+
+def policy_allows(policy: Doc, action: str, resource: str) -> bool:
+    """IAM-style: some Allow statement names the action and matches the resource
+    (`*` in a resource matches anything; the policies deny nothing explicitly)."""
+    assert all(statement["Effect"] == "Allow" for statement in policy["Statement"])
+    return any(
+        action in statement["Action"]
+        and any(fnmatch.fnmatchcase(resource, pattern) for pattern in statement["Resource"])
+        for statement in policy["Statement"]
+    )
+
+
+def test_the_page_and_the_function_get_only_what_their_work_needs(
+    manifests: list[Doc], tmp_path: Path
+) -> None:
+    """The policies the Job creates, asked the questions that matter: the page never reads
+    an original (faces in the clear, or sealed), nor writes a result or an original."""
+    done, calls = run_job_script(manifests, tmp_path)
+    assert done.returncode == 0, done.stderr
+    setup = config_maps(manifests, "faceblur")["faceblur-bucket-setup"]
+    settings = config_maps(manifests, "faceblur")["faceblur-config"]
+    inbox, originals, results = (
+        settings[f"FACEBLUR_BUCKET_{b}"] for b in ("INBOX", "ORIGINALS", "RESULTS")
+    )
+    made = {c["args"][4]: c["policy"] for c in calls if "policy" in c}
+    page, function = made[setup["PAGE_POLICY"]], made[setup["FUNCTION_POLICY"]]
+    obj = "arn:aws:s3:::{}/someone/photo.jpg".format
+    expected = {
+        # (action, resource): (page, function)
+        ("s3:GetObject", obj(results)): (True, True),
+        ("s3:GetObject", obj(originals)): (False, True),
+        ("s3:GetObject", obj(inbox)): (False, True),
+        ("s3:PutObject", obj(inbox)): (True, True),
+        ("s3:PutObject", obj(results)): (False, True),
+        ("s3:PutObject", obj(originals)): (False, True),
+        ("s3:DeleteObject", obj(results)): (True, True),
+        ("s3:DeleteObject", obj(originals)): (True, True),
+        ("s3:DeleteObject", obj(inbox)): (True, True),
+        ("s3:ListBucket", f"arn:aws:s3:::{results}"): (True, True),
+        ("s3:GetObject", "arn:aws:s3:::audit/x.json"): (False, False),
+        ("s3:PutBucketPolicy", f"arn:aws:s3:::{results}"): (False, False),
+        ("s3:ListAllMyBuckets", "arn:aws:s3:::*"): (False, False),
+        ("admin:CreateUser", "arn:minio:admin:::*"): (False, False),
+    }
+    for (action, resource), (page_may, function_may) in expected.items():
+        assert policy_allows(page, action, resource) is page_may, (action, resource)
+        assert policy_allows(function, action, resource) is function_may, (action, resource)
+
+
+def test_bucket_job_keeps_a_retired_name_given_again(manifests: list[Doc], tmp_path: Path) -> None:
+    retired = config_maps(manifests, "faceblur")["faceblur-bucket-setup"]["RETIRED_USERS"]
+    done, calls = run_job_script(manifests, tmp_path, PAGE_ACCESS_KEY=retired.split()[0])
+    assert done.returncode == 0, done.stderr
+    assert not [c for c in calls if c["args"][:3] == ["admin", "user", "rm"]]
 
 
 def test_bucket_job_runs_again_without_error(manifests: list[Doc], tmp_path: Path) -> None:
@@ -926,6 +1389,24 @@ def _minio_env(docs: list[Doc], name: str) -> Doc:
 
 def _rename_env(docs: list[Doc], old: str, new: str) -> None:
     _minio_env(docs, old)["name"] = new
+
+
+def _policy(docs: list[Doc], namespace: str, name: str) -> Doc:
+    return next(
+        d
+        for d in docs
+        if d["kind"] == "NetworkPolicy"
+        and (d["metadata"]["namespace"], d["metadata"]["name"]) == (namespace, name)
+    )
+
+
+def _ingress(docs: list[Doc]) -> Doc:
+    return next(d for d in docs if d["kind"] == "Ingress")
+
+
+def _drop_egress_to(docs: list[Doc], namespace: str, name: str, port: int) -> None:
+    spec = _policy(docs, namespace, name)["spec"]
+    spec["egress"] = [r for r in spec["egress"] if port not in [p["port"] for p in r["ports"]]]
 
 
 # name -> (the check that must catch it, how to break a copy, a word the problem names)
@@ -1089,6 +1570,86 @@ BREAKAGES: dict[str, tuple[str, Callable[[list[Doc], Doc], None], str]] = {
         ),
         "minio.storage",
     ),
+    "Ingress body limit": (
+        "ingress",
+        lambda d, s: _ingress(d)["metadata"]["annotations"].pop(
+            "nginx.ingress.kubernetes.io/proxy-body-size"
+        ),
+        "proxy-body-size",
+    ),
+    "Ingress host without TLS": (
+        "ingress",
+        lambda d, s: _ingress(d)["spec"]["rules"][0].update(host="faceblur.example.org"),
+        "TLS",
+    ),
+    "Ingress to another Service": (
+        "ingress",
+        lambda d, s: _ingress(d)["spec"]["rules"][0]["http"]["paths"][0]["backend"][
+            "service"
+        ].update(name="frontend"),
+        "frontend",
+    ),
+    "page origin missing from MinIO's CORS": (
+        "ingress",
+        lambda d, s: _minio_env(d, "MINIO_API_CORS_ALLOW_ORIGIN").update(
+            value="http://127.0.0.1:5000"
+        ),
+        "https://faceblur.test",
+    ),
+    "policy label typo": (
+        "network selectors",
+        lambda d, s: _policy(d, "faceblur", "postgres")["spec"]["podSelector"].update(
+            matchLabels={"app.kubernetes.io/name": "postgresql"}
+        ),
+        "selects no pod",
+    ),
+    "function label drift": (
+        "network selectors",
+        lambda d, s: s["functions"].__setitem__("blur", s["functions"].pop("faceblur")),
+        "selects no pod",
+    ),
+    "egress to a port nobody serves": (
+        "network selectors",
+        lambda d, s: _policy(d, "faceblur", "faceblur-buckets")["spec"]["egress"][0]["ports"][
+            0
+        ].update(port=9090),
+        "9090",
+    ),
+    "no default deny for the function": (
+        "network selectors",
+        lambda d, s: d.remove(_policy(d, FUNCTION_NAMESPACE, "default-deny")),
+        "default-deny",
+    ),
+    "function cannot dispatch video segments": (
+        "network flows",
+        lambda d, s: _drop_egress_to(d, FUNCTION_NAMESPACE, "faceblur", 8080),
+        "function/faceblur cannot reach gateway:8080",
+    ),
+    "page cut off from the database": (
+        "network flows",
+        lambda d, s: _drop_egress_to(d, "faceblur", "faceblur-frontend", 5432),
+        "faceblur-frontend cannot reach postgres:5432",
+    ),
+    "function cut off from MinIO": (
+        "network flows",
+        lambda d, s: _drop_egress_to(d, FUNCTION_NAMESPACE, "faceblur", 9000),
+        "function/faceblur cannot reach minio:9000",
+    ),
+    "queue worker may post anywhere": (
+        "network flows",
+        lambda d, s: _policy(d, "openfaas", "queue-worker")["spec"]["egress"].append({}),
+        "queue-worker can reach outside",
+    ),
+    "function open to any pod": (
+        "network flows",
+        lambda d, s: _policy(d, FUNCTION_NAMESPACE, "faceblur")["spec"]["ingress"][0].pop("from"),
+        "stranger can reach function/faceblur",
+    ),
+    "webhook to a gateway port the policy shuts": (
+        "network flows",
+        lambda d, s: _drop_egress_to(d, "faceblur", "minio", 8080),
+        "minio cannot reach gateway:8080",
+    ),
     "S3 port drift": (
         "shared settings",
         lambda d, s: (
@@ -1165,3 +1726,134 @@ def test_minio_lets_the_page_upload_videos_from_its_address(manifests: list[Doc]
     (port,) = [p["containerPort"] for p in _container(manifests, "faceblur-frontend")["ports"]]
     assert {f"http://127.0.0.1:{port}", f"http://localhost:{port}"} <= set(origins)
     assert all(urlsplit(o).scheme in ("http", "https") and not urlsplit(o).path for o in origins)
+
+
+def test_the_page_and_the_function_have_separate_s3_keys(
+    manifests: list[Doc], created_secrets: list[dict[str, Any]]
+) -> None:
+    assert check_s3_keys(manifests, created_secrets) == []
+    shared = copy.deepcopy(created_secrets)
+    page = next(s for s in shared if s["name"] == page_s3_secret(manifests))
+    for secret in shared:
+        if secret["namespace"] == FUNCTION_NAMESPACE and secret["name"].startswith("faceblur-s3"):
+            secret["data"] = {k: page["data"][k] for k in secret["data"]}
+    assert "share faceblur-s3-access-key" in " ".join(check_s3_keys(manifests, shared))
+    swapped = copy.deepcopy(manifests)
+    job_env = _container(swapped, "faceblur-buckets")["env"]
+    next(e for e in job_env if e["name"] == "PAGE_ACCESS_KEY")["valueFrom"]["secretKeyRef"][
+        "name"
+    ] = "faceblur-function-s3"
+    assert "PAGE_ACCESS_KEY" in " ".join(check_s3_keys(swapped, created_secrets))
+
+
+def test_the_page_mounts_its_own_key_and_never_the_functions(manifests: list[Doc]) -> None:
+    mounted = {name for _, name, _ in secret_references(manifests) if name.endswith("-s3")}
+    frontend_refs = {
+        name
+        for namespace, name, _ in secret_references(
+            [d for d in manifests if d["metadata"].get("name") == "faceblur-frontend"]
+        )
+    }
+    assert page_s3_secret(manifests) in frontend_refs
+    assert "faceblur-function-s3" not in frontend_refs
+    assert mounted == {"faceblur-page-s3", "faceblur-function-s3"}
+
+
+def test_the_ingress_certificate_is_made_for_its_host(
+    manifests: list[Doc], created_secrets: list[dict[str, Any]]
+) -> None:
+    """Without a certificate given, the script makes one whose name is the Ingress's host,
+    stored in the Secret the Ingress names (never in the repository)."""
+    from cryptography import x509
+
+    ingress = _ingress(manifests)
+    (tls,) = ingress["spec"]["tls"]
+    secret = next(
+        s
+        for s in created_secrets
+        if (s["namespace"], s["name"]) == (ingress["metadata"]["namespace"], tls["secretName"])
+    )
+    certificate = x509.load_pem_x509_certificate(secret["data"]["tls.crt"].encode())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert set(names.value.get_values_for_type(x509.DNSName)) == set(tls["hosts"])
+    assert "PRIVATE KEY" in secret["data"]["tls.key"]
+    assert not list(K8S.glob("*.crt")) and not list(K8S.glob("*.key"))
+
+
+def test_the_secret_script_refuses_one_s3_key_for_both(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MINIO_", "FACEBLUR_"))}
+    env |= {"FACEBLUR_FUNCTION_S3_ACCESS_KEY": "same", "FACEBLUR_PAGE_S3_ACCESS_KEY": "same"}
+    env["PATH"] = f"{tmp_path}{os.pathsep}{env['PATH']}"  # no kubectl is ever reached
+    done = subprocess.run(
+        ["bash", str(K8S / "create-secrets.sh")], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 2 and "different S3 access keys" in done.stderr
+
+
+def test_policy_evaluation_follows_kubernetes_rules() -> None:
+    """The small evaluator the flow checks rest on, on cases with a known answer."""
+    pods = {
+        "a": ("ns1", {"app": "a"}, {80}),
+        "b": ("ns2", {"app": "b"}, {80}),
+        "c": ("ns2", {"app": "c"}, {80}),
+        OUTSIDE: (None, {}, {80}),
+    }
+    deny_b = {
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "d", "namespace": "ns2"},
+        "spec": {"podSelector": {"matchLabels": {"app": "b"}}, "policyTypes": ["Ingress"]},
+    }
+    assert allowed([], pods, "a", "b", 80, "TCP")  # no policy: open
+    assert not allowed([deny_b], pods, "a", "b", 80, "TCP")
+    assert allowed([deny_b], pods, "a", "c", 80, "TCP")  # c is not selected
+    from_ns1 = copy.deepcopy(deny_b)
+    from_ns1["spec"]["ingress"] = [
+        {
+            "from": [
+                {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ns1"}}}
+            ],
+            "ports": [{"port": 80}],
+        }
+    ]
+    assert allowed([from_ns1], pods, "a", "b", 80, "TCP")
+    assert not allowed([from_ns1], pods, "a", "b", 81, "TCP")
+    assert not allowed([from_ns1], pods, "a", "b", 80, "UDP")
+    assert not allowed([from_ns1], pods, "c", "b", 80, "TCP")
+    # A podSelector alone means the policy's own namespace.
+    same_ns = copy.deepcopy(deny_b)
+    same_ns["spec"]["ingress"] = [{"from": [{"podSelector": {"matchLabels": {"app": "a"}}}]}]
+    assert not allowed([same_ns], pods, "a", "b", 80, "TCP")
+    egress = {
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "e", "namespace": "ns1"},
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [{"to": [{"podSelector": {}}]}],
+        },
+    }
+    assert not allowed([egress], pods, "a", OUTSIDE, 80, "TCP")
+    assert not allowed([egress], pods, "a", "b", 80, "TCP")  # another namespace
+    expression = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["b", "c"]}]}
+    assert selects(expression, {"app": "c"}) and not selects(expression, {"app": "a"})
+
+
+def test_the_readme_deploy_starts_what_the_manifests_rely_on(manifests: list[Doc]) -> None:
+    """NetworkPolicies do nothing without a network plugin that enforces them (Minikube's
+    default one does not), and the Ingress needs its controller: the README's deploy
+    starts both, and installs the controller the policies let in."""
+    readme = (ROOT / "README.md").read_text()
+    deploy = readme[readme.index("## Deploy on Minikube") :]
+    (start,) = [line for line in deploy.splitlines() if line.startswith("minikube start")]
+    assert policies(manifests) and re.search(r"--cni=(calico|cilium)\b", start)
+    (ingress,) = [d for d in manifests if d["kind"] == "Ingress"]
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert "minikube addons enable ingress" in deploy  # ingress-nginx, namespace ingress-nginx
+    let_in = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for rule in _policy(manifests, "faceblur", "faceblur-frontend")["spec"]["ingress"]
+        for peer in rule["from"]
+    }
+    assert let_in == {CHART_PODS["ingress-controller"][0]}
+    host = ingress["spec"]["rules"][0]["host"]
+    assert f"https://{host}" in deploy

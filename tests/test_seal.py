@@ -69,7 +69,7 @@ def photos(dev_annotations) -> list[Path]:
 def sealed(tmp_path_factory, photos) -> dict:
     """Keys, and each photo blurred with --seal-to by the installed command (model once)."""
     root = tmp_path_factory.mktemp("sealed")
-    assert main(["keys", "new", str(root / "keys")]) == 0
+    assert main(["keys", "new", str(root / "keys"), "--insecure-no-passphrase"]) == 0
     done = subprocess.run(
         [str(FACEBLUR), "blur", *map(str, photos), "-o", str(root / "out")]
         + ["--seal-to", str(root / "keys" / "authority.pub")],
@@ -96,6 +96,7 @@ def case(sealed, tmp_path: Path) -> dict:
         "sealed": Path(f"{result}.sealed"),
         "original": sealed["originals"][0],
         "key": sealed["keys"] / "authority.key",
+        "audit_pub": sealed["keys"] / "audit.pub",
         "log": tmp_path / "audit.jsonl",
         "output": tmp_path / "face.png",
     }
@@ -161,7 +162,10 @@ def test_disclosing_one_face_restores_it_and_keeps_every_other_pixel_of_the_resu
     assert first["sealed_sha256"] == sha(case["sealed"])
     assert entries[1]["output_sha256"] == sha(case["output"])
     assert entries[1]["prev"] == first["hash"]
-    assert main(["audit", "verify", str(case["log"])]) == 0
+    assert main(["audit", "verify", str(case["log"]), "--audit-pub", str(case["audit_pub"])]) == 0
+    # The signed head beside the log names both entries.
+    head = json.loads(Path(f"{case['log']}.head").read_text())
+    assert (head["entries"], head["last_hash"]) == (2, entries[1]["hash"])
 
 
 def test_the_operator_option_wins_and_one_is_required(
@@ -219,7 +223,7 @@ def assert_refused(case: dict, outcome: int) -> None:
 
 
 def test_the_wrong_key_is_refused(case: dict, tmp_path: Path, capsys) -> None:
-    assert main(["keys", "new", str(tmp_path / "other")]) == 0
+    assert main(["keys", "new", str(tmp_path / "other"), "--insecure-no-passphrase"]) == 0
     capsys.readouterr()
     assert_refused(case, disclose(case, key=tmp_path / "other" / "authority.key"))
     assert "[wrong_key]" in capsys.readouterr().err
@@ -241,10 +245,14 @@ def test_a_passphrase_protects_the_key(
     case["sealed"].write_bytes(
         seal.seal_original(case["original"].read_bytes(), result, regions, public)
     )
+    assert b"ENCRYPTED PRIVATE KEY" in (keys / "audit.key").read_bytes()
+    # Without the passphrase neither key opens: nothing can be signed into the log, so
+    # nothing is disclosed and the log is not touched.
     monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
-    assert_refused(case, disclose(case, key=keys / "authority.key"))
+    assert disclose(case, key=keys / "authority.key") == 1 and not case["output"].exists()
     monkeypatch.setenv(PASSPHRASE_ENV, "wrong horse")
-    assert_refused(case, disclose(case, key=keys / "authority.key"))
+    assert disclose(case, key=keys / "authority.key") == 1 and not case["output"].exists()
+    assert not case["log"].exists()
     monkeypatch.setenv(PASSPHRASE_ENV, "correct horse")
     assert disclose(case, key=keys / "authority.key") == 0
 
@@ -340,6 +348,8 @@ def test_nothing_is_disclosed_under_a_broken_log(case: dict) -> None:
 
 # ----------------------------------------------------------------------------- audit chain
 
+AUDIT_KEY = audit.new_audit_key()
+
 
 def chain(count: int) -> list[str]:
     lines, previous = [], None
@@ -359,17 +369,31 @@ def chain(count: int) -> list[str]:
     return lines
 
 
-def verify(tmp_path: Path, lines: list[str], capsys, *extra: str) -> tuple[int, str]:
+def head_of(lines: list[str], key=AUDIT_KEY) -> bytes:
+    return audit.signed_head([json.loads(line) for line in lines], key)
+
+
+def verify(
+    tmp_path: Path, lines: list[str], capsys, *extra: str, head: bytes | None = None
+) -> tuple[int, str]:
+    """`audit verify` on a log of `lines` whose signed head is `head` (none: no head file)."""
     log = tmp_path / "audit.jsonl"
     log.write_text("".join(lines))
-    code = main(["audit", "verify", str(log), *extra])
+    head_file = tmp_path / "audit.jsonl.head"
+    head_file.unlink(missing_ok=True)
+    if head is not None:
+        head_file.write_bytes(head)
+    public = tmp_path / "audit.pub"
+    public.write_bytes(seal.public_key_pem(AUDIT_KEY))
+    code = main(["audit", "verify", str(log), "--audit-pub", str(public), *extra])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
 
 def test_an_intact_chain_verifies(tmp_path: Path, capsys) -> None:
-    code, said = verify(tmp_path, chain(4), capsys)
-    assert code == 0 and "4 entries, chain intact" in said
+    lines = chain(4)
+    code, said = verify(tmp_path, lines, capsys, head=head_of(lines))
+    assert code == 0 and "4 entries, chain intact, head signed" in said
 
 
 def edited(line: str, recompute: bool = False) -> str:
@@ -388,24 +412,79 @@ def edited(line: str, recompute: bool = False) -> str:
         (lambda lines: lines[:1] + lines[2:], 2),
         (lambda lines: [lines[0], lines[2], lines[1], lines[3]], 2),
         (lambda lines: lines[:3] + ["not json\n"], 4),
+        # The last entry edited and its hash recomputed: the chain holds, the head does not.
+        (lambda lines: lines[:3] + [edited(lines[3], recompute=True)], 4),
+        # One more entry than the head was signed for: written without the audit key.
+        (lambda lines: lines + [chain(5)[4]], 5),
     ],
-    ids=["edited", "edited, hash recomputed", "removed", "reordered", "garbage"],
+    ids=[
+        "edited",
+        "edited, hash recomputed",
+        "removed",
+        "reordered",
+        "garbage",
+        "last edited",
+        "added past the head",
+    ],
 )
 def test_a_broken_chain_names_its_first_broken_entry(
     tmp_path: Path, capsys, change, broken: int
 ) -> None:
-    code, said = verify(tmp_path, change(chain(4)), capsys)
+    lines = chain(4)
+    code, said = verify(tmp_path, change(lines), capsys, head=head_of(lines))
     assert code == 1
     assert f"[audit_chain entry={broken}]" in said
 
 
-def test_entries_cut_from_the_end_are_caught_with_the_recorded_last_hash(
-    tmp_path: Path, capsys
+@pytest.mark.parametrize("kept", [0, 1, 3])
+def test_entries_cut_from_the_end_are_reported_from_the_signed_head(
+    tmp_path: Path, capsys, kept: int
 ) -> None:
+    """The issue's attack: whoever can write the log drops its last entries. The chain left
+    is valid, but the head signed at the last append records more entries."""
+    lines = chain(4)
+    code, said = verify(tmp_path, lines[:kept], capsys, head=head_of(lines))
+    assert code == 1
+    assert f"[audit_cut entries={kept} recorded=4]" in said
+    assert "cut from the end" in said
+
+
+def test_a_cut_log_cannot_be_resigned_or_left_without_a_head(tmp_path: Path, capsys) -> None:
+    lines = chain(4)
+    # A head for the shortened log, signed with any other key: refused.
+    forged = head_of(lines[:2], key=audit.new_audit_key())
+    code, said = verify(tmp_path, lines[:2], capsys, head=forged)
+    assert code == 1 and "[audit_head]" in said and "not signed by this audit key" in said
+    # The head's count edited by hand: its signature no longer holds.
+    document = json.loads(head_of(lines))
+    document["entries"] = 2
+    code, said = verify(tmp_path, lines[:2], capsys, head=json.dumps(document).encode())
+    assert code == 1 and "[audit_head]" in said
+    # The head removed: a log with entries and no head is refused.
+    code, said = verify(tmp_path, lines[:2], capsys)
+    assert code == 1 and "no signed head" in said
+    # A whole chain written afresh, with a head signed by another key: refused.
+    code, said = verify(tmp_path, chain(2), capsys, head=head_of(chain(2), audit.new_audit_key()))
+    assert code == 1 and "[audit_head]" in said
+
+
+def test_the_recorded_last_hash_still_checks_a_log_kept_elsewhere(tmp_path: Path, capsys) -> None:
     lines = chain(3)
     last = json.loads(lines[-1])["hash"]
-    assert verify(tmp_path, lines, capsys, "--last-hash", last)[0] == 0
-    assert verify(tmp_path, lines[:2], capsys, "--last-hash", last)[0] == 1
+    assert verify(tmp_path, lines, capsys, "--last-hash", last, head=head_of(lines))[0] == 0
+    other = json.loads(lines[-2])["hash"]
+    assert verify(tmp_path, lines, capsys, "--last-hash", other, head=head_of(lines))[0] == 1
+
+
+def test_disclosing_under_a_cut_log_is_refused(case: dict) -> None:
+    for face in (0, 1):
+        case["output"] = case["output"].with_name(f"face{face}.png")
+        assert disclose(case, face) == 0
+    lines = case["log"].read_text().splitlines(keepends=True)
+    case["log"].write_text(lines[0])
+    case["output"] = case["output"].with_name("again.png")
+    assert disclose(case, 0) == 1 and not case["output"].exists()
+    assert case["log"].read_text() == lines[0]
 
 
 def test_an_audit_log_in_a_bucket_keeps_one_object_per_entry(
@@ -418,6 +497,7 @@ def test_an_audit_log_in_a_bucket_keeps_one_object_per_entry(
         store = s3.store()
         store.client.make_bucket(bucket_name="audit")
         where = "s3://audit/camera-3/"
+        verify_bucket = ["audit", "verify", where, "--audit-pub", str(case["audit_pub"])]
         case["log"] = where
         for face in (0, 1):
             case["output"] = tmp_path / f"face{face}.png"
@@ -425,18 +505,27 @@ def test_an_audit_log_in_a_bucket_keeps_one_object_per_entry(
         case["output"] = tmp_path / "face9.png"
         assert disclose(case, 9) == 1  # no such face: refused, and on the record
         keys = store.keys("audit")
-        entries = [json.loads(store.read("audit", key)) for key in keys]
+        assert keys[-1] == "camera-3/head.json"
+        entries = [json.loads(store.read("audit", key)) for key in keys[:-1]]
         assert [e["outcome"] for e in entries] == ["disclosed", "disclosed", "refused"]
-        assert keys == [f"camera-3/{e['seq']:010d}-{e['hash']}.json" for e in entries]
-        assert main(["audit", "verify", where]) == 0
+        assert keys[:-1] == [f"camera-3/{e['seq']:010d}-{e['hash']}.json" for e in entries]
+        assert main(verify_bucket) == 0
+        capsys.readouterr()
+        # The last entry deleted: a valid shorter chain, caught by the signed head.
+        last = store.read("audit", keys[2])
+        store.remove("audit", keys[2])
+        assert main(verify_bucket) == 1
+        assert "[audit_cut entries=2 recorded=3]" in capsys.readouterr().err
+        store.put("audit", keys[2], last, "application/json")
+        assert main(verify_bucket) == 0
         capsys.readouterr()
         store.remove("audit", keys[1])
-        assert main(["audit", "verify", where]) == 1
+        assert main(verify_bucket) == 1
         assert "[audit_chain entry=2]" in capsys.readouterr().err
         # Nothing more is disclosed under the broken log.
         case["output"] = tmp_path / "again.png"
         assert disclose(case, 0) == 1 and not case["output"].exists()
-        assert len(store.keys("audit")) == 2
+        assert len(store.keys("audit")) == 3
     finally:
         s3.stop()
 
@@ -450,12 +539,16 @@ def test_any_two_of_three_shares_rebuild_the_key(tmp_path: Path, case: dict) -> 
     assert main(["keys", "split", "--k", "2", "--n", "3", str(keys)]) == 0
     shares = sorted(keys.glob("authority.share-*-of-3.json"))
     assert len(shares) == 3
+    # The whole key is gone once the shares are written: only k of them rebuild it.
+    assert not (keys / "authority.key").exists()
+    assert (keys / "authority.pub").exists()
     for number, pair in enumerate(combinations(shares, 2)):
         rebuilt = tmp_path / f"rebuilt-{number}.key"
         assert main(["keys", "join", *map(str, pair), "-o", str(rebuilt)]) == 0
         assert rebuilt.read_bytes() == case["key"].read_bytes()
     # The rebuilt key opens the faces.
-    assert disclose(case, 0, key=tmp_path / "rebuilt-0.key") == 0
+    rebuilt = tmp_path / "rebuilt-0.key"
+    assert disclose(case, 0, "--audit-key", str(keys / "audit.key"), key=rebuilt) == 0
 
 
 def test_one_share_or_an_altered_share_rebuilds_nothing(tmp_path: Path, case: dict) -> None:
@@ -472,6 +565,61 @@ def test_one_share_or_an_altered_share_rebuilds_nothing(tmp_path: Path, case: di
     second.write_text(json.dumps(document))
     assert main(["keys", "join", str(first), str(second), "-o", str(out)]) == 1
     assert not out.exists()
+
+
+def test_split_keeps_the_whole_key_only_when_told(tmp_path: Path, case: dict, capsys) -> None:
+    keys = tmp_path / "keys"
+    shutil.copytree(case["key"].parent, keys)
+    assert main(["keys", "split", "--k", "2", "--n", "2", "--keep", str(keys)]) == 0
+    assert (keys / "authority.key").read_bytes() == case["key"].read_bytes()
+    assert "kept (--keep)" in capsys.readouterr().out
+    # Splitting again would overwrite shares: refused, and the key stays.
+    assert main(["keys", "split", "--k", "2", "--n", "2", str(keys)]) == 1
+    assert (keys / "authority.key").exists()
+
+
+def test_new_keys_need_a_passphrase_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # not a terminal: no prompt
+    assert main(["keys", "new", str(tmp_path / "refused")]) == 1
+    assert "--insecure-no-passphrase" in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()
+
+    monkeypatch.setenv(PASSPHRASE_ENV, "correct horse")
+    assert main(["keys", "new", str(tmp_path / "both"), "--insecure-no-passphrase"]) == 1
+    assert main(["keys", "new", str(tmp_path / "protected")]) == 0
+    for name in ("authority.key", "audit.key"):
+        pem = (tmp_path / "protected" / name).read_bytes()
+        assert pem.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")  # PKCS#8, encrypted
+        assert (tmp_path / "protected" / name).stat().st_mode & 0o077 == 0
+    with pytest.raises(seal.WrongKeyError):
+        seal.load_private_key((tmp_path / "protected" / "authority.key").read_bytes(), b"wrong")
+    seal.load_private_key((tmp_path / "protected" / "authority.key").read_bytes(), b"correct horse")
+    audit.load_audit_private_key(
+        (tmp_path / "protected" / "audit.key").read_bytes(), b"correct horse"
+    )
+
+    monkeypatch.delenv(PASSPHRASE_ENV)
+    assert main(["keys", "new", str(tmp_path / "clear"), "--insecure-no-passphrase"]) == 0
+    assert (
+        (tmp_path / "clear" / "authority.key")
+        .read_bytes()
+        .startswith(b"-----BEGIN PRIVATE KEY-----")
+    )
+    assert "NOT passphrase-protected" in capsys.readouterr().out
+
+
+def test_an_older_key_folder_gets_an_audit_key_of_its_own(tmp_path: Path, case: dict) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    shutil.copy(case["key"], keys / "authority.key")
+    before = (keys / "authority.key").read_bytes()
+    assert main(["keys", "new", str(keys), "--audit-only", "--insecure-no-passphrase"]) == 0
+    assert (keys / "audit.key").exists() and (keys / "audit.pub").exists()
+    assert (keys / "authority.key").read_bytes() == before
+    assert disclose(case, 0, key=keys / "authority.key") == 0
 
 
 # ----------------------------------------------------------------------------- configuration
@@ -539,7 +687,7 @@ def test_a_stored_sealed_pair_is_never_mixed_with_a_new_result(
 def sealing_function(tmp_path_factory):
     """The function with a sealing key, against its own local S3 (no private key given)."""
     root = tmp_path_factory.mktemp("sealing-service")
-    assert main(["keys", "new", str(root / "keys")]) == 0
+    assert main(["keys", "new", str(root / "keys"), "--insecure-no-passphrase"]) == 0
     # The function is given a copy of the public key alone, in a folder of its own.
     (root / "function").mkdir()
     shutil.copy(root / "keys" / "authority.pub", root / "function" / "authority.pub")

@@ -21,6 +21,10 @@ pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
 PHOTO = "images/20_Family_Group_Family_Group_20_100.jpg"
 
 
+def audit_pub(sealed: dict) -> list[str]:
+    return ["--audit-pub", str(sealed["folder"] / "keys" / "audit.pub")]
+
+
 @pytest.fixture(scope="module")
 def sealed(tmp_path_factory, dev_annotations) -> dict:
     entry = next(e for e in dev_annotations if e["image"] == PHOTO)
@@ -28,8 +32,8 @@ def sealed(tmp_path_factory, dev_annotations) -> dict:
     folder = tmp_path_factory.mktemp("sealed")
     clip = folder / "crossing.mp4"
     truth = make_crossing_clip(photo, entry["faces"][:2], clip, frames=30)
-    assert main(["keys", "new", str(folder / "keys")]) == 0
-    assert main(["keys", "new", str(folder / "other")]) == 0
+    assert main(["keys", "new", str(folder / "keys"), "--insecure-no-passphrase"]) == 0
+    assert main(["keys", "new", str(folder / "other"), "--insecure-no-passphrase"]) == 0
     pub = folder / "keys" / "authority.pub"
     assert main(["blur", str(clip), "-o", str(folder / "out"), "--seal-to", str(pub)]) == 0
     return {"clip": clip, "truth": truth, "folder": folder, "result": folder / "out/crossing.mp4"}
@@ -49,6 +53,8 @@ def disclose(sealed: dict, tmp_path: Path, track: int, key: str = "keys") -> tup
             "subject access request 7",
             "--audit-log",
             str(tmp_path / "audit.log"),
+            "--audit-key",
+            str(sealed["folder"] / "keys" / "audit.key"),
             "--operator",
             "dpo",
             "-o",
@@ -103,7 +109,7 @@ def test_disclosing_one_track_restores_that_person_alone_and_is_logged(
             # The result as faceblur decodes it (OpenCV's YUV to RGB) beside PyAV's: +-3.
             assert np.abs(back[far].astype(int) - after[far].astype(int)).max() <= 3
     assert apart >= len(truth) // 2 and restored_frames == apart
-    assert main(["audit", "verify", str(tmp_path / "audit.log")]) == 0
+    assert main(["audit", "verify", str(tmp_path / "audit.log"), *audit_pub(sealed)]) == 0
 
 
 def test_the_wrong_key_is_refused_and_the_refusal_logged(sealed, tmp_path: Path) -> None:
@@ -111,7 +117,7 @@ def test_the_wrong_key_is_refused_and_the_refusal_logged(sealed, tmp_path: Path)
     assert code == 1 and not output.exists()
     (entry,) = [json.loads(line) for line in (tmp_path / "audit.log").read_text().splitlines()]
     assert entry["outcome"] == "refused" and "WrongKeyError" in entry["error"]
-    assert main(["audit", "verify", str(tmp_path / "audit.log")]) == 0
+    assert main(["audit", "verify", str(tmp_path / "audit.log"), *audit_pub(sealed)]) == 0
 
 
 def test_a_tampered_seal_or_result_is_refused(sealed, tmp_path: Path) -> None:

@@ -109,7 +109,8 @@ def test_showing_one_track_keeps_that_face_and_hides_the_other(
     out = tmp_path / "out"
     args = ["blur", str(crossing["clip"]), "-o", str(out), "--show-track", str(shown)]
     args += ["--reason", "subject access request 12", "--audit-log", str(log)]
-    args += ["--operator", "reviewer"]
+    assert main(["keys", "new", str(tmp_path / "keys"), "--insecure-no-passphrase"]) == 0
+    args += ["--operator", "reviewer", "--audit-key", str(tmp_path / "keys" / "audit.key")]
     assert main(args) == 0
     frames = zip(
         displayed_frames(crossing["clip"]),
@@ -126,7 +127,10 @@ def test_showing_one_track_keeps_that_face_and_hides_the_other(
     assert (entry["outcome"], entry["track"], entry["operator"]) == ("shown", shown, "reviewer")
     assert entry["reason"] == "subject access request 12"
     assert entry["output_sha256"] == hashlib.sha256((out / "crossing.mp4").read_bytes()).hexdigest()
-    assert main(["audit", "verify", str(log)]) == 0
+    assert (
+        main(["audit", "verify", str(log), "--audit-pub", str(tmp_path / "keys" / "audit.pub")])
+        == 0
+    )
     assert sorted(p.name for p in out.iterdir()) == ["crossing.mp4"]  # nothing staged left
 
 

@@ -12,8 +12,9 @@ Routes, as the OpenFaaS gateway exposes a function:
 - `POST /async-function/NAME`: 202 with `X-Call-Id` at once; calls run in the
   background one at a time, like the CE queue worker, and their result is POSTed to
   `X-Callback-Url` when given, if its host is one of FACEBLUR_CALLBACK_HOSTS (empty:
-  none): otherwise a caller could make the runner post to services behind it. A
-  callback to any other host is refused with 400 before the call is queued.
+  none) on a port it allows (80/443, or the one listed as host:port): otherwise a
+  caller could make the runner post to services behind it. A callback to any other
+  host or port is refused with 400 before the call is queued.
 
 Run: `python functions/local/template_runner.py --handler functions/faceblur/handler.py`
 """
@@ -182,7 +183,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--callback-hosts",
         default=os.getenv("FACEBLUR_CALLBACK_HOSTS", ""),
-        help="comma-separated hosts X-Callback-Url may name (default: FACEBLUR_CALLBACK_HOSTS)",
+        help="comma-separated hosts (80/443) or host:port X-Callback-Url may name "
+        "(default: FACEBLUR_CALLBACK_HOSTS)",
     )
     args = parser.parse_args(argv)
     handler = load_handler(args.handler)

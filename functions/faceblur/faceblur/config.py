@@ -58,6 +58,7 @@ ENV_VARS: dict[str, str] = {
     "FACEBLUR_MAX_ZIP_BYTES": str(256 * 1024 * 1024),
     # Hosts the async route may post results to (X-Callback-Url); comma-separated,
     # empty = callbacks refused, so a caller cannot make the function post inward.
+    # "host" allows ports 80 (http) and 443 (https) only; "host:8443" that port alone.
     "FACEBLUR_CALLBACK_HOSTS": "",
     # Days every object (originals, results, inbox) is kept: the bucket set-up Job's
     # lifecycle rule, and what the page tells people.
@@ -176,8 +177,14 @@ def _positive_int(environ: Mapping[str, str], name: str) -> int:
 
 
 def parse_hosts(text: str) -> frozenset[str]:
-    """A comma-separated list of host names, lower case, blanks dropped."""
-    return frozenset(host.strip().lower() for host in text.split(",") if host.strip())
+    """A comma-separated list of host names (each may end in :PORT), lower case, blanks
+    dropped."""
+    hosts = frozenset(host.strip().lower() for host in text.split(",") if host.strip())
+    for host in hosts:
+        name, colon, port = host.rpartition(":")
+        if colon and not (name and port.isdigit() and 0 < int(port) < 65536):
+            raise ConfigError(f"{host!r} is not a host or host:port")
+    return hosts
 
 
 def _bool(environ: Mapping[str, str], name: str) -> bool:

@@ -9,17 +9,26 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import getpass
 import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from faceblur.config import ConfigError, load_settings
 from faceblur.errors import FaceblurError, tag
 from faceblur.formats import SEALED_SUFFIX
 from faceblur.sealing import audit, seal, tracks
-from faceblur.sealing.base import SealError, sha256_hex
+from faceblur.sealing.base import (
+    SealError,
+    fingerprint,
+    private_key_pem,
+    public_key_pem,
+    sha256_hex,
+)
 from faceblur.sealing.log import BucketAuditLog
 from faceblur.sealing.shares import join_shares, split_key
 from faceblur.store.keys import sealed_key
@@ -27,6 +36,10 @@ from faceblur.store.s3 import Store
 
 KEY_NAME = "authority.key"
 PUBLIC_NAME = "authority.pub"
+# The audit key signs the audit log's head (faceblur.sealing.audit): the operator's, kept
+# beside the authority key; audit.pub is what `faceblur audit verify` checks with.
+AUDIT_KEY_NAME = "audit.key"
+AUDIT_PUBLIC_NAME = "audit.pub"
 PASSPHRASE_ENV = "FACEBLUR_KEY_PASSPHRASE"
 OPERATOR_ENVS = ("FACEBLUR_OPERATOR", "USER", "LOGNAME")
 COMMANDS = ("keys", "disclose", "audit")
@@ -57,6 +70,12 @@ def add_audit_options(parser: argparse.ArgumentParser) -> None:
         help="a file of JSON lines, or s3://BUCKET/PREFIX/ for one object per entry",
     )
     parser.add_argument("--operator", help=f"who does it (default: ${' or $'.join(OPERATOR_ENVS)})")
+    parser.add_argument(
+        "--audit-key",
+        type=Path,
+        help=f"the audit key that signs the log's head (default: {AUDIT_KEY_NAME} beside --key)",
+    )
+    _passphrase_option(parser)
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -64,16 +83,35 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     keys = commands.add_parser("keys", help="authority keys for sealed originals")
     actions = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     new = actions.add_parser(
-        "new", help="write DIR/authority.key (private) and DIR/authority.pub (public)"
+        "new",
+        help="write DIR/authority.key and DIR/audit.key (private, passphrase-protected) "
+        "and DIR/authority.pub, DIR/audit.pub (public)",
+        description="A passphrase is required: --passphrase-stdin, $FACEBLUR_KEY_PASSPHRASE, "
+        "or typed at the prompt; --insecure-no-passphrase writes the private keys in the clear.",
     )
     new.add_argument("dir", type=Path, metavar="DIR")
     _passphrase_option(new)
+    new.add_argument(
+        "--insecure-no-passphrase",
+        action="store_true",
+        help="write the private keys unencrypted (tests, throw-away keys)",
+    )
+    new.add_argument(
+        "--audit-only",
+        action="store_true",
+        help="write only audit.key and audit.pub (for a key folder made before them)",
+    )
     split = actions.add_parser(
-        "split", help="split DIR/authority.key into n shares, any k of which rebuild it"
+        "split",
+        help="split DIR/authority.key into n shares, any k of which rebuild it; the whole "
+        "key is removed afterwards unless --keep",
     )
     split.add_argument("dir", type=Path, metavar="DIR")
     split.add_argument("--k", type=int, required=True, help="shares needed to rebuild the key")
     split.add_argument("--n", type=int, required=True, help="shares written")
+    split.add_argument(
+        "--keep", action="store_true", help="keep DIR/authority.key after writing the shares"
+    )
     join = actions.add_parser("join", help="rebuild the private key from k shares")
     join.add_argument("shares", nargs="+", type=Path, metavar="SHARE")
     join.add_argument(
@@ -101,18 +139,25 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="a sealed video's track to restore across the clip (written as FFV1 in .mkv)",
     )
     disclose.add_argument("--key", type=Path, help="the authority's private key (PEM)")
-    add_audit_options(disclose)
+    add_audit_options(disclose)  # with --passphrase-stdin: it opens both keys
     disclose.add_argument(
         "-o", "--output", type=Path, metavar="FILE.png", help="where to write the disclosure"
     )
-    _passphrase_option(disclose)
 
     audit = commands.add_parser("audit", help="check the disclosure audit log")
     audit_actions = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     verify = audit_actions.add_parser(
-        "verify", help="exit 0 when the chain is intact, else name the first broken entry"
+        "verify",
+        help="exit 0 when the chain is intact and matches its signed head, else say what broke",
     )
     verify.add_argument("log", metavar="LOG", help="a file, or s3://BUCKET/PREFIX/")
+    verify.add_argument(
+        "--audit-pub",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help=f"the audit public key ({AUDIT_PUBLIC_NAME} from faceblur keys new)",
+    )
     verify.add_argument(
         "--last-hash",
         help="the last entry's hash as recorded elsewhere: also catches entries cut from the end",
@@ -151,6 +196,27 @@ def _passphrase(args: argparse.Namespace) -> bytes | None:
     return value.encode() if value else None
 
 
+def _new_passphrase(args: argparse.Namespace) -> bytes | None:
+    """The passphrase new private keys are encrypted with: required unless the caller
+    says --insecure-no-passphrase; typed twice at a terminal when not given otherwise."""
+    given = _passphrase(args)
+    if args.insecure_no_passphrase:
+        if given:
+            raise CommandError("a passphrase and --insecure-no-passphrase: choose one")
+        return None
+    if given:
+        return given
+    if not sys.stdin.isatty():
+        raise CommandError(
+            "the private keys need a passphrase: --passphrase-stdin, "
+            f"${PASSPHRASE_ENV}, or --insecure-no-passphrase to write them in the clear"
+        )
+    typed = getpass.getpass("Passphrase for the new private keys: ")
+    if not typed or typed != getpass.getpass("Again: "):
+        raise CommandError("the passphrases are empty or differ; nothing written")
+    return typed.encode()
+
+
 def _s3_location(text: str) -> tuple[str, str] | None:
     if not text.startswith("s3://"):
         return None
@@ -187,34 +253,63 @@ def _result_and_sealed(args: argparse.Namespace) -> tuple[bytes, bytes]:
 # -- keys -------------------------------------------------------------------------------------
 
 
+def _new_keys(args: argparse.Namespace) -> int:
+    keys = {AUDIT_KEY_NAME: audit.new_audit_key()}
+    publics = {AUDIT_KEY_NAME: AUDIT_PUBLIC_NAME}
+    if not args.audit_only:
+        keys = {KEY_NAME: seal.new_authority_key(), **keys}
+        publics[KEY_NAME] = PUBLIC_NAME
+    for name in [*keys, *publics.values()]:
+        if (args.dir / name).exists():
+            raise CommandError(f"{args.dir / name} exists already; not overwriting it")
+    passphrase = _new_passphrase(args)
+    protection = "passphrase-protected" if passphrase else "NOT passphrase-protected"
+    for name, key in keys.items():
+        _write_new(args.dir / name, private_key_pem(key, passphrase), private=True)
+        _write_new(args.dir / publics[name], public_key_pem(key))
+        print(f"{args.dir / name}: private key ({protection}); keep it off the service.")
+    if KEY_NAME in keys:
+        print(
+            f"{args.dir / PUBLIC_NAME}: public key to seal with "
+            f"(fingerprint {fingerprint(keys[KEY_NAME])})"
+        )
+    print(
+        f"{args.dir / AUDIT_PUBLIC_NAME}: checks the audit log's signed head "
+        f"(faceblur audit verify --audit-pub; fingerprint {fingerprint(keys[AUDIT_KEY_NAME])})"
+    )
+    return 0
+
+
+def _split_key(args: argparse.Namespace) -> int:
+    key_path = args.dir / KEY_NAME
+    key_file = _read(key_path)
+    shares = split_key(key_file, args.k, args.n)
+    # Never remove the only whole copy unless the shares are known to rebuild it.
+    if join_shares(shares[: args.k]) != key_file:
+        raise CommandError("the shares do not rebuild the key; nothing written")
+    paths = [args.dir / f"authority.share-{i}-of-{args.n}.json" for i in range(1, args.n + 1)]
+    for path, share in zip(paths, shares, strict=True):
+        _write_new(path, share, private=True)
+    if args.keep:
+        kept = f"{key_path} kept (--keep): delete it once the shares are handed out."
+    else:
+        # Unlinking cannot scrub the bytes from every disk (journals, SSD remapping, backups):
+        # split on an encrypted or temporary volume.
+        key_path.unlink()
+        kept = f"{key_path} removed: only the shares can rebuild it now."
+    print(
+        f"{args.n} shares written, any {args.k} rebuild {KEY_NAME} (faceblur keys join):\n"
+        + "\n".join(f"  {path}" for path in paths)
+        + f"\n{kept} Give one share to each custodian, then delete the shares here."
+    )
+    return 0
+
+
 def run_keys(args: argparse.Namespace) -> int:
     if args.keys_command == "new":
-        passphrase = _passphrase(args)
-        key = seal.new_authority_key()
-        for name in (KEY_NAME, PUBLIC_NAME):
-            if (args.dir / name).exists():
-                raise CommandError(f"{args.dir / name} exists already; not overwriting it")
-        _write_new(args.dir / KEY_NAME, seal.private_key_pem(key, passphrase), private=True)
-        _write_new(args.dir / PUBLIC_NAME, seal.public_key_pem(key))
-        protection = "passphrase-protected" if passphrase else "NOT passphrase-protected"
-        print(
-            f"{args.dir / KEY_NAME}: private key ({protection}); keep it off the service.\n"
-            f"{args.dir / PUBLIC_NAME}: public key to seal with "
-            f"(fingerprint {seal.fingerprint(key)})"
-        )
-        return 0
+        return _new_keys(args)
     if args.keys_command == "split":
-        shares = split_key(_read(args.dir / KEY_NAME), args.k, args.n)
-        paths = [args.dir / f"authority.share-{i}-of-{args.n}.json" for i in range(1, args.n + 1)]
-        for path, share in zip(paths, shares, strict=True):
-            _write_new(path, share, private=True)
-        print(
-            f"{args.n} shares written, any {args.k} rebuild {KEY_NAME} (faceblur keys join):\n"
-            + "\n".join(f"  {path}" for path in paths)
-            + f"\nGive one to each custodian, then delete {args.dir / KEY_NAME} "
-            "and the shares here."
-        )
-        return 0
+        return _split_key(args)
     key_file = join_shares([_read(path) for path in args.shares])
     _write_new(args.output, key_file, private=True)
     print(f"{args.output}: private key rebuilt from {len(args.shares)} share(s)")
@@ -232,45 +327,62 @@ def _operator(args: argparse.Namespace) -> str:
 
 
 class FileAuditLog:
-    """JSON lines in one file; appends hold an exclusive lock."""
+    """JSON lines in one file, its signed head in LOG.head; appends hold an exclusive lock."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, public_key: Ed25519PublicKey) -> None:
+        self.path, self.public_key = path, public_key
+        self.head_path = path.with_name(f"{path.name}.head")
+
+    def _checked(self, text: str) -> list[dict]:
+        entries = audit.verify_chain(text.splitlines())
+        head = self.head_path.read_bytes() if self.head_path.exists() else None
+        audit.verify_head(entries, head, self.public_key)
+        return entries
 
     def entries(self) -> list[dict]:
         if not self.path.exists():
-            return []
-        return audit.verify_chain(_read(self.path).decode("utf-8", "replace").splitlines())
+            return self._checked("")
+        return self._checked(_read(self.path).decode("utf-8", "replace"))
 
-    def append(self, make_entry: Callable[[dict | None], dict]) -> dict:
-        """Append `make_entry(last entry)` after checking the whole chain under the lock:
-        nothing is appended to a broken log."""
+    def append(self, make_entry: Callable[[dict | None], dict], key: Ed25519PrivateKey) -> dict:
+        """Append `make_entry(last entry)` after checking the whole chain and its head under
+        the lock (nothing is appended to a broken or cut log), then sign the new head."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+", encoding="utf-8") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             handle.seek(0)
-            entries = audit.verify_chain(handle.read().splitlines())
+            entries = self._checked(handle.read())
             entry = make_entry(entries[-1] if entries else None)
             handle.write(audit.audit_line(entry))
             handle.flush()
             os.fsync(handle.fileno())
+            # The head replaces the old one whole (rename), still under the lock.
+            partial = self.head_path.with_name(f".{self.head_path.name}.partial")
+            partial.write_bytes(audit.signed_head([*entries, entry], key))
+            os.replace(partial, self.head_path)
         return entry
 
 
-def audit_log(where: str) -> FileAuditLog | BucketAuditLog:
+def audit_log(where: str, public_key: Ed25519PublicKey) -> FileAuditLog | BucketAuditLog:
     if where.startswith("s3://"):
         bucket, _, prefix = where.removeprefix("s3://").partition("/")
         if not bucket:
             raise CommandError(f"{where}: expected s3://BUCKET/PREFIX/")
-        return BucketAuditLog(_store(), bucket, prefix)
-    return FileAuditLog(Path(where))
+        return BucketAuditLog(_store(), bucket, prefix, public_key)
+    return FileAuditLog(Path(where), public_key)
 
 
 class ShowLog:
     """The audit log a video's shown tracks are written to, checked before the render."""
 
-    def __init__(self, log: FileAuditLog | BucketAuditLog, operator: str, reason: str) -> None:
-        self.log, self.operator, self.reason = log, operator, reason
+    def __init__(
+        self,
+        log: FileAuditLog | BucketAuditLog,
+        key: Ed25519PrivateKey,
+        operator: str,
+        reason: str,
+    ) -> None:
+        self.log, self.key, self.operator, self.reason = log, key, operator, reason
 
     def record(self, source: Path, rendered: Path, tracks: list[int]) -> list[dict]:
         """One entry per track left visible in `rendered`, made from `source`: the
@@ -290,7 +402,8 @@ class ShowLog:
                     face=None,
                     output_sha256=output_hash,
                     track=track,
-                )
+                ),
+                self.key,
             )
             for track in tracks
         ]
@@ -306,9 +419,24 @@ def show_log(args: argparse.Namespace) -> ShowLog:
     ]
     if missing:
         raise CommandError(f"showing a track is logged: give {', '.join(missing)}")
-    log = audit_log(args.audit_log)
+    if args.audit_key is None:
+        raise CommandError("showing a track is logged: give --audit-key (it signs the log)")
+    log, key = _checked_log(args, _passphrase(args))
+    return ShowLog(log, key, _operator(args), args.reason.strip())
+
+
+def _checked_log(
+    args: argparse.Namespace, passphrase: bytes | None
+) -> tuple[FileAuditLog | BucketAuditLog, Ed25519PrivateKey]:
+    """The audit log and the key that signs its head, the log checked (chain and head):
+    nothing is shown or disclosed under a broken or cut log, or without the key that
+    would log it."""
+    key = audit.load_audit_private_key(
+        _read(args.audit_key or args.key.parent / AUDIT_KEY_NAME), passphrase
+    )
+    log = audit_log(args.audit_log, key.public_key())
     log.entries()
-    return ShowLog(log, _operator(args), args.reason.strip())
+    return log, key
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -361,8 +489,8 @@ def _disclose_track(args: argparse.Namespace, sealed_path: Path) -> int:
     operator, reason = _operator(args), args.reason.strip()
     if not reason:
         raise CommandError("--reason must say why")
-    log = audit_log(args.audit_log)
-    log.entries()  # refuse early: nothing is disclosed under a broken log
+    passphrase = _passphrase(args)  # once: both keys are written with the same one
+    log, audit_key = _checked_log(args, passphrase)
     result = Path(args.result)
     record = {
         "time": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -376,18 +504,22 @@ def _disclose_track(args: argparse.Namespace, sealed_path: Path) -> int:
     partial = args.output.with_name(f".{args.output.name}.partial")
     try:
         try:
-            private_key = seal.load_private_key(_read(args.key), _passphrase(args))
+            private_key = seal.load_private_key(_read(args.key), passphrase)
             output_sha256 = tracks.disclose_track(
                 result, sealed_path, args.track, private_key, partial
             )
         except SealError as error:
             why = f"{type(error).__name__}: {error}"
-            log.append(lambda last: audit.audit_entry(last, **record, outcome="refused", error=why))
+            log.append(
+                lambda last: audit.audit_entry(last, **record, outcome="refused", error=why),
+                audit_key,
+            )
             raise
         entry = log.append(
             lambda last: audit.audit_entry(
                 last, **record, outcome="disclosed", output_sha256=output_sha256
-            )
+            ),
+            audit_key,
         )
         partial.rename(args.output)
     finally:
@@ -445,8 +577,9 @@ def run_disclose(args: argparse.Namespace) -> int:
     operator, reason = _operator(args), args.reason.strip()
     if not reason:
         raise CommandError("--reason must say why")
-    log = audit_log(args.audit_log)
-    log.entries()  # refuse early: nothing is disclosed under a broken log
+    passphrase = _passphrase(args)  # once: both keys are written with the same one
+    # Without the audit key nothing can be logged, so nothing is disclosed.
+    log, audit_key = _checked_log(args, passphrase)
     result, sealed_file = _result_and_sealed(args)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     record = {
@@ -458,13 +591,14 @@ def run_disclose(args: argparse.Namespace) -> int:
         "face": args.face,
     }
     try:
-        private_key = seal.load_private_key(_read(args.key), _passphrase(args))
+        private_key = seal.load_private_key(_read(args.key), passphrase)
         disclosure = seal.disclose(result, sealed_file, args.face, private_key)
     except SealError as error:
         # A refused attempt is on the record too, marked so, with no output hash.
         why = f"{type(error).__name__}: {error}"
         log.append(
             lambda last: audit.audit_entry(last, **record, outcome="refused", error=why),
+            audit_key,
         )
         raise
     # Output first to a temporary name: the log entry exists before the file does.
@@ -475,6 +609,7 @@ def run_disclose(args: argparse.Namespace) -> int:
             lambda last: audit.audit_entry(
                 last, **record, outcome="disclosed", output_sha256=disclosure.output_sha256
             ),
+            audit_key,
         )
         partial.rename(args.output)
     finally:
@@ -491,7 +626,8 @@ def run_disclose(args: argparse.Namespace) -> int:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    log = audit_log(args.log)
+    public_key = audit.load_audit_public_key(_read(args.audit_pub))
+    log = audit_log(args.log, public_key)
     if isinstance(log, FileAuditLog) and not log.path.is_file():
         raise CommandError(f"{args.log}: no such file")
     entries = log.entries()
@@ -500,7 +636,10 @@ def run_audit(args: argparse.Namespace) -> int:
         raise audit.AuditChainError(
             len(entries), "its hash is not the recorded last hash: entries were cut from the end"
         )
-    print(f"{args.log}: {len(entries)} entries, chain intact; last hash {last}")
+    print(
+        f"{args.log}: {len(entries)} entries, chain intact, head signed by audit key "
+        f"{fingerprint(public_key)[:16]}; last hash {last}"
+    )
     return 0
 
 

@@ -66,6 +66,11 @@ from faceblur.sealing.base import (
     unb64,
 )
 
+# The authority's keys are written as every sealing key is (callers and tests use seal.*).
+from faceblur.sealing.base import fingerprint as fingerprint
+from faceblur.sealing.base import private_key_pem as private_key_pem
+from faceblur.sealing.base import public_key_pem as public_key_pem
+
 FORMAT = "faceblur-sealed"
 VERSION = 1
 SUITE_NAME = "HPKE-base/DHKEM-X25519-HKDF-SHA256/HKDF-SHA256/AES-256-GCM+AES-256-GCM"
@@ -93,32 +98,6 @@ class TamperedSealError(SealError, code="tampered"):
 def new_authority_key() -> X25519PrivateKey:
     """A fresh X25519 key pair (from the OS's secure random source, via OpenSSL)."""
     return X25519PrivateKey.generate()
-
-
-def private_key_pem(key: X25519PrivateKey, passphrase: bytes | None = None) -> bytes:
-    """PKCS#8 PEM, encrypted with the passphrase when one is given."""
-    encryption = (
-        serialization.BestAvailableEncryption(passphrase)
-        if passphrase
-        else serialization.NoEncryption()
-    )
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
-    )
-
-
-def public_key_pem(key: X25519PrivateKey | X25519PublicKey) -> bytes:
-    public = key.public_key() if isinstance(key, X25519PrivateKey) else key
-    return public.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-
-
-def fingerprint(key: X25519PrivateKey | X25519PublicKey) -> str:
-    """SHA-256 of the raw public key: names the authority a file is sealed for."""
-    public = key.public_key() if isinstance(key, X25519PrivateKey) else key
-    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return sha256_hex(raw)
 
 
 def load_public_key(pem: bytes | str) -> X25519PublicKey:
