@@ -2,8 +2,13 @@
 
 POST a photo or a video (JSON `{"image"|"video": "<base64>", ...options}`, raw bytes, or
 multipart; options in the query string too): a photo's JSON answer (or, with `Accept:
-image/*`, the image), or 202 and a queued video job. A bucket notification (`Records`)
-runs the inbox objects it names. GET: info; `GET ?job=<id>`: a video job's status.
+image/*`, the image), or 202 and a queued video job. A bucket notification (`Records`),
+carrying the S3 server's webhook token, runs the inbox objects it names. GET: info;
+`GET ?job=<id>`: a video job's status.
+
+The order of a POST is the order of trust: who asks (the webhook token, else the
+caller's key where accounts are on) before a byte of the body is parsed; then the body's
+size against the photo limit, or the video limit where its Content-Type may carry one.
 The work is faceblur.service's; faceblur.api holds the HTTP door's own rules.
 """
 
@@ -27,9 +32,16 @@ if _HERE not in sys.path:
 
 from faceblur import __version__  # noqa: E402
 from faceblur.accounts import load_account_settings  # noqa: E402
-from faceblur.api.body import decode_base64, parse_json, parse_multipart  # noqa: E402
+from faceblur.api.body import (  # noqa: E402
+    MAX_EVENT_BYTES,
+    body_limit,
+    decode_base64,
+    may_carry_video,
+    parse_json,
+    parse_multipart,
+)
 from faceblur.api.callbacks import check_callback  # noqa: E402
-from faceblur.api.gate import Gate, open_gate  # noqa: E402
+from faceblur.api.gate import Gate, from_notifier, open_gate  # noqa: E402
 from faceblur.config import ConfigError, Settings, load_settings  # noqa: E402
 from faceblur.detection import build_detector  # noqa: E402
 from faceblur.errors import (  # noqa: E402
@@ -41,6 +53,7 @@ from faceblur.errors import (  # noqa: E402
     TooLargeError,
     UnauthorizedError,
     UnavailableError,
+    WebhookTokenError,
     quoted,
 )
 from faceblur.media.photo import faces_to_json, regions_to_json  # noqa: E402
@@ -53,6 +66,8 @@ from faceblur.service.videos import Queued, job_answer  # noqa: E402
 from faceblur.store.s3 import Store  # noqa: E402
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+# Said to anyone who posts a bucket event without the token: nothing about its objects.
+WEBHOOK_REFUSAL = "bucket events are taken only from the S3 server, with its webhook token"
 LIMITS = ("max_bytes", "max_pixels", "max_video_bytes", "max_video_seconds", "max_video_pixels")
 
 
@@ -163,21 +178,31 @@ def _info() -> dict:
 # -- requests ----------------------------------------------------------------------------
 
 
-def _parse(event, settings: Settings) -> Request | dict:
-    """The file, options and name of any of the three forms; a bucket event as it is."""
-    body: bytes = event.body or b""
-    largest = max(settings.max_bytes, settings.max_video_bytes)
-    # JSON and multipart are a little larger than the file they carry.
-    if len(body) > largest * 4 // 3 + 64 * 1024:
-        raise TooLargeError(f"request of {len(body)} bytes; the limit is {largest}")
+def _media_type(event) -> tuple[str, dict[str, str]]:
     media_type, parameters = parse_options_header(event.headers.get("Content-Type", "") or "")
-    media_type, filename, raw = media_type.lower(), None, {}
-    if media_type == "application/json" or (not media_type and body[:1] == b"{"):
+    if not media_type and (event.body or b"")[:1] == b"{":
+        media_type = "application/json"
+    return media_type.lower(), parameters
+
+
+def _parse(event, settings: Settings) -> Request:
+    """The file, options and name of any of the three forms, within the size limit."""
+    body: bytes = event.body or b""
+    media_type, parameters = _media_type(event)
+    video = may_carry_video(media_type, body)
+    file_limit = settings.max_video_bytes if video else settings.max_bytes
+    if len(body) > body_limit(media_type, file_limit):
+        raise TooLargeError(
+            f"request of {len(body)} bytes; the limit is {file_limit}",
+            "max_video_bytes" if video else "max_bytes",
+        )
+    filename, raw = None, {}
+    if media_type == "application/json":
         document = parse_json(body)
         if not isinstance(document, dict):
             raise BadRequestError('JSON body must be an object: {"image": "<base64>"}', "bad_json")
         if "Records" in document:
-            return document
+            raise WebhookTokenError(WEBHOOK_REFUSAL)
         field = "video" if "video" in document else "image"
         if field not in document:
             raise BadRequestError('JSON body needs "image" (or "video"): base64', "missing_file")
@@ -200,16 +225,29 @@ def _parse(event, settings: Settings) -> Request | dict:
     return Request(data, options, filename, store)
 
 
+def _bucket_events(event, settings: Settings) -> dict:
+    """A notification from the S3 server (its webhook token checked by the caller)."""
+    body: bytes = event.body or b""
+    if len(body) > MAX_EVENT_BYTES:
+        raise TooLargeError(f"bucket event of {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
+    document = parse_json(body)
+    if not isinstance(document, dict):
+        raise BadRequestError('a bucket event is a JSON object with "Records"', "bad_event")
+    engine = _engine()
+    answer = process_bucket_events(events_of(document), engine, _store(), settings, videos=engine)
+    return _json(200, answer)
+
+
 def _post(event) -> object:
     started = time.perf_counter()
     settings = _settings()
     check_callback(event.headers.get("X-Callback-Url"), settings.callback_hosts)
-    request = _parse(event, settings)
-    if isinstance(request, dict):  # bucket events come from the S3 server: no key to show
-        events, engine = events_of(request), _engine()
-        return _json(200, process_bucket_events(events, engine, _store(), settings, videos=engine))
+    if from_notifier(event.headers, settings.webhook_token):
+        return _bucket_events(event, settings)
     gate = _gate()
+    # The key before a byte of the body is parsed: without one, nothing is read.
     caller = gate.caller(event.headers) if gate else None
+    request = _parse(event, settings)
     if caller:
         request = replace(request, owner=caller.prefix)
     done = serve(request, _engine(), _store(), settings)

@@ -87,6 +87,7 @@ def start_s3_server(
     address: str = "127.0.0.1",
     webhook_url: str | None = None,
     webhook_bucket: str | None = None,
+    webhook_token: str | None = None,
     upload_bucket: str | None = None,
     output: IO | int | None = subprocess.DEVNULL,
     ready_timeout: float = 20,
@@ -94,6 +95,7 @@ def start_s3_server(
     """Start s3rver on `address:port` (a free port when None), buckets created, and wait.
 
     `upload_bucket` answers browsers' cross-origin PUTs (the page's presigned uploads).
+    `webhook_token`: sent with each event as `Authorization: Bearer <token>`, as MinIO does.
     """
     node = shutil.which("node")
     if node is None or not (NODE_MODULES / "s3rver").is_dir():
@@ -117,6 +119,8 @@ def start_s3_server(
         env["S3RVER_UPLOAD_BUCKET"] = upload_bucket
     if webhook_url and webhook_bucket:
         env |= {"S3RVER_WEBHOOK_URL": webhook_url, "S3RVER_WEBHOOK_BUCKET": webhook_bucket}
+        if webhook_token:
+            env["S3RVER_WEBHOOK_TOKEN"] = webhook_token
     process = subprocess.Popen(
         [node, str(LAUNCHER)], env=env, stdout=output, stderr=subprocess.STDOUT
     )

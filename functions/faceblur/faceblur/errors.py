@@ -77,6 +77,10 @@ class UnauthorizedError(FaceblurError, status=401, code="unauthorized"):
     """No valid API key where accounts are on."""
 
 
+class WebhookTokenError(UnauthorizedError, code="webhook_token"):
+    """A bucket event without the S3 server's webhook token: refused, nothing read."""
+
+
 class RateLimitedError(FaceblurError, status=429, code="rate_limited"):
     """Too many requests for one caller; `retry_after` is in whole seconds."""
 

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 # config's own readers, so a variable is parsed and reported the same way everywhere.
 from faceblur.config import SECRETS_DIR, _bool, _positive_int, read_secret
 from faceblur.errors import BadRequestError
-from faceblur.store.keys import owner_prefix
+from faceblur.store.keys import owner_prefix, status_folder
 from faceblur.store.s3 import Store
 
 from .models import ApiKey, User
@@ -122,15 +122,22 @@ def hash_key(key: str) -> str:
 
 
 def remove_owned(store: Store, prefix: str) -> int:
-    """Remove every original and result under an owner's `prefix`; how many objects went.
+    """Remove everything stored for an owner's `prefix`: results, originals, what waits in
+    the inbox, and their video jobs' statuses; how many objects went.
 
     Results first: a result without its original is never left for a reader to find.
     """
     if not prefix.endswith("/"):
         raise ValueError("an owner's prefix ends with '/': nothing else may be emptied")
+    settings = store.settings
     removed = 0
-    for bucket in (store.settings.bucket_results, store.settings.bucket_originals):
-        for key in store.keys(bucket, prefix=prefix):
+    for bucket, under in (
+        (settings.bucket_results, prefix),
+        (settings.bucket_originals, prefix),
+        (settings.bucket_inbox, prefix),
+        (settings.bucket_originals, status_folder(prefix)),
+    ):
+        for key in store.keys(bucket, prefix=under):
             store.remove(bucket, key)
             removed += 1
     return removed

@@ -4,7 +4,8 @@ The contract (shared with the page):
 - A video's inbox key is `[u/<owner>/]videos/<job>/<file name>`, `<job>` 32 lowercase hex
   chosen by the uploader; a video dropped elsewhere gets the first 32 hex of sha256(key).
   A video is told from a photo by its bytes (the container's signature), never its name.
-- Its status is `jobs/<job>.json` in the originals bucket (private), written here only.
+- Its status is `jobs/[u/<owner>/]<job>.json` in the originals bucket (private), written
+  here only.
   "queued" is never written: a job whose inbox object exists with no status yet is queued.
 - Never processed inside a synchronous call: the HTTP door only puts the video into the
   inbox (`queue_video`); the bucket event runs the job (`process_video_object`).
@@ -137,9 +138,8 @@ def as_seen(status: JobStatus, now: datetime) -> JobStatus:
 
 def write_status(store: Store, settings: Settings, status: JobStatus) -> None:
     stamped = replace(status, updated=_now())
-    store.put(
-        settings.bucket_originals, status_key(status.job), stamped.to_bytes(), "application/json"
-    )
+    key = status_key(status.job, status.prefix)
+    store.put(settings.bucket_originals, key, stamped.to_bytes(), "application/json")
 
 
 # A store that writes an object in place (the local s3rver does; MinIO does not) can hand
@@ -148,8 +148,9 @@ TORN_READ_TRIES = 5
 TORN_READ_PAUSE_SECONDS = 0.1
 
 
-def read_status(store: Store, settings: Settings, job: str) -> JobStatus | None:
-    key = status_key(job)
+def read_status(store: Store, settings: Settings, job: str, prefix: str = "") -> JobStatus | None:
+    """The status of `job` of the owner of `prefix` ("" where accounts are off)."""
+    key = status_key(job, prefix)
     for attempt in range(TORN_READ_TRIES):
         if not store.exists(settings.bucket_originals, key):
             return None
@@ -168,7 +169,7 @@ def job_answer(
     """`GET ?job=` 's body. `owner`: the caller's prefix where accounts are on (another
     owner's job is unknown to them), None where they are off. NotFoundError: no such job."""
     check_job_id(job)
-    status = read_status(store, settings, job)
+    status = read_status(store, settings, job, owner or "")
     if status is not None:
         status = as_seen(status, now or datetime.now(UTC))
     if status is not None and owner is not None and status.prefix != owner:

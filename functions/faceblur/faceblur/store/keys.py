@@ -260,6 +260,13 @@ def job_of_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def status_key(job: str) -> str:
-    """Where the originals bucket keeps a video job's status (written by the function only)."""
-    return f"{JOBS_FOLDER}{job}.json"
+def status_key(job: str, prefix: str = "") -> str:
+    """Where the originals bucket keeps a video job's status (written by the function only):
+    `jobs/[u/<owner>/]<job>.json`, so that an owner's statuses go with their account, and
+    never under `u/<owner>/` itself, where their originals are listed."""
+    return f"{status_folder(prefix)}{job}.json"
+
+
+def status_folder(prefix: str = "") -> str:
+    """Where the statuses of an owner's jobs are (`prefix`: theirs, or "")."""
+    return f"{JOBS_FOLDER}{prefix}"
