@@ -331,6 +331,8 @@ def check_settings_load(stack: Doc, secrets_dir: Path) -> list[str]:
         problems.append("the S3 endpoint is not the one stack.yml gives")
     if settings.s3_access_key != "value-of-faceblur-s3-access-key":
         problems.append("the S3 access key does not come from the OpenFaaS secret")
+    if settings.webhook_token != "value-of-faceblur-webhook-token":
+        problems.append("the webhook token does not come from the OpenFaaS secret")
     return problems
 
 

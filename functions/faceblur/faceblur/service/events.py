@@ -103,10 +103,10 @@ def process_bucket_events(
 
     A photo that cannot be anonymised (not an image, too large) is reported and removed
     from the inbox: nobody is told to fetch it back, and with sealing on it would be an
-    original kept in the clear. A video (told by its bytes) is a job run by `videos` (faceblur.jobs): a
-    failed one is reported with its reason and removed from the inbox; without `videos`
-    it is refused as a photo would be. An unavailable model or store fails the whole call
-    (503) so the notification is retried.
+    original kept in the clear. A video (told by its bytes) is a job run by `videos`
+    (faceblur.jobs): a failed one is reported with its reason and removed from the inbox;
+    without `videos` it is refused as a photo would be. An unavailable model or store
+    fails the whole call (503) so the notification is retried.
     """
     processed: list[dict[str, object]] = []
     ignored: list[dict[str, object]] = []
