@@ -40,6 +40,11 @@ class RegionsError(BadRequestError, code="regions"):
     `details`: `problem` says what is wrong, `region` which one (from 1)."""
 
 
+class NothingHiddenError(BadRequestError, code="nothing_hidden"):
+    """A request that would hide nothing in a photo where the detector finds faces
+    (FACEBLUR_REFUSE_UNHIDDEN_FACES=on): its "result" would show every face."""
+
+
 class EmptyImageError(BadRequestError, code="empty"):
     """No bytes at all."""
 

@@ -110,6 +110,7 @@ def serve(
         settings.max_pixels,
         settings.seal_public_key,
         prefix=request.owner,
+        refuse_unhidden=settings.refuse_unhidden_faces,
     )
 
 
