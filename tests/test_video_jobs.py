@@ -96,13 +96,17 @@ class Videos:
     job: str
     seen: list[dict] = field(default_factory=list)
 
-    def anonymise_video(self, source: Path, target: Path, options: Options, on_progress):
+    def anonymise_video(
+        self, source: Path, target: Path, options: Options, on_progress, limits=None
+    ):
         def progress(done: int, total: int) -> None:
             on_progress(done, total)
             settings = self.store.settings
             self.seen.append(job_answer(self.job, self.store, settings, None))
 
-        return anonymise_video(source, target, self.detector, options, on_progress=progress)
+        return anonymise_video(
+            source, target, self.detector, options, on_progress=progress, limits=limits
+        )
 
 
 def put_inbox(store: Store, key: str, data: bytes) -> None:

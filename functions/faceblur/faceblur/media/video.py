@@ -38,6 +38,7 @@ from faceblur.errors import BadRequestError, CorruptVideoError
 from faceblur.geometry import Box, padded_region
 from faceblur.media.container import (
     AudioCopy,
+    DecodeLimits,
     Orientation,
     check_complete,
     expected_frames,
@@ -200,9 +201,11 @@ def anonymise_video(
     options: Options | None = None,
     settings: VideoSettings = VideoSettings(),
     on_progress: ProgressCallback | None = None,
+    limits: DecodeLimits | None = None,
 ) -> VideoResult:
     """Write `source` with every face hidden to `target` (MP4); see the module's docstring.
 
+    `limits`: checked on every decoded frame (faceblur.media.container.DecodeLimits).
     Raises NotAVideoError, CorruptVideoError or TooLargeError (faceblur.errors); on any
     error nothing is left under `target` or beside it.
     """
@@ -238,7 +241,7 @@ def anonymise_video(
 
             def shown_frames() -> Iterator[np.ndarray]:
                 sink = (lambda p: audio.write(output, p)) if audio else (lambda p: None)
-                for frame in read_frames(container, orientation, sink):
+                for frame in read_frames(container, orientation, sink, limits):
                     pending.append(frame.stored)
                     yield frame.shown
 

@@ -19,6 +19,7 @@ from faceblur.config import Settings
 from faceblur.detection.base import Detector
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError, quoted
 from faceblur.formats import SNIFF_BYTES, video_type
+from faceblur.media.container import DecodeLimits
 from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.media.video import ProgressCallback, VideoResult, anonymise_video
 from faceblur.options import Options, parse_options
@@ -78,10 +79,17 @@ class Engine:
         return anonymise_image(data, self.detector(), options, max_pixels=max_pixels)
 
     def anonymise_video(
-        self, source: Path, target: Path, options: Options, on_progress: ProgressCallback
+        self,
+        source: Path,
+        target: Path,
+        options: Options,
+        on_progress: ProgressCallback,
+        limits: DecodeLimits,
     ) -> VideoResult:
         # The detector as built: anonymise_video makes it the lighter one for frames.
-        return anonymise_video(source, target, self.detector(), options, on_progress=on_progress)
+        return anonymise_video(
+            source, target, self.detector(), options, on_progress=on_progress, limits=limits
+        )
 
 
 def _log_failure(detector: Future[Detector]) -> None:

@@ -34,7 +34,7 @@ from faceblur.errors import (
     UnsupportedError,
 )
 from faceblur.formats import SNIFF_BYTES, video_type
-from faceblur.media.container import VideoInfo, probe
+from faceblur.media.container import DecodeLimits, VideoInfo, probe
 from faceblur.media.video import ProgressCallback, VideoResult
 from faceblur.options import Options
 from faceblur.store.keys import (
@@ -72,7 +72,13 @@ def check_size(size: int, settings: Settings) -> None:
 
 
 def check_video(info: VideoInfo, settings: Settings) -> None:
-    """TooLargeError when the video is longer or its frames larger than the limits."""
+    """TooLargeError when the video's header says it is longer or its first frame larger
+    than the limits. A header may not say (or lie): `decode_limits` hold while decoding."""
+    if info.frames > settings.max_video_frames:
+        raise TooLargeError(
+            f"a video of {info.frames} frames; the limit is {settings.max_video_frames}",
+            "max_video_frames",
+        )
     if info.duration > settings.max_video_seconds:
         raise TooLargeError(
             f"a video of {info.duration:.0f} seconds; the limit is "
@@ -86,6 +92,20 @@ def check_video(info: VideoInfo, settings: Settings) -> None:
             f"{settings.max_video_pixels} pixels per frame",
             "max_video_pixels",
         )
+
+
+def decode_limits(
+    settings: Settings, started: float, clock: Callable[[], float] = time.monotonic
+) -> DecodeLimits:
+    """The limits every decoded frame of a job is held to; its wall-clock budget counts
+    from `started` (a `clock()` time)."""
+    return DecodeLimits(
+        max_frames=settings.max_video_frames,
+        max_seconds=settings.max_video_seconds,
+        max_pixels=settings.max_video_pixels,
+        deadline=started + settings.video_job_seconds,
+        clock=clock,
+    )
 
 
 def frames_expected(info: VideoInfo) -> int:
@@ -244,7 +264,12 @@ class VideoAnonymiser(Protocol):
     """faceblur.video.anonymise_video with the door's detector (built once per process)."""
 
     def anonymise_video(
-        self, source: Path, target: Path, options: Options, on_progress: ProgressCallback
+        self,
+        source: Path,
+        target: Path,
+        options: Options,
+        on_progress: ProgressCallback,
+        limits: DecodeLimits,
     ) -> VideoResult: ...
 
 
@@ -309,6 +334,7 @@ def _run(
     clock: Callable[[], float],
 ) -> JobStatus:
     """The job's steps in `folder` (removed by the caller); the done status, written."""
+    started = clock()
     if settings.seal_public_key:
         raise UnsupportedError(SEALING_REASON)
     inbox = settings.bucket_inbox
@@ -323,7 +349,11 @@ def _run(
     options = Options()
     target = folder / "result.mp4"
     result = anonymiser.anonymise_video(
-        source, target, options, _progress(store, settings, running, clock)
+        source,
+        target,
+        options,
+        _progress(store, settings, running, clock),
+        decode_limits(settings, started, clock),
     )
     metadata = {FACES_METADATA: str(result.tracks), FACE_FRAMES_METADATA: str(result.face_frames)}
     pair = store.put_pair(
