@@ -589,8 +589,8 @@ def test_with_sealing_on_no_bucket_holds_an_original_in_the_clear(
             }
         ]
     }
-    answer = requests.post(url, json=event, headers=webhook_headers(), timeout=300)
-    processed = answer.json()["processed"]
+    delivered = requests.post(url, json=event, headers=webhook_headers(), timeout=300)
+    processed = delivered.json()["processed"]
     assert len(processed) == 1
 
     listing = s3.snapshot()

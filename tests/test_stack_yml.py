@@ -387,6 +387,12 @@ def check_timeouts(stack: Doc, values: Doc) -> list[str]:
             f"exec_timeout {exec_timeout}s is under the {needed}s the longest allowed video "
             "needs (FACEBLUR_MAX_VIDEO_SECONDS)"
         )
+    budget = int(function_environment(stack).get("FACEBLUR_VIDEO_JOB_SECONDS", 0))
+    if not 0 < budget < exec_timeout:
+        problems.append(
+            f"FACEBLUR_VIDEO_JOB_SECONDS {budget}s is not inside exec_timeout {exec_timeout}s: "
+            "a job would be cut off by the gateway, not failed with its reason"
+        )
     # A message not acknowledged within ackWait is delivered again: a second run of a video.
     if not ack_wait > max(exec_timeout, upstream):
         problems.append(
@@ -632,6 +638,11 @@ DEPLOY_BREAKAGES: dict[str, tuple[str, Callable[[Doc, Doc], object], str]] = {
         "timeouts",
         _set_env(FACEBLUR_MAX_VIDEO_SECONDS="3600"),
         "FACEBLUR_MAX_VIDEO_SECONDS",
+    ),
+    "video job budget past exec_timeout": (
+        "timeouts",
+        _set_env(FACEBLUR_VIDEO_JOB_SECONDS="20000"),
+        "FACEBLUR_VIDEO_JOB_SECONDS",
     ),
     "gateway at the chart's defaults": ("timeouts", lambda s, v: v.pop("gateway"), "upstream"),
     "gateway server closes first": (

@@ -41,7 +41,14 @@ from faceblur.service.videos import (
     read_status,
     write_status,
 )
-from faceblur.store.keys import content_id, inbox_key, job_of_key, new_job_id, status_key
+from faceblur.store.keys import (
+    content_id,
+    inbox_key,
+    job_of_key,
+    new_job_id,
+    split_owner,
+    status_key,
+)
 from faceblur.store.s3 import Store
 from stack_fixtures import CuttingProxy, scaled_photo, start_local_s3
 
@@ -95,6 +102,7 @@ class Videos:
     store: Store
     job: str
     seen: list[dict] = field(default_factory=list)
+    owner: str | None = None  # whose job, as the poller asks (None: accounts off)
 
     def anonymise_video(
         self, source: Path, target: Path, options: Options, on_progress, limits=None
@@ -102,7 +110,7 @@ class Videos:
         def progress(done: int, total: int) -> None:
             on_progress(done, total)
             settings = self.store.settings
-            self.seen.append(job_answer(self.job, self.store, settings, None))
+            self.seen.append(job_answer(self.job, self.store, settings, self.owner))
 
         return anonymise_video(
             source, target, self.detector, options, on_progress=progress, limits=limits
@@ -116,7 +124,7 @@ def put_inbox(store: Store, key: str, data: bytes) -> None:
 
 
 def run_events(store: Store, settings, detector, key: str, job: str) -> tuple[dict, Videos]:
-    videos = Videos(detector, store, job)
+    videos = Videos(detector, store, job, owner=split_owner(key)[0] or None)
     event = ObjectEvent("inbox", key, "s3:ObjectCreated:Put")
     answer = process_bucket_events([event], Pipeline(detector), store, settings, videos=videos)
     return answer, videos
