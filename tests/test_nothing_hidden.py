@@ -16,6 +16,8 @@ from faceblur.errors import NothingHiddenError
 from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.options import Options
 from faceblur.service.entry import Request, serve
+from faceblur.service.videos import process_video_object
+from faceblur.store.keys import inbox_key, new_job_id
 from faceblur.store.s3 import NOTHING_HIDDEN_METADATA
 from stack_fixtures import LocalS3, scaled_photo
 
@@ -82,3 +84,15 @@ def test_with_the_setting_off_a_result_hiding_nothing_is_marked(
     assert marked(s3, outcome.kept.pair.result_key) == "true"
     hidden = serve(Request(face, {}), Pipeline(detector), s3.store(), s3.settings)
     assert hidden.result.anonymised and marked(s3, hidden.kept.pair.result_key) is None
+
+
+def test_a_video_result_hiding_nothing_is_marked(s3: LocalS3, detector, tmp_path) -> None:
+    from test_video_jobs import Videos, put_inbox
+    from test_video_limits import live_clip
+
+    store, job = s3.store(), new_job_id()
+    key = inbox_key("", job, "grey.mkv")
+    put_inbox(store, key, live_clip(tmp_path / "grey.mkv").read_bytes())
+    done = process_video_object(key, Videos(detector, store, job), store, s3.settings)
+    assert done["state"] == "done", done
+    assert marked(s3, done["result_key"]) == "true"

@@ -47,7 +47,7 @@ from faceblur.store.keys import (
     split_owner,
     status_key,
 )
-from faceblur.store.s3 import FACES_METADATA, Store
+from faceblur.store.s3 import FACES_METADATA, NOTHING_HIDDEN_METADATA, Store
 
 # A status write is one small PUT; every 2 s keeps a poller current without a PUT per frame.
 PROGRESS_INTERVAL_SECONDS = 2.0
@@ -356,6 +356,8 @@ def _run(
         decode_limits(settings, started, clock),
     )
     metadata = {FACES_METADATA: str(result.tracks), FACE_FRAMES_METADATA: str(result.face_frames)}
+    if not result.face_frames:  # as a photo's: a copy that hides nothing says so
+        metadata[NOTHING_HIDDEN_METADATA] = "true"
     pair = store.put_pair(
         source, mime_type, target, VIDEO_RESULT_TYPE, vars(options), metadata, prefix=running.prefix
     )
