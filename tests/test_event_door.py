@@ -10,6 +10,7 @@ unless its Content-Type may carry a video.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import requests
@@ -19,6 +20,13 @@ from data import composed_entries
 from stack_fixtures import LocalS3, scaled_photo, webhook_headers
 
 KEY = "private/holiday 2024.jpg"
+ASYNC_WAIT_SECONDS = 60
+
+
+def runner_log(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """What the session's function runners printed (the async route logs each call)."""
+    logs = sorted(tmp_path_factory.getbasetemp().glob("function*/runner.log"))
+    return "\n".join(path.read_text(errors="replace") for path in logs)
 
 
 def event(key: str = KEY) -> dict:
@@ -129,3 +137,25 @@ def test_a_photo_body_is_held_to_the_photo_limit_before_parsing(
     )
     assert response.status_code == 400 and response.json()["code"] == "bad_json"
     assert json.loads(response.text)["error"].startswith("malformed JSON")
+
+
+def test_an_event_through_the_async_route_without_the_token_does_nothing(
+    function_server: str, s3: LocalS3, dropped: bytes, tmp_path_factory
+) -> None:
+    """The route MinIO posts to: the call is queued (202), then refused (401) in the
+    background, and the inbox object stays where it was."""
+    before = s3.snapshot()
+    response = requests.post(
+        f"{function_server}/async-function/faceblur",
+        json=event(),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 202
+    done = f"async call {response.headers['X-Call-Id']}: "
+    deadline = time.monotonic() + ASYNC_WAIT_SECONDS
+    while done not in (log := runner_log(tmp_path_factory)):
+        assert time.monotonic() < deadline, "the queued call did not finish"
+        time.sleep(0.2)
+    assert f"{done}401" in log
+    assert s3.snapshot() == before
