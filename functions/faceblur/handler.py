@@ -68,7 +68,15 @@ from faceblur.store.s3 import Store  # noqa: E402
 JSON_HEADERS = {"Content-Type": "application/json"}
 # Said to anyone who posts a bucket event without the token: nothing about its objects.
 WEBHOOK_REFUSAL = "bucket events are taken only from the S3 server, with its webhook token"
-LIMITS = ("max_bytes", "max_pixels", "max_video_bytes", "max_video_seconds", "max_video_pixels")
+LIMITS = (
+    "max_bytes",
+    "max_pixels",
+    "max_video_bytes",
+    "max_video_seconds",
+    "max_video_pixels",
+    "max_video_frames",
+    "video_job_seconds",
+)
 
 
 # -- process state: built once per process, on first use (functools.cache) ----------------
