@@ -104,5 +104,8 @@ $(S3RVER_STAMP):
 	touch $@
 
 # The local stack: S3 on 127.0.0.1:9000, the function on :8080, the frontend on :5000.
+# Accounts are off unless FACEBLUR_AUTH=on: then anyone who reaches these ports may send,
+# see and delete everything, so another address is refused unless
+# FACEBLUR_OPEN_WITHOUT_ACCOUNTS=yes (functions/local/run_stack.py).
 run: install
 	$(PY) functions/local/run_stack.py

@@ -8,6 +8,7 @@ internal token (the function checks the person is still active).
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,21 +25,26 @@ from flask import (
     url_for,
 )
 from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from faceblur.accounts import (
     AccountError,
     Accounts,
     AccountSettings,
+    Backoff,
     Identity,
-    RateLimiter,
     open_accounts,
 )
 from faceblur.config import ConfigError, is_loopback_endpoint
 from faceblur.errors import UnavailableError
 
-# Sign-in attempts a minute, per address and per name: slows password guessing to a
-# crawl while a person who mistypes a few times is not held up.
-SIGNIN_ATTEMPTS_PER_MINUTE = 5
+# Failed sign-ins back off per address and per name: the first few are free, then each
+# doubles the wait (1 s, 2 s, 4 s, ... at most 15 minutes), which slows guessing to a crawl
+# while a person who mistypes a few times is not held up. A browser that signed in to a
+# name before carries a signed device cookie and does not wait for that name's failures
+# from elsewhere: someone guessing a name cannot lock its owner out.
+DEVICE_COOKIE = "faceblur_device"
+DEVICE_COOKIE_DAYS = 90
 # Pages anyone may open while signed out.
 PUBLIC_ENDPOINTS = {"accounts.signin", "accounts.signup", "pages.healthz", "static"}
 
@@ -49,7 +55,7 @@ bp = Blueprint("accounts", __name__)
 class AccountServices:
     settings: AccountSettings
     accounts: Accounts
-    signin_limiter: RateLimiter
+    signin_backoff: Backoff
 
 
 def init_accounts(app: Flask, settings: AccountSettings) -> None:
@@ -60,12 +66,12 @@ def init_accounts(app: Flask, settings: AccountSettings) -> None:
             "(or FACEBLUR_INTERNAL_TOKEN) to call the function for its signed-in people"
         )
     app.extensions["faceblur-accounts"] = AccountServices(
-        settings, open_accounts(settings.database_url), RateLimiter(SIGNIN_ATTEMPTS_PER_MINUTE)
+        settings, open_accounts(settings.database_url), Backoff()
     )
     app.session_interface = _LoopbackAwareSessions()
     app.register_blueprint(bp)
     app.before_request(_require_signed_in)
-    app.context_processor(lambda: {"account_user": current_identity()})
+    app.context_processor(lambda: {"account_user": current_identity(), "accounts_on": True})
 
 
 def enabled() -> bool:
@@ -82,7 +88,11 @@ def current_identity() -> Identity | None:
         return None
     if "identity" not in g:
         user_id = session.get("user_id")
-        g.identity = _services().accounts.active_user(user_id) if user_id else None
+        identity = _services().accounts.active_user(user_id) if user_id else None
+        # A cookie from before a sign-out or a password change carries an older version.
+        if identity is not None and session.get("version") != identity.session_version:
+            identity = None
+        g.identity = identity
         if user_id and g.identity is None:
             session.clear()
     return g.identity
@@ -154,34 +164,78 @@ def signin() -> Any:
         return _signin_page()
     name = request.form.get("name", "").strip()
     password = request.form.get("password", "")
-    limiter = _services().signin_limiter
-    wait = max(
-        limiter.retry_after(f"addr:{request.remote_addr}"), limiter.retry_after(f"name:{name}")
-    )
+    backoff = _services().signin_backoff
+    device = _device_id(name)
+    # A known browser backs off on its own failures only, not on the name's.
+    callers = [f"addr:{request.remote_addr}", f"device:{device}" if device else f"name:{name}"]
+    wait = max(backoff.retry_after(caller) for caller in callers)
     if wait:
         page, status = _signin_page(
             429,
-            error=f"Too many sign-in attempts. Please wait {wait} seconds and try again.",
+            error=f"Too many failed sign-ins. Please wait {wait} seconds and try again.",
+            name=name,
         )
         return page, status, {"Retry-After": str(wait)}
     identity = _services().accounts.authenticate(name, password)
     if identity is None:
+        for caller in callers:
+            backoff.failed(caller)
         return _signin_page(
             401,
             error="That name and password do not match an active account.",
             name=name,
         )
+    for caller in callers:
+        backoff.succeeded(caller)
     _start_session(identity)
-    return redirect(url_for("pages.index"))
+    response = redirect(url_for("pages.index"))
+    _remember_device(response, identity.name, device)
+    return response
+
+
+def _devices() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="faceblur-device")
+
+
+def _device_id(name: str) -> str | None:
+    """This browser's id, if it signed in to `name` before (a cookie we signed)."""
+    cookie = request.cookies.get(DEVICE_COOKIE)
+    if not cookie:
+        return None
+    try:
+        known = _devices().loads(cookie, max_age=DEVICE_COOKIE_DAYS * 86400)
+    except BadSignature:
+        return None
+    if not isinstance(known, dict) or known.get("name") != name:
+        return None
+    device = known.get("id")
+    return device if isinstance(device, str) else None
+
+
+def _remember_device(response: Any, name: str, device: str | None) -> None:
+    value = _devices().dumps({"name": name, "id": device or secrets.token_urlsafe(16)})
+    response.set_cookie(
+        DEVICE_COOKIE,
+        value,
+        max_age=DEVICE_COOKIE_DAYS * 86400,
+        httponly=True,
+        samesite="Lax",
+        secure=current_app.session_interface.get_cookie_secure(current_app),
+    )
 
 
 def _start_session(identity: Identity) -> None:
     session.clear()  # a new session for the new person: no fixation
     session["user_id"] = identity.user_id
+    session["version"] = identity.session_version
 
 
 @bp.post("/signout")
 def signout() -> Any:
+    identity = current_identity()
+    if identity is not None:
+        # Every cookie of this person stops working, a copied one included.
+        _services().accounts.end_sessions(identity.user_id)
     session.clear()
     return redirect(url_for("accounts.signin"))
 
@@ -226,7 +280,10 @@ def account() -> Any:
 @bp.post("/account/keys")
 def create_key() -> Any:
     label = request.form.get("label", "").strip()[:64]
-    key = _services().accounts.create_key(current_identity().name, label)
+    try:
+        key = _services().accounts.create_key(current_identity().name, label)
+    except AccountError as error:
+        return _account_page(400, error=str(error))
     # Shown on this answer only: it is stored as a hash and cannot be shown again.
     return _account_page(201, new_key=key)
 
@@ -237,8 +294,41 @@ def revoke_key(key_id: int) -> Any:
     return redirect(url_for("accounts.account"))
 
 
+@bp.post("/account/password")
+def change_password() -> Any:
+    new = request.form.get("new_password", "")
+    if new != request.form.get("new_password_again", ""):
+        return _account_page(400, error="The two new passwords differ.")
+    # A borrowed session must not become a way to guess the password: the same back-off.
+    backoff, caller = _services().signin_backoff, f"password:{current_identity().user_id}"
+    wait = backoff.retry_after(caller)
+    if wait:
+        return _account_page(429, error=f"Too many wrong passwords. Please wait {wait} seconds.")
+    try:
+        identity = _services().accounts.change_password(
+            current_identity().user_id, request.form.get("password", ""), new
+        )
+    except AccountError as error:
+        if error.code == "wrong_password":
+            backoff.failed(caller)
+        return _account_page(400, error=str(error))
+    backoff.succeeded(caller)
+    # Every other session has ended; this one goes on under the new version.
+    _start_session(identity)
+    g.identity = identity
+    return _account_page(message="Password changed. You are signed out everywhere else.")
+
+
+@bp.get("/account/results/delete")
+def confirm_delete_results() -> Any:
+    """Ask before deleting everything, as a single delete asks: a click never does it alone."""
+    return _page("delete_all.html", deleted=False)
+
+
 @bp.post("/account/results/delete")
 def delete_results() -> Any:
+    if request.form.get("confirm") != "yes":  # an old form or a stray post: ask first
+        return _page("delete_all.html", deleted=False)
     try:
         removed = _delete_stored(current_identity().prefix)
     except UnavailableError:

@@ -34,7 +34,7 @@ from flask import (
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from faceblur.accounts import load_account_settings
+from faceblur.accounts import RateLimiter, load_account_settings
 from faceblur.config import ConfigError, Settings, load_settings
 from faceblur.errors import BadRequestError, UnavailableError
 from faceblur.options import (
@@ -47,23 +47,40 @@ from faceblur.options import (
 )
 from faceblur.store.keys import (
     JOB_ID,
+    VIDEOS_FOLDER,
     download_name,
+    image_id_of,
     inbox_key,
     inbox_name,
     is_safe_key,
     is_video_key,
     new_job_id,
+    split_owner,
 )
 
 from . import accounts
 from .archive import Entry, stream_zip
-from .gateway import JOB_ERRORS, PLAIN_ERRORS, FunctionClient, FunctionError
+from .gateway import (
+    JOB_ERRORS,
+    PHOTO_FORMATS,
+    PLAIN_ERRORS,
+    VIDEO_FORMATS,
+    FunctionClient,
+    FunctionError,
+)
 from .results import ResultsBucket
 from .thumbnails import NotAThumbnailable, ThumbnailCache, make_thumbnail
 
 # Room for the multipart envelope and the form fields around one photo.
 FORM_OVERHEAD_BYTES = 64 * 1024
 GALLERY_PAGE_SIZE = 12
+# Videos a person may start an hour (in bursts up to as many), counted per signed-in person,
+# or per address with accounts off; and how much may wait in the inbox for them at once, in
+# multiples of the video size limit (FACEBLUR_MAX_VIDEO_BYTES). A presigned upload form is
+# signed for one size only, so these bound what one person can make the inbox hold.
+VIDEO_STARTS_PER_HOUR = 30
+VIDEO_QUOTA_FACTOR = 2
+VIDEO_QUOTA_RETRY_SECONDS = 60
 MAX_ZIP_FILES = 200
 
 SHAPE_LABELS = {"ellipse": "Oval (follows the face)", "box": "Rectangle (covers more)"}
@@ -89,6 +106,9 @@ class Services:
     settings: Settings
     function: FunctionClient
     thumbnails: ThumbnailCache = field(default_factory=ThumbnailCache)
+    video_starts: RateLimiter = field(
+        default_factory=lambda: RateLimiter(VIDEO_STARTS_PER_HOUR, period_seconds=3600)
+    )
     _results: ResultsBucket | None = None
 
     @property
@@ -139,7 +159,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     if account_settings.enabled:
         accounts.init_accounts(app, account_settings)
     else:
-        app.context_processor(lambda: {"account_user": None})
+        app.context_processor(lambda: {"account_user": None, "accounts_on": False})
     _register_error_handlers(app)
     app.add_template_filter(human_bytes, "human_bytes")
     app.add_template_filter(human_date, "human_date")
@@ -170,7 +190,29 @@ def api_anonymise() -> Any:
         outcome = _anonymise_upload(upload, method, shape, _edited_regions())
     except FunctionError as error:
         return _json_error(error.status, error.message)
+    replaced = request.form.get("replaces")
+    if replaced:
+        _replace(replaced, outcome["key"])
     return jsonify(outcome)
+
+
+def _replace(old_key: str, new_key: str) -> None:
+    """A correction replaces the copy it corrects: the flawed one (a missed face, maybe) is
+    deleted, never left in the gallery beside the new one. Only another result of the same
+    photo, of this person, is ever deleted this way."""
+    if old_key == new_key or not _readable(old_key):
+        return
+    old_owner, old_rest = split_owner(old_key)
+    new_owner, new_rest = split_owner(new_key)
+    if old_owner != new_owner or image_id_of(old_rest) != image_id_of(new_rest):
+        return
+    try:
+        _services().results.delete_result(old_key)
+    except UnavailableError:
+        # The new copy is there; the old one goes with the photo's retention. Said in the log.
+        current_app.logger.warning("a corrected result's old copy could not be deleted")
+        return
+    _services().thumbnails.forget_under(old_key)
 
 
 @pages.post("/upload")
@@ -337,7 +379,7 @@ def confirm_delete(key: str) -> Any:
     """Ask before deleting: a link never deletes anything by itself."""
     if not _readable(key):
         return _error_page(404, "There is no such result.")
-    return render_template("delete.html", key=key, deleted=False)
+    return render_template("delete.html", key=key, deleted=False, back=_back())
 
 
 @pages.post("/delete/<path:key>")
@@ -356,17 +398,24 @@ def delete(key: str) -> Any:
     if not found:
         return _error_page(404, "This photo is not stored here (any more). Nothing to delete.")
     _services().thumbnails.forget_photo(key)
-    return render_template("delete.html", key=key, deleted=True)
+    return render_template("delete.html", key=key, deleted=True, back=_back())
+
+
+def _back() -> str:
+    """Where "go back" leads after a delete: the gallery when asked from there, else home."""
+    return "pages.gallery" if request.args.get("back") == "gallery" else "pages.index"
 
 
 @pages.post("/videos")
 def start_video() -> Any:
     """A video job: where the browser uploads the video, and where it follows its progress.
 
-    The browser sends the file straight to the inbox with the presigned PUT, so a large
+    The browser sends the file straight to the inbox with a presigned POST form, so a large
     video never passes through the page or a function request; the inbox's put event
-    starts the function's job. The size and type are the browser's word: the function
-    checks the bytes themselves (and its limits) before processing.
+    starts the function's job. The form's policy holds the upload to the declared size and
+    type for a few minutes (MinIO enforces it); the function checks the bytes themselves
+    (and its limits) before processing. Each person may start VIDEO_STARTS_PER_HOUR and
+    have at most VIDEO_QUOTA_FACTOR times the video limit waiting in the inbox.
     """
     details = request.get_json(silent=True)
     if not isinstance(details, dict):
@@ -381,17 +430,43 @@ def start_video() -> Any:
         return _json_error(413, f"This video is too large. The limit is {human_bytes(limit)}.")
     if not isinstance(kind, str) or not kind.lower().startswith("video/"):
         return _json_error(
-            415, "This file is not a video we can read. Please choose an MP4, MOV, MKV or WebM."
+            415,
+            f"This file is not a video we can read. Please choose a video ({VIDEO_FORMATS}).",
+        )
+    identity = accounts.current_identity()
+    caller = f"user:{identity.user_id}" if identity else f"addr:{request.remote_addr}"
+    wait = _services().video_starts.retry_after(caller)
+    if wait:
+        return _too_many(
+            f"You have sent many videos in a short time. Please wait {wait} seconds.", wait
+        )
+    owner = accounts.owner_prefix()
+    try:
+        _, waiting_bytes = _services().results.videos_waiting(owner + VIDEOS_FOLDER)
+    except UnavailableError:
+        return _json_error(503, UNAVAILABLE)
+    quota = VIDEO_QUOTA_FACTOR * limit
+    if waiting_bytes + size > quota:
+        return _too_many(
+            f"Your videos waiting to be processed already take {human_bytes(waiting_bytes)} "
+            f"(at most {human_bytes(quota)} may wait). Please send this one when they are done.",
+            VIDEO_QUOTA_RETRY_SECONDS,
         )
     job = new_job_id()
-    key = inbox_key(accounts.owner_prefix(), job, inbox_name(details.get("name"), kind.lower()))
+    key = inbox_key(owner, job, inbox_name(details.get("name"), kind.lower()))
     try:
-        upload_url = _services().results.inbox_upload_url(key)
+        form = _services().results.inbox_upload_form(key, size, kind.lower())
     except UnavailableError:
         return _json_error(503, UNAVAILABLE)
     return jsonify(
-        job=job, upload_url=upload_url, status_url=url_for("pages.video_status", job=job)
+        job=job,
+        upload={"url": form.url, "fields": form.fields},
+        status_url=url_for("pages.video_status", job=job),
     )
+
+
+def _too_many(message: str, wait: int) -> tuple[Any, int, dict[str, str]]:
+    return jsonify(error=message), 429, {"Retry-After": str(wait)}
 
 
 @pages.get("/videos/<job>")
@@ -429,6 +504,9 @@ def _picker_context() -> dict[str, Any]:
         "default_shape": DEFAULT_SHAPE,
         "max_bytes": current_app.config["FACEBLUR_MAX_BYTES"],
         "max_video_bytes": _services().settings.max_video_bytes,
+        "photo_formats": PHOTO_FORMATS,
+        "video_formats": VIDEO_FORMATS,
+        "not_readable": PLAIN_ERRORS[415],
     }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import requests
 
+from faceblur.formats import FORMATS, VIDEO_EXTENSIONS
 from faceblur.store.keys import JOB_STATES
 
 # Reading a photo and finding its faces can take a while on a cold function; past this
@@ -15,11 +16,31 @@ from faceblur.store.keys import JOB_STATES
 CONNECT_TIMEOUT_SECONDS = 5
 READ_TIMEOUT_SECONDS = 90
 
+# How people know the formats faceblur.formats lists (its names are Pillow's and suffixes).
+_SPELLING = {"WEBP": "WebP", "WEBM": "WebM", "PPM": "PPM/PGM"}
+
+
+def _spelled(names: list[str]) -> list[str]:
+    return [_SPELLING.get(name, name) for name in dict.fromkeys(names)]
+
+
+def _either(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+
+
+# Every photo and video format the service reads, from faceblur.formats, never retyped.
+PHOTO_FORMATS = _either(_spelled(list(FORMATS)))
+VIDEO_FORMATS = _either(_spelled([suffix[1:].upper() for suffix in VIDEO_EXTENSIONS.values()]))
+NOT_READABLE = (
+    f"This file is not a photo or video we can read. Please choose a photo "
+    f"({PHOTO_FORMATS}) or a video ({VIDEO_FORMATS})."
+)
+
 # What a person reads when the function answers with this status.
 PLAIN_ERRORS: dict[int, str] = {
     400: "This photo could not be read. It may be damaged or empty.",
     413: "This photo is too large.",
-    415: "This file is not a photo we can read. Please choose a JPEG, PNG, WebP or GIF image.",
+    415: NOT_READABLE,
     429: "You have sent many photos in a short time. Please wait a minute and try again.",
     503: "The face-blurring service is not available right now. Please try again in a minute.",
 }

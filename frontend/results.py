@@ -1,5 +1,5 @@
 """The results bucket as the page sees it: the gallery, presigned URLs, downloads, and
-deleting a photo with its results (and the presigned PUT of a video into the inbox).
+deleting a photo with its results (and the presigned POST of a video into the inbox).
 
 Originals are never read, listed or linked here: the only ways the page touches them are
 `delete_photo` and `delete_owned`, which remove a person's uploads with their results.
@@ -16,8 +16,8 @@ from datetime import datetime
 from faceblur.accounts import remove_owned
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, UnavailableError
-from faceblur.store.keys import is_safe_key, is_video_key
-from faceblur.store.s3 import Store
+from faceblur.store.keys import is_safe_key, is_video_key, sealed_key
+from faceblur.store.s3 import Store, UploadForm
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,14 @@ class ResultsBucket:
     def presigned_url(self, key: str) -> str:
         return self._store.result_url(key)
 
-    def inbox_upload_url(self, key: str) -> str:
-        """A presigned PUT of a video into the inbox (the page's only write there)."""
-        return self._store.inbox_upload_url(key)
+    def inbox_upload_form(self, key: str, size: int, mime_type: str) -> UploadForm:
+        """A presigned POST of a video of `size` bytes into the inbox (the page's only write
+        there)."""
+        return self._store.inbox_upload_form(key, size, mime_type)
+
+    def videos_waiting(self, folder: str) -> tuple[int, int]:
+        """How many videos, and how many bytes, wait in the inbox under `folder`."""
+        return self._store.usage(self._store.settings.bucket_inbox, folder)
 
     def page(self, number: int, per_page: int, prefix: str = "") -> GalleryPage:
         """One page of the results under `prefix` (a person's own), newest first."""
@@ -117,6 +122,12 @@ class ResultsBucket:
     def delete_photo(self, key: str) -> bool:
         """Delete the upload this result was made from and its results; False if none."""
         return self._store.remove_photo(key)
+
+    def delete_result(self, key: str) -> None:
+        """Delete one result (and its sealed faces, where sealing kept them), not the photo
+        it was made from: a corrected copy replaces it."""
+        self._store.remove(self._bucket, key)
+        self._store.remove(self._store.settings.bucket_originals, sealed_key(key))
 
     def delete_owned(self, prefix: str) -> int:
         """Delete every upload and result under an owner's `prefix`; how many objects went."""

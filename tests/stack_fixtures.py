@@ -137,6 +137,8 @@ def _start(directory: Path, port: int | None = None, **kwargs) -> S3Server:
         buckets=("inbox", "originals", "results"),
         port=port,
         upload_bucket="inbox",
+        # The tests' pages listen on any free loopback port.
+        upload_origin="http://127.0.0.1:*",
         **kwargs,
     )
 

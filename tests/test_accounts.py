@@ -13,7 +13,10 @@ from sqlalchemy import inspect, text
 
 from faceblur.accounts import (
     KEY_CACHE_SECONDS,
+    MAX_KEYS_PER_USER,
     AccountError,
+    AccountSettings,
+    Backoff,
     KeyChecker,
     RateLimiter,
     load_account_settings,
@@ -21,6 +24,8 @@ from faceblur.accounts import (
     open_accounts,
     upgrade,
 )
+from faceblur.api.gate import Gate
+from faceblur.errors import RateLimitedError
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "correct horse battery staple"
@@ -40,9 +45,9 @@ def test_migrations_build_an_empty_database(database_url):
     tables = set(inspect(engine).get_table_names())
     assert {"users", "api_keys", "alembic_version"} <= tables
     columns = {c["name"] for c in inspect(engine).get_columns("users")}
-    assert "images_processed" in columns
+    assert {"images_processed", "session_version"} <= columns
     with engine.connect() as connection:
-        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0002"
+        assert connection.scalar(text("SELECT version_num FROM alembic_version")) == "0003"
     engine.dispose()
 
 
@@ -61,9 +66,9 @@ def test_migrations_upgrade_the_previous_schema_keeping_its_rows(database_url):
     upgrade(engine)
     with engine.connect() as connection:
         row = connection.execute(
-            text("SELECT name, storage_id, images_processed, disabled FROM users")
+            text("SELECT name, storage_id, images_processed, disabled, session_version FROM users")
         ).one()
-    assert tuple(row) == ("old", "abc123", 0, False)
+    assert tuple(row) == ("old", "abc123", 0, False, 0)
     engine.dispose()
 
 
@@ -166,6 +171,84 @@ def test_the_rate_limiter_refills_per_caller():
     assert limiter.retry_after("b") == 0
     clock.now += 20
     assert limiter.retry_after("a") == 0
+
+
+def test_the_rate_limiter_counts_over_any_period():
+    clock = FakeClock()
+    limiter = RateLimiter(2, clock=clock, period_seconds=3600)
+    assert [limiter.retry_after("a") for _ in range(3)] == [0, 0, 1800]
+    clock.now += 1800
+    assert limiter.retry_after("a") == 0
+
+
+def test_keys_are_capped_per_user(accounts):
+    """More keys are no more requests (the limit counts per person), and a cap keeps the
+    list of live keys short; a revoked key frees its place."""
+    accounts.add_user("ann", PASSWORD)
+    keys = [accounts.create_key("ann") for _ in range(MAX_KEYS_PER_USER)]
+    with pytest.raises(AccountError) as refused:
+        accounts.create_key("ann")
+    assert refused.value.code == "too_many_keys"
+    accounts.add_user("bob", PASSWORD)
+    assert accounts.create_key("bob")  # another person's cap is their own
+    assert accounts.revoke_key(keys[0])
+    assert accounts.create_key("ann")
+
+
+def test_the_gate_counts_requests_per_person_whatever_the_key(database_url):
+    """A person with two keys, and the page acting for them, share one limit."""
+    settings = AccountSettings(True, False, 3, database_url, "internal-token")
+    gate = Gate(settings)
+    gate.accounts.add_user("ann", PASSWORD)
+    gate.accounts.add_user("bob", PASSWORD)
+    first, second = gate.accounts.create_key("ann"), gate.accounts.create_key("ann")
+    page = {"Authorization": "Bearer internal-token", "X-Faceblur-Owner": "ann"}
+    for headers in ({"Authorization": f"Bearer {first}"}, {"Authorization": f"Bearer {second}"}):
+        assert gate.caller(headers).name == "ann"
+    assert gate.caller(page).name == "ann"
+    for headers in ({"Authorization": f"Bearer {second}"}, page):
+        with pytest.raises(RateLimitedError):
+            gate.caller(headers)
+    # Polling a job is not counted; another person is not held back.
+    assert gate.caller(page, limited=False).name == "ann"
+    bob = gate.accounts.create_key("bob")
+    assert gate.caller({"Authorization": f"Bearer {bob}"}).name == "bob"
+    gate.accounts.engine.dispose()
+
+
+def test_signing_out_and_a_new_password_move_the_session_version(accounts):
+    """The page's sessions carry the version they began under (PostgreSQL in the cluster)."""
+    ann = accounts.add_user("ann", PASSWORD)
+    assert ann.session_version == 0
+    accounts.end_sessions(ann.user_id)
+    assert accounts.active_user(ann.user_id).session_version == 1
+    with pytest.raises(AccountError) as wrong:
+        accounts.change_password(ann.user_id, "not the password", "a new password here")
+    assert wrong.value.code == "wrong_password"
+    with pytest.raises(AccountError) as short:
+        accounts.change_password(ann.user_id, PASSWORD, "short")
+    assert short.value.code == "short_password"
+    assert accounts.active_user(ann.user_id).session_version == 1
+    changed = accounts.change_password(ann.user_id, PASSWORD, "a new password here")
+    assert changed.session_version == 2
+    assert accounts.authenticate("ann", PASSWORD) is None
+    assert accounts.authenticate("ann", "a new password here").session_version == 2
+
+
+def test_the_backoff_doubles_after_the_free_failures_and_always_ends():
+    clock = FakeClock()
+    backoff = Backoff(free=2, first_wait=1, max_wait=8, clock=clock)
+    waits = []
+    for _ in range(8):
+        waits.append(backoff.retry_after("x"))
+        backoff.failed("x")
+    assert waits == [0, 0, 0, 1, 2, 4, 8, 8]  # read without waiting: each failure counts
+    assert backoff.retry_after("y") == 0
+    clock.now += 8
+    assert backoff.retry_after("x") == 0  # never a lock-out
+    backoff.succeeded("x")
+    backoff.failed("x")
+    assert backoff.retry_after("x") == 0  # a success forgets the failures
 
 
 def test_settings_default_to_off_and_sqlite_under_local():

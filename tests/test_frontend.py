@@ -470,7 +470,7 @@ def test_form_upload_without_script_then_download_and_zip(stack_client, dev_anno
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "face found and hidden" in text or "faces found and hidden" in text
-    assert "not a photo we can read" in text
+    assert "not a photo or video we can read" in text and "BMP, TIFF" in text
     download = re.search(r'<a class="button download" href="([^"]+)"', text).group(1)
     zipped = re.search(r'<a class="button" href="([^"]+)">Download all', text).group(1)
 
@@ -582,3 +582,96 @@ def test_edited_regions_that_cannot_be_used_are_named_in_plain_words(stack_clien
     assert kept.status_code == 200, kept.get_data(as_text=True)
     answer = kept.get_json()
     assert answer["faces"] == [] and answer["regions"] == [[0, 0, 10, 10]]
+
+
+def test_a_correction_replaces_the_copy_it_corrects(s3_server, stack_client, dev_annotations):
+    """Applying changes deletes the flawed copy: a missed face is not left in the gallery
+    beside the corrected one. The photo itself stays; another photo's copy is never touched."""
+    path, entry = a_real_photo(dev_annotations)
+    token = csrf_token(stack_client)
+    store = s3_server.store()
+
+    def send(data: bytes, **fields: str) -> dict:
+        answer = stack_client.post(
+            "/api/anonymise",
+            data={"photo": (io.BytesIO(data), path.name, "image/jpeg"), **fields},
+            headers={"X-CSRFToken": token},
+            content_type="multipart/form-data",
+        )
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        return answer.get_json()
+
+    first = send(path.read_bytes())
+    other = send(scaled_photo_bytes(path))
+    corrected = send(
+        path.read_bytes(), detect="false", regions="[[0,0,20,20]]", replaces=first["key"]
+    )
+    assert corrected["key"] != first["key"]
+    assert store.exists("results", corrected["key"])
+    assert not store.exists("results", first["key"])
+    assert stack_client.get(f"/results/{first['key']}").status_code == 404
+    image_id = first["key"].split("/", 1)[0]
+    assert store.keys("originals", prefix=image_id)  # the photo is kept for the new copy
+    gallery = stack_client.get("/gallery").get_data(as_text=True)
+    assert corrected["key"] in gallery and first["key"] not in gallery
+    # `replaces` naming another photo's copy deletes nothing.
+    again = send(path.read_bytes(), detect="false", regions="[[0,0,30,30]]", replaces=other["key"])
+    assert store.exists("results", other["key"]) and store.exists("results", again["key"])
+    assert store.exists("results", corrected["key"])
+
+
+def scaled_photo_bytes(path: Path) -> bytes:
+    """Another photo (the same one, smaller): another image id."""
+    with Image.open(path) as image:
+        small = image.convert("RGB").resize((image.width // 2, image.height // 2))
+    out = io.BytesIO()
+    small.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+def test_the_gallery_deletes_with_the_upload_pages_confirmation(s3_server, stack_client):
+    store = s3_server.store()
+    image_id = "a" * 32
+    result = f"{image_id}/0123456789abcdef.jpg"
+    store.put("originals", f"{image_id}.jpg", b"\xff\xd8\xffphoto", "image/jpeg")
+    store.put("results", result, b"\xff\xd8\xffcopy", "image/jpeg")
+    gallery = stack_client.get("/gallery").get_data(as_text=True)
+    link = re.search(
+        r'<a class="delete-link" href="([^"]+)">Delete<span',
+        gallery.split(f'data-key="{result}"')[1],
+    ).group(1)
+    assert link == f"/delete/{result}?back=gallery"
+    asked = stack_client.get(link).get_data(as_text=True)
+    assert "It cannot be undone" in asked and 'href="/gallery">Keep them and go back' in asked
+    assert store.exists("results", result)  # asking deletes nothing
+    action = re.search(r'<form method="post" action="([^"]+)"', asked).group(1)
+    done = stack_client.post(
+        action.replace("&amp;", "&"), data={"csrf_token": csrf_token(stack_client)}
+    )
+    assert done.status_code == 200 and "Back to the gallery" in done.get_data(as_text=True)
+    assert not store.exists("results", result)
+    assert not store.keys("originals", prefix=image_id)
+
+
+def test_the_page_names_every_format_it_reads_from_the_formats_table(client):
+    from faceblur.formats import FORMATS, VIDEO_EXTENSIONS
+
+    page = client.get("/").get_data(as_text=True)
+    help_text = re.search(r'<p id="photos-help".*?</p>', page, re.S).group(0)
+    unreadable = re.search(r'data-not-readable="([^"]+)"', page).group(1)
+    for name in FORMATS:
+        spelled = {"WEBP": "WebP", "PPM": "PPM/PGM"}.get(name, name)
+        assert spelled in help_text and spelled in unreadable
+    for suffix in VIDEO_EXTENSIONS.values():
+        spelled = {".webm": "WebM"}.get(suffix, suffix[1:].upper())
+        assert spelled in help_text and spelled in unreadable
+    assert "BMP" in unreadable and "TIFF" in unreadable and "video" in unreadable
+    assert "JPEG, PNG, WebP or GIF image" not in page
+
+
+def test_with_accounts_off_the_page_says_everything_is_open(client):
+    page = client.get("/").get_data(as_text=True)
+    notice = re.search(r'<p id="open-notice"[^>]*>(.*?)</p>', page, re.S).group(1)
+    assert "open to anyone who can reach it" in " ".join(notice.split())
+    kept = " ".join(re.search(r'<p id="what-is-kept">(.*?)</p>', page, re.S).group(1).split())
+    assert "anyone who can open this page sees" in kept

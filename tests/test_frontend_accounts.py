@@ -12,9 +12,8 @@ import pytest
 from account_fixtures import AuthStack
 
 from data import composed_entries
-from faceblur.accounts import AccountSettings
+from faceblur.accounts import MAX_KEYS_PER_USER, AccountSettings, Backoff
 from faceblur.config import ConfigError, load_settings
-from frontend.accounts import SIGNIN_ATTEMPTS_PER_MINUTE
 from frontend.app import create_app
 from stack_fixtures import scaled_photo
 
@@ -132,7 +131,10 @@ def test_deleting_my_results_removes_the_objects_and_only_mine(app, auth_stack, 
     ann, bob = person(app, auth_stack, "ann"), person(app, auth_stack, "bob")
     upload(ann, photo)
     kept = upload(bob, photo)
-    answer = ann.post("/account/results/delete", data={"csrf_token": token_of(ann, "/account")})
+    answer = ann.post(
+        "/account/results/delete",
+        data={"csrf_token": token_of(ann, "/account"), "confirm": "yes"},
+    )
     assert answer.status_code == 200 and "Deleted 2 stored files" in answer.get_data(as_text=True)
     snapshot = s3.snapshot()
     ann_prefix = auth_stack.accounts.user(ann.name).prefix
@@ -197,14 +199,143 @@ def test_an_admin_sees_users_and_usage_and_disables_one(app, auth_stack, s3, pho
     assert sign_in(app.test_client(), ann.name).status_code == 401
 
 
-def test_sign_in_attempts_are_rate_limited(app, auth_stack):
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def from_address(client, address: str):
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_failed_sign_ins_back_off_and_the_wait_ends(app, auth_stack):
+    clock = FakeClock()
+    app.extensions["faceblur-accounts"].signin_backoff = Backoff(clock=clock)
     name = unique("target")
     auth_stack.accounts.add_user(name, PASSWORD)
-    client = app.test_client()
-    statuses = [sign_in(client, name, "wrong password!").status_code for _ in range(5)]
-    assert statuses == [401] * SIGNIN_ATTEMPTS_PER_MINUTE
-    limited = sign_in(client, name)  # even the right password waits now
-    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    client = from_address(app.test_client(), "192.0.2.7")
+    statuses = [sign_in(client, name, "wrong password!").status_code for _ in range(6)]
+    assert statuses == [401] * 6  # five free, the sixth starts the wait
+    waits = []
+    for _ in range(3):
+        limited = sign_in(client, name)  # even the right password waits now
+        assert limited.status_code == 429 and "wait" in limited.get_data(as_text=True)
+        waits.append(int(limited.headers["Retry-After"]))
+        clock.now += waits[-1]
+        assert sign_in(client, name, "wrong again!!").status_code == 401
+    assert waits == [1, 2, 4]  # doubling, not a lock
+    clock.now += 8
+    assert sign_in(client, name).status_code == 302
+
+
+def test_guessing_a_name_does_not_lock_its_owner_out(app, auth_stack):
+    """Someone guessing ann's password from elsewhere slows their own guesses and any new
+    browser's, not ann's browser that signed in before (it carries a signed device cookie)."""
+    app.extensions["faceblur-accounts"].signin_backoff = Backoff(clock=FakeClock())
+    name = unique("ann")
+    auth_stack.accounts.add_user(name, PASSWORD)
+    own = from_address(app.test_client(), "198.51.100.1")
+    assert sign_in(own, name).status_code == 302
+    own.post("/signout", data={"csrf_token": token_of(own, "/")})
+    guesser = from_address(app.test_client(), "203.0.113.9")
+    for _ in range(10):
+        sign_in(guesser, name, "guess guess guess")
+    assert sign_in(guesser, name).status_code == 429
+    # Another address, a new browser: the name's own back-off holds it.
+    stranger = from_address(app.test_client(), "198.51.100.77")
+    assert sign_in(stranger, name).status_code == 429
+    # The owner's browser signs in at once.
+    assert sign_in(own, name).status_code == 302
+    assert own.get("/account").status_code == 200
+
+
+def test_signing_out_ends_every_copy_of_the_cookie(s3, tmp_path, database_url):
+    """The session version lives in the accounts database (PostgreSQL in the cluster): a
+    cookie copied before the sign-out no longer opens anything."""
+    app = sessions_app(s3, tmp_path, database_url)
+    people = app.extensions["faceblur-accounts"].accounts
+    name = unique("ann")
+    people.add_user(name, PASSWORD)
+    ann = app.test_client()
+    assert sign_in(ann, name).status_code == 302
+    stolen = app.test_client()
+    stolen.set_cookie("session", ann.get_cookie("session").value)
+    assert stolen.get("/account").status_code == 200
+    assert ann.post("/signout", data={"csrf_token": token_of(ann, "/")}).status_code == 302
+    assert stolen.get("/account").status_code == 302
+    assert stolen.get("/gallery").headers["Location"].endswith("/signin")
+    people.engine.dispose()
+
+
+def sessions_app(s3, tmp_path, database_url: str):
+    settings = load_settings(
+        environ={**s3.env, "FACEBLUR_FRONTEND_SECRET_KEY": SECRET}, secrets_dir=tmp_path
+    )
+    accounts = AccountSettings(True, False, 60, database_url, "internal-token")
+    return create_app({"FACEBLUR_SETTINGS": settings, "FACEBLUR_ACCOUNTS": accounts})
+
+
+def test_a_new_password_ends_the_other_sessions_and_keeps_this_one(app, auth_stack):
+    ann = person(app, auth_stack, "ann")
+    other = app.test_client()
+    other.set_cookie("session", ann.get_cookie("session").value)
+    assert other.get("/account").status_code == 200
+    token = token_of(ann, "/account")
+    differ = ann.post(
+        "/account/password",
+        data={
+            "csrf_token": token,
+            "password": PASSWORD,
+            "new_password": "a new password here",
+            "new_password_again": "another one here",
+        },
+    )
+    assert differ.status_code == 400 and other.get("/account").status_code == 200
+    changed = ann.post(
+        "/account/password",
+        data={
+            "csrf_token": token,
+            "password": PASSWORD,
+            "new_password": "a new password here",
+            "new_password_again": "a new password here",
+        },
+    )
+    assert changed.status_code == 200 and "Password changed" in changed.get_data(as_text=True)
+    assert ann.get("/account").status_code == 200
+    assert other.get("/account").status_code == 302
+    assert sign_in(app.test_client(), ann.name).status_code == 401
+    assert sign_in(app.test_client(), ann.name, "a new password here").status_code == 302
+
+
+def test_deleting_all_my_results_asks_first(app, auth_stack, s3, photo):
+    ann = person(app, auth_stack, "ann")
+    made = upload(ann, photo)
+    account = ann.get("/account").get_data(as_text=True)
+    link = re.search(r'<a class="button danger" id="delete-all" href="([^"]+)"', account).group(1)
+    asked = ann.get(link)
+    assert asked.status_code == 200 and "cannot be undone" in asked.get_data(as_text=True)
+    assert made["key"] in s3.snapshot()["results"]
+    # A post without the confirmation (the old one-click form) asks again, deletes nothing.
+    token = token_of(ann, "/account")
+    again = ann.post("/account/results/delete", data={"csrf_token": token})
+    assert again.status_code == 200 and "cannot be undone" in again.get_data(as_text=True)
+    assert made["key"] in s3.snapshot()["results"]
+    done = ann.post("/account/results/delete", data={"csrf_token": token, "confirm": "yes"})
+    assert "Deleted 2 stored files" in done.get_data(as_text=True)
+    assert made["key"] not in s3.snapshot()["results"]
+
+
+def test_a_person_holds_a_bounded_number_of_keys(app, auth_stack):
+    ann = person(app, auth_stack, "ann")
+    token = token_of(ann, "/account")
+    for _ in range(MAX_KEYS_PER_USER):
+        assert ann.post("/account/keys", data={"csrf_token": token}).status_code == 201
+    refused = ann.post("/account/keys", data={"csrf_token": token})
+    assert refused.status_code == 400 and "Revoke one" in refused.get_data(as_text=True)
 
 
 def test_forms_need_their_csrf_token(app, auth_stack):
@@ -288,3 +419,25 @@ def test_accounts_on_without_the_internal_token_refuse_to_start(app, account_set
                 "FACEBLUR_ACCOUNTS": replace(account_settings, internal_token=None),
             }
         )
+
+
+def test_signed_in_the_page_speaks_of_my_gallery_not_a_public_one(app, auth_stack):
+    ann = person(app, auth_stack, "ann")
+    page = ann.get("/").get_data(as_text=True)
+    kept = " ".join(re.search(r'<p id="what-is-kept">(.*?)</p>', page, re.S).group(1).split())
+    assert "public" not in kept and "your gallery, which only you see" in kept
+    assert 'id="open-notice"' not in page  # accounts are on: nothing is open to all
+
+
+def test_guessing_the_current_password_on_the_account_page_backs_off(app, auth_stack):
+    app.extensions["faceblur-accounts"].signin_backoff = Backoff(clock=FakeClock())
+    ann = person(app, auth_stack, "ann")
+    token = token_of(ann, "/account")
+    form = {"csrf_token": token, "new_password": "a new password here"}
+    form["new_password_again"] = form["new_password"]
+    statuses = [
+        ann.post("/account/password", data={**form, "password": "a guess!!"}).status_code
+        for _ in range(7)
+    ]
+    assert statuses == [400] * 6 + [429]
+    assert ann.post("/account/password", data={**form, "password": PASSWORD}).status_code == 429

@@ -378,14 +378,24 @@ def test_video_limits_are_settings(tmp_path) -> None:
                 load_settings({name: bad}, secrets_dir=tmp_path)
 
 
-@pytest.mark.parametrize("tick,expected", [(0.0, [0, 0, 0]), (3.0, [1, 2, 3])])
-def test_progress_is_written_at_most_every_two_seconds(s3, detector, tick, expected) -> None:
-    """A clock that stands still writes no progress; one 3 s further at every look, each frame."""
-    path = s3.server.directory / "three.mkv"
-    make_clip(np.zeros((360, 640, 3), np.uint8), [], path, SIZE, frames=3, audio=False)
+@pytest.mark.parametrize(
+    "frames,tick,expected",
+    [
+        # A clock that stands still: each twentieth of the frames (here every 2nd) is written.
+        (40, 0.0, [0] + [2 * (i // 2) for i in range(2, 41)]),
+        # One 3 s further at every look: each frame is written.
+        (3, 3.0, [1, 2, 3]),
+    ],
+)
+def test_progress_is_written_every_two_seconds_or_every_five_percent(
+    s3, detector, frames, tick, expected
+) -> None:
+    """A short clip done in under 2 s still moves (it used to jump from 0 to done)."""
+    path = s3.server.directory / "clip.mkv"
+    make_clip(np.zeros((72, 128, 3), np.uint8), [], path, (128, 72), frames=frames, audio=False)
     store = s3.store()
     job = new_job_id()
-    key = inbox_key("", job, "three.mkv")
+    key = inbox_key("", job, "clip.mkv")
     put_inbox(store, key, path.read_bytes())
     path.unlink()
     now = [0.0]
@@ -398,6 +408,7 @@ def test_progress_is_written_at_most_every_two_seconds(s3, detector, tick, expec
     process_video_object(key, videos, store, s3.settings, clock=clock)
     assert [seen["frames_done"] for seen in videos.seen] == expected
     assert {seen["state"] for seen in videos.seen} == {"running"}
+    assert {seen["frames_total"] for seen in videos.seen} == {frames}
     assert job_answer(job, store, s3.settings, None)["state"] == "done"
 
 

@@ -1,7 +1,7 @@
 // The upload page: queue photos (button or drop), send each to /api/anonymise with
 // progress, then show before/after, the face count, outlines and downloads; then let
 // the person correct the hidden areas on their original and apply them. A video goes
-// straight to the inbox bucket (a presigned PUT from POST /videos) with upload progress,
+// straight to the inbox bucket (a presigned POST form from POST /videos) with upload progress,
 // then its job is polled at /videos/<job> until it plays in the page.
 // Plain JavaScript, no build step. Without it the form still posts to /upload.
 "use strict";
@@ -37,7 +37,7 @@
     0: "The service could not be reached. Check your connection and try again.",
     400: "This photo could not be read. It may be damaged or empty.",
     413: "This photo is too large. The limit is " + maxLabel + ".",
-    415: "This file is not a photo we can read. Please choose a JPEG, PNG, WebP or GIF image.",
+    415: form.dataset.notReadable, // the page's words, from the formats the service reads
     503: "The face-blurring service is not available right now. Please try again in a minute.",
   };
 
@@ -390,6 +390,8 @@
       body.append("shape", outcome.shape);
       body.append("detect", "false");
       body.append("regions", JSON.stringify(regions));
+      // The new copy replaces this one: the page deletes the copy being corrected.
+      body.append("replaces", card.dataset.key);
       applyButton.disabled = true;
       error.hidden = true;
       card.classList.add("applying");
@@ -498,23 +500,27 @@
       .then(readJson, function () { return { status: 0, answer: null }; })
       .then(function (reply) {
         const job = reply.answer;
-        if (reply.status !== 200 || !job || !job.upload_url) {
+        if (reply.status !== 200 || !job || !job.upload) {
           fail(card, (job && job.error) || MESSAGES[reply.status] || MESSAGES[503]);
           return;
         }
         card.dataset.job = job.job;
-        return upload(file, card, job.upload_url).then(function (sent) {
+        return upload(file, card, job.upload).then(function (sent) {
           if (sent) follow(file, card, job.status_url);
         });
       });
   }
 
-  function upload(file, card, url) {
+  // A presigned POST form: its fields (policy, signature, key, type) first, the file last.
+  // The policy allows this one file's size only, for a few minutes.
+  function upload(file, card, form) {
     return new Promise(function (resolve) {
       const progress = card.querySelector(".card-progress");
+      const body = new FormData();
+      Object.keys(form.fields).forEach(function (name) { body.append(name, form.fields[name]); });
+      body.append("file", file);
       const request = new XMLHttpRequest();
-      request.open("PUT", url);
-      if (file.type) request.setRequestHeader("Content-Type", file.type);
+      request.open("POST", form.url);
       request.upload.addEventListener("progress", function (event) {
         if (!event.lengthComputable) return;
         const percent = Math.round((event.loaded / event.total) * 100);
@@ -533,7 +539,7 @@
       });
       request.addEventListener("error", function () { fail(card, VIDEO_MESSAGES.upload); resolve(false); });
       setStatus(card, "Uploading… 0%");
-      request.send(file);
+      request.send(body);
     });
   }
 

@@ -28,13 +28,21 @@ from urllib.parse import urlsplit
 import requests
 from s3_server import ROOT, S3Server, port_open, start_s3_server, stop_process, wait_for_port
 
-from faceblur.config import load_settings
+from faceblur.accounts import load_account_settings
+from faceblur.config import is_loopback_endpoint, load_settings
 
 MODEL_TIMEOUT_SECONDS = 300
 # Waits before each restart of a dead S3 server; after the last, the runner stops trying
 # (the function and the page keep answering 503). A server up this long has recovered.
 S3_RESTART_DELAYS_SECONDS = (2, 4, 8, 16, 30)
 S3_STABLE_SECONDS = 60
+# Accounts off means no sign-in and no key: whoever reaches a port may send, see and delete
+# everything. Only on loopback, unless the operator says so with this variable set to "yes".
+OPEN_ANYWAY = "FACEBLUR_OPEN_WITHOUT_ACCOUNTS"
+OPEN_WARNING = (
+    "Accounts are off (FACEBLUR_AUTH): the page, the function and the S3 server are open to "
+    "anyone who can reach their ports: every photo, result and key-free call."
+)
 
 
 def say(message: str) -> None:
@@ -99,6 +107,22 @@ class SupervisedS3:
             self.server.stop()
 
 
+def open_binds_refused(
+    hosts: list[str], accounts_on: bool, environ: dict[str, str] | os._Environ
+) -> str | None:
+    """Why the stack must not start: accounts off on an address beyond this machine and
+    nobody said so. None when it may start."""
+    if accounts_on or environ.get(OPEN_ANYWAY, "").lower() == "yes":
+        return None
+    exposed = [host for host in hosts if not is_loopback_endpoint(host)]
+    if not exposed:
+        return None
+    return (
+        f"refusing to listen on {', '.join(exposed)} with accounts off: {OPEN_WARNING} "
+        f"Turn accounts on (FACEBLUR_AUTH=on), listen on 127.0.0.1, or set {OPEN_ANYWAY}=yes."
+    )
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -112,6 +136,11 @@ def main() -> int:
     data_dir = Path(os.environ.get("FACEBLUR_LOCAL_DATA", ROOT / ".local" / "s3-data"))
     name = settings.function_name
     function_url = f"{settings.gateway_url}/function/{name}"
+    accounts_on = load_account_settings().enabled
+    refused = open_binds_refused([s3_host, function_host], accounts_on, os.environ)
+    if refused:
+        print(refused, file=sys.stderr)
+        return 2
 
     for host, port, what in (
         (function_host, function_port, "function"),
@@ -155,6 +184,7 @@ def main() -> int:
                 webhook_bucket=settings.bucket_inbox,
                 webhook_token=env["FACEBLUR_WEBHOOK_TOKEN"],
                 upload_bucket=settings.bucket_inbox,
+                upload_origin=f"http://127.0.0.1:{frontend_port}",
                 output=None,
             )
         )
@@ -201,7 +231,7 @@ def main() -> int:
             wait_for_port("127.0.0.1", frontend_port, frontend, 120, "frontend")
             frontend_url = f"http://127.0.0.1:{frontend_port}/"
 
-        print_banner(settings, function_url, frontend_url, data_dir)
+        print_banner(settings, function_url, frontend_url, data_dir, accounts_on)
         while True:
             for label, process in children:
                 if process.poll() is not None:
@@ -219,7 +249,9 @@ def main() -> int:
             s3.stop()
 
 
-def print_banner(settings, function_url: str, frontend_url: str | None, data_dir: Path) -> None:
+def print_banner(
+    settings, function_url: str, frontend_url: str | None, data_dir: Path, accounts_on: bool
+) -> None:
     endpoint = settings.s3_endpoint
     lines = [
         "",
@@ -241,6 +273,8 @@ def print_banner(settings, function_url: str, frontend_url: str | None, data_dir
         f"the buckets are folders under {data_dir} (see README, HTTP function).",
         "",
     ]
+    if not accounts_on:
+        lines += [OPEN_WARNING, ""]
     print("\n".join(lines), flush=True)
 
 

@@ -89,14 +89,18 @@ def start_s3_server(
     webhook_bucket: str | None = None,
     webhook_token: str | None = None,
     upload_bucket: str | None = None,
+    upload_origin: str | None = None,
     output: IO | int | None = subprocess.DEVNULL,
     ready_timeout: float = 20,
 ) -> S3Server:
     """Start s3rver on `address:port` (a free port when None), buckets created, and wait.
 
-    `upload_bucket` answers browsers' cross-origin PUTs (the page's presigned uploads).
+    `upload_bucket` answers browsers' cross-origin POSTs (the page's presigned upload
+    forms) from `upload_origin` only, the page's origin (one `*` wildcard at most).
     `webhook_token`: sent with each event as `Authorization: Bearer <token>`, as MinIO does.
     """
+    if upload_bucket and not upload_origin:
+        raise ValueError("an upload bucket needs the page's origin (upload_origin)")
     node = shutil.which("node")
     if node is None or not (NODE_MODULES / "s3rver").is_dir():
         raise RuntimeError("the local S3 server is not installed: run `make install` (needs npm)")
@@ -116,7 +120,7 @@ def start_s3_server(
         "FACEBLUR_S3_SECRET_KEY": secret_key,
     }
     if upload_bucket:
-        env["S3RVER_UPLOAD_BUCKET"] = upload_bucket
+        env |= {"S3RVER_UPLOAD_BUCKET": upload_bucket, "S3RVER_UPLOAD_ORIGIN": upload_origin}
     if webhook_url and webhook_bucket:
         env |= {"S3RVER_WEBHOOK_URL": webhook_url, "S3RVER_WEBHOOK_BUCKET": webhook_bucket}
         if webhook_token:

@@ -4,7 +4,8 @@
 //   S3RVER_ADDRESS, S3RVER_PORT, S3RVER_DIRECTORY, S3RVER_BUCKETS (comma-separated),
 //   S3RVER_WEBHOOK_URL and S3RVER_WEBHOOK_BUCKET (optional), S3RVER_WEBHOOK_TOKEN (sent as
 //     `Authorization: Bearer <token>`, as MinIO sends MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>),
-//   S3RVER_UPLOAD_BUCKET (optional: the bucket browsers PUT into with presigned URLs),
+//   S3RVER_UPLOAD_BUCKET and S3RVER_UPLOAD_ORIGIN (optional: the bucket browsers POST
+//   into with presigned forms, and the one origin, the page's, allowed to),
 //   FACEBLUR_S3_ACCESS_KEY, FACEBLUR_S3_SECRET_KEY
 'use strict';
 
@@ -23,11 +24,17 @@ AWSAccount.DUMMY_ACCOUNT.createKeyPair(accessKey, secretKey);
 AWSAccount.DUMMY_ACCOUNT.revokeAccessKey('S3RVER');
 
 const buckets = (env.S3RVER_BUCKETS || '').split(',').filter(Boolean);
-// The page sends videos straight to the inbox with a presigned PUT from its own origin,
-// so that bucket answers cross-origin PUTs (the signature, not the origin, guards it).
+// The page sends videos straight to the inbox with a presigned POST form from its own
+// origin, so that bucket answers cross-origin POSTs from that origin only (one wildcard at
+// most, as S3 allows: the tests' pages listen on any loopback port).
 // Local only: MinIO in the cluster takes MINIO_API_CORS_ALLOW_ORIGIN instead.
+const uploadOrigin = env.S3RVER_UPLOAD_ORIGIN || '';
+if (env.S3RVER_UPLOAD_BUCKET && !/^https?:\/\/[A-Za-z0-9.\-\[\]:*]+$/.test(uploadOrigin)) {
+  console.error('S3RVER_UPLOAD_BUCKET needs S3RVER_UPLOAD_ORIGIN, the page\'s origin');
+  process.exit(2);
+}
 const uploadCors = `<CORSConfiguration><CORSRule>
-  <AllowedOrigin>*</AllowedOrigin><AllowedMethod>PUT</AllowedMethod>
+  <AllowedOrigin>${uploadOrigin}</AllowedOrigin><AllowedMethod>POST</AllowedMethod>
   <AllowedHeader>*</AllowedHeader><ExposeHeader>ETag</ExposeHeader>
   <MaxAgeSeconds>3000</MaxAgeSeconds>
 </CORSRule></CORSConfiguration>`;

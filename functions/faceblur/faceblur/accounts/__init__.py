@@ -48,6 +48,10 @@ KEY_PREFIX = "fbk_"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 1024
+# Unrevoked keys one person may hold: the rate limit counts per person, and a list of
+# keys nobody can keep track of is a list of leaks waiting to happen.
+MAX_KEYS_PER_USER = 10
+BACKOFF_MAX_CALLERS = 100_000
 
 _hasher = PasswordHasher()
 # Verified when the name is unknown, so a wrong name costs as long as a wrong password.
@@ -151,6 +155,8 @@ class Identity:
     name: str
     storage_id: str
     is_admin: bool = False
+    # The user's session version when this was read (page sessions carry it).
+    session_version: int = 0
 
     @property
     def prefix(self) -> str:
@@ -176,7 +182,7 @@ class UserInfo:
 
 
 def _identity(user: User) -> Identity:
-    return Identity(user.id, user.name, user.storage_id, user.is_admin)
+    return Identity(user.id, user.name, user.storage_id, user.is_admin, user.session_version)
 
 
 def _check_name(name: str) -> str:
@@ -222,6 +228,7 @@ class Accounts:
                 disabled=False,
                 created_at=datetime.now(UTC),
                 images_processed=0,
+                session_version=0,
             )
             session.add(user)
             session.flush()
@@ -250,6 +257,37 @@ class Accounts:
         with self._session() as session:
             user = session.get(User, user_id)
             return _identity(user) if user is not None and not user.disabled else None
+
+    def end_sessions(self, user_id: int) -> None:
+        """Every page session of the user stops working (signing out ends them all)."""
+        with self._session() as session, session.begin():
+            session.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(session_version=User.session_version + 1)
+            )
+
+    def change_password(self, user_id: int, current: str, new: str) -> Identity:
+        """A new password for an active user who knows the current one; every earlier
+        session ends. The Identity returned carries the new session version."""
+        _check_password(new)
+        with self._session() as session:
+            user = session.get(User, user_id)
+        if user is None or user.disabled or self.authenticate(user.name, current) is None:
+            raise AccountError("The current password is not right.", "wrong_password")
+        with self._session() as session, session.begin():
+            session.execute(
+                update(User)
+                .where(User.id == user_id)
+                .values(
+                    password_hash=_hasher.hash(new),
+                    session_version=User.session_version + 1,
+                )
+            )
+        changed = self.active_user(user_id)
+        if changed is None:  # disabled or deleted meanwhile
+            raise AccountError("There is no such active user.", "no_user")
+        return changed
 
     def set_disabled(self, name: str) -> None:
         with self._session() as session, session.begin():
@@ -302,6 +340,17 @@ class Accounts:
             raise AccountError(f"There is no active user {name!r}.", "no_user")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         with self._session() as session, session.begin():
+            held = session.scalar(
+                select(func.count())
+                .select_from(ApiKey)
+                .where(ApiKey.user_id == user.user_id, ApiKey.revoked_at.is_(None))
+            )
+            if held >= MAX_KEYS_PER_USER:
+                raise AccountError(
+                    f"You have {MAX_KEYS_PER_USER} keys, the most one person may hold. "
+                    "Revoke one you no longer use first.",
+                    "too_many_keys",
+                )
             session.add(
                 ApiKey(
                     user_id=user.user_id,
@@ -403,14 +452,15 @@ class KeyChecker:
 
 
 class RateLimiter:
-    """A token bucket per caller: `per_minute` requests a minute, bursts up to that many.
+    """A token bucket per caller: `count` requests a period (a minute unless told),
+    bursts up to that many.
 
     In memory, per process: each replica counts on its own.
     """
 
-    def __init__(self, per_minute: int, clock=time.monotonic) -> None:
+    def __init__(self, per_minute: int, clock=time.monotonic, period_seconds: float = 60.0) -> None:
         self.capacity = float(per_minute)
-        self.refill_per_second = per_minute / 60.0
+        self.refill_per_second = per_minute / period_seconds
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
@@ -426,3 +476,54 @@ class RateLimiter:
                 return 0
             self._buckets[caller] = (tokens, now)
             return max(1, int((1 - tokens) / self.refill_per_second + 0.999))
+
+
+class Backoff:
+    """Failed attempts per caller: the first `free` cost nothing, each further one doubles
+    the wait before the next (from `first_wait` up to `max_wait` seconds); a success
+    forgets them. A wait always ends: a caller is slowed, never locked out.
+
+    In memory, per process, at most BACKOFF_MAX_CALLERS callers (those whose wait is over
+    are dropped first).
+    """
+
+    def __init__(
+        self,
+        free: int = 5,
+        first_wait: float = 1.0,
+        max_wait: float = 900.0,
+        clock=time.monotonic,
+    ) -> None:
+        self.free = free
+        self.first_wait = first_wait
+        self.max_wait = max_wait
+        self._clock = clock
+        self._failures: dict[str, tuple[int, float]] = {}  # caller -> (failures, wait until)
+        self._lock = threading.Lock()
+
+    def retry_after(self, caller: str) -> int:
+        """Whole seconds `caller` must still wait; 0 when they may try now."""
+        with self._lock:
+            _, until = self._failures.get(caller, (0, 0.0))
+        left = until - self._clock()
+        return int(left + 0.999) if left > 0 else 0
+
+    def failed(self, caller: str) -> None:
+        now = self._clock()
+        with self._lock:
+            if len(self._failures) >= BACKOFF_MAX_CALLERS:
+                self._drop_waited(now)
+            failures = self._failures.get(caller, (0, 0.0))[0] + 1
+            over = failures - self.free
+            wait = min(self.max_wait, self.first_wait * 2 ** (over - 1)) if over > 0 else 0.0
+            self._failures[caller] = (failures, now + wait)
+
+    def succeeded(self, caller: str) -> None:
+        with self._lock:
+            self._failures.pop(caller, None)
+
+    def _drop_waited(self, now: float) -> None:
+        for caller in [c for c, (_, until) in self._failures.items() if until <= now]:
+            del self._failures[caller]
+        if len(self._failures) >= BACKOFF_MAX_CALLERS:
+            self._failures.clear()

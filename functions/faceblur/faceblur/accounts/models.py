@@ -30,6 +30,9 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     # Added by revision 0002: photos the function anonymised for this user.
     images_processed: Mapped[int] = mapped_column(Integer, default=0)
+    # Added by revision 0003: a page session carries the version it began under; signing
+    # out or changing the password moves it on, so every earlier cookie stops working.
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class ApiKey(Base):

@@ -20,7 +20,6 @@ from faceblur.accounts import (
     Identity,
     KeyChecker,
     RateLimiter,
-    hash_key,
     open_accounts,
 )
 from faceblur.errors import RateLimitedError, UnauthorizedError, UnavailableError
@@ -44,7 +43,7 @@ def from_notifier(headers: Mapping[str, str], webhook_token: str | None) -> bool
 
 
 class Gate:
-    """The accounts database behind a key cache and a rate limit per caller."""
+    """The accounts database behind a key cache and a rate limit per person."""
 
     def __init__(self, settings: AccountSettings) -> None:
         self.settings = settings
@@ -65,15 +64,15 @@ class Gate:
         try:
             if internal and hmac.compare_digest(token.encode(), internal.encode()):
                 identity = self.checker.owner(headers.get("X-Faceblur-Owner", "") or "")
-                limit_key = f"page:{identity.user_id}" if identity else ""
             else:
                 identity = self.checker.identity(token)
-                limit_key = "key:" + hash_key(token)
         except SQLAlchemyError as error:
             raise UnavailableError("accounts database unavailable") from error
         if identity is None:
             raise UnauthorizedError("this API key is not valid (unknown, revoked or disabled)")
-        wait = self.limiter.retry_after(limit_key) if limited else 0
+        # Counted per person, whatever door or key they come through: more keys are no
+        # more requests.
+        wait = self.limiter.retry_after(f"user:{identity.user_id}") if limited else 0
         if wait:
             raise RateLimitedError(f"rate limit reached; retry after {wait} s", wait)
         return identity

@@ -17,6 +17,7 @@ The keys and ids are faceblur.store.keys' rules (the page loads them without PyA
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 import time
 from collections.abc import Callable
@@ -49,8 +50,10 @@ from faceblur.store.keys import (
 )
 from faceblur.store.s3 import FACES_METADATA, NOTHING_HIDDEN_METADATA, Store
 
-# A status write is one small PUT; every 2 s keeps a poller current without a PUT per frame.
+# A status write is one small PUT: written every 2 s, or each time another 5 % of the
+# frames is done (whichever comes first), a poller sees the job move without a PUT per frame.
 PROGRESS_INTERVAL_SECONDS = 2.0
+PROGRESS_STEP = 0.05
 # User metadata on a video result beside FACES_METADATA (which counts tracks: distinct faces).
 FACE_FRAMES_METADATA = "faceblur-face-frames"
 SEALING_REASON = "sealed originals are not supported for videos yet"
@@ -276,12 +279,18 @@ class VideoAnonymiser(Protocol):
 def _progress(
     store: Store, settings: Settings, running: JobStatus, clock: Callable[[], float]
 ) -> ProgressCallback:
-    """A callback writing the running status at most every PROGRESS_INTERVAL_SECONDS."""
-    last = [clock()]
+    """A callback writing the running status once PROGRESS_INTERVAL_SECONDS have gone by or
+    another PROGRESS_STEP of the frames is done since the last write (a short clip that is
+    done in a few seconds still shows it moving)."""
+    last_time, last_done = [clock()], [0]
 
     def report(done: int, total: int) -> None:
-        if clock() - last[0] >= PROGRESS_INTERVAL_SECONDS:
-            last[0] = clock()
+        now = clock()
+        step = max(1, math.ceil(total * PROGRESS_STEP)) if total > 0 else None
+        if now - last_time[0] >= PROGRESS_INTERVAL_SECONDS or (
+            step is not None and done - last_done[0] >= step
+        ):
+            last_time[0], last_done[0] = now, done
             write_status(store, settings, replace(running, frames_done=done, frames_total=total))
 
     return report

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import urllib3
 from minio import Minio
-from minio.datatypes import Object
+from minio.datatypes import Object, PostPolicy
 from minio.error import MinioException, S3Error
 
 from faceblur.config import Settings
@@ -57,6 +57,19 @@ FACES_METADATA = "faceblur-faces"
 # original, which a reader must not take for an anonymised photo.
 NOTHING_HIDDEN_METADATA = "faceblur-nothing-hidden"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# How long a presigned upload form may be used to begin an upload: enough to pick it up
+# and start sending, not an hour of reuse.
+INBOX_UPLOAD_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    """Where a browser POSTs a file, and the form fields (policy, signature) to send first."""
+
+    url: str
+    fields: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -351,13 +364,31 @@ class Store(PairWriter):
 
     # -- uploads straight from a browser -------------------------------------------------
 
-    def inbox_upload_url(self, key: str) -> str:
-        """A presigned PUT of inbox object `key` on the public S3 address: a browser sends a
-        large file (a video) straight to the inbox, never through a function request."""
-        expiry = timedelta(seconds=self.settings.presign_expiry_seconds)
-        return self._call(
-            "presign",
-            lambda: self._presigner.presigned_put_object(
-                bucket_name=self.settings.bucket_inbox, object_name=key, expires=expiry
-            ),
-        )
+    def inbox_upload_form(self, key: str, size: int, mime_type: str) -> UploadForm:
+        """A presigned POST form for inbox object `key` on the public S3 address: a browser
+        sends a large file (a video) straight to the inbox, never through a function request.
+
+        Its policy allows exactly this key and type and exactly `size` bytes (the size the
+        uploader declared and the page checked), and only for INBOX_UPLOAD_SECONDS: MinIO
+        refuses any other upload with it. (The local s3rver ignores the policy: there the
+        function's own size check, before it downloads a byte, is the guard.)
+        """
+        expires = datetime.now(UTC) + timedelta(seconds=INBOX_UPLOAD_SECONDS)
+        policy = PostPolicy(self.settings.bucket_inbox, expires)
+        policy.add_equals_condition("key", key)
+        policy.add_equals_condition("Content-Type", mime_type)
+        policy.add_content_length_range_condition(size, size)
+        signed = self._call("presign", lambda: self._presigner.presigned_post_policy(policy))
+        url = f"{self.settings.s3_public_url.rstrip('/')}/{self.settings.bucket_inbox}"
+        # The file itself goes last, after these fields (S3 ignores fields after it).
+        return UploadForm(url, {"key": key, "Content-Type": mime_type, **signed})
+
+    def usage(self, bucket: str, prefix: str) -> tuple[int, int]:
+        """How many objects, and how many bytes, `bucket` holds under `prefix`."""
+
+        def listing() -> tuple[int, int]:
+            objects = self.client.list_objects(bucket_name=bucket, prefix=prefix, recursive=True)
+            sizes = [obj.size or 0 for obj in objects if not obj.is_dir]
+            return len(sizes), sum(sizes)
+
+        return self._call(f"list {bucket}", listing)
