@@ -12,7 +12,7 @@ from faceblur.accounts import remove_owned
 from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.options import Options
 from faceblur.service.events import ObjectEvent, process_bucket_events
-from faceblur.service.videos import JobStatus, read_status, write_status
+from faceblur.service.videos import JobStatus, write_status
 from faceblur.store.keys import inbox_key, new_job_id, status_key
 from faceblur.store.s3 import Store
 from stack_fixtures import LocalS3, scaled_photo
@@ -67,16 +67,6 @@ def test_an_inbox_object_that_fails_is_removed(s3: LocalS3, detector) -> None:
     assert s3.snapshot() == {"inbox": [], "originals": [], "results": []}
 
 
-def test_a_job_status_is_kept_with_its_owner(s3: LocalS3) -> None:
-    store, settings = s3.store(), s3.settings
-    job = new_job_id()
-    write_status(store, settings, JobStatus(job, "failed", prefix=OWNER, reason="test"))
-    assert store.keys("originals") == [status_key(job, OWNER)]
-    assert status_key(job, OWNER) == f"jobs/{OWNER}{job}.json"
-    assert read_status(store, settings, job, OWNER).reason == "test"
-    assert read_status(store, settings, job, OTHER) is None
-
-
 def test_removing_an_owner_takes_inbox_uploads_and_job_statuses(s3: LocalS3) -> None:
     store, settings = s3.store(), s3.settings
     theirs, others = new_job_id(), new_job_id()
@@ -88,6 +78,6 @@ def test_removing_an_owner_takes_inbox_uploads_and_job_statuses(s3: LocalS3) -> 
     assert remove_owned(store, OWNER) == 4
     assert s3.snapshot() == {
         "inbox": [inbox_key(OTHER, others, "clip.mp4")],
-        "originals": sorted([f"{OTHER}a.jpg", status_key(others, OTHER)]),
+        "originals": sorted([f"{OTHER}a.jpg", status_key(others)]),
         "results": [f"{OTHER}a.jpg"],
     }

@@ -327,6 +327,11 @@ def test_a_status_object_holds_the_contract_fields(s3, detector) -> None:
         "updated",
         "name",
         "code",
+        # A split job's (issue 25): its segments, counted from their own objects.
+        "segments_done",
+        "segments_total",
+        "source_key",
+        "plan",
     }
     assert stored["state"] == "failed" and stored["updated"].endswith("Z")
     assert stored["name"] == "x.mkv"

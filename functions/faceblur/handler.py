@@ -62,12 +62,12 @@ from faceblur.sealing.seal import fingerprint, load_public_key  # noqa: E402
 from faceblur.service.entry import Engine, Request, serve  # noqa: E402
 from faceblur.service.events import events_of, process_bucket_events  # noqa: E402
 from faceblur.service.photos import Outcome  # noqa: E402
-from faceblur.service.videos import Queued, job_answer  # noqa: E402
+from faceblur.service.videos import Queued, job_answer, process_segment  # noqa: E402
 from faceblur.store.s3 import Store  # noqa: E402
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 # Said to anyone who posts a bucket event without the token: nothing about its objects.
-WEBHOOK_REFUSAL = "bucket events are taken only from the S3 server, with its webhook token"
+WEBHOOK_REFUSAL = "bucket events and segment calls are taken only with the stack's webhook token"
 LIMITS = (
     "max_bytes",
     "max_pixels",
@@ -209,7 +209,7 @@ def _parse(event, settings: Settings) -> Request:
         document = parse_json(body)
         if not isinstance(document, dict):
             raise BadRequestError('JSON body must be an object: {"image": "<base64>"}', "bad_json")
-        if "Records" in document:
+        if "Records" in document or "segment" in document:
             raise WebhookTokenError(WEBHOOK_REFUSAL)
         field = "video" if "video" in document else "image"
         if field not in document:
@@ -234,7 +234,8 @@ def _parse(event, settings: Settings) -> Request:
 
 
 def _bucket_events(event, settings: Settings) -> dict:
-    """A notification from the S3 server (its webhook token checked by the caller)."""
+    """A notification from the S3 server, or a segment call of the function's own (the
+    webhook token checked by the caller)."""
     body: bytes = event.body or b""
     if len(body) > MAX_EVENT_BYTES:
         raise TooLargeError(f"bucket event of {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
@@ -242,6 +243,13 @@ def _bucket_events(event, settings: Settings) -> dict:
     if not isinstance(document, dict):
         raise BadRequestError('a bucket event is a JSON object with "Records"', "bad_event")
     engine = _engine()
+    if "segment" in document:
+        # One segment of a split video job, posted by the function itself to its async
+        # route (with the same token): it names a job and a segment, everything else is
+        # read from the job's status in the bucket.
+        if not isinstance(document["segment"], dict):
+            raise BadRequestError('"segment" must be an object', "bad_segment")
+        return _json(200, process_segment(document["segment"], engine, _store(), settings))
     answer = process_bucket_events(events_of(document), engine, _store(), settings, videos=engine)
     return _json(200, answer)
 

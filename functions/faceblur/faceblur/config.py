@@ -40,9 +40,16 @@ ENV_VARS: dict[str, str] = {
     # Frames one video may hold, counted while decoding (the container's own figures can
     # be missing or false): the length limit at 60 frames/s.
     "FACEBLUR_MAX_VIDEO_FRAMES": str(600 * 60),
-    # Wall-clock seconds one video job may run before it is stopped and failed: inside
-    # stack.yml's exec_timeout (4h5m), which leaves 5 min to fetch and store the files.
-    "FACEBLUR_VIDEO_JOB_SECONDS": str(4 * 3600),
+    # Wall-clock seconds one call running a video job may decode before the job is
+    # stopped and failed: inside stack.yml's exec_timeout (15m), leaving a minute to
+    # fetch and store the files.
+    "FACEBLUR_VIDEO_JOB_SECONDS": str(14 * 60),
+    # A video job is split into segments of about this many seconds, each one call of the
+    # function on any free replica (and `faceblur blur --jobs`'s default): a few minutes
+    # of one core at 1080p, so a lost replica costs one segment, not the job.
+    "FACEBLUR_VIDEO_SEGMENT_SECONDS": "10",
+    # Calls a segment gets before its job fails with the segment's reason.
+    "FACEBLUR_VIDEO_SEGMENT_TRIES": "3",
     "FACEBLUR_PRESIGN_EXPIRY_SECONDS": "3600",
     "FACEBLUR_GATEWAY_URL": "http://127.0.0.1:8080",
     "FACEBLUR_FUNCTION_NAME": "faceblur",
@@ -147,10 +154,12 @@ class Settings:
     max_video_seconds: int = 600
     max_video_pixels: int = 3840 * 2160
     max_video_frames: int = 600 * 60
-    video_job_seconds: int = 4 * 3600
+    video_job_seconds: int = 14 * 60
     # The token bucket events must carry (faceblur-webhook-token); None: events refused.
     webhook_token: str | None = None
     refuse_unhidden_faces: bool = False
+    video_segment_seconds: int = 10
+    video_segment_tries: int = 3
 
     @property
     def output_buckets(self) -> tuple[str, str]:
@@ -287,4 +296,6 @@ def load_settings(
         video_job_seconds=_positive_int(environ, "FACEBLUR_VIDEO_JOB_SECONDS"),
         webhook_token=read_secret("faceblur-webhook-token", environ, secrets_dir),
         refuse_unhidden_faces=_bool(environ, "FACEBLUR_REFUSE_UNHIDDEN_FACES"),
+        video_segment_seconds=_positive_int(environ, "FACEBLUR_VIDEO_SEGMENT_SECONDS"),
+        video_segment_tries=_positive_int(environ, "FACEBLUR_VIDEO_SEGMENT_TRIES"),
     )

@@ -14,6 +14,7 @@ results never touches anyone else's.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -34,7 +35,7 @@ from sqlalchemy.orm import Session
 # config's own readers, so a variable is parsed and reported the same way everywhere.
 from faceblur.config import SECRETS_DIR, _bool, _positive_int, read_secret
 from faceblur.errors import BadRequestError
-from faceblur.store.keys import owner_prefix, status_folder
+from faceblur.store.keys import JOB_ID, JOBS_FOLDER, owner_prefix, segments_prefix, status_key
 from faceblur.store.s3 import Store
 
 from .models import ApiKey, User
@@ -135,15 +136,24 @@ def remove_owned(store: Store, prefix: str) -> int:
         raise ValueError("an owner's prefix ends with '/': nothing else may be emptied")
     settings = store.settings
     removed = 0
-    for bucket, under in (
-        (settings.bucket_results, prefix),
-        (settings.bucket_originals, prefix),
-        (settings.bucket_inbox, prefix),
-        (settings.bucket_originals, status_folder(prefix)),
-    ):
-        for key in store.keys(bucket, prefix=under):
+    for bucket in (settings.bucket_results, settings.bucket_originals, settings.bucket_inbox):
+        for key in store.keys(bucket, prefix=prefix):
             store.remove(bucket, key)
             removed += 1
+    # Job statuses live by job id (`jobs/<job>.json`) and name their owner inside.
+    originals = settings.bucket_originals
+    for key in store.keys(originals, prefix=JOBS_FOLDER):
+        job = key.removeprefix(JOBS_FOLDER).removesuffix(".json")
+        if key != status_key(job) or not JOB_ID.fullmatch(job):
+            continue  # a split job's segments, removed with their status below
+        try:
+            owner = json.loads(store.read(originals, key)).get("prefix")
+        except (ValueError, AttributeError):  # torn or foreign: not known to be theirs
+            continue
+        if owner == prefix:
+            for part in [key, *store.keys(originals, prefix=segments_prefix(job))]:
+                store.remove(originals, part)
+                removed += 1
     return removed
 
 

@@ -5,24 +5,36 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import multiprocessing
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 from tqdm import tqdm
 
 from faceblur.cli import seal as cli_seal
+from faceblur.config import ENV_VARS
 from faceblur.detection import build_detector
+from faceblur.detection.base import Detector
 from faceblur.errors import FaceblurError, RegionsError, tag
 from faceblur.formats import IMAGE_SUFFIXES, SEALED_SUFFIX, VIDEO_SUFFIXES
 from faceblur.media.image import DEFAULT_MAX_PIXELS
 from faceblur.media.photo import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
+from faceblur.media.segments import (
+    Segment,
+    encode_segment,
+    join_segments,
+    plan_segments,
+    segment_path,
+)
 from faceblur.media.video import (
     DEFAULT_CRF,
     MAX_CRF,
     VideoSettings,
-    anonymise_video,
     detect_video,
     tracked_faces_to_json,
 )
@@ -36,6 +48,7 @@ Find every face in photos and make it unrecognisable.
   faceblur blur '*.png' --method solid    quoted globs work as well
   faceblur detect photo.jpg --json        one JSON line per photo with the faces found
   faceblur blur clip.mov -o safe/         videos too: writes safe/clip.mp4 (H.264, audio kept)
+  faceblur blur clip.mp4 --jobs 4         a video's segments in 4 processes, same result
   faceblur detect clip.mp4 --json         one JSON line per frame, each face with a track id
   faceblur detect photo.jpg --json > faces.json   then edit faces.json, and:
   faceblur blur photo.jpg --regions faces.json --no-detect   hides exactly those
@@ -141,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="0-51",
         help="video quality: H.264 constant rate factor, lower is better and larger "
         "(default: %(default)s, visually lossless)",
+    )
+    blur.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="processes that hide a video's segments at once; the result is the same for\n"
+        "any N (default: the number of cores, %(default)s)",
+    )
+    blur.add_argument(
+        "--segment-seconds",
+        type=float,
+        default=float(ENV_VARS["FACEBLUR_VIDEO_SEGMENT_SECONDS"]),
+        metavar="S",
+        help="a video is hidden in segments of about S seconds, joined without re-encoding\n"
+        "(default: the service's, %(default)g)",
     )
     blur.add_argument(
         "--whole-image",
@@ -271,7 +300,7 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
                     raise FaceblurError(
                         "--seal-to is for photos; videos cannot be sealed yet", "unsupported"
                     )
-                faces += _blur_video(source, target, detector, options, args.crf)
+                faces += _blur_video(source, target, detector, options, args)
                 done += 1
                 continue
             data = source.read_bytes()
@@ -331,21 +360,69 @@ def _is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
-def _blur_video(source: Path, target: Path, detector, options: Options, crf: int) -> int:
-    """Anonymise one video with a progress bar; the number of face-frames hidden."""
+def _blur_video(
+    source: Path, target: Path, detector, options: Options, args: argparse.Namespace
+) -> int:
+    """Anonymise one video with a progress bar; the number of face-frames hidden.
+
+    The video is planned into segments (`faceblur.media.segments`), each hidden by one
+    of `--jobs` processes (this one when 1), then joined: the plan alone decides the
+    bytes, so any number of processes writes the same file.
+    """
     if detector is None:
         raise FaceblurError("--whole-image is for photos, not videos")
+    settings = VideoSettings(crf=args.crf)
+    plan = plan_segments(source, args.segment_seconds, settings)
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tqdm(desc=source.name, unit="frame", file=sys.stderr, leave=False) as bar:
+    jobs = min(args.jobs, len(plan.segments))
+    with (
+        tempfile.TemporaryDirectory(prefix=".faceblur-segments-", dir=target.parent) as folder,
+        tqdm(desc=source.name, unit="frame", file=sys.stderr, leave=False) as bar,
+    ):
+        bar.total = plan.frames or None
+        parts = [segment_path(Path(folder), segment) for segment in plan.segments]
+        face_frames = 0
+        if jobs <= 1:
+            for segment, part in zip(plan.segments, parts, strict=True):
+                start = bar.n
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total or None
-            bar.update(done - bar.n)
+                def progress(done: int, total: int, start: int = start) -> None:
+                    bar.update(start + done - bar.n)
 
-        result = anonymise_video(
-            source, target, detector, options, VideoSettings(crf=crf), on_progress=progress
-        )
-    return result.face_frames
+                result = encode_segment(
+                    source, part, segment, detector, options, settings, progress
+                )
+                face_frames += result.face_frames
+        else:
+            # Spawned, not forked: each worker loads the models itself, once.
+            with ProcessPoolExecutor(
+                jobs, multiprocessing.get_context("spawn"), initializer=_start_worker
+            ) as pool:
+                running = {
+                    pool.submit(_hide_segment, source, part, segment, options, settings): segment
+                    for segment, part in zip(plan.segments, parts, strict=True)
+                }
+                for future in as_completed(running):
+                    face_frames += future.result()
+                    bar.update(running[future].frames)
+        join_segments(source, plan.segments, parts, target, plan.frames)
+    return face_frames
+
+
+_worker_detector: Detector | None = None
+
+
+def _start_worker() -> None:
+    global _worker_detector
+    _worker_detector = build_detector()
+
+
+def _hide_segment(
+    source: Path, part: Path, segment: Segment, options: Options, settings: VideoSettings
+) -> int:
+    """One segment in a worker process; its face-frames."""
+    assert _worker_detector is not None
+    return encode_segment(source, part, segment, _worker_detector, options, settings).face_frames
 
 
 def _detect_video(source: Path, detector, options: Options, as_json: bool) -> int:
@@ -392,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(_said(error))
     if args.max_pixels <= 0:
         parser.error("--max-pixels must be positive")
+    if args.command == "blur" and (args.jobs < 1 or not args.segment_seconds > 0):
+        parser.error("--jobs and --segment-seconds must be positive")
     if getattr(args, "whole_image", False) and (args.regions is not None or not args.detect):
         parser.error("--whole-image hides the whole photo: it takes no --regions or --no-detect")
     if args.command == "blur":

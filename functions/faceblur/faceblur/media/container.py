@@ -14,6 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 from faceblur.errors import CorruptVideoError, NotAVideoError, TooLargeError
@@ -240,6 +241,25 @@ class DecodedFrame:
     shown: np.ndarray
 
 
+def rgb_of(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame's pixels as RGB. yuv420p (nearly every H.264 file) is converted by
+    OpenCV: the same pixels in every process. FFmpeg's converter (swscale) gives a
+    process's first conversions slightly other pixels than later ones, so a segment
+    hidden in a fresh worker would differ from the same segment hidden after another."""
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        return cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2RGB_I420)
+    return frame.to_ndarray(format="rgb24")
+
+
+def frame_of(rgb: np.ndarray) -> av.VideoFrame:
+    """An RGB picture as a frame for the H.264 encoder (yuv420p by OpenCV, as `rgb_of`)."""
+    height, width = rgb.shape[:2]
+    if width % 2 == 0 and height % 2 == 0:
+        yuv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_I420)
+        return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+    return av.VideoFrame.from_ndarray(rgb, format="rgb24")
+
+
 def read_frames(
     container: av.container.InputContainer,
     orientation: Orientation,
@@ -262,5 +282,5 @@ def read_frames(
                 start = frame.time
             if limits is not None:
                 limits.check(frame, count, start, rate)
-            shown = orientation.to_display(frame.to_ndarray(format="rgb24"))
+            shown = orientation.to_display(rgb_of(frame))
             yield DecodedFrame(frame, shown)

@@ -38,10 +38,12 @@ from faceblur.errors import BadRequestError, CorruptVideoError
 from faceblur.geometry import Box, padded_region
 from faceblur.media.container import (
     AudioCopy,
+    DecodedFrame,
     DecodeLimits,
     Orientation,
     check_complete,
     expected_frames,
+    frame_of,
     open_input,
     probe,
     read_frames,
@@ -99,13 +101,16 @@ def tracked_frames(
     detector: Detector,
     settings: VideoSettings,
     threshold: float,
+    first_index: int = 0,
 ) -> Iterator[tuple[np.ndarray, TrackedFrame]]:
     """(frame, its tracked faces) in order, at most `lag` frames behind the input.
 
     `frames` are RGB arrays as displayed; the faces are on them. The detector runs on a
     thread of its own: while it looks at one frame, this one decodes and follows the
     motion of the next ones (up to `detect_every` + 1 of them wait), so the detector,
-    the costliest part, never waits for them.
+    the costliest part, never waits for them. `first_index`: the first frame's index in
+    the whole clip, so that a segment's detector looks at the frames the whole clip's
+    would.
     """
     tracker = Tracker(_tracking(settings, threshold))
     held: deque[np.ndarray] = deque()  # pushed to the tracker, not final yet
@@ -134,7 +139,7 @@ def tracked_frames(
                 )
                 previous_signature, previous_grey = signature, grey
                 # The last frame too: a face that came in since the last look has no later one.
-                look = index % settings.detect_every == 0 or cut or last
+                look = (first_index + index) % settings.detect_every == 0 or cut or last
                 faces = looking.submit(detector.detect, frame) if look else None
                 waiting.append((frame, cut, motion, faces))
                 while waiting and (
@@ -194,6 +199,35 @@ def regions_of(tracked: TrackedFrame, options: Options, width: int, height: int)
     ]
 
 
+@dataclass(frozen=True)
+class Window:
+    """The frames of a clip one run reads and the ones it writes, by presentation
+    timestamp (in the video stream's time base); a segment of a split job
+    (`faceblur.media.segments`). Frames read but not written are the overlap: the
+    tracker sees them, so a face crossing the border is followed from both sides."""
+
+    read_from: int | None = None  # seek to the keyframe at or before it; None: the start
+    first: int | None = None  # the first frame written; None: the first read
+    end: int | None = None  # the first frame not written; None: to the last one read
+    read_to: int | None = None  # the first frame not read; None: to the end of the clip
+    first_index: int = 0  # the first frame read, counted in the whole clip
+    frames: int = 0  # frames it writes; 0: all there are (checked as a whole clip is)
+
+    def reads(self, pts: int | None) -> bool:
+        return self.read_from is None or (pts is not None and pts >= self.read_from)
+
+    def past(self, pts: int | None) -> bool:
+        return self.read_to is not None and pts is not None and pts >= self.read_to
+
+    def writes(self, pts: int | None) -> bool:
+        if pts is None:
+            return self.first is None and self.end is None
+        return (self.first is None or pts >= self.first) and (self.end is None or pts < self.end)
+
+
+WHOLE = Window()
+
+
 def anonymise_video(
     source: Path,
     target: Path,
@@ -209,6 +243,58 @@ def anonymise_video(
     Raises NotAVideoError, CorruptVideoError or TooLargeError (faceblur.errors); on any
     error nothing is left under `target` or beside it.
     """
+    return _anonymise(source, target, detector, options, settings, on_progress, WHOLE, True, limits)
+
+
+def anonymise_window(
+    source: Path,
+    target: Path,
+    detector: Detector,
+    window: Window,
+    options: Options | None = None,
+    settings: VideoSettings = VideoSettings(),
+    on_progress: ProgressCallback | None = None,
+) -> VideoResult:
+    """Write the frames `window` writes, faces hidden, to `target`: an MP4 of video only,
+    each frame at its timestamp in the source less `window.first` (an MP4 that starts
+    later than 0 says so in its edit list, to the millisecond only: the join adds it back
+    exactly), encoded alone (its first frame a keyframe,
+    no frame referring outside it) with the fixed settings every segment shares, so that
+    `faceblur.media.segments.join_segments` can put segments end to end without
+    re-encoding. The audio is the join's, copied once from the source."""
+    return _anonymise(source, target, detector, options, settings, on_progress, window, False)
+
+
+def _read_window(
+    container: av.container.InputContainer,
+    orientation: Orientation,
+    window: Window,
+    on_audio: Callable[[av.Packet], None],
+    limits: DecodeLimits | None = None,
+) -> Iterator[tuple[DecodedFrame, bool]]:
+    """The window's frames as displayed, each with whether it is written."""
+    if window.read_from is not None:
+        # The keyframe at or before it: frames before `read_from` are decoded, then dropped.
+        container.seek(window.read_from, stream=container.streams.video[0])
+    for frame in read_frames(container, orientation, on_audio, limits):
+        pts = frame.stored.pts
+        if window.past(pts):
+            return
+        if window.reads(pts):
+            yield frame, window.writes(pts)
+
+
+def _anonymise(
+    source: Path,
+    target: Path,
+    detector: Detector,
+    options: Options | None,
+    settings: VideoSettings,
+    on_progress: ProgressCallback | None,
+    window: Window,
+    with_audio: bool,
+    limits: DecodeLimits | None = None,
+) -> VideoResult:
     options = options or Options()
     detector = for_video(upright(detector) if options.upright_only else detector)
     if not 0 <= settings.crf <= MAX_CRF:
@@ -218,6 +304,8 @@ def anonymise_video(
     orientation = Orientation.from_matrix(info.display_matrix)
     partial = temporary_beside(target)
     container = open_input(source)
+    whole = window.frames == 0  # checked as a whole clip is
+    total = expected_frames(info) if whole else window.frames
     tracks: set[int] = set()
     face_frames = frames_done = 0
     try:
@@ -233,19 +321,23 @@ def anonymise_video(
             if info.display_matrix is not None:
                 video_out.set_display_matrix(list(info.display_matrix))
             audio = (
-                AudioCopy(output, container.streams.audio[0]) if container.streams.audio else None
+                AudioCopy(output, container.streams.audio[0])
+                if container.streams.audio and with_audio
+                else None
             )
             output.metadata.clear()
 
-            pending: deque[av.VideoFrame] = deque()  # the stored frames, for their timestamps
+            # The stored frames, for their timestamps, and whether each is written.
+            pending: deque[tuple[av.VideoFrame, bool]] = deque()
 
             def shown_frames() -> Iterator[np.ndarray]:
                 sink = (lambda p: audio.write(output, p)) if audio else (lambda p: None)
-                for frame in read_frames(container, orientation, sink, limits):
-                    pending.append(frame.stored)
+                for frame, writes in _read_window(container, orientation, window, sink, limits):
+                    pending.append((frame.stored, writes))
                     yield frame.shown
 
             last_pts = None
+            shift = window.first or 0
             # Each track keeps its tone from frame to frame: no drift, no flicker.
             steady = SteadyTones()
 
@@ -266,8 +358,8 @@ def anonymise_video(
                     tracks=[face.track for face in tracked.faces],
                     steady=steady,
                 )
-                frame = av.VideoFrame.from_ndarray(orientation.to_stored(hidden), format="rgb24")
-                pts = stored.pts
+                frame = frame_of(orientation.to_stored(hidden))
+                pts = None if stored.pts is None else stored.pts - shift
                 if pts is None or (last_pts is not None and pts <= last_pts):
                     pts = 0 if last_pts is None else last_pts + 1
                 frame.pts, frame.time_base = pts, stored.time_base or video_in.time_base
@@ -279,7 +371,7 @@ def anonymise_video(
                 output.mux(packets)
                 frames_done += 1
                 if on_progress is not None:
-                    on_progress(frames_done, expected_frames(info))
+                    on_progress(frames_done, total)
 
             # Frames are hidden and encoded on a second thread, in order, while this one
             # decodes, follows the motion and runs the detector (numpy, OpenCV and x264 let
@@ -291,9 +383,11 @@ def anonymise_video(
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-hide") as worker:
                 try:
                     for shown, tracked in tracked_frames(
-                        shown_frames(), detector, settings, options.threshold
+                        shown_frames(), detector, settings, options.threshold, window.first_index
                     ):
-                        stored = pending.popleft()
+                        stored, writes = pending.popleft()
+                        if not writes:  # the overlap: tracked, not written
+                            continue
                         hiding.append(worker.submit(hide_and_encode, shown, tracked, stored))
                         face_frames += len(tracked.faces)
                         tracks.update(face.track for face in tracked.faces)
@@ -304,7 +398,13 @@ def anonymise_video(
                 finally:
                     for future in hiding:
                         future.cancel()
-            check_complete(frames_done, info, source.name)
+            if whole:
+                check_complete(frames_done, info, source.name)
+            elif frames_done != window.frames:
+                raise CorruptVideoError(
+                    f"{source.name}: truncated or damaged video: {frames_done} of "
+                    f"{window.frames} frames of a segment could be read"
+                )
             output.mux(video_out.encode(None))
             if audio is not None:
                 audio.close(output)

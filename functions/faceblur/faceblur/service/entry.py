@@ -21,6 +21,7 @@ from faceblur.errors import BadRequestError, TooLargeError, UnavailableError, qu
 from faceblur.formats import SNIFF_BYTES, video_type
 from faceblur.media.container import DecodeLimits
 from faceblur.media.photo import PhotoResult, anonymise_image
+from faceblur.media.segments import Segment, encode_segment
 from faceblur.media.video import ProgressCallback, VideoResult, anonymise_video
 from faceblur.options import Options, parse_options
 from faceblur.service.photos import Anonymiser, Outcome, anonymise_and_store
@@ -90,6 +91,16 @@ class Engine:
         return anonymise_video(
             source, target, self.detector(), options, on_progress=on_progress, limits=limits
         )
+
+    def encode_segment(
+        self,
+        source: Path,
+        target: Path,
+        segment: Segment,
+        options: Options,
+        on_progress: ProgressCallback,
+    ) -> VideoResult:
+        return encode_segment(source, target, segment, self.detector(), options, None, on_progress)
 
 
 def _log_failure(detector: Future[Detector]) -> None:

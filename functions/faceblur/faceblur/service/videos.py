@@ -4,11 +4,18 @@ The contract (shared with the page):
 - A video's inbox key is `[u/<owner>/]videos/<job>/<file name>`, `<job>` 32 lowercase hex
   chosen by the uploader; a video dropped elsewhere gets the first 32 hex of sha256(key).
   A video is told from a photo by its bytes (the container's signature), never its name.
-- Its status is `jobs/[u/<owner>/]<job>.json` in the originals bucket (private), written
-  here only.
+- Its status is `jobs/<job>.json` in the originals bucket (private), written here only.
   "queued" is never written: a job whose inbox object exists with no status yet is queued.
 - Never processed inside a synchronous call: the HTTP door only puts the video into the
   inbox (`queue_video`); the bucket event runs the job (`process_video_object`).
+- Longer than one segment (`FACEBLUR_VIDEO_SEGMENT_SECONDS`), a job is split (issue 25):
+  the event's call plans it (`faceblur.media.segments`) and posts one call per segment to
+  the function's async route (`process_segment`), which any free replica takes; each
+  segment keeps its own status object (`jobs/<job>/segments/<n>.json`: no two workers
+  write one object), is retried alone up to `FACEBLUR_VIDEO_SEGMENT_TRIES` calls, and the
+  call that finishes the last one joins them (no re-encoding), stores the pair and
+  removes the segments and the inbox copy. A segment out of tries fails the job with its
+  reason, nothing of it kept.
 
 Status lives in the bucket, not in memory, so it survives a restart of the function.
 The keys and ids are faceblur.store.keys' rules (the page loads them without PyAV or OpenCV).
@@ -20,6 +27,7 @@ import json
 import math
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -28,14 +36,17 @@ from typing import Protocol
 
 from faceblur.config import Settings
 from faceblur.errors import (
+    BadRequestError,
     FaceblurError,
     NotAVideoError,
     NotFoundError,
     TooLargeError,
+    UnavailableError,
     UnsupportedError,
 )
 from faceblur.formats import SNIFF_BYTES, video_type
 from faceblur.media.container import DecodeLimits, VideoInfo, probe
+from faceblur.media.segments import Plan, Segment, join_segments, plan_segments
 from faceblur.media.video import ProgressCallback, VideoResult
 from faceblur.options import Options
 from faceblur.store.keys import (
@@ -45,6 +56,9 @@ from faceblur.store.keys import (
     inbox_name,
     job_of_key,
     new_job_id,
+    segment_status_key,
+    segment_video_key,
+    segments_prefix,
     split_owner,
     status_key,
 )
@@ -138,6 +152,10 @@ class JobStatus:
     updated: str = ""
     name: str = ""  # the video's file name as uploaded (the inbox key's last segment)
     code: str | None = None  # a failed job's error code (errors.py), for programs
+    segments_done: int = 0  # a split job's: told from its segments' own status objects
+    segments_total: int = 0  # 0: not split (one call runs the whole video)
+    source_key: str | None = None  # a split job's inbox key, which its segment calls read
+    plan: list[dict] | None = None  # a split job's segments (media.segments.Segment)
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -161,8 +179,9 @@ def as_seen(status: JobStatus, now: datetime) -> JobStatus:
 
 def write_status(store: Store, settings: Settings, status: JobStatus) -> None:
     stamped = replace(status, updated=_now())
-    key = status_key(status.job, status.prefix)
-    store.put(settings.bucket_originals, key, stamped.to_bytes(), "application/json")
+    store.put(
+        settings.bucket_originals, status_key(status.job), stamped.to_bytes(), "application/json"
+    )
 
 
 # A store that writes an object in place (the local s3rver does; MinIO does not) can hand
@@ -171,9 +190,8 @@ TORN_READ_TRIES = 5
 TORN_READ_PAUSE_SECONDS = 0.1
 
 
-def read_status(store: Store, settings: Settings, job: str, prefix: str = "") -> JobStatus | None:
-    """The status of `job` of the owner of `prefix` ("" where accounts are off)."""
-    key = status_key(job, prefix)
+def read_status(store: Store, settings: Settings, job: str) -> JobStatus | None:
+    key = status_key(job)
     for attempt in range(TORN_READ_TRIES):
         if not store.exists(settings.bucket_originals, key):
             return None
@@ -192,7 +210,9 @@ def job_answer(
     """`GET ?job=` 's body. `owner`: the caller's prefix where accounts are on (another
     owner's job is unknown to them), None where they are off. NotFoundError: no such job."""
     check_job_id(job)
-    status = read_status(store, settings, job, owner or "")
+    status = read_status(store, settings, job)
+    if status is not None and status.state == "running" and status.segments_total:
+        status = _with_segments(store, settings, status)
     if status is not None:
         status = as_seen(status, now or datetime.now(UTC))
     if status is not None and owner is not None and status.prefix != owner:
@@ -214,6 +234,8 @@ def job_answer(
         "code": status.code,
         "prefix": status.prefix,
         "name": status.name,
+        "segments_done": status.segments_done,
+        "segments_total": status.segments_total,
     }
 
 
@@ -275,6 +297,39 @@ class VideoAnonymiser(Protocol):
         limits: DecodeLimits,
     ) -> VideoResult: ...
 
+    def encode_segment(
+        self,
+        source: Path,
+        target: Path,
+        segment: Segment,
+        options: Options,
+        on_progress: ProgressCallback,
+    ) -> VideoResult: ...
+
+
+# Posts one segment's call (a small JSON payload, never video bytes) to the function's
+# async route; the queue worker hands it to whichever replica is free.
+Dispatch = Callable[[dict], None]
+DISPATCH_TIMEOUT_SECONDS = 10
+
+
+def gateway_dispatch(settings: Settings) -> Dispatch:
+    """Calls of the function through the gateway's async route (`FACEBLUR_GATEWAY_URL`)."""
+    url = f"{settings.gateway_url}/async-function/{settings.function_name}"
+
+    def dispatch(payload: dict) -> None:
+        headers = {"Content-Type": "application/json"}
+        if settings.webhook_token:  # the stack's own calls carry its token, as events do
+            headers["Authorization"] = f"Bearer {settings.webhook_token}"
+        request = urllib.request.Request(url, json.dumps(payload).encode(), headers)
+        try:
+            with urllib.request.urlopen(request, timeout=DISPATCH_TIMEOUT_SECONDS) as answer:
+                answer.read()
+        except OSError as error:  # URLError and HTTPError are OSErrors
+            raise UnavailableError(f"the gateway did not take a segment's call: {error}") from None
+
+    return dispatch
+
 
 def _progress(
     store: Store, settings: Settings, running: JobStatus, clock: Callable[[], float]
@@ -302,19 +357,23 @@ def process_video_object(
     store: Store,
     settings: Settings,
     clock: Callable[[], float] = time.monotonic,
+    dispatch: Dispatch | None = None,
 ) -> dict[str, object]:
     """Run the job of the inbox video `key`: its result MP4 and original stored (both or
     neither), the inbox emptied, the status done; or failed with a plain reason, the inbox
-    emptied all the same (no face is left lying there) and nothing half-written.
+    emptied all the same (no face is left lying there) and nothing half-written. A video
+    of more than one segment is split instead: its segments' calls are posted
+    (`dispatch`, by default the gateway's async route) and the job stays running.
 
     An unavailable store or model (503) is raised, so that the event is retried.
     """
     job = job_of_key(key)
     prefix, _ = split_owner(key)
     running = JobStatus(job, "running", prefix=prefix, name=key.rsplit("/", 1)[-1])
+    dispatch = dispatch or gateway_dispatch(settings)
     with tempfile.TemporaryDirectory(prefix="faceblur-job-") as folder:
         try:
-            done = _run(key, running, Path(folder), anonymiser, store, settings, clock)
+            done = _run(key, running, Path(folder), anonymiser, store, settings, clock, dispatch)
         except FaceblurError as error:
             if error.status == 503:
                 raise
@@ -323,6 +382,8 @@ def process_video_object(
             write_status(store, settings, failed)
             store.remove(settings.bucket_inbox, key)
             return {"key": key, "job": job, "state": "failed", "reason": reason, "code": code}
+    if done.state == "running":  # split: the segments' calls run it, the inbox copy stays
+        return {"key": key, "job": job, "state": "running", "segments": done.segments_total}
     store.remove(settings.bucket_inbox, key)
     return {
         "key": key,
@@ -341,8 +402,10 @@ def _run(
     store: Store,
     settings: Settings,
     clock: Callable[[], float],
+    dispatch: Dispatch,
 ) -> JobStatus:
-    """The job's steps in `folder` (removed by the caller); the done status, written."""
+    """The job's steps in `folder` (removed by the caller); the done status, written (or
+    the running one of a split job, its segments' calls posted)."""
     started = clock()
     if settings.seal_public_key:
         raise UnsupportedError(SEALING_REASON)
@@ -353,6 +416,9 @@ def _run(
     store.fget(inbox, key, source, max_bytes=settings.max_video_bytes)
     info = probe(source)
     check_video(info, settings)
+    plan = plan_segments(source, settings.video_segment_seconds)
+    if len(plan.segments) > 1:
+        return _split(key, running, plan, store, settings, dispatch)
     running = replace(running, frames_total=frames_expected(info))
     write_status(store, settings, running)
     options = Options()
@@ -380,3 +446,253 @@ def _run(
     )
     write_status(store, settings, done)
     return done
+
+
+# -- a split job: segments (map) and their join (reduce) ----------------------------------
+
+
+@dataclass(frozen=True)
+class SegmentStatus:
+    """What `jobs/<job>/segments/<n>.json` holds: written by the call running segment n."""
+
+    state: str  # "queued", "running", "done"
+    tries: int = 0  # calls started on it
+    frames_done: int = 0
+    frames: int = 0
+    face_frames: int = 0
+    tracks: int = 0
+    reason: str | None = None  # the last try's failure
+    updated: str = ""
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(asdict(replace(self, updated=_now()))).encode()
+
+    @staticmethod
+    def from_bytes(data: bytes) -> SegmentStatus:
+        document = json.loads(data)
+        fields = SegmentStatus.__dataclass_fields__
+        return SegmentStatus(**{name: document[name] for name in fields if name in document})
+
+
+def _write_segment(
+    store: Store, settings: Settings, job: str, index: int, status: SegmentStatus
+) -> None:
+    key = segment_status_key(job, index)
+    store.put(settings.bucket_originals, key, status.to_bytes(), "application/json")
+
+
+def _read_segment(store: Store, settings: Settings, job: str, index: int) -> SegmentStatus:
+    key = segment_status_key(job, index)
+    for attempt in range(TORN_READ_TRIES):
+        if not store.exists(settings.bucket_originals, key):
+            return SegmentStatus("queued")
+        try:
+            return SegmentStatus.from_bytes(store.read(settings.bucket_originals, key))
+        except (ValueError, KeyError, TypeError):
+            if attempt + 1 == TORN_READ_TRIES:
+                raise
+            time.sleep(TORN_READ_PAUSE_SECONDS)
+    return SegmentStatus("queued")
+
+
+def segment_payload(job: str, index: int) -> dict:
+    """The body of one segment's call: names only; the rest is read from the job's status."""
+    return {"segment": {"job": job, "index": index}}
+
+
+def _split(
+    key: str, running: JobStatus, plan: Plan, store: Store, settings: Settings, dispatch: Dispatch
+) -> JobStatus:
+    running = replace(
+        running,
+        frames_total=plan.frames,
+        segments_total=len(plan.segments),
+        source_key=key,
+        plan=[segment.to_dict() for segment in plan.segments],
+    )
+    for segment in plan.segments:
+        _write_segment(store, settings, running.job, segment.index, SegmentStatus("queued"))
+    write_status(store, settings, running)
+    for segment in plan.segments:
+        dispatch(segment_payload(running.job, segment.index))
+    return running
+
+
+def _with_segments(store: Store, settings: Settings, status: JobStatus) -> JobStatus:
+    """A split job's progress, summed from its segments' objects; its latest sign of life
+    (now, while a segment waits for a free replica: a long job on a busy cluster waits
+    without being stale)."""
+    done = frames = 0
+    updated = status.updated
+    for index in range(status.segments_total):
+        segment = _read_segment(store, settings, status.job, index)
+        done += segment.state == "done"
+        frames += segment.frames if segment.state == "done" else segment.frames_done
+        updated = max(updated, _now() if segment.state == "queued" else segment.updated)
+    return replace(status, segments_done=done, frames_done=frames, updated=updated)
+
+
+def process_segment(
+    payload: dict,
+    anonymiser: VideoAnonymiser,
+    store: Store,
+    settings: Settings,
+    clock: Callable[[], float] = time.monotonic,
+    dispatch: Dispatch | None = None,
+) -> dict[str, object]:
+    """One segment's call (the map step), then the join when it was the last one.
+
+    A failed try is posted again until the segment has had `video_segment_tries` calls;
+    then the job fails with the segment's reason and nothing of it is kept. A call for a
+    job that is no longer running does nothing (a repeated or late delivery).
+    """
+    try:
+        job, index = check_job_id(str(payload["job"])), int(payload["index"])
+    except (KeyError, TypeError, ValueError):
+        raise BadRequestError('"segment" needs "job" and "index"', "bad_segment") from None
+    dispatch = dispatch or gateway_dispatch(settings)
+    status = read_status(store, settings, job)
+    if status is None or status.state != "running" or not status.plan:
+        return {"job": job, "segment": index, "state": "skipped"}
+    if not 0 <= index < len(status.plan):
+        raise BadRequestError(f"job {job} has no segment {index}", "bad_segment")
+    segment = Segment.from_dict(status.plan[index])
+    before = _read_segment(store, settings, job, index)
+    if before.state == "done":
+        return {"job": job, "segment": index, "state": "done"}
+    tries = before.tries + 1
+    running = SegmentStatus("running", tries, frames=segment.frames)
+    _write_segment(store, settings, job, index, running)
+    with tempfile.TemporaryDirectory(prefix="faceblur-segment-") as folder:
+        try:
+            result = _hide_segment(
+                status, segment, tries, Path(folder), anonymiser, store, settings
+            )
+        except FaceblurError as error:
+            if error.status == 503:
+                raise
+            reason = _plain(str(error), folder)
+            if tries < settings.video_segment_tries:
+                retry = replace(running, state="queued", reason=reason)
+                _write_segment(store, settings, job, index, retry)
+                dispatch(segment_payload(job, index))
+                return {"job": job, "segment": index, "state": "retried", "reason": reason}
+            return _fail_split(status, index, reason, error.code, store, settings)
+    done = replace(
+        running,
+        state="done",
+        frames_done=result.frames,
+        face_frames=result.face_frames,
+        tracks=result.tracks,
+    )
+    _write_segment(store, settings, job, index, done)
+    if _with_segments(store, settings, status).segments_done < status.segments_total:
+        return {"job": job, "segment": index, "state": "done"}
+    return _join(status, store, settings)
+
+
+def _hide_segment(
+    status: JobStatus,
+    segment: Segment,
+    tries: int,
+    folder: Path,
+    anonymiser: VideoAnonymiser,
+    store: Store,
+    settings: Settings,
+) -> VideoResult:
+    assert status.source_key is not None
+    source = folder / inbox_name(status.name)
+    store.fget(settings.bucket_inbox, status.source_key, source, max_bytes=settings.max_video_bytes)
+    target = folder / "segment.mp4"
+    progress = _segment_progress(store, settings, status.job, segment, tries)
+    result = anonymiser.encode_segment(source, target, segment, Options(), progress)
+    key = segment_video_key(status.job, segment.index)
+    store.fput(settings.bucket_originals, key, target, VIDEO_RESULT_TYPE)
+    return result
+
+
+def _segment_progress(
+    store: Store, settings: Settings, job: str, segment: Segment, tries: int
+) -> ProgressCallback:
+    """The segment's own status written at most every PROGRESS_INTERVAL_SECONDS."""
+    last = [time.monotonic()]
+
+    def report(done: int, total: int) -> None:
+        if time.monotonic() - last[0] >= PROGRESS_INTERVAL_SECONDS:
+            last[0] = time.monotonic()
+            now = SegmentStatus("running", tries, frames_done=done, frames=segment.frames)
+            _write_segment(store, settings, job, segment.index, now)
+
+    return report
+
+
+def _join(status: JobStatus, store: Store, settings: Settings) -> dict[str, object]:
+    """The reduce step: the segments joined (remuxed, the source's audio copied once),
+    the pair stored, the segments and the inbox copy removed, the job done."""
+    assert status.source_key is not None and status.plan is not None
+    latest = read_status(store, settings, status.job)
+    if latest is None or latest.state != "running":  # another call's join came first
+        return {"job": status.job, "state": latest.state if latest else "gone"}
+    segments = [Segment.from_dict(document) for document in status.plan]
+    originals = settings.bucket_originals
+    with tempfile.TemporaryDirectory(prefix="faceblur-join-") as folder:
+        mime_type = video_type(store.head(settings.bucket_inbox, status.source_key, SNIFF_BYTES))
+        source = Path(folder) / inbox_name(status.name, mime_type or "video/mp4")
+        store.fget(settings.bucket_inbox, status.source_key, source, settings.max_video_bytes)
+        parts = []
+        for segment in segments:
+            part = Path(folder) / f"segment-{segment.index:05d}.mp4"
+            store.fget(originals, segment_video_key(status.job, segment.index), part)
+            parts.append(part)
+        target = Path(folder) / "result.mp4"
+        try:
+            frames = join_segments(source, segments, parts, target, status.frames_total)
+        except FaceblurError as error:
+            return _fail_split(status, -1, _plain(str(error), folder), error.code, store, settings)
+        counts = [_read_segment(store, settings, status.job, s.index) for s in segments]
+        # Track ids are each segment's own: a face crossing a border is counted in both.
+        metadata = {
+            FACES_METADATA: str(sum(c.tracks for c in counts)),
+            FACE_FRAMES_METADATA: str(sum(c.face_frames for c in counts)),
+        }
+        options = Options()
+        pair = store.put_pair(
+            source,
+            mime_type or "video/mp4",
+            target,
+            VIDEO_RESULT_TYPE,
+            vars(options),
+            metadata,
+            prefix=status.prefix,
+        )
+    done = replace(
+        status,
+        state="done",
+        frames_done=frames,
+        frames_total=frames,
+        segments_done=status.segments_total,
+        result_key=pair.result_key,
+        original_key=pair.original_key,
+        plan=None,
+    )
+    write_status(store, settings, done)
+    _remove_segments(status, store, settings)
+    return {"job": status.job, "state": "done", "result_key": pair.result_key}
+
+
+def _fail_split(
+    status: JobStatus, index: int, reason: str, code: str, store: Store, settings: Settings
+) -> dict[str, object]:
+    where = f"segment {index + 1} of {status.segments_total}" if index >= 0 else "the join"
+    reason = f"{where}: {reason}"
+    failed = replace(status, state="failed", reason=reason, code=code, plan=None)
+    write_status(store, settings, failed)
+    _remove_segments(status, store, settings)
+    return {"job": status.job, "state": "failed", "reason": reason, "code": code}
+
+
+def _remove_segments(status: JobStatus, store: Store, settings: Settings) -> None:
+    for key in store.keys(settings.bucket_originals, prefix=segments_prefix(status.job)):
+        store.remove(settings.bucket_originals, key)
+    if status.source_key is not None:
+        store.remove(settings.bucket_inbox, status.source_key)

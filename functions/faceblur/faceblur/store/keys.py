@@ -260,13 +260,21 @@ def job_of_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def status_key(job: str, prefix: str = "") -> str:
-    """Where the originals bucket keeps a video job's status (written by the function only):
-    `jobs/[u/<owner>/]<job>.json`, so that an owner's statuses go with their account, and
-    never under `u/<owner>/` itself, where their originals are listed."""
-    return f"{status_folder(prefix)}{job}.json"
+def status_key(job: str) -> str:
+    """Where the originals bucket keeps a video job's status (written by the function only)."""
+    return f"{JOBS_FOLDER}{job}.json"
 
 
-def status_folder(prefix: str = "") -> str:
-    """Where the statuses of an owner's jobs are (`prefix`: theirs, or "")."""
-    return f"{JOBS_FOLDER}{prefix}"
+def segments_prefix(job: str) -> str:
+    """Where the originals bucket keeps a split job's segments while it runs (removed when
+    the job is done or failed): one status object and one encoded MP4 per segment, so
+    that workers never write the same object."""
+    return f"{JOBS_FOLDER}{job}/segments/"
+
+
+def segment_status_key(job: str, index: int) -> str:
+    return f"{segments_prefix(job)}{index:05d}.json"
+
+
+def segment_video_key(job: str, index: int) -> str:
+    return f"{segments_prefix(job)}{index:05d}.mp4"

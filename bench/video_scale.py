@@ -1,0 +1,208 @@
+"""Video at scale (issue 25): one clip split into segments, `--jobs 2` against `--jobs 1`,
+exposure next to the borders, and a projection for more replicas.
+
+Run alone: `.venv/bin/python bench/video_scale.py [--seconds 60] [--size 1920x1080]`.
+A 1920x1080 clip (25 fps, AAC tone) pans over a dev photo (bench/clips.py). Each run is
+the command line (`faceblur blur --jobs N --segment-seconds S`) in its own process, so
+the model load is counted the way a user meets it, then deface 1.5.0 with its defaults
+on the same clip in the same run. Measured:
+
+* seconds and frames per second of `--jobs 1` (the command line's calls in this
+  process, each step timed, the model load included) and `--jobs 2` (the command line
+  itself; its workers load their models) (the target: `--jobs 2` at most 0.85x the time
+  of `--jobs 1` on this 2-core machine);
+* exposed face-frames (bench/video.py's measure) over the clip, and separately within 3
+  frames of each segment border;
+* frame-exactness of the join: frame count, strictly increasing timestamps, size, rate,
+  audio packets;
+* the plan's and the join's own seconds, and each segment's seconds in the `--jobs 1`
+  run; from them a projection for 8 and 32 replicas: segments handed in order to the
+  first free worker (list scheduling), plus the plan and the join.
+
+Writes bench/results/video_scale.json after each step (a cut run keeps what it measured).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "functions" / "faceblur"))
+
+from bench.clips import EXPOSED, central_detail_kept, make_clip  # noqa: E402
+from bench.video import FACES_DEV, camera_for, chosen_photos, frames_of, run_child  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "video_scale.json"
+RATE = 25
+BORDER = 3  # frames either side of a border counted apart
+
+
+def run_cli(clip: Path, out: Path, jobs: int, seconds: float) -> float:
+    command = [sys.executable, "-m", "faceblur.cli.main", "blur", str(clip), "-o", str(out)]
+    command += ["--jobs", str(jobs), "--segment-seconds", str(seconds)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "functions" / "faceblur"), str(ROOT)])
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"--jobs {jobs} failed: {done.stderr[-2000:]}")
+    return time.perf_counter() - started
+
+
+def exposure(clip: Path, truth: list, out: Path, size: tuple[int, int], borders: list[int]):
+    counted = exposed = near = near_exposed = 0
+    pairs = zip(frames_of(clip, size), frames_of(out, size), strict=False)
+    for index, (boxes, (before, after)) in enumerate(zip(truth, pairs, strict=False)):
+        close = any(abs(index - border) <= BORDER for border in borders)
+        for box in boxes:
+            kept = central_detail_kept(before, after, box)
+            if kept is None:
+                continue
+            counted += 1
+            near += close
+            if kept > EXPOSED:
+                exposed += 1
+                near_exposed += close
+    return {
+        "face_frames": counted,
+        "exposed": exposed,
+        "face_frames_near_borders": near,
+        "exposed_near_borders": near_exposed,
+    }
+
+
+def exactness(source: Path, result: Path) -> dict:
+    def facts(path: Path) -> dict:
+        with av.open(str(path)) as container:
+            video = container.streams.video[0]
+            stamps = [frame.pts for frame in container.decode(video=0)]
+            size = [video.width, video.height]
+            rate = float(video.average_rate or 0)
+        with av.open(str(path)) as container:
+            audio = [bytes(p) for p in container.demux(audio=0) if p.size]
+        return {"stamps": stamps, "size": size, "rate": rate, "audio": audio}
+
+    before, after = facts(source), facts(result)
+    increasing = all(b > a for a, b in zip(after["stamps"], after["stamps"][1:], strict=False))
+    return {
+        "frames": [len(before["stamps"]), len(after["stamps"])],
+        "timestamps_equal": before["stamps"] == after["stamps"],
+        "timestamps_strictly_increasing": increasing,
+        "size_kept": before["size"] == after["size"],
+        "rate_kept": before["rate"] == after["rate"],
+        "audio_packets_kept": bool(before["audio"]) and before["audio"] == after["audio"],
+    }
+
+
+def step_costs(clip: Path, folder: Path, seconds: float) -> dict:
+    """`--jobs 1`: what the command line does in one process (model load, plan, each
+    segment, join), each step timed apart; the result at folder/clip.mp4."""
+    from faceblur.detection import build_detector
+    from faceblur.media.segments import encode_segment, join_segments, plan_segments, segment_path
+
+    started = time.perf_counter()
+    detector = build_detector()
+    load_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    plan = plan_segments(clip, seconds)
+    plan_seconds = time.perf_counter() - started
+    parts, segment_seconds = [], []
+    for segment in plan.segments:
+        part = segment_path(folder, segment)
+        started = time.perf_counter()
+        encode_segment(clip, part, segment, detector)
+        segment_seconds.append(time.perf_counter() - started)
+        parts.append(part)
+    started = time.perf_counter()
+    join_segments(clip, plan.segments, parts, folder / "clip.mp4", plan.frames)
+    join_seconds = time.perf_counter() - started
+    return {
+        "model_load_seconds": load_seconds,
+        "plan_seconds": plan_seconds,
+        "segment_seconds": segment_seconds,
+        "join_seconds": join_seconds,
+        "borders": [segment.first for segment in plan.segments[1:]],
+    }
+
+
+def projection(costs: dict, workers: int) -> float:
+    """Plan + segments handed in order to the first free worker + join."""
+    free = [0.0] * workers
+    for seconds in costs["segment_seconds"]:
+        heapq.heappush(free, heapq.heappop(free) + seconds)
+    return costs["plan_seconds"] + max(free) + costs["join_seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="the clip's length")
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--segment-seconds", type=float, default=10.0)
+    parser.add_argument("--no-deface", action="store_true")
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    size = tuple(int(v) for v in args.size.split("x"))
+    frames = int(args.seconds * RATE)
+    result: dict = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "clip": {"size": list(size), "rate": RATE, "frames": frames},
+        "segment_seconds": args.segment_seconds,
+    }
+
+    def save() -> None:
+        args.output.write_text(json.dumps(result, indent=2) + "\n")
+
+    with tempfile.TemporaryDirectory(prefix="faceblur-scale-") as temporary:
+        folder = Path(temporary)
+        entry = chosen_photos(1)[0]
+        photo = cv2.cvtColor(cv2.imread(str(FACES_DEV / entry["image"])), cv2.COLOR_BGR2RGB)
+        clip = folder / "clip.mp4"
+        truth = make_clip(photo, entry["faces"], clip, size, frames, RATE, camera_for(0))
+        result["clip"]["photo"] = entry["image"]
+        (folder / "jobs1").mkdir()
+        costs = step_costs(clip, folder / "jobs1", args.segment_seconds)
+        result["steps_one_worker"] = costs
+        result["projection_seconds"] = {str(n): projection(costs, n) for n in (1, 2, 8, 32)}
+        save()
+        for jobs in (1, 2):
+            out = folder / f"jobs{jobs}"
+            if jobs == 1:
+                seconds = costs["model_load_seconds"] + projection(costs, 1)
+            else:
+                seconds = run_cli(clip, out, jobs, args.segment_seconds)
+            result[f"jobs_{jobs}"] = {
+                "seconds": seconds,
+                "fps": frames / seconds,
+                "exactness": exactness(clip, out / "clip.mp4"),
+                "exposure": exposure(clip, truth, out / "clip.mp4", size, costs["borders"]),
+            }
+            save()
+        result["ratio_jobs2_to_jobs1"] = result["jobs_2"]["seconds"] / result["jobs_1"]["seconds"]
+        save()
+        if not args.no_deface:
+            out = folder / "deface.mp4"
+            timing = run_child("deface", clip, out)
+            result["deface"] = {
+                "seconds": timing["seconds"],
+                "fps": frames / timing["seconds"],
+                "exposure": exposure(clip, truth, out, size, costs["borders"]),
+            }
+            save()
+    print(json.dumps({k: v for k, v in result.items() if k != "steps_one_worker"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
