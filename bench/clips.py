@@ -156,3 +156,56 @@ def displayed_frames(path: Path) -> list[np.ndarray]:
             orientation.to_display(frame.to_ndarray(format="rgb24"))
             for frame in container.decode(video=0)
         ]
+
+
+def make_crossing_clip(
+    photo: np.ndarray,
+    faces: Sequence[Sequence[float]],
+    path: Path,
+    size: tuple[int, int] = (480, 270),
+    frames: int = 16,
+    rate: int = 25,
+    face_height: int = 80,
+    seed: int = 0,
+) -> list[list[Box]]:
+    """Two people crossing: the first two `faces` of `photo` (RGB), cut out with a margin,
+    pass each other on a still textured background, the first left to right a little
+    higher, the second right to left, the first's chin behind the second as they cross.
+    Returns each frame's [first person's box, second person's box] as displayed."""
+    width, height = size
+    background = cv2.GaussianBlur(
+        np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8), (0, 0), 3
+    )
+    cut = []
+    for box in faces[:2]:
+        x, y, w, h = (float(v) for v in box)
+        margin = 0.25
+        x0, y0 = max(int(x - margin * w), 0), max(int(y - margin * h), 0)
+        x1 = min(int(x + (1 + margin) * w), photo.shape[1])
+        y1 = min(int(y + (1 + margin) * h), photo.shape[0])
+        scale = face_height / h
+        patch = cv2.resize(photo[y0:y1, x0:x1], None, fx=scale, fy=scale)
+        face = ((x - x0) * scale, (y - y0) * scale, w * scale, h * scale)
+        cut.append((patch, face))
+    truth: list[list[Box]] = []
+    with av.open(str(path), mode="w") as output:
+        video = output.add_stream("libx264", rate=rate)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        for t in range(frames):
+            share = t / max(frames - 1, 1)
+            frame = background.copy()
+            boxes = []
+            for person, (patch, face) in enumerate(cut):
+                ph, pw = patch.shape[:2]
+                travel = share if person == 0 else 1 - share
+                left = int(round(travel * (width - pw)))
+                top = int(round(height * (0.0 if person == 0 else 0.333)))
+                top = min(top, height - ph)
+                frame[top : top + ph, left : left + pw] = patch
+                boxes.append((left + face[0], top + face[1], face[2], face[3]))
+            av_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            av_frame.pts, av_frame.time_base = t, Fraction(1, rate)
+            output.mux(video.encode(av_frame))
+            truth.append(boxes)
+        output.mux(video.encode(None))
+    return truth

@@ -480,6 +480,31 @@ def video_status(job: str) -> Any:
     return jsonify(_job_view(job, status))
 
 
+@pages.get("/videos/<job>/tracks")
+def video_tracks(job: str) -> Any:
+    """The people the function followed through a finished video: each track's frames and
+    boxes (no pixels: the browser cuts thumbnails from the person's own file)."""
+    if not JOB_ID.fullmatch(job):
+        return _json_error(400, "This is not the number of a video sent from this page.")
+    answer = _services().function.job_tracks(job, accounts.function_credentials())
+    return jsonify(tracks=answer["tracks"], edits=answer.get("edits"), rate=answer.get("rate"))
+
+
+@pages.post("/videos/<job>/edits")
+def edit_video(job: str) -> Any:
+    """Apply a reviewer's changes (people shown, areas hidden over frames): the function
+    renders the video again, replacing its copy; the page follows the job as before."""
+    if not JOB_ID.fullmatch(job):
+        return _json_error(400, "This is not the number of a video sent from this page.")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("edits"), dict):
+        return _json_error(400, "The request was not understood. Please reload the page.")
+    reason = body.get("reason")
+    reason = reason.strip() if isinstance(reason, str) and reason.strip() else None
+    _services().function.edit_job(job, body["edits"], reason, accounts.function_credentials())
+    return jsonify(job=job, status_url=url_for("pages.video_status", job=job)), 202
+
+
 @pages.get("/healthz")
 def healthz() -> Any:
     """Liveness/readiness for Kubernetes: the app is up and configured."""
@@ -631,6 +656,8 @@ def _job_view(job: str, status: dict[str, Any]) -> dict[str, Any]:
             "download_url": url_for("pages.download", key=key, name=user_name or ""),
             "delete_url": url_for("pages.confirm_delete", key=key),
             "download_name": download_name(user_name, key, fallback="video"),
+            "tracks_url": url_for("pages.video_tracks", job=job),
+            "edits_url": url_for("pages.edit_video", job=job),
         }
     return view
 

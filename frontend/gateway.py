@@ -133,6 +133,64 @@ class FunctionClient:
             raise FunctionError(503, JOB_ERRORS[503])
         return body
 
+    def job_tracks(self, job: str, credentials: dict[str, str] | None = None) -> dict[str, Any]:
+        """The tracks of finished video job `job` (`GET <url>?job=&tracks=1`): boxes only,
+        in the video's stored pixels; FunctionError in plain words (404: no such job)."""
+        try:
+            response = requests.get(
+                self.url,
+                params={"job": job, "tracks": "1"},
+                headers={"Accept": "application/json", **(credentials or {})},
+                timeout=(CONNECT_TIMEOUT_SECONDS, STATUS_TIMEOUT_SECONDS),
+            )
+        except requests.RequestException:
+            raise FunctionError(503, JOB_ERRORS[503]) from None
+        if response.status_code in (400, 404):
+            raise FunctionError(404, JOB_ERRORS[404])
+        try:
+            body = response.json() if response.status_code == 200 else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("tracks"), list):
+            raise FunctionError(*_plain_error(response))
+        return body
+
+    def edit_job(
+        self,
+        job: str,
+        edits: object,
+        reason: str | None = None,
+        credentials: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Render finished job `job` again with a reviewer's edits (`POST {"job", "edits"}`);
+        the function's 202 answer, else FunctionError in plain words."""
+        try:
+            response = requests.post(
+                self.url,
+                json={"job": job, "edits": edits, "reason": reason},
+                headers={"Accept": "application/json", **(credentials or {})},
+                timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
+            )
+        except requests.RequestException:
+            raise FunctionError(503, PLAIN_ERRORS[503]) from None
+        if response.status_code == 202:
+            return response.json()
+        if response.status_code == 400:
+            if _code(response) == "reason_required":
+                raise FunctionError(400, "Please say why people are left visible.")
+            raise FunctionError(400, "These changes could not be applied. Please check them.")
+        if response.status_code == 404:
+            raise FunctionError(404, JOB_ERRORS[404])
+        raise FunctionError(*_plain_error(response))
+
+
+def _code(response: requests.Response) -> str | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get("code") if isinstance(body, dict) else None
+
 
 def _plain_error(response: requests.Response) -> tuple[int, str]:
     """Map the function's status to a status and a sentence a person understands."""

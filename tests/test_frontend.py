@@ -110,11 +110,14 @@ def test_every_visible_control_has_a_label(client):
     audit.feed(client.get("/").get_data(as_text=True))
     visible = [i for i in audit.inputs if i.get("type") != "hidden"]
     assert visible
-    # The card template's toggle gets its id and label from the script.
+    # The card template's toggle gets its id and label from the script; the template's
+    # other fields, cloned once per card, are named by aria-label.
     unlabelled = [
         i
         for i in visible
-        if i.get("id") not in audit.label_targets and "outline-toggle" not in (i.get("class") or "")
+        if i.get("id") not in audit.label_targets
+        and "outline-toggle" not in (i.get("class") or "")
+        and not (i.get("aria-label") or "").strip()
     ]
     assert unlabelled == []
 

@@ -24,20 +24,26 @@ import pytest
 from bench.clips import EXPOSED, central_detail_kept, displayed_frames, make_clip
 from conftest import FACES_DEV
 from faceblur.config import ConfigError, load_settings
-from faceblur.errors import BadRequestError, NotFoundError, TooLargeError, UnavailableError
+from faceblur.errors import (
+    BadRequestError,
+    NotFoundError,
+    TooLargeError,
+    UnavailableError,
+    UnsupportedError,
+)
 from faceblur.formats import video_type
 from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.media.video import anonymise_video
 from faceblur.options import Options
-from faceblur.sealing import seal
+from faceblur.sealing import seal, tracks
 from faceblur.service.events import ObjectEvent, process_bucket_events
 from faceblur.service.videos import (
-    SEALING_REASON,
     STALE_REASON,
     STALE_SECONDS,
     JobStatus,
     job_answer,
     process_video_object,
+    queue_edits,
     read_status,
     write_status,
 )
@@ -46,8 +52,10 @@ from faceblur.store.keys import (
     inbox_key,
     job_of_key,
     new_job_id,
+    sealed_key,
     split_owner,
     status_key,
+    tracks_key,
 )
 from faceblur.store.s3 import Store
 from stack_fixtures import CuttingProxy, scaled_photo, start_local_s3
@@ -105,7 +113,14 @@ class Videos:
     owner: str | None = None  # whose job, as the poller asks (None: accounts off)
 
     def anonymise_video(
-        self, source: Path, target: Path, options: Options, on_progress, limits=None
+        self,
+        source: Path,
+        target: Path,
+        options: Options,
+        on_progress,
+        edits=None,
+        observe=None,
+        limits=None,
     ):
         def progress(done: int, total: int) -> None:
             on_progress(done, total)
@@ -113,7 +128,14 @@ class Videos:
             self.seen.append(job_answer(self.job, self.store, settings, self.owner))
 
         return anonymise_video(
-            source, target, self.detector, options, on_progress=progress, limits=limits
+            source,
+            target,
+            self.detector,
+            options,
+            on_progress=progress,
+            edits=edits,
+            observe=observe,
+            limits=limits,
         )
 
 
@@ -169,7 +191,7 @@ def test_a_video_in_the_inbox_runs_to_done(s3, detector, clip) -> None:
     assert status["result_key"].endswith(".mp4")
     assert s3.snapshot() == {
         "inbox": [],
-        "originals": sorted([original_key, status_key(job)]),
+        "originals": sorted([original_key, status_key(job), tracks_key(job)]),
         "results": [status["result_key"]],
     }
     assert store.read("originals", original_key) == data
@@ -273,15 +295,30 @@ def test_garbage_behind_a_video_signature_is_a_failed_job(s3, detector) -> None:
     assert_failed_and_nothing_kept(s3, store, job, "not_a_video", "clip.mov")
 
 
-def test_videos_are_refused_where_originals_are_sealed(s3, detector, clip) -> None:
+def test_where_originals_are_sealed_a_video_is_kept_sealed_per_track(
+    s3, detector, clip, tmp_path
+) -> None:
     store = s3.store()
-    public = seal.public_key_pem(seal.new_authority_key()).decode()
+    authority = seal.new_authority_key()
+    public = seal.public_key_pem(authority).decode()
     settings = replace(s3.settings, seal_public_key=public)
     job = new_job_id()
     key = inbox_key("", job, "clip.mp4")
     put_inbox(store, key, clip[0])
     process_video_object(key, Videos(detector, store, job), store, settings)
-    assert_failed_and_nothing_kept(s3, store, job, "unsupported", SEALING_REASON)
+    status = job_answer(job, store, settings, None)
+    assert status["state"] == "done"
+    sealed = sealed_key(status["result_key"])
+    assert s3.snapshot()["originals"] == sorted([sealed, status_key(job), tracks_key(job)])
+    result, seal_file = tmp_path / "result.mp4", tmp_path / "result.sealed"
+    result.write_bytes(store.read("results", status["result_key"]))
+    seal_file.write_bytes(store.read("originals", sealed))
+    track = min(tracks.read_sealed_video(seal_file).tracks)
+    tracks.disclose_track(result, seal_file, track, authority, tmp_path / "one.mkv")
+    assert len(displayed_frames(tmp_path / "one.mkv")) == FRAMES
+    # Edits need the original, which a sealed store does not keep.
+    with pytest.raises(UnsupportedError):
+        queue_edits(job, {"show": [track]}, store, settings, None)
 
 
 def test_a_photo_in_the_inbox_still_goes_the_photo_way(s3, detector, dev_annotations) -> None:

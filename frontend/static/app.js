@@ -618,8 +618,258 @@
     video.src = job.result_url;
     setLinks(card, file, job);
     card.querySelector(".card-body").hidden = false;
-    finished.push({ key: job.key, name: file.name });
+    if (!finished.some(function (done) { return done.key === job.key; })) {
+      finished.push({ key: job.key, name: file.name });
+    }
     updateDownloadAll();
+    if (job.tracks_url) review(card, file, job);
+  }
+
+  // --- reviewing a video: people shown or hidden, areas hidden over frames --------------
+  // Tracks come from the function (boxes only, in the video's pixels); thumbnails are cut
+  // here from the person's own file, which never leaves the browser for this.
+  function review(card, file, job) {
+    const section = card.querySelector(".review");
+    const video = card.querySelector("video.result-video");
+    const overlay = card.querySelector(".review-overlay");
+    const list = card.querySelector(".track-list");
+    const areaList = card.querySelector(".area-list");
+    const message = card.querySelector(".review-message");
+    const field = function (name) { return card.querySelector(".area-" + name); };
+    const state = { tracks: [], rate: 25, areas: [], frames: 0, byFrame: [] };
+
+    fetch(job.tracks_url, { headers: { Accept: "application/json" } })
+      .then(readJson, function () { return { status: 0, answer: null }; })
+      .then(function (reply) {
+        if (reply.status !== 200 || !reply.answer) return; // no review for this one
+        const answer = reply.answer;
+        const edits = answer.edits || { show: [], hide: [] };
+        state.rate = answer.rate || 25;
+        state.tracks = answer.tracks;
+        state.areas = edits.hide.map(function (edit) {
+          return { frames: edit.frames.slice(), region: edit.region.slice() };
+        });
+        state.byFrame = state.tracks.map(function (track) {
+          const boxes = new Map();
+          track.boxes.forEach(function (box) { boxes.set(box[0], box.slice(1)); });
+          state.frames = Math.max(state.frames, track.last + 1);
+          return boxes;
+        });
+        listTracks(edits.show || []);
+        listAreas();
+        section.hidden = false;
+        message.textContent = "";
+        draw();
+      });
+
+    function listTracks(shown) {
+      list.replaceChildren();
+      state.tracks.forEach(function (track) {
+        const item = document.createElement("li");
+        item.className = "track-item";
+        const label = document.createElement("label");
+        const box = document.createElement("input");
+        box.type = "checkbox";
+        box.className = "track-hidden";
+        box.value = track.track;
+        box.checked = shown.indexOf(track.track) < 0;
+        box.addEventListener("change", draw);
+        label.append(box, " Person " + track.track + " hidden (frames " + track.first +
+          " to " + track.last + ")");
+        const thumb = document.createElement("canvas");
+        thumb.className = "track-thumb";
+        thumb.width = thumb.height = 64;
+        thumb.setAttribute("role", "img");
+        thumb.setAttribute("aria-label", "Person " + track.track + " in your original");
+        item.append(thumb, label);
+        list.appendChild(item);
+      });
+      thumbnails();
+    }
+
+    // One hidden <video> of the original seeks to each track's largest box in turn.
+    function thumbnails() {
+      const canvases = list.querySelectorAll(".track-thumb");
+      const source = document.createElement("video");
+      source.muted = true;
+      source.preload = "auto";
+      let index = -1;
+      function next() {
+        index += 1;
+        if (index >= state.tracks.length) {
+          URL.revokeObjectURL(source.src);
+          return;
+        }
+        const box = largest(state.tracks[index].boxes);
+        source.currentTime = (box[0] + 0.5) / state.rate;
+      }
+      source.addEventListener("seeked", function () {
+        const box = largest(state.tracks[index].boxes);
+        const canvas = canvases[index];
+        const side = Math.max(box[3], box[4]);
+        canvas.getContext("2d").drawImage(source, box[1], box[2], box[3], box[4],
+          0, 0, (64 * box[3]) / side, (64 * box[4]) / side);
+        next();
+      });
+      source.addEventListener("loadeddata", next, { once: true });
+      source.src = URL.createObjectURL(file);
+    }
+
+    function largest(boxes) {
+      return boxes.reduce(function (best, box) {
+        return box[3] * box[4] > best[3] * best[4] ? box : best;
+      });
+    }
+
+    function hiddenTracks() {
+      return Array.from(list.querySelectorAll(".track-hidden")).map(function (box) {
+        return { track: Number(box.value), hidden: box.checked };
+      });
+    }
+
+    function currentFrame() {
+      return Math.floor(video.currentTime * state.rate + 1e-3);
+    }
+
+    // Outlines of what is hidden in the frame shown: people (dashed) and added areas.
+    function draw() {
+      const width = video.clientWidth;
+      const height = video.clientHeight;
+      overlay.width = width;
+      overlay.height = height;
+      if (!video.videoWidth) return;
+      const scale = width / video.videoWidth;
+      const context = overlay.getContext("2d");
+      context.clearRect(0, 0, width, height);
+      context.lineWidth = 2;
+      const frame = currentFrame();
+      context.setLineDash([6, 4]);
+      context.strokeStyle = "#ffd400";
+      hiddenTracks().forEach(function (choice, index) {
+        const box = state.byFrame[index] && state.byFrame[index].get(frame);
+        if (choice.hidden && box) {
+          context.strokeRect(box[0] * scale, box[1] * scale, box[2] * scale, box[3] * scale);
+        }
+      });
+      context.strokeStyle = "#00d0ff";
+      state.areas.forEach(function (area) {
+        if (frame < area.frames[0] || frame > area.frames[1]) return;
+        const r = area.region;
+        context.strokeRect(r[0] * scale, r[1] * scale, r[2] * scale, r[3] * scale);
+      });
+    }
+    // A second review of the same card (after Apply) replaces the first one's listeners.
+    const events = ["timeupdate", "seeked", "loadedmetadata", "pause", "play"];
+    if (card.reviewDraw) {
+      events.forEach(function (name) { video.removeEventListener(name, card.reviewDraw); });
+      window.removeEventListener("resize", card.reviewDraw);
+    }
+    card.reviewDraw = draw;
+    events.forEach(function (name) { video.addEventListener(name, draw); });
+    window.addEventListener("resize", draw);
+
+    // Drawing a box: the paused frame, a drag over the video; it fills the fields.
+    card.querySelector(".draw-area").onclick = function () {
+      video.pause();
+      overlay.classList.add("drawing");
+      message.textContent = "Drag over the video to draw the box.";
+    };
+    let start = null;
+    overlay.onpointerdown = function (event) {
+      start = [event.offsetX, event.offsetY];
+      overlay.setPointerCapture(event.pointerId);
+    };
+    overlay.onpointerup = function (event) {
+      if (!start) return;
+      const scale = video.videoWidth / video.clientWidth;
+      const x = Math.max(0, Math.min(start[0], event.offsetX)) * scale;
+      const y = Math.max(0, Math.min(start[1], event.offsetY)) * scale;
+      field("x").value = Math.round(x);
+      field("y").value = Math.round(y);
+      field("w").value = Math.max(1, Math.round(Math.abs(event.offsetX - start[0]) * scale));
+      field("h").value = Math.max(1, Math.round(Math.abs(event.offsetY - start[1]) * scale));
+      const frame = currentFrame();
+      field("first").value = frame;
+      const end = Math.max(state.frames - 1, frame);
+      field("last").value = Math.min(frame + Math.round(2 * state.rate), end);
+      start = null;
+      overlay.classList.remove("drawing");
+      message.textContent = "Box drawn. Choose its frames, then add it.";
+      field("first").focus();
+    };
+
+    card.querySelector(".add-area").onclick = function () {
+      const values = ["x", "y", "w", "h", "first", "last"].map(function (name) {
+        return Number(field(name).value);
+      });
+      if (!values.every(Number.isInteger) || values.some(function (v) { return v < 0; }) ||
+          values[2] < 1 || values[3] < 1 || values[5] < values[4] ||
+          values[0] + values[2] > video.videoWidth || values[1] + values[3] > video.videoHeight) {
+        message.textContent = "This area does not fit the video or its frames are reversed.";
+        return;
+      }
+      state.areas.push({ frames: [values[4], values[5]], region: values.slice(0, 4) });
+      listAreas();
+      draw();
+      message.textContent = "Area added. Apply to make a new copy.";
+    };
+
+    function listAreas() {
+      areaList.replaceChildren();
+      state.areas.forEach(function (area, index) {
+        const item = document.createElement("li");
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "remove-area";
+        remove.textContent = "Remove";
+        remove.setAttribute("aria-label", "Remove area " + (index + 1));
+        remove.onclick = function () {
+          state.areas.splice(index, 1);
+          listAreas();
+          draw();
+        };
+        item.append("Area " + (index + 1) + ": frames " + area.frames[0] + " to " +
+          area.frames[1] + " ", remove);
+        areaList.appendChild(item);
+      });
+    }
+
+    card.querySelector(".apply-edits").onclick = function () {
+      const edits = {
+        show: hiddenTracks().filter(function (c) { return !c.hidden; }).map(function (c) {
+          return c.track;
+        }),
+        hide: state.areas,
+      };
+      const reason = card.querySelector(".review-reason").value.trim();
+      if (edits.show.length && !reason) {
+        message.textContent = "Please say why people are left visible: it is kept in the audit log.";
+        card.querySelector(".review-reason").focus();
+        return;
+      }
+      message.textContent = "Applying your changes…";
+      fetch(job.edits_url, {
+        method: "POST",
+        headers: {
+          "Content-Type": "application/json",
+          "X-CSRFToken": csrfToken,
+          Accept: "application/json",
+        },
+        body: JSON.stringify({ edits: edits, reason: reason }),
+      })
+        .then(readJson, function () { return { status: 0, answer: null }; })
+        .then(function (reply) {
+          if (reply.status !== 202 || !reply.answer) {
+            message.textContent = (reply.answer && reply.answer.error) || MESSAGES[0];
+            return;
+          }
+          section.hidden = true;
+          card.classList.remove("done");
+          card.querySelector(".card-progress").hidden = false;
+          setStatus(card, "Making a new copy with your changes…");
+          follow(file, card, reply.answer.status_url);
+        });
+    };
   }
 
   function send(file, card, options) {

@@ -3,8 +3,10 @@
 POST a photo or a video (JSON `{"image"|"video": "<base64>", ...options}`, raw bytes, or
 multipart; options in the query string too): a photo's JSON answer (or, with `Accept:
 image/*`, the image), or 202 and a queued video job. A bucket notification (`Records`),
-carrying the S3 server's webhook token, runs the inbox objects it names. GET: info;
-`GET ?job=<id>`: a video job's status.
+carrying the S3 server's webhook token, runs the inbox objects it names. POST `{"job":
+<id>, "edits": {...}}`: a finished video job rendered again with a reviewer's edits
+(202). GET: info; `GET ?job=<id>`: a video job's status; `GET ?job=<id>&tracks=1`: its
+tracks.
 
 The order of a POST is the order of trust: who asks (the webhook token, else the
 caller's key where accounts are on) before a byte of the body is parsed; then the body's
@@ -31,7 +33,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from faceblur import __version__  # noqa: E402
-from faceblur.accounts import load_account_settings  # noqa: E402
+from faceblur.accounts import Identity, load_account_settings  # noqa: E402
 from faceblur.api.body import (  # noqa: E402
     MAX_EVENT_BYTES,
     body_limit,
@@ -62,7 +64,13 @@ from faceblur.sealing.seal import fingerprint, load_public_key  # noqa: E402
 from faceblur.service.entry import Engine, Request, serve  # noqa: E402
 from faceblur.service.events import events_of, process_bucket_events  # noqa: E402
 from faceblur.service.photos import Outcome  # noqa: E402
-from faceblur.service.videos import Queued, job_answer, process_segment  # noqa: E402
+from faceblur.service.videos import (  # noqa: E402
+    Queued,
+    job_answer,
+    process_segment,
+    queue_edits,
+    tracks_answer,
+)
 from faceblur.store.s3 import Store  # noqa: E402
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -193,8 +201,9 @@ def _media_type(event) -> tuple[str, dict[str, str]]:
     return media_type.lower(), parameters
 
 
-def _parse(event, settings: Settings) -> Request:
-    """The file, options and name of any of the three forms, within the size limit."""
+def _parse(event, settings: Settings) -> Request | dict:
+    """The file, options and name of any of the three forms, within the size limit; a
+    reviewer's edits of a video job (JSON with "edits") as they are."""
     body: bytes = event.body or b""
     media_type, parameters = _media_type(event)
     video = may_carry_video(media_type, body)
@@ -211,6 +220,8 @@ def _parse(event, settings: Settings) -> Request:
             raise BadRequestError('JSON body must be an object: {"image": "<base64>"}', "bad_json")
         if "Records" in document or "segment" in document:
             raise WebhookTokenError(WEBHOOK_REFUSAL)
+        if "edits" in document:
+            return document
         field = "video" if "video" in document else "image"
         if field not in document:
             raise BadRequestError('JSON body needs "image" (or "video"): base64', "missing_file")
@@ -264,6 +275,8 @@ def _post(event) -> object:
     # The key before a byte of the body is parsed: without one, nothing is read.
     caller = gate.caller(event.headers) if gate else None
     request = _parse(event, settings)
+    if isinstance(request, dict):  # a reviewer's edits of a finished video job
+        return _edit_job(request, gate, caller)
     if caller:
         request = replace(request, owner=caller.prefix)
     done = serve(request, _engine(), _store(), settings)
@@ -275,11 +288,34 @@ def _post(event) -> object:
 
 
 def _job_status(event) -> dict:
-    """`GET ?job=<id>`: where accounts are on, only the caller's own jobs are known."""
+    """`GET ?job=<id>` (`&tracks=1`: its tracks): where accounts are on, only the caller's
+    own jobs are known."""
     settings, store, gate = _settings(), _store(), _gate()
     caller = gate.caller(event.headers, limited=False) if gate else None
     owner = caller.prefix if caller else None
-    return _json(200, job_answer(event.query.get("job", ""), store, settings, owner))
+    job = event.query.get("job", "")
+    if request_flag("tracks", event.query.get("tracks", False)):
+        return _json(200, tracks_answer(job, store, settings, owner))
+    return _json(200, job_answer(job, store, settings, owner))
+
+
+def _edit_job(document: dict, gate: Gate | None, caller: Identity | None) -> dict:
+    """`POST {"job": <id>, "edits": {...}}`: the caller's own finished job, rendered again
+    (`caller`: who the gate let in, None where accounts are off)."""
+    if not {"job", "edits"} <= set(document) <= {"job", "edits", "reason"} or not isinstance(
+        document["job"], str
+    ):
+        raise BadRequestError(
+            'expected {"job": "<id>", "edits": {...}, "reason": "..."}', "bad_json"
+        )
+    settings, store = _settings(), _store()
+    owner = caller.prefix if caller else None
+    queued = queue_edits(
+        document["job"], document["edits"], store, settings, owner, document.get("reason")
+    )
+    if gate and caller:
+        gate.count(caller)
+    return _json(202, asdict(queued))
 
 
 def handle(event, context):

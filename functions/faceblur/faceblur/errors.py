@@ -45,6 +45,11 @@ class NothingHiddenError(BadRequestError, code="nothing_hidden"):
     (FACEBLUR_REFUSE_UNHIDDEN_FACES=on): its "result" would show every face."""
 
 
+class EditsError(BadRequestError, code="edits"):
+    """A video's edits (tracks shown, regions hidden over frames) that cannot be used;
+    `details`: `problem` says what is wrong, `hide` which hide edit (from 1) where one is."""
+
+
 class EmptyImageError(BadRequestError, code="empty"):
     """No bytes at all."""
 

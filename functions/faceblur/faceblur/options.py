@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
-from faceblur.errors import BadRequestError, RegionsError, quoted
+from faceblur.errors import BadRequestError, EditsError, RegionsError, quoted
 
 # What each method does to a face, and how often it is still re-identified: bench/reid.py's
 # worst attacker at the default strength (high), the whole AT&T photo as the face region,
@@ -215,6 +215,98 @@ def check_regions_inside(regions: Sequence[Region], width: int, height: int) -> 
             f"most {MAX_REGIONS_AREA} times is accepted",
             problem="too_much_area",
         )
+
+
+# -- a video's edits --------------------------------------------------------------------
+
+MAX_SHOWN_TRACKS = 1000
+
+
+@dataclass(frozen=True)
+class HideEdit:
+    """A region hidden from frame `first` to frame `last` (both included); `region` is
+    [x, y, w, h] in pixels of the video as stored, where it is in frame `first`."""
+
+    first: int
+    last: int
+    region: Region
+
+
+@dataclass(frozen=True)
+class VideoEdits:
+    """What a reviewer changed in a video: tracks left visible, regions hidden over frames.
+
+    As JSON: `{"show": [track ids], "hide": [{"frames": [first, last], "region": [x, y, w,
+    h]}]}`, both lists optional; the track ids are those `faceblur tracks` prints.
+    """
+
+    show: frozenset[int] = frozenset()
+    hide: tuple[HideEdit, ...] = ()
+
+    def to_json(self) -> dict:
+        return {
+            "show": sorted(self.show),
+            "hide": [
+                {"frames": [edit.first, edit.last], "region": list(edit.region)}
+                for edit in self.hide
+            ],
+        }
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _hide_edit(index: int, value: object) -> HideEdit:
+    if not isinstance(value, dict) or set(value) != {"frames", "region"}:
+        raise EditsError(
+            f'hide {index} must be {{"frames": [first, last], "region": [x, y, w, h]}}; '
+            f"got {quoted(value)}",
+            problem="bad_hide",
+            hide=index,
+        )
+    frames = value["frames"]
+    if not (isinstance(frames, list) and len(frames) == 2 and all(map(_whole, frames))):
+        raise EditsError(
+            f"hide {index}: frames must be [first, last], two frame numbers from 0",
+            problem="bad_frames",
+            hide=index,
+        )
+    if frames[0] > frames[1]:
+        raise EditsError(
+            f"hide {index}: frames {frames} end before they start", problem="bad_frames", hide=index
+        )
+    try:
+        region = _region(index, value["region"])
+    except RegionsError as error:
+        raise EditsError(f"hide {error}", problem=error.details["problem"], hide=index) from None
+    return HideEdit(frames[0], frames[1], region)
+
+
+def parse_edits(document: object) -> VideoEdits:
+    """A video's edits from JSON (a parsed document or its text); EditsError if unusable."""
+    if isinstance(document, (str, bytes)):
+        try:
+            document = json.loads(document)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise EditsError("edits must be JSON", problem="bad_json") from None
+    if not isinstance(document, dict) or not set(document) <= {"show", "hide"}:
+        raise EditsError(
+            'edits must be an object {"show": [track ids], "hide": [...]}', problem="not_an_object"
+        )
+    show, hide = document.get("show", []), document.get("hide", [])
+    if not isinstance(show, list) or not all(map(_whole, show)):
+        raise EditsError("show must be a list of track ids (whole numbers)", problem="bad_show")
+    if not isinstance(hide, list):
+        raise EditsError("hide must be a list", problem="bad_hide")
+    if len(show) > MAX_SHOWN_TRACKS or len(hide) > MAX_REGIONS:
+        raise EditsError(
+            f"at most {MAX_SHOWN_TRACKS} tracks shown and {MAX_REGIONS} regions hidden",
+            problem="too_many",
+        )
+    return VideoEdits(
+        frozenset(show), tuple(_hide_edit(i, edit) for i, edit in enumerate(hide, start=1))
+    )
 
 
 def _unknown(names: Sequence[str]) -> BadRequestError:

@@ -7,6 +7,7 @@ import glob
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -20,10 +21,11 @@ from faceblur.cli import seal as cli_seal
 from faceblur.config import ENV_VARS
 from faceblur.detection import build_detector
 from faceblur.detection.base import Detector
-from faceblur.errors import FaceblurError, RegionsError, tag
+from faceblur.errors import EditsError, FaceblurError, RegionsError, tag
 from faceblur.formats import IMAGE_SUFFIXES, SEALED_SUFFIX, VIDEO_SUFFIXES
 from faceblur.media.image import DEFAULT_MAX_PIXELS
 from faceblur.media.photo import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
+from faceblur.media.review import thumbnail_png
 from faceblur.media.segments import (
     Segment,
     encode_segment,
@@ -35,10 +37,22 @@ from faceblur.media.video import (
     DEFAULT_CRF,
     MAX_CRF,
     VideoSettings,
+    anonymise_video,
     detect_video,
     tracked_faces_to_json,
+    video_tracks,
 )
-from faceblur.options import METHOD_INFO, METHOD_NAMES, SHAPES, STRENGTHS, Options, parse_options
+from faceblur.options import (
+    METHOD_INFO,
+    METHOD_NAMES,
+    SHAPES,
+    STRENGTHS,
+    Options,
+    VideoEdits,
+    parse_edits,
+    parse_options,
+)
+from faceblur.sealing.tracks import TrackSealer, file_sha256, seal_size
 
 DESCRIPTION = """\
 Find every face in photos and make it unrecognisable.
@@ -50,6 +64,10 @@ Find every face in photos and make it unrecognisable.
   faceblur blur clip.mov -o safe/         videos too: writes safe/clip.mp4 (H.264, audio kept)
   faceblur blur clip.mp4 --jobs 4         a video's segments in 4 processes, same result
   faceblur detect clip.mp4 --json         one JSON line per frame, each face with a track id
+  faceblur tracks clip.mp4 --json         one JSON line per track (id, frames, regions)
+  faceblur blur clip.mp4 --show-track 3 --reason "subject access" --audit-log audit.log
+                                          leaves person 3 visible, every other face hidden
+  faceblur blur clip.mp4 --edits edits.json   tracks shown and regions hidden over frames
   faceblur detect photo.jpg --json > faces.json   then edit faces.json, and:
   faceblur blur photo.jpg --regions faces.json --no-detect   hides exactly those
 
@@ -184,6 +202,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write NAME.sealed: each face's original pixels encrypted for this public "
         "key (faceblur keys new), to be restored one at a time by `faceblur disclose`",
     )
+    blur.add_argument(
+        "--show-track",
+        action="append",
+        type=int,
+        default=[],
+        metavar="ID",
+        help="videos: leave this track (an id `faceblur tracks` prints) visible; repeatable.\n"
+        "Every track shown is logged: give --reason and --audit-log (and --operator)",
+    )
+    blur.add_argument(
+        "--edits",
+        type=Path,
+        metavar="FILE",
+        help='videos: a JSON file {"show": [track ids], "hide": [{"frames": [first, last],\n'
+        '"region": [x, y, w, h]}]}; a hide region is where it is in frame `first`, in\n'
+        "pixels of the video as stored, and moves with the content until frame `last`",
+    )
+    cli_seal.add_audit_options(blur)
 
     detect = commands.add_parser(
         "detect",
@@ -193,6 +229,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_detection_options(detect)
     detect.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+
+    tracks = commands.add_parser(
+        "tracks",
+        help="list the tracked faces of a video",
+        description="Report every track of a video: one per face followed through the clip, "
+        "with the region hidden for it in each frame ([frame, x, y, width, height], pixels of "
+        "the video as stored). The ids are the ones `blur --show-track` and --edits take, "
+        "the same for the same clip and options.",
+    )
+    _add_detection_options(tracks)
+    tracks.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+    tracks.add_argument(
+        "--thumbnails",
+        type=Path,
+        metavar="DIR",
+        help="write DIR/track-ID.png: each track's largest region, from the input, for the "
+        "reviewer's eyes only (it shows the face)",
+    )
     cli_seal.add_commands(commands)
     return parser
 
@@ -240,6 +294,24 @@ def read_regions(path: Path) -> list[object]:
     raise RegionsError(f"--regions {path}: expected a JSON object or list", problem="not_a_list")
 
 
+def read_edits(args: argparse.Namespace) -> VideoEdits | None:
+    """The --edits FILE with the --show-track ids added; None when neither was given."""
+    edits = VideoEdits()
+    if args.edits is not None:
+        try:
+            text = args.edits.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            why = f"--edits {args.edits}: {_reason(error)}"
+            raise EditsError(why, problem="unreadable") from None
+        edits = parse_edits(text)
+    show = edits.show | frozenset(args.show_track)
+    if any(track < 0 for track in show):
+        raise EditsError("--show-track takes track ids from 0", problem="bad_show")
+    if not show and not edits.hide and args.edits is None:
+        return None
+    return VideoEdits(show, edits.hide)
+
+
 def _options(args: argparse.Namespace) -> Options:
     raw = {
         "padding": args.padding,
@@ -271,6 +343,16 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
     except FaceblurError as error:
         print(f"faceblur: --seal-to {args.seal_to}: {error} {tag(error)}", file=sys.stderr)
         return 2
+    try:
+        edits = read_edits(args)
+        if edits is not None and not all(_is_video(source) for source, _ in inputs):
+            raise EditsError("--show-track and --edits are for videos", problem="not_a_video")
+        if edits is not None and len(inputs) != 1:
+            raise EditsError("--show-track and --edits are for one video at a time")
+        shows = cli_seal.show_log(args) if edits is not None and edits.show else None
+    except FaceblurError as error:
+        print(f"faceblur: {_said(error)}", file=sys.stderr)
+        return 2
     detector = build_detector() if options.detect and not args.whole_image else None
     started = time.perf_counter()
     done = failed = faces = 0
@@ -295,12 +377,15 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
                     raise FaceblurError(
                         "--regions and --no-detect are for photos, not videos", "video_options"
                     )
-                if sealer is not None:
-                    # Sealing a clip per track is not built yet: never write it unsealed.
-                    raise FaceblurError(
-                        "--seal-to is for photos; videos cannot be sealed yet", "unsupported"
+                seal_to = cli_seal.load_public(args.seal_to) if sealer is not None else None
+                if edits is None and seal_to is None:
+                    faces += _blur_video(source, target, detector, options, args)
+                elif shows is None:
+                    faces += _review_video(
+                        source, target, detector, options, args.crf, edits, seal_to
                     )
-                faces += _blur_video(source, target, detector, options, args)
+                else:
+                    faces += _show_video(source, target, detector, options, args, edits, shows)
                 done += 1
                 continue
             data = source.read_bytes()
@@ -358,6 +443,120 @@ def run_detect(args: argparse.Namespace, options: Options) -> int:
 
 def _is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def run_tracks(args: argparse.Namespace, options: Options) -> int:
+    inputs = list(collect_inputs(args.paths))
+    if len(inputs) != 1 or not _is_video(inputs[0][0]):
+        print("faceblur: tracks takes one video [bad_option]", file=sys.stderr)
+        return 2
+    source = inputs[0][0]
+    try:
+        thumbnails = args.thumbnails is not None
+        log = video_tracks(source, build_detector(), options, thumbnails=thumbnails)
+    except (FaceblurError, OSError) as error:
+        print(f"faceblur: {source}: {_said(error)}", file=sys.stderr)
+        return 1
+    for record in log.records():
+        if args.thumbnails is not None and record.thumbnail is not None:
+            args.thumbnails.mkdir(parents=True, exist_ok=True)
+            path = args.thumbnails / f"track-{record.track}.png"
+            path.write_bytes(thumbnail_png(record.thumbnail))
+        line = record.to_json()
+        if args.json:
+            print(json.dumps(line), flush=True)
+        else:
+            print(
+                f"{source} track {line['track']}: frames {line['first']}-{line['last']} "
+                f"({line['frames']} hidden)",
+                flush=True,
+            )
+    return 0
+
+
+def _show_video(source: Path, target: Path, detector, options: Options, args, edits, shows) -> int:
+    """A video with tracks left visible: rendered under a hidden folder beside `target`,
+    logged (one audit entry per track shown), then moved into place: the entries exist
+    before the copy does."""
+    staging = target.parent / f".{target.name}.showing"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staged = staging / target.name
+        seal_to = cli_seal.load_public(args.seal_to) if args.seal_to is not None else None
+        faces = _review_video(source, staged, detector, options, args.crf, edits, seal_to)
+        for entry in shows.record(source, staged, sorted(edits.show)):
+            tqdm.write(
+                f"faceblur: track {entry['track']} shown; audit entry {entry['seq']}",
+                file=sys.stderr,
+            )
+        sealed = staged.with_name(staged.name + SEALED_SUFFIX)
+        if sealed.exists():
+            sealed.replace(target.with_name(target.name + SEALED_SUFFIX))
+        staged.replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return faces
+
+
+def _review_video(
+    source: Path,
+    target: Path,
+    detector,
+    options: Options,
+    crf: int,
+    edits: VideoEdits | None = None,
+    seal_to=None,
+) -> int:
+    """A video rendered whole (never split: its tracks are the whole clip's, as `tracks`
+    gives them) with a reviewer's edits, and with `seal_to` (a public key) TARGET.sealed
+    holding each track's pixels (sealing.tracks); the number of face-frames hidden."""
+    if detector is None:
+        raise FaceblurError("--whole-image is for photos, not videos")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if seal_to is None:
+        return _render_video(source, target, detector, options, crf, edits, None)
+    sealed = target.with_name(target.name + SEALED_SUFFIX)
+    partial = sealed.with_name(f".{sealed.name}.part")
+    try:
+        with partial.open("wb") as out:
+            sealer = TrackSealer(out, seal_to, *seal_size(source))
+            faces = _render_video(source, target, detector, options, crf, edits, sealer.add)
+            sealer.finish(file_sha256(target))
+        partial.replace(sealed)
+    except BaseException:
+        target.unlink(missing_ok=True)  # never a result without its seal
+        raise
+    finally:
+        partial.unlink(missing_ok=True)
+    return faces
+
+
+def _render_video(
+    source: Path,
+    target: Path,
+    detector,
+    options: Options,
+    crf: int,
+    edits: VideoEdits | None,
+    observe,
+) -> int:
+    with tqdm(desc=source.name, unit="frame", file=sys.stderr, leave=False) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total or None
+            bar.update(done - bar.n)
+
+        result = anonymise_video(
+            source,
+            target,
+            detector,
+            options,
+            VideoSettings(crf=crf),
+            on_progress=progress,
+            edits=edits,
+            observe=observe,
+        )
+    return result.face_frames
 
 
 def _blur_video(
@@ -475,6 +674,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--whole-image hides the whole photo: it takes no --regions or --no-detect")
     if args.command == "blur":
         return run_blur(args, options)
+    if args.command == "tracks":
+        return run_tracks(args, options)
     return run_detect(args, options)
 
 

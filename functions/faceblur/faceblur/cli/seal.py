@@ -18,8 +18,9 @@ from pathlib import Path
 from faceblur.config import ConfigError, load_settings
 from faceblur.errors import FaceblurError, tag
 from faceblur.formats import SEALED_SUFFIX
-from faceblur.sealing import audit, seal
+from faceblur.sealing import audit, seal, tracks
 from faceblur.sealing.base import SealError, sha256_hex
+from faceblur.sealing.log import BucketAuditLog
 from faceblur.sealing.shares import join_shares, split_key
 from faceblur.store.keys import sealed_key
 from faceblur.store.s3 import Store
@@ -47,6 +48,17 @@ def _passphrase_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_audit_options(parser: argparse.ArgumentParser) -> None:
+    """--reason, --audit-log and --operator: who opened what and why, on the record."""
+    parser.add_argument("--reason", help="why, for the audit log")
+    parser.add_argument(
+        "--audit-log",
+        metavar="LOG",
+        help="a file of JSON lines, or s3://BUCKET/PREFIX/ for one object per entry",
+    )
+    parser.add_argument("--operator", help=f"who does it (default: ${' or $'.join(OPERATOR_ENVS)})")
+
+
 def add_commands(commands: argparse._SubParsersAction) -> None:
     """Add `keys`, `disclose` and `audit` to faceblur's sub-commands."""
     keys = commands.add_parser("keys", help="authority keys for sealed originals")
@@ -70,9 +82,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
 
     disclose = commands.add_parser(
         "disclose",
-        help="list the sealed faces of a result, or restore one face (logged)",
+        help="list the sealed faces of a result, or restore one face or track (logged)",
         description="Restore face N of a sealed result: written as PNG (lossless), every pixel "
-        "but face N's exactly as in the result. RESULT is a file (its seal: RESULT.sealed) or "
+        "but face N's exactly as in the result. For a video, --track ID restores that person "
+        "in every frame (FFV1 in .mkv, lossless, no audio). RESULT is a file (its seal: "
+        "RESULT.sealed) or "
         "s3://BUCKET/KEY (its seal: the originals bucket, KEY.sealed), read with the "
         "FACEBLUR_S3_* settings.",
     )
@@ -80,16 +94,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     disclose.add_argument("--sealed", metavar="SEALED", help="the sealed file, if not beside it")
     disclose.add_argument("--list", action="store_true", help="list the sealed faces and exit")
     disclose.add_argument("--face", type=int, metavar="N", help="the face to restore")
+    disclose.add_argument(
+        "--track",
+        type=int,
+        metavar="ID",
+        help="a sealed video's track to restore across the clip (written as FFV1 in .mkv)",
+    )
     disclose.add_argument("--key", type=Path, help="the authority's private key (PEM)")
-    disclose.add_argument("--reason", help="why, for the audit log (required)")
-    disclose.add_argument(
-        "--audit-log",
-        metavar="LOG",
-        help="a file of JSON lines, or s3://BUCKET/PREFIX/ for one object per entry",
-    )
-    disclose.add_argument(
-        "--operator", help=f"who discloses (default: ${' or $'.join(OPERATOR_ENVS)})"
-    )
+    add_audit_options(disclose)
     disclose.add_argument(
         "-o", "--output", type=Path, metavar="FILE.png", help="where to write the disclosure"
     )
@@ -245,43 +257,58 @@ class FileAuditLog:
         return entry
 
 
-class BucketAuditLog:
-    """One object per entry under BUCKET/PREFIX, named by its sequence number and hash
-    (append-only by convention: give the writers no delete right). Two writers racing for
-    one number leave two objects for it, which `verify` reports."""
-
-    def __init__(self, bucket: str, prefix: str) -> None:
-        self.store, self.bucket = _store(), bucket
-        self.prefix = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
-
-    def key(self, entry: dict) -> str:
-        return f"{self.prefix}{entry['seq']:010d}-{entry['hash']}.json"
-
-    def entries(self) -> list[dict]:
-        keys = self.store.keys(self.bucket, prefix=self.prefix)
-        lines = [self.store.read(self.bucket, key).decode("utf-8", "replace") for key in keys]
-        entries = audit.verify_chain(lines)
-        for number, (key, entry) in enumerate(zip(keys, entries, strict=True), start=1):
-            if key != self.key(entry):
-                raise audit.AuditChainError(number, f"object {key} is not named by its entry")
-        return entries
-
-    def append(self, make_entry: Callable[[dict | None], dict]) -> dict:
-        entries = self.entries()
-        entry = make_entry(entries[-1] if entries else None)
-        self.store.put(
-            self.bucket, self.key(entry), audit.audit_line(entry).encode(), "application/json"
-        )
-        return entry
-
-
 def audit_log(where: str) -> FileAuditLog | BucketAuditLog:
     if where.startswith("s3://"):
         bucket, _, prefix = where.removeprefix("s3://").partition("/")
         if not bucket:
             raise CommandError(f"{where}: expected s3://BUCKET/PREFIX/")
-        return BucketAuditLog(bucket, prefix)
+        return BucketAuditLog(_store(), bucket, prefix)
     return FileAuditLog(Path(where))
+
+
+class ShowLog:
+    """The audit log a video's shown tracks are written to, checked before the render."""
+
+    def __init__(self, log: FileAuditLog | BucketAuditLog, operator: str, reason: str) -> None:
+        self.log, self.operator, self.reason = log, operator, reason
+
+    def record(self, source: Path, rendered: Path, tracks: list[int]) -> list[dict]:
+        """One entry per track left visible in `rendered`, made from `source`: the
+        source's hash as `result_sha256` (what was opened), the render's as output."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        source_hash, output_hash = sha256_hex(_read(source)), sha256_hex(_read(rendered))
+        return [
+            self.log.append(
+                lambda last, track=track: audit.audit_entry(
+                    last,
+                    time=now,
+                    operator=self.operator,
+                    reason=self.reason,
+                    outcome="shown",
+                    result_sha256=source_hash,
+                    sealed_sha256=None,
+                    face=None,
+                    output_sha256=output_hash,
+                    track=track,
+                )
+            )
+            for track in tracks
+        ]
+
+
+def show_log(args: argparse.Namespace) -> ShowLog:
+    """Showing a track is logged like a disclosure: --reason and --audit-log are required,
+    and a broken log refuses it before anything is rendered."""
+    missing = [
+        flag
+        for flag, value in (("--reason", args.reason), ("--audit-log", args.audit_log))
+        if not value or not value.strip()
+    ]
+    if missing:
+        raise CommandError(f"showing a track is logged: give {', '.join(missing)}")
+    log = audit_log(args.audit_log)
+    log.entries()
+    return ShowLog(log, _operator(args), args.reason.strip())
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -297,9 +324,107 @@ def _list(args: argparse.Namespace) -> int:
     return 0 if matches else 1
 
 
+def _video_seal(args: argparse.Namespace) -> Path | None:
+    """The sealed file of a video result (a local file), or None for a photo's."""
+    if _s3_location(args.result):
+        return None
+    sealed = Path(args.sealed or f"{args.result}{SEALED_SUFFIX}")
+    try:
+        with sealed.open("rb") as handle:
+            return sealed if tracks.is_sealed_video(handle.readline(4096)) else None
+    except OSError as error:
+        raise CommandError(f"{sealed}: {error.strerror or error}") from None
+
+
+def _list_video(args: argparse.Namespace, sealed_path: Path) -> int:
+    sealed = tracks.read_sealed_video(sealed_path)
+    matches = tracks.file_sha256(Path(args.result)) == sealed.result_sha256
+    print(
+        f"{args.result}: {len(sealed.tracks)} sealed track(s), authority "
+        f"{sealed.header['authority'][:16]}, result "
+        f"{'matches' if matches else 'DOES NOT MATCH'} the sealed file"
+    )
+    frames: dict[int, list[int]] = {}
+    for frame, found in sorted(sealed.boxes.items()):
+        for track, _ in found:
+            frames.setdefault(track, []).append(frame)
+    for track in sorted(sealed.tracks):
+        seen = frames.get(track, [])
+        print(f"  track {track}: frames {seen[0]}-{seen[-1]} ({len(seen)} sealed)")
+    return 0 if matches else 1
+
+
+def _disclose_track(args: argparse.Namespace, sealed_path: Path) -> int:
+    """`disclose RESULT --track ID`: one person restored across a sealed video, logged."""
+    if args.output.suffix.lower() != tracks.DISCLOSURE_SUFFIX:
+        raise CommandError("-o must name a .mkv file: a track's disclosure is written lossless")
+    operator, reason = _operator(args), args.reason.strip()
+    if not reason:
+        raise CommandError("--reason must say why")
+    log = audit_log(args.audit_log)
+    log.entries()  # refuse early: nothing is disclosed under a broken log
+    result = Path(args.result)
+    record = {
+        "time": datetime.now(UTC).isoformat(timespec="seconds"),
+        "operator": operator,
+        "reason": reason,
+        "result_sha256": tracks.file_sha256(result),
+        "sealed_sha256": tracks.file_sha256(sealed_path),
+        "face": None,
+        "track": args.track,
+    }
+    partial = args.output.with_name(f".{args.output.name}.partial")
+    try:
+        try:
+            private_key = seal.load_private_key(_read(args.key), _passphrase(args))
+            output_sha256 = tracks.disclose_track(
+                result, sealed_path, args.track, private_key, partial
+            )
+        except SealError as error:
+            why = f"{type(error).__name__}: {error}"
+            log.append(lambda last: audit.audit_entry(last, **record, outcome="refused", error=why))
+            raise
+        entry = log.append(
+            lambda last: audit.audit_entry(
+                last, **record, outcome="disclosed", output_sha256=output_sha256
+            )
+        )
+        partial.rename(args.output)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    print(
+        f"{args.output}: track {args.track} restored; audit entry {entry['seq']} in "
+        f"{args.audit_log}"
+    )
+    return 0
+
+
 def run_disclose(args: argparse.Namespace) -> int:
+    video = _video_seal(args)
     if args.list:
-        return _list(args)
+        return _list_video(args, video) if video is not None else _list(args)
+    if video is not None or args.track is not None:
+        if video is None:
+            raise CommandError("--track is for a sealed video (a local RESULT and its seal)")
+        if args.face is not None:
+            raise CommandError("a video's people are tracks: give --track, not --face")
+        missing = [
+            flag
+            for flag, value in (
+                ("--track", args.track),
+                ("--key", args.key),
+                ("--reason", args.reason),
+                ("--audit-log", args.audit_log),
+                ("-o", args.output),
+            )
+            if value is None or value == ""
+        ]
+        if missing:
+            raise CommandError(f"disclosing needs {', '.join(missing)} (or --list)")
+        if args.output.exists():
+            raise CommandError(f"{args.output} exists already; not overwriting it")
+        return _disclose_track(args, video)
     missing = [
         flag
         for flag, value in (
@@ -390,6 +515,11 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def load_public(public_key_path: Path):
+    """The authority's public key in a file (`faceblur keys new`'s authority.pub)."""
+    return seal.load_public_key(_read(public_key_path))
 
 
 def load_sealer(public_key_path: Path | None):

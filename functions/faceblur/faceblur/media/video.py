@@ -49,6 +49,7 @@ from faceblur.media.container import (
     read_frames,
     temporary_beside,
 )
+from faceblur.media.review import TrackLog, follower_for
 from faceblur.media.track import (
     Motion,
     TrackedFrame,
@@ -59,7 +60,7 @@ from faceblur.media.track import (
     scene_distance,
     scene_signature,
 )
-from faceblur.options import Options
+from faceblur.options import Options, VideoEdits, check_regions_inside
 
 # x264's constant rate factor: 18 is commonly taken as visually lossless.
 DEFAULT_CRF = 18
@@ -91,6 +92,9 @@ class VideoResult:
 
 
 ProgressCallback = Callable[[int, int], None]  # frames done, frames announced (0: unknown)
+# Each frame as displayed (the input's pixels), its tracked faces and the region of each:
+# what a track log or a seal gathers while the clip is rendered.
+FrameObserver = Callable[[np.ndarray, TrackedFrame, list[Box]], None]
 
 
 # --------------------------------------------------------------------------- the pipeline
@@ -199,6 +203,24 @@ def regions_of(tracked: TrackedFrame, options: Options, width: int, height: int)
     ]
 
 
+def hidden_regions(
+    tracked: TrackedFrame,
+    options: Options,
+    width: int,
+    height: int,
+    shown_tracks: frozenset[int] = frozenset(),
+) -> tuple[list[Box], list[int]]:
+    """The regions hidden in a frame and their track ids: `regions_of` but for the tracks
+    a reviewer chose to leave visible."""
+    regions = regions_of(tracked, options, width, height)
+    kept = [
+        (region, face.track)
+        for face, region in zip(tracked.faces, regions, strict=True)
+        if face.track not in shown_tracks
+    ]
+    return [region for region, _ in kept], [track for _, track in kept]
+
+
 @dataclass(frozen=True)
 class Window:
     """The frames of a clip one run reads and the ones it writes, by presentation
@@ -235,15 +257,33 @@ def anonymise_video(
     options: Options | None = None,
     settings: VideoSettings = VideoSettings(),
     on_progress: ProgressCallback | None = None,
+    edits: VideoEdits | None = None,
+    observe: FrameObserver | None = None,
     limits: DecodeLimits | None = None,
 ) -> VideoResult:
     """Write `source` with every face hidden to `target` (MP4); see the module's docstring.
 
-    `limits`: checked on every decoded frame (faceblur.media.container.DecodeLimits).
+    `edits`: tracks left visible (`show`) and regions hidden over frame ranges (`hide`,
+    followed with the content by `faceblur.media.review.HideFollower`). `observe` is
+    called with every frame, in order, before it is hidden. `limits`: checked on every
+    decoded frame (faceblur.media.container.DecodeLimits).
+
     Raises NotAVideoError, CorruptVideoError or TooLargeError (faceblur.errors); on any
     error nothing is left under `target` or beside it.
     """
-    return _anonymise(source, target, detector, options, settings, on_progress, WHOLE, True, limits)
+    return _anonymise(
+        source,
+        target,
+        detector,
+        options,
+        settings,
+        on_progress,
+        WHOLE,
+        True,
+        edits,
+        observe,
+        limits,
+    )
 
 
 def anonymise_window(
@@ -293,6 +333,8 @@ def _anonymise(
     on_progress: ProgressCallback | None,
     window: Window,
     with_audio: bool,
+    edits: VideoEdits | None = None,
+    observe: FrameObserver | None = None,
     limits: DecodeLimits | None = None,
 ) -> VideoResult:
     options = options or Options()
@@ -308,6 +350,10 @@ def _anonymise(
     total = expected_frames(info) if whole else window.frames
     tracks: set[int] = set()
     face_frames = frames_done = 0
+    if edits is not None:
+        check_regions_inside([edit.region for edit in edits.hide], info.width, info.height)
+    follower = follower_for(edits, orientation)
+    shown_tracks = edits.show if edits is not None else frozenset()
     try:
         with av.open(
             str(partial), mode="w", format="mp4", options={"movflags": "+faststart"}
@@ -334,6 +380,8 @@ def _anonymise(
                 sink = (lambda p: audio.write(output, p)) if audio else (lambda p: None)
                 for frame, writes in _read_window(container, orientation, window, sink, limits):
                     pending.append((frame.stored, writes))
+                    if follower is not None:
+                        follower.push(frame.shown)
                     yield frame.shown
 
             last_pts = None
@@ -346,7 +394,12 @@ def _anonymise(
             ) -> list[av.Packet]:
                 nonlocal last_pts
                 height, width = shown.shape[:2]
-                regions = regions_of(tracked, options, width, height)
+                regions, ids = hidden_regions(tracked, options, width, height, shown_tracks)
+                if follower is not None:
+                    # A hide edit keeps a tone of its own: ids below zero are no track's.
+                    for number, region in follower.regions(tracked.index):
+                        regions.append(region)
+                        ids.append(-1 - number)
                 # No grain: fresh grain every frame would boil (faceblur.anonymise.anonymise).
                 hidden = anonymise(
                     shown,
@@ -355,7 +408,7 @@ def _anonymise(
                     options.shape,
                     options.strength,
                     grain=False,
-                    tracks=[face.track for face in tracked.faces],
+                    tracks=ids,
                     steady=steady,
                 )
                 frame = frame_of(orientation.to_stored(hidden))
@@ -388,9 +441,13 @@ def _anonymise(
                         stored, writes = pending.popleft()
                         if not writes:  # the overlap: tracked, not written
                             continue
+                        if observe is not None:
+                            height, width = shown.shape[:2]
+                            observe(shown, tracked, regions_of(tracked, options, width, height))
                         hiding.append(worker.submit(hide_and_encode, shown, tracked, stored))
-                        face_frames += len(tracked.faces)
-                        tracks.update(face.track for face in tracked.faces)
+                        hidden = [f for f in tracked.faces if f.track not in shown_tracks]
+                        face_frames += len(hidden)
+                        tracks.update(face.track for face in hidden)
                         while hiding and (len(hiding) > ahead or hiding[0].done()):
                             write(hiding.popleft().result())
                     while hiding:
@@ -432,7 +489,31 @@ def detect_video(
     settings: VideoSettings = VideoSettings(),
 ) -> Iterator[tuple[int, int, TrackedFrame]]:
     """(width, height, tracked faces) of every frame as displayed, for `faceblur detect`."""
+    for shown, tracked in _shown_tracked(source, detector, options or Options(), settings):
+        yield shown.shape[1], shown.shape[0], tracked
+
+
+def video_tracks(
+    source: Path,
+    detector: Detector,
+    options: Options | None = None,
+    settings: VideoSettings = VideoSettings(),
+    thumbnails: bool = False,
+) -> TrackLog:
+    """Every track of a clip (`faceblur tracks`): the same tracking `anonymise_video` runs
+    with the same options and settings, so the ids are the ones its edits name."""
     options = options or Options()
+    log = TrackLog(Orientation.from_matrix(probe(source).display_matrix), thumbnails)
+    for shown, tracked in _shown_tracked(source, detector, options, settings):
+        height, width = shown.shape[:2]
+        log.add(shown, tracked, regions_of(tracked, options, width, height))
+    return log
+
+
+def _shown_tracked(
+    source: Path, detector: Detector, options: Options, settings: VideoSettings
+) -> Iterator[tuple[np.ndarray, TrackedFrame]]:
+    """Every frame as displayed with its tracked faces, the whole clip checked as read."""
     detector = for_video(upright(detector) if options.upright_only else detector)
     info = probe(source)
     orientation = Orientation.from_matrix(info.display_matrix)
@@ -446,7 +527,7 @@ def detect_video(
 
         for shown, tracked in tracked_frames(shown_frames(), detector, settings, options.threshold):
             decoded += 1
-            yield shown.shape[1], shown.shape[0], tracked
+            yield shown, tracked
         check_complete(decoded, info, source.name)
     except av.error.FFmpegError as error:
         raise CorruptVideoError(f"{source.name}: truncated or damaged video: {error}") from None

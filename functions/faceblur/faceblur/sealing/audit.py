@@ -1,4 +1,5 @@
-"""The audit log of disclosures: a hash chain of JSON lines, one per attempt to open a face.
+"""The audit log of disclosures: a hash chain of JSON lines, one per attempt to open a face
+or a video's track, and one per track a reviewer left visible in a video (outcome "shown").
 
 Each entry holds the hash of the one before it, so an entry edited, removed or reordered
 breaks the chain from there on. Pure functions over entries and lines; the CLI appends the
@@ -27,6 +28,9 @@ AUDIT_FIELDS = (
     "prev",
     "hash",
 )
+# A video's entries name the track too (a face of a photo has none): entries written before
+# videos were sealed hold exactly AUDIT_FIELDS and stay valid.
+TRACK_FIELD = "track"
 
 
 class AuditChainError(SealError, code="audit_chain"):
@@ -50,11 +54,13 @@ def audit_entry(
     outcome: str,
     result_sha256: str | None,
     sealed_sha256: str | None,
-    face: int,
+    face: int | None,
     output_sha256: str | None = None,
     error: str | None = None,
+    track: int | None = None,
 ) -> dict:
-    """The next entry of the chain after `previous` (None for the first)."""
+    """The next entry of the chain after `previous` (None for the first); `track` for a
+    video's person (then `face` is None)."""
     entry = {
         "seq": previous["seq"] + 1 if previous else 1,
         "time": time,
@@ -68,6 +74,8 @@ def audit_entry(
         "error": error,
         "prev": previous["hash"] if previous else AUDIT_GENESIS,
     }
+    if track is not None:
+        entry[TRACK_FIELD] = track
     entry["hash"] = _entry_hash(entry)
     return entry
 
@@ -91,7 +99,7 @@ def verify_chain(lines: Iterable[str]) -> list[dict]:
             entry = json.loads(line)
         except json.JSONDecodeError:
             raise AuditChainError(number, "not a JSON line") from None
-        if not isinstance(entry, dict) or set(entry) != set(AUDIT_FIELDS):
+        if not isinstance(entry, dict) or set(entry) - {TRACK_FIELD} != set(AUDIT_FIELDS):
             raise AuditChainError(number, "not an audit entry (fields missing or added)")
         if not isinstance(entry["hash"], str) or not same_digest(entry["hash"], _entry_hash(entry)):
             raise AuditChainError(number, "its content does not match its hash: it was edited")

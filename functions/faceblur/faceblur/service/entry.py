@@ -22,8 +22,8 @@ from faceblur.formats import SNIFF_BYTES, video_type
 from faceblur.media.container import DecodeLimits
 from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.media.segments import Segment, encode_segment
-from faceblur.media.video import ProgressCallback, VideoResult, anonymise_video
-from faceblur.options import Options, parse_options
+from faceblur.media.video import FrameObserver, ProgressCallback, VideoResult, anonymise_video
+from faceblur.options import Options, VideoEdits, parse_options
 from faceblur.service.photos import Anonymiser, Outcome, anonymise_and_store
 from faceblur.service.videos import Queued, queue_video
 from faceblur.store.null import NullStore
@@ -85,11 +85,20 @@ class Engine:
         target: Path,
         options: Options,
         on_progress: ProgressCallback,
-        limits: DecodeLimits,
+        limits: DecodeLimits | None = None,
+        edits: VideoEdits | None = None,
+        observe: FrameObserver | None = None,
     ) -> VideoResult:
         # The detector as built: anonymise_video makes it the lighter one for frames.
         return anonymise_video(
-            source, target, self.detector(), options, on_progress=on_progress, limits=limits
+            source,
+            target,
+            self.detector(),
+            options,
+            on_progress=on_progress,
+            edits=edits,
+            observe=observe,
+            limits=limits,
         )
 
     def encode_segment(

@@ -45,13 +45,20 @@ from faceblur.errors import (
     UnsupportedError,
 )
 from faceblur.formats import SNIFF_BYTES, video_type
-from faceblur.media.container import DecodeLimits, VideoInfo, probe
+from faceblur.media.container import DecodeLimits, Orientation, VideoInfo, probe
+from faceblur.media.review import TrackLog
 from faceblur.media.segments import Plan, Segment, join_segments, plan_segments
-from faceblur.media.video import ProgressCallback, VideoResult
-from faceblur.options import Options
+from faceblur.media.video import FrameObserver, ProgressCallback, VideoResult
+from faceblur.options import Options, VideoEdits, check_regions_inside, parse_edits
+from faceblur.sealing import audit
+from faceblur.sealing.log import BucketAuditLog
+from faceblur.sealing.seal import load_public_key
+from faceblur.sealing.tracks import TrackSealer, file_sha256, seal_size
 from faceblur.store.keys import (
+    AUDIT_FOLDER,
     VIDEO_RESULT_TYPE,
     check_job_id,
+    edits_key,
     inbox_key,
     inbox_name,
     job_of_key,
@@ -61,6 +68,7 @@ from faceblur.store.keys import (
     segments_prefix,
     split_owner,
     status_key,
+    tracks_key,
 )
 from faceblur.store.s3 import FACES_METADATA, NOTHING_HIDDEN_METADATA, Store
 
@@ -70,7 +78,8 @@ PROGRESS_INTERVAL_SECONDS = 2.0
 PROGRESS_STEP = 0.05
 # User metadata on a video result beside FACES_METADATA (which counts tracks: distinct faces).
 FACE_FRAMES_METADATA = "faceblur-face-frames"
-SEALING_REASON = "sealed originals are not supported for videos yet"
+# Where originals are sealed the originals bucket holds no video to render again.
+SEALING_REASON = "edits need the original, and originals are sealed here"
 # A running job writes its status every few seconds while frames come out; one silent
 # for this long was stopped (the call timed out, the function restarted) and never ends.
 STALE_SECONDS = 120
@@ -256,12 +265,10 @@ def queue_video(
 ) -> Queued:
     """Put a video sent over HTTP into the inbox, where its bucket event runs the job.
 
-    Refused at once (never queued): over the byte limit (413), sealing on (415), a video
-    that cannot be read (415) or over the duration or frame-size limit (413).
+    Refused at once (never queued): over the byte limit (413), a video that cannot be
+    read (415) or over the duration or frame-size limit (413).
     """
     check_size(len(data), settings)
-    if settings.seal_public_key:
-        raise UnsupportedError(SEALING_REASON)
     name = inbox_name(name, mime_type)
     with tempfile.TemporaryDirectory(prefix="faceblur-video-") as folder:
         path = Path(folder) / name
@@ -294,7 +301,9 @@ class VideoAnonymiser(Protocol):
         target: Path,
         options: Options,
         on_progress: ProgressCallback,
-        limits: DecodeLimits,
+        edits: VideoEdits | None = None,
+        observe: FrameObserver | None = None,
+        limits: DecodeLimits | None = None,
     ) -> VideoResult: ...
 
     def encode_segment(
@@ -405,10 +414,13 @@ def _run(
     dispatch: Dispatch,
 ) -> JobStatus:
     """The job's steps in `folder` (removed by the caller); the done status, written (or
-    the running one of a split job, its segments' calls posted)."""
+    the running one of a split job, its segments' calls posted).
+
+    Where originals are sealed, the originals bucket gets the seal (each track's pixels,
+    faceblur.sealing.tracks) instead of the video; such a job, and one with a reviewer's
+    edits, runs whole (not split): its tracks are followed across the whole clip.
+    """
     started = clock()
-    if settings.seal_public_key:
-        raise UnsupportedError(SEALING_REASON)
     inbox = settings.bucket_inbox
     mime_type = video_type(store.head(inbox, key, SNIFF_BYTES)) or "video/mp4"
     source = folder / inbox_name(key, mime_type)
@@ -416,25 +428,66 @@ def _run(
     store.fget(inbox, key, source, max_bytes=settings.max_video_bytes)
     info = probe(source)
     check_video(info, settings)
+    edits = read_edits(store, settings, running.job)
     plan = plan_segments(source, settings.video_segment_seconds)
-    if len(plan.segments) > 1:
+    if len(plan.segments) > 1 and edits is None and not settings.seal_public_key:
         return _split(key, running, plan, store, settings, dispatch)
     running = replace(running, frames_total=frames_expected(info))
     write_status(store, settings, running)
     options = Options()
     target = folder / "result.mp4"
-    result = anonymiser.anonymise_video(
-        source,
-        target,
-        options,
-        _progress(store, settings, running, clock),
-        decode_limits(settings, started, clock),
-    )
+    tracks = TrackLog(Orientation.from_matrix(info.display_matrix))
+    sealed_path = folder / "result.sealed"
+    with sealed_path.open("wb") as sealed_file:
+        sealer = (
+            TrackSealer(sealed_file, load_public_key(settings.seal_public_key), *seal_size(source))
+            if settings.seal_public_key
+            else None
+        )
+
+        def observe(shown, tracked, regions) -> None:
+            tracks.add(shown, tracked, regions)
+            if sealer is not None:
+                sealer.add(shown, tracked, regions)
+
+        result = anonymiser.anonymise_video(
+            source,
+            target,
+            options,
+            _progress(store, settings, running, clock),
+            edits=edits,
+            observe=observe,
+            limits=decode_limits(settings, started, clock),
+        )
+        if sealer is not None:
+            sealer.finish(file_sha256(target))
+    # The seal is face crops, compressed: small beside the video it replaces.
+    sealed = sealed_path.read_bytes() if sealer is not None else None
     metadata = {FACES_METADATA: str(result.tracks), FACE_FRAMES_METADATA: str(result.face_frames)}
     if not result.face_frames:  # as a photo's: a copy that hides nothing says so
         metadata[NOTHING_HIDDEN_METADATA] = "true"
     pair = store.put_pair(
-        source, mime_type, target, VIDEO_RESULT_TYPE, vars(options), metadata, prefix=running.prefix
+        source,
+        mime_type,
+        target,
+        VIDEO_RESULT_TYPE,
+        vars(options),
+        metadata,
+        prefix=running.prefix,
+        sealed=sealed,
+    )
+    # Boxes only, no pixels: the page's track list; private like the status.
+    review = {
+        "job": running.job,
+        "rate": float(info.rate),
+        "tracks": [record.to_json() for record in tracks.records()],
+        "edits": edits.to_json() if edits is not None else None,
+    }
+    store.put(
+        settings.bucket_originals,
+        tracks_key(running.job),
+        json.dumps(review).encode(),
+        "application/json",
     )
     done = replace(
         running,
@@ -696,3 +749,106 @@ def _remove_segments(status: JobStatus, store: Store, settings: Settings) -> Non
         store.remove(settings.bucket_originals, key)
     if status.source_key is not None:
         store.remove(settings.bucket_inbox, status.source_key)
+
+
+# -- review: a finished job's tracks, and a new render with a reviewer's edits ----------------
+
+
+def read_edits(store: Store, settings: Settings, job: str) -> VideoEdits | None:
+    """The edits queued for job `job`'s next render; None when there are none."""
+    key = edits_key(job)
+    if not store.exists(settings.bucket_originals, key):
+        return None
+    return parse_edits(store.read(settings.bucket_originals, key))
+
+
+def _finished(job: str, store: Store, settings: Settings, owner: str | None) -> JobStatus:
+    """The done status of `job`, the caller's own: NotFoundError for a job unknown to
+    them, BadRequestError (`job_not_done`) for one not finished."""
+    state = job_answer(job, store, settings, owner)["state"]
+    status = read_status(store, settings, job)
+    if state != "done" or status is None or not status.original_key:
+        raise BadRequestError(f"job {job} is {state}, not done", "job_not_done")
+    return status
+
+
+def tracks_answer(job: str, store: Store, settings: Settings, owner: str | None) -> dict:
+    """`GET ?job=ID&tracks=1`'s body: every track of a finished job (the lines `faceblur
+    tracks` prints, in pixels of the video as stored) and the edits its result has."""
+    _finished(job, store, settings, owner)
+    key = tracks_key(job)
+    if not store.exists(settings.bucket_originals, key):
+        raise NotFoundError(
+            f"no tracks were kept for job {job} (split into segments, or done before tracks "
+            "were kept); send edits to render it whole"
+        )
+    return json.loads(store.read(settings.bucket_originals, key))
+
+
+def queue_edits(
+    job: str,
+    edits: object,
+    store: Store,
+    settings: Settings,
+    owner: str | None,
+    reason: object = None,
+) -> Queued:
+    """`POST {"job": ID, "edits": {...}}`: render the finished job's original again with
+    `edits`; its result replaces the old one (same key) once done.
+
+    The original goes back into the inbox as the job's video (its bucket event runs it as
+    any job) and the status is removed, so that the job reads "queued" until it runs.
+    Each track shown is an entry of the audit log in the originals bucket (who: the
+    owner; why: `reason`, required then; which track; the original's hash), written
+    before the render is queued.
+    """
+    if settings.seal_public_key:
+        raise UnsupportedError(SEALING_REASON)
+    parsed = parse_edits(edits)
+    status = _finished(job, store, settings, owner)
+    if reason is not None and not isinstance(reason, str):
+        raise BadRequestError("reason must be text", "bad_option", option="reason")
+    if parsed.show and not (reason or "").strip():
+        raise BadRequestError('showing a person is logged: say why in "reason"', "reason_required")
+    originals = settings.bucket_originals
+    with tempfile.TemporaryDirectory(prefix="faceblur-edit-") as folder:
+        path = Path(folder) / status.name
+        store.fget(originals, status.original_key, path, max_bytes=settings.max_video_bytes)
+        with path.open("rb") as head:
+            mime_type = video_type(head.read(SNIFF_BYTES)) or "video/mp4"
+        # Refused now rather than failing the job (and losing its result) later.
+        info = probe(path)
+        check_regions_inside([edit.region for edit in parsed.hide], info.width, info.height)
+        if parsed.show:
+            _log_shown(store, settings, owner, str(reason).strip(), path, sorted(parsed.show))
+        edits_document = json.dumps(parsed.to_json()).encode()
+        store.put(originals, edits_key(job), edits_document, "application/json")
+        waiting = inbox_key(status.prefix, job, status.name)
+        store.fput(settings.bucket_inbox, waiting, path, mime_type)
+    store.remove(originals, status_key(job))
+    return Queued(job, f"/function/{settings.function_name}?job={job}")
+
+
+def _log_shown(
+    store: Store, settings: Settings, owner: str | None, reason: str, original: Path, shown: list
+) -> None:
+    """One audit entry per track shown: the chain is checked first (nothing is shown under
+    a broken log)."""
+    log = BucketAuditLog(store, settings.bucket_originals, AUDIT_FOLDER)
+    log.entries()
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    source = file_sha256(original)
+    for track in shown:
+        log.append(
+            lambda last, track=track: audit.audit_entry(
+                last,
+                time=now,
+                operator=owner or "(accounts off)",
+                reason=reason,
+                outcome="shown",
+                result_sha256=source,
+                sealed_sha256=None,
+                face=None,
+                track=track,
+            )
+        )

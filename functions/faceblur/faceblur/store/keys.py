@@ -4,7 +4,9 @@ without the S3 SDK or the model.
 
 Buckets and what they hold:
 - originals (private): `[u/<owner>/]<image id><ext>`, or `<result key>.sealed` when
-  originals are sealed; video jobs' statuses at `jobs/<job>.json`;
+  originals are sealed; video jobs' statuses at `jobs/<job>.json`, their tracks at
+  `jobs/<job>.tracks.json` and a reviewer's edits at `jobs/<job>.edits.json`; the audit
+  log of tracks shown under `audit/`;
 - results: `[u/<owner>/]<image id>/<options id><ext>`, so an original's results share a
   prefix; ids derive from the content (and the options), so a retry writes the same keys;
 - inbox: anything an operator drops; a video sent from the page or over HTTP goes to
@@ -263,6 +265,21 @@ def job_of_key(key: str) -> str:
 def status_key(job: str) -> str:
     """Where the originals bucket keeps a video job's status (written by the function only)."""
     return f"{JOBS_FOLDER}{job}.json"
+
+
+# The service's audit log of tracks shown, in the originals bucket: one object per entry
+# (`faceblur audit verify s3://<originals>/audit/` checks it).
+AUDIT_FOLDER = "audit/"
+
+
+def tracks_key(job: str) -> str:
+    """Where the originals bucket keeps a finished video job's tracks (`GET ?tracks=1`)."""
+    return f"{JOBS_FOLDER}{job}.tracks.json"
+
+
+def edits_key(job: str) -> str:
+    """Where the originals bucket keeps the edits a video job's next render applies."""
+    return f"{JOBS_FOLDER}{job}.edits.json"
 
 
 def segments_prefix(job: str) -> str:
