@@ -35,7 +35,14 @@ from sqlalchemy.orm import Session
 # config's own readers, so a variable is parsed and reported the same way everywhere.
 from faceblur.config import SECRETS_DIR, _bool, _positive_int, read_secret
 from faceblur.errors import BadRequestError
-from faceblur.store.keys import JOB_ID, JOBS_FOLDER, owner_prefix, segments_prefix, status_key
+from faceblur.store.keys import (
+    JOB_ID,
+    JOBS_FOLDER,
+    owner_prefix,
+    segments_prefix,
+    status_key,
+    tracks_key,
+)
 from faceblur.store.s3 import Store
 
 from .models import ApiKey, User
@@ -151,7 +158,8 @@ def remove_owned(store: Store, prefix: str) -> int:
         except (ValueError, AttributeError):  # torn or foreign: not known to be theirs
             continue
         if owner == prefix:
-            for part in [key, *store.keys(originals, prefix=segments_prefix(job))]:
+            parts = [*store.keys(originals, prefix=segments_prefix(job)), tracks_key(job), key]
+            for part in [p for p in parts if store.exists(originals, p)]:
                 store.remove(originals, part)
                 removed += 1
     return removed
