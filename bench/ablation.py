@@ -1,11 +1,13 @@
 """Ablation: what each pass and each network of the detector costs and finds alone.
 
 Run `.venv/bin/python bench/ablation.py [--every 3]`. On ../shared/data/faces-dev, every
-pass runs on every photo, ungated, one after the other (MTCNN too, not on its side
-thread), each timed: CenterFace's global, shrink, zoom (whole-photo tiles, and the
-windows around small candidates that video frames use), upside-down and squeezed passes,
-YuNet, MTCNN, and the any-angle search (three glances, then the turned full passes they
-earn). Then the faces are fused again without each one in turn, and for each it reports:
+pass runs on every photo, ungated, each timed: CenterFace's global, shrink, zoom
+(whole-photo tiles, and the windows around small candidates that video frames use),
+upside-down and squeezed passes, YuNet, MTCNN, and the any-angle search (three glances,
+then the turned full passes they earn). MTCNN runs after the passes, not on its side
+thread; the shrink pass runs beside the global one and the zoom's windows side by side,
+as the detector runs them, so those seconds overlap. Then the faces are fused again
+without each one in turn, and for each it reports:
 
 * its time (seconds per photo; `--repeat` for a second timing of the same passes);
 * the faces, by band, that the full detector covers honestly and the detector without it

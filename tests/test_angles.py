@@ -240,3 +240,23 @@ def test_the_json_of_a_face_says_which_way_it_lies(detector):
     x, y, w, h = stored[0]["box"]
     rx, ry, rw, rh = reference.box
     assert abs(x + w / 2 - (rx + rw / 2)) < 0.2 * rw and abs(y + h / 2 - (ry + rh / 2)) < 0.2 * rh
+
+
+def test_glances_beside_the_passes_see_what_they_see_one_at_a_time(detector):
+    """The networks' calls run side by side (`detect_glancing`): the faces and glances are
+    those of the same calls made one after the other, and so are the turns chosen."""
+    rgb = clockwise(read_rgb(GROUP), 90)
+    s = detector.settings
+    faces, glances = upright(detector).detect_glancing(
+        rgb, TURNS, s.glance_side, s.glance_threshold
+    )
+    assert faces == upright(detector).detect(rgb)
+    alone = [
+        upright(detector).glance(turn_image(rgb, turn), s.glance_side, s.glance_threshold)
+        for turn in TURNS
+    ]
+    assert glances == alone
+    assert any(glances)  # the turned group is seen by some glance: the check compares faces
+    turns = detector.turns_worth_a_pass(rgb, faces)
+    assert detector.worth_a_pass(rgb, glances, faces) == turns
+    assert 270 in turns  # the faces, turned 90 clockwise, stand upright turned back

@@ -124,7 +124,7 @@ def test_one_photo_is_anonymised_and_shown_before_and_after(page, frontend_url, 
     assert not outlines.is_visible()
     card.get_by_label("Outline the hidden areas").check()
     assert outlines.is_visible()
-    assert outlines.locator("ellipse, rect").count() == count
+    assert outlines.locator("path, rect").count() == count
     assert card.locator(".regions .region").count() == count
 
     # The download is the same anonymised image, under the person's own (safe) name.

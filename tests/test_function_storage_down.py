@@ -104,8 +104,10 @@ def test_server_dying_between_the_two_writes_leaves_no_half_pair(stack, photos) 
 
 def test_server_stopped_while_requests_run_leaves_only_whole_pairs(stack, photos) -> None:
     s3, _, url = stack
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        futures = [pool.submit(post, url, data) for data in photos[2:6]]
+    # Each photo twice: one detection at a time, and the detector is fast enough that
+    # three photos could all be done before the server stops.
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        futures = [pool.submit(post, url, data) for data in photos[2:6] * 2]
         # One detection at a time: once one request is done the others still run.
         wait(futures, return_when=FIRST_COMPLETED)
         s3.stop()

@@ -177,18 +177,21 @@
         const [x, y, w, h] = face.region;
         let mark;
         if (shape === "ellipse") {
-          // On the image's border the oval continues past it by half the region's size,
-          // cut by the viewBox: exactly what changed (faceblur.anonymise.outline_ellipse).
+          // The oval inscribed in the region; each half towards a border it touches
+          // reaches twice as far, cut by the viewBox: exactly what changed
+          // (faceblur.anonymise.outline_oval). Four quarter ellipses, one path.
           const width = image.naturalWidth, height = image.naturalHeight;
-          const left = x <= 0 ? x - w / 2 : x;
-          const right = x + w >= width ? x + w * 1.5 : x + w;
-          const top = y <= 0 ? y - h / 2 : y;
-          const bottom = y + h >= height ? y + h * 1.5 : y + h;
-          mark = document.createElementNS(SVG, "ellipse");
-          mark.setAttribute("cx", (left + right) / 2);
-          mark.setAttribute("cy", (top + bottom) / 2);
-          mark.setAttribute("rx", (right - left) / 2);
-          mark.setAttribute("ry", (bottom - top) / 2);
+          const cx = x + w / 2, cy = y + h / 2;
+          const left = x <= 0 ? w : w / 2, right = x + w >= width ? w : w / 2;
+          const top = y <= 0 ? h : h / 2, bottom = y + h >= height ? h : h / 2;
+          mark = document.createElementNS(SVG, "path");
+          mark.setAttribute("d", [
+            "M", cx, cy - top,
+            "A", right, top, 0, 0, 1, cx + right, cy,
+            "A", right, bottom, 0, 0, 1, cx, cy + bottom,
+            "A", left, bottom, 0, 0, 1, cx - left, cy,
+            "A", left, top, 0, 0, 1, cx, cy - top, "Z",
+          ].join(" "));
         } else {
           mark = document.createElementNS(SVG, "rect");
           mark.setAttribute("x", x);

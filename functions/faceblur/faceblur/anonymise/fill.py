@@ -14,8 +14,8 @@ import numpy as np
 from faceblur.anonymise.base import Job, _luminance
 from faceblur.anonymise.masks import (
     _clipped_regions,
-    _ellipse_coordinates,
     _region_weights,
+    outline_oval,
     region_mask,
 )
 from faceblur.geometry import Box
@@ -187,6 +187,14 @@ HEAD_SCALE_JITTER = 0.15
 LIGHT_JITTER = 60.0
 
 
+def _head_frame(box: Box, width: int, height: int) -> tuple[float, float, float, float]:
+    """Centre and half-sizes (cx, cy, rx, ry) of the frame the head is drawn in: the
+    region's outline (`outline_oval`) from its leftmost to its rightmost point and from
+    its top to its bottom, continued past the photo's border where the frame cut it."""
+    cx, cy, left, right, top, bottom = outline_oval(box, width, height)
+    return cx + (right - left) / 2, cy + (bottom - top) / 2, (left + right) / 2, (top + bottom) / 2
+
+
 def _head_coordinates(
     box: Box,
     width: int,
@@ -195,8 +203,11 @@ def _head_coordinates(
     radii: tuple[float, float] = HEAD_RADII,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Across and down in units of the head's radii, 0 at its centre, over `box` (placed
-    in the region's ellipse: a head cut by the frame sits where the frame cut it)."""
-    cols, rows = _ellipse_coordinates(box, width, height)
+    in the region's uncut frame: a head cut by the photo's edge sits where it was cut)."""
+    x, y, w, h = box
+    cx, cy, rx, ry = _head_frame(box, width, height)
+    cols = (x + np.arange(w) + 0.5 - cx) / max(rx, 1e-9)
+    rows = (y + np.arange(h) + 0.5 - cy) / max(ry, 1e-9)
     across = (cols - centre[0]) / radii[0]
     down = (rows - centre[1]) / radii[1]
     return across[None, :], down[:, None]
@@ -204,10 +215,16 @@ def _head_coordinates(
 
 def kept_pixels(box: Box, width: int, height: int, shape: str) -> np.ndarray:
     """Which pixels of region `box` the haze averages (bool over the box): the generic
-    head's oval, inside the mask. Nothing else inside a region is read."""
+    head's oval, the one inscribed in the detected face at the default padding, placed
+    where the face is when the frame cut the region (`_head_frame`), inside the mask.
+    Nothing else inside a region is read."""
     across, down = _head_coordinates(box, width, height)
     inside = _region_weights(box, width, height, shape, 0) > 0
-    return (np.hypot(across, down) <= 1.0) & inside
+    distance = np.where(inside, np.hypot(across, down), np.inf)
+    core = distance <= 1.0
+    if not core.any() and inside.any():  # a face of a few pixels: its middle one
+        core.flat[np.argmin(distance)] = True
+    return core
 
 
 def kept_tones(image: np.ndarray, regions: Sequence[Box], shape: str) -> list[np.ndarray | None]:

@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from faceblur.detection.base import Detector, Face
+from faceblur.detection.base import Detector, Face, turn_image
 from faceblur.geometry import iou_matrix, nms_order
 
 TURNS = (90, 180, 270)
@@ -34,6 +34,13 @@ TURNS = (90, 180, 270)
 class GlancingDetector(Detector, Protocol):
     def glance(self, image: np.ndarray, max_side: int, threshold: float) -> list[Face]:
         """A cheap, rough look: faces of one small network pass."""
+        ...
+
+    def detect_glancing(
+        self, image: np.ndarray, turns: Sequence[int], max_side: int, threshold: float
+    ) -> tuple[list[Face], list[list[Face]]]:
+        """`detect(image)` and a `glance` at `turn_image(image, turn)` for each of `turns`,
+        side by side where the detector can."""
         ...
 
 
@@ -49,12 +56,6 @@ class AngleSettings:
     # under merge_iou: boxes of different turns are one face when this share of the
     # smaller box lies inside the larger.
     fuse_cover: float = 0.5
-
-
-def turn_image(image: np.ndarray, turn: int) -> np.ndarray:
-    """The image turned counter-clockwise by `turn` degrees: a face turned `turn` degrees
-    clockwise in `image` stands upright in the result."""
-    return np.ascontiguousarray(np.rot90(image, turn // 90))
 
 
 def point_back(x: float, y: float, turn: int, width: int, height: int) -> tuple[float, float]:
@@ -157,25 +158,37 @@ class AnyAngleDetector:
         self.settings = settings
 
     def turns_worth_a_pass(self, image: np.ndarray, upright_faces: Sequence[Face]) -> list[int]:
-        height, width = image.shape[:2]
+        """The turns whose glance sees a face the upright pass found far less clearly."""
         s = self.settings
-        worth = []
-        for turn in TURNS:
-            glanced = [
-                face_back(face, turn, width, height)
-                for face in self.upright.glance(
-                    turn_image(image, turn), s.glance_side, s.glance_threshold
-                )
-            ]
-            if seen_better_turned(glanced, upright_faces, s):
-                worth.append(turn)
-        return worth
+        glances = [
+            self.upright.glance(turn_image(image, turn), s.glance_side, s.glance_threshold)
+            for turn in TURNS
+        ]
+        return self.worth_a_pass(image, glances, upright_faces)
+
+    def worth_a_pass(
+        self, image: np.ndarray, glances: Sequence[Sequence[Face]], upright_faces: Sequence[Face]
+    ) -> list[int]:
+        """Of TURNS, glanced at in that order, those worth a full pass."""
+        height, width = image.shape[:2]
+        return [
+            turn
+            for turn, glanced in zip(TURNS, glances, strict=True)
+            if seen_better_turned(
+                [face_back(face, turn, width, height) for face in glanced],
+                upright_faces,
+                self.settings,
+            )
+        ]
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces at any right angle, best first, each with its turn."""
-        faces = self.upright.detect(image)
+        s = self.settings
+        faces, glances = self.upright.detect_glancing(
+            image, TURNS, s.glance_side, s.glance_threshold
+        )
         height, width = image.shape[:2]
-        for turn in self.turns_worth_a_pass(image, faces):
+        for turn in self.worth_a_pass(image, glances, faces):
             turned = self.upright.detect(turn_image(image, turn))
             faces = faces + [face_back(face, turn, width, height) for face in turned]
         merged = merge_faces(faces, self.settings.merge_iou)

@@ -162,3 +162,9 @@ def check_image(image: np.ndarray) -> None:
         raise ValueError(f"detect expects an RGB HxWx3 image, got shape {image.shape}")
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError("detect expects a non-empty image")
+
+
+def turn_image(image: np.ndarray, turn: int) -> np.ndarray:
+    """The image turned counter-clockwise by `turn` degrees: a face turned `turn` degrees
+    clockwise in `image` stands upright in the result."""
+    return np.ascontiguousarray(np.rot90(image, turn // 90))

@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
@@ -43,8 +43,9 @@ from faceblur.detection.base import (
     nms,
     resize_to,
     to_faces,
+    turn_image,
 )
-from faceblur.detection.centerface import CenterFaceNet
+from faceblur.detection.centerface import CenterFaceNet, replica_cores
 from faceblur.detection.mtcnn import MtcnnNet
 from faceblur.detection.yunet import YUNET_MODEL, YuNetNet
 from faceblur.geometry import Box, iou_matrix, tile_windows, windows_around
@@ -183,7 +184,9 @@ class DetectorSettings:
     yunet: bool = True
     min_contrast: float = 4.0  # grey-level std below which a box is a flat patch, not a face
     device: str = "auto"  # where CenterFace runs: auto, cuda or cpu (centerface.DEVICES)
-    threads: int | None = None  # CenterFace's threads; None: every core this process may use
+    # Network calls that run side by side (the passes, zoom windows and glances of one photo),
+    # each on one thread; None: as many as the cores this process may use.
+    threads: int | None = None
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
 
@@ -242,7 +245,12 @@ class FusedDetector:
 
     def __init__(self, settings: DetectorSettings) -> None:
         self.settings = settings
-        self._centerface = CenterFaceNet(settings.device, settings.threads)
+        # One call per thread, calls side by side: no per-layer hand-offs between threads,
+        # which stall when another process holds a core (docs/tried.md).
+        self._centerface = CenterFaceNet(settings.device, threads=1)
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.threads or replica_cores(), thread_name_prefix="faceblur-net"
+        )
         self._mtcnn = (
             MtcnnNet(
                 settings.mtcnn_threshold_pnet,
@@ -278,13 +286,16 @@ class FusedDetector:
         found = passes.centerface
         hint = s.zoom_tile_hint
         bar = s.centerface_threshold if hint is None else min(hint, s.centerface_threshold)
+        shrink = None
+        if s.shrink is not None:
+            shrink = self._pool.submit(
+                timed, "shrink", lambda: net.scaled(base, s.shrink, s.centerface_threshold)
+            )
         glimpse = timed("global", lambda: net(base, bar))
         found["global"] = glimpse.select(glimpse.scores >= s.centerface_threshold)
         passes.hints = None if hint is None else glimpse.select(glimpse.scores >= hint)
-        if s.shrink is not None:
-            found["shrink"] = timed(
-                "shrink", lambda: net.scaled(base, s.shrink, s.centerface_threshold)
-            )
+        if shrink is not None:
+            found["shrink"] = shrink.result()
 
     def later_centerface_passes(self, base: np.ndarray, passes: Passes, gated: bool) -> None:
         """The zoom, upside-down and squeezed passes, each when the first passes hint at
@@ -310,17 +321,20 @@ class FusedDetector:
         ):
             return
         extra_threshold = s.centerface_threshold / weight
+        extras = {}
         if s.upside_down is not None:
-            found["upside_down"] = timed(
-                "upside_down", lambda: net.upside_down(base, s.upside_down, extra_threshold)
+            extras["upside_down"] = self._pool.submit(
+                timed,
+                "upside_down",
+                lambda: net.upside_down(base, s.upside_down, extra_threshold),
             )
         if s.squeeze is not None:
-            found["squeezed"] = timed(
-                "squeezed", lambda: net.squeezed(base, s.squeeze, extra_threshold)
+            extras["squeezed"] = self._pool.submit(
+                timed, "squeezed", lambda: net.squeezed(base, s.squeeze, extra_threshold)
             )
-        for name in ("upside_down", "squeezed"):
-            if name in found:
-                found[name].scores = found[name].scores * weight
+        for name, extra in extras.items():
+            found[name] = extra.result()
+            found[name].scores = found[name].scores * weight
 
     def zoom_candidates(
         self, base: np.ndarray, global_pass: RawCandidates, hints: RawCandidates | None = None
@@ -340,11 +354,11 @@ class FusedDetector:
             windows = tile_windows(width, height, max_area, overlap)
             if hints is not None:
                 windows = [w for w in windows if holds_small(w, hints, s.zoom_max_height)]
-        parts = [
-            self._centerface.window(base, window, s.zoom, s.centerface_threshold)
-            for window in windows
-        ]
-        found = RawCandidates.concat(parts)
+        parts = self._pool.map(
+            lambda window: self._centerface.window(base, window, s.zoom, s.centerface_threshold),
+            windows,
+        )
+        found = RawCandidates.concat(list(parts))
         heights = found.boxes[:, 3] - found.boxes[:, 1]
         return found.select(heights <= s.zoom_max_height)
 
@@ -390,8 +404,9 @@ class FusedDetector:
         base, scale = self.shrunk(image)
         passes = Passes(base, scale)
         timed = _Stopwatch(passes.seconds)
+        yunet = self._pool.submit(timed, "yunet", lambda: self.yunet_candidates(base))
         self.first_centerface_passes(base, passes)
-        passes.yunet = timed("yunet", lambda: self.yunet_candidates(base))
+        passes.yunet = yunet.result()
         # MTCNN (TensorFlow) mostly keeps to one core while the later CenterFace passes run:
         # side by side, a detector run ends sooner (video frames wait for it).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-mtcnn") as side:
@@ -433,6 +448,22 @@ class FusedDetector:
         height, width = image.shape[:2]
         found = self._centerface.scaled(image, min(1.0, max_side / max(height, width)), threshold)
         return to_faces(found.boxes, found.scores, found.landmarks, width, height)
+
+    def detect_glancing(
+        self, image: np.ndarray, turns: Sequence[int], max_side: int, threshold: float
+    ) -> tuple[list[Face], list[list[Face]]]:
+        """`detect(image)`, and a `glance` at `image` turned by each of `turns` (in the
+        turned image's pixels), the glances running beside the passes."""
+        check_image(image)
+        glances = [
+            self._pool.submit(
+                # Not self.glance: a SerialDetector holds its lock for the whole call.
+                lambda t=turn: FusedDetector.glance(self, turn_image(image, t), max_side, threshold)
+            )
+            for turn in turns
+        ]
+        faces = FusedDetector.detect(self, image)
+        return faces, [glance.result() for glance in glances]
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return self.combine(image, self.passes(image))

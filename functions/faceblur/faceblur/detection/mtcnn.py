@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from importlib.util import find_spec
+from typing import Any
+
 import numpy as np
 
 from faceblur.detection.base import LANDMARK_NAMES, RawCandidates
 
 MTCNN_MIN_SIDE = 12
 """PNet's input size: a smaller image holds nothing MTCNN can find."""
+
+
+def load_mtcnn() -> Any:
+    """MTCNN's networks (imports TensorFlow)."""
+    from mtcnn import MTCNN
+
+    return MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
 
 
 class MtcnnNet:
@@ -19,9 +30,14 @@ class MtcnnNet:
     """
 
     def __init__(self, threshold_pnet: float, threshold_rnet: float, threshold_onet: float):
-        from mtcnn import MTCNN
-
-        self._net = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
+        missing = [name for name in ("mtcnn", "tensorflow") if find_spec(name) is None]
+        if missing:  # said at start, not at the first photo that wants MTCNN
+            raise ModuleNotFoundError(f"MTCNN needs {' and '.join(missing)}: reinstall faceblur")
+        # TensorFlow's import takes seconds: it runs on a thread of its own while the other
+        # networks start on the first photos; the first call waits for it.
+        loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-mtcnn-load")
+        self._loading = loader.submit(load_mtcnn)
+        loader.shutdown(wait=False)
         self._thresholds = {
             "threshold_pnet": threshold_pnet,
             "threshold_rnet": threshold_rnet,
@@ -32,7 +48,7 @@ class MtcnnNet:
         height, width = image.shape[:2]
         if min(height, width) < MTCNN_MIN_SIDE:
             return RawCandidates.empty()
-        raw = self._net.detect_faces(np.ascontiguousarray(image), **self._thresholds)
+        raw = self._loading.result().detect_faces(np.ascontiguousarray(image), **self._thresholds)
         if raw and isinstance(raw[0], list):  # batch-shaped answer for a single image
             raw = raw[0]
         if not raw:

@@ -12,6 +12,7 @@ line), a lock costs nothing next to one network pass.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -20,7 +21,8 @@ from faceblur.detection.fusion import DetectorSettings, FusedDetector
 
 
 class SerialDetector(FusedDetector):
-    """A `FusedDetector` whose `detect` and `glance` calls run one at a time."""
+    """A `FusedDetector` whose `detect`, `glance` and `detect_glancing` calls run one at a
+    time (inside one call, its networks run side by side on the detector's own threads)."""
 
     def __init__(self, settings: DetectorSettings) -> None:
         super().__init__(settings)
@@ -29,6 +31,12 @@ class SerialDetector(FusedDetector):
     def glance(self, image: np.ndarray, max_side: int, threshold: float) -> list[Face]:
         with self._lock:
             return super().glance(image, max_side, threshold)
+
+    def detect_glancing(
+        self, image: np.ndarray, turns: Sequence[int], max_side: int, threshold: float
+    ) -> tuple[list[Face], list[list[Face]]]:
+        with self._lock:
+            return super().detect_glancing(image, turns, max_side, threshold)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         # Per call, not per photo or video: a video's frames and photos take turns.
