@@ -18,6 +18,8 @@
 #                                              faceblur-database-url, is built from it)
 #   FACEBLUR_INTERNAL_TOKEN                    lets the page call the function for its
 #                                              signed-in person
+#   FACEBLUR_WEBHOOK_TOKEN                     MinIO's bucket events carry it (Authorization:
+#                                              Bearer); the function takes events only with it
 #   FACEBLUR_SEAL_PUBLIC_KEY_FILE              the authority's public key (authority.pub from
 #                                              `faceblur keys new`): originals are stored
 #                                              sealed for it. Unset: "off", stored in clear.
@@ -44,6 +46,7 @@ host=${FACEBLUR_HOST:-faceblur.test}
 frontend_key=${FACEBLUR_FRONTEND_SECRET_KEY:-$(random_value)}
 postgres_password=${POSTGRES_PASSWORD:-$(random_value)}
 internal_token=${FACEBLUR_INTERNAL_TOKEN:-$(random_value)}
+webhook_token=${FACEBLUR_WEBHOOK_TOKEN:-$(random_value)}
 # k8s/postgres.yaml: user and database faceblur, Service postgres in namespace faceblur.
 database_url="postgresql+psycopg://faceblur:${postgres_password}@postgres.faceblur.svc.cluster.local:5432/faceblur"
 seal_public_key=off
@@ -109,6 +112,8 @@ apply_secret faceblur faceblur-frontend \
   --from-literal=faceblur-frontend-secret-key="$frontend_key"
 apply_secret faceblur faceblur-postgres \
   --from-literal=postgres-password="$postgres_password"
+apply_secret faceblur faceblur-webhook \
+  --from-literal=faceblur-webhook-token="$webhook_token"
 apply_secret faceblur faceblur-accounts \
   --from-literal=faceblur-database-url="$database_url" \
   --from-literal=faceblur-internal-token="$internal_token"
@@ -123,6 +128,8 @@ apply_secret openfaas-fn faceblur-database-url \
   --from-literal=faceblur-database-url="$database_url"
 apply_secret openfaas-fn faceblur-internal-token \
   --from-literal=faceblur-internal-token="$internal_token"
+apply_secret openfaas-fn faceblur-webhook-token \
+  --from-literal=faceblur-webhook-token="$webhook_token"
 apply_secret openfaas-fn faceblur-seal-public-key \
   --from-literal=faceblur-seal-public-key="$seal_public_key"
 

@@ -14,6 +14,10 @@ Loaded by `pytest_plugins = ["stack_fixtures"]` in conftest.py. Session fixtures
   loaded. The function is at `f"{function_server}/function/faceblur"`, the async route at
   `f"{function_server}/async-function/faceblur"`.
 
+`WEBHOOK_TOKEN`: the token every function these fixtures start takes bucket events with
+(FACEBLUR_WEBHOOK_TOKEN), and that s3rver's webhook sends; `webhook_headers()` for a test
+that posts an event as MinIO does.
+
 Helpers: `start_local_s3(folder)` and `start_function(s3, log_path, extra_env)` for tests
 that need a server of their own (e.g. to stop it; both return objects with `stop()`),
 `run_stack_env(ports, data, extra_env)` and `start_run_stack(env, log_path)` (the whole
@@ -26,6 +30,7 @@ waitress, a context manager yielding its URL),
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -46,6 +51,15 @@ from faceblur.config import LOOPBACK_CREDENTIALS, Settings, load_settings
 ROOT = Path(__file__).resolve().parents[1]
 LOCAL = ROOT / "functions" / "local"
 HANDLER = ROOT / "functions" / "faceblur" / "handler.py"
+
+
+# One per test session, as `make run` makes one per run.
+WEBHOOK_TOKEN = secrets.token_hex(32)
+
+
+def webhook_headers() -> dict[str, str]:
+    """The headers MinIO's webhook target sends with a bucket event (its auth token)."""
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {WEBHOOK_TOKEN}"}
 
 
 FUNCTION_READY_TIMEOUT_SECONDS = 180  # TensorFlow import and model build on a busy 2-core box
@@ -114,6 +128,8 @@ class LocalS3:
 
 def _start(directory: Path, port: int | None = None, **kwargs) -> S3Server:
     access_key, secret_key = LOOPBACK_CREDENTIALS
+    if kwargs.get("webhook_url"):
+        kwargs.setdefault("webhook_token", WEBHOOK_TOKEN)
     return start_s3_server(
         directory,
         access_key=access_key,
@@ -164,6 +180,7 @@ def start_function(
     port = port or free_port()
     env = {**os.environ, **s3.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("FACEBLUR_WEBHOOK_TOKEN", WEBHOOK_TOKEN)
     command = [
         sys.executable,
         str(LOCAL / "template_runner.py"),
@@ -203,6 +220,7 @@ def run_stack_env(
         "FACEBLUR_GATEWAY_URL": f"http://127.0.0.1:{ports['function']}",
         "FACEBLUR_FRONTEND_PORT": str(ports["frontend"]),
         "FACEBLUR_LOCAL_DATA": str(data),
+        "FACEBLUR_WEBHOOK_TOKEN": WEBHOOK_TOKEN,
         **(extra_env or {}),
     }
     for name in ("FACEBLUR_S3_ACCESS_KEY", "FACEBLUR_S3_SECRET_KEY"):

@@ -55,6 +55,9 @@ def test_public_url_defaults_to_the_endpoint_and_is_validated(tmp_path: Path) ->
         ({"FACEBLUR_MAX_PIXELS": "0"}, "FACEBLUR_MAX_PIXELS"),
         ({"FACEBLUR_S3_SECURE": "maybe"}, "FACEBLUR_S3_SECURE"),
         ({"FACEBLUR_BUCKET_RESULTS": "originals"}, "buckets must differ"),
+        ({"FACEBLUR_MAX_VIDEO_FRAMES": "-5"}, "FACEBLUR_MAX_VIDEO_FRAMES"),
+        ({"FACEBLUR_VIDEO_JOB_SECONDS": "soon"}, "FACEBLUR_VIDEO_JOB_SECONDS"),
+        ({"FACEBLUR_REFUSE_UNHIDDEN_FACES": "perhaps"}, "FACEBLUR_REFUSE_UNHIDDEN_FACES"),
     ],
 )
 def test_bad_settings_name_the_variable(environ: dict, name: str, tmp_path: Path) -> None:
@@ -76,3 +79,11 @@ def test_parse_flag_refuses_anything_else(value: object) -> None:
     with pytest.raises(ValueError) as refused:
         parse_flag(value)
     assert refused.value.code == "bad_option"
+
+
+def test_the_webhook_token_comes_from_its_secret_and_has_no_default(tmp_path: Path) -> None:
+    assert load_settings({}, secrets_dir=tmp_path).webhook_token is None
+    from_env = load_settings({"FACEBLUR_WEBHOOK_TOKEN": "t0ken"}, secrets_dir=tmp_path)
+    assert from_env.webhook_token == "t0ken"
+    (tmp_path / "faceblur-webhook-token").write_text("from-file\n")
+    assert load_settings({}, secrets_dir=tmp_path).webhook_token == "from-file"

@@ -28,7 +28,7 @@ from faceblur.detection import base, build_detector, fusion
 from faceblur.detection.angles import AnyAngleDetector
 from faceblur.media import video
 from faceblur.store.keys import inbox_key, new_job_id
-from stack_fixtures import HANDLER, LocalS3
+from stack_fixtures import HANDLER, WEBHOOK_TOKEN, LocalS3, webhook_headers
 
 
 class NoNetwork:
@@ -68,7 +68,7 @@ def test_the_functions_video_jobs_use_the_command_lines_detector(
 
     assert main(["blur", str(clip), "-o", str(tmp_path / "out")]) == 0
 
-    for name, value in s3.env.items():
+    for name, value in {**s3.env, "FACEBLUR_WEBHOOK_TOKEN": WEBHOOK_TOKEN}.items():
         monkeypatch.setenv(name, value)
     handler = load_handler(HANDLER)  # builds its detector now, with the stand-in networks
     key = inbox_key("", new_job_id(), "clip.mp4")
@@ -77,7 +77,7 @@ def test_the_functions_video_jobs_use_the_command_lines_detector(
     answer = handler.handle(
         Event(
             json.dumps(event).encode(),
-            Headers({"Content-Type": "application/json"}),
+            Headers(webhook_headers()),
             "POST",
             MultiDict(),
             "/",

@@ -23,6 +23,7 @@ from PIL import Image
 
 from data import FACES_DEV
 from faceblur.config import load_settings
+from stack_fixtures import webhook_headers
 
 SHARED_DATA = FACES_DEV
 # A portrait with one face 186x208 px, annotated in annotations.json.
@@ -95,7 +96,7 @@ def post_like_minio(function_server: str, event: dict) -> requests.Response:
     return requests.post(
         f"{function_server}/async-function/{FUNCTION}",
         data=json.dumps(event),
-        headers={"Content-Type": "application/json", "User-Agent": "MinIO"},
+        headers={**webhook_headers(), "User-Agent": "MinIO"},
         timeout=10,
     )
 

@@ -10,7 +10,7 @@ from account_fixtures import AUTH_RATE_PER_MINUTE, AuthStack
 
 from data import composed_entries
 from faceblur.accounts import KEY_CACHE_SECONDS
-from stack_fixtures import scaled_photo
+from stack_fixtures import scaled_photo, webhook_headers
 
 PASSWORD = "correct horse battery staple"
 
@@ -125,6 +125,7 @@ def test_bucket_events_stay_keyless(auth_stack, s3, photo):
             }
         ]
     }
-    response = requests.post(f"{auth_stack.url}/function/faceblur", json=event, timeout=120)
+    url = f"{auth_stack.url}/function/faceblur"
+    response = requests.post(url, json=event, headers=webhook_headers(), timeout=120)
     assert response.status_code == 200, response.text
     assert [p["key"] for p in response.json()["processed"]] == ["dropped.jpg"]

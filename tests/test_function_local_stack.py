@@ -21,6 +21,7 @@ from faceblur.store.keys import content_id
 from faceblur.store.s3 import Store
 from stack_fixtures import (
     ROOT,
+    WEBHOOK_TOKEN,
     free_port,
     run_stack_env,
     scaled_photo,
@@ -39,11 +40,13 @@ class EventReceiver:
 
     def __init__(self) -> None:
         received: list[dict] = []
+        tokens: list[str] = []
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 length = int(self.headers.get("Content-Length", 0))
                 received.append(json.loads(self.rfile.read(length)))
+                tokens.append(self.headers.get("Authorization", ""))
                 self.send_response(202)
                 self.end_headers()
 
@@ -51,6 +54,7 @@ class EventReceiver:
                 pass
 
         self.received = received
+        self.tokens = tokens
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_port}/async-function/faceblur"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
@@ -79,6 +83,8 @@ def test_s3rver_posts_inbox_puts_as_minio_does(tmp_path: Path) -> None:
         assert record["eventName"] == "s3:ObjectCreated:Put"
         assert record["s3"]["bucket"]["name"] == "inbox"
         assert record["s3"]["object"]["key"] == quote_plus(key)
+        # As MinIO sends MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>: the function checks it.
+        assert receiver.tokens == [f"Bearer {WEBHOOK_TOKEN}"]
     finally:
         s3.stop()
         receiver.close()

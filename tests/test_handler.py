@@ -15,7 +15,7 @@ import requests
 from PIL import Image
 
 from faceblur.store.keys import content_id
-from stack_fixtures import LocalS3, scaled_photo
+from stack_fixtures import LocalS3, scaled_photo, webhook_headers
 
 WIDTH = 480  # small copies of real photos keep the suite quick on two cores
 EVENT_WAIT_SECONDS = 120
@@ -306,7 +306,10 @@ def test_bucket_event_is_processed_once_and_outputs_never_trigger(
         bucket_name="inbox", object_name=key, data=io.BytesIO(original), length=len(original)
     )
     response = requests.post(
-        f"{function_server}/async-function/faceblur", json=inbox_event("inbox", key), timeout=30
+        f"{function_server}/async-function/faceblur",
+        json=inbox_event("inbox", key),
+        headers=webhook_headers(),
+        timeout=30,
     )
     assert response.status_code == 202
     assert response.headers["X-Call-Id"]
@@ -321,12 +324,15 @@ def test_bucket_event_is_processed_once_and_outputs_never_trigger(
     assert s3.store().read("originals", snapshot["originals"][0]) == original
 
     # The same event again, then events for the outputs (were the buckets wired to notify).
-    again = requests.post(url, json=inbox_event("inbox", key), timeout=60).json()
+    again = requests.post(
+        url, json=inbox_event("inbox", key), headers=webhook_headers(), timeout=60
+    ).json()
     assert again["processed"] == []
     assert again["ignored"][0]["code"] == "gone"
     for bucket in ("originals", "results"):
         for output_key in snapshot[bucket]:
-            answer = requests.post(url, json=inbox_event(bucket, output_key), timeout=60).json()
+            event = inbox_event(bucket, output_key)
+            answer = requests.post(url, json=event, headers=webhook_headers(), timeout=60).json()
             assert answer == {
                 "processed": [],
                 "ignored": [
@@ -340,7 +346,8 @@ def test_bucket_event_for_a_non_image_is_reported_not_stored(s3, url) -> None:
     s3.store().client.put_object(
         bucket_name="inbox", object_name="notes.txt", data=io.BytesIO(b"text"), length=4
     )
-    answer = requests.post(url, json=inbox_event("inbox", "notes.txt"), timeout=60)
+    event = inbox_event("inbox", "notes.txt")
+    answer = requests.post(url, json=event, headers=webhook_headers(), timeout=60)
     assert answer.status_code == 200
     body = answer.json()
     assert body["processed"] == [] and body["ignored"][0]["key"] == "notes.txt"

@@ -9,7 +9,7 @@ from urllib.parse import quote_plus
 import pytest
 import requests
 
-from stack_fixtures import LocalS3
+from stack_fixtures import LocalS3, webhook_headers
 
 LOG_WAIT_SECONDS = 10
 
@@ -57,9 +57,7 @@ def test_an_event_for_an_unsafe_key_is_ignored_logged_and_a_400(
     s3_server: LocalS3, url, key, tmp_path_factory
 ) -> None:
     before = s3_server.snapshot()
-    response = requests.post(
-        url, data=event(key), headers={"Content-Type": "application/json"}, timeout=60
-    )
+    response = requests.post(url, data=event(key), headers=webhook_headers(), timeout=60)
     assert response.status_code == 400, response.text
     assert response.json()["code"] == "unsafe_key"
     assert s3_server.snapshot() == before
@@ -73,7 +71,7 @@ def test_an_unsafe_key_beside_a_good_record_is_ignored_with_its_reason(s3_server
     response = requests.post(
         url,
         data=event("../../etc/passwd", "not-there.png"),
-        headers={"Content-Type": "application/json"},
+        headers=webhook_headers(),
         timeout=60,
     )
     assert response.status_code == 200, response.text
@@ -88,7 +86,7 @@ def test_a_call_naming_an_unlisted_callback_host_does_no_work(s3_server, url) ->
         url,
         data=event("a.png"),
         headers={
-            "Content-Type": "application/json",
+            **webhook_headers(),
             "X-Callback-Url": "http://169.254.169.254/latest/meta-data/",
         },
         timeout=60,

@@ -627,6 +627,7 @@ def check_notification(docs: list[Doc], stack: Doc) -> list[str]:
             problems.append(
                 f"webhook {target} host {endpoint.netloc} is not the gateway {gateway.netloc}"
             )
+    problems += _webhook_token_problems(docs, stack, enabled)
     if settings.get("FACEBLUR_FUNCTION_NAME") not in stack["functions"]:
         problems.append("FACEBLUR_FUNCTION_NAME is not a function of stack.yml")
     script = job_script(docs)
@@ -636,6 +637,29 @@ def check_notification(docs: list[Doc], stack: Doc) -> list[str]:
         r'mc event add "store/\$FACEBLUR_BUCKET_INBOX"[^\n]*\\\n\s*--event put', script
     ):
         problems.append("the Job does not send the inbox bucket's put events")
+    return problems
+
+
+def _webhook_token_problems(docs: list[Doc], stack: Doc, targets: set[str]) -> list[str]:
+    """Each enabled target sends MinIO's auth token from a Secret key named as the
+    function's secret that faceblur.config reads for it (check_secrets_created then
+    checks both namespaces get the same value)."""
+    token_secret = next(n for n, env in config.SECRETS.items() if env == "FACEBLUR_WEBHOOK_TOKEN")
+    minio = find(docs, "Deployment", "minio", "faceblur")
+    env = {e["name"]: e for e in minio["spec"]["template"]["spec"]["containers"][0]["env"]}
+    problems = []
+    for target in targets:
+        item = env.get(WEBHOOK_ENV + "AUTH_TOKEN_" + target, {})
+        ref = item.get("valueFrom", {}).get("secretKeyRef", {})
+        if ref.get("key") != token_secret:
+            problems.append(
+                f"webhook {target} sends no auth token from a Secret key {token_secret!r}"
+            )
+    for target in targets:
+        endpoint = urlsplit(env.get(WEBHOOK_ENV + "ENDPOINT_" + target, {}).get("value") or "")
+        function = stack["functions"].get(endpoint.path.removeprefix(GATEWAY_ASYNC_PREFIX))
+        if function is not None and token_secret not in function.get("secrets", []):
+            problems.append(f"the function does not get the webhook token secret {token_secret}")
     return problems
 
 
@@ -1540,6 +1564,25 @@ BREAKAGES: dict[str, tuple[str, Callable[[list[Doc], Doc], None], str]] = {
             d, "MINIO_NOTIFY_WEBHOOK_ENABLE_FACEBLUR", "MINIO_NOTIFY_WEBHOOK_ENABLE_PRIMARY"
         ),
         "WEBHOOK_ID",
+    ),
+    "webhook without its token": (
+        "notification",
+        lambda d, s: _container(d, "minio")["env"].remove(
+            _minio_env(d, "MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_FACEBLUR")
+        ),
+        "auth token",
+    ),
+    "webhook token as a plain value": (
+        "notification",
+        lambda d, s: _minio_env(d, "MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_FACEBLUR").update(
+            value="token", valueFrom={}
+        ),
+        "auth token",
+    ),
+    "function without the webhook token": (
+        "notification",
+        lambda d, s: s["functions"]["faceblur"]["secrets"].remove("faceblur-webhook-token"),
+        "webhook token secret",
     ),
     "function renamed in stack.yml": (
         "notification",

@@ -11,7 +11,14 @@ from pathlib import Path
 import requests
 from test_function_local_stack import STACK_READY_SECONDS, wait_for_text
 
-from stack_fixtures import free_port, run_stack_env, scaled_photo, start_run_stack, stop_process
+from stack_fixtures import (
+    free_port,
+    run_stack_env,
+    scaled_photo,
+    start_run_stack,
+    stop_process,
+    webhook_headers,
+)
 
 RESTART_SECONDS = 60
 
@@ -55,9 +62,7 @@ def test_the_stack_survives_the_store_dying_and_recovers(tmp_path, dev_annotatio
         assert "photo store is not available" in gallery.text
         info = requests.get(function_url, timeout=30).json()
         assert info["storage"]["reachable"] is False
-        stored = requests.post(
-            function_url, data=event, headers={"Content-Type": "application/json"}, timeout=30
-        )
+        stored = requests.post(function_url, data=event, headers=webhook_headers(), timeout=30)
         assert stored.status_code == 503, stored.text
         assert stack.poll() is None  # the runner itself stays up
 

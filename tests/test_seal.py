@@ -29,7 +29,13 @@ from faceblur.config import ConfigError, load_settings
 from faceblur.media.image import decode
 from faceblur.sealing import audit, seal
 from faceblur.store.s3 import Store
-from stack_fixtures import CuttingProxy, scaled_photo, start_function, start_local_s3
+from stack_fixtures import (
+    CuttingProxy,
+    scaled_photo,
+    start_function,
+    start_local_s3,
+    webhook_headers,
+)
 
 FACEBLUR = Path(sys.executable).parent / "faceblur"
 GENESIS = audit.AUDIT_GENESIS
@@ -731,7 +737,8 @@ def test_with_sealing_on_no_bucket_holds_an_original_in_the_clear(
             }
         ]
     }
-    processed = requests.post(url, json=event, timeout=300).json()["processed"]
+    delivered = requests.post(url, json=event, headers=webhook_headers(), timeout=300)
+    processed = delivered.json()["processed"]
     assert len(processed) == 1
 
     listing = s3.snapshot()

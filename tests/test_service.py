@@ -87,7 +87,8 @@ def test_an_inbox_object_moves_out_of_the_inbox_once(s3, detector, portrait) -> 
     assert store.face_count(done["result_key"]) == done["faces"]
 
 
-def test_an_inbox_object_that_is_no_image_stays_and_is_reported(s3, detector) -> None:
+def test_an_inbox_object_that_is_no_image_is_reported_and_removed(s3, detector) -> None:
+    # Removed (issue 23): nobody fetches it back, and sealed originals must not stay in clear.
     store = s3.store()
     store.client.put_object(
         bucket_name="inbox", object_name="notes.txt", data=io.BytesIO(b"text"), length=4
@@ -97,4 +98,4 @@ def test_an_inbox_object_that_is_no_image_stays_and_is_reported(s3, detector) ->
     )
     assert answer["processed"] == [] and answer["ignored"][0]["key"] == "notes.txt"
     assert answer["ignored"][0]["code"] == "not_an_image"
-    assert s3.snapshot() == {"inbox": ["notes.txt"], "originals": [], "results": []}
+    assert s3.snapshot() == {"inbox": [], "originals": [], "results": []}

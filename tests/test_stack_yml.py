@@ -344,6 +344,10 @@ def check_settings_load(stack: Doc, secrets_dir: Path) -> list[str]:
         problems.append("the S3 endpoint is not the one stack.yml gives")
     if settings.s3_access_key != "value-of-faceblur-s3-access-key":
         problems.append("the S3 access key does not come from the OpenFaaS secret")
+    if settings.webhook_token != "value-of-faceblur-webhook-token":
+        problems.append("the webhook token does not come from the OpenFaaS secret")
+    if not settings.refuse_unhidden_faces:
+        problems.append("the cluster does not refuse requests that hide no face it finds")
     return problems
 
 
@@ -395,6 +399,12 @@ def check_timeouts(stack: Doc, values: Doc) -> list[str]:
         problems.append(
             f"exec_timeout {exec_timeout}s is under the {needed}s the longest call (one "
             "segment of a video) needs (FACEBLUR_VIDEO_SEGMENT_SECONDS)"
+        )
+    budget = int(function_environment(stack).get("FACEBLUR_VIDEO_JOB_SECONDS", 0))
+    if not 0 < budget < exec_timeout:
+        problems.append(
+            f"FACEBLUR_VIDEO_JOB_SECONDS {budget}s is not inside exec_timeout {exec_timeout}s: "
+            "a job would be cut off by the gateway, not failed with its reason"
         )
     # A message not acknowledged within ackWait is delivered again: a second run of a video.
     if not ack_wait > max(exec_timeout, upstream):
@@ -643,6 +653,11 @@ DEPLOY_BREAKAGES: dict[str, tuple[str, Callable[[Doc, Doc], object], str]] = {
         "timeouts",
         _set_env(FACEBLUR_VIDEO_SEGMENT_SECONDS="600"),
         "FACEBLUR_VIDEO_SEGMENT_SECONDS",
+    ),
+    "video job budget past exec_timeout": (
+        "timeouts",
+        _set_env(FACEBLUR_VIDEO_JOB_SECONDS="20000"),
+        "FACEBLUR_VIDEO_JOB_SECONDS",
     ),
     "gateway at the chart's defaults": ("timeouts", lambda s, v: v.pop("gateway"), "upstream"),
     "gateway server closes first": (

@@ -53,6 +53,7 @@ from faceblur.store.keys import (
     job_of_key,
     new_job_id,
     sealed_key,
+    split_owner,
     status_key,
     tracks_key,
 )
@@ -109,14 +110,22 @@ class Videos:
     store: Store
     job: str
     seen: list[dict] = field(default_factory=list)
+    owner: str | None = None  # whose job, as the poller asks (None: accounts off)
 
     def anonymise_video(
-        self, source: Path, target: Path, options: Options, on_progress, edits=None, observe=None
+        self,
+        source: Path,
+        target: Path,
+        options: Options,
+        on_progress,
+        edits=None,
+        observe=None,
+        limits=None,
     ):
         def progress(done: int, total: int) -> None:
             on_progress(done, total)
             settings = self.store.settings
-            self.seen.append(job_answer(self.job, self.store, settings, None))
+            self.seen.append(job_answer(self.job, self.store, settings, self.owner))
 
         return anonymise_video(
             source,
@@ -126,6 +135,7 @@ class Videos:
             on_progress=progress,
             edits=edits,
             observe=observe,
+            limits=limits,
         )
 
 
@@ -136,7 +146,7 @@ def put_inbox(store: Store, key: str, data: bytes) -> None:
 
 
 def run_events(store: Store, settings, detector, key: str, job: str) -> tuple[dict, Videos]:
-    videos = Videos(detector, store, job)
+    videos = Videos(detector, store, job, owner=split_owner(key)[0] or None)
     event = ObjectEvent("inbox", key, "s3:ObjectCreated:Put")
     answer = process_bucket_events([event], Pipeline(detector), store, settings, videos=videos)
     return answer, videos

@@ -187,6 +187,8 @@ class _Forward(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         target = server.targets[next(server.next_target) % len(server.targets)]
         headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
+        if self.headers.get("Authorization"):  # the webhook token, passed on as the gateway does
+            headers["Authorization"] = self.headers["Authorization"]
         answer = requests.post(f"{target}{self.path}", data=body, headers=headers, timeout=10)
         self.send_response(answer.status_code)
         self.send_header("Content-Length", "0")

@@ -166,6 +166,7 @@ def test_refusals_over_http_are_json_and_leave_nothing(stack, tmp_path) -> None:
     assert info["max_video_bytes"] == 2_000_000
     assert info["max_video_seconds"] == 5
     assert info["max_video_pixels"] == 640 * 360
+    assert info["max_video_frames"] == 600 * 60 and info["video_job_seconds"] == 14 * 60
 
     for job, status, code in (
         ("nope", 400, "bad_job_id"),

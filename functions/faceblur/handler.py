@@ -2,10 +2,15 @@
 
 POST a photo or a video (JSON `{"image"|"video": "<base64>", ...options}`, raw bytes, or
 multipart; options in the query string too): a photo's JSON answer (or, with `Accept:
-image/*`, the image), or 202 and a queued video job. A bucket notification (`Records`)
-runs the inbox objects it names. POST `{"job": <id>, "edits": {...}}`: a finished video
-job rendered again with a reviewer's edits (202). GET: info; `GET ?job=<id>`: a video
-job's status; `GET ?job=<id>&tracks=1`: its tracks.
+image/*`, the image), or 202 and a queued video job. A bucket notification (`Records`),
+carrying the S3 server's webhook token, runs the inbox objects it names. POST `{"job":
+<id>, "edits": {...}}`: a finished video job rendered again with a reviewer's edits
+(202). GET: info; `GET ?job=<id>`: a video job's status; `GET ?job=<id>&tracks=1`: its
+tracks.
+
+The order of a POST is the order of trust: who asks (the webhook token, else the
+caller's key where accounts are on) before a byte of the body is parsed; then the body's
+size against the photo limit, or the video limit where its Content-Type may carry one.
 The work is faceblur.service's; faceblur.api holds the HTTP door's own rules.
 """
 
@@ -28,10 +33,17 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 from faceblur import __version__  # noqa: E402
-from faceblur.accounts import load_account_settings  # noqa: E402
-from faceblur.api.body import decode_base64, parse_json, parse_multipart  # noqa: E402
+from faceblur.accounts import Identity, load_account_settings  # noqa: E402
+from faceblur.api.body import (  # noqa: E402
+    MAX_EVENT_BYTES,
+    body_limit,
+    decode_base64,
+    may_carry_video,
+    parse_json,
+    parse_multipart,
+)
 from faceblur.api.callbacks import check_callback  # noqa: E402
-from faceblur.api.gate import Gate, open_gate  # noqa: E402
+from faceblur.api.gate import Gate, from_notifier, open_gate  # noqa: E402
 from faceblur.config import ConfigError, Settings, load_settings  # noqa: E402
 from faceblur.detection import build_detector  # noqa: E402
 from faceblur.errors import (  # noqa: E402
@@ -43,6 +55,7 @@ from faceblur.errors import (  # noqa: E402
     TooLargeError,
     UnauthorizedError,
     UnavailableError,
+    WebhookTokenError,
     quoted,
 )
 from faceblur.media.photo import faces_to_json, regions_to_json  # noqa: E402
@@ -61,7 +74,17 @@ from faceblur.service.videos import (  # noqa: E402
 from faceblur.store.s3 import Store  # noqa: E402
 
 JSON_HEADERS = {"Content-Type": "application/json"}
-LIMITS = ("max_bytes", "max_pixels", "max_video_bytes", "max_video_seconds", "max_video_pixels")
+# Said to anyone who posts a bucket event without the token: nothing about its objects.
+WEBHOOK_REFUSAL = "bucket events and segment calls are taken only with the stack's webhook token"
+LIMITS = (
+    "max_bytes",
+    "max_pixels",
+    "max_video_bytes",
+    "max_video_seconds",
+    "max_video_pixels",
+    "max_video_frames",
+    "video_job_seconds",
+)
 
 
 # -- process state: built once per process, on first use (functools.cache) ----------------
@@ -171,20 +194,33 @@ def _info() -> dict:
 # -- requests ----------------------------------------------------------------------------
 
 
-def _parse(event, settings: Settings) -> Request | dict:
-    """The file, options and name of any of the three forms; a bucket event as it is."""
-    body: bytes = event.body or b""
-    largest = max(settings.max_bytes, settings.max_video_bytes)
-    # JSON and multipart are a little larger than the file they carry.
-    if len(body) > largest * 4 // 3 + 64 * 1024:
-        raise TooLargeError(f"request of {len(body)} bytes; the limit is {largest}")
+def _media_type(event) -> tuple[str, dict[str, str]]:
     media_type, parameters = parse_options_header(event.headers.get("Content-Type", "") or "")
-    media_type, filename, raw = media_type.lower(), None, {}
-    if media_type == "application/json" or (not media_type and body[:1] == b"{"):
+    if not media_type and (event.body or b"")[:1] == b"{":
+        media_type = "application/json"
+    return media_type.lower(), parameters
+
+
+def _parse(event, settings: Settings) -> Request | dict:
+    """The file, options and name of any of the three forms, within the size limit; a
+    reviewer's edits of a video job (JSON with "edits") as they are."""
+    body: bytes = event.body or b""
+    media_type, parameters = _media_type(event)
+    video = may_carry_video(media_type, body)
+    file_limit = settings.max_video_bytes if video else settings.max_bytes
+    if len(body) > body_limit(media_type, file_limit):
+        raise TooLargeError(
+            f"request of {len(body)} bytes; the limit is {file_limit}",
+            "max_video_bytes" if video else "max_bytes",
+        )
+    filename, raw = None, {}
+    if media_type == "application/json":
         document = parse_json(body)
         if not isinstance(document, dict):
             raise BadRequestError('JSON body must be an object: {"image": "<base64>"}', "bad_json")
-        if "Records" in document or "edits" in document or "segment" in document:
+        if "Records" in document or "segment" in document:
+            raise WebhookTokenError(WEBHOOK_REFUSAL)
+        if "edits" in document:
             return document
         field = "video" if "video" in document else "image"
         if field not in document:
@@ -208,25 +244,39 @@ def _parse(event, settings: Settings) -> Request | dict:
     return Request(data, options, filename, store)
 
 
+def _bucket_events(event, settings: Settings) -> dict:
+    """A notification from the S3 server, or a segment call of the function's own (the
+    webhook token checked by the caller)."""
+    body: bytes = event.body or b""
+    if len(body) > MAX_EVENT_BYTES:
+        raise TooLargeError(f"bucket event of {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
+    document = parse_json(body)
+    if not isinstance(document, dict):
+        raise BadRequestError('a bucket event is a JSON object with "Records"', "bad_event")
+    engine = _engine()
+    if "segment" in document:
+        # One segment of a split video job, posted by the function itself to its async
+        # route (with the same token): it names a job and a segment, everything else is
+        # read from the job's status in the bucket.
+        if not isinstance(document["segment"], dict):
+            raise BadRequestError('"segment" must be an object', "bad_segment")
+        return _json(200, process_segment(document["segment"], engine, _store(), settings))
+    answer = process_bucket_events(events_of(document), engine, _store(), settings, videos=engine)
+    return _json(200, answer)
+
+
 def _post(event) -> object:
     started = time.perf_counter()
     settings = _settings()
     check_callback(event.headers.get("X-Callback-Url"), settings.callback_hosts)
-    request = _parse(event, settings)
-    if isinstance(request, dict) and "edits" in request:
-        return _edit_job(event, request)
-    if isinstance(request, dict) and "segment" in request:
-        # One segment of a split video job, posted by the function itself to its async
-        # route: it names a job and a segment, everything else is read from the job's
-        # status in the bucket, so a forged call can only redo a running job's segment.
-        if not isinstance(request["segment"], dict):
-            raise BadRequestError('"segment" must be an object', "bad_segment")
-        return _json(200, process_segment(request["segment"], _engine(), _store(), settings))
-    if isinstance(request, dict):  # bucket events come from the S3 server: no key to show
-        events, engine = events_of(request), _engine()
-        return _json(200, process_bucket_events(events, engine, _store(), settings, videos=engine))
+    if from_notifier(event.headers, settings.webhook_token):
+        return _bucket_events(event, settings)
     gate = _gate()
+    # The key before a byte of the body is parsed: without one, nothing is read.
     caller = gate.caller(event.headers) if gate else None
+    request = _parse(event, settings)
+    if isinstance(request, dict):  # a reviewer's edits of a finished video job
+        return _edit_job(request, gate, caller)
     if caller:
         request = replace(request, owner=caller.prefix)
     done = serve(request, _engine(), _store(), settings)
@@ -249,16 +299,16 @@ def _job_status(event) -> dict:
     return _json(200, job_answer(job, store, settings, owner))
 
 
-def _edit_job(event, document: dict) -> dict:
-    """`POST {"job": <id>, "edits": {...}}`: the caller's own finished job, rendered again."""
+def _edit_job(document: dict, gate: Gate | None, caller: Identity | None) -> dict:
+    """`POST {"job": <id>, "edits": {...}}`: the caller's own finished job, rendered again
+    (`caller`: who the gate let in, None where accounts are off)."""
     if not {"job", "edits"} <= set(document) <= {"job", "edits", "reason"} or not isinstance(
         document["job"], str
     ):
         raise BadRequestError(
             'expected {"job": "<id>", "edits": {...}, "reason": "..."}', "bad_json"
         )
-    settings, store, gate = _settings(), _store(), _gate()
-    caller = gate.caller(event.headers) if gate else None
+    settings, store = _settings(), _store()
     owner = caller.prefix if caller else None
     queued = queue_edits(
         document["job"], document["edits"], store, settings, owner, document.get("reason")

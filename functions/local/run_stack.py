@@ -2,7 +2,8 @@
 
 - S3: s3rver on FACEBLUR_S3_ENDPOINT (127.0.0.1:9000), objects under FACEBLUR_LOCAL_DATA
   (.local/s3-data, kept across runs), buckets created; "put" events of the inbox are
-  POSTed to the function's async route, as MinIO's webhook would.
+  POSTed to the function's async route, as MinIO's webhook would, with the webhook token
+  (FACEBLUR_WEBHOOK_TOKEN, else one made for this run) that the function checks.
 - Function: the template runner on FACEBLUR_GATEWAY_URL's host and port (127.0.0.1:8080),
   under /function/faceblur and /async-function/faceblur.
 - Frontend (when frontend/app.py exists): waitress on 127.0.0.1:FACEBLUR_FRONTEND_PORT
@@ -159,6 +160,8 @@ def main() -> int:
         # with this token; one per run unless given.
         "FACEBLUR_INTERNAL_TOKEN": os.environ.get("FACEBLUR_INTERNAL_TOKEN")
         or secrets.token_hex(32),
+        # What the S3 server's events carry and the function checks; one per run unless given.
+        "FACEBLUR_WEBHOOK_TOKEN": os.environ.get("FACEBLUR_WEBHOOK_TOKEN") or secrets.token_hex(32),
     }
     children: list[tuple[str, subprocess.Popen]] = []
     s3: SupervisedS3 | None = None
@@ -179,6 +182,7 @@ def main() -> int:
                 address=s3_host,
                 webhook_url=f"{settings.gateway_url}/async-function/{name}",
                 webhook_bucket=settings.bucket_inbox,
+                webhook_token=env["FACEBLUR_WEBHOOK_TOKEN"],
                 upload_bucket=settings.bucket_inbox,
                 upload_origin=f"http://127.0.0.1:{frontend_port}",
                 output=None,

@@ -87,6 +87,7 @@ def start_s3_server(
     address: str = "127.0.0.1",
     webhook_url: str | None = None,
     webhook_bucket: str | None = None,
+    webhook_token: str | None = None,
     upload_bucket: str | None = None,
     upload_origin: str | None = None,
     output: IO | int | None = subprocess.DEVNULL,
@@ -96,6 +97,7 @@ def start_s3_server(
 
     `upload_bucket` answers browsers' cross-origin POSTs (the page's presigned upload
     forms) from `upload_origin` only, the page's origin (one `*` wildcard at most).
+    `webhook_token`: sent with each event as `Authorization: Bearer <token>`, as MinIO does.
     """
     if upload_bucket and not upload_origin:
         raise ValueError("an upload bucket needs the page's origin (upload_origin)")
@@ -121,6 +123,8 @@ def start_s3_server(
         env |= {"S3RVER_UPLOAD_BUCKET": upload_bucket, "S3RVER_UPLOAD_ORIGIN": upload_origin}
     if webhook_url and webhook_bucket:
         env |= {"S3RVER_WEBHOOK_URL": webhook_url, "S3RVER_WEBHOOK_BUCKET": webhook_bucket}
+        if webhook_token:
+            env["S3RVER_WEBHOOK_TOKEN"] = webhook_token
     process = subprocess.Popen(
         [node, str(LAUNCHER)], env=env, stdout=output, stderr=subprocess.STDOUT
     )

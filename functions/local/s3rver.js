@@ -2,7 +2,8 @@
 // registered and, like MinIO's webhook notifications, "put" events of one bucket POSTed
 // to a URL (the function's async route). Configured by environment (see s3_server.py):
 //   S3RVER_ADDRESS, S3RVER_PORT, S3RVER_DIRECTORY, S3RVER_BUCKETS (comma-separated),
-//   S3RVER_WEBHOOK_URL and S3RVER_WEBHOOK_BUCKET (optional),
+//   S3RVER_WEBHOOK_URL and S3RVER_WEBHOOK_BUCKET (optional), S3RVER_WEBHOOK_TOKEN (sent as
+//     `Authorization: Bearer <token>`, as MinIO sends MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>),
 //   S3RVER_UPLOAD_BUCKET and S3RVER_UPLOAD_ORIGIN (optional: the bucket browsers POST
 //   into with presigned forms, and the one origin, the page's, allowed to),
 //   FACEBLUR_S3_ACCESS_KEY, FACEBLUR_S3_SECRET_KEY
@@ -58,6 +59,10 @@ function queryEscape(text) {
 
 const webhookUrl = env.S3RVER_WEBHOOK_URL;
 const webhookBucket = env.S3RVER_WEBHOOK_BUCKET;
+const webhookHeaders = { 'Content-Type': 'application/json' };
+if (env.S3RVER_WEBHOOK_TOKEN) {
+  webhookHeaders.Authorization = `Bearer ${env.S3RVER_WEBHOOK_TOKEN}`;
+}
 if (webhookUrl && webhookBucket) {
   server.on('event', (event) => {
     const record = event.Records[0];
@@ -68,7 +73,7 @@ if (webhookUrl && webhookBucket) {
     record.s3.object.key = queryEscape(record.s3.object.key);
     fetch(webhookUrl, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
+      headers: webhookHeaders,
       body: JSON.stringify(event),
     }).then(
       (response) => console.log(`event ${record.s3.object.key} -> ${response.status}`),

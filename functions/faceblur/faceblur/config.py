@@ -37,6 +37,13 @@ ENV_VARS: dict[str, str] = {
     "FACEBLUR_MAX_VIDEO_BYTES": str(500 * 1024 * 1024),
     "FACEBLUR_MAX_VIDEO_SECONDS": "600",
     "FACEBLUR_MAX_VIDEO_PIXELS": str(3840 * 2160),
+    # Frames one video may hold, counted while decoding (the container's own figures can
+    # be missing or false): the length limit at 60 frames/s.
+    "FACEBLUR_MAX_VIDEO_FRAMES": str(600 * 60),
+    # Wall-clock seconds one call running a video job may decode before the job is
+    # stopped and failed: inside stack.yml's exec_timeout (15m), leaving a minute to
+    # fetch and store the files.
+    "FACEBLUR_VIDEO_JOB_SECONDS": str(14 * 60),
     # A video job is split into segments of about this many seconds, each one call of the
     # function on any free replica (and `faceblur blur --jobs`'s default): a few minutes
     # of one core at 1080p, so a lost replica costs one segment, not the job.
@@ -66,6 +73,10 @@ ENV_VARS: dict[str, str] = {
     # A file holding the authority's sealing public key (local runs; in the cluster: the
     # secret faceblur-seal-public-key). Empty: no sealing unless that secret is set.
     "FACEBLUR_SEAL_PUBLIC_KEY_FILE": "",
+    # "on": a photo request that would hide nothing (detect=false with no regions, a
+    # threshold no face reaches) is refused where the detector finds faces in it, rather
+    # than stored as a "result" that shows every face. On in the cluster.
+    "FACEBLUR_REFUSE_UNHIDDEN_FACES": "off",
 }
 
 # What a cluster deployment (k8s/, stack.yml) changes from the defaults above: where
@@ -77,6 +88,7 @@ CLUSTER_ENV: dict[str, str] = {
     "FACEBLUR_S3_PUBLIC_URL": "http://127.0.0.1:9000",
     "FACEBLUR_GATEWAY_URL": "http://gateway.openfaas.svc.cluster.local:8080",
     "FACEBLUR_AUTH": "on",
+    "FACEBLUR_REFUSE_UNHIDDEN_FACES": "on",
 }
 
 
@@ -96,6 +108,9 @@ SECRETS: dict[str, str] = {
     "faceblur-internal-token": "FACEBLUR_INTERNAL_TOKEN",
     # The authority's X25519 public key (PEM) to seal originals for, or "off".
     "faceblur-seal-public-key": "FACEBLUR_SEAL_PUBLIC_KEY",
+    # The bearer token the S3 server's bucket notifications carry (MinIO:
+    # MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>); unset, the function takes no bucket event.
+    "faceblur-webhook-token": "FACEBLUR_WEBHOOK_TOKEN",
 }
 
 # The sealing key's value that says, explicitly, that originals are stored in the clear.
@@ -139,6 +154,11 @@ class Settings:
     max_video_bytes: int = 500 * 1024 * 1024
     max_video_seconds: int = 600
     max_video_pixels: int = 3840 * 2160
+    max_video_frames: int = 600 * 60
+    video_job_seconds: int = 14 * 60
+    # The token bucket events must carry (faceblur-webhook-token); None: events refused.
+    webhook_token: str | None = None
+    refuse_unhidden_faces: bool = False
     video_segment_seconds: int = 10
     video_segment_tries: int = 3
 
@@ -279,6 +299,10 @@ def load_settings(
         max_video_bytes=_positive_int(environ, "FACEBLUR_MAX_VIDEO_BYTES"),
         max_video_seconds=_positive_int(environ, "FACEBLUR_MAX_VIDEO_SECONDS"),
         max_video_pixels=_positive_int(environ, "FACEBLUR_MAX_VIDEO_PIXELS"),
+        max_video_frames=_positive_int(environ, "FACEBLUR_MAX_VIDEO_FRAMES"),
+        video_job_seconds=_positive_int(environ, "FACEBLUR_VIDEO_JOB_SECONDS"),
+        webhook_token=read_secret("faceblur-webhook-token", environ, secrets_dir),
+        refuse_unhidden_faces=_bool(environ, "FACEBLUR_REFUSE_UNHIDDEN_FACES"),
         video_segment_seconds=_positive_int(environ, "FACEBLUR_VIDEO_SEGMENT_SECONDS"),
         video_segment_tries=_positive_int(environ, "FACEBLUR_VIDEO_SEGMENT_TRIES"),
     )

@@ -40,6 +40,11 @@ class RegionsError(BadRequestError, code="regions"):
     `details`: `problem` says what is wrong, `region` which one (from 1)."""
 
 
+class NothingHiddenError(BadRequestError, code="nothing_hidden"):
+    """A request that would hide nothing in a photo where the detector finds faces
+    (FACEBLUR_REFUSE_UNHIDDEN_FACES=on): its "result" would show every face."""
+
+
 class EditsError(BadRequestError, code="edits"):
     """A video's edits (tracks shown, regions hidden over frames) that cannot be used;
     `details`: `problem` says what is wrong, `hide` which hide edit (from 1) where one is."""
@@ -80,6 +85,10 @@ class TooLargeError(FaceblurError, status=413, code="too_large"):
 
 class UnauthorizedError(FaceblurError, status=401, code="unauthorized"):
     """No valid API key where accounts are on."""
+
+
+class WebhookTokenError(UnauthorizedError, code="webhook_token"):
+    """A bucket event without the S3 server's webhook token: refused, nothing read."""
 
 
 class RateLimitedError(FaceblurError, status=429, code="rate_limited"):

@@ -77,6 +77,10 @@ MIN_THRESHOLD = 0.1
 # Regions a caller draws by hand (issue 12): a person checking a crowd photo may add many,
 # but a list longer than this is not someone's edit.
 MAX_REGIONS = 1000
+# Their total area, in photos: every region is rendered (and sealed) on its own, so a
+# thousand whole-photo regions would cost a thousand renderings. Four photos' worth is
+# more than any hand-drawn set of faces covers.
+MAX_REGIONS_AREA = 4
 
 # A bad option's name is listed in the error; past this many, only counted.
 MAX_NAMES_SHOWN = 5
@@ -190,7 +194,8 @@ def _regions(value: object) -> tuple[Region, ...]:
 
 
 def check_regions_inside(regions: Sequence[Region], width: int, height: int) -> None:
-    """RegionsError naming the first region that does not fit a width x height image.
+    """RegionsError naming the first region that does not fit a width x height image, or
+    telling that together they cover more than MAX_REGIONS_AREA times its area.
 
     Apart from `parse_options` because only the decoded image knows its size.
     """
@@ -203,6 +208,13 @@ def check_regions_inside(regions: Sequence[Region], width: int, height: int) -> 
                 problem="outside",
                 region=index,
             )
+    area = sum(w * h for _, _, w, h in regions)
+    if area > MAX_REGIONS_AREA * width * height:
+        raise RegionsError(
+            f"the regions cover {area / (width * height):.1f} times the image's area; at "
+            f"most {MAX_REGIONS_AREA} times is accepted",
+            problem="too_much_area",
+        )
 
 
 # -- a video's edits --------------------------------------------------------------------

@@ -14,6 +14,7 @@ results never touches anyone else's.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -34,7 +35,14 @@ from sqlalchemy.orm import Session
 # config's own readers, so a variable is parsed and reported the same way everywhere.
 from faceblur.config import SECRETS_DIR, _bool, _positive_int, read_secret
 from faceblur.errors import BadRequestError
-from faceblur.store.keys import owner_prefix
+from faceblur.store.keys import (
+    JOB_ID,
+    JOBS_FOLDER,
+    owner_prefix,
+    segments_prefix,
+    status_key,
+    tracks_key,
+)
 from faceblur.store.s3 import Store
 
 from .models import ApiKey, User
@@ -126,17 +134,34 @@ def hash_key(key: str) -> str:
 
 
 def remove_owned(store: Store, prefix: str) -> int:
-    """Remove every original and result under an owner's `prefix`; how many objects went.
+    """Remove everything stored for an owner's `prefix`: results, originals, what waits in
+    the inbox, and their video jobs' statuses; how many objects went.
 
     Results first: a result without its original is never left for a reader to find.
     """
     if not prefix.endswith("/"):
         raise ValueError("an owner's prefix ends with '/': nothing else may be emptied")
+    settings = store.settings
     removed = 0
-    for bucket in (store.settings.bucket_results, store.settings.bucket_originals):
+    for bucket in (settings.bucket_results, settings.bucket_originals, settings.bucket_inbox):
         for key in store.keys(bucket, prefix=prefix):
             store.remove(bucket, key)
             removed += 1
+    # Job statuses live by job id (`jobs/<job>.json`) and name their owner inside.
+    originals = settings.bucket_originals
+    for key in store.keys(originals, prefix=JOBS_FOLDER):
+        job = key.removeprefix(JOBS_FOLDER).removesuffix(".json")
+        if key != status_key(job) or not JOB_ID.fullmatch(job):
+            continue  # a split job's segments, removed with their status below
+        try:
+            owner = json.loads(store.read(originals, key)).get("prefix")
+        except (ValueError, AttributeError):  # torn or foreign: not known to be theirs
+            continue
+        if owner == prefix:
+            parts = [*store.keys(originals, prefix=segments_prefix(job)), tracks_key(job), key]
+            for part in [p for p in parts if store.exists(originals, p)]:
+                store.remove(originals, part)
+                removed += 1
     return removed
 
 

@@ -23,6 +23,32 @@ MAX_FORM_PARTS = 32
 MAX_JSON_DEPTH = 32
 # The multipart fields that may carry the file when the part has no file name.
 FILE_FIELDS = ("image", "file", "video")
+# A bucket notification names objects, never carries them: one record is a few KB.
+MAX_EVENT_BYTES = 1024 * 1024
+# A JSON body carries a video when it names the field "video" before its file: its
+# options are few and short, so the name comes within these first bytes.
+VIDEO_FIELD_WINDOW = 4096
+# What JSON (base64, a third larger) and multipart (part headers) add to the file.
+ENVELOPE_BYTES = 64 * 1024
+
+
+def may_carry_video(media_type: str, body: bytes) -> bool:
+    """Whether a request of this Content-Type may carry a video, so be sized for one:
+    raw video or octet bytes, a multipart form, JSON naming a "video" field. An image/*
+    body, or JSON of an "image", is a photo and gets the photo limit."""
+    if media_type.startswith("video/") or media_type in (
+        "application/octet-stream",
+        "multipart/form-data",
+    ):
+        return True
+    return media_type == "application/json" and b'"video"' in body[:VIDEO_FIELD_WINDOW]
+
+
+def body_limit(media_type: str, file_limit: int) -> int:
+    """Most bytes a body of this Content-Type may hold to carry a file of `file_limit`."""
+    if media_type in ("application/json", "multipart/form-data"):
+        return file_limit * 4 // 3 + ENVELOPE_BYTES
+    return file_limit
 
 
 def _json_depth(document: object) -> int:

@@ -3,7 +3,8 @@
 A caller shows `Authorization: Bearer <API key>`; the page shows the internal token and
 names its signed-in person in `X-Faceblur-Owner`. Either way the person must be active:
 the KeyChecker's short cache bounds how long a revoked key keeps working. Bucket events
-come from the S3 server, not from people: they never pass this gate.
+come from the S3 server, not from people: they never pass this gate, but carry the
+webhook token instead (`from_notifier`), with or without accounts.
 """
 
 from __future__ import annotations
@@ -26,6 +27,21 @@ from faceblur.errors import RateLimitedError, UnauthorizedError, UnavailableErro
 log = logging.getLogger(__name__)
 
 
+def bearer_token(headers: Mapping[str, str]) -> str:
+    """The token of `Authorization: Bearer <token>`; "" without one."""
+    scheme, _, token = (headers.get("Authorization", "") or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def from_notifier(headers: Mapping[str, str], webhook_token: str | None) -> bool:
+    """Whether the request carries the S3 server's webhook token (MinIO sends it as
+    `Authorization: Bearer <MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>>`). No token set: never."""
+    token = bearer_token(headers)
+    if not webhook_token or not token:
+        return False
+    return hmac.compare_digest(token.encode(), webhook_token.encode())
+
+
 class Gate:
     """The accounts database behind a key cache and a rate limit per person."""
 
@@ -41,9 +57,8 @@ class Gate:
         `limited=False` for polling a job's status: a page polls every second or two, and
         that must not use up what the person may ask of the detector.
         """
-        scheme, _, token = (headers.get("Authorization", "") or "").partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(headers)
+        if not token:
             raise UnauthorizedError("an API key is required: Authorization: Bearer <key>")
         internal = self.settings.internal_token
         try:

@@ -7,8 +7,9 @@ writes them.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import av
 import cv2
 import numpy as np
 
-from faceblur.errors import CorruptVideoError, NotAVideoError
+from faceblur.errors import CorruptVideoError, NotAVideoError, TooLargeError
 
 # Audio codecs the MP4 muxer takes as they are; others are re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "opus", "ac3", "eac3", "alac", "flac"}
@@ -35,6 +36,51 @@ class VideoInfo:
     duration: float  # seconds; 0.0 when unknown
     display_matrix: tuple[int, ...] | None  # FFmpeg's 3x3 display matrix, as stored
     audio_codec: str | None
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """What a video may hold, checked on every frame as it is decoded: a container's own
+    figures (frame count, duration) can be missing or false, and its frames may change
+    size after the first. `deadline` is a `clock()` time the work must end by (a job's
+    wall-clock budget); None: no deadline. Each refusal is a TooLargeError whose code
+    names the limit (`max_video_frames`, `max_video_seconds`, `max_video_pixels`,
+    `video_job_seconds`)."""
+
+    max_frames: int
+    max_seconds: float
+    max_pixels: int
+    deadline: float | None = None
+    clock: Callable[[], float] = field(default=time.monotonic, compare=False)
+
+    def check(self, frame: av.VideoFrame, count: int, start: float | None, rate: Fraction) -> None:
+        """`frame`, the `count`-th decoded, within the limits; `start`: the first's time."""
+        if count > self.max_frames:
+            raise TooLargeError(
+                f"a video of more than {self.max_frames} frames; the limit is {self.max_frames}",
+                "max_video_frames",
+            )
+        # A frame without a timestamp is placed by the frame rate.
+        at = frame.time
+        seconds = at - start if at is not None and start is not None else (count - 1) / rate
+        if seconds > self.max_seconds:
+            raise TooLargeError(
+                f"a video longer than {self.max_seconds:.0f} seconds (a frame at "
+                f"{seconds:.0f} s); the limit is {self.max_seconds:.0f} seconds",
+                "max_video_seconds",
+            )
+        if frame.width * frame.height > self.max_pixels:
+            raise TooLargeError(
+                f"a frame of {frame.width}x{frame.height} pixels; the limit is "
+                f"{self.max_pixels} pixels per frame",
+                "max_video_pixels",
+            )
+        if self.deadline is not None and self.clock() > self.deadline:
+            raise TooLargeError(
+                "the video took longer than this deployment allows one video to take; "
+                "send a shorter or smaller one",
+                "video_job_seconds",
+            )
 
 
 # --------------------------------------------------------------------------- orientation
@@ -218,14 +264,23 @@ def read_frames(
     container: av.container.InputContainer,
     orientation: Orientation,
     on_audio: Callable[[av.Packet], None],
+    limits: DecodeLimits | None = None,
 ) -> Iterator[DecodedFrame]:
-    """Decoded video frames as displayed, while audio packets go to `on_audio`."""
+    """Decoded video frames as displayed, while audio packets go to `on_audio`; each
+    within `limits` (TooLargeError) before its pixels are converted."""
     video = container.streams.video[0]
     audio = container.streams.audio[:1]
+    rate = _rate(video) if limits else Fraction(1)
+    count, start = 0, None
     for packet in container.demux(video, *audio):
         if packet.stream.type == "audio":
             on_audio(packet)
             continue
         for frame in packet.decode():
+            count += 1
+            if start is None:
+                start = frame.time
+            if limits is not None:
+                limits.check(frame, count, start, rate)
             shown = orientation.to_display(rgb_of(frame))
             yield DecodedFrame(frame, shown)

@@ -64,7 +64,8 @@ class PhotoResult(PhotoFaces):
 
 
 def _given_boxes(regions: Sequence[Region], decoded: DecodedImage, as_stored: bool) -> list[Box]:
-    """The caller's regions as whole pixels of the upright image, each checked to fit it.
+    """The caller's regions as whole pixels of the upright image, each checked to fit it,
+    each once: a region given again would only be rendered (and sealed) again.
 
     `as_stored`: the regions are on the file's pixels before its EXIF orientation, as
     `faceblur detect` prints them; they are checked there and turned upright.
@@ -78,7 +79,9 @@ def _given_boxes(regions: Sequence[Region], decoded: DecodedImage, as_stored: bo
         left, top = math.floor(x), math.floor(y)
         box = (left, top, math.ceil(x + w) - left, math.ceil(y + h) - top)
         boxes.append(box_as_upright(box, width, height, orientation))
-    return boxes
+    # Only the same box is merged: one box around overlapping ones would move the shape's
+    # edge and its fade, and could leave part of a drawn region less hidden.
+    return list(dict.fromkeys(boxes))
 
 
 def _decode_and_locate(

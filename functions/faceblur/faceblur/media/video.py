@@ -39,6 +39,7 @@ from faceblur.geometry import Box, padded_region
 from faceblur.media.container import (
     AudioCopy,
     DecodedFrame,
+    DecodeLimits,
     Orientation,
     check_complete,
     expected_frames,
@@ -258,18 +259,30 @@ def anonymise_video(
     on_progress: ProgressCallback | None = None,
     edits: VideoEdits | None = None,
     observe: FrameObserver | None = None,
+    limits: DecodeLimits | None = None,
 ) -> VideoResult:
     """Write `source` with every face hidden to `target` (MP4); see the module's docstring.
 
     `edits`: tracks left visible (`show`) and regions hidden over frame ranges (`hide`,
     followed with the content by `faceblur.media.review.HideFollower`). `observe` is
-    called with every frame, in order, before it is hidden.
+    called with every frame, in order, before it is hidden. `limits`: checked on every
+    decoded frame (faceblur.media.container.DecodeLimits).
 
     Raises NotAVideoError, CorruptVideoError or TooLargeError (faceblur.errors); on any
     error nothing is left under `target` or beside it.
     """
     return _anonymise(
-        source, target, detector, options, settings, on_progress, WHOLE, True, edits, observe
+        source,
+        target,
+        detector,
+        options,
+        settings,
+        on_progress,
+        WHOLE,
+        True,
+        edits,
+        observe,
+        limits,
     )
 
 
@@ -297,12 +310,13 @@ def _read_window(
     orientation: Orientation,
     window: Window,
     on_audio: Callable[[av.Packet], None],
+    limits: DecodeLimits | None = None,
 ) -> Iterator[tuple[DecodedFrame, bool]]:
     """The window's frames as displayed, each with whether it is written."""
     if window.read_from is not None:
         # The keyframe at or before it: frames before `read_from` are decoded, then dropped.
         container.seek(window.read_from, stream=container.streams.video[0])
-    for frame in read_frames(container, orientation, on_audio):
+    for frame in read_frames(container, orientation, on_audio, limits):
         pts = frame.stored.pts
         if window.past(pts):
             return
@@ -321,6 +335,7 @@ def _anonymise(
     with_audio: bool,
     edits: VideoEdits | None = None,
     observe: FrameObserver | None = None,
+    limits: DecodeLimits | None = None,
 ) -> VideoResult:
     options = options or Options()
     detector = for_video(upright(detector) if options.upright_only else detector)
@@ -363,7 +378,7 @@ def _anonymise(
 
             def shown_frames() -> Iterator[np.ndarray]:
                 sink = (lambda p: audio.write(output, p)) if audio else (lambda p: None)
-                for frame, writes in _read_window(container, orientation, window, sink):
+                for frame, writes in _read_window(container, orientation, window, sink, limits):
                     pending.append((frame.stored, writes))
                     if follower is not None:
                         follower.push(frame.shown)

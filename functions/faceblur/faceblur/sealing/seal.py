@@ -202,11 +202,16 @@ def seal_pixels(
         height=height,
         faces=tuple(SealedFace(i, region, b"", b"", b"") for i, region in enumerate(clipped)),
     )
+    # How many regions cover each pixel, counted once: a face's own pixels are those only
+    # it covers (own_pixels), found without comparing every region with every other.
+    coverage = np.zeros((height, width), dtype=np.uint16)
+    for x, y, w, h in clipped:
+        coverage[y : y + h, x : x + w] += 1
     # Pixels first, then the keys: each wrapped key is bound to every face's ciphertext.
     keys, encrypted = [], []
     for index, (x, y, w, h) in enumerate(clipped):
         crop = original[y : y + h, x : x + w, :3].copy()
-        crop[~own_pixels(clipped, index)] = 0
+        crop[coverage[y : y + h, x : x + w] != 1] = 0
         face_key = AESGCM.generate_key(bit_length=256)
         nonce = os.urandom(NONCE_BYTES)
         ciphertext = AESGCM(face_key).encrypt(

@@ -19,6 +19,7 @@ from faceblur.config import Settings
 from faceblur.detection.base import Detector
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError, quoted
 from faceblur.formats import SNIFF_BYTES, video_type
+from faceblur.media.container import DecodeLimits
 from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.media.segments import Segment, encode_segment
 from faceblur.media.video import FrameObserver, ProgressCallback, VideoResult, anonymise_video
@@ -84,6 +85,7 @@ class Engine:
         target: Path,
         options: Options,
         on_progress: ProgressCallback,
+        limits: DecodeLimits | None = None,
         edits: VideoEdits | None = None,
         observe: FrameObserver | None = None,
     ) -> VideoResult:
@@ -96,6 +98,7 @@ class Engine:
             on_progress=on_progress,
             edits=edits,
             observe=observe,
+            limits=limits,
         )
 
     def encode_segment(
@@ -135,6 +138,7 @@ def serve(
         settings.max_pixels,
         settings.seal_public_key,
         prefix=request.owner,
+        refuse_unhidden=settings.refuse_unhidden_faces,
     )
 
 

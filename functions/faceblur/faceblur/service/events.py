@@ -18,7 +18,7 @@ from faceblur.formats import SNIFF_BYTES, video_type
 from faceblur.options import Options
 from faceblur.service.photos import Anonymiser, pair_arguments
 from faceblur.service.videos import VideoAnonymiser, process_video_object
-from faceblur.store.keys import key_problem
+from faceblur.store.keys import key_problem, split_owner
 from faceblur.store.s3 import Store
 
 log = logging.getLogger(__name__)
@@ -67,14 +67,18 @@ def process_inbox_object(
 ) -> dict[str, object]:
     """Anonymise one inbox object with the default options, store the pair, empty the inbox.
 
-    The original then lives in the originals bucket only: the inbox keeps no face.
+    The original then lives in the originals bucket only: the inbox keeps no face. A key
+    under an owner's prefix (`u/<owner>/...`, the page's uploads) keeps that prefix, so
+    the pair is theirs to see and delete.
     """
     bucket = settings.bucket_inbox
+    prefix, _ = split_owner(key)
     data = store.read(bucket, key, max_bytes=settings.max_bytes)
     options = Options()
     result = anonymiser.anonymise(data, options, settings.max_pixels)
     pair = store.put_pair(
-        **pair_arguments(data, result, options, settings.seal_public_key, settings.max_pixels)
+        **pair_arguments(data, result, options, settings.seal_public_key, settings.max_pixels),
+        prefix=prefix,
     )
     store.remove(bucket, key)
     return {
@@ -97,11 +101,12 @@ def process_bucket_events(
     and its code (`unsafe_key`, `output_bucket`, `not_inbox`, `not_created`, `gone`, or
     the error's code).
 
-    A photo that cannot be anonymised (not an image, too large) is reported and left in
-    the inbox. A video (told by its bytes) is a job run by `videos` (faceblur.jobs): a
-    failed one is reported with its reason and removed from the inbox; without `videos`
-    it is refused as a photo would be. An unavailable model or store fails the whole call
-    (503) so the notification is retried.
+    A photo that cannot be anonymised (not an image, too large) is reported and removed
+    from the inbox: nobody is told to fetch it back, and with sealing on it would be an
+    original kept in the clear. A video (told by its bytes) is a job run by `videos`
+    (faceblur.jobs): a failed one is reported with its reason and removed from the inbox;
+    without `videos` it is refused as a photo would be. An unavailable model or store
+    fails the whole call (503) so the notification is retried.
     """
     processed: list[dict[str, object]] = []
     ignored: list[dict[str, object]] = []
@@ -137,6 +142,7 @@ def process_bucket_events(
                 if error.status == 503:
                     raise
                 skip = error.code, str(error)
+                store.remove(event.bucket, event.key)
         code, reason = skip
         ignored.append({"bucket": event.bucket, "key": event.key, "reason": reason, "code": code})
     if unsafe and len(unsafe) == len(events):

@@ -12,12 +12,13 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from faceblur.errors import NothingHiddenError
 from faceblur.media.photo import PhotoResult
-from faceblur.options import Options
+from faceblur.options import DEFAULT_THRESHOLD, Options
 from faceblur.sealing.seal import seal_for_store
 from faceblur.store.null import NullStore
 from faceblur.store.pairs import PairWriter, StoredPair
-from faceblur.store.s3 import FACES_METADATA
+from faceblur.store.s3 import FACES_METADATA, NOTHING_HIDDEN_METADATA
 
 
 class Anonymiser(Protocol):
@@ -57,6 +58,9 @@ def pair_arguments(
     (faceblur.seal), never in the clear.
     """
     sealed = seal_for_store(seal_key, data, result.data, result.anonymised, max_pixels)
+    metadata = {FACES_METADATA: str(len(result.anonymised))}
+    if not result.anonymised:
+        metadata[NOTHING_HIDDEN_METADATA] = "true"
     # The result keeps the input's format, so its type is the original's type too.
     return {
         "sealed": sealed,
@@ -65,8 +69,30 @@ def pair_arguments(
         "result": result.data,
         "result_type": result.mime_type,
         "options": vars(options),
-        "result_metadata": {FACES_METADATA: str(len(result.anonymised))},
+        "result_metadata": metadata,
     }
+
+
+def _looked_for_faces(options: Options) -> bool:
+    """Whether these options ran the detector at least as keenly as the defaults do, so
+    that finding nothing with them means the detector finds nothing."""
+    return options.detect and not options.upright_only and options.threshold <= DEFAULT_THRESHOLD
+
+
+def check_something_hidden(
+    data: bytes, result: PhotoResult, options: Options, anonymiser: Anonymiser, max_pixels: int
+) -> None:
+    """NothingHiddenError when `result` hides nothing although the detector, with the
+    default options, finds faces in `data` (detect=false without regions, threshold=1)."""
+    if result.anonymised or _looked_for_faces(options):
+        return
+    found = anonymiser.anonymise(data, Options(), max_pixels).faces
+    if found:
+        raise NothingHiddenError(
+            f"this request would hide nothing, but the photo shows {len(found)} "
+            f"face{'s' * (len(found) != 1)}: send it with detection on (the default "
+            "options) or with regions over the faces"
+        )
 
 
 def anonymise_and_store(
@@ -77,14 +103,19 @@ def anonymise_and_store(
     max_pixels: int,
     seal_key: str | None = None,
     prefix: str = "",
+    refuse_unhidden: bool = False,
 ) -> Outcome:
     """Anonymise `data` and keep the original with its result in `store` (both or neither).
 
     `seal_key`: the authority's public key (PEM) when originals are kept sealed.
     `prefix`: the owner's, where accounts are on (faceblur.accounts.owner_prefix).
+    `refuse_unhidden`: refuse (NothingHiddenError) a request that hides nothing in a photo
+    where the detector finds faces, before anything is stored.
     """
     started = time.perf_counter()
     result = anonymiser.anonymise(data, options, max_pixels)
+    if refuse_unhidden:
+        check_something_hidden(data, result, options, anonymiser, max_pixels)
     stored_at = time.perf_counter()
     pair = store.put_pair(
         **pair_arguments(data, result, options, seal_key, max_pixels), prefix=prefix

@@ -45,7 +45,7 @@ from faceblur.errors import (
     UnsupportedError,
 )
 from faceblur.formats import SNIFF_BYTES, video_type
-from faceblur.media.container import Orientation, VideoInfo, probe
+from faceblur.media.container import DecodeLimits, Orientation, VideoInfo, probe
 from faceblur.media.review import TrackLog
 from faceblur.media.segments import Plan, Segment, join_segments, plan_segments
 from faceblur.media.video import FrameObserver, ProgressCallback, VideoResult
@@ -70,7 +70,7 @@ from faceblur.store.keys import (
     status_key,
     tracks_key,
 )
-from faceblur.store.s3 import FACES_METADATA, Store
+from faceblur.store.s3 import FACES_METADATA, NOTHING_HIDDEN_METADATA, Store
 
 # A status write is one small PUT: written every 2 s, or each time another 5 % of the
 # frames is done (whichever comes first), a poller sees the job move without a PUT per frame.
@@ -98,7 +98,13 @@ def check_size(size: int, settings: Settings) -> None:
 
 
 def check_video(info: VideoInfo, settings: Settings) -> None:
-    """TooLargeError when the video is longer or its frames larger than the limits."""
+    """TooLargeError when the video's header says it is longer or its first frame larger
+    than the limits. A header may not say (or lie): `decode_limits` hold while decoding."""
+    if info.frames > settings.max_video_frames:
+        raise TooLargeError(
+            f"a video of {info.frames} frames; the limit is {settings.max_video_frames}",
+            "max_video_frames",
+        )
     if info.duration > settings.max_video_seconds:
         raise TooLargeError(
             f"a video of {info.duration:.0f} seconds; the limit is "
@@ -112,6 +118,20 @@ def check_video(info: VideoInfo, settings: Settings) -> None:
             f"{settings.max_video_pixels} pixels per frame",
             "max_video_pixels",
         )
+
+
+def decode_limits(
+    settings: Settings, started: float, clock: Callable[[], float] = time.monotonic
+) -> DecodeLimits:
+    """The limits every decoded frame of a job is held to; its wall-clock budget counts
+    from `started` (a `clock()` time)."""
+    return DecodeLimits(
+        max_frames=settings.max_video_frames,
+        max_seconds=settings.max_video_seconds,
+        max_pixels=settings.max_video_pixels,
+        deadline=started + settings.video_job_seconds,
+        clock=clock,
+    )
 
 
 def frames_expected(info: VideoInfo) -> int:
@@ -283,6 +303,7 @@ class VideoAnonymiser(Protocol):
         on_progress: ProgressCallback,
         edits: VideoEdits | None = None,
         observe: FrameObserver | None = None,
+        limits: DecodeLimits | None = None,
     ) -> VideoResult: ...
 
     def encode_segment(
@@ -306,9 +327,10 @@ def gateway_dispatch(settings: Settings) -> Dispatch:
     url = f"{settings.gateway_url}/async-function/{settings.function_name}"
 
     def dispatch(payload: dict) -> None:
-        request = urllib.request.Request(
-            url, json.dumps(payload).encode(), {"Content-Type": "application/json"}
-        )
+        headers = {"Content-Type": "application/json"}
+        if settings.webhook_token:  # the stack's own calls carry its token, as events do
+            headers["Authorization"] = f"Bearer {settings.webhook_token}"
+        request = urllib.request.Request(url, json.dumps(payload).encode(), headers)
         try:
             with urllib.request.urlopen(request, timeout=DISPATCH_TIMEOUT_SECONDS) as answer:
                 answer.read()
@@ -398,6 +420,7 @@ def _run(
     faceblur.sealing.tracks) instead of the video; such a job, and one with a reviewer's
     edits, runs whole (not split): its tracks are followed across the whole clip.
     """
+    started = clock()
     inbox = settings.bucket_inbox
     mime_type = video_type(store.head(inbox, key, SNIFF_BYTES)) or "video/mp4"
     source = folder / inbox_name(key, mime_type)
@@ -434,12 +457,15 @@ def _run(
             _progress(store, settings, running, clock),
             edits=edits,
             observe=observe,
+            limits=decode_limits(settings, started, clock),
         )
         if sealer is not None:
             sealer.finish(file_sha256(target))
     # The seal is face crops, compressed: small beside the video it replaces.
     sealed = sealed_path.read_bytes() if sealer is not None else None
     metadata = {FACES_METADATA: str(result.tracks), FACE_FRAMES_METADATA: str(result.face_frames)}
+    if not result.face_frames:  # as a photo's: a copy that hides nothing says so
+        metadata[NOTHING_HIDDEN_METADATA] = "true"
     pair = store.put_pair(
         source,
         mime_type,

@@ -53,6 +53,9 @@ T = TypeVar("T")
 
 # User metadata on each result: how many faces it hides (shown by the gallery).
 FACES_METADATA = "faceblur-faces"
+# "true" on a result that hides nothing (no face found, no region given): a copy of its
+# original, which a reader must not take for an anonymised photo.
+NOTHING_HIDDEN_METADATA = "faceblur-nothing-hidden"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
