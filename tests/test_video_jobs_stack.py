@@ -20,7 +20,7 @@ import requests
 from bench.clips import make_clip
 from data import composed_photo
 from faceblur.service.videos import job_answer
-from faceblur.store.keys import inbox_key, job_of_key, new_job_id, status_key
+from faceblur.store.keys import inbox_key, job_of_key, new_job_id, status_key, tracks_key
 from stack_fixtures import LocalS3, free_port, start_function, start_local_s3
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
@@ -133,8 +133,9 @@ def test_a_posted_video_is_queued_then_done_and_plays(stack, family, tmp_path) -
     assert job_answer(job, s3.store(), s3.settings, None)["state"] == "done"
     assert poll(url, first, {"done", "failed"})[-1] == "done"
     assert store.keys("inbox") == []
+    # Each finished job keeps its status and its tracks (for review), nothing else.
     assert sorted(store.keys("originals", prefix="jobs/")) == sorted(
-        [status_key(first), status_key(job)]
+        [status_key(first), status_key(job), tracks_key(first), tracks_key(job)]
     )
 
 
