@@ -31,7 +31,7 @@ from s3_server import free_port, stop_process
 from bench.clips import make_clip
 from faceblur.accounts import AccountSettings, open_accounts
 from faceblur.config import load_settings
-from faceblur.service.videos import JobStatus, queue_video, write_status
+from faceblur.service.videos import JobStatus, SegmentStatus, queue_video, write_status
 from faceblur.store.keys import (
     edits_key,
     inbox_key,
@@ -465,6 +465,30 @@ def test_the_real_function_says_an_unknown_job_is_404(function_server, s3, tmp_p
     client = create_app({"FACEBLUR_SETTINGS": settings}).test_client()
     answer = client.get(f"/videos/{uuid.uuid4().hex}")
     assert answer.status_code == 404, answer.get_data(as_text=True)
+
+
+def test_the_real_function_tells_the_page_a_split_jobs_segments(function_server, s3, tmp_path):
+    """A split job as the function stores it (its status and one object per segment):
+    the function sums the segments, the page passes them on for its progress bar."""
+    store, job = s3.store(), new_job_id()
+    running = JobStatus(job, "running", frames_total=90, segments_total=3, name="clip.mp4")
+    write_status(store, s3.settings, running)
+    segments = [SegmentStatus("done", 1, 30, 30), SegmentStatus("running", 1, 12, 30)]
+    for index, segment in enumerate([*segments, SegmentStatus("queued")]):
+        key = segment_status_key(job, index)
+        store.put(s3.settings.bucket_originals, key, segment.to_bytes(), "application/json")
+    settings = page_settings(tmp_path, function_server, **s3.env)
+    client = create_app({"FACEBLUR_SETTINGS": settings}).test_client()
+    answer = client.get(f"/videos/{job}")
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.get_json() == {
+        "job": job,
+        "state": "running",
+        "frames_done": 42,
+        "frames_total": 90,
+        "segments_done": 1,
+        "segments_total": 3,
+    }
 
 
 # --- gallery, download, delete ------------------------------------------------------------
