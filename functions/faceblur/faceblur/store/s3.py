@@ -342,7 +342,8 @@ class Store(PairWriter):
         )
 
     def remove_photo(self, result_key: str) -> bool:
-        """Delete the photo a result was made from and every result made from it.
+        """Delete the photo a result was made from and every result made from it (for a
+        video, also the jobs that made those results: `remove_jobs`).
 
         The original goes first: should anything fail half-way, what is left is results
         without their original, which a retry (or the rollback rule) removes; never a
