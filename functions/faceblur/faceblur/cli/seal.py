@@ -482,6 +482,40 @@ def _list_video(args: argparse.Namespace, sealed_path: Path) -> int:
     return 0 if matches else 1
 
 
+def _logged_disclosure(
+    output: Path,
+    log: FileAuditLog | BucketAuditLog,
+    audit_key: Ed25519PrivateKey,
+    record: dict,
+    write: Callable[[Path], str],
+) -> dict:
+    """Run `write(partial)` (the disclosure, to a temporary name; it returns the output's
+    hash) and log it: a refused attempt is on the record too, marked so, with no output
+    hash; a disclosure's entry is written before the file gets its name."""
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        try:
+            output_sha256 = write(partial)
+        except SealError as error:
+            why = f"{type(error).__name__}: {error}"
+            log.append(
+                lambda last: audit.audit_entry(last, **record, outcome="refused", error=why),
+                audit_key,
+            )
+            raise
+        entry = log.append(
+            lambda last: audit.audit_entry(
+                last, **record, outcome="disclosed", output_sha256=output_sha256
+            ),
+            audit_key,
+        )
+        partial.rename(output)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    return entry
+
+
 def _disclose_track(args: argparse.Namespace, sealed_path: Path) -> int:
     """`disclose RESULT --track ID`: one person restored across a sealed video, logged."""
     if args.output.suffix.lower() != tracks.DISCLOSURE_SUFFIX:
@@ -501,30 +535,12 @@ def _disclose_track(args: argparse.Namespace, sealed_path: Path) -> int:
         "face": None,
         "track": args.track,
     }
-    partial = args.output.with_name(f".{args.output.name}.partial")
-    try:
-        try:
-            private_key = seal.load_private_key(_read(args.key), passphrase)
-            output_sha256 = tracks.disclose_track(
-                result, sealed_path, args.track, private_key, partial
-            )
-        except SealError as error:
-            why = f"{type(error).__name__}: {error}"
-            log.append(
-                lambda last: audit.audit_entry(last, **record, outcome="refused", error=why),
-                audit_key,
-            )
-            raise
-        entry = log.append(
-            lambda last: audit.audit_entry(
-                last, **record, outcome="disclosed", output_sha256=output_sha256
-            ),
-            audit_key,
-        )
-        partial.rename(args.output)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
+
+    def write(partial: Path) -> str:
+        private_key = seal.load_private_key(_read(args.key), passphrase)
+        return tracks.disclose_track(result, sealed_path, args.track, private_key, partial)
+
+    entry = _logged_disclosure(args.output, log, audit_key, record, write)
     print(
         f"{args.output}: track {args.track} restored; audit entry {entry['seq']} in "
         f"{args.audit_log}"
@@ -590,31 +606,16 @@ def run_disclose(args: argparse.Namespace) -> int:
         "sealed_sha256": sha256_hex(sealed_file),
         "face": args.face,
     }
-    try:
+    disclosed: list[seal.Disclosure] = []
+
+    def write(partial: Path) -> str:
         private_key = seal.load_private_key(_read(args.key), passphrase)
-        disclosure = seal.disclose(result, sealed_file, args.face, private_key)
-    except SealError as error:
-        # A refused attempt is on the record too, marked so, with no output hash.
-        why = f"{type(error).__name__}: {error}"
-        log.append(
-            lambda last: audit.audit_entry(last, **record, outcome="refused", error=why),
-            audit_key,
-        )
-        raise
-    # Output first to a temporary name: the log entry exists before the file does.
-    partial = args.output.with_name(f".{args.output.name}.partial")
-    try:
-        _write_new(partial, disclosure.png, private=True)
-        entry = log.append(
-            lambda last: audit.audit_entry(
-                last, **record, outcome="disclosed", output_sha256=disclosure.output_sha256
-            ),
-            audit_key,
-        )
-        partial.rename(args.output)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
+        disclosed.append(seal.disclose(result, sealed_file, args.face, private_key))
+        _write_new(partial, disclosed[0].png, private=True)
+        return disclosed[0].output_sha256
+
+    entry = _logged_disclosure(args.output, log, audit_key, record, write)
+    disclosure = disclosed[0]
     print(
         f"{args.output}: face {disclosure.index} restored (region {list(disclosure.region)}); "
         f"audit entry {entry['seq']} in {args.audit_log}"
