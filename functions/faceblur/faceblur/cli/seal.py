@@ -548,35 +548,12 @@ def _disclose_track(args: argparse.Namespace, sealed_path: Path) -> int:
     return 0
 
 
-def run_disclose(args: argparse.Namespace) -> int:
-    video = _video_seal(args)
-    if args.list:
-        return _list_video(args, video) if video is not None else _list(args)
-    if video is not None or args.track is not None:
-        if video is None:
-            raise CommandError("--track is for a sealed video (a local RESULT and its seal)")
-        if args.face is not None:
-            raise CommandError("a video's people are tracks: give --track, not --face")
-        missing = [
-            flag
-            for flag, value in (
-                ("--track", args.track),
-                ("--key", args.key),
-                ("--reason", args.reason),
-                ("--audit-log", args.audit_log),
-                ("-o", args.output),
-            )
-            if value is None or value == ""
-        ]
-        if missing:
-            raise CommandError(f"disclosing needs {', '.join(missing)} (or --list)")
-        if args.output.exists():
-            raise CommandError(f"{args.output} exists already; not overwriting it")
-        return _disclose_track(args, video)
+def _require_flags(args: argparse.Namespace, which: str, chosen: int | None) -> None:
+    """A disclosure names what it opens (`which`), the key, why, the log and the output."""
     missing = [
         flag
         for flag, value in (
-            ("--face", args.face),
+            (which, chosen),
             ("--key", args.key),
             ("--reason", args.reason),
             ("--audit-log", args.audit_log),
@@ -586,6 +563,22 @@ def run_disclose(args: argparse.Namespace) -> int:
     ]
     if missing:
         raise CommandError(f"disclosing needs {', '.join(missing)} (or --list)")
+
+
+def run_disclose(args: argparse.Namespace) -> int:
+    video = _video_seal(args)
+    if args.list:
+        return _list_video(args, video) if video is not None else _list(args)
+    if video is not None or args.track is not None:
+        if video is None:
+            raise CommandError("--track is for a sealed video (a local RESULT and its seal)")
+        if args.face is not None:
+            raise CommandError("a video's people are tracks: give --track, not --face")
+        _require_flags(args, "--track", args.track)
+        if args.output.exists():
+            raise CommandError(f"{args.output} exists already; not overwriting it")
+        return _disclose_track(args, video)
+    _require_flags(args, "--face", args.face)
     if args.output.suffix.lower() != ".png":
         raise CommandError("-o must name a .png file: disclosures are written lossless")
     if args.output.exists():
