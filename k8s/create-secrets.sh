@@ -47,6 +47,13 @@ frontend_key=${FACEBLUR_FRONTEND_SECRET_KEY:-$(random_value)}
 postgres_password=${POSTGRES_PASSWORD:-$(random_value)}
 internal_token=${FACEBLUR_INTERNAL_TOKEN:-$(random_value)}
 webhook_token=${FACEBLUR_WEBHOOK_TOKEN:-$(random_value)}
+# The function's own Ed25519 audit key (it signs the head of the log of tracks shown
+# through the service); its public half is printed below for `faceblur audit verify`.
+if [ -n "${FACEBLUR_AUDIT_KEY_FILE:-}" ]; then
+  audit_key=$(cat "$FACEBLUR_AUDIT_KEY_FILE")
+else
+  audit_key=$(openssl genpkey -algorithm ed25519)
+fi
 # k8s/postgres.yaml: user and database faceblur, Service postgres in namespace faceblur.
 database_url="postgresql+psycopg://faceblur:${postgres_password}@postgres.faceblur.svc.cluster.local:5432/faceblur"
 seal_public_key=off
@@ -132,6 +139,10 @@ apply_secret openfaas-fn faceblur-webhook-token \
   --from-literal=faceblur-webhook-token="$webhook_token"
 apply_secret openfaas-fn faceblur-seal-public-key \
   --from-literal=faceblur-seal-public-key="$seal_public_key"
+apply_secret openfaas-fn faceblur-audit-key \
+  --from-literal=faceblur-audit-key="$audit_key"
 
+echo "The function's audit public key (faceblur audit verify s3://originals/audit/ --audit-pub FILE):"
+openssl pkey -pubout <<<"$audit_key"
 echo "Secrets ready. MinIO console user: $minio_root_user; its password:"
 echo "  kubectl get secret minio-root -n faceblur -o jsonpath='{.data.root-password}' | base64 -d"

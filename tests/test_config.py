@@ -87,3 +87,14 @@ def test_the_webhook_token_comes_from_its_secret_and_has_no_default(tmp_path: Pa
     assert from_env.webhook_token == "t0ken"
     (tmp_path / "faceblur-webhook-token").write_text("from-file\n")
     assert load_settings({}, secrets_dir=tmp_path).webhook_token == "from-file"
+
+
+def test_the_functions_audit_key_must_be_a_pem_private_key(tmp_path) -> None:
+    from faceblur.sealing import audit, base
+
+    pem = base.private_key_pem(audit.new_audit_key(), None).decode()
+    (tmp_path / "faceblur-audit-key").write_text(pem)
+    assert load_settings({}, secrets_dir=tmp_path).audit_key == pem.strip()
+    assert load_settings({}, secrets_dir=tmp_path / "none").audit_key is None
+    with pytest.raises(ConfigError, match="faceblur-audit-key"):
+        load_settings({"FACEBLUR_AUDIT_KEY": "not-a-key"}, secrets_dir=tmp_path / "none")

@@ -346,6 +346,8 @@ def check_settings_load(stack: Doc, secrets_dir: Path) -> list[str]:
         problems.append("the S3 access key does not come from the OpenFaaS secret")
     if settings.webhook_token != "value-of-faceblur-webhook-token":
         problems.append("the webhook token does not come from the OpenFaaS secret")
+    if not (settings.audit_key or "").startswith(config.PRIVATE_KEY_ARMOUR):
+        problems.append("the function's audit key does not come from the OpenFaaS secret")
     if not settings.refuse_unhidden_faces:
         problems.append("the cluster does not refuse requests that hide no face it finds")
     return problems

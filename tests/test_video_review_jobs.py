@@ -3,6 +3,7 @@ path against the real local S3 server: the owner's alone."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -12,10 +13,13 @@ from pathlib import Path
 import cv2
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.clips import EXPOSED, central_detail_kept, displayed_frames, make_crossing_clip
 from conftest import FACES_DEV
 from faceblur.errors import BadRequestError, EditsError, NotFoundError, RegionsError
+from faceblur.sealing.audit import AuditCutError
 from faceblur.sealing.log import BucketAuditLog
 from faceblur.service.entry import Engine
 from faceblur.service.events import ObjectEvent, process_bucket_events
@@ -53,7 +57,12 @@ def test_tracks_and_edits_round_trip_for_the_owner_alone(
     s3, detector, crossing, tmp_path: Path
 ) -> None:
     data, truth = crossing
-    store, settings = s3.store(), s3.settings
+    # The function's own audit key (the secret faceblur-audit-key): it signs the log's head.
+    audit_key = Ed25519PrivateKey.generate()
+    pem = audit_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    store, settings = s3.store(), dataclasses.replace(s3.settings, audit_key=pem.decode())
     job = new_job_id()
     key = inbox_key(OWNER, job, "crossing.mp4")
     store.client.put_object(
@@ -106,12 +115,20 @@ def test_tracks_and_edits_round_trip_for_the_owner_alone(
     assert sum(k[0] is not None and k[0] > 0.5 for k in kept) >= 0.95 * len(truth)
     assert all(k[1] is not None and k[1] <= EXPOSED for k in kept)
     assert store.keys("inbox") == []
-    (logged,) = store.keys("originals", prefix="audit/")
+    logged, head = store.keys("originals", prefix="audit/")
+    assert head == "audit/head.json"
     entry = json.loads(store.read("originals", logged))
     assert (entry["outcome"], entry["track"], entry["operator"]) == ("shown", shown, OWNER)
     assert entry["reason"] == "court order 4" and entry["result_sha256"] == content_sha(data)
-    # What `faceblur audit verify s3://originals/audit/` checks.
-    assert BucketAuditLog(store, "originals", "audit/").entries() == [entry]
+    # What `faceblur audit verify s3://originals/audit/ --audit-pub` checks: the chain and
+    # the head signed with the function's key; an entry cut from the end is seen.
+    log = BucketAuditLog(store, "originals", "audit/", audit_key.public_key())
+    assert log.entries() == [entry]
+    entry_bytes = store.read("originals", logged)
+    store.remove("originals", logged)
+    with pytest.raises(AuditCutError):
+        log.entries()
+    store.put("originals", logged, entry_bytes, "application/json")
     assert set(store.keys("originals", prefix="jobs/")) == {
         status_key(job),
         tracks_key(job),

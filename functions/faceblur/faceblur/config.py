@@ -111,11 +111,15 @@ SECRETS: dict[str, str] = {
     # The bearer token the S3 server's bucket notifications carry (MinIO:
     # MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_<ID>); unset, the function takes no bucket event.
     "faceblur-webhook-token": "FACEBLUR_WEBHOOK_TOKEN",
+    # The function's own Ed25519 audit key (PEM, PKCS#8): it signs the head of the log of
+    # tracks shown through the service, so a cut tail is seen (faceblur.sealing.log).
+    "faceblur-audit-key": "FACEBLUR_AUDIT_KEY",
 }
 
 # The sealing key's value that says, explicitly, that originals are stored in the clear.
 SEAL_OFF = "off"
 PUBLIC_KEY_ARMOUR = "-----BEGIN PUBLIC KEY-----"
+PRIVATE_KEY_ARMOUR = "-----BEGIN PRIVATE KEY-----"
 
 # Only an S3 server on this machine may be reached with these: a local server
 # ignores them, a real MinIO elsewhere must be given its own keys.
@@ -158,6 +162,9 @@ class Settings:
     video_job_seconds: int = 14 * 60
     # The token bucket events must carry (faceblur-webhook-token); None: events refused.
     webhook_token: str | None = None
+    # PEM of the function's audit key (faceblur-audit-key); None: the service's audit log
+    # is chained but its head is not signed.
+    audit_key: str | None = None
     refuse_unhidden_faces: bool = False
     video_segment_seconds: int = 10
     video_segment_tries: int = 3
@@ -250,6 +257,17 @@ def _seal_public_key(environ: Mapping[str, str], secrets_dir: str | Path) -> str
     return value
 
 
+def _audit_key(environ: Mapping[str, str], secrets_dir: str | Path) -> str | None:
+    """The function's audit key (PEM); only its shape is checked here, as for sealing."""
+    value = read_secret("faceblur-audit-key", environ, secrets_dir)
+    if value is not None and not value.startswith(PRIVATE_KEY_ARMOUR):
+        raise ConfigError(
+            f"faceblur-audit-key: not an unencrypted PEM private key ({PRIVATE_KEY_ARMOUR}...): "
+            "make one with `openssl genpkey -algorithm ed25519`"
+        )
+    return value
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, secrets_dir: str | Path = SECRETS_DIR
 ) -> Settings:
@@ -296,6 +314,7 @@ def load_settings(
         callback_hosts=parse_hosts(plain("FACEBLUR_CALLBACK_HOSTS")),
         retention_days=_positive_int(environ, "FACEBLUR_RETENTION_DAYS"),
         seal_public_key=_seal_public_key(environ, secrets_dir),
+        audit_key=_audit_key(environ, secrets_dir),
         max_video_bytes=_positive_int(environ, "FACEBLUR_MAX_VIDEO_BYTES"),
         max_video_seconds=_positive_int(environ, "FACEBLUR_MAX_VIDEO_SECONDS"),
         max_video_pixels=_positive_int(environ, "FACEBLUR_MAX_VIDEO_PIXELS"),

@@ -834,7 +834,11 @@ def _log_shown(
 ) -> None:
     """One audit entry per track shown: the chain is checked first (nothing is shown under
     a broken log)."""
-    log = BucketAuditLog(store, settings.bucket_originals, AUDIT_FOLDER)
+    # With the function's audit key every write signs the log's head (a cut tail is seen);
+    # without it the chain alone is kept (docs/sealing.md).
+    key = audit.load_audit_private_key(settings.audit_key.encode()) if settings.audit_key else None
+    public_key = key.public_key() if key is not None else None
+    log = BucketAuditLog(store, settings.bucket_originals, AUDIT_FOLDER, public_key)
     log.entries()
     now = datetime.now(UTC).isoformat(timespec="seconds")
     source = file_sha256(original)
@@ -850,5 +854,6 @@ def _log_shown(
                 sealed_sha256=None,
                 face=None,
                 track=track,
-            )
+            ),
+            key,
         )
