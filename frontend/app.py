@@ -637,6 +637,9 @@ def _job_view(job: str, status: dict[str, Any]) -> dict[str, Any]:
         "state": status["state"],
         "frames_done": _whole(status.get("frames_done")) or 0,
         "frames_total": _whole(status.get("frames_total")) or 0,
+        # A split job's segments (0 of 0: not split): the page's progress without a frame count.
+        "segments_done": _whole(status.get("segments_done")) or 0,
+        "segments_total": _whole(status.get("segments_total")) or 0,
     }
     if status["state"] == "failed":
         reason = status.get("reason")

@@ -120,7 +120,8 @@ class ResultsBucket:
         return self._store.chunks(self._bucket, key)
 
     def delete_photo(self, key: str) -> bool:
-        """Delete the upload this result was made from and its results; False if none."""
+        """Delete the upload this result was made from and its results (and, for a video,
+        its jobs' status, tracks and edits); False if none."""
         return self._store.remove_photo(key)
 
     def delete_result(self, key: str) -> None:

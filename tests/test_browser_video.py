@@ -276,6 +276,22 @@ def test_the_page_follows_a_job_to_the_end_and_plays_it(page, s3, clip, contract
     status = card.locator(".card-status")
     expect(status).to_have_text(f"Processing: 6 of {FRAMES} frames", timeout=30_000)
     expect(card.locator(".card-progress")).to_have_attribute("value", "40")
+    # A split job: which segment is next to finish, and the bar from frames done of total,
+    # else (frames unknown) from segments done of total.
+    split = {"frames_done": 9, "frames_total": FRAMES, "segments_done": 1, "segments_total": 3}
+    function.answer({job: job_status(job, "running", **split)})
+    expect(status).to_have_text(f"Processing: segment 2 of 3, 9 of {FRAMES} frames", timeout=30_000)
+    expect(card.locator(".card-progress")).to_have_attribute("value", "60")
+    split |= {"frames_done": 10, "frames_total": 0, "segments_done": 2}
+    function.answer({job: job_status(job, "running", **split)})
+    expect(status).to_have_text("Processing: segment 3 of 3, 10 frames", timeout=30_000)
+    expect(card.locator(".card-progress")).to_have_attribute("value", "67")
+    split |= {"frames_done": FRAMES, "frames_total": FRAMES, "segments_done": 3}
+    function.answer({job: job_status(job, "running", **split)})
+    expect(status).to_have_text(
+        f"Processing: joining 3 segments, {FRAMES} of {FRAMES} frames", timeout=30_000
+    )
+    expect(card.locator(".card-progress")).to_have_attribute("value", "100")
     result = f"{uuid.uuid4().hex}/0123456789abcdef.mp4"
     s3.store().put("results", result, clip.read_bytes(), "video/mp4")
     function.answer({job: job_status(job, "done", frames_done=FRAMES, result_key=result)})

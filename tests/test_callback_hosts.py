@@ -52,14 +52,16 @@ def test_a_callback_to_an_unlisted_host_is_refused_and_nothing_runs(allowed, url
     assert calls == []
 
 
+# The runner really posts the callback after answering: loopback names only, so the
+# tests never reach beyond this machine (the post finds nothing listening).
 @pytest.mark.parametrize(
     ("allowed", "headers"),
     [
-        ({"hooks.example.org"}, {"X-Callback-Url": "https://HOOKS.example.org/done?x=1"}),
-        ({"hooks.example.org"}, {"X-Callback-Url": "https://hooks.example.org:443/done"}),
-        ({"hooks.example.org"}, {"X-Callback-Url": "http://hooks.example.org/done"}),
-        ({"hooks.example.org:8443"}, {"X-Callback-Url": "https://HOOKS.example.org:8443/d"}),
-        ({"hooks.example.org"}, {}),
+        ({"localhost"}, {"X-Callback-Url": "https://LOCALHOST/done?x=1"}),
+        ({"localhost"}, {"X-Callback-Url": "https://localhost:443/done"}),
+        ({"localhost"}, {"X-Callback-Url": "http://localhost/done"}),
+        ({"localhost:8443"}, {"X-Callback-Url": "https://LOCALHOST:8443/d"}),
+        ({"localhost"}, {}),
     ],
 )
 def test_a_listed_host_on_an_allowed_port_or_no_callback_is_accepted(allowed, headers) -> None:

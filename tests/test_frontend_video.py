@@ -31,8 +31,16 @@ from s3_server import free_port, stop_process
 from bench.clips import make_clip
 from faceblur.accounts import AccountSettings, open_accounts
 from faceblur.config import load_settings
-from faceblur.service.videos import queue_video
-from faceblur.store.keys import inbox_key, inbox_name
+from faceblur.service.videos import JobStatus, SegmentStatus, queue_video, write_status
+from faceblur.store.keys import (
+    edits_key,
+    inbox_key,
+    inbox_name,
+    job_keys,
+    new_job_id,
+    segment_status_key,
+    tracks_key,
+)
 from frontend.app import VIDEO_QUOTA_FACTOR, VIDEO_STARTS_PER_HOUR, create_app
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -368,11 +376,13 @@ def test_job_status_through_the_function_for_each_state(contract_function, s3, t
     client = create_app({"FACEBLUR_SETTINGS": settings}).test_client()
     image_id = uuid.uuid4().hex
     key = f"{image_id}/0123456789abcdef.mp4"
-    queued, running, done, failed = (uuid.uuid4().hex for _ in range(4))
+    queued, running, split, done, failed = (uuid.uuid4().hex for _ in range(5))
+    segments = {"segments_done": 2, "segments_total": 5}
     contract_function.answer(
         {
             queued: status(queued, "queued"),
             running: status(running, "running", frames_done=7, frames_total=15),
+            split: status(split, "running", frames_done=130, frames_total=300, **segments),
             done: status(done, "done", frames_done=15, frames_total=15, result_key=key),
             failed: status(failed, "failed", reason="the video is longer than 600 s"),
         }
@@ -382,6 +392,8 @@ def test_job_status_through_the_function_for_each_state(contract_function, s3, t
         "state": "queued",
         "frames_done": 0,
         "frames_total": 0,
+        "segments_done": 0,
+        "segments_total": 0,
     }
     progress = client.get(f"/videos/{running}").get_json()
     assert (progress["state"], progress["frames_done"], progress["frames_total"]) == (
@@ -389,6 +401,10 @@ def test_job_status_through_the_function_for_each_state(contract_function, s3, t
         7,
         15,
     )
+    assert (progress["segments_done"], progress["segments_total"]) == (0, 0)  # not split
+    in_parts = client.get(f"/videos/{split}").get_json()
+    frames = {"frames_done": 130, "frames_total": 300}
+    assert in_parts == {"job": split, "state": "running", **frames, **segments}
     finished = client.get(f"/videos/{done}").get_json()
     assert finished["state"] == "done" and finished["key"] == key
     assert finished["result_url"].startswith(f"http://{s3.endpoint}/results/{key}?")
@@ -451,6 +467,30 @@ def test_the_real_function_says_an_unknown_job_is_404(function_server, s3, tmp_p
     assert answer.status_code == 404, answer.get_data(as_text=True)
 
 
+def test_the_real_function_tells_the_page_a_split_jobs_segments(function_server, s3, tmp_path):
+    """A split job as the function stores it (its status and one object per segment):
+    the function sums the segments, the page passes them on for its progress bar."""
+    store, job = s3.store(), new_job_id()
+    running = JobStatus(job, "running", frames_total=90, segments_total=3, name="clip.mp4")
+    write_status(store, s3.settings, running)
+    segments = [SegmentStatus("done", 1, 30, 30), SegmentStatus("running", 1, 12, 30)]
+    for index, segment in enumerate([*segments, SegmentStatus("queued")]):
+        key = segment_status_key(job, index)
+        store.put(s3.settings.bucket_originals, key, segment.to_bytes(), "application/json")
+    settings = page_settings(tmp_path, function_server, **s3.env)
+    client = create_app({"FACEBLUR_SETTINGS": settings}).test_client()
+    answer = client.get(f"/videos/{job}")
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.get_json() == {
+        "job": job,
+        "state": "running",
+        "frames_done": 42,
+        "frames_total": 90,
+        "segments_done": 1,
+        "segments_total": 3,
+    }
+
+
 # --- gallery, download, delete ------------------------------------------------------------
 
 
@@ -481,3 +521,44 @@ def test_gallery_plays_a_stored_video_result_and_it_downloads_and_deletes(client
     deleted = client.post(f"/delete/{result}", data={"csrf_token": token})
     assert deleted.status_code == 200
     assert s3.snapshot()["originals"] == [] and s3.snapshot()["results"] == []
+
+
+def finished_video_job(s3, prefix: str = "") -> tuple[str, str, str]:
+    """A video job as the function leaves it in the real store: original, result, status,
+    tracks, a reviewer's edits, and a segment status a split run left behind. Its result
+    key, original key and job id."""
+    store, job, image_id = s3.store(), new_job_id(), uuid.uuid4().hex
+    original, result = f"{prefix}{image_id}.mp4", f"{prefix}{image_id}/0123456789abcdef.mp4"
+    video = b"\x00\x00\x00\x18ftypmp42" + bytes(2000)  # never decoded by the page
+    store.put("originals", original, video, "video/mp4")
+    store.put("results", result, video, "video/mp4")
+    done = JobStatus(job, "done", 30, 30, result, original, prefix, name="clip.mp4")
+    write_status(store, s3.settings, done)
+    store.put("originals", tracks_key(job), b'{"tracks": []}', "application/json")
+    store.put("originals", edits_key(job), b'{"show": [1], "hide": []}', "application/json")
+    store.put("originals", segment_status_key(job, 0), b'{"state": "done"}', "application/json")
+    return result, original, job
+
+
+def test_deleting_a_video_takes_its_jobs_status_tracks_and_edits(client, s3):
+    gone, _, _ = finished_video_job(s3)
+    kept, kept_original, kept_job = finished_video_job(s3)
+    deleted = client.post(f"/delete/{gone}", data={"csrf_token": csrf_token(client)})
+    assert deleted.status_code == 200
+    assert s3.snapshot()["results"] == [kept]
+    kept_parts = [kept_original, segment_status_key(kept_job, 0), *job_keys(kept_job)]
+    assert s3.snapshot()["originals"] == sorted(kept_parts)
+
+
+def test_deleting_all_of_ones_results_takes_ones_video_jobs_whole(accounts_app, s3):
+    app, people = accounts_app()
+    ann, bob = signed_in(app, people, "ann"), signed_in(app, people, "bob")
+    finished_video_job(s3, ann.prefix)
+    kept, kept_original, kept_job = finished_video_job(s3, bob.prefix)
+    done = ann.post(
+        "/account/results/delete", data={"csrf_token": csrf_token(ann), "confirm": "yes"}
+    )
+    assert done.status_code == 200 and "Deleted 6 stored files" in done.get_data(as_text=True)
+    assert s3.snapshot()["results"] == [kept]
+    kept_parts = [kept_original, segment_status_key(kept_job, 0), *job_keys(kept_job)]
+    assert s3.snapshot()["originals"] == sorted(kept_parts)

@@ -594,14 +594,13 @@
         return;
       }
       if (job.state === "running") {
-        const total = job.frames_total;
-        if (total > 0) {
-          progress.value = Math.round((100 * job.frames_done) / total);
-          setStatus(card, "Processing: " + job.frames_done + " of " + total + " frames");
-        } else {
+        const shown = videoProgress(job);
+        if (shown.value === null) {
           progress.removeAttribute("value");
-          setStatus(card, "Processing: " + job.frames_done + " frames");
+        } else {
+          progress.value = shown.value;
         }
+        setStatus(card, shown.text);
       } else {
         setStatus(card, "Uploaded. Waiting for its turn…");
       }
@@ -609,6 +608,26 @@
     }
 
     setTimeout(ask, delay);
+  }
+
+  // A running job's bar (percent, or null when unknown) and words: frames done of the total,
+  // else (total unknown) a split job's segments done of theirs.
+  function videoProgress(job) {
+    const frames = job.frames_done, total = job.frames_total, segments = job.segments_total;
+    let where = "";
+    if (segments > 0) {
+      where = job.segments_done < segments
+        ? "segment " + (job.segments_done + 1) + " of " + segments + ", "
+        : "joining " + segments + " segments, ";
+    }
+    let value = null;
+    if (total > 0) {
+      value = Math.round((100 * frames) / total);
+    } else if (segments > 0) {
+      value = Math.round((100 * job.segments_done) / segments);
+    }
+    const counted = total > 0 ? frames + " of " + total + " frames" : frames + " frames";
+    return { value: value, text: "Processing: " + where + counted };
   }
 
   function videoDone(card, file, job) {

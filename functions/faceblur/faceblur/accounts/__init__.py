@@ -14,7 +14,6 @@ results never touches anyone else's.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -35,14 +34,7 @@ from sqlalchemy.orm import Session
 # config's own readers, so a variable is parsed and reported the same way everywhere.
 from faceblur.config import SECRETS_DIR, _bool, _positive_int, read_secret
 from faceblur.errors import BadRequestError
-from faceblur.store.keys import (
-    JOB_ID,
-    JOBS_FOLDER,
-    owner_prefix,
-    segments_prefix,
-    status_key,
-    tracks_key,
-)
+from faceblur.store.keys import owner_prefix
 from faceblur.store.s3 import Store
 
 from .models import ApiKey, User
@@ -135,7 +127,7 @@ def hash_key(key: str) -> str:
 
 def remove_owned(store: Store, prefix: str) -> int:
     """Remove everything stored for an owner's `prefix`: results, originals, what waits in
-    the inbox, and their video jobs' statuses; how many objects went.
+    the inbox, and their video jobs (status, tracks, edits); how many objects went.
 
     Results first: a result without its original is never left for a reader to find.
     """
@@ -147,21 +139,8 @@ def remove_owned(store: Store, prefix: str) -> int:
         for key in store.keys(bucket, prefix=prefix):
             store.remove(bucket, key)
             removed += 1
-    # Job statuses live by job id (`jobs/<job>.json`) and name their owner inside.
-    originals = settings.bucket_originals
-    for key in store.keys(originals, prefix=JOBS_FOLDER):
-        job = key.removeprefix(JOBS_FOLDER).removesuffix(".json")
-        if key != status_key(job) or not JOB_ID.fullmatch(job):
-            continue  # a split job's segments, removed with their status below
-        try:
-            owner = json.loads(store.read(originals, key)).get("prefix")
-        except (ValueError, AttributeError):  # torn or foreign: not known to be theirs
-            continue
-        if owner == prefix:
-            parts = [*store.keys(originals, prefix=segments_prefix(job)), tracks_key(job), key]
-            for part in [p for p in parts if store.exists(originals, p)]:
-                store.remove(originals, part)
-                removed += 1
+    # Their video jobs: each status names its owner inside.
+    removed += store.remove_jobs(lambda status: status.get("prefix") == prefix)
     return removed
 
 

@@ -482,6 +482,40 @@ def _list_video(args: argparse.Namespace, sealed_path: Path) -> int:
     return 0 if matches else 1
 
 
+def _logged_disclosure(
+    output: Path,
+    log: FileAuditLog | BucketAuditLog,
+    audit_key: Ed25519PrivateKey,
+    record: dict,
+    write: Callable[[Path], str],
+) -> dict:
+    """Run `write(partial)` (the disclosure, to a temporary name; it returns the output's
+    hash) and log it: a refused attempt is on the record too, marked so, with no output
+    hash; a disclosure's entry is written before the file gets its name."""
+    partial = output.with_name(f".{output.name}.partial")
+    try:
+        try:
+            output_sha256 = write(partial)
+        except SealError as error:
+            why = f"{type(error).__name__}: {error}"
+            log.append(
+                lambda last: audit.audit_entry(last, **record, outcome="refused", error=why),
+                audit_key,
+            )
+            raise
+        entry = log.append(
+            lambda last: audit.audit_entry(
+                last, **record, outcome="disclosed", output_sha256=output_sha256
+            ),
+            audit_key,
+        )
+        partial.rename(output)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            partial.unlink()
+    return entry
+
+
 def _disclose_track(args: argparse.Namespace, sealed_path: Path) -> int:
     """`disclose RESULT --track ID`: one person restored across a sealed video, logged."""
     if args.output.suffix.lower() != tracks.DISCLOSURE_SUFFIX:
@@ -501,35 +535,34 @@ def _disclose_track(args: argparse.Namespace, sealed_path: Path) -> int:
         "face": None,
         "track": args.track,
     }
-    partial = args.output.with_name(f".{args.output.name}.partial")
-    try:
-        try:
-            private_key = seal.load_private_key(_read(args.key), passphrase)
-            output_sha256 = tracks.disclose_track(
-                result, sealed_path, args.track, private_key, partial
-            )
-        except SealError as error:
-            why = f"{type(error).__name__}: {error}"
-            log.append(
-                lambda last: audit.audit_entry(last, **record, outcome="refused", error=why),
-                audit_key,
-            )
-            raise
-        entry = log.append(
-            lambda last: audit.audit_entry(
-                last, **record, outcome="disclosed", output_sha256=output_sha256
-            ),
-            audit_key,
-        )
-        partial.rename(args.output)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
+
+    def write(partial: Path) -> str:
+        private_key = seal.load_private_key(_read(args.key), passphrase)
+        return tracks.disclose_track(result, sealed_path, args.track, private_key, partial)
+
+    entry = _logged_disclosure(args.output, log, audit_key, record, write)
     print(
         f"{args.output}: track {args.track} restored; audit entry {entry['seq']} in "
         f"{args.audit_log}"
     )
     return 0
+
+
+def _require_flags(args: argparse.Namespace, which: str, chosen: int | None) -> None:
+    """A disclosure names what it opens (`which`), the key, why, the log and the output."""
+    missing = [
+        flag
+        for flag, value in (
+            (which, chosen),
+            ("--key", args.key),
+            ("--reason", args.reason),
+            ("--audit-log", args.audit_log),
+            ("-o", args.output),
+        )
+        if value is None or value == ""
+    ]
+    if missing:
+        raise CommandError(f"disclosing needs {', '.join(missing)} (or --list)")
 
 
 def run_disclose(args: argparse.Namespace) -> int:
@@ -541,35 +574,11 @@ def run_disclose(args: argparse.Namespace) -> int:
             raise CommandError("--track is for a sealed video (a local RESULT and its seal)")
         if args.face is not None:
             raise CommandError("a video's people are tracks: give --track, not --face")
-        missing = [
-            flag
-            for flag, value in (
-                ("--track", args.track),
-                ("--key", args.key),
-                ("--reason", args.reason),
-                ("--audit-log", args.audit_log),
-                ("-o", args.output),
-            )
-            if value is None or value == ""
-        ]
-        if missing:
-            raise CommandError(f"disclosing needs {', '.join(missing)} (or --list)")
+        _require_flags(args, "--track", args.track)
         if args.output.exists():
             raise CommandError(f"{args.output} exists already; not overwriting it")
         return _disclose_track(args, video)
-    missing = [
-        flag
-        for flag, value in (
-            ("--face", args.face),
-            ("--key", args.key),
-            ("--reason", args.reason),
-            ("--audit-log", args.audit_log),
-            ("-o", args.output),
-        )
-        if value is None or value == ""
-    ]
-    if missing:
-        raise CommandError(f"disclosing needs {', '.join(missing)} (or --list)")
+    _require_flags(args, "--face", args.face)
     if args.output.suffix.lower() != ".png":
         raise CommandError("-o must name a .png file: disclosures are written lossless")
     if args.output.exists():
@@ -590,31 +599,16 @@ def run_disclose(args: argparse.Namespace) -> int:
         "sealed_sha256": sha256_hex(sealed_file),
         "face": args.face,
     }
-    try:
+    disclosed: list[seal.Disclosure] = []
+
+    def write(partial: Path) -> str:
         private_key = seal.load_private_key(_read(args.key), passphrase)
-        disclosure = seal.disclose(result, sealed_file, args.face, private_key)
-    except SealError as error:
-        # A refused attempt is on the record too, marked so, with no output hash.
-        why = f"{type(error).__name__}: {error}"
-        log.append(
-            lambda last: audit.audit_entry(last, **record, outcome="refused", error=why),
-            audit_key,
-        )
-        raise
-    # Output first to a temporary name: the log entry exists before the file does.
-    partial = args.output.with_name(f".{args.output.name}.partial")
-    try:
-        _write_new(partial, disclosure.png, private=True)
-        entry = log.append(
-            lambda last: audit.audit_entry(
-                last, **record, outcome="disclosed", output_sha256=disclosure.output_sha256
-            ),
-            audit_key,
-        )
-        partial.rename(args.output)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            partial.unlink()
+        disclosed.append(seal.disclose(result, sealed_file, args.face, private_key))
+        _write_new(partial, disclosed[0].png, private=True)
+        return disclosed[0].output_sha256
+
+    entry = _logged_disclosure(args.output, log, audit_key, record, write)
+    disclosure = disclosed[0]
     print(
         f"{args.output}: face {disclosure.index} restored (region {list(disclosure.region)}); "
         f"audit entry {entry['seq']} in {args.audit_log}"

@@ -282,6 +282,13 @@ def edits_key(job: str) -> str:
     return f"{JOBS_FOLDER}{job}.edits.json"
 
 
+def job_keys(job: str) -> list[str]:
+    """The named objects of video job `job` in the originals bucket (its segments, listed
+    under segments_prefix, go before them): what deleting the job removes. The status is
+    last, so a delete that fails half-way still finds the job when it is tried again."""
+    return [tracks_key(job), edits_key(job), status_key(job)]
+
+
 def segments_prefix(job: str) -> str:
     """Where the originals bucket keeps a split job's segments while it runs (removed when
     the job is done or failed): one status object and one encoded MP4 per segment, so

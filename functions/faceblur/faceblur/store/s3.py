@@ -14,6 +14,7 @@ Guarantees:
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -29,7 +30,16 @@ from minio.error import MinioException, S3Error
 
 from faceblur.config import Settings
 from faceblur.errors import BadRequestError, TooLargeError, UnavailableError
-from faceblur.store.keys import image_id_of, split_owner
+from faceblur.store.keys import (
+    JOB_ID,
+    JOBS_FOLDER,
+    image_id_of,
+    is_video_key,
+    job_keys,
+    segments_prefix,
+    split_owner,
+    status_key,
+)
 from faceblur.store.pairs import PairWriter
 
 # Connect and read timeouts come from the settings (FACEBLUR_S3_TIMEOUT_SECONDS): a client
@@ -332,7 +342,8 @@ class Store(PairWriter):
         )
 
     def remove_photo(self, result_key: str) -> bool:
-        """Delete the photo a result was made from and every result made from it.
+        """Delete the photo a result was made from and every result made from it (for a
+        video, also the jobs that made those results: `remove_jobs`).
 
         The original goes first: should anything fail half-way, what is left is results
         without their original, which a retry (or the rollback rule) removes; never a
@@ -350,7 +361,38 @@ class Store(PairWriter):
             self.remove(settings.bucket_originals, key)
         for key in results:
             self.remove(settings.bucket_results, key)
-        return bool(originals or results)
+        jobs = 0
+        if is_video_key(result_key):  # the jobs that made these results: tracks, edits, status
+            made_here = f"{owner}{image_id}/"
+            jobs = self.remove_jobs(
+                lambda status: str(status.get("result_key") or "").startswith(made_here)
+            )
+        return bool(originals or results or jobs)
+
+    def remove_jobs(self, chosen: Callable[[dict], bool]) -> int:
+        """Remove every video job whose status `chosen` accepts, with all that belongs to it
+        (segments, tracks, edits, status: `job_keys`); how many objects went.
+
+        Statuses live by job id (`jobs/<job>.json`) and name their owner and result inside,
+        so every status is read: a delete costs one read per stored job.
+        """
+        originals = self.settings.bucket_originals
+        removed = 0
+        for key in self.keys(originals, prefix=JOBS_FOLDER):
+            job = key.removeprefix(JOBS_FOLDER).removesuffix(".json")
+            if key != status_key(job) or not JOB_ID.fullmatch(job):
+                continue  # a job's other objects, removed with its status below
+            try:
+                status = json.loads(self.read(originals, key))
+            except (ValueError, BadRequestError):  # torn, or removed since the listing
+                continue
+            if not isinstance(status, dict) or not chosen(status):
+                continue  # foreign or someone else's: not known to be one of these
+            parts = [*self.keys(originals, prefix=segments_prefix(job)), *job_keys(job)]
+            for part in [p for p in parts if self.exists(originals, p)]:
+                self.remove(originals, part)
+                removed += 1
+        return removed
 
     def result_url(self, key: str) -> str:
         """A presigned GET for a result; there is deliberately no such method for originals."""
