@@ -102,6 +102,18 @@ def test_merge_keeps_the_best_of_overlapping_faces_from_different_turns():
     assert merge_faces([upright_guess, elsewhere, turned_find], 0.4) == [turned_find, elsewhere]
 
 
+def test_a_turned_find_replaces_an_upright_one_only_when_seen_clearly_better():
+    """faces-dev 0_Parade_Parade_0_72: a 20-px face found upright at 0.695 was found again
+    by the turned pass another face earned, at 0.706 in a box drawn for a turned head
+    (27 x 26 for a 16 x 21 face); it won the merge and the face lost its match."""
+    clearer = AngleSettings().clearer
+    upright_find = Face((545, 378, 18, 23), 0.695)
+    turned_same = Face((544, 377, 27, 26), 0.706, turn=270)
+    assert merge_faces([upright_find, turned_same], 0.4, clearer) == [upright_find]
+    turned_clearly = Face((544, 377, 27, 26), 0.695 * clearer + 0.01, turn=270)
+    assert merge_faces([upright_find, turned_clearly], 0.4, clearer) == [turned_clearly]
+
+
 def test_an_upright_and_a_turned_find_of_one_head_fuse_into_one_region():
     """Issue 28: two ovals at right angles on one head. The boxes lie crosswise (IoU 0.39,
     under the merge threshold) but the smaller lies almost wholly inside the larger."""
