@@ -73,11 +73,19 @@ def poll(url: str, job: str, until: set[str], unknown_first: bool = False) -> li
     `unknown_first`: a 404 is expected until the job starts (a video dropped outside
     `videos/<job>/`, whose job id only the function derives, is not seen queued)."""
     seen: list[str] = []
+    slow_store = 0
     deadline = time.monotonic() + JOB_SECONDS
     while time.monotonic() < deadline:
         response = requests.get(url, params={"job": job}, timeout=10)
         if unknown_first and not seen and response.status_code == 404:
             time.sleep(0.3)
+            continue
+        # A store too slow to answer within the S3 timeout (a loaded machine) is a plain
+        # 503 "try again later", as a client is told: a few are retried, never more.
+        if response.status_code == 503 and response.json()["code"] == "unavailable":
+            slow_store += 1
+            assert slow_store <= 3, response.text
+            time.sleep(1)
             continue
         assert response.status_code == 200, response.text
         state = response.json()["state"]
