@@ -634,3 +634,23 @@ def test_a_video_face_keeps_its_tone_from_frame_to_frame(group) -> None:
     moved = _grey(once[1])[inside].mean() - _grey(once[0])[inside].mean()
     assert moved > 10
     assert _grey(followed)[inside].mean() - _grey(frames[-1])[inside].mean() > 0.8 * moved
+
+
+def test_a_seeded_video_draws_each_track_from_the_seed_alone(group) -> None:
+    """With a seed (one secret per job and the segment's index), a track's tone and head
+    come from the seed and its id, not from the order tracks showed or the call's fresh
+    draw: any worker hiding the same segment paints the same pixels. Another seed, or
+    another segment's index, paints another tone."""
+    image, faces = group
+    regions = _regions(image, faces)[:2]
+
+    def painted(seed, earlier_tracks: list[int]) -> np.ndarray:
+        steady = SteadyTones(seed=seed)
+        for track in earlier_tracks:  # tracks another worker's frames showed first
+            anonymise(image, regions[:1], grain=False, tracks=[track], steady=steady)
+        return anonymise(image, regions, grain=False, tracks=[3, 4], steady=steady)
+
+    first = painted((1234, 2), [])
+    assert np.array_equal(first, painted((1234, 2), [9, 10, 11]))
+    assert not np.array_equal(first, painted((1234, 3), []))
+    assert not np.array_equal(first, painted((4321, 2), []))

@@ -76,11 +76,11 @@ class Failing:
     def anonymise_video(self, *args, **kwargs):
         return self.engine.anonymise_video(*args, **kwargs)
 
-    def encode_segment(self, source, target, segment: Segment, options, on_progress):
+    def encode_segment(self, source, target, segment: Segment, options, on_progress, seed=None):
         if segment.index == self.index and self.times > 0:
             self.times -= 1
             raise CorruptVideoError("the worker's disk gave wrong bytes")
-        return self.engine.encode_segment(source, target, segment, options, on_progress)
+        return self.engine.encode_segment(source, target, segment, options, on_progress, seed)
 
 
 def start_job(s3, settings, clip: Path, anonymiser) -> tuple[str, str, list[dict]]:

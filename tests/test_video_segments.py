@@ -17,7 +17,7 @@ import pytest
 from bench.clips import EXPOSED, Camera, central_detail_kept, displayed_frames, make_clip
 from conftest import FACES_DEV
 from data import composed_photo
-from faceblur.cli.main import main
+from faceblur.cli.main import blur_in_segments, main
 from faceblur.errors import CorruptVideoError
 from faceblur.media.container import probe
 from faceblur.media.segments import (
@@ -28,6 +28,7 @@ from faceblur.media.segments import (
     segment_path,
 )
 from faceblur.media.video import VideoSettings
+from faceblur.options import Options
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
 
@@ -177,16 +178,22 @@ def test_faces_crossing_a_border_are_hidden_on_both_sides(tmp_path: Path, family
     assert near_border >= 3 * 2 * 7  # faces were checked on both sides of both borders
 
 
-def test_jobs_2_writes_what_jobs_1_writes(tmp_path: Path, capsys) -> None:
-    """Same plan, same frames, timestamps, audio and face-frames hidden, with a method
-    that paints the same pixels for the same input (blur; the default paints each call
-    with a fresh secret draw, docs/reidentification.md). Not the same bits: x264 in a
-    process that has encoded before gives identical frames slightly other bits (seen
-    here, not explained; fresh processes repeat exactly), so frames are compared to
-    within H.264's noise."""
+@pytest.fixture(scope="module")
+def small_clip(tmp_path_factory) -> tuple[Path, list]:
+    """36 frames of a face, cut into 3 segments of 12 frames."""
     photo, faces = composed_photo((60, 44), size=(640, 400))
-    source = tmp_path / "clip.mp4"
+    source = tmp_path_factory.mktemp("small") / "clip.mp4"
     truth = make_clip(photo, faces, source, (320, 180), frames=36, rate=RATE)
+    return source, truth
+
+
+def test_jobs_2_writes_what_jobs_1_writes(small_clip, tmp_path: Path, capsys) -> None:
+    """The command line: the same file, byte for byte, whatever the number of processes
+    (a method that paints the same pixels for the same input: blur; the default draws a
+    fresh secret per run, below). Each segment is encoded in a process that encoded
+    others before (`--jobs 1`) or in a fresh one: x264's settings are fixed for that
+    (faceblur.media.video.x264_options)."""
+    source, truth = small_clip
     seconds = str(12 / RATE)
     said = []
     for jobs in ("1", "2"):
@@ -201,11 +208,32 @@ def test_jobs_2_writes_what_jobs_1_writes(tmp_path: Path, capsys) -> None:
     ones, twos = displayed_frames(first), displayed_frames(second)
     assert len(ones) == len(twos) == 36
     for index, (one, two) in enumerate(zip(ones, twos, strict=True)):
-        difference = np.abs(one.astype(int) - two.astype(int))
-        assert difference.mean() < 2, f"frame {index} differs"
+        assert np.array_equal(one, two), f"frame {index} differs"
+    assert first.read_bytes() == second.read_bytes()
     hidden = central_detail_kept(displayed_frames(source)[18], twos[18], truth[18][0])
     assert hidden is not None and hidden <= EXPOSED
     assert sorted(p.name for p in (tmp_path / "1").iterdir()) == ["clip.mp4"]  # no segments
+
+
+def test_the_default_method_with_one_seed_writes_the_same_file_in_any_processes(
+    small_clip, tmp_path: Path, detector
+) -> None:
+    """The default (haze) draws each face's tone from the run's secret seed, the
+    segment's index and the track: one process or two, the same bytes; another seed,
+    other tones in the faces."""
+    source, truth = small_clip
+    settings, seconds = VideoSettings(), 12 / RATE
+    targets = {}
+    for name, jobs, seed in (("one", 1, 77), ("two", 2, 77), ("other", 1, 78)):
+        targets[name] = tmp_path / name / "clip.mp4"
+        blur_in_segments(source, targets[name], detector, Options(), settings, jobs, seconds, seed)
+    assert targets["one"].read_bytes() == targets["two"].read_bytes()
+    ones, others = displayed_frames(targets["one"]), displayed_frames(targets["other"])
+    x, y, w, h = (round(v) for v in truth[18][0])
+    face = (slice(y, y + h), slice(x, x + w))
+    assert not np.array_equal(ones[18][face], others[18][face])
+    hidden = central_detail_kept(displayed_frames(source)[18], ones[18], truth[18][0])
+    assert hidden is not None and hidden <= EXPOSED
 
 
 def test_cuts_move_to_a_keyframe_near_them_and_the_last_segment_is_never_short() -> None:

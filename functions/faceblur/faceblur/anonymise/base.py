@@ -21,26 +21,40 @@ class SteadyTones:
     One secret offset and one head drawing (a seed) per track, drawn when the track first
     shows, and the measured mean colour followed slowly (a share `follow` of the way each
     frame): the fill neither jumps with every new draw nor drifts with the detector's box.
-    Frames must be given in order; one object per video.
+    Frames must be given in order; one object per video (or per segment of a split one).
+
+    `seed`: the draws come from it and the track's id alone, not from the caller's
+    generator, so the same segment of a video hidden by any worker paints the same
+    pixels (one secret per job, with the segment's index: `faceblur.media.segments`).
     """
 
-    def __init__(self, follow: float = 0.1) -> None:
+    def __init__(self, follow: float = 0.1, seed: Sequence[int] | None = None) -> None:
         self.follow = follow
+        self.seed = tuple(seed) if seed is not None else None
         self._tracks: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
 
     def tone(
-        self, track: int, measured: np.ndarray, draw: Callable[[], tuple[np.ndarray, int]]
+        self,
+        track: int,
+        measured: np.ndarray,
+        draw: Callable[[np.random.Generator | None], tuple[np.ndarray, int]],
     ) -> tuple[np.ndarray, int]:
-        """The tone to paint for `track` this frame and its head's seed; `draw` gives a
-        new (offset, seed) for a track not seen before."""
+        """The tone to paint for `track` this frame and its head's seed; `draw(rng)` gives
+        a new (offset, seed) for a track not seen before, from `rng` (None: the caller's)."""
         if track not in self._tracks:
-            offset, seed = draw()
+            offset, seed = draw(self._generator(track))
             self._tracks[track] = (measured.astype(np.float64), offset, seed)
         else:
             mean, offset, seed = self._tracks[track]
             self._tracks[track] = (mean + self.follow * (measured - mean), offset, seed)
         mean, offset, seed = self._tracks[track]
         return mean + offset, seed
+
+    def _generator(self, track: int) -> np.random.Generator | None:
+        if self.seed is None:
+            return None
+        # Hide edits have ids below zero (faceblur.media.video); a seed takes none.
+        return np.random.default_rng([*self.seed, 2 * abs(track) + (track < 0)])
 
 
 @dataclass(frozen=True)

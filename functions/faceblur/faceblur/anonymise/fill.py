@@ -422,9 +422,10 @@ class Haze:
         grey = _is_grey(image, np.ones((height, width), dtype=bool))
         spread, chroma = self.offset[job.strength], 0.0 if grey else self.chroma
 
-        def draw() -> tuple[np.ndarray, int]:
-            offset = job.rng.uniform(-spread, spread) + job.rng.uniform(-chroma, chroma, 3)
-            return offset, int(job.rng.integers(2**63))
+        def draw(rng: np.random.Generator | None = None) -> tuple[np.ndarray, int]:
+            rng = job.rng if rng is None else rng
+            offset = rng.uniform(-spread, spread) + rng.uniform(-chroma, chroma, 3)
+            return offset, int(rng.integers(2**63))
 
         heads = []
         for index, (box, tone) in enumerate(

@@ -30,6 +30,7 @@ from faceblur.media.segments import (
     Segment,
     encode_segment,
     join_segments,
+    new_seed,
     plan_segments,
     segment_path,
 )
@@ -562,18 +563,32 @@ def _render_video(
 def _blur_video(
     source: Path, target: Path, detector, options: Options, args: argparse.Namespace
 ) -> int:
-    """Anonymise one video with a progress bar; the number of face-frames hidden.
-
-    The video is planned into segments (`faceblur.media.segments`), each hidden by one
-    of `--jobs` processes (this one when 1), then joined: the plan alone decides the
-    bytes, so any number of processes writes the same file.
-    """
+    """Anonymise one video with a progress bar; the number of face-frames hidden."""
     if detector is None:
         raise FaceblurError("--whole-image is for photos, not videos")
     settings = VideoSettings(crf=args.crf)
-    plan = plan_segments(source, args.segment_seconds, settings)
+    return blur_in_segments(
+        source, target, detector, options, settings, args.jobs, args.segment_seconds, new_seed()
+    )
+
+
+def blur_in_segments(
+    source: Path,
+    target: Path,
+    detector: Detector,
+    options: Options,
+    settings: VideoSettings,
+    jobs: int,
+    segment_seconds: float,
+    seed: int,
+) -> int:
+    """`source` planned into segments (`faceblur.media.segments`), each hidden by one of
+    `jobs` processes (this one when 1), then joined at `target`; the face-frames hidden.
+    The plan and `seed` (one secret per run, for every segment) alone decide the bytes,
+    so any number of processes writes the same file."""
+    plan = plan_segments(source, segment_seconds, settings)
     target.parent.mkdir(parents=True, exist_ok=True)
-    jobs = min(args.jobs, len(plan.segments))
+    jobs = min(jobs, len(plan.segments))
     with (
         tempfile.TemporaryDirectory(prefix=".faceblur-segments-", dir=target.parent) as folder,
         tqdm(desc=source.name, unit="frame", file=sys.stderr, leave=False) as bar,
@@ -589,7 +604,7 @@ def _blur_video(
                     bar.update(start + done - bar.n)
 
                 result = encode_segment(
-                    source, part, segment, detector, options, settings, progress
+                    source, part, segment, detector, options, settings, progress, seed
                 )
                 face_frames += result.face_frames
         else:
@@ -598,7 +613,9 @@ def _blur_video(
                 jobs, multiprocessing.get_context("spawn"), initializer=_start_worker
             ) as pool:
                 running = {
-                    pool.submit(_hide_segment, source, part, segment, options, settings): segment
+                    pool.submit(_hide_segment, source, part, segment, options, settings, seed): (
+                        segment
+                    )
                     for segment, part in zip(plan.segments, parts, strict=True)
                 }
                 for future in as_completed(running):
@@ -617,11 +634,17 @@ def _start_worker() -> None:
 
 
 def _hide_segment(
-    source: Path, part: Path, segment: Segment, options: Options, settings: VideoSettings
+    source: Path,
+    part: Path,
+    segment: Segment,
+    options: Options,
+    settings: VideoSettings,
+    seed: int,
 ) -> int:
     """One segment in a worker process; its face-frames."""
     assert _worker_detector is not None
-    return encode_segment(source, part, segment, _worker_detector, options, settings).face_frames
+    result = encode_segment(source, part, segment, _worker_detector, options, settings, None, seed)
+    return result.face_frames
 
 
 def _detect_video(source: Path, detector, options: Options, as_json: bool) -> int:

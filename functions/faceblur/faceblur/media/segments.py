@@ -14,9 +14,9 @@ frame-exact without re-encoding (issue 25).
 * Reduce (`join_segments`): the segments' packets remuxed one after the other at their
   timestamps in the source (each segment is stored starting at 0), the audio copied
   once from the original, interleaved by time; the display matrix (rotation), rate, size
-  and frame count kept, no tags. The same plan hides the same regions in the same
-  frames however many workers ran it (the default method's paint is a fresh secret
-  draw per call, so not the same bytes: docs/reidentification.md).
+  and frame count kept, no tags. The same plan and the job's secret seed give the
+  same bytes however many workers ran it, on machines with the same instruction set
+  (the encoder's settings are fixed: `faceblur.media.video.x264_options`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import os
+import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -155,12 +156,25 @@ def encode_segment(
     options: Options | None = None,
     settings: VideoSettings | None = None,
     on_progress: ProgressCallback | None = None,
+    seed: int | None = None,
 ) -> VideoResult:
-    """The map step: `segment` of `source` with its faces hidden, at `target` (video only)."""
+    """The map step: `segment` of `source` with its faces hidden, at `target` (video only).
+
+    `seed`: the job's secret (`new_seed`), the same for every segment: the default
+    method's draws come from it and the segment's index, so the segment's bytes depend on
+    the plan and the seed, not on which worker ran it or what it ran before. None: a
+    fresh secret draw."""
     settings = settings or VideoSettings()
+    window_seed = None if seed is None else (seed, segment.index)
     return anonymise_window(
-        source, target, detector, segment.window, options, settings, on_progress
+        source, target, detector, segment.window, options, settings, on_progress, window_seed
     )
+
+
+def new_seed() -> int:
+    """A job's secret for `encode_segment` (it moves each hidden face's tone: kept where
+    the original is, never shown)."""
+    return secrets.randbits(64)
 
 
 def join_segments(

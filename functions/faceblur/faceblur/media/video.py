@@ -21,9 +21,10 @@ from __future__ import annotations
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import cache
 from fractions import Fraction
 from pathlib import Path
 
@@ -66,6 +67,34 @@ from faceblur.options import Options, VideoEdits, check_regions_inside
 DEFAULT_CRF = 18
 MAX_CRF = 51
 X264_PRESET = "faster"  # most of x264's quality at CRF 18 for a fraction of "medium"'s time
+
+
+@cache
+def x264_options(crf: int) -> dict[str, str]:
+    """x264's settings, fixed so that the same frames give the same bits in any process on
+    any machine with the same instruction set (docs/tried.md, "Video in segments"):
+
+    * one thread: x264's output depends on its thread count, which it would take from
+      the machine's cores (and write into the stream's header, which the join checks);
+      a video's parallelism is its segments;
+    * its SIMD code capped at AVX2: with its AVX-512 code the macroblock tree (mbtree)
+      gives other bits from one encode to the next in the same process (reused memory,
+      it seems); capped, every encode repeats, and an AVX-512 machine writes what an
+      AVX2 one does."""
+    options = {"crf": str(crf), "preset": X264_PRESET, "threads": "1"}
+    if _cpu_has("avx2"):
+        options["x264-params"] = "asm=avx2"
+    return options
+
+
+def _cpu_has(flag: str) -> bool:
+    """Whether Linux says every core has `flag` (False elsewhere: x264 then picks)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    lines = [line for line in text.splitlines() if line.startswith("flags")]
+    return bool(lines) and all(flag in line.split(":", 1)[1].split() for line in lines)
 
 
 @dataclass(frozen=True)
@@ -294,6 +323,7 @@ def anonymise_window(
     options: Options | None = None,
     settings: VideoSettings = VideoSettings(),
     on_progress: ProgressCallback | None = None,
+    seed: Sequence[int] | None = None,
 ) -> VideoResult:
     """Write the frames `window` writes, faces hidden, to `target`: an MP4 of video only,
     each frame at its timestamp in the source less `window.first` (an MP4 that starts
@@ -301,8 +331,12 @@ def anonymise_window(
     exactly), encoded alone (its first frame a keyframe,
     no frame referring outside it) with the fixed settings every segment shares, so that
     `faceblur.media.segments.join_segments` can put segments end to end without
-    re-encoding. The audio is the join's, copied once from the source."""
-    return _anonymise(source, target, detector, options, settings, on_progress, window, False)
+    re-encoding. The audio is the join's, copied once from the source. `seed`: where the
+    default method's per-track draws come from (`faceblur.anonymise.SteadyTones`), so
+    that any worker hides the window the same way; None: a fresh secret draw."""
+    return _anonymise(
+        source, target, detector, options, settings, on_progress, window, False, seed=seed
+    )
 
 
 def _read_window(
@@ -336,6 +370,7 @@ def _anonymise(
     edits: VideoEdits | None = None,
     observe: FrameObserver | None = None,
     limits: DecodeLimits | None = None,
+    seed: Sequence[int] | None = None,
 ) -> VideoResult:
     options = options or Options()
     detector = for_video(upright(detector) if options.upright_only else detector)
@@ -363,7 +398,7 @@ def _anonymise(
             video_out.width, video_out.height = info.width, info.height
             video_out.pix_fmt = "yuv420p"
             video_out.time_base = video_in.time_base
-            video_out.options = {"crf": str(settings.crf), "preset": X264_PRESET}
+            video_out.options = dict(x264_options(settings.crf))
             if info.display_matrix is not None:
                 video_out.set_display_matrix(list(info.display_matrix))
             audio = (
@@ -387,7 +422,7 @@ def _anonymise(
             last_pts = None
             shift = window.first or 0
             # Each track keeps its tone from frame to frame: no drift, no flicker.
-            steady = SteadyTones()
+            steady = SteadyTones(seed=seed)
 
             def hide_and_encode(
                 shown: np.ndarray, tracked: TrackedFrame, stored: av.VideoFrame

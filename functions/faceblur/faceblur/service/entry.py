@@ -108,8 +108,11 @@ class Engine:
         segment: Segment,
         options: Options,
         on_progress: ProgressCallback,
+        seed: int | None = None,
     ) -> VideoResult:
-        return encode_segment(source, target, segment, self.detector(), options, None, on_progress)
+        return encode_segment(
+            source, target, segment, self.detector(), options, None, on_progress, seed
+        )
 
 
 def _log_failure(detector: Future[Detector]) -> None:

@@ -47,7 +47,7 @@ from faceblur.errors import (
 from faceblur.formats import SNIFF_BYTES, video_type
 from faceblur.media.container import DecodeLimits, Orientation, VideoInfo, probe
 from faceblur.media.review import TrackLog
-from faceblur.media.segments import Plan, Segment, join_segments, plan_segments
+from faceblur.media.segments import Plan, Segment, join_segments, new_seed, plan_segments
 from faceblur.media.video import FrameObserver, ProgressCallback, VideoResult
 from faceblur.options import Options, VideoEdits, check_regions_inside, parse_edits
 from faceblur.sealing import audit
@@ -165,6 +165,9 @@ class JobStatus:
     segments_total: int = 0  # 0: not split (one call runs the whole video)
     source_key: str | None = None  # a split job's inbox key, which its segment calls read
     plan: list[dict] | None = None  # a split job's segments (media.segments.Segment)
+    # A split job's secret for its segments' draws (media.segments.new_seed): beside the
+    # original it would let nobody learn more than the original; dropped with the plan.
+    seed: int | None = None
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -313,6 +316,7 @@ class VideoAnonymiser(Protocol):
         segment: Segment,
         options: Options,
         on_progress: ProgressCallback,
+        seed: int | None = None,
     ) -> VideoResult: ...
 
 
@@ -562,6 +566,7 @@ def _split(
         segments_total=len(plan.segments),
         source_key=key,
         plan=[segment.to_dict() for segment in plan.segments],
+        seed=new_seed(),
     )
     for segment in plan.segments:
         _write_segment(store, settings, running.job, segment.index, SegmentStatus("queued"))
@@ -658,7 +663,7 @@ def _hide_segment(
     store.fget(settings.bucket_inbox, status.source_key, source, max_bytes=settings.max_video_bytes)
     target = folder / "segment.mp4"
     progress = _segment_progress(store, settings, status.job, segment, tries)
-    result = anonymiser.encode_segment(source, target, segment, Options(), progress)
+    result = anonymiser.encode_segment(source, target, segment, Options(), progress, status.seed)
     key = segment_video_key(status.job, segment.index)
     store.fput(settings.bucket_originals, key, target, VIDEO_RESULT_TYPE)
     return result
@@ -727,6 +732,7 @@ def _join(status: JobStatus, store: Store, settings: Settings) -> dict[str, obje
         result_key=pair.result_key,
         original_key=pair.original_key,
         plan=None,
+        seed=None,
     )
     write_status(store, settings, done)
     _remove_segments(status, store, settings)
@@ -738,7 +744,7 @@ def _fail_split(
 ) -> dict[str, object]:
     where = f"segment {index + 1} of {status.segments_total}" if index >= 0 else "the join"
     reason = f"{where}: {reason}"
-    failed = replace(status, state="failed", reason=reason, code=code, plan=None)
+    failed = replace(status, state="failed", reason=reason, code=code, plan=None, seed=None)
     write_status(store, settings, failed)
     _remove_segments(status, store, settings)
     return {"job": status.job, "state": "failed", "reason": reason, "code": code}
