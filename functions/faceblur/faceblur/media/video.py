@@ -24,8 +24,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from functools import cache
 from fractions import Fraction
+from functools import cache
 from pathlib import Path
 
 import av
