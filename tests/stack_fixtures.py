@@ -23,12 +23,16 @@ that need a server of their own (e.g. to stop it; both return objects with `stop
 `run_stack_env(ports, data, extra_env)` and `start_run_stack(env, log_path)` (the whole
 `make run` stack), `running_frontend(env, log_path, ready_seconds)` (the page under
 waitress, a context manager yielding its URL),
+`workers_behind_one_route(folder, count, extra_env)` (several function processes behind
+one async route, `RoundRobin`, with an s3rver whose inbox events go to it),
 `CuttingProxy` (cuts the line to the S3 server at a chosen request), `scaled_photo(entry)`
 (a faces-dev photo made small, with its boxes).
 """
 
 from __future__ import annotations
 
+import http.server
+import itertools
 import os
 import secrets
 import socket
@@ -268,6 +272,61 @@ def running_frontend(env: dict[str, str], log_path: Path, ready_seconds: float) 
         yield url
     finally:
         stop_process(process)
+
+
+class RoundRobin(http.server.ThreadingHTTPServer):
+    """The gateway's async route in front of several function processes: each call goes
+    to the next one (the queue worker hands calls to whichever replica is free)."""
+
+    def __init__(self, port: int) -> None:
+        self.targets: list[str] = []
+        self.next_target = itertools.count()
+        super().__init__(("127.0.0.1", port), _Forward)
+
+
+class _Forward(http.server.BaseHTTPRequestHandler):
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        server: RoundRobin = self.server  # type: ignore[assignment]
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        target = server.targets[next(server.next_target) % len(server.targets)]
+        headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
+        if self.headers.get("Authorization"):  # the webhook token, passed on as the gateway does
+            headers["Authorization"] = self.headers["Authorization"]
+        answer = requests.post(f"{target}{self.path}", data=body, headers=headers, timeout=10)
+        self.send_response(answer.status_code)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def workers_behind_one_route(
+    folder: Path, count: int, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[LocalS3, list[FunctionProcess]]]:
+    """`count` function processes behind one async route (`RoundRobin`), with an s3rver
+    whose inbox events go to that route, as MinIO's go to the gateway: a video put into
+    the inbox is planned by one worker and its segments' calls shared among them all."""
+    gateway_port = free_port()
+    gateway = RoundRobin(gateway_port)
+    threading.Thread(target=gateway.serve_forever, daemon=True).start()
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    s3 = start_local_s3(
+        folder / "s3", webhook_url=f"{gateway_url}/async-function/faceblur", webhook_bucket="inbox"
+    )
+    env = {"FACEBLUR_GATEWAY_URL": gateway_url, **(extra_env or {})}
+    workers: list[FunctionProcess] = []
+    try:
+        for number in range(count):
+            workers.append(start_function(s3, folder / f"worker{number}.log", env))
+        gateway.targets = [worker.url for worker in workers]
+        yield s3, workers
+    finally:
+        for worker in workers:
+            worker.stop()
+        gateway.shutdown()
+        s3.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,6 @@ function processes are at the end: two workers behind one async route.
 
 from __future__ import annotations
 
-import http.server
-import itertools
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -28,7 +25,7 @@ from faceblur.media.segments import Segment
 from faceblur.service.entry import Engine
 from faceblur.service.videos import job_answer, process_segment, process_video_object
 from faceblur.store.keys import inbox_key, new_job_id, segments_prefix, status_key
-from stack_fixtures import free_port, start_function, start_local_s3
+from stack_fixtures import start_local_s3, workers_behind_one_route
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
 
@@ -171,55 +168,12 @@ def test_a_segment_out_of_tries_fails_the_job_with_its_reason_and_keeps_nothing(
 # -- two function processes behind one async route --------------------------------------
 
 
-class RoundRobin(http.server.ThreadingHTTPServer):
-    """The gateway's async route in front of several function processes: each call goes
-    to the next one (the queue worker hands calls to whichever replica is free)."""
-
-    def __init__(self, port: int) -> None:
-        self.targets: list[str] = []
-        self.next_target = itertools.count()
-        super().__init__(("127.0.0.1", port), _Forward)
-
-
-class _Forward(http.server.BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-        server: RoundRobin = self.server  # type: ignore[assignment]
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        target = server.targets[next(server.next_target) % len(server.targets)]
-        headers = {"Content-Type": self.headers.get("Content-Type", "application/json")}
-        if self.headers.get("Authorization"):  # the webhook token, passed on as the gateway does
-            headers["Authorization"] = self.headers["Authorization"]
-        answer = requests.post(f"{target}{self.path}", data=body, headers=headers, timeout=10)
-        self.send_response(answer.status_code)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory) -> Iterator[tuple[object, str, list]]:
     folder = tmp_path_factory.mktemp("two-workers")
-    gateway_port = free_port()
-    gateway = RoundRobin(gateway_port)
-    threading.Thread(target=gateway.serve_forever, daemon=True).start()
-    gateway_url = f"http://127.0.0.1:{gateway_port}"
-    s3 = start_local_s3(
-        folder / "s3", webhook_url=f"{gateway_url}/async-function/faceblur", webhook_bucket="inbox"
-    )
-    env = {"FACEBLUR_GATEWAY_URL": gateway_url, "FACEBLUR_VIDEO_SEGMENT_SECONDS": "1"}
-    workers = []
-    try:
-        for number in range(2):
-            workers.append(start_function(s3, folder / f"worker{number}.log", env))
-        gateway.targets = [worker.url for worker in workers]
+    env = {"FACEBLUR_VIDEO_SEGMENT_SECONDS": "1"}
+    with workers_behind_one_route(folder, 2, env) as (s3, workers):
         yield s3, f"{workers[0].url}/function/faceblur", workers
-    finally:
-        for worker in workers:
-            worker.stop()
-        gateway.shutdown()
-        s3.stop()
 
 
 def test_two_function_workers_share_one_videos_segments(two_workers, clip) -> None:

@@ -23,9 +23,10 @@ class SteadyTones:
     frame): the fill neither jumps with every new draw nor drifts with the detector's box.
     Frames must be given in order; one object per video (or per segment of a split one).
 
-    `seed`: the draws come from it and the track's id alone, not from the caller's
+    `seed`: the draws come from it and the track's number alone, not from the caller's
     generator, so the same segment of a video hidden by any worker paints the same
-    pixels (one secret per job, with the segment's index: `faceblur.media.segments`).
+    pixels (one secret per job; the number says which detection started the track:
+    `faceblur.media.video`, `faceblur.media.segments`).
     """
 
     def __init__(self, follow: float = 0.1, seed: Sequence[int] | None = None) -> None:

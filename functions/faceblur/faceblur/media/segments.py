@@ -161,11 +161,12 @@ def encode_segment(
     """The map step: `segment` of `source` with its faces hidden, at `target` (video only).
 
     `seed`: the job's secret (`new_seed`), the same for every segment: the default
-    method's draws come from it and the segment's index, so the segment's bytes depend on
-    the plan and the seed, not on which worker ran it or what it ran before. None: a
-    fresh secret draw."""
+    method's draws come from it and each track's first detection, so the segment's bytes
+    depend on the plan and the seed, not on which worker ran it or what it ran before,
+    and a face that came within the overlap before a border keeps its tone across it.
+    None: a fresh secret draw."""
     settings = settings or VideoSettings()
-    window_seed = None if seed is None else (seed, segment.index)
+    window_seed = None if seed is None else (seed,)
     return anonymise_window(
         source, target, detector, segment.window, options, settings, on_progress, window_seed
     )

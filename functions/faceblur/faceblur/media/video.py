@@ -19,6 +19,7 @@ audio copy) is `faceblur.media.container`'s.
 from __future__ import annotations
 
 import os
+import struct
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -423,6 +424,11 @@ def _anonymise(
             shift = window.first or 0
             # Each track keeps its tone from frame to frame: no drift, no flicker.
             steady = SteadyTones(seed=seed)
+            # With a seed, each track's draw is keyed on the detection that started it,
+            # not its id: the next segment's tracker, reading the same frames before its
+            # border, starts its own track from that very detection when the face came
+            # within that overlap, so such a face keeps its tone across the border.
+            starts: dict[int, int] = {}
 
             def hide_and_encode(
                 shown: np.ndarray, tracked: TrackedFrame, stored: av.VideoFrame
@@ -435,6 +441,8 @@ def _anonymise(
                     for number, region in follower.regions(tracked.index):
                         regions.append(region)
                         ids.append(-1 - number)
+                if seed is not None:
+                    ids = [starts.get(track, track) for track in ids]
                 # No grain: fresh grain every frame would boil (faceblur.anonymise.anonymise).
                 hidden = anonymise(
                     shown,
@@ -474,6 +482,8 @@ def _anonymise(
                         shown_frames(), detector, settings, options.threshold, window.first_index
                     ):
                         stored, writes = pending.popleft()
+                        for face in tracked.faces:
+                            starts.setdefault(face.track, _detection_key(face))
                         if not writes:  # the overlap: tracked, not written
                             continue
                         if observe is not None:
@@ -515,6 +525,13 @@ def _anonymise(
         face_frames=face_frames,
         timings={"total": time.perf_counter() - started},
     )
+
+
+def _detection_key(face: Face) -> int:
+    """A track's first face (the detection that started it, or a frame it was extended
+    back to, which carries that detection) as a number: its score's bits, which the
+    same detector gives the same frame in any process."""
+    return int.from_bytes(struct.pack("<d", float(face.score)), "little")
 
 
 def detect_video(
