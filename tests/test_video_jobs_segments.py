@@ -23,7 +23,12 @@ from data import composed_photo
 from faceblur.errors import CorruptVideoError
 from faceblur.media.segments import Segment
 from faceblur.service.entry import Engine
-from faceblur.service.videos import job_answer, process_segment, process_video_object
+from faceblur.service.videos import (
+    job_answer,
+    process_segment,
+    process_video_object,
+    read_status,
+)
 from faceblur.store.keys import inbox_key, new_job_id, segments_prefix, status_key
 from stack_fixtures import start_local_s3, workers_behind_one_route
 
@@ -113,6 +118,8 @@ def test_a_split_job_runs_segment_by_segment_and_is_joined(s3, settings, engine,
     assert (status["segments_done"], status["segments_total"]) == (0, 3)
     assert status["frames_total"] == FRAMES
     assert len(store.keys("originals", prefix=segments_prefix(job))) == 3  # their statuses
+    # One secret seed for all its segments' draws: kept in the status, never shown.
+    assert read_status(store, settings, job).seed is not None and "seed" not in status
 
     answers = run_calls(s3, settings, engine, calls)
     assert [a["state"] for a in answers] == ["done", "done", "done"]
@@ -120,6 +127,7 @@ def test_a_split_job_runs_segment_by_segment_and_is_joined(s3, settings, engine,
     assert status["state"] == "done", status
     assert status["frames_done"] == status["frames_total"] == FRAMES
     assert status["segments_done"] == status["segments_total"] == 3
+    assert read_status(store, settings, job).seed is None  # dropped with the plan
     result = Path(clip.parent / f"{job}.mp4")
     store.fget("results", status["result_key"], result)
     with av.open(str(result)) as joined, av.open(str(clip)) as original:
