@@ -369,6 +369,7 @@ def test_a_status_object_holds_the_contract_fields(s3, detector) -> None:
         "segments_total",
         "source_key",
         "plan",
+        "seed",  # its segments' secret for the default method's draws, while it runs
     }
     assert stored["state"] == "failed" and stored["updated"].endswith("Z")
     assert stored["name"] == "x.mkv"
