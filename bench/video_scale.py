@@ -20,6 +20,15 @@ on the same clip in the same run. Measured:
   first free worker (list scheduling), plus the plan and the join.
 
 Writes bench/results/video_scale.json after each step (a cut run keeps what it measured).
+
+Two more measures, each run alone and added to the same file:
+
+* `--memory 10 30`: peak resident memory (the kernel's count, wait4) of `--jobs 1` and
+  of one worker hiding the middle segment, on clips of those lengths: flat when within
+  10 % from the shortest to the longest;
+* `--stack --seconds 20`: one job on the local stack (s3rver, the function in the
+  template runner, tests/stack_fixtures.py) with one function process, then two behind
+  one async route: seconds from the clip put into the inbox to the job done.
 """
 
 from __future__ import annotations
