@@ -80,8 +80,8 @@ def x264_options(crf: int) -> dict[str, str]:
       a video's parallelism is its segments;
     * its SIMD code capped at AVX2: with its AVX-512 code the macroblock tree (mbtree)
       gives other bits from one encode to the next in the same process (reused memory,
-      it seems); capped, every encode repeats, and an AVX-512 machine writes what an
-      AVX2 one does."""
+      it seems); capped, every encode repeats, and an AVX-512 machine runs the code an
+      AVX2 one does (the same bits expected; not checked here: one machine)."""
     options = {"crf": str(crf), "preset": X264_PRESET, "threads": "1"}
     if _cpu_has("avx2"):
         options["x264-params"] = "asm=avx2"
