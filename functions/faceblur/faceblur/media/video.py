@@ -68,11 +68,6 @@ MAX_CRF = 51
 X264_PRESET = "faster"  # most of x264's quality at CRF 18 for a fraction of "medium"'s time
 
 
-def encoder_options(crf: int) -> dict[str, str]:
-    """x264's options, the same for every run: segments of one clip join frame-exact."""
-    return {"crf": str(crf), "preset": X264_PRESET}
-
-
 @dataclass(frozen=True)
 class VideoSettings:
     """How faces are looked for in a video; defaults chosen by bench/video.py."""
@@ -368,7 +363,7 @@ def _anonymise(
             video_out.width, video_out.height = info.width, info.height
             video_out.pix_fmt = "yuv420p"
             video_out.time_base = video_in.time_base
-            video_out.options = encoder_options(settings.crf)
+            video_out.options = {"crf": str(settings.crf), "preset": X264_PRESET}
             if info.display_matrix is not None:
                 video_out.set_display_matrix(list(info.display_matrix))
             audio = (
