@@ -12,7 +12,8 @@ same transform. For each tool, on the same clips in the same run:
   longest exposed run (in frames);
 * frames per second (decoding, detection, anonymisation and encoding; not the model
   load) and the CPU time per frame of all the process's threads (which a loaded machine
-  changes far less than the seconds), peak memory (RSS of the process) on a clip and on one 4x longer;
+  changes far less than the seconds), peak memory (RSS of the process) on a clip and on
+  one 4x longer;
 * whether frame count, size, rate and the audio packets were kept.
 
 faceblur runs with detection on every n-th frame and tracking between, for each n in
