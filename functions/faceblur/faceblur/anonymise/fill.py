@@ -176,8 +176,8 @@ HEAD_FADE = 1.8
 # A head is smooth (its cover fades over much of its radius, its light is a slope), so it
 # is drawn on a grid at least this many cells across its region's shorter side, on the
 # fill's own grid where that is finer, and scaled up with the fill: the picture drawn at
-# every pixel, within a grey level or two, in a fraction of the time
-# (bench/video_stages.py).
+# every pixel within a few grey levels, in a fraction of the time (docs/detection.md,
+# "Where a video frame's time goes").
 HEAD_CELLS = 48
 # Light from the upper left: the head is this share lighter at its upper-left rim and as
 # much darker at the lower right (a blurred head is a shaded ball, not a flat disc).
