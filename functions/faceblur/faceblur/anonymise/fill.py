@@ -176,8 +176,8 @@ HEAD_SHADING = 0.07
 # Hair: a head seen through a blur has a darker crown. The upper half of the head's rim
 # (from HAIR_FROM of the oval's radius outwards, above HAIR_LOW, each over a soft ramp of
 # HAIR_RAMP) is painted this share darker than the face's tone, the same for everyone.
-# Most people's hair is darker than their face, so the dev set's colour shift fell (5.65
-# to 5.1 median, 9.1 to 8.3 p90 on every 3rd photo); a white cap turns darker instead
+# Most people's hair is darker than their face, so the dev set's colour shift fell (6.05
+# to 5.56 median, 9.70 to 8.97 p90, one fixed draw); a white cap turns darker instead
 # (docs/tried.md). Lower on the sides (HAIR_LOW 0.6) or nearer the middle (HAIR_FROM 0.65)
 # scored worse; running it out to the region's edge overlaid a crowd's faces with their
 # neighbours' hair.
