@@ -177,10 +177,10 @@ HEAD_SHADING = 0.07
 # (from HAIR_FROM of the oval's radius outwards, above HAIR_LOW, each over a soft ramp of
 # HAIR_RAMP) is painted this share darker than the face's tone, the same for everyone.
 # Most people's hair is darker than their face, so the dev set's colour shift fell (6.05
-# to 5.56 median, 9.70 to 8.97 p90, one fixed draw); a white cap turns darker instead
-# (docs/tried.md). Lower on the sides (HAIR_LOW 0.6) or nearer the middle (HAIR_FROM 0.65)
-# scored worse; running it out to the region's edge overlaid a crowd's faces with their
-# neighbours' hair.
+# to 5.56 median, 9.70 to 8.97 p90, one fixed draw, with the fallback fix in
+# `_paint_union`); a white cap turns darker instead (docs/tried.md). Lower on the sides
+# (HAIR_LOW 0.6) or nearer the middle (HAIR_FROM 0.65) scored worse; running it out to
+# the region's edge overlaid a crowd's faces with their neighbours' hair.
 HAIR_DARK = 0.45
 HAIR_FROM = 0.85
 HAIR_RAMP = 0.5
