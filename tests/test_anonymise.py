@@ -551,6 +551,31 @@ CROWD_PHOTO = "images/0_Parade_Parade_0_490.jpg"  # 77 faces of 20 px and up
 PORTRAIT_PHOTO = "images/13_Interview_Interview_On_Location_13_542.jpg"
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+def test_each_tone_is_the_exact_mean_of_its_core(shape) -> None:
+    """The tone the default reads is each core's mean to the last bit (whole-number sums),
+    for regions inside the photo, cut by its border, small and overlapping."""
+    width, height = 320, 200
+    image = np.random.default_rng(5).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    regions = [(30, 40, 90, 110), (0, 0, 60, 70), (250, 120, 70, 80), (100, 60, 5, 7)]
+    regions.append((60, 50, 80, 100))  # overlaps the first
+    for box, tone in zip(regions, kept_tones(image, regions, shape), strict=True):
+        x, y, w, h = box
+        core = kept_pixels(box, width, height, shape)
+        sums = image[y : y + h, x : x + w][core].sum(axis=0, dtype=np.int64)
+        assert np.array_equal(tone, sums / core.sum())
+
+
+def test_a_mask_is_new_every_time() -> None:
+    """Region masks are remembered between calls; a caller changing one changes no later one."""
+    regions = [(30, 40, 90, 110), (0, 0, 60, 70)]
+    first = region_mask(200, 320, regions, DEFAULT_SHAPE)
+    expected = first.copy()
+    first[:] = False
+    assert np.array_equal(region_mask(200, 320, regions, DEFAULT_SHAPE), expected)
+    assert expected.any()
+
+
 @pytest.mark.parametrize("photo", [CROWD_PHOTO, PORTRAIT_PHOTO])
 def test_the_default_keeps_the_colours_a_blurred_photo_shows(dev_annotations, photo) -> None:
     """The colour shift of bench/look.py (what a viewer sees of a face at about two cycles

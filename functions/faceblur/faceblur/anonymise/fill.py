@@ -13,9 +13,12 @@ import numpy as np
 
 from faceblur.anonymise.base import Job, _luminance
 from faceblur.anonymise.masks import (
+    Samples,
     _clipped_regions,
     _region_weights,
     outline_oval,
+    pixel_centres,
+    region_inside,
     region_mask,
 )
 from faceblur.geometry import Box
@@ -170,6 +173,12 @@ HEAD_RADII = (0.6, 0.55)
 # out by HEAD_FADE: about the spread of a Gaussian blur of a quarter of the face.
 HEAD_FULL = 0.8
 HEAD_FADE = 1.8
+# A head is smooth (its cover fades over much of its radius, its light is a slope), so it
+# is drawn on a grid at least this many cells across its region's shorter side, on the
+# fill's own grid where that is finer, and scaled up with the fill: the picture drawn at
+# every pixel within a few grey levels, in a fraction of the time (docs/detection.md,
+# "Where a video frame's time goes").
+HEAD_CELLS = 48
 # Light from the upper left: the head is this share lighter at its upper-left rim and as
 # much darker at the lower right (a blurred head is a shaded ball, not a flat disc).
 HEAD_SHADING = 0.07
@@ -201,13 +210,15 @@ def _head_coordinates(
     height: int,
     centre: tuple[float, float] = HEAD_CENTRE,
     radii: tuple[float, float] = HEAD_RADII,
+    at: Samples | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Across and down in units of the head's radii, 0 at its centre, over `box` (placed
-    in the region's uncut frame: a head cut by the photo's edge sits where it was cut)."""
-    x, y, w, h = box
+    """Across and down in units of the head's radii, 0 at its centre, over `box`'s pixels
+    or the points `at` (placed in the region's uncut frame: a head cut by the photo's edge
+    sits where it was cut)."""
     cx, cy, rx, ry = _head_frame(box, width, height)
-    cols = (x + np.arange(w) + 0.5 - cx) / max(rx, 1e-9)
-    rows = (y + np.arange(h) + 0.5 - cy) / max(ry, 1e-9)
+    xs, ys = pixel_centres(box) if at is None else at
+    cols = (xs - cx) / max(rx, 1e-9)
+    rows = (ys - cy) / max(ry, 1e-9)
     across = (cols - centre[0]) / radii[0]
     down = (rows - centre[1]) / radii[1]
     return across[None, :], down[:, None]
@@ -219,11 +230,11 @@ def kept_pixels(box: Box, width: int, height: int, shape: str) -> np.ndarray:
     where the face is when the frame cut the region (`_head_frame`), inside the mask.
     Nothing else inside a region is read."""
     across, down = _head_coordinates(box, width, height)
-    inside = _region_weights(box, width, height, shape, 0) > 0
-    distance = np.where(inside, np.hypot(across, down), np.inf)
-    core = distance <= 1.0
+    inside = region_inside(tuple(int(v) for v in box), width, height, shape)
+    distance = np.hypot(across, down)
+    core = (distance <= 1.0) & inside
     if not core.any() and inside.any():  # a face of a few pixels: its middle one
-        core.flat[np.argmin(distance)] = True
+        core.flat[np.argmin(np.where(inside, distance, np.inf))] = True
     return core
 
 
@@ -238,7 +249,10 @@ def kept_tones(image: np.ndarray, regions: Sequence[Box], shape: str) -> list[np
             continue
         core = kept_pixels((x, y, w, h), width, height, shape)
         count = int(core.sum())
-        sums = image[y : y + h, x : x + w][core].sum(axis=0, dtype=np.int64)
+        # OpenCV sums whole numbers exactly (far below 2**53 in a double).
+        patch = image[y : y + h, x : x + w]
+        kept = cv2.bitwise_and(patch, patch, mask=core.astype(np.uint8))
+        sums = np.array(cv2.sumElems(kept)[:3]).astype(np.int64)
         tones.append(sums / count if count else None)
     return tones
 
@@ -266,13 +280,16 @@ class _Head:
             45.0 + rng.uniform(-LIGHT_JITTER, LIGHT_JITTER),
         )
 
-    def layer(self, width: int, height: int, shape: str) -> tuple[np.ndarray, np.ndarray]:
-        """How much of the fill the head covers (0..1) and its shaded colour, over its box."""
-        across, down = _head_coordinates(self.box, width, height, self.centre, self.radii)
+    def layer(
+        self, width: int, height: int, shape: str, at: Samples
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """How much of the fill the head covers (0..1) and its shaded colour, at the
+        points `at` (inside its box)."""
+        across, down = _head_coordinates(self.box, width, height, self.centre, self.radii, at)
         distance = np.hypot(across, down)
         cover = _smoothstep((HEAD_FADE - distance) / (HEAD_FADE - HEAD_FULL))
         # Never up to the mask's edge: there the fill is the photo's surroundings.
-        edge = _region_weights(self.box, width, height, shape, 0.25)
+        edge = _region_weights(self.box, width, height, shape, 0.25, at)
         cover = (cover * _smoothstep(edge)).astype(np.float32)
         # Lighter towards the light (up-left at 45 degrees), darker away from it.
         angle = np.radians(self.light)
@@ -303,18 +320,16 @@ def _paint_union(
     fallback = np.full(3, GREY, dtype=np.float32)
     if visible.any():
         fallback[:] = cv2.mean(image, mask=visible.astype(np.uint8))[:3]
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), 8)
+    count, labels, stats, (union_x, union_y) = _pieces(mask, regions)
     lean = skin_box = None
     if lean_to_skin and not grey_photo and count >= 2:
         lean = _lean_weights(height, width, regions, job.shape)
         skin_box = _is_skin(image) & visible
-    layers = [(head.box, *head.layer(width, height, job.shape)) for head in heads]
     for piece in range(1, count):
         x, y, w, h = (int(v) for v in stats[piece, :4])
         margin = round(SMUDGE_MARGIN * max(w, h)) + 2
         left, top = max(x - margin, 0), max(y - margin, 0)
         right, bottom = min(x + w + margin, width), min(y + h + margin, height)
-        inside = labels[top:bottom, left:right] == piece
         known = visible[top:bottom, left:right]
         # Zero what the regions hide before anything reads the patch.
         patch = image[top:bottom, left:right].astype(np.float32) * known[..., None]
@@ -328,6 +343,9 @@ def _paint_union(
         small = small / np.maximum(share, 1e-6)[..., None]
         filled = _fill_from_border(small, small_known, fallback)
         filled = cv2.GaussianBlur(filled, (0, 0), SMUDGE_SMOOTHING, borderType=cv2.BORDER_REPLICATE)
+        if heads:
+            patch_box = (left, top, right - left, bottom - top)
+            filled = _with_heads(filled, patch_box, scale, heads, (width, height), job.shape)
         # Linear, not cubic: cubic overshoots at the edge of the fill, a thin halo.
         big = cv2.resize(filled, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
         # From here on only the piece's own box: every pixel it paints lies in there.
@@ -341,8 +359,6 @@ def _paint_union(
             if skin is not None:
                 weight = LEAN_WEIGHT * lean[y : y + h, x : x + w]
                 painted += weight[..., None] * (skin - painted)
-        if layers:
-            _lay_heads(painted, (x, y, w, h), layers)
         if job.grain:
             step = _sample_step(patch.shape[0] * patch.shape[1])
             level = _grain(_luminance(patch[::step]), known[::step])
@@ -354,39 +370,104 @@ def _paint_union(
             painted += level * noise[..., None]
         if grey_photo:
             painted = np.repeat(painted[..., :1], 3, axis=2)
+        own = labels[y - union_y : y - union_y + h, x - union_x : x - union_x + w] == piece
         np.copyto(
             result[y : y + h, x : x + w],
             np.clip(painted.round(), 0, 255).astype(np.uint8),
-            where=inside[rows, cols, None],
+            where=own[..., None],
         )
     return result
 
 
+def _with_heads(
+    filled: np.ndarray,
+    patch: Box,
+    fill_scale: float,
+    heads: Sequence[_Head],
+    photo_size: tuple[int, int],
+    shape: str,
+) -> np.ndarray:
+    """A patch's fill (on its coarse grid, `fill_scale` of the patch) with the heads over
+    the patch laid on it, on a grid at least HEAD_CELLS across the smallest of them."""
+    px, py, pw, ph = patch
+    over = [
+        head
+        for head in heads
+        if head.box[0] < px + pw
+        and head.box[0] + head.box[2] > px
+        and head.box[1] < py + ph
+        and head.box[1] + head.box[3] > py
+    ]
+    if not over:
+        return filled
+    smallest = min(min(head.box[2], head.box[3]) for head in over)
+    scale = min(1.0, max(fill_scale, HEAD_CELLS / max(smallest, 1)))
+    size = (max(1, round(pw * scale)), max(1, round(ph * scale)))
+    canvas = filled
+    if size != (filled.shape[1], filled.shape[0]):
+        canvas = cv2.resize(filled, size, interpolation=cv2.INTER_LINEAR)
+        canvas = canvas.reshape(size[1], size[0], 3)
+    # Each cell's centre in photo pixels, as cv2.resize places it when scaling up.
+    xs = px + (np.arange(size[0]) + 0.5) * (pw / size[0])
+    ys = py + (np.arange(size[1]) + 0.5) * (ph / size[1])
+    _lay_heads(canvas, (xs, ys), over, photo_size, shape)
+    return canvas
+
+
 def _lay_heads(
-    painted: np.ndarray, piece: Box, layers: Sequence[tuple[Box, np.ndarray, np.ndarray]]
+    canvas: np.ndarray,
+    at: Samples,
+    heads: Sequence[_Head],
+    photo_size: tuple[int, int],
+    shape: str,
 ) -> None:
-    """Blend the heads over `painted` (the piece's box), in place: each pixel takes the
-    strongest head's cover, in the cover-weighted colour of the heads there."""
-    x, y, w, h = piece
-    strongest = np.zeros((h, w), dtype=np.float32)
-    weight = np.zeros((h, w), dtype=np.float32)
-    colour = np.zeros((h, w, 3), dtype=np.float32)
-    for (hx, hy, hw, hh), cover, shaded in layers:
-        left, top = max(hx, x), max(hy, y)
-        right, bottom = min(hx + hw, x + w), min(hy + hh, y + h)
+    """Blend the heads over `canvas` (sampled at the points `at`), in place: each point
+    takes the strongest head's cover, in the cover-weighted colour of the heads there."""
+    xs, ys = at
+    strongest = np.zeros(canvas.shape[:2], dtype=np.float32)
+    weight = np.zeros(canvas.shape[:2], dtype=np.float32)
+    colour = np.zeros(canvas.shape, dtype=np.float32)
+    for head in heads:
+        hx, hy, hw, hh = head.box
+        # The points inside the head's box: its pixels, when `at` are the photo's own.
+        left, right = np.searchsorted(xs, (hx, hx + hw))
+        top, bottom = np.searchsorted(ys, (hy, hy + hh))
         if left >= right or top >= bottom:
             continue
-        theirs = (slice(top - hy, bottom - hy), slice(left - hx, right - hx))
-        ours = (slice(top - y, bottom - y), slice(left - x, right - x))
-        np.maximum(strongest[ours], cover[theirs], out=strongest[ours])
-        weight[ours] += cover[theirs]
-        colour[ours] += cover[theirs][..., None] * shaded[theirs]
+        cover, shaded = head.layer(*photo_size, shape, (xs[left:right], ys[top:bottom]))
+        ours = (slice(top, bottom), slice(left, right))
+        np.maximum(strongest[ours], cover, out=strongest[ours])
+        weight[ours] += cover
+        colour[ours] += cover[..., None] * shaded
     tone = colour / np.maximum(weight, 1e-6)[..., None]
-    painted += strongest[..., None] * (tone - painted)
+    canvas += strongest[..., None] * (tone - canvas)
+
+
+def _pieces(
+    mask: np.ndarray, regions: Sequence[Box]
+) -> tuple[int, np.ndarray, np.ndarray, tuple[int, int]]:
+    """The union's pieces (8-connected), as `cv2.connectedComponentsWithStats` finds them
+    in the whole mask: their count (with the background), a label per pixel of the
+    regions' bounding box (all of the mask lies in it), the pieces' stats in the photo's
+    pixels, and where that box starts (x, y)."""
+    boxes = [(x, y, x + w, y + h) for x, y, w, h in regions if w and h]
+    if not boxes:
+        return 1, np.zeros((0, 0), dtype=np.int32), np.zeros((1, 5), dtype=np.int32), (0, 0)
+    left, top = min(box[0] for box in boxes), min(box[1] for box in boxes)
+    right, bottom = max(box[2] for box in boxes), max(box[3] for box in boxes)
+    inside = mask[top:bottom, left:right].astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(inside, 8)
+    stats[:, 0] += left
+    stats[:, 1] += top
+    return count, labels, stats, (left, top)
 
 
 def _is_grey(image: np.ndarray, visible: np.ndarray) -> bool:
     """Whether every visible pixel is grey (then the fill must be grey too)."""
+    # One visible coloured pixel settles it: in a colour photo a sparse sample has one.
+    sample, seen = image[::8, ::8], visible[::8, ::8]
+    if ((sample[..., 0] != sample[..., 1]) | (sample[..., 1] != sample[..., 2]))[seen].any():
+        return False
     coloured = (image[..., 0] != image[..., 1]) | (image[..., 1] != image[..., 2])
     return not (coloured & visible).any()
 

@@ -5,6 +5,7 @@ clipped to the photo, and the outline rule the page draws with.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -41,45 +42,77 @@ def outline_oval(box: Box, width: int, height: int) -> tuple[float, ...]:
     return x + w / 2, y + h / 2, left, right, top, bottom
 
 
-def _oval_coordinates(box: Box, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """The box's pixel centres across (columns) and down (rows) of its outline, each in
-    units of the half-radius on its side: the outline is where their hypot is 1."""
+Samples = tuple[np.ndarray, np.ndarray]
+"""Where a smooth layer is evaluated: x of each column and y of each row, in image pixels
+(a pixel's centre is at +0.5); a coarse grid's cell centres, or a box's own pixels."""
+
+
+def pixel_centres(box: Box) -> Samples:
+    """The centres of a box's own pixels, as `Samples`."""
     x, y, w, h = box
+    return x + np.arange(w) + 0.5, y + np.arange(h) + 0.5
+
+
+def _oval_coordinates(
+    box: Box, width: int, height: int, at: Samples | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The box's pixel centres (or the points `at`) across (columns) and down (rows) of
+    its outline, each in units of the half-radius on its side: the outline is where their
+    hypot is 1."""
     cx, cy, left, right, top, bottom = outline_oval(box, width, height)
-    cols = x + np.arange(w) + 0.5 - cx
-    rows = y + np.arange(h) + 0.5 - cy
+    xs, ys = pixel_centres(box) if at is None else at
+    cols = xs - cx
+    rows = ys - cy
     cols = cols / np.where(cols < 0, max(left, 1e-9), max(right, 1e-9))
     rows = rows / np.where(rows < 0, max(top, 1e-9), max(bottom, 1e-9))
     return cols, rows
 
 
-def _region_weights(box: Box, width: int, height: int, shape: str, feather: float) -> np.ndarray:
-    """Float weights in [0, 1] over the box's pixels: 0 outside the shape, 1 deep inside.
+def _region_radius(box: Box, width: int, height: int, shape: str, at: Samples | None) -> np.ndarray:
+    """Over the box's pixels (or the points `at`): how far out each lies, 1 on the mask's
+    edge (the outline for an ellipse, the box's sides for a box)."""
+    x, y, w, h = box
+    if shape == "ellipse":
+        cols, rows = _oval_coordinates(box, width, height, at)
+        return np.hypot(cols[None, :], rows[:, None])
+    xs, ys = pixel_centres(box) if at is None else at
+    cols = (xs - x - w / 2) / (w / 2)
+    rows = (ys - y - h / 2) / (h / 2)
+    if x <= 0:
+        cols = np.where(cols < 0, 0.0, cols)
+    if x + w >= width:
+        cols = np.where(cols > 0, 0.0, cols)
+    if y <= 0:
+        rows = np.where(rows < 0, 0.0, rows)
+    if y + h >= height:
+        rows = np.where(rows > 0, 0.0, rows)
+    return np.maximum(np.abs(cols)[None, :], np.abs(rows)[:, None])
+
+
+def _region_weights(
+    box: Box, width: int, height: int, shape: str, feather: float, at: Samples | None = None
+) -> np.ndarray:
+    """Float weights in [0, 1] over the box's pixels (or the points `at`): 0 outside the
+    shape, 1 deep inside.
 
     Ellipse: the oval inscribed in the box, stretched past the image's border where the
     box touches it (`outline_oval`). Box: the whole box; a side on the image's
     border does not fade (nothing lies beyond it).
     """
-    x, y, w, h = box
-    if shape == "ellipse":
-        cols, rows = _oval_coordinates(box, width, height)
-        radius = np.hypot(cols[None, :], rows[:, None])
-    else:
-        cols = (np.arange(w) + 0.5 - w / 2) / (w / 2)
-        rows = (np.arange(h) + 0.5 - h / 2) / (h / 2)
-        if x <= 0:
-            cols = np.where(cols < 0, 0.0, cols)
-        if x + w >= width:
-            cols = np.where(cols > 0, 0.0, cols)
-        if y <= 0:
-            rows = np.where(rows < 0, 0.0, rows)
-        if y + h >= height:
-            rows = np.where(rows > 0, 0.0, rows)
-        radius = np.maximum(np.abs(cols)[None, :], np.abs(rows)[:, None])
+    radius = _region_radius(box, width, height, shape, at)
     inside = radius <= 1.0
     if feather <= 0:
         return inside.astype(np.float32)
     return np.where(inside, np.clip((1.0 - radius) / feather, 0.0, 1.0), 0.0).astype(np.float32)
+
+
+@lru_cache(maxsize=256)
+def region_inside(box: Box, width: int, height: int, shape: str) -> np.ndarray:
+    """Which of the box's pixels its mask holds (bool, read-only): where `_region_weights`
+    is above 0. Remembered: a frame's mask and its tones ask for the same boxes."""
+    inside = _region_radius(box, width, height, shape, None) <= 1.0
+    inside.flags.writeable = False
+    return inside
 
 
 def region_mask(height: int, width: int, regions: Sequence[Box], shape: str) -> np.ndarray:
@@ -87,9 +120,9 @@ def region_mask(height: int, width: int, regions: Sequence[Box], shape: str) -> 
     shape = check_choice("shape", shape, SHAPES)
     mask = np.zeros((height, width), dtype=bool)
     for box in regions:
-        x, y, w, h = _clipped(box, width, height)
+        x, y, w, h = (int(v) for v in _clipped(box, width, height))
         if w and h:
-            mask[y : y + h, x : x + w] |= _region_weights((x, y, w, h), width, height, shape, 0) > 0
+            mask[y : y + h, x : x + w] |= region_inside((x, y, w, h), width, height, shape)
     return mask
 
 

@@ -262,6 +262,12 @@ class FusedDetector:
         )
         self._yunet = YuNetNet(YUNET_MODEL, settings.fusion.yunet_floor) if settings.yunet else None
 
+    def wait_loaded(self) -> None:
+        """Return once every network is loaded (MTCNN's TensorFlow loads on a thread of its
+        own while the first photos start): a benchmark's clock starts after the load."""
+        if self._mtcnn is not None:
+            self._mtcnn.wait_loaded()
+
     def with_settings(self, **overrides: object) -> FusedDetector:
         """This detector with some settings changed; the loaded networks are shared."""
         changed = copy.copy(self)

@@ -44,6 +44,10 @@ class MtcnnNet:
             "threshold_onet": threshold_onet,
         }
 
+    def wait_loaded(self) -> None:
+        """Return once TensorFlow and the networks are loaded."""
+        self._loading.result()
+
     def __call__(self, image: np.ndarray) -> RawCandidates:
         height, width = image.shape[:2]
         if min(height, width) < MTCNN_MIN_SIDE:

@@ -389,9 +389,9 @@ def _anonymise(
             # Each track keeps its tone from frame to frame: no drift, no flicker.
             steady = SteadyTones()
 
-            def hide_and_encode(
+            def hide(
                 shown: np.ndarray, tracked: TrackedFrame, stored: av.VideoFrame
-            ) -> list[av.Packet]:
+            ) -> av.VideoFrame:
                 nonlocal last_pts
                 height, width = shown.shape[:2]
                 regions, ids = hidden_regions(tracked, options, width, height, shown_tracks)
@@ -417,6 +417,9 @@ def _anonymise(
                     pts = 0 if last_pts is None else last_pts + 1
                 frame.pts, frame.time_base = pts, stored.time_base or video_in.time_base
                 last_pts = pts
+                return frame
+
+            def encode(frame: av.VideoFrame) -> list[av.Packet]:
                 return video_out.encode(frame)
 
             def write(packets: list[av.Packet]) -> None:
@@ -426,14 +429,20 @@ def _anonymise(
                 if on_progress is not None:
                     on_progress(frames_done, total)
 
-            # Frames are hidden and encoded on a second thread, in order, while this one
-            # decodes, follows the motion and runs the detector (numpy, OpenCV and x264 let
-            # go of the GIL): the frames the tracker hands over between two detector runs
-            # are done while the detector looks at the next one. At most `ahead` wait;
-            # only this thread muxes, so audio and video packets never race.
+            # Frames are hidden on a second thread and encoded on a third, each in order,
+            # while this one decodes, follows the motion and runs the detector (numpy,
+            # OpenCV and x264 let go of the GIL): the frames the tracker hands over between
+            # two detector runs are done while the detector looks at the next one, and a
+            # frame is hidden while the one before it is encoded (the tracker hands most of
+            # a short clip over at its end). At most `ahead` wait; only this thread muxes,
+            # so audio and video packets never race.
             ahead = settings.detect_every + 2
-            hiding: deque[Future[list[av.Packet]]] = deque()
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-hide") as worker:
+            # Each frame's hiding and its encoding (which waits for it), in order.
+            hiding: deque[tuple[Future[av.VideoFrame], Future[list[av.Packet]]]] = deque()
+            with (
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-hide") as worker,
+                ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-encode") as encoder,
+            ):
                 try:
                     for shown, tracked in tracked_frames(
                         shown_frames(), detector, settings, options.threshold, window.first_index
@@ -444,17 +453,20 @@ def _anonymise(
                         if observe is not None:
                             height, width = shown.shape[:2]
                             observe(shown, tracked, regions_of(tracked, options, width, height))
-                        hiding.append(worker.submit(hide_and_encode, shown, tracked, stored))
+                        hidden_frame = worker.submit(hide, shown, tracked, stored)
+                        packets = encoder.submit(lambda done=hidden_frame: encode(done.result()))
+                        hiding.append((hidden_frame, packets))
                         hidden = [f for f in tracked.faces if f.track not in shown_tracks]
                         face_frames += len(hidden)
                         tracks.update(face.track for face in hidden)
-                        while hiding and (len(hiding) > ahead or hiding[0].done()):
-                            write(hiding.popleft().result())
+                        while hiding and (len(hiding) > ahead or hiding[0][1].done()):
+                            write(hiding.popleft()[1].result())
                     while hiding:
-                        write(hiding.popleft().result())
+                        write(hiding.popleft()[1].result())
                 finally:
-                    for future in hiding:
-                        future.cancel()
+                    for futures in hiding:
+                        for future in futures:
+                            future.cancel()
             if whole:
                 check_complete(frames_done, info, source.name)
             elif frames_done != window.frames:
