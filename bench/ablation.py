@@ -118,7 +118,8 @@ def faces_of(detector, rgb, run: dict, leave_out=(), swap=None) -> list:
     faces = detector.upright.combine(rgb, passes, leave_out)
     if "turns" not in leave_out:
         faces = faces + run["turned"]
-    return merge_faces(faces, detector.settings.merge_iou, detector.settings.clearer)
+    s = detector.settings
+    return merge_faces(faces, s.merge_iou, s.clearer, s.tight_sure, s.fuse_cover)
 
 
 def covered_and_strays(entry: dict, faces: list, threshold: float) -> tuple[np.ndarray, int]:

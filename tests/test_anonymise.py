@@ -627,6 +627,54 @@ def test_the_default_on_a_grey_photo_stays_grey() -> None:
         assert np.array_equal(result[..., 1], result[..., 2])
 
 
+def test_a_grey_photo_stays_grey_whatever_its_regions_hide() -> None:
+    """Whether the output is grey follows what stays visible and the kept numbers alone:
+    colour noise inside the region with the very same sums gives the very same output."""
+    image = _att(12, 7)
+    regions = [(20, 25, 50, 60)]
+    height, width = image.shape[:2]
+    inside = region_mask(height, width, regions, DEFAULT_SHAPE)
+    core = np.zeros((height, width), dtype=bool)
+    core[25:85, 20:70] = kept_pixels(regions[0], width, height, DEFAULT_SHAPE)
+    other = image.copy()
+    other[inside] = np.random.default_rng(5).integers(0, 256, (int(inside.sum()), 3))
+    other[core] = _with_sums(other[core], image[core].sum(axis=0, dtype=np.int64))
+    first = anonymise(image, regions, rng=np.random.default_rng(1))
+    second = anonymise(other, regions, rng=np.random.default_rng(1))
+    assert np.array_equal(first, second)
+    assert np.array_equal(first[..., 0], first[..., 2])
+
+
+def test_a_colour_face_filling_the_whole_photo_keeps_its_colour() -> None:
+    """Nothing visible around a close-up that fills the frame: the head and what lies
+    around it take the face's (offset) colour, not a grey field."""
+    skin = np.array([190, 140, 110], dtype=np.uint8)
+    image = np.tile(skin, (120, 100, 1))
+    result = anonymise(image, [(0, 0, 100, 120)], rng=np.random.default_rng(3)).astype(float)
+    red_minus_blue = result[..., 0] - result[..., 2]
+    assert red_minus_blue.mean() > 60  # still a warm skin tone everywhere
+    assert red_minus_blue.min() > 30
+
+
+def test_the_default_head_has_a_darker_crown() -> None:
+    """A head seen through a blur: the band above the face is darker than both the face
+    and the wall around it (hair, generic: nothing of the face but its mean is read),
+    while the photo around it stays as it was."""
+    image = np.full((300, 300, 3), (120, 160, 200), dtype=np.uint8)  # a blue wall
+    face = (110, 110, 80, 100)
+    image[110:210, 110:190] = (200, 150, 120)
+    height, width = image.shape[:2]
+    region = padded_region(face, DEFAULT_PADDING, width, height)
+    result = anonymise(image, [region], grain=False, rng=np.random.default_rng(0))
+    band = slice(region[1] + region[3] // 5, region[1] + region[3] // 4)
+    middle = _grey(result)[150:170, 140:160].mean()
+    crown = _grey(result)[band, 140:160]
+    wall = _grey(image)[0, 0]
+    assert crown.mean() < min(middle, wall) - 12, (crown.mean(), middle, wall)
+    outside = ~region_mask(height, width, [region], DEFAULT_SHAPE)
+    assert np.array_equal(result[outside], image[outside])
+
+
 def test_a_video_face_keeps_its_tone_from_frame_to_frame(group) -> None:
     """One offset per track and the mean followed slowly: the fill does not flicker with
     fresh draws, nor jump when the face's own colour jitters, yet follows a lasting change."""

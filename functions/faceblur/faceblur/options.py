@@ -28,7 +28,7 @@ _METHOD_DOES: dict[str, str] = {
     "solid": "flat black fill, a black box",
 }
 REIDENTIFIED: dict[str, float] = {
-    "haze": 0.044,
+    "haze": 0.039,
     "smudge": 0.032,
     "blur": 0.970,
     "pixelate": 0.985,

@@ -6,9 +6,12 @@ turned a quarter or half round is a face the upright networks mostly miss. So:
 1. the detector runs on the photo as it is (exactly what `upright_only` gives);
 2. a glance (one small CenterFace pass) looks at the photo turned 90, 180 and 270
    degrees; a turn is worth a full pass when the glance sees a face there that the
-   upright pass did not find as clearly (a face seen much better turned);
+   upright pass did not find as clearly (a face seen much better turned, or a little
+   better in a tighter box);
 3. the full detector runs on those turns only, every box and landmark is mapped back
-   to the photo, and all faces merge by NMS, best score first, as the scales do.
+   to the photo, and all faces merge by NMS, as the scales do; between an upright and
+   a turned find of one face, near ties go to the upright one unless the turned one is
+   the tighter box (`merge_faces`).
 
 Upright photos rarely earn a full turned pass, so the feature costs them little more
 than the glances. A face found turned carries its turn (`Face.turn`): its padding for
@@ -53,6 +56,12 @@ class AngleSettings:
     # A turn is worth a pass when it sees a face this much better, and a turned find of a
     # face replaces the upright find only when scored this much higher (merge_faces).
     clearer: float = 1.3
+    # A turned find in a tighter box than the upright one's needs less: a turn is worth a
+    # pass when its glance sees a face this much better in a box smaller than the upright
+    # finds of it, and such a turned find scored at least tight_sure wins near ties
+    # (merge_faces). The upright pass draws a turned head's box loose.
+    tight_clearer: float = 1.1
+    tight_sure: float = 0.4
     merge_iou: float = 0.4  # faces of different turns overlapping more are one face
     # An upright and a turned box of one head lie at right angles, so their IoU can stay
     # under merge_iou: boxes of different turns are one face when this share of the
@@ -99,15 +108,61 @@ def xyxy(faces: Sequence[Face]) -> np.ndarray:
     return boxes
 
 
-def merge_faces(faces: Sequence[Face], iou_threshold: float, clearer: float = 1.0) -> list[Face]:
+def merge_faces(
+    faces: Sequence[Face],
+    iou_threshold: float,
+    clearer: float = 1.0,
+    sure: float | None = None,
+    cover: float = 1.0,
+) -> list[Face]:
     """One face per place: the best-ranked of those overlapping more than `iou_threshold`.
 
     A turned find outranks an upright one only when scored `clearer` times higher: a turned
     pass also finds the upright faces, a little higher at times, in a box drawn for a
     turned head, wider than the face (one 20-px face of faces-dev lost its match so).
+
+    Near ties go the other way when the turned find is the tighter one: scored `sure` or
+    more (None: never) and smaller than the best-scored upright find of the same face
+    (overlapping more than `iou_threshold`, or by more than `cover` of the smaller box, as
+    `fuse_turns` joins them), it ranks at its score and that upright find at its own over
+    `clearer`. The upright pass draws a turned
+    head's box loose, and the padded region of a loose box blots out the neighbourhood
+    rather than covering the face (six turned faces of 50 px and up of faces-dev went so
+    with the 1.3x rule alone, docs/detection.md).
     """
-    ranks = np.array([f.score / (clearer if f.turn else 1.0) for f in faces], dtype=np.float64)
+    ranks = np.array([face.score for face in faces], dtype=np.float64)
+    turned = np.array([face.turn != 0 for face in faces], dtype=bool)
+    ranks[turned] /= clearer
+    if sure is not None and turned.any() and not turned.all():
+        # Only turned against upright boxes: a crowd's thousands of upright candidates
+        # would make a full overlap matrix huge.
+        boxes = xyxy(faces)
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        rows, cols = np.flatnonzero(turned), np.flatnonzero(~turned)
+        same_face = (iou_matrix(boxes[rows], boxes[cols]) > iou_threshold) | (
+            inner_cover(boxes[rows], boxes[cols]) > cover
+        )
+        scores = np.array([face.score for face in faces], dtype=np.float64)
+        for row, index in enumerate(rows):
+            held = cols[same_face[row]]
+            if not len(held) or scores[index] < sure:
+                continue
+            rival = held[np.argmax(scores[held])]  # the upright find it competes with
+            if areas[index] < areas[rival]:
+                ranks[index] = scores[index]
+                ranks[rival] = scores[rival] / clearer
     return [faces[index] for index in nms_order(xyxy(faces), ranks, iou_threshold)]
+
+
+def inner_cover(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """For boxes `a` (n, x1 y1 x2 y2) and `b` (m): the share of the smaller of each pair
+    that lies inside the other, (n, m)."""
+    width = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    height = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(width, 0, None) * np.clip(height, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-9)
 
 
 def fuse_turns(faces: Sequence[Face], cover: float) -> list[Face]:
@@ -140,7 +195,9 @@ def seen_better_turned(
     """Whether a glance at a turn saw a face that the upright pass found far less clearly.
 
     A face turned on the photo scores much higher once turned upright; an upright face
-    glanced at sideways scores lower than the upright pass found it, or not at all.
+    glanced at sideways scores lower than the upright pass found it, or not at all. A
+    glanced box smaller than every upright find of its face needs only `tight_clearer`:
+    the upright pass drew that turned head loose.
     """
     strong = [f for f in glanced if f.score >= settings.glance_threshold]
     if not strong:
@@ -149,10 +206,14 @@ def seen_better_turned(
         return True
     overlap = iou_matrix(xyxy(strong), xyxy(upright))
     upright_scores = np.array([f.score for f in upright])
+    upright_areas = np.array([f.box[2] * f.box[3] for f in upright])
     for index, face in enumerate(strong):
-        near = upright_scores[overlap[index] >= 0.3]
-        best = near.max() if len(near) else 0.0
+        near = overlap[index] >= 0.3
+        best = upright_scores[near].max() if near.any() else 0.0
         if face.score >= settings.clearer * best:
+            return True
+        tighter = near.any() and bool(np.all(face.box[2] * face.box[3] < upright_areas[near]))
+        if tighter and face.score >= settings.tight_clearer * best:
             return True
     return False
 
@@ -198,7 +259,7 @@ class AnyAngleDetector:
         for turn in self.worth_a_pass(image, glances, faces):
             turned = self.upright.detect(turn_image(image, turn))
             faces = faces + [face_back(face, turn, width, height) for face in turned]
-        merged = merge_faces(faces, s.merge_iou, s.clearer)
+        merged = merge_faces(faces, s.merge_iou, s.clearer, s.tight_sure, s.fuse_cover)
         fused = fuse_turns(merged, s.fuse_cover)  # in merge_faces' order: upright wins ties
         return sorted(fused, key=lambda face: -face.score)
 
