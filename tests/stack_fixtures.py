@@ -35,6 +35,7 @@ import http.server
 import itertools
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -247,6 +248,25 @@ def start_run_stack(env: dict[str, str], log_path: Path) -> subprocess.Popen:
 
 
 @contextmanager
+def interrupt_run_stack(stack: subprocess.Popen, log_path: Path, timeout: float = 60) -> int:
+    """Ctrl-C to `make run`'s whole process group; its exit code, or a failure that
+    shows what the stack printed when it did not stop in time."""
+    os.killpg(stack.pid, signal.SIGINT)  # what Ctrl-C does to the foreground group
+    try:
+        return stack.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        children = subprocess.run(
+            ["ps", "-o", "pid,stat,etime,args", "--ppid", str(stack.pid)],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        raise AssertionError(
+            f"still running {timeout} s after Ctrl-C; children:\n{children}\n"
+            f"log:\n{log_path.read_text(errors='replace')[-3000:]}"
+        ) from None
+
+
 def running_frontend(env: dict[str, str], log_path: Path, ready_seconds: float) -> Iterator[str]:
     """The frontend under waitress, as in its container, with `env`, output to `log_path`;
     yields its base URL once /healthz answers and stops it afterwards."""

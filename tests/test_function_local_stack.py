@@ -23,6 +23,7 @@ from stack_fixtures import (
     ROOT,
     WEBHOOK_TOKEN,
     free_port,
+    interrupt_run_stack,
     run_stack_env,
     scaled_photo,
     start_local_s3,
@@ -166,8 +167,7 @@ def test_make_run_serves_everything_and_ctrl_c_stops_it(
         # The objects are files in the data folder, which outlives the stack.
         assert list((tmp_path / "data" / "originals").iterdir())
 
-        os.killpg(stack.pid, signal.SIGINT)  # what Ctrl-C does to the foreground group
-        assert stack.wait(timeout=60) == 0
+        assert interrupt_run_stack(stack, log_path) == 0
         for port in ports.values():
             with pytest.raises(requests.ConnectionError):
                 requests.get(f"http://127.0.0.1:{port}/", timeout=5)

@@ -13,6 +13,7 @@ from test_function_local_stack import STACK_READY_SECONDS, wait_for_text
 
 from stack_fixtures import (
     free_port,
+    interrupt_run_stack,
     run_stack_env,
     scaled_photo,
     start_run_stack,
@@ -76,8 +77,7 @@ def test_the_stack_survives_the_store_dying_and_recovers(tmp_path, dev_annotatio
         )
         assert answer.status_code == 200, answer.text
 
-        os.killpg(stack.pid, signal.SIGINT)
-        assert stack.wait(timeout=60) == 0
+        assert interrupt_run_stack(stack, log_path) == 0
     finally:
         if stack.poll() is None:
             os.killpg(stack.pid, signal.SIGTERM)
