@@ -247,7 +247,6 @@ def start_run_stack(env: dict[str, str], log_path: Path) -> subprocess.Popen:
         )
 
 
-@contextmanager
 def interrupt_run_stack(stack: subprocess.Popen, log_path: Path, timeout: float = 60) -> int:
     """Ctrl-C to `make run`'s whole process group; its exit code, or a failure that
     shows what the stack printed when it did not stop in time."""
@@ -267,6 +266,7 @@ def interrupt_run_stack(stack: subprocess.Popen, log_path: Path, timeout: float 
         ) from None
 
 
+@contextmanager
 def running_frontend(env: dict[str, str], log_path: Path, ready_seconds: float) -> Iterator[str]:
     """The frontend under waitress, as in its container, with `env`, output to `log_path`;
     yields its base URL once /healthz answers and stops it afterwards."""

@@ -165,8 +165,11 @@ def main() -> int:
     }
     children: list[tuple[str, subprocess.Popen]] = []
     s3: SupervisedS3 | None = None
-    # Ctrl-C reaches every child of the terminal's process group; SIGTERM only us.
+    # Ctrl-C reaches every child of the terminal's process group; SIGTERM only us. Both
+    # handled here, as a shell running us in the background starts us with Ctrl-C ignored
+    # (and so our children): we then stop each child ourselves (SIGTERM, then SIGKILL).
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         s3 = SupervisedS3(
             lambda: start_s3_server(
