@@ -109,13 +109,16 @@ class FunctionClient:
             raise FunctionError(503, PLAIN_ERRORS[503])
         raise FunctionError(*_plain_error(response))
 
-    def job_status(self, job: str, credentials: dict[str, str] | None = None) -> dict[str, Any]:
-        """The function's status of video job `job` (`GET <url>?job=`); FunctionError
-        in plain words (404: no such job)."""
+    def _job_answer(
+        self, params: dict[str, str], credentials: dict[str, str] | None
+    ) -> tuple[requests.Response, Any]:
+        """The function's answer about a video job (`GET <url>?job=...`) and its JSON body
+        (None unless a 200 with JSON); FunctionError when the function cannot be reached
+        (503) or knows no such job (404)."""
         try:
             response = requests.get(
                 self.url,
-                params={"job": job},
+                params=params,
                 headers={"Accept": "application/json", **(credentials or {})},
                 timeout=(CONNECT_TIMEOUT_SECONDS, STATUS_TIMEOUT_SECONDS),
             )
@@ -123,12 +126,18 @@ class FunctionClient:
             raise FunctionError(503, JOB_ERRORS[503]) from None
         if response.status_code in (400, 404):
             raise FunctionError(404, JOB_ERRORS[404])
-        if response.status_code == 429:
-            raise FunctionError(429, PLAIN_ERRORS[429])
         try:
             body = response.json() if response.status_code == 200 else None
         except ValueError:
             body = None
+        return response, body
+
+    def job_status(self, job: str, credentials: dict[str, str] | None = None) -> dict[str, Any]:
+        """The function's status of video job `job` (`GET <url>?job=`); FunctionError
+        in plain words (404: no such job)."""
+        response, body = self._job_answer({"job": job}, credentials)
+        if response.status_code == 429:
+            raise FunctionError(429, PLAIN_ERRORS[429])
         if not isinstance(body, dict) or body.get("state") not in JOB_STATES:
             raise FunctionError(503, JOB_ERRORS[503])
         return body
@@ -136,21 +145,7 @@ class FunctionClient:
     def job_tracks(self, job: str, credentials: dict[str, str] | None = None) -> dict[str, Any]:
         """The tracks of finished video job `job` (`GET <url>?job=&tracks=1`): boxes only,
         in the video's stored pixels; FunctionError in plain words (404: no such job)."""
-        try:
-            response = requests.get(
-                self.url,
-                params={"job": job, "tracks": "1"},
-                headers={"Accept": "application/json", **(credentials or {})},
-                timeout=(CONNECT_TIMEOUT_SECONDS, STATUS_TIMEOUT_SECONDS),
-            )
-        except requests.RequestException:
-            raise FunctionError(503, JOB_ERRORS[503]) from None
-        if response.status_code in (400, 404):
-            raise FunctionError(404, JOB_ERRORS[404])
-        try:
-            body = response.json() if response.status_code == 200 else None
-        except ValueError:
-            body = None
+        response, body = self._job_answer({"job": job, "tracks": "1"}, credentials)
         if not isinstance(body, dict) or not isinstance(body.get("tracks"), list):
             raise FunctionError(*_plain_error(response))
         return body
