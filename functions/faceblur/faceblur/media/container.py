@@ -6,9 +6,11 @@ writes them.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -231,6 +233,22 @@ class AudioCopy:
 
 def temporary_beside(target: Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+
+
+@contextmanager
+def written_beside(target: Path, failure: str) -> Iterator[Path]:
+    """A temporary path beside `target` to write a video to, put in `target`'s place when
+    the block ends without error: an interrupted or failed write leaves nothing under
+    `target` and removes its part. PyAV's errors inside the block (reading the input
+    included) become CorruptVideoError("<failure>: <FFmpeg's reason>")."""
+    partial = temporary_beside(target)
+    try:
+        yield partial
+        os.replace(partial, target)
+    except av.error.FFmpegError as error:
+        raise CorruptVideoError(f"{failure}: {error}") from None
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 @dataclass

@@ -18,7 +18,6 @@ audio copy) is `faceblur.media.container`'s.
 
 from __future__ import annotations
 
-import os
 import struct
 import time
 from collections import deque
@@ -49,7 +48,7 @@ from faceblur.media.container import (
     open_input,
     probe,
     read_frames,
-    temporary_beside,
+    written_beside,
 )
 from faceblur.media.review import TrackLog, follower_for
 from faceblur.media.track import (
@@ -380,8 +379,6 @@ def _anonymise(
     started = time.perf_counter()
     info = probe(source)
     orientation = Orientation.from_matrix(info.display_matrix)
-    partial = temporary_beside(target)
-    container = open_input(source)
     whole = window.frames == 0  # checked as a whole clip is
     total = expected_frames(info) if whole else window.frames
     tracks: set[int] = set()
@@ -390,10 +387,14 @@ def _anonymise(
         check_regions_inside([edit.region for edit in edits.hide], info.width, info.height)
     follower = follower_for(edits, orientation)
     shown_tracks = edits.show if edits is not None else frozenset()
+    container = open_input(source)
     try:
-        with av.open(
-            str(partial), mode="w", format="mp4", options={"movflags": "+faststart"}
-        ) as output:
+        with (
+            written_beside(target, f"{source.name}: truncated or damaged video") as partial,
+            av.open(
+                str(partial), mode="w", format="mp4", options={"movflags": "+faststart"}
+            ) as output,
+        ):
             video_in = container.streams.video[0]
             video_out = output.add_stream("libx264", rate=info.rate)
             video_out.width, video_out.height = info.width, info.height
@@ -522,12 +523,8 @@ def _anonymise(
             output.mux(video_out.encode(None))
             if audio is not None:
                 audio.close(output)
-        os.replace(partial, target)
-    except av.error.FFmpegError as error:
-        raise CorruptVideoError(f"{source.name}: truncated or damaged video: {error}") from None
     finally:
         container.close()
-        partial.unlink(missing_ok=True)
     return VideoResult(
         frames=frames_done,
         width=info.width,
