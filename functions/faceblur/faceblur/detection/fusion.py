@@ -185,7 +185,8 @@ class DetectorSettings:
     min_contrast: float = 4.0  # grey-level std below which a box is a flat patch, not a face
     device: str = "auto"  # where CenterFace runs: auto, cuda or cpu (centerface.DEVICES)
     # Network calls that run side by side (the passes, zoom windows and glances of one photo),
-    # each on one thread; None: as many as the cores this process may use.
+    # each on one thread, and TensorFlow's pools (MTCNN); None: as many as the cores this
+    # process may use. `build_detector(cores=...)` sets it with OpenCV's threads.
     threads: int | None = None
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
@@ -248,14 +249,14 @@ class FusedDetector:
         # One call per thread, calls side by side: no per-layer hand-offs between threads,
         # which stall when another process holds a core (docs/tried.md).
         self._centerface = CenterFaceNet(settings.device, threads=1)
-        self._pool = ThreadPoolExecutor(
-            max_workers=settings.threads or replica_cores(), thread_name_prefix="faceblur-net"
-        )
+        threads = settings.threads or replica_cores()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="faceblur-net")
         self._mtcnn = (
             MtcnnNet(
                 settings.mtcnn_threshold_pnet,
                 settings.mtcnn_threshold_rnet,
                 settings.mtcnn_threshold_onet,
+                threads,
             )
             if settings.mtcnn
             else None

@@ -14,10 +14,17 @@ MTCNN_MIN_SIDE = 12
 """PNet's input size: a smaller image holds nothing MTCNN can find."""
 
 
-def load_mtcnn() -> Any:
-    """MTCNN's networks (imports TensorFlow)."""
+def load_mtcnn(threads: int) -> Any:
+    """MTCNN's networks (imports TensorFlow), TensorFlow's thread pools sized `threads`
+    (its default: every core of the machine, however many processes share it)."""
+    import tensorflow as tf
     from mtcnn import MTCNN
 
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:
+        pass  # TensorFlow already runs in this process (another detector): its pools stay
     return MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
 
 
@@ -29,14 +36,16 @@ class MtcnnNet:
     starts under 12 px), so the caller resizes the image instead.
     """
 
-    def __init__(self, threshold_pnet: float, threshold_rnet: float, threshold_onet: float):
+    def __init__(
+        self, threshold_pnet: float, threshold_rnet: float, threshold_onet: float, threads: int
+    ):
         missing = [name for name in ("mtcnn", "tensorflow") if find_spec(name) is None]
         if missing:  # said at start, not at the first photo that wants MTCNN
             raise ModuleNotFoundError(f"MTCNN needs {' and '.join(missing)}: reinstall faceblur")
         # TensorFlow's import takes seconds: it runs on a thread of its own while the other
         # networks start on the first photos; the first call waits for it.
         loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-mtcnn-load")
-        self._loading = loader.submit(load_mtcnn)
+        self._loading = loader.submit(load_mtcnn, threads)
         loader.shutdown(wait=False)
         self._thresholds = {
             "threshold_pnet": threshold_pnet,
