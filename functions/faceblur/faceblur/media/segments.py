@@ -123,6 +123,7 @@ def plan_segments(source: Path, seconds: float, settings: VideoSettings | None =
             read_to=stamps[read_to] if read_to < count else None,
             first_index=read_from,
             frames=end - first,
+            hand_over=end - overlap if end < count else None,
         )
         segments.append(Segment(index, first, end, read_from, read_to, window))
     return Plan(count, tuple(segments))
