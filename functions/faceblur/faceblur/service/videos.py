@@ -440,7 +440,8 @@ def _run(
     write_status(store, settings, running)
     options = Options()
     target = folder / "result.mp4"
-    tracks = TrackLog(Orientation.from_matrix(info.display_matrix))
+    orientation = Orientation.from_matrix(info.display_matrix)
+    tracks = TrackLog(orientation)
     sealed_path = folder / "result.sealed"
     with sealed_path.open("wb") as sealed_file:
         sealer = (
@@ -480,10 +481,15 @@ def _run(
         prefix=running.prefix,
         sealed=sealed,
     )
-    # Boxes only, no pixels: the page's track list; private like the status.
+    # Boxes only, no pixels: the page's track list; private like the status. Boxes and
+    # edits are in the pixels as stored (width x height); `orientation` (1 to 8,
+    # faceblur.orientation) says how a player shows them, for a client to draw on it.
     review = {
         "job": running.job,
         "rate": float(info.rate),
+        "width": info.width,
+        "height": info.height,
+        "orientation": orientation.number,
         "tracks": [record.to_json() for record in tracks.records()],
         "edits": edits.to_json() if edits is not None else None,
     }
