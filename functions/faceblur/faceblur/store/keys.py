@@ -253,6 +253,14 @@ def inbox_key(prefix: str, job: str, name: str) -> str:
     return f"{prefix}{VIDEOS_FOLDER}{job}/{name}"
 
 
+def job_inbox_folder(prefix: object, job: str) -> str | None:
+    """Where job `job`'s video waits in the inbox, for the owner `prefix` its status names
+    ("" where accounts are off); None for a prefix that is no owner's."""
+    if not isinstance(prefix, str) or (prefix and split_owner(f"{prefix}-")[0] != prefix):
+        return None
+    return inbox_key(prefix, job, "")
+
+
 def job_of_key(key: str) -> str:
     """The job an inbox key belongs to: its `videos/<job>/` folder, else a hash of the key."""
     _, rest = split_owner(key)
