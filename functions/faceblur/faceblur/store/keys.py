@@ -226,8 +226,8 @@ def download_name(user_name: str | None, key: str, fallback: str = "photo") -> s
 VIDEOS_FOLDER = "videos/"
 JOBS_FOLDER = "jobs/"
 JOB_ID = re.compile(r"[0-9a-f]{32}")
-# A job's states as its status tells them; "queued" is never stored: a job whose inbox
-# object exists with no status yet is queued.
+# A job's states as its status tells them. A job whose inbox object exists with no status
+# yet is queued; a stored "queued" is a render with a reviewer's edits waiting.
 JOB_STATES = ("queued", "running", "done", "failed")
 
 
