@@ -1,5 +1,6 @@
 """A finished video job's tracks and a new render with a reviewer's edits, on the bucket
-path against the real local S3 server: the owner's alone."""
+path against the real local S3 server: the owner's alone. Deleting the video (or its
+owner) while that render waits, runs, or is being queued leaves no object of the job."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.clips import EXPOSED, central_detail_kept, displayed_frames, make_crossing_clip
 from conftest import FACES_DEV
+from faceblur.accounts import remove_owned
 from faceblur.errors import BadRequestError, EditsError, NotFoundError, RegionsError
 from faceblur.sealing.audit import AuditCutError
 from faceblur.sealing.log import BucketAuditLog
@@ -225,30 +228,35 @@ def test_a_video_deleted_while_its_edits_wait_leaves_nothing_of_its_job(
 
 
 class DeletedMidway:
-    """The session's engine, with the video deleted (the page's Delete: remove_photo) by
-    another caller as soon as the render reports its first frames."""
+    """The session's engine, with `delete` called (by another caller, as the page's Delete
+    or an account's removal would) as soon as the render reports its first frames."""
 
-    def __init__(self, engine: Engine, store, result_key: str) -> None:
-        self.engine, self.store, self.result_key = engine, store, result_key
+    def __init__(self, engine: Engine, delete: Callable[[], object]) -> None:
+        self.engine, self.delete = engine, delete
         self.deleted = False
 
     def anonymise_video(self, source, target, options, on_progress, **rest):
         def progress(done: int, total: int) -> None:
             if not self.deleted:
-                self.deleted = self.store.remove_photo(self.result_key)
+                self.deleted = bool(self.delete())
             on_progress(done, total)
 
         return self.engine.anonymise_video(source, target, options, progress, **rest)
 
 
+@pytest.mark.parametrize("deleter", ["the video", "its owner's account"])
 def test_a_video_deleted_while_its_edits_render_leaves_nothing_of_its_job(
-    s3, detector, short_crossing
+    s3, detector, short_crossing, deleter: str
 ) -> None:
     store, settings = s3.store(), s3.settings
     job, key, done = finished_job(s3, detector, short_crossing)
     built: Future = Future()
     built.set_result(detector)
-    midway = DeletedMidway(Engine(built), s3.store(), done["result_key"])
+    other = s3.store()  # another caller's connection
+    if deleter == "the video":
+        midway = DeletedMidway(Engine(built), lambda: other.remove_photo(done["result_key"]))
+    else:
+        midway = DeletedMidway(Engine(built), lambda: remove_owned(other, OWNER))
     answer = process_video_object(key, midway, store, settings)
     assert midway.deleted
     assert (answer["state"], answer["code"]) == ("deleted", "gone")
