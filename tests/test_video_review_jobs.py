@@ -78,6 +78,7 @@ def test_tracks_and_edits_round_trip_for_the_owner_alone(
 
     answer = tracks_answer(job, store, settings, OWNER)
     assert answer["job"] == job and answer["edits"] is None
+    assert (answer["width"], answer["height"], answer["orientation"]) == (480, 270, 1)
     tracks = answer["tracks"]
     assert len(tracks) == 2 and all(t["frames"] == len(truth) for t in tracks)
     for stranger in (STRANGER, ""):
