@@ -290,9 +290,12 @@ def read_frames(
     orientation: Orientation,
     on_audio: Callable[[av.Packet], None],
     limits: DecodeLimits | None = None,
+    skip: Callable[[av.VideoFrame], bool] | None = None,
 ) -> Iterator[DecodedFrame]:
     """Decoded video frames as displayed, while audio packets go to `on_audio`; each
-    within `limits` (TooLargeError) before its pixels are converted."""
+    within `limits` (TooLargeError) before its pixels are converted. Frames `skip` says
+    so of are decoded and checked, not converted nor yielded (a segment's frames before
+    its first, decoded from the keyframe before it)."""
     video = container.streams.video[0]
     audio = container.streams.audio[:1]
     rate = _rate(video) if limits else Fraction(1)
@@ -307,5 +310,7 @@ def read_frames(
                 start = frame.time
             if limits is not None:
                 limits.check(frame, count, start, rate)
+            if skip is not None and skip(frame):
+                continue
             shown = orientation.to_display(rgb_of(frame))
             yield DecodedFrame(frame, shown)

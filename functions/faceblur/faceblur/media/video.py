@@ -31,7 +31,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from faceblur.anonymise import SteadyTones, anonymise
+from faceblur.anonymise import METHODS, SteadyTones, anonymise
 from faceblur.detection.angles import AnyAngleDetector, upright
 from faceblur.detection.base import Detector, Face
 from faceblur.detection.fusion import FusedDetector
@@ -354,7 +354,9 @@ def _read_window(
     if window.read_from is not None:
         # The keyframe at or before it: frames before `read_from` are decoded, then dropped.
         container.seek(window.read_from, stream=container.streams.video[0])
-    for frame in read_frames(container, orientation, on_audio, limits):
+    # Frames before the window are decoded (H.264 needs them) but never converted.
+    early = None if window.read_from is None else (lambda frame: not window.reads(frame.pts))
+    for frame in read_frames(container, orientation, on_audio, limits, early):
         pts = frame.stored.pts
         if window.past(pts):
             return
@@ -444,6 +446,8 @@ def _anonymise(
             def blends_at(index: int, tracked: TrackedFrame) -> dict[int, tuple[int, float]]:
                 """The start keys whose tones move towards the next segment's, this frame."""
                 if seed is None or window.hand_over is None or first_written is None:
+                    return {}
+                if not METHODS[options.method].randomised:  # no draws: nothing to hand on
                     return {}
                 border = first_written + window.frames
                 moving = {}
