@@ -670,6 +670,8 @@ def process_segment(
         except FaceblurError as error:
             if error.status == 503:
                 raise
+            if _deleted_meanwhile(status, store, settings):
+                return _take_back_split(status, store, settings)
             reason = _plain(str(error), folder)
             if tries < settings.video_segment_tries:
                 retry = replace(running, state="queued", reason=reason)
@@ -685,9 +687,26 @@ def process_segment(
         tracks=result.tracks,
     )
     _write_segment(store, settings, job, index, done)
+    if _deleted_meanwhile(status, store, settings):  # checked after the segment's writes
+        return _take_back_split(status, store, settings)
     if _with_segments(store, settings, status).segments_done < status.segments_total:
         return {"job": job, "segment": index, "state": "done"}
     return _join(status, store, settings)
+
+
+def _deleted_meanwhile(status: JobStatus, store: Store, settings: Settings) -> bool:
+    """Whether a split job's ticket, its inbox copy, is gone: the video (or its owner's
+    account) was deleted while a segment or the join ran."""
+    assert status.source_key is not None
+    return not store.exists(settings.bucket_inbox, status.source_key)
+
+
+def _take_back_split(status: JobStatus, store: Store, settings: Settings) -> dict:
+    """A split job deleted while one of its calls ran: what that call wrote (segments, or
+    the join's pair and status) goes, as the rest of the job went with the delete."""
+    _remove_segments(status, store, settings)
+    assert status.source_key is not None
+    return _take_back(status.source_key, status, store, settings)
 
 
 def _hide_segment(
@@ -776,6 +795,8 @@ def _join(status: JobStatus, store: Store, settings: Settings) -> dict[str, obje
         seed=None,
     )
     write_status(store, settings, done)
+    if _deleted_meanwhile(status, store, settings):  # checked after the join's writes
+        return _take_back_split(done, store, settings)
     _remove_segments(status, store, settings)
     return {"job": status.job, "state": "done", "result_key": pair.result_key}
 
