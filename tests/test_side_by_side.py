@@ -204,3 +204,13 @@ def test_detect_on_a_batch_prints_what_one_photo_at_a_time_finds_in_order(
         one = locate_faces((FACES_DEV / name).read_bytes(), detector)
         assert record["faces"] == faces_to_json(one, as_stored=True)
         assert len(record["faces"]) > 0
+
+
+def test_mtcnn_runs_each_call_on_its_calling_thread(detector) -> None:
+    # TensorFlow's own pools (one thread per core) cost CPU for the same faces; the
+    # detector runs its calls side by side instead, each on one thread.
+    import tensorflow as tf
+
+    detector.upright.wait_loaded()
+    assert tf.config.threading.get_intra_op_parallelism_threads() == 1
+    assert tf.config.threading.get_inter_op_parallelism_threads() == 1
