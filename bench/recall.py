@@ -18,7 +18,8 @@ Run `make bench`, or alone: `.venv/bin/python bench/recall.py [--every 5] [--met
 * whole-run time: wall time of each tool's process over all the photos, from start
   (imports, model load) to the last output written.
 
-faceblur's output is `anonymise_image` with the default options and `--method` if given.
+faceblur's output is `anonymise_image` with the default options and `--method` if given,
+photos two at a time as `faceblur blur` runs a batch (`side_by_side`).
 deface is deface 1.5.0's own CLI on onnxruntime (as its users install it), writing its
 own output images, `--mask-scale 1.3`; its boxes for the stray count come from its
 CenterFace class with the same backend and threshold, outside the timed run.
