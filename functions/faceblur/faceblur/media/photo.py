@@ -7,7 +7,6 @@ anonymised image.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -21,16 +20,9 @@ from faceblur.detection.angles import upright
 from faceblur.detection.base import Detector, Face
 from faceblur.detection.fusion import DetectorSettings
 from faceblur.geometry import Box, padded_region
-from faceblur.media.image import (
-    DEFAULT_MAX_PIXELS,
-    DecodedImage,
-    box_as_stored,
-    box_as_upright,
-    decode,
-    encode,
-    size_as_stored,
-)
+from faceblur.media.image import DEFAULT_MAX_PIXELS, DecodedImage, decode, encode
 from faceblur.options import Options, Region, check_regions_inside
+from faceblur.orientation import box_as_shown, box_as_stored, size_as_stored, whole_pixels
 
 
 @dataclass(frozen=True)
@@ -78,12 +70,7 @@ def _given_boxes(regions: Sequence[Region], decoded: DecodedImage, as_stored: bo
     orientation = decoded.orientation if as_stored else 1
     width, height = size_as_stored(decoded.width, decoded.height, orientation)
     check_regions_inside(regions, width, height)
-    # A fractional edge takes its whole pixel: the drawn area is hidden entirely.
-    boxes = []
-    for x, y, w, h in regions:
-        left, top = math.floor(x), math.floor(y)
-        box = (left, top, math.ceil(x + w) - left, math.ceil(y + h) - top)
-        boxes.append(box_as_upright(box, width, height, orientation))
+    boxes = [box_as_shown(whole_pixels(region), width, height, orientation) for region in regions]
     # Only the same box is merged: one box around overlapping ones would move the shape's
     # edge and its fade, and could leave part of a drawn region less hidden.
     return list(dict.fromkeys(boxes))
