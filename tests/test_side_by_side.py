@@ -214,3 +214,31 @@ def test_mtcnn_runs_each_call_on_its_calling_thread(detector) -> None:
     detector.upright.wait_loaded()
     assert tf.config.threading.get_intra_op_parallelism_threads() == 1
     assert tf.config.threading.get_inter_op_parallelism_threads() == 1
+
+
+def test_blur_on_a_batch_writes_what_one_photo_at_a_time_writes(
+    tmp_path: Path, dev_annotations
+) -> None:
+    names = [entry["image"] for entry in dev_annotations[20:23]]
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for index, name in enumerate(names):
+        (folder / f"{index}.jpg").write_bytes((FACES_DEV / name).read_bytes())
+    (folder / "1b.jpg").write_text("not a photo")  # between the second and the third
+    err = io.StringIO()
+    # `blur`, not the default: the default draws a fresh secret on every photo by design.
+    method = ["--method", "blur"]
+
+    with redirect_stderr(err):
+        batch = main(["blur", str(folder), "-o", str(tmp_path / "batch-out"), *method])
+        alone = [
+            main(["blur", str(folder / f"{i}.jpg"), "-o", str(tmp_path / f"alone-{i}"), *method])
+            for i in range(len(names))
+        ]
+
+    assert batch == 1 and alone == [0] * len(names)
+    assert "1b.jpg: " in err.getvalue() and "[not_an_image]" in err.getvalue()
+    assert "3 photo(s) anonymised" in err.getvalue() and "1 failed" in err.getvalue()
+    for index in range(len(names)):
+        written = (tmp_path / "batch-out" / f"{index}.jpg").read_bytes()
+        assert written == (tmp_path / f"alone-{index}" / f"{index}.jpg").read_bytes()
