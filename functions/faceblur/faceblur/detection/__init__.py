@@ -20,14 +20,15 @@ def build_detector(
     """The production detector with both models loaded (slow: TensorFlow import, ~5 s).
 
     It finds faces at any right angle (`faceblur.detection.angles`) unless `upright_only`,
-    and may be shared between threads: its networks take one image at a time.
+    and may be shared between threads: its networks take at most `images_at_once`
+    images at a time (two).
     `cores`: the process's thread budget, the cores it may keep busy; None: every core it
     may run on (`replica_cores`: a replica's cpuset). Worker processes that share a
     machine (`faceblur blur --jobs N`) each get their share, so that N of them spend the
     cores on N segments, not on threads waiting for each other. The budget sizes the
-    network calls run side by side, TensorFlow's pools and OpenCV's (process-wide: the
-    video pipeline's resizing, colour conversion and optical flow too); each ONNX call
-    runs on one thread whatever the budget (`FusedDetector`).
+    network calls run side by side and OpenCV's pool (process-wide: the video
+    pipeline's resizing, colour conversion and optical flow too); each ONNX and
+    TensorFlow call runs on one thread whatever the budget.
     Keyword arguments override `DetectorSettings` fields, e.g. `zoom=None` or
     `mtcnn_threshold_onet=0.5`; `fusion=FusionSettings(...)` replaces the fusion.
     """

@@ -185,9 +185,12 @@ class DetectorSettings:
     min_contrast: float = 4.0  # grey-level std below which a box is a flat patch, not a face
     device: str = "auto"  # where CenterFace runs: auto, cuda or cpu (centerface.DEVICES)
     # Network calls that run side by side (the passes, zoom windows and glances of one photo),
-    # each on one thread, and TensorFlow's pools (MTCNN); None: as many as the cores this
-    # process may use. `build_detector(cores=...)` sets it with OpenCV's threads.
+    # each on one thread; None: as many as the cores this process may use.
+    # `build_detector(cores=...)` sets it with OpenCV's threads.
     threads: int | None = None
+    # Images whose calls may run through the networks at the same time (`SerialDetector`):
+    # a batch's next photo fills the cores one photo's serial stretches leave idle.
+    images_at_once: int = 2
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
 
@@ -256,7 +259,6 @@ class FusedDetector:
                 settings.mtcnn_threshold_pnet,
                 settings.mtcnn_threshold_rnet,
                 settings.mtcnn_threshold_onet,
-                threads,
             )
             if settings.mtcnn
             else None
