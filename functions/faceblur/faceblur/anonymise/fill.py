@@ -170,7 +170,7 @@ def _smoothstep(ramp: np.ndarray) -> np.ndarray:
 HEAD_CENTRE = (0.0, 0.18)
 # A region's height over its width at the default padding for a face 1.3 times as tall as
 # wide (about the detectors' usual box): 2.2 x 1.3 / 1.8. The head of a region the frame
-# cut at the top or bottom is drawn at most this tall (`_head_frame`).
+# cut at the top and the bottom is drawn at most this tall (`_head_frame`).
 FRAME_ASPECT = 1.6
 HEAD_RADII = (0.6, 0.55)
 # The head's tone covers the fill fully out to this share of the oval's radius and fades
@@ -217,24 +217,16 @@ def _head_frame(box: Box, width: int, height: int) -> tuple[float, float, float,
     region's outline (`outline_oval`) from its leftmost to its rightmost point and from
     its top to its bottom, continued past the photo's border where the frame cut it.
 
-    A region the frame cut at the top or the bottom (or both) but not at either side is
-    no taller than its width says (FRAME_ASPECT), and keeps to its uncut edge: a close-up
-    running off the frame gets a head of its face's size, whose oval (what `kept_pixels`
-    averages) holds the face, not the shirt, wall and window around it."""
+    A region the frame cut at both the top and the bottom but at neither side is no
+    taller than its width says (FRAME_ASPECT), around its middle: a close-up running off
+    the frame gets a head of its face's size, whose oval (what `kept_pixels` averages)
+    holds the face, not the shirt, wall and window around it."""
     cx, cy, left, right, top, bottom = outline_oval(box, width, height)
     x, y, w, h = box
     rx, ry = (left + right) / 2, (top + bottom) / 2
-    centre_x, centre_y = cx + (right - left) / 2, cy + (bottom - top) / 2
-    cut_top, cut_bottom = y <= 0, y + h >= height
-    if (cut_top or cut_bottom) and x > 0 and x + w < width and ry > FRAME_ASPECT * rx:
-        ry = FRAME_ASPECT * rx
-        if not cut_bottom:
-            centre_y = y + h - ry
-        elif not cut_top:
-            centre_y = y + ry
-        else:
-            centre_y = cy
-    return centre_x, centre_y, rx, ry
+    if y <= 0 and y + h >= height and x > 0 and x + w < width:
+        ry = min(ry, FRAME_ASPECT * rx)
+    return cx + (right - left) / 2, cy + (bottom - top) / 2, rx, ry
 
 
 def _head_coordinates(
