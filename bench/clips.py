@@ -167,11 +167,15 @@ def make_crossing_clip(
     rate: int = 25,
     face_height: int = 80,
     seed: int = 0,
+    turns: int = 0,
 ) -> list[list[Box]]:
     """Two people crossing: the first two `faces` of `photo` (RGB), cut out with a margin,
     pass each other on a still textured background, the first left to right a little
     higher, the second right to left, the first's chin behind the second as they cross.
-    Returns each frame's [first person's box, second person's box] as displayed."""
+    Returns each frame's [first person's box, second person's box] as displayed.
+
+    `turns` quarter turns clockwise are applied to the stored frames and undone by the
+    display matrix, as `make_clip` does: a phone's clip, stored sideways."""
     width, height = size
     background = cv2.GaussianBlur(
         np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8), (0, 0), 3
@@ -190,7 +194,10 @@ def make_crossing_clip(
     truth: list[list[Box]] = []
     with av.open(str(path), mode="w") as output:
         video = output.add_stream("libx264", rate=rate)
-        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        stored_w, stored_h = (height, width) if turns % 2 else (width, height)
+        video.width, video.height, video.pix_fmt = stored_w, stored_h, "yuv420p"
+        if turns:
+            video.set_display_rotation(90 * turns)
         for t in range(frames):
             share = t / max(frames - 1, 1)
             frame = background.copy()
@@ -203,7 +210,8 @@ def make_crossing_clip(
                 top = min(top, height - ph)
                 frame[top : top + ph, left : left + pw] = patch
                 boxes.append((left + face[0], top + face[1], face[2], face[3]))
-            av_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            stored = np.ascontiguousarray(np.rot90(frame, -turns))
+            av_frame = av.VideoFrame.from_ndarray(stored, format="rgb24")
             av_frame.pts, av_frame.time_base = t, Fraction(1, rate)
             output.mux(video.encode(av_frame))
             truth.append(boxes)

@@ -2,8 +2,9 @@
 
 Run `.venv/bin/python bench/speed.py [--every 3] [--rounds 2]`. Each tool runs in its
 own process over the same photos of ../shared/data/faces-dev, from start (imports,
-model load) to the last photo's faces: faceblur as `faceblur detect` does it (decode,
-then the production detector from `build_detector()`, any angle), deface as its CLI does
+model load) to the last photo's faces: faceblur as `faceblur detect` does it
+(`locate_each`: decode, then the production detector from `build_detector()`, any
+angle, photos side by side), deface as its CLI does
 it (imageio decode, its CenterFace on onnxruntime at its CLI threshold, at the photo's
 own size). The tools take turns, round after round (deface, faceblur, deface, ...), so
 that both see the same load; wall and CPU seconds are summed over the rounds and given
@@ -33,14 +34,15 @@ TARGET_RATIO = 3.0  # issue 24: detection at most 3x deface's time
 
 def run_faceblur(images: list[str], settings: dict) -> dict:
     from faceblur.detection import build_detector
-    from faceblur.media.photo import locate_faces
+    from faceblur.media.photo import locate_each
 
     started = time.perf_counter()
     detector = build_detector(**settings)
     loaded = time.perf_counter() - started
     faces = 0
-    for name in images:
-        faces += len(locate_faces((FACES_DEV / name).read_bytes(), detector).faces)
+    # As `faceblur detect` runs a batch: photos side by side, in order.
+    for _, located in locate_each([FACES_DEV / name for name in images], detector):
+        faces += len(located.result().faces)
     return {"faces": faces, "load_seconds": loaded}
 
 
@@ -114,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
             "cpu": "CPU seconds (user + system, all threads) of that process",
             "deface": f"deface 1.5.0 CenterFace, backend {recall.DEFACE_BACKEND}, threshold "
             f"{recall.DEFACE_THRESHOLD}, imageio decode, the photo's own size",
-            "faceblur": "locate_faces (decode + build_detector()'s detector, any angle)",
+            "faceblur": "locate_each, as `faceblur detect` runs a batch (decode + "
+            "build_detector()'s detector, any angle, photos side by side)",
         },
         "runs": runs,
         "seconds_per_run": {

@@ -61,6 +61,7 @@ from faceblur.store.keys import (
 from . import accounts
 from .archive import Entry, stream_zip
 from .gateway import (
+    EDITS_REFUSED,
     JOB_ERRORS,
     PHOTO_FORMATS,
     PLAIN_ERRORS,
@@ -69,6 +70,7 @@ from .gateway import (
     FunctionError,
 )
 from .results import ResultsBucket
+from .review import edits_as_stored, tracks_as_shown
 from .thumbnails import NotAThumbnailable, ThumbnailCache, make_thumbnail
 
 # Room for the multipart envelope and the form fields around one photo.
@@ -483,11 +485,12 @@ def video_status(job: str) -> Any:
 @pages.get("/videos/<job>/tracks")
 def video_tracks(job: str) -> Any:
     """The people the function followed through a finished video: each track's frames and
-    boxes (no pixels: the browser cuts thumbnails from the person's own file)."""
+    boxes (no pixels: the browser cuts thumbnails from the person's own file), in the
+    pixels the player shows."""
     if not JOB_ID.fullmatch(job):
         return _json_error(400, "This is not the number of a video sent from this page.")
     answer = _services().function.job_tracks(job, accounts.function_credentials())
-    return jsonify(tracks=answer["tracks"], edits=answer.get("edits"), rate=answer.get("rate"))
+    return jsonify(tracks_as_shown(answer))
 
 
 @pages.post("/videos/<job>/edits")
@@ -501,7 +504,14 @@ def edit_video(job: str) -> Any:
         return _json_error(400, "The request was not understood. Please reload the page.")
     reason = body.get("reason")
     reason = reason.strip() if isinstance(reason, str) and reason.strip() else None
-    _services().function.edit_job(job, body["edits"], reason, accounts.function_credentials())
+    function, credentials = _services().function, accounts.function_credentials()
+    # Drawn on the video as played; the function takes them as stored (its tracks say how
+    # the video is turned).
+    try:
+        edits = edits_as_stored(body["edits"], function.job_tracks(job, credentials))
+    except BadRequestError:
+        return _json_error(400, EDITS_REFUSED)
+    function.edit_job(job, edits, reason, credentials)
     return jsonify(job=job, status_url=url_for("pages.video_status", job=job)), 202
 
 

@@ -53,6 +53,9 @@ JOB_ERRORS: dict[int, str] = {
     "Please try again in a minute.",
 }
 
+# A reviewer's changes to a video that cannot be used (malformed, or outside the frame).
+EDITS_REFUSED = "These changes could not be applied. Please check them."
+
 
 class FunctionError(Exception):
     """The function refused the photo or could not be reached; `message` is for people."""
@@ -173,7 +176,7 @@ class FunctionClient:
         if response.status_code == 400:
             if _code(response) == "reason_required":
                 raise FunctionError(400, "Please say why people are left visible.")
-            raise FunctionError(400, "These changes could not be applied. Please check them.")
+            raise FunctionError(400, EDITS_REFUSED)
         if response.status_code == 404:
             raise FunctionError(404, JOB_ERRORS[404])
         raise FunctionError(*_plain_error(response))

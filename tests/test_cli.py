@@ -16,8 +16,9 @@ from conftest import ATT_FACES, FACES_DEV
 from data import require_data
 from faceblur.anonymise import region_mask
 from faceblur.cli.main import main
-from faceblur.media.image import box_as_stored, box_as_upright, decode
+from faceblur.media.image import decode
 from faceblur.options import METHOD_INFO, METHOD_NAMES, Options
+from faceblur.orientation import box_as_shown, box_as_stored
 
 FACEBLUR = Path(sys.executable).parent / "faceblur"
 
@@ -217,11 +218,11 @@ def test_detect_edit_blur_round_trip_on_a_sideways_photo(tmp_path: Path, dev_ann
     result = decode((outdir / "phone.png").read_bytes()).pixels
     assert result.shape == upright.shape, "the result is upright"
 
-    regions = [box_as_upright(tuple(f["region"]), height, width, 6) for f in record["faces"]]
+    regions = [box_as_shown(tuple(f["region"]), height, width, 6) for f in record["faces"]]
     mask = region_mask(height, width, regions, Options().shape)
     assert np.array_equal(result[~mask], upright[~mask]), "nothing else changed"
     changed = np.any(result != upright, axis=2)
-    ax, ay, aw, ah = box_as_upright(tuple(added), height, width, 6)
+    ax, ay, aw, ah = box_as_shown(tuple(added), height, width, 6)
     # The added region is hidden wherever its outline (the mask) reaches, and that is most
     # of it: an oval, continued past the frame where it meets the border.
     added_area = (slice(ay, ay + ah), slice(ax, ax + aw))

@@ -95,8 +95,9 @@ def test_the_functions_video_jobs_use_the_command_lines_detector(
     assert function.upright.settings.zoom_near_candidates  # the lighter detector for frames
 
 
-def test_the_detector_and_its_video_copy_take_one_image_at_a_time(monkeypatch) -> None:
-    """The lock is the model's: threads of photos and of a video's frames take turns."""
+def test_the_detector_and_its_video_copy_share_one_gate(monkeypatch) -> None:
+    """The gate is the model's: threads of photos and of a video's frames together get at
+    most `images_at_once` (two) images through the networks at a time."""
     for network in ("CenterFaceNet", "MtcnnNet", "YuNetNet"):
         monkeypatch.setattr(fusion, network, NoNetwork)
     running, most = [0], [0]
@@ -117,4 +118,5 @@ def test_the_detector_and_its_video_copy_take_one_image_at_a_time(monkeypatch) -
     image = np.zeros((32, 32, 3), np.uint8)
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(lambda d: d.detect(image), [photos, frames] * 4))
-    assert most[0] == 1
+    assert photos.settings.images_at_once == 2
+    assert most[0] == 2

@@ -20,7 +20,8 @@ from faceblur.errors import (
     NotAnImageError,
     TooLargeError,
 )
-from faceblur.media.image import MIME_TYPES, box_as_stored, decode, encode, size_as_stored
+from faceblur.media.image import MIME_TYPES, decode, encode
+from faceblur.orientation import box_as_stored, size_as_stored
 
 
 def real_photo(size: tuple[int, int] = (160, 120)) -> np.ndarray:

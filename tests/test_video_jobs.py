@@ -370,6 +370,7 @@ def test_a_status_object_holds_the_contract_fields(s3, detector) -> None:
         "source_key",
         "plan",
         "seed",  # its segments' secret for the default method's draws, while it runs
+        "replaces",  # a render with a reviewer's edits: the result it replaces (issue 26)
     }
     assert stored["state"] == "failed" and stored["updated"].endswith("Z")
     assert stored["name"] == "x.mkv"

@@ -20,6 +20,7 @@ import requests
 
 from bench.clips import make_clip
 from data import composed_photo
+from faceblur.accounts import remove_owned
 from faceblur.errors import CorruptVideoError
 from faceblur.media.segments import Segment
 from faceblur.service.entry import Engine
@@ -29,7 +30,13 @@ from faceblur.service.videos import (
     process_video_object,
     read_status,
 )
-from faceblur.store.keys import inbox_key, new_job_id, segments_prefix, status_key
+from faceblur.store.keys import (
+    inbox_key,
+    new_job_id,
+    owner_prefix,
+    segments_prefix,
+    status_key,
+)
 from stack_fixtures import start_local_s3, workers_behind_one_route
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
@@ -85,9 +92,11 @@ class Failing:
         return self.engine.encode_segment(source, target, segment, options, on_progress, seed)
 
 
-def start_job(s3, settings, clip: Path, anonymiser) -> tuple[str, str, list[dict]]:
+def start_job(
+    s3, settings, clip: Path, anonymiser, prefix: str = ""
+) -> tuple[str, str, list[dict]]:
     job, calls = new_job_id(), []
-    key = inbox_key("", job, clip.name)
+    key = inbox_key(prefix, job, clip.name)
     s3.store().fput("inbox", key, clip, "video/mp4")
     answer = process_video_object(key, anonymiser, s3.store(), settings, dispatch=calls.append)
     assert answer["state"] == "running" and answer["segments"] == 3
@@ -171,6 +180,46 @@ def test_a_segment_out_of_tries_fails_the_job_with_its_reason_and_keeps_nothing(
     kept = set(store.keys("originals")) | set(store.keys("results"))
     assert kept - kept_before == {status_key(job)}  # no segment, no half result
     assert not store.exists("inbox", key)
+
+
+@dataclass
+class DeletingMidway:
+    """The real engine, except that while segment `index` renders, the owner's account is
+    removed by another caller (the admin page), as if at any moment of a long job."""
+
+    engine: Engine
+    index: int
+    delete: object
+    deleted: bool = False
+
+    def anonymise_video(self, *args, **kwargs):
+        return self.engine.anonymise_video(*args, **kwargs)
+
+    def encode_segment(self, source, target, segment: Segment, options, on_progress, seed=None):
+        def progress(done: int, total: int) -> None:
+            if segment.index == self.index and not self.deleted:
+                self.deleted = bool(self.delete())
+            on_progress(done, total)
+
+        return self.engine.encode_segment(source, target, segment, options, progress, seed)
+
+
+@pytest.mark.parametrize("index", [0, 2])  # a first segment; the last, whose call would join
+def test_an_account_removed_while_a_segment_renders_leaves_nothing_of_the_job(
+    s3, settings, engine, clip, index: int
+) -> None:
+    store = s3.store()
+    prefix = owner_prefix(f"leaving-{index}")
+    deleting = DeletingMidway(engine, index, lambda: remove_owned(s3.store(), prefix))
+    job, key, calls = start_job(s3, settings, clip, deleting, prefix)
+    answers = run_calls(s3, settings, deleting, calls)
+    assert deleting.deleted
+    states = [a["state"] for a in answers]
+    assert states[index] == "deleted" and answers[index]["code"] == "gone"
+    assert set(states) <= {"done", "deleted", "skipped"}, answers  # no join, no retry
+    for bucket in ("inbox", "originals", "results"):
+        left = [k for k in store.keys(bucket) if job in k or k.startswith(prefix)]
+        assert left == [], (bucket, left)
 
 
 # -- two function processes behind one async route --------------------------------------

@@ -1,5 +1,6 @@
 """A finished video job's tracks and a new render with a reviewer's edits, on the bucket
-path against the real local S3 server: the owner's alone."""
+path against the real local S3 server: the owner's alone. Deleting the video (or its
+owner) while that render waits, runs, or is being queued leaves no object of the job."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import hashlib
 import io
 import json
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
@@ -18,12 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.clips import EXPOSED, central_detail_kept, displayed_frames, make_crossing_clip
 from conftest import FACES_DEV
+from faceblur.accounts import remove_owned
 from faceblur.errors import BadRequestError, EditsError, NotFoundError, RegionsError
 from faceblur.sealing.audit import AuditCutError
 from faceblur.sealing.log import BucketAuditLog
 from faceblur.service.entry import Engine
 from faceblur.service.events import ObjectEvent, process_bucket_events
-from faceblur.service.videos import job_answer, queue_edits, tracks_answer
+from faceblur.service.videos import job_answer, process_video_object, queue_edits, tracks_answer
 from faceblur.store.keys import edits_key, inbox_key, new_job_id, status_key, tracks_key
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
@@ -75,6 +78,7 @@ def test_tracks_and_edits_round_trip_for_the_owner_alone(
 
     answer = tracks_answer(job, store, settings, OWNER)
     assert answer["job"] == job and answer["edits"] is None
+    assert (answer["width"], answer["height"], answer["orientation"]) == (480, 270, 1)
     tracks = answer["tracks"]
     assert len(tracks) == 2 and all(t["frames"] == len(truth) for t in tracks)
     for stranger in (STRANGER, ""):
@@ -166,3 +170,123 @@ def test_the_function_answers_tracks_and_edits_with_plain_errors(function_server
     )
     assert extra.status_code == 400
     assert s3.snapshot() == {"inbox": [], "originals": [], "results": []}
+
+
+# -- deleting a video while its render with edits waits or runs ---------------------------
+
+
+@pytest.fixture(scope="module")
+def short_crossing(tmp_path_factory, dev_annotations) -> bytes:
+    entry = next(e for e in dev_annotations if e["image"] == PHOTO)
+    photo = cv2.cvtColor(cv2.imread(str(FACES_DEV / PHOTO)), cv2.COLOR_BGR2RGB)
+    path = tmp_path_factory.mktemp("short") / "crossing.mp4"
+    make_crossing_clip(photo, entry["faces"][:2], path, frames=12)
+    return path.read_bytes()
+
+
+def finished_job(s3, detector, data: bytes) -> tuple[str, str, dict]:
+    """A job run to done on the real store, with edits queued for it: its id, inbox key
+    and the result it had."""
+    store, settings = s3.store(), s3.settings
+    job = new_job_id()
+    key = inbox_key(OWNER, job, "crossing.mp4")
+    store.client.put_object(
+        bucket_name="inbox", object_name=key, data=io.BytesIO(data), length=len(data)
+    )
+    run_inbox(store, settings, detector, key)
+    done = job_answer(job, store, settings, OWNER)
+    assert done["state"] == "done"
+    edits = {"show": [0], "hide": [{"frames": [0, 5], "region": [10, 10, 40, 40]}]}
+    queue_edits(job, edits, store, settings, OWNER, "court order 7")
+    assert store.keys("inbox") == [key]
+    queued = json.loads(store.read("originals", status_key(job)))
+    assert (queued["state"], queued["replaces"]) == ("queued", done["result_key"])
+    assert job_answer(job, store, settings, OWNER)["state"] == "queued"
+    return job, key, done
+
+
+def nothing_of_the_job_is_left(s3, job: str) -> None:
+    """No object of the job in any bucket: no inbox copy, original, result, status,
+    tracks, edits or segment. The audit log of tracks shown stays (it is not the job's)."""
+    kept = s3.snapshot()
+    assert kept["inbox"] == [] and kept["results"] == []
+    assert all(key.startswith("audit/") for key in kept["originals"]), kept
+    assert not any(job in key for bucket in kept.values() for key in bucket)
+
+
+def test_a_video_deleted_while_its_edits_wait_leaves_nothing_of_its_job(
+    s3, detector, short_crossing
+) -> None:
+    store, settings = s3.store(), s3.settings
+    job, key, done = finished_job(s3, detector, short_crossing)
+    assert store.remove_photo(done["result_key"])  # the page's Delete
+    nothing_of_the_job_is_left(s3, job)
+    with pytest.raises(NotFoundError):
+        job_answer(job, store, settings, OWNER)
+    # The inbox's event for the copy arrives late: nothing to run, nothing written.
+    run_inbox(store, settings, detector, key)
+    nothing_of_the_job_is_left(s3, job)
+
+
+class DeletedMidway:
+    """The session's engine, with `delete` called (by another caller, as the page's Delete
+    or an account's removal would) as soon as the render reports its first frames."""
+
+    def __init__(self, engine: Engine, delete: Callable[[], object]) -> None:
+        self.engine, self.delete = engine, delete
+        self.deleted = False
+
+    def anonymise_video(self, source, target, options, on_progress, **rest):
+        def progress(done: int, total: int) -> None:
+            if not self.deleted:
+                self.deleted = bool(self.delete())
+            on_progress(done, total)
+
+        return self.engine.anonymise_video(source, target, options, progress, **rest)
+
+
+@pytest.mark.parametrize("deleter", ["the video", "its owner's account"])
+def test_a_video_deleted_while_its_edits_render_leaves_nothing_of_its_job(
+    s3, detector, short_crossing, deleter: str
+) -> None:
+    store, settings = s3.store(), s3.settings
+    job, key, done = finished_job(s3, detector, short_crossing)
+    built: Future = Future()
+    built.set_result(detector)
+    other = s3.store()  # another caller's connection
+    if deleter == "the video":
+        midway = DeletedMidway(Engine(built), lambda: other.remove_photo(done["result_key"]))
+    else:
+        midway = DeletedMidway(Engine(built), lambda: remove_owned(other, OWNER))
+    answer = process_video_object(key, midway, store, settings)
+    assert midway.deleted
+    assert (answer["state"], answer["code"]) == ("deleted", "gone")
+    nothing_of_the_job_is_left(s3, job)
+    # The event as the bucket path sees it: reported gone, nothing written.
+    report = process_bucket_events(
+        [ObjectEvent("inbox", key, "s3:ObjectCreated:Put")], Engine(built), store, settings
+    )
+    assert report["ignored"][0]["code"] == "gone"
+    nothing_of_the_job_is_left(s3, job)
+
+
+def test_edits_queued_for_a_video_deleted_meanwhile_are_taken_back(
+    s3, detector, short_crossing
+) -> None:
+    """The delete lands while the reviewer's copy goes up: nothing of the job stays, and
+    the reviewer is told the job is gone."""
+    store, settings = s3.store(), s3.settings
+    job, key, done = finished_job(s3, detector, short_crossing)
+    run_inbox(store, settings, detector, key)  # the first edits ran: done again
+    assert job_answer(job, store, settings, OWNER)["state"] == "done"
+
+    class DeletingStore(type(store)):
+        def fput(self, bucket, object_key, path, mime_type, metadata=None):
+            super().fput(bucket, object_key, path, mime_type, metadata)
+            if bucket == "inbox":
+                self.remove_photo(done["result_key"])  # a Delete from another tab
+
+    deleting = DeletingStore(settings)
+    with pytest.raises(NotFoundError):
+        queue_edits(job, {"hide": []}, deleting, settings, OWNER)
+    nothing_of_the_job_is_left(s3, job)

@@ -648,8 +648,9 @@
   }
 
   // --- reviewing a video: people shown or hidden, areas hidden over frames --------------
-  // Tracks come from the function (boxes only, in the video's pixels); thumbnails are cut
-  // here from the person's own file, which never leaves the browser for this.
+  // Tracks come from the function (boxes only), turned by the page into the pixels the
+  // player shows (frontend/review.py), which is also how boxes drawn here are sent back;
+  // thumbnails are cut here from the person's own file, which never leaves the browser.
   function review(card, file, job) {
     const section = card.querySelector(".review");
     const video = card.querySelector("video.result-video");

@@ -129,18 +129,18 @@ def remove_owned(store: Store, prefix: str) -> int:
     """Remove everything stored for an owner's `prefix`: results, originals, what waits in
     the inbox, and their video jobs (status, tracks, edits); how many objects went.
 
-    Results first: a result without its original is never left for a reader to find.
+    Their video jobs first (each status names its owner inside): a render still running
+    then finds its inbox copy gone and keeps nothing, and what it wrote before is listed
+    below. Then results: a result without its original is never left for a reader to find.
     """
     if not prefix.endswith("/"):
         raise ValueError("an owner's prefix ends with '/': nothing else may be emptied")
     settings = store.settings
-    removed = 0
+    removed = store.remove_jobs(lambda status: status.get("prefix") == prefix)
     for bucket in (settings.bucket_results, settings.bucket_originals, settings.bucket_inbox):
         for key in store.keys(bucket, prefix=prefix):
             store.remove(bucket, key)
             removed += 1
-    # Their video jobs: each status names its owner inside.
-    removed += store.remove_jobs(lambda status: status.get("prefix") == prefix)
     return removed
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import itertools
 import json
 import multiprocessing
 import os
@@ -24,7 +25,13 @@ from faceblur.detection.base import Detector
 from faceblur.errors import EditsError, FaceblurError, RegionsError, tag
 from faceblur.formats import IMAGE_SUFFIXES, SEALED_SUFFIX, VIDEO_SUFFIXES
 from faceblur.media.image import DEFAULT_MAX_PIXELS
-from faceblur.media.photo import anonymise_image, anonymise_whole_image, faces_to_json, locate_faces
+from faceblur.media.photo import (
+    anonymise_image,
+    anonymise_whole_image,
+    faces_to_json,
+    locate_each,
+    side_by_side,
+)
 from faceblur.media.review import thumbnail_png
 from faceblur.media.segments import (
     Segment,
@@ -357,55 +364,65 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
     detector = build_detector() if options.detect and not args.whole_image else None
     started = time.perf_counter()
     done = failed = faces = 0
-    written: set[Path] = set()
-    for source, relative in tqdm(inputs, unit="photo", disable=len(inputs) < 2, file=sys.stderr):
-        target = args.outdir / relative
-        if _is_video(source):
-            target = target.with_suffix(".mp4")
-        try:
-            if target.resolve() == source.resolve():
-                raise FaceblurError(
-                    "the result would overwrite the original; choose another -o",
-                    "overwrite_original",
-                )
-            if target.resolve() in written:
-                raise FaceblurError(
-                    f"another photo was already written to {target}", "already_written"
-                )
-            written.add(target.resolve())
-            if _is_video(source):
-                if args.regions is not None or not options.detect:
-                    raise FaceblurError(
-                        "--regions and --no-detect are for photos, not videos", "video_options"
-                    )
-                seal_to = cli_seal.load_public(args.seal_to) if sealer is not None else None
-                if edits is None and seal_to is None:
-                    faces += _blur_video(source, target, detector, options, args)
-                elif shows is None:
-                    faces += _review_video(
-                        source, target, detector, options, args.crf, edits, seal_to
-                    )
-                else:
-                    faces += _show_video(source, target, detector, options, args, edits, shows)
-                done += 1
+
+    def photo(job: tuple[Path, Path, FaceblurError | None]) -> int:
+        """One photo read, anonymised (and sealed) and written; its regions hidden."""
+        source, target, refused = job
+        if refused is not None:
+            raise refused
+        data = source.read_bytes()
+        if args.whole_image:
+            result = anonymise_whole_image(data, options, args.max_pixels)
+        else:
+            # The regions file is in the photo's stored pixels, as `detect` prints.
+            result = anonymise_image(data, detector, options, args.max_pixels, True)
+        sealed = sealer(data, result) if sealer else None
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(result.data)
+        if sealed is not None:
+            target.with_name(target.name + SEALED_SUFFIX).write_bytes(sealed)
+        return len(result.anonymised)
+
+    with tqdm(total=len(inputs), unit="photo", disable=len(inputs) < 2, file=sys.stderr) as bar:
+        # Photos in a row run side by side (the next one is read and detected while this
+        # one ends), in order; a video runs alone, with every core, when its turn comes.
+        jobs = _blur_jobs(inputs, args.outdir)
+        for is_video, group in itertools.groupby(jobs, key=lambda job: _is_video(job[0])):
+            if is_video:
+                for source, target, refused in group:
+                    try:
+                        if refused is not None:
+                            raise refused
+                        if args.regions is not None or not options.detect:
+                            raise FaceblurError(
+                                "--regions and --no-detect are for photos, not videos",
+                                "video_options",
+                            )
+                        seal_to = cli_seal.load_public(args.seal_to) if sealer else None
+                        if edits is None and seal_to is None:
+                            faces += _blur_video(source, target, detector, options, args)
+                        elif shows is None:
+                            faces += _review_video(
+                                source, target, detector, options, args.crf, edits, seal_to
+                            )
+                        else:
+                            faces += _show_video(
+                                source, target, detector, options, args, edits, shows
+                            )
+                        done += 1
+                    except (FaceblurError, OSError) as error:
+                        failed += 1
+                        tqdm.write(f"faceblur: {source}: {_said(error)} (skipped)", file=sys.stderr)
+                    bar.update()
                 continue
-            data = source.read_bytes()
-            if args.whole_image:
-                result = anonymise_whole_image(data, options, args.max_pixels)
-            else:
-                # The regions file is in the photo's stored pixels, as `detect` prints.
-                result = anonymise_image(data, detector, options, args.max_pixels, True)
-            sealed = sealer(data, result) if sealer else None
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(result.data)
-            if sealed is not None:
-                target.with_name(target.name + SEALED_SUFFIX).write_bytes(sealed)
-        except (FaceblurError, OSError) as error:
-            failed += 1
-            tqdm.write(f"faceblur: {source}: {_said(error)} (skipped)", file=sys.stderr)
-            continue
-        done += 1
-        faces += len(result.anonymised)
+            for (source, _, _), hidden in side_by_side(group, photo):
+                try:
+                    faces += hidden.result()
+                    done += 1
+                except (FaceblurError, OSError) as error:
+                    failed += 1
+                    tqdm.write(f"faceblur: {source}: {_said(error)} (skipped)", file=sys.stderr)
+                bar.update()
     elapsed = time.perf_counter() - started
     print(
         f"{done} photo(s) anonymised into {args.outdir}/, {faces} region(s) hidden, "
@@ -415,30 +432,58 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
     return 1 if failed else 0
 
 
+def _blur_jobs(
+    inputs: Sequence[tuple[Path, Path]], outdir: Path
+) -> Iterator[tuple[Path, Path, FaceblurError | None]]:
+    """(source, target, why it is refused or None) for each input, in order: a result may
+    neither overwrite its original nor another input's result."""
+    written: set[Path] = set()
+    for source, relative in inputs:
+        target = outdir / relative
+        if _is_video(source):
+            target = target.with_suffix(".mp4")
+        refused = None
+        if target.resolve() == source.resolve():
+            refused = FaceblurError(
+                "the result would overwrite the original; choose another -o", "overwrite_original"
+            )
+        elif target.resolve() in written:
+            refused = FaceblurError(
+                f"another photo was already written to {target}", "already_written"
+            )
+        else:
+            written.add(target.resolve())
+        yield source, target, refused
+
+
 def run_detect(args: argparse.Namespace, options: Options) -> int:
     inputs = list(collect_inputs(args.paths))
     if not inputs:
         return _no_photos(args.paths)
     detector = build_detector()
     failed = 0
-    for source, _ in inputs:
-        if _is_video(source):
-            failed += _detect_video(source, detector, options, args.json)
+    sources = [source for source, _ in inputs]
+    # Photos in a row run side by side, printed in order; a video runs alone.
+    for is_video, group in itertools.groupby(sources, key=_is_video):
+        if is_video:
+            for source in group:
+                failed += _detect_video(source, detector, options, args.json)
             continue
-        try:
-            found = locate_faces(source.read_bytes(), detector, options, args.max_pixels)
-        except (FaceblurError, OSError) as error:
-            failed += 1
-            print(f"faceblur: {source}: {_said(error)}", file=sys.stderr)
-            continue
-        width, height = found.size_as_stored
-        faces = faces_to_json(found, as_stored=True)
-        if args.json:
-            record = {"path": str(source), "width": width, "height": height, "faces": faces}
-            print(json.dumps(record), flush=True)
-        else:
-            boxes = " ".join(str(face["box"]) for face in faces)
-            print(f"{source}: {len(faces)} face(s) {boxes}".rstrip(), flush=True)
+        for source, located in locate_each(group, detector, options, args.max_pixels):
+            try:
+                found = located.result()
+            except (FaceblurError, OSError) as error:
+                failed += 1
+                print(f"faceblur: {source}: {_said(error)}", file=sys.stderr)
+                continue
+            width, height = found.size_as_stored
+            faces = faces_to_json(found, as_stored=True)
+            if args.json:
+                record = {"path": str(source), "width": width, "height": height, "faces": faces}
+                print(json.dumps(record), flush=True)
+            else:
+                boxes = " ".join(str(face["box"]) for face in faces)
+                print(f"{source}: {len(faces)} face(s) {boxes}".rstrip(), flush=True)
     return 1 if failed else 0
 
 

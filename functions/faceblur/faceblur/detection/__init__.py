@@ -15,7 +15,8 @@ def build_detector(upright_only: bool = False, **overrides: object) -> Detector:
     """The production detector with both models loaded (slow: TensorFlow import, ~5 s).
 
     It finds faces at any right angle (`faceblur.detection.angles`) unless `upright_only`,
-    and may be shared between threads: its networks take one image at a time.
+    and may be shared between threads: its networks take at most `images_at_once`
+    images at a time (two).
     Keyword arguments override `DetectorSettings` fields, e.g. `zoom=None` or
     `mtcnn_threshold_onet=0.5`; `fusion=FusionSettings(...)` replaces the fusion.
     """

@@ -187,6 +187,9 @@ class DetectorSettings:
     # Network calls that run side by side (the passes, zoom windows and glances of one photo),
     # each on one thread; None: as many as the cores this process may use.
     threads: int | None = None
+    # Images whose calls may run through the networks at the same time (`SerialDetector`):
+    # a batch's next photo fills the cores one photo's serial stretches leave idle.
+    images_at_once: int = 2
     fusion: FusionSettings = field(default_factory=FusionSettings)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from importlib.util import find_spec
 from typing import Any
@@ -15,8 +16,15 @@ MTCNN_MIN_SIDE = 12
 
 
 def load_mtcnn() -> Any:
-    """MTCNN's networks (imports TensorFlow)."""
+    """MTCNN's networks (imports TensorFlow), each call on the calling thread."""
+    import tensorflow as tf
     from mtcnn import MTCNN
+
+    # One thread per call, as CenterFace's (the detector runs calls side by side): TensorFlow's
+    # own pools of threads, one per core, cost about 5 % more CPU per photo on two cores for
+    # the same faces (docs/detection.md, "Speed"). Set before its first operation.
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
 
     return MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
 
@@ -38,6 +46,9 @@ class MtcnnNet:
         loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faceblur-mtcnn-load")
         self._loading = loader.submit(load_mtcnn)
         loader.shutdown(wait=False)
+        # TensorFlow's eager Keras models are not known to be safe for concurrent calls:
+        # one image at a time through them, whichever photo's thread asks.
+        self._lock = threading.Lock()
         self._thresholds = {
             "threshold_pnet": threshold_pnet,
             "threshold_rnet": threshold_rnet,
@@ -52,7 +63,9 @@ class MtcnnNet:
         height, width = image.shape[:2]
         if min(height, width) < MTCNN_MIN_SIDE:
             return RawCandidates.empty()
-        raw = self._loading.result().detect_faces(np.ascontiguousarray(image), **self._thresholds)
+        networks = self._loading.result()
+        with self._lock:
+            raw = networks.detect_faces(np.ascontiguousarray(image), **self._thresholds)
         if raw and isinstance(raw[0], list):  # batch-shaped answer for a single image
             raw = raw[0]
         if not raw:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import cv2
@@ -38,11 +39,16 @@ class YuNetNet:
         self._net = cv2.FaceDetectorYN.create(
             str(model), "", (320, 320), threshold, YUNET_NMS_IOU, YUNET_TOP_K
         )
+        # One OpenCV net whose input size is set per call: one image at a time through it,
+        # whichever photo's thread asks (the detector takes several images at once).
+        self._lock = threading.Lock()
 
     def __call__(self, image: np.ndarray) -> RawCandidates:
         height, width = image.shape[:2]
-        self._net.setInputSize((width, height))
-        _, rows = self._net.detect(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        with self._lock:
+            self._net.setInputSize((width, height))
+            _, rows = self._net.detect(bgr)
         if rows is None:
             return RawCandidates.empty()
         rows = rows.astype(np.float64)

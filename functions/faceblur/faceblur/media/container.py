@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from faceblur.errors import CorruptVideoError, NotAVideoError, TooLargeError
+from faceblur.orientation import of_turns
 
 # Audio codecs the MP4 muxer takes as they are; others are re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "opus", "ac3", "eac3", "alac", "flac"}
@@ -97,6 +98,12 @@ class Orientation:
 
     turns: int = 0
     mirrored: bool = False
+
+    @property
+    def number(self) -> int:
+        """The same orientation as a photo's EXIF number (`faceblur.orientation`): what
+        boxes move between stored and displayed pixels by."""
+        return of_turns(self.turns, self.mirrored)
 
     @staticmethod
     def from_matrix(matrix: tuple[int, ...] | None) -> Orientation:

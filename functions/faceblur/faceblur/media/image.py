@@ -188,43 +188,6 @@ def decode(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
     )
 
 
-def _point_as_stored(x: float, y: float, width: int, height: int, orientation: int):
-    """Where a point of the upright image (width x height) lies in the pixels as stored."""
-    return {
-        1: (x, y),
-        2: (width - x, y),
-        3: (width - x, height - y),
-        4: (x, height - y),
-        5: (y, x),
-        6: (y, width - x),
-        7: (height - y, width - x),
-        8: (height - y, x),
-    }[orientation]
-
-
-def box_as_stored(box: Box, width: int, height: int, orientation: int) -> Box:
-    """A box on the upright pixels (width x height), in the coordinates of the file as stored."""
-    x, y, w, h = box
-    corners = [
-        _point_as_stored(px, py, width, height, orientation) for px, py in ((x, y), (x + w, y + h))
-    ]
-    (x0, y0), (x1, y1) = corners
-    return (int(min(x0, x1)), int(min(y0, y1)), int(abs(x1 - x0)), int(abs(y1 - y0)))
-
-
-def box_as_upright(box: Box, width: int, height: int, orientation: int) -> Box:
-    """A box on the pixels as stored (width x height), on the upright image: the inverse
-    of `box_as_stored`. Orientations 6 and 8 undo each other; every other one undoes
-    itself."""
-    inverse = {6: 8, 8: 6}.get(orientation, orientation)
-    return box_as_stored(box, width, height, inverse)
-
-
-def size_as_stored(width: int, height: int, orientation: int) -> tuple[int, int]:
-    """(width, height) of the file as stored: swapped when its orientation turns it."""
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
-
-
 def _to_pil(decoded: DecodedImage, pixels: np.ndarray) -> Image.Image:
     if decoded.grey:
         rgb = Image.fromarray(pixels, "RGB").convert("L")

@@ -7,25 +7,22 @@ anonymised image.
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import TypeVar
 
 from faceblur.anonymise import anonymise
 from faceblur.detection.angles import upright
 from faceblur.detection.base import Detector, Face
+from faceblur.detection.fusion import DetectorSettings
 from faceblur.geometry import Box, padded_region
-from faceblur.media.image import (
-    DEFAULT_MAX_PIXELS,
-    DecodedImage,
-    box_as_stored,
-    box_as_upright,
-    decode,
-    encode,
-    size_as_stored,
-)
+from faceblur.media.image import DEFAULT_MAX_PIXELS, DecodedImage, decode, encode
 from faceblur.options import Options, Region, check_regions_inside
+from faceblur.orientation import box_as_shown, box_as_stored, size_as_stored, whole_pixels
 
 
 @dataclass(frozen=True)
@@ -73,12 +70,7 @@ def _given_boxes(regions: Sequence[Region], decoded: DecodedImage, as_stored: bo
     orientation = decoded.orientation if as_stored else 1
     width, height = size_as_stored(decoded.width, decoded.height, orientation)
     check_regions_inside(regions, width, height)
-    # A fractional edge takes its whole pixel: the drawn area is hidden entirely.
-    boxes = []
-    for x, y, w, h in regions:
-        left, top = math.floor(x), math.floor(y)
-        box = (left, top, math.ceil(x + w) - left, math.ceil(y + h) - top)
-        boxes.append(box_as_upright(box, width, height, orientation))
+    boxes = [box_as_shown(whole_pixels(region), width, height, orientation) for region in regions]
     # Only the same box is merged: one box around overlapping ones would move the shape's
     # edge and its fade, and could leave part of a drawn region less hidden.
     return list(dict.fromkeys(boxes))
@@ -117,6 +109,53 @@ def locate_faces(
     _, found, timings = _decode_and_locate(data, detector, options, max_pixels, False)
     timings["total"] = sum(timings.values())
     return replace(found, timings=timings)
+
+
+Item = TypeVar("Item")
+Outcome = TypeVar("Outcome")
+
+PHOTOS_AT_ONCE = DetectorSettings.images_at_once
+"""Photos of a batch in work at once: as many as the detector takes at a time."""
+
+
+def side_by_side(
+    items: Iterable[Item], work: Callable[[Item], Outcome], at_once: int = PHOTOS_AT_ONCE
+) -> Iterator[tuple[Item, Future[Outcome]]]:
+    """Each item with the future of `work(item)`, in the items' order, `at_once` items in
+    work at a time: a batch's next photo decodes and goes through the networks while this
+    one ends (`faceblur detect` and `blur`, and the benches that time them).
+
+    An item's error is its future's (`future.result()` raises it), so one bad photo stops
+    nothing else. Memory stays bounded: at most `at_once` items started and not yet handed
+    over, plus the one the caller holds.
+    """
+    if at_once < 1:
+        raise ValueError(f"at_once must be at least 1, got {at_once}")
+    pending: deque[tuple[Item, Future[Outcome]]] = deque()
+    with ThreadPoolExecutor(max_workers=at_once, thread_name_prefix="faceblur-photo") as pool:
+        try:
+            for item in items:
+                pending.append((item, pool.submit(work, item)))
+                if len(pending) >= at_once:
+                    yield pending.popleft()
+            while pending:
+                yield pending.popleft()
+        finally:  # the caller stopped early: start nothing more
+            for _, future in pending:
+                future.cancel()
+
+
+def locate_each(
+    paths: Iterable[Path],
+    detector: Detector,
+    options: Options = Options(),
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Iterator[tuple[Path, Future[PhotoFaces]]]:
+    """`locate_faces` on each photo file, in order, side by side (`side_by_side`): what
+    `faceblur detect` runs on a batch, and bench/speed.py times."""
+    return side_by_side(
+        paths, lambda path: locate_faces(path.read_bytes(), detector, options, max_pixels)
+    )
 
 
 def _anonymised(

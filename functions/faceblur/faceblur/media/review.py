@@ -10,8 +10,9 @@ Pure, frame by frame, like `faceblur.media.track`: nothing here opens a file.
   optical flow, as the tracker carries a face between detections: its own points when it
   has some, else the picture's motion, which is none for a still camera: held in place),
   and held in place across a scene cut.
-* `box_to_stored` / `box_to_shown`: a box between the frame as displayed (where faces are
-  found and hidden) and as stored (what a person's tools and the JSON show).
+
+Boxes move between the frame as displayed (where faces are found and hidden) and as
+stored (what a person's tools and the JSON show) by `faceblur.orientation`.
 """
 
 from __future__ import annotations
@@ -33,46 +34,7 @@ from faceblur.media.track import (
     scene_signature,
 )
 from faceblur.options import HideEdit, VideoEdits
-
-# -------------------------------------------------------------------------- orientation
-
-
-def _turned(corners: list[tuple[int, int]], width: int, height: int, clockwise: bool):
-    """Pixel positions after a quarter turn of a width x height frame, as np.rot90 turns."""
-    if clockwise:
-        return [(height - 1 - y, x) for x, y in corners], height, width
-    return [(y, width - 1 - x) for x, y in corners], height, width
-
-
-def _box_of(corners: list[tuple[int, int]]) -> Box:
-    xs, ys = [x for x, _ in corners], [y for _, y in corners]
-    return (min(xs), min(ys), max(xs) - min(xs) + 1, max(ys) - min(ys) + 1)
-
-
-def _corners(box: Box) -> list[tuple[int, int]]:
-    x, y, w, h = (int(v) for v in box)
-    return [(x, y), (x + w - 1, y + h - 1)]
-
-
-def box_to_shown(box: Box, orientation: Orientation, stored_w: int, stored_h: int) -> Box:
-    """A box on the stored frame, on the frame as `Orientation.to_display` shows it."""
-    corners, width, height = _corners(box), stored_w, stored_h
-    for _ in range(orientation.turns % 4):
-        corners, width, height = _turned(corners, width, height, clockwise=False)
-    if orientation.mirrored:
-        corners = [(width - 1 - x, y) for x, y in corners]
-    return _box_of(corners)
-
-
-def box_to_stored(box: Box, orientation: Orientation, shown_w: int, shown_h: int) -> Box:
-    """A box on the frame as displayed, on the frame as stored (`Orientation.to_stored`)."""
-    corners, width, height = _corners(box), shown_w, shown_h
-    if orientation.mirrored:
-        corners = [(width - 1 - x, y) for x, y in corners]
-    for _ in range(orientation.turns % 4):
-        corners, width, height = _turned(corners, width, height, clockwise=True)
-    return _box_of(corners)
-
+from faceblur.orientation import box_as_shown, box_as_stored, size_as_stored, whole_pixels
 
 # -------------------------------------------------------------------------- tracks
 
@@ -116,7 +78,7 @@ class TrackLog:
             if region[2] <= 0 or region[3] <= 0:
                 continue  # wholly outside the frame: nothing hidden there
             record = self.tracks.setdefault(face.track, TrackRecord(face.track))
-            stored = box_to_stored(region, self.orientation, width, height)
+            stored = box_as_stored(region, width, height, self.orientation.number)
             record.boxes.append([tracked.index, *(int(v) for v in stored)])
             x, y, w, h = (int(v) for v in region)
             if self.thumbnails and w * h > record.largest:
@@ -229,14 +191,15 @@ class HideFollower:
         if self._grey is not None and same_scene:
             motion = motion_between(self._grey, grey, width)
         self._grey, self._signature = grey, signature
-        stored_w, stored_h = (height, width) if self.orientation.turns % 2 else (width, height)
+        orientation = self.orientation.number
+        stored_w, stored_h = size_as_stored(width, height, orientation)
         full_grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
         placed: dict[int, _Placed] = {}
         for number in active:
             edit = self.edits[number]
             before = self._placed.get(number)
             if before is None or edit.first == index:
-                start = box_to_shown(edit.region, self.orientation, stored_w, stored_h)
+                start = box_as_shown(whole_pixels(edit.region), stored_w, stored_h, orientation)
                 box = np.asarray(start, dtype=np.float64)
             else:
                 box = _follow(before.box, motion, before.template, full_grey)

@@ -104,9 +104,10 @@ def process_bucket_events(
     A photo that cannot be anonymised (not an image, too large) is reported and removed
     from the inbox: nobody is told to fetch it back, and with sealing on it would be an
     original kept in the clear. A video (told by its bytes) is a job run by `videos`
-    (faceblur.jobs): a failed one is reported with its reason and removed from the inbox;
-    without `videos` it is refused as a photo would be. An unavailable model or store
-    fails the whole call (503) so the notification is retried.
+    (faceblur.jobs): a failed one is reported with its reason and removed from the inbox,
+    one deleted while it ran is reported `gone`; without `videos` it is refused as a
+    photo would be. An unavailable model or store fails the whole call (503) so the
+    notification is retried.
     """
     processed: list[dict[str, object]] = []
     ignored: list[dict[str, object]] = []
@@ -131,7 +132,7 @@ def process_bucket_events(
                 head = store.head(event.bucket, event.key, SNIFF_BYTES) if videos else b""
                 if videos and video_type(head):
                     job = process_video_object(event.key, videos, store, settings)
-                    if job["state"] == "failed":
+                    if job["state"] in ("failed", "deleted"):
                         ignored.append({"bucket": event.bucket, **job})
                     else:
                         processed.append(job)

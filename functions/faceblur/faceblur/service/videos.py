@@ -23,6 +23,7 @@ The keys and ids are faceblur.store.keys' rules (the page loads them without PyA
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import tempfile
@@ -61,6 +62,7 @@ from faceblur.store.keys import (
     edits_key,
     inbox_key,
     inbox_name,
+    job_keys,
     job_of_key,
     new_job_id,
     segment_status_key,
@@ -151,7 +153,7 @@ class JobStatus:
     """What `jobs/<job>.json` holds (the contract's fields, in its order)."""
 
     job: str
-    state: str  # "running", "done" or "failed"; "queued" is never stored
+    state: str  # "running", "done" or "failed"; "queued" only for a render with edits
     frames_done: int = 0
     frames_total: int = 0  # 0: unknown
     result_key: str | None = None
@@ -168,6 +170,9 @@ class JobStatus:
     # A split job's secret for its segments' draws (media.segments.new_seed): beside the
     # original it would let nobody learn more than the original; dropped with the plan.
     seed: int | None = None
+    # A render with a reviewer's edits (queued, running, failed): the result it replaces,
+    # so that deleting that result finds the job while it waits or runs.
+    replaces: str | None = None
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self)).encode()
@@ -378,11 +383,20 @@ def process_video_object(
     of more than one segment is split instead: its segments' calls are posted
     (`dispatch`, by default the gateway's async route) and the job stays running.
 
+    The inbox copy is the job's ticket: it is removed only once the job is done or failed.
+    Deleting the video (`Store.remove_photo`, `accounts.remove_owned`) removes it first,
+    so a run that finds it gone was deleted meanwhile: it takes back what it wrote and
+    ends, state "deleted", leaving nothing of the job (`_take_back`).
+
     An unavailable store or model (503) is raised, so that the event is retried.
     """
     job = job_of_key(key)
     prefix, _ = split_owner(key)
-    running = JobStatus(job, "running", prefix=prefix, name=key.rsplit("/", 1)[-1])
+    before = read_status(store, settings, job)  # a re-render's queued status names its result
+    replaces = before.replaces if before is not None and before.prefix == prefix else None
+    running = JobStatus(
+        job, "running", prefix=prefix, name=key.rsplit("/", 1)[-1], replaces=replaces
+    )
     dispatch = dispatch or gateway_dispatch(settings)
     with tempfile.TemporaryDirectory(prefix="faceblur-job-") as folder:
         try:
@@ -390,6 +404,8 @@ def process_video_object(
         except FaceblurError as error:
             if error.status == 503:
                 raise
+            if not store.exists(settings.bucket_inbox, key):
+                return _take_back(key, running, store, settings)
             reason, code = _plain(str(error), folder), error.code
             failed = replace(running, state="failed", reason=reason, code=code)
             write_status(store, settings, failed)
@@ -397,6 +413,8 @@ def process_video_object(
             return {"key": key, "job": job, "state": "failed", "reason": reason, "code": code}
     if done.state == "running":  # split: the segments' calls run it, the inbox copy stays
         return {"key": key, "job": job, "state": "running", "segments": done.segments_total}
+    if not store.exists(settings.bucket_inbox, key):  # checked after every write of the job
+        return _take_back(key, done, store, settings)
     store.remove(settings.bucket_inbox, key)
     return {
         "key": key,
@@ -405,6 +423,22 @@ def process_video_object(
         "original_key": done.original_key,
         "result_key": done.result_key,
     }
+
+
+def _take_back(key: str, status: JobStatus, store: Store, settings: Settings) -> dict:
+    """A job deleted while it ran (its inbox copy is gone): remove what this run wrote,
+    the pair it stored (the video was deleted, with its earlier result of the same keys),
+    its status, tracks and edits; nothing of the job is left."""
+    if status.result_key:
+        store.remove(settings.bucket_results, status.result_key)
+    if status.original_key:
+        store.remove(settings.bucket_originals, status.original_key)
+    originals = settings.bucket_originals
+    for part in job_keys(status.job):
+        if store.exists(originals, part):
+            store.remove(originals, part)
+    reason = "the video was deleted while its job waited or ran"
+    return {"key": key, "job": status.job, "state": "deleted", "reason": reason, "code": "gone"}
 
 
 def _run(
@@ -440,7 +474,8 @@ def _run(
     write_status(store, settings, running)
     options = Options()
     target = folder / "result.mp4"
-    tracks = TrackLog(Orientation.from_matrix(info.display_matrix))
+    orientation = Orientation.from_matrix(info.display_matrix)
+    tracks = TrackLog(orientation)
     sealed_path = folder / "result.sealed"
     with sealed_path.open("wb") as sealed_file:
         sealer = (
@@ -480,10 +515,15 @@ def _run(
         prefix=running.prefix,
         sealed=sealed,
     )
-    # Boxes only, no pixels: the page's track list; private like the status.
+    # Boxes only, no pixels: the page's track list; private like the status. Boxes and
+    # edits are in the pixels as stored (width x height); `orientation` (1 to 8,
+    # faceblur.orientation) says how a player shows them, for a client to draw on it.
     review = {
         "job": running.job,
         "rate": float(info.rate),
+        "width": info.width,
+        "height": info.height,
+        "orientation": orientation.number,
         "tracks": [record.to_json() for record in tracks.records()],
         "edits": edits.to_json() if edits is not None else None,
     }
@@ -500,6 +540,7 @@ def _run(
         frames_total=result.frames,
         result_key=pair.result_key,
         original_key=pair.original_key,
+        replaces=None,
     )
     write_status(store, settings, done)
     return done
@@ -629,6 +670,8 @@ def process_segment(
         except FaceblurError as error:
             if error.status == 503:
                 raise
+            if _deleted_meanwhile(status, store, settings):
+                return _take_back_split(status, store, settings)
             reason = _plain(str(error), folder)
             if tries < settings.video_segment_tries:
                 retry = replace(running, state="queued", reason=reason)
@@ -644,9 +687,26 @@ def process_segment(
         tracks=result.tracks,
     )
     _write_segment(store, settings, job, index, done)
+    if _deleted_meanwhile(status, store, settings):  # checked after the segment's writes
+        return _take_back_split(status, store, settings)
     if _with_segments(store, settings, status).segments_done < status.segments_total:
         return {"job": job, "segment": index, "state": "done"}
     return _join(status, store, settings)
+
+
+def _deleted_meanwhile(status: JobStatus, store: Store, settings: Settings) -> bool:
+    """Whether a split job's ticket, its inbox copy, is gone: the video (or its owner's
+    account) was deleted while a segment or the join ran."""
+    assert status.source_key is not None
+    return not store.exists(settings.bucket_inbox, status.source_key)
+
+
+def _take_back_split(status: JobStatus, store: Store, settings: Settings) -> dict:
+    """A split job deleted while one of its calls ran: what that call wrote (segments, or
+    the join's pair and status) goes, as the rest of the job went with the delete."""
+    _remove_segments(status, store, settings)
+    assert status.source_key is not None
+    return _take_back(status.source_key, status, store, settings)
 
 
 def _hide_segment(
@@ -735,6 +795,8 @@ def _join(status: JobStatus, store: Store, settings: Settings) -> dict[str, obje
         seed=None,
     )
     write_status(store, settings, done)
+    if _deleted_meanwhile(status, store, settings):  # checked after the join's writes
+        return _take_back_split(done, store, settings)
     _remove_segments(status, store, settings)
     return {"job": status.job, "state": "done", "result_key": pair.result_key}
 
@@ -803,7 +865,9 @@ def queue_edits(
     `edits`; its result replaces the old one (same key) once done.
 
     The original goes back into the inbox as the job's video (its bucket event runs it as
-    any job) and the status is removed, so that the job reads "queued" until it runs.
+    any job) and the status reads "queued", naming the result it replaces (so deleting
+    that result finds the job), until it runs. Deleted while its copy was going up (the
+    status is gone once it is there): the copy is taken back and the job is not found.
     Each track shown is an entry of the audit log in the originals bucket (who: the
     owner; why: `reason`, required then; which track; the original's hash), written
     before the render is queued.
@@ -829,9 +893,21 @@ def queue_edits(
             _log_shown(store, settings, owner, str(reason).strip(), path, sorted(parsed.show))
         edits_document = json.dumps(parsed.to_json()).encode()
         store.put(originals, edits_key(job), edits_document, "application/json")
+        # Before the copy: its event may run the job at once, and finds this status.
+        queued = JobStatus(
+            job, "queued", prefix=status.prefix, name=status.name, replaces=status.result_key
+        )
+        write_status(store, settings, queued)
         waiting = inbox_key(status.prefix, job, status.name)
-        store.fput(settings.bucket_inbox, waiting, path, mime_type)
-    store.remove(originals, status_key(job))
+        try:
+            store.fput(settings.bucket_inbox, waiting, path, mime_type)
+        except FaceblurError:
+            with contextlib.suppress(FaceblurError):
+                write_status(store, settings, status)  # not queued after all: done as it was
+            raise
+    if not store.exists(originals, status_key(job)):  # deleted meanwhile (Store.remove_jobs)
+        store.remove(settings.bucket_inbox, waiting)
+        raise NotFoundError(f"no job {job}")
     return Queued(job, f"/function/{settings.function_name}?job={job}")
 
 

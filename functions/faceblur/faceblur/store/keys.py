@@ -226,8 +226,8 @@ def download_name(user_name: str | None, key: str, fallback: str = "photo") -> s
 VIDEOS_FOLDER = "videos/"
 JOBS_FOLDER = "jobs/"
 JOB_ID = re.compile(r"[0-9a-f]{32}")
-# A job's states as its status tells them; "queued" is never stored: a job whose inbox
-# object exists with no status yet is queued.
+# A job's states as its status tells them. A job whose inbox object exists with no status
+# yet is queued; a stored "queued" is a render with a reviewer's edits waiting.
 JOB_STATES = ("queued", "running", "done", "failed")
 
 
@@ -251,6 +251,14 @@ def inbox_name(name: object, mime_type: str = "") -> str:
 def inbox_key(prefix: str, job: str, name: str) -> str:
     """Where a video of job `job` waits; `name` already an `inbox_name` ("" for the folder)."""
     return f"{prefix}{VIDEOS_FOLDER}{job}/{name}"
+
+
+def job_inbox_folder(prefix: object, job: str) -> str | None:
+    """Where job `job`'s video waits in the inbox, for the owner `prefix` its status names
+    ("" where accounts are off); None for a prefix that is no owner's."""
+    if not isinstance(prefix, str) or (prefix and split_owner(f"{prefix}-")[0] != prefix):
+        return None
+    return inbox_key(prefix, job, "")
 
 
 def job_of_key(key: str) -> str:

@@ -35,6 +35,7 @@ from faceblur.store.keys import (
     JOBS_FOLDER,
     image_id_of,
     is_video_key,
+    job_inbox_folder,
     job_keys,
     segments_prefix,
     split_owner,
@@ -345,15 +346,27 @@ class Store(PairWriter):
         """Delete the photo a result was made from and every result made from it (for a
         video, also the jobs that made those results: `remove_jobs`).
 
-        The original goes first: should anything fail half-way, what is left is results
-        without their original, which a retry (or the rollback rule) removes; never a
-        photo with faces. False when nothing of that photo is stored.
+        A video's jobs go first, their inbox copies with them: a render still waiting or
+        running then finds its copy gone and keeps nothing (`service.videos`), and what it
+        wrote before is listed below. Then the original: should anything fail half-way,
+        what is left is results without their original, which a retry (or the rollback
+        rule) removes; never a photo with faces. False when nothing of that photo is
+        stored.
         """
         owner, rest = split_owner(result_key)
         image_id = image_id_of(rest)
         if image_id is None:
             return False
         settings = self.settings
+        jobs = 0
+        if is_video_key(result_key):  # the jobs that made these results, or are remaking them
+            made_here = f"{owner}{image_id}/"
+            jobs = self.remove_jobs(
+                lambda status: any(
+                    str(status.get(name) or "").startswith(made_here)
+                    for name in ("result_key", "replaces")
+                )
+            )
         # Originals are `<id><ext>` and ids have a fixed length: the prefix is exact.
         originals = self.keys(settings.bucket_originals, prefix=owner + image_id)
         results = self.keys(settings.bucket_results, prefix=f"{owner}{image_id}/")
@@ -361,20 +374,18 @@ class Store(PairWriter):
             self.remove(settings.bucket_originals, key)
         for key in results:
             self.remove(settings.bucket_results, key)
-        jobs = 0
-        if is_video_key(result_key):  # the jobs that made these results: tracks, edits, status
-            made_here = f"{owner}{image_id}/"
-            jobs = self.remove_jobs(
-                lambda status: str(status.get("result_key") or "").startswith(made_here)
-            )
         return bool(originals or results or jobs)
 
     def remove_jobs(self, chosen: Callable[[dict], bool]) -> int:
         """Remove every video job whose status `chosen` accepts, with all that belongs to it
-        (segments, tracks, edits, status: `job_keys`); how many objects went.
+        (its video waiting in the inbox, segments, tracks, edits, status: `job_keys`); how
+        many objects went.
 
         Statuses live by job id (`jobs/<job>.json`) and name their owner and result inside,
-        so every status is read: a delete costs one read per stored job.
+        so every status is read: a delete costs one read per stored job. The inbox copy
+        goes first (a render that finds it gone keeps nothing) and is looked for again
+        after the status: a reviewer's edits being queued at that moment put it back only
+        while the status is there (`service.videos.queue_edits`).
         """
         originals = self.settings.bucket_originals
         removed = 0
@@ -388,11 +399,21 @@ class Store(PairWriter):
                 continue
             if not isinstance(status, dict) or not chosen(status):
                 continue  # foreign or someone else's: not known to be one of these
+            folder = job_inbox_folder(status.get("prefix"), job)
+            removed += self._remove_waiting(folder)
             parts = [*self.keys(originals, prefix=segments_prefix(job)), *job_keys(job)]
             for part in [p for p in parts if self.exists(originals, p)]:
                 self.remove(originals, part)
                 removed += 1
+            removed += self._remove_waiting(folder)
         return removed
+
+    def _remove_waiting(self, folder: str | None) -> int:
+        """Remove a job's video waiting in the inbox (`folder`: keys.job_inbox_folder)."""
+        waiting = self.keys(self.settings.bucket_inbox, prefix=folder) if folder else []
+        for key in waiting:
+            self.remove(self.settings.bucket_inbox, key)
+        return len(waiting)
 
     def result_url(self, key: str) -> str:
         """A presigned GET for a result; there is deliberately no such method for originals."""
