@@ -21,8 +21,13 @@ And, from the same run, the hard limits of bench/recall.py that the default's lo
 move (its definitions, its code): changed outside faces for the default and deface,
 honest covered per band and unmatched detections (strays) per photo for faceblur.
 
+The default draws a fresh secret offset per face on every call, so its figures move from
+run to run; `--draws N` hides every photo N times with the default (N independent draws,
+as N users sending the same photos would get) and reports each draw's figures beside the
+pooled ones: the target must hold for every draw, not one lucky one.
+
 Prints a table and writes bench/results/look.json.
-Usage: .venv/bin/python bench/look.py [--every N] [--cache FILE]
+Usage: .venv/bin/python bench/look.py [--every N] [--draws N] [--cache FILE]
 """
 
 from __future__ import annotations
@@ -153,13 +158,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--every", type=int, default=1, help="use every Nth photo")
     parser.add_argument("--cache", type=Path, help="keep the detections in this file")
+    parser.add_argument(
+        "--draws", type=int, default=1, help="hide each photo this many times with the default"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     entries = json.loads((FACES_DEV / "annotations.json").read_text())[:: max(1, args.every)]
     names = [e["image"] for e in entries]
     found = detections(names, args.cache)
+    draws = max(1, args.draws)
     shifts: dict[str, list[float]] = {m: [] for m in (*METHODS, "deface")}
+    per_draw: list[list[float]] = [[] for _ in range(draws)]
     halos: dict[str, list[float]] = {m: [] for m in METHODS}
     per_photo: dict[str, dict] = {}
     outside: dict[str, list[float]] = {DEFAULT_METHOD: [], "deface": []}
@@ -173,10 +183,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             data = (FACES_DEV / name).read_bytes()
             before = read_rgb(FACES_DEV / name)
             outputs = {"deface": read_rgb(Path(deface_outputs[name]))}
+            extra = {}
             for method in METHODS:
-                result = anonymise_image(data, Found(found[name]), Options(method=method))
-                decoded = cv2.imdecode(np.frombuffer(result.data, np.uint8), cv2.IMREAD_COLOR)
-                outputs[method] = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+                for draw in range(draws if method == DEFAULT_METHOD else 1):
+                    result = anonymise_image(data, Found(found[name]), Options(method=method))
+                    decoded = cv2.imdecode(np.frombuffer(result.data, np.uint8), cv2.IMREAD_COLOR)
+                    if draw:
+                        extra[draw] = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+                    else:
+                        outputs[method] = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
             regions = result.regions
             for tool in outside:
                 outside[tool].append(recall.changed_outside_share(entry, before, outputs[tool]))
@@ -197,6 +212,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 changed = [f for f in faces if changed_share(before, after, f) > CHANGED_SHARE]
                 photo[tool] = [round(colour_shift(before, after, f), 2) for f in changed]
                 shifts[tool] += photo[tool]
+            per_draw[0] += photo[DEFAULT_METHOD]
+            for draw, after in extra.items():
+                changed = [f for f in faces if changed_share(before, after, f) > CHANGED_SHARE]
+                drawn = [round(colour_shift(before, after, f), 2) for f in changed]
+                shifts[DEFAULT_METHOD] += drawn
+                per_draw[draw] += drawn
             for method in METHODS:
                 halos[method] += [
                     halo(before, outputs[method], r, Options().shape)
@@ -217,7 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "changed area beyond both the ring outside and the ring deeper in (0 between)",
             "deface": "deface 1.5.0 CLI, onnxrt, --mask-scale 1.3, its own output",
         },
+        "draws": draws,
         "colour_shift": {tool: summary(values) for tool, values in shifts.items()},
+        "colour_shift_per_draw": [summary(values) for values in per_draw],
         "halo": {
             method: {
                 **summary(values),
@@ -236,10 +259,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "per_photo_colour_shift": per_photo,
     }
     default = report["colour_shift"][DEFAULT_METHOD]
-    report["meets"] = bool(
-        default["median"] is not None
-        and default["median"] <= TARGET["median"]
-        and default["p90"] <= TARGET["p90"]
+    report["meets"] = all(
+        figures["median"] is not None
+        and figures["median"] <= TARGET["median"]
+        and figures["p90"] <= TARGET["p90"]
+        for figures in [default, *report["colour_shift_per_draw"]]
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
@@ -254,6 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{_cell(ring.get('median'), 10)}{_cell(ring.get('p90'), 10)}"
             f"{_cell(ring.get('visible_share'), 8)}"
         )
+    if draws > 1:
+        each = ", ".join(
+            f"{d['median']:.2f} / {d['p90']:.2f}" for d in report["colour_shift_per_draw"]
+        )
+        print(f"{DEFAULT_METHOD} per draw (median / p90): {each}")
     changed = report["changed_outside_faces"]
     print(
         f"changed outside faces: {DEFAULT_METHOD} {changed[DEFAULT_METHOD]:.4f}, deface "
@@ -261,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"honest covered {report['honest_covered']}; strays {report['unmatched_per_photo']}"
     )
     print(
-        f"default {DEFAULT_METHOD}: target median <= 6, p90 <= 10: "
+        f"default {DEFAULT_METHOD}: target median <= 6, p90 <= 10 (pooled and every draw): "
         f"{'met' if report['meets'] else 'NOT met'}"
     )
     print(f"wrote {args.output}")

@@ -247,6 +247,23 @@ def test_a_close_up_off_the_top_and_bottom_is_hidden_under_a_head_not_a_column(m
         assert row[: len(row) // 4].mean() > row[-len(row) // 4 :].mean()
 
 
+def test_a_close_up_off_the_top_and_bottom_keeps_the_mean_of_its_face() -> None:
+    """The one colour the default reads of that close-up comes from an oval of the face's
+    size: most of it on the face, none of it at the bottom edge (the shirt), where the
+    region's own outline, continued past both edges, would reach from the frame's top to
+    its bottom (the mean then went grey-mauve with the shirt, wall and window)."""
+    width, height = 1024, 768
+    face = (300, 130, 332, 460)
+    region = padded_region(face, DEFAULT_PADDING, width, height)
+    assert region[1] == 0 and region[1] + region[3] == height
+    rows, cols = np.nonzero(kept_pixels(region, width, height, DEFAULT_SHAPE))
+    rows, cols = rows + region[1], cols + region[0]
+    on_face = (rows >= face[1]) & (rows < face[1] + face[3])
+    on_face &= (cols >= face[0]) & (cols < face[0] + face[2])
+    assert on_face.mean() > 0.72
+    assert rows.max() < height - 30 and rows.min() > 30
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize(
     "regions", [[], [(10, 10, 0, 0)], [(10, 10, 0, 20)], [(500, 500, 20, 20)], [(-50, 5, 20, 20)]]

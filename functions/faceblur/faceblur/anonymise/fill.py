@@ -168,6 +168,10 @@ def _smoothstep(ramp: np.ndarray) -> np.ndarray:
 # 0.56 either side of the middle, from 0.27 above it to 0.64 below: the head's oval is
 # the one inscribed there. The same head for everyone, never fitted to the person.
 HEAD_CENTRE = (0.0, 0.18)
+# A region's height over its width at the default padding for a face 1.3 times as tall as
+# wide (about the detectors' usual box): 2.2 x 1.3 / 1.8. The head of a region the frame
+# cut at the top and the bottom is drawn at most this tall (`_head_frame`).
+FRAME_ASPECT = 1.6
 HEAD_RADII = (0.6, 0.55)
 # The head's tone covers the fill fully out to this share of the oval's radius and fades
 # out by HEAD_FADE: about the spread of a Gaussian blur of a quarter of the face.
@@ -211,9 +215,18 @@ LIGHT_JITTER = 60.0
 def _head_frame(box: Box, width: int, height: int) -> tuple[float, float, float, float]:
     """Centre and half-sizes (cx, cy, rx, ry) of the frame the head is drawn in: the
     region's outline (`outline_oval`) from its leftmost to its rightmost point and from
-    its top to its bottom, continued past the photo's border where the frame cut it."""
+    its top to its bottom, continued past the photo's border where the frame cut it.
+
+    A region the frame cut at both the top and the bottom but at neither side is no
+    taller than its width says (FRAME_ASPECT), around its middle: a close-up running off
+    the frame gets a head of its face's size, whose oval (what `kept_pixels` averages)
+    holds the face, not the shirt, wall and window around it."""
     cx, cy, left, right, top, bottom = outline_oval(box, width, height)
-    return cx + (right - left) / 2, cy + (bottom - top) / 2, (left + right) / 2, (top + bottom) / 2
+    x, y, w, h = box
+    rx, ry = (left + right) / 2, (top + bottom) / 2
+    if y <= 0 and y + h >= height and x > 0 and x + w < width:
+        ry = min(ry, FRAME_ASPECT * rx)
+    return cx + (right - left) / 2, cy + (bottom - top) / 2, rx, ry
 
 
 def _head_coordinates(
