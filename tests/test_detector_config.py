@@ -125,5 +125,34 @@ def test_the_function_the_command_line_and_the_benches_build_one_configuration(d
     # (The function hands build_detector itself to a thread: a reference, not a call;
     # test_doors_detector runs both doors end to end.)
     assert "build_detector" in (ROOT / door).read_text(), f"{door} no longer builds it"
+    # Only the thread budget may be given (`--jobs` workers): it changes how many threads
+    # run, not what is found (tests/test_video_segments.py: --jobs 2 writes --jobs 1's bytes).
     for call in build_detector_calls(ROOT / door):
-        assert not call.args and not call.keywords, f"{door}:{call.lineno} configures its own"
+        settings = [k.arg for k in call.keywords if k.arg != "cores"]
+        assert not call.args and not settings, f"{door}:{call.lineno} configures its own"
+
+
+def test_a_detector_built_for_a_share_of_the_cores_runs_that_many_threads() -> None:
+    """`build_detector(cores=1)`, as each of two `--jobs` workers on two cores: OpenCV's
+    and TensorFlow's pools and the network calls side by side, one each (in a fresh
+    process: both pools are the process's, sized before first use)."""
+    import json
+    import os
+    import subprocess
+
+    script = (
+        "import json, cv2, tensorflow as tf\n"
+        "from faceblur.detection import build_detector\n"
+        "detector = build_detector(cores=1)\n"
+        "detector.upright.wait_loaded()\n"
+        "print(json.dumps([cv2.getNumThreads(), detector.upright.settings.threads,\n"
+        "    tf.config.threading.get_intra_op_parallelism_threads(),\n"
+        "    tf.config.threading.get_inter_op_parallelism_threads()]))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env["PYTHONPATH"] = str(ROOT / "functions" / "faceblur")
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [1, 1, 1, 1]

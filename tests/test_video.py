@@ -23,7 +23,7 @@ from faceblur.cli.main import main
 from faceblur.detection.base import Face
 from faceblur.errors import CorruptVideoError, FaceblurError, NotAVideoError
 from faceblur.geometry import padded_region
-from faceblur.media.container import probe
+from faceblur.media.container import probe, written_beside
 from faceblur.media.video import anonymise_video, detect_video, for_video, regions_of
 from faceblur.options import Options
 
@@ -310,3 +310,22 @@ def test_a_hidden_face_keeps_its_colour_from_frame_to_frame(panned) -> None:
         assert drift <= max(5.0, 1.5 * np.linalg.norm(theirs[-1] - theirs[0])), (face, drift)
         checked += 1
     assert checked >= 3
+
+
+def test_a_video_written_beside_replaces_its_target_only_when_whole(tmp_path: Path) -> None:
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"the old result")
+    noise = tmp_path / "noise.mp4"
+    noise.write_bytes(np.random.default_rng(2).bytes(20_000))
+    with (
+        pytest.raises(CorruptVideoError, match="^reading noise failed: "),
+        written_beside(target, "reading noise failed") as partial,
+    ):
+        partial.write_bytes(b"half a video")
+        av.open(str(noise))  # PyAV's error, as a damaged input gives mid-write
+    assert target.read_bytes() == b"the old result"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noise.mp4", "out.mp4"]
+    with written_beside(target, "unused") as partial:
+        partial.write_bytes(b"a whole video")
+    assert target.read_bytes() == b"a whole video"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["noise.mp4", "out.mp4"]

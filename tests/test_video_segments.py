@@ -264,3 +264,40 @@ def test_jobs_and_segment_seconds_must_be_positive(flag, capsys, tmp_path: Path)
         main(["blur", str(tmp_path / "clip.mp4"), *flag])
     assert stopped.value.code == 2
     assert "must be positive" in capsys.readouterr().err
+
+
+def test_a_face_on_screen_across_borders_keeps_its_tone(tmp_path: Path, detector) -> None:
+    """One face on screen for 120 frames, segments of 40: its track starts long before
+    the overlap of the borders at 40 and 80, so the next segment knows it by another
+    detection. Its tone moves to that detection's before the border: the colour steps at
+    a border no more than from frame to frame elsewhere (a fresh draw at the border
+    stepped by up to 28 levels). Two seeds' outputs are compared, as above: what
+    differs between them is the drawn offsets alone."""
+    photo, faces = composed_photo((60, 44), size=(640, 400))
+    source = tmp_path / "long.mp4"
+    truth = make_clip(photo, faces, source, (320, 180), frames=120, rate=RATE)
+    settings, seconds = VideoSettings(), 40 / RATE
+    plan = plan_segments(source, seconds, settings)
+    assert [s.first for s in plan.segments[1:]] == [40, 80]
+    assert all(s.read_from > 0 for s in plan.segments[1:])  # no segment reads frame 0
+    outputs = []
+    for seed in (77, 78):
+        target = tmp_path / str(seed) / "long.mp4"
+        blur_in_segments(source, target, detector, Options(), settings, 1, seconds, seed)
+        outputs.append(displayed_frames(target))
+    x, y, w, h = (round(v) for v in truth[60][0])
+    face = (slice(y, y + h), slice(x, x + w))
+    apart = [
+        one[face].reshape(-1, 3).mean(axis=0) - other[face].reshape(-1, 3).mean(axis=0)
+        for one, other in zip(*outputs, strict=True)
+    ]
+    steps = [float(np.abs(b - a).max()) for a, b in itertools.pairwise(apart)]
+    at_borders = [steps[39], steps[79]]  # frame 39 to 40, 79 to 80
+    elsewhere = [step for index, step in enumerate(steps) if index not in (39, 79)]
+    assert max(at_borders) <= max(elsewhere), (at_borders, max(elsewhere))
+    assert max(at_borders) < 6, at_borders  # moved over the overlap, not in one step
+    for index in (39, 40, 79, 80):
+        hidden = central_detail_kept(
+            displayed_frames(source)[index], outputs[0][index], truth[index][0]
+        )
+        assert hidden is not None and hidden <= EXPOSED

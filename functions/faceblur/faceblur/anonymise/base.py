@@ -27,12 +27,16 @@ class SteadyTones:
     generator, so the same segment of a video hidden by any worker paints the same
     pixels (one secret per job; the number says which detection started the track:
     `faceblur.media.video`, `faceblur.media.segments`).
+
+    A segment of a split video hands a face on to the next segment, which knows it by
+    another number, through `handed_on` (`faceblur.media.video`).
     """
 
     def __init__(self, follow: float = 0.1, seed: Sequence[int] | None = None) -> None:
         self.follow = follow
         self.seed = tuple(seed) if seed is not None else None
         self._tracks: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+        self._handed: dict[int, tuple[np.ndarray, int]] = {}  # draws of `handed_on` numbers
 
     def tone(
         self,
@@ -51,11 +55,41 @@ class SteadyTones:
         mean, offset, seed = self._tracks[track]
         return mean + offset, seed
 
+    def handed_on(self, numbers: dict[int, int]) -> SteadyTones:
+        """This frame's tones looked at again, no mean followed: each track in `numbers`
+        with the offset and head the number it maps to draws (the number the next
+        segment knows the face by), at the track's own mean; every other track as it is.
+        Call after this frame's `tone`s; a frame painted both ways is cross-faded."""
+        return _HandedOn(self, numbers)
+
     def _generator(self, track: int) -> np.random.Generator | None:
         if self.seed is None:
             return None
         # Hide edits have ids below zero (faceblur.media.video); a seed takes none.
         return np.random.default_rng([*self.seed, 2 * abs(track) + (track < 0)])
+
+
+class _HandedOn(SteadyTones):
+    def __init__(self, steady: SteadyTones, numbers: dict[int, int]) -> None:
+        super().__init__(steady.follow, steady.seed)
+        self._steady, self._numbers = steady, numbers
+
+    def tone(
+        self,
+        track: int,
+        measured: np.ndarray,
+        draw: Callable[[np.random.Generator | None], tuple[np.ndarray, int]],
+    ) -> tuple[np.ndarray, int]:
+        steady = self._steady
+        if track not in steady._tracks:  # not painted this frame: nothing to look at again
+            return steady.tone(track, measured, draw)
+        mean, offset, seed = steady._tracks[track]
+        other = self._numbers.get(track)
+        if other is not None:
+            if other not in steady._handed:
+                steady._handed[other] = draw(steady._generator(other))
+            offset, seed = steady._handed[other]
+        return mean + offset, seed
 
 
 @dataclass(frozen=True)

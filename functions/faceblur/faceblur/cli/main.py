@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from faceblur.cli import seal as cli_seal
 from faceblur.config import ENV_VARS
-from faceblur.detection import build_detector
+from faceblur.detection import build_detector, replica_cores
 from faceblur.detection.base import Detector
 from faceblur.errors import EditsError, FaceblurError, RegionsError, tag
 from faceblur.formats import IMAGE_SUFFIXES, SEALED_SUFFIX, VIDEO_SUFFIXES
@@ -361,7 +361,17 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
     except FaceblurError as error:
         print(f"faceblur: {_said(error)}", file=sys.stderr)
         return 2
-    detector = build_detector() if options.detect and not args.whole_image else None
+    # Videos hidden by --jobs worker processes alone: each worker loads its own models,
+    # so none are loaded here (a detector's load is seconds of a core).
+    in_workers = (
+        args.jobs > 1
+        and edits is None
+        and sealer is None
+        and all(_is_video(source) for source, _ in inputs)
+    )
+    detector = (
+        build_detector() if options.detect and not args.whole_image and not in_workers else None
+    )
     started = time.perf_counter()
     done = failed = faces = 0
 
@@ -609,7 +619,7 @@ def _blur_video(
     source: Path, target: Path, detector, options: Options, args: argparse.Namespace
 ) -> int:
     """Anonymise one video with a progress bar; the number of face-frames hidden."""
-    if detector is None:
+    if args.whole_image:
         raise FaceblurError("--whole-image is for photos, not videos")
     settings = VideoSettings(crf=args.crf)
     return blur_in_segments(
@@ -620,7 +630,7 @@ def _blur_video(
 def blur_in_segments(
     source: Path,
     target: Path,
-    detector: Detector,
+    detector: Detector | None,
     options: Options,
     settings: VideoSettings,
     jobs: int,
@@ -628,9 +638,11 @@ def blur_in_segments(
     seed: int,
 ) -> int:
     """`source` planned into segments (`faceblur.media.segments`), each hidden by one of
-    `jobs` processes (this one when 1), then joined at `target`; the face-frames hidden.
-    The plan and `seed` (one secret per run, for every segment) alone decide the bytes,
-    so any number of processes writes the same file."""
+    `jobs` processes (this one when 1, with `detector`, built here when None), then
+    joined at `target`; the face-frames hidden. The plan and `seed` (one secret per run,
+    for every segment) alone decide the bytes, so any number of processes writes the
+    same file. Each of `jobs` worker processes gets its share of the cores as its thread
+    budget (`build_detector(cores=...)`)."""
     plan = plan_segments(source, segment_seconds, settings)
     target.parent.mkdir(parents=True, exist_ok=True)
     jobs = min(jobs, len(plan.segments))
@@ -642,6 +654,7 @@ def blur_in_segments(
         parts = [segment_path(Path(folder), segment) for segment in plan.segments]
         face_frames = 0
         if jobs <= 1:
+            detector = detector or build_detector()
             for segment, part in zip(plan.segments, parts, strict=True):
                 start = bar.n
 
@@ -655,7 +668,10 @@ def blur_in_segments(
         else:
             # Spawned, not forked: each worker loads the models itself, once.
             with ProcessPoolExecutor(
-                jobs, multiprocessing.get_context("spawn"), initializer=_start_worker
+                jobs,
+                multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(max(1, replica_cores() // jobs),),
             ) as pool:
                 running = {
                     pool.submit(_hide_segment, source, part, segment, options, settings, seed): (
@@ -673,9 +689,9 @@ def blur_in_segments(
 _worker_detector: Detector | None = None
 
 
-def _start_worker() -> None:
+def _start_worker(cores: int) -> None:
     global _worker_detector
-    _worker_detector = build_detector()
+    _worker_detector = build_detector(cores=cores)
 
 
 def _hide_segment(

@@ -186,6 +186,7 @@ class DetectorSettings:
     device: str = "auto"  # where CenterFace runs: auto, cuda or cpu (centerface.DEVICES)
     # Network calls that run side by side (the passes, zoom windows and glances of one photo),
     # each on one thread; None: as many as the cores this process may use.
+    # `build_detector(cores=...)` sets it with OpenCV's threads.
     threads: int | None = None
     # Images whose calls may run through the networks at the same time (`SerialDetector`):
     # a batch's next photo fills the cores one photo's serial stretches leave idle.
@@ -251,9 +252,8 @@ class FusedDetector:
         # One call per thread, calls side by side: no per-layer hand-offs between threads,
         # which stall when another process holds a core (docs/tried.md).
         self._centerface = CenterFaceNet(settings.device, threads=1)
-        self._pool = ThreadPoolExecutor(
-            max_workers=settings.threads or replica_cores(), thread_name_prefix="faceblur-net"
-        )
+        threads = settings.threads or replica_cores()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="faceblur-net")
         self._mtcnn = (
             MtcnnNet(
                 settings.mtcnn_threshold_pnet,

@@ -6,9 +6,11 @@ writes them.
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -240,6 +242,22 @@ def temporary_beside(target: Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
 
 
+@contextmanager
+def written_beside(target: Path, failure: str) -> Iterator[Path]:
+    """A temporary path beside `target` to write a video to, put in `target`'s place when
+    the block ends without error: an interrupted or failed write leaves nothing under
+    `target` and removes its part. PyAV's errors inside the block (reading the input
+    included) become CorruptVideoError("<failure>: <FFmpeg's reason>")."""
+    partial = temporary_beside(target)
+    try:
+        yield partial
+        os.replace(partial, target)
+    except av.error.FFmpegError as error:
+        raise CorruptVideoError(f"{failure}: {error}") from None
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 @dataclass
 class DecodedFrame:
     """A video frame as stored (its timestamps) and its pixels as displayed (RGB)."""
@@ -272,9 +290,12 @@ def read_frames(
     orientation: Orientation,
     on_audio: Callable[[av.Packet], None],
     limits: DecodeLimits | None = None,
+    skip: Callable[[av.VideoFrame], bool] | None = None,
 ) -> Iterator[DecodedFrame]:
     """Decoded video frames as displayed, while audio packets go to `on_audio`; each
-    within `limits` (TooLargeError) before its pixels are converted."""
+    within `limits` (TooLargeError) before its pixels are converted. Frames `skip` says
+    so of are decoded and checked, not converted nor yielded (a segment's frames before
+    its first, decoded from the keyframe before it)."""
     video = container.streams.video[0]
     audio = container.streams.audio[:1]
     rate = _rate(video) if limits else Fraction(1)
@@ -289,5 +310,7 @@ def read_frames(
                 start = frame.time
             if limits is not None:
                 limits.check(frame, count, start, rate)
+            if skip is not None and skip(frame):
+                continue
             shown = orientation.to_display(rgb_of(frame))
             yield DecodedFrame(frame, shown)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import os
 import secrets
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -33,7 +32,7 @@ import av
 
 from faceblur.detection.base import Detector
 from faceblur.errors import CorruptVideoError
-from faceblur.media.container import AudioCopy, open_input, probe, temporary_beside
+from faceblur.media.container import AudioCopy, open_input, probe, written_beside
 from faceblur.media.video import (
     ProgressCallback,
     VideoResult,
@@ -124,6 +123,7 @@ def plan_segments(source: Path, seconds: float, settings: VideoSettings | None =
             read_to=stamps[read_to] if read_to < count else None,
             first_index=read_from,
             frames=end - first,
+            hand_over=end - overlap if end < count else None,
         )
         segments.append(Segment(index, first, end, read_from, read_to, window))
     return Plan(count, tuple(segments))
@@ -189,11 +189,13 @@ def join_segments(
     if not parts or len(parts) != len(segments):
         raise CorruptVideoError("no segments to join, or not one file per segment")
     info = probe(source)
-    partial = temporary_beside(target)
     original = open_input(source)
     written = 0
     try:
-        with av.open(str(parts[0])) as first:
+        with (
+            written_beside(target, "joining the segments failed") as partial,
+            av.open(str(parts[0])) as first,
+        ):
             template = first.streams.video[0]
             extradata = template.codec_context.extradata
             with av.open(
@@ -228,14 +230,10 @@ def join_segments(
                     written += 1
                 if audio is not None:
                     audio.close(output)
-        if frames and written != frames:
-            raise CorruptVideoError(f"the segments hold {written} frames, the video {frames}")
-        os.replace(partial, target)
-    except av.error.FFmpegError as error:
-        raise CorruptVideoError(f"joining the segments failed: {error}") from None
+            if frames and written != frames:
+                raise CorruptVideoError(f"the segments hold {written} frames, the video {frames}")
     finally:
         original.close()
-        partial.unlink(missing_ok=True)
     return written
 
 

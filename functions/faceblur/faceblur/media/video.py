@@ -18,7 +18,6 @@ audio copy) is `faceblur.media.container`'s.
 
 from __future__ import annotations
 
-import os
 import struct
 import time
 from collections import deque
@@ -32,7 +31,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from faceblur.anonymise import SteadyTones, anonymise
+from faceblur.anonymise import METHODS, SteadyTones, anonymise
 from faceblur.detection.angles import AnyAngleDetector, upright
 from faceblur.detection.base import Detector, Face
 from faceblur.detection.fusion import FusedDetector
@@ -49,7 +48,7 @@ from faceblur.media.container import (
     open_input,
     probe,
     read_frames,
-    temporary_beside,
+    written_beside,
 )
 from faceblur.media.review import TrackLog, follower_for
 from faceblur.media.track import (
@@ -264,6 +263,10 @@ class Window:
     read_to: int | None = None  # the first frame not read; None: to the end of the clip
     first_index: int = 0  # the first frame read, counted in the whole clip
     frames: int = 0  # frames it writes; 0: all there are (checked as a whole clip is)
+    # The next segment's first frame read, counted in the whole clip; None: none follows.
+    # A face tracked there goes on in the next segment under the key of its first
+    # detection from there on; its tone moves to that key's before the border.
+    hand_over: int | None = None
 
     def reads(self, pts: int | None) -> bool:
         return self.read_from is None or (pts is not None and pts >= self.read_from)
@@ -351,7 +354,9 @@ def _read_window(
     if window.read_from is not None:
         # The keyframe at or before it: frames before `read_from` are decoded, then dropped.
         container.seek(window.read_from, stream=container.streams.video[0])
-    for frame in read_frames(container, orientation, on_audio, limits):
+    # Frames before the window are decoded (H.264 needs them) but never converted.
+    early = None if window.read_from is None else (lambda frame: not window.reads(frame.pts))
+    for frame in read_frames(container, orientation, on_audio, limits, early):
         pts = frame.stored.pts
         if window.past(pts):
             return
@@ -380,8 +385,6 @@ def _anonymise(
     started = time.perf_counter()
     info = probe(source)
     orientation = Orientation.from_matrix(info.display_matrix)
-    partial = temporary_beside(target)
-    container = open_input(source)
     whole = window.frames == 0  # checked as a whole clip is
     total = expected_frames(info) if whole else window.frames
     tracks: set[int] = set()
@@ -390,10 +393,14 @@ def _anonymise(
         check_regions_inside([edit.region for edit in edits.hide], info.width, info.height)
     follower = follower_for(edits, orientation)
     shown_tracks = edits.show if edits is not None else frozenset()
+    container = open_input(source)
     try:
-        with av.open(
-            str(partial), mode="w", format="mp4", options={"movflags": "+faststart"}
-        ) as output:
+        with (
+            written_beside(target, f"{source.name}: truncated or damaged video") as partial,
+            av.open(
+                str(partial), mode="w", format="mp4", options={"movflags": "+faststart"}
+            ) as output,
+        ):
             video_in = container.streams.video[0]
             video_out = output.add_stream("libx264", rate=info.rate)
             video_out.width, video_out.height = info.width, info.height
@@ -429,9 +436,33 @@ def _anonymise(
             # border, starts its own track from that very detection when the face came
             # within that overlap, so such a face keeps its tone across the border.
             starts: dict[int, int] = {}
+            # A face tracked from before that overlap: the next segment keys it on its
+            # first detection in the overlap (`Window.hand_over`), which this segment sees
+            # too; from there its tone moves, frame by frame, to that key's, all of the
+            # way at the border. Track -> (that key, the frame it was detected in).
+            handed: dict[int, tuple[int, int]] = {}
+            first_written: int | None = None
+
+            def blends_at(index: int, tracked: TrackedFrame) -> dict[int, tuple[int, float]]:
+                """The start keys whose tones move towards the next segment's, this frame."""
+                if seed is None or window.hand_over is None or first_written is None:
+                    return {}
+                if not METHODS[options.method].randomised:  # no draws: nothing to hand on
+                    return {}
+                border = first_written + window.frames
+                moving = {}
+                for face in tracked.faces:
+                    found = handed.get(face.track)
+                    if found is not None and found[0] != starts[face.track]:
+                        share = (index - found[1] + 1) / (border - found[1])
+                        moving[starts[face.track]] = (found[0], min(share, 1.0))
+                return moving
 
             def hide(
-                shown: np.ndarray, tracked: TrackedFrame, stored: av.VideoFrame
+                shown: np.ndarray,
+                tracked: TrackedFrame,
+                stored: av.VideoFrame,
+                blends: dict[int, tuple[int, float]],
             ) -> av.VideoFrame:
                 nonlocal last_pts
                 height, width = shown.shape[:2]
@@ -454,6 +485,8 @@ def _anonymise(
                     tracks=ids,
                     steady=steady,
                 )
+                if blends:
+                    hidden = _handed_on(hidden, shown, regions, ids, blends, options, steady)
                 frame = frame_of(orientation.to_stored(hidden))
                 pts = None if stored.pts is None else stored.pts - shift
                 if pts is None or (last_pts is not None and pts <= last_pts):
@@ -491,14 +524,26 @@ def _anonymise(
                         shown_frames(), detector, settings, options.threshold, window.first_index
                     ):
                         stored, writes = pending.popleft()
+                        index = window.first_index + tracked.index  # in the whole clip
                         for face in tracked.faces:
                             starts.setdefault(face.track, _detection_key(face))
+                            if (
+                                window.hand_over is not None
+                                and index >= window.hand_over
+                                and face.detected
+                                and face.score >= options.threshold  # would start a track
+                                and face.track not in handed
+                            ):
+                                handed[face.track] = (_detection_key(face), index)
                         if not writes:  # the overlap: tracked, not written
                             continue
+                        if first_written is None:
+                            first_written = index
                         if observe is not None:
                             height, width = shown.shape[:2]
                             observe(shown, tracked, regions_of(tracked, options, width, height))
-                        hidden_frame = worker.submit(hide, shown, tracked, stored)
+                        blends = blends_at(index, tracked)
+                        hidden_frame = worker.submit(hide, shown, tracked, stored, blends)
                         packets = encoder.submit(lambda done=hidden_frame: encode(done.result()))
                         hiding.append((hidden_frame, packets))
                         hidden = [f for f in tracked.faces if f.track not in shown_tracks]
@@ -522,12 +567,8 @@ def _anonymise(
             output.mux(video_out.encode(None))
             if audio is not None:
                 audio.close(output)
-        os.replace(partial, target)
-    except av.error.FFmpegError as error:
-        raise CorruptVideoError(f"{source.name}: truncated or damaged video: {error}") from None
     finally:
         container.close()
-        partial.unlink(missing_ok=True)
     return VideoResult(
         frames=frames_done,
         width=info.width,
@@ -537,6 +578,39 @@ def _anonymise(
         face_frames=face_frames,
         timings={"total": time.perf_counter() - started},
     )
+
+
+def _handed_on(
+    hidden: np.ndarray,
+    shown: np.ndarray,
+    regions: list[Box],
+    keys: list[int],
+    blends: dict[int, tuple[int, float]],
+    options: Options,
+    steady: SteadyTones,
+) -> np.ndarray:
+    """`hidden` cross-faded, in the regions of the faces handed on to the next segment
+    (`blends`: key -> the next segment's key, share), to the same frame painted with the
+    next segment's draws: each such face's tone and head go over to the next segment's
+    a share at a time, all of the way at the border."""
+    ahead = anonymise(
+        shown,
+        regions,
+        options.method,
+        options.shape,
+        options.strength,
+        grain=False,
+        tracks=keys,
+        steady=steady.handed_on({key: other for key, (other, _) in blends.items()}),
+    )
+    faded = hidden.copy()
+    for (x, y, w, h), key in zip(regions, keys, strict=True):
+        if key in blends:
+            share = blends[key][1]
+            now, then = hidden[y : y + h, x : x + w], ahead[y : y + h, x : x + w]
+            mixed = now.astype(np.float32) + share * (then.astype(np.float32) - now)
+            faded[y : y + h, x : x + w] = np.clip(mixed.round(), 0, 255).astype(np.uint8)
+    return faded
 
 
 def _detection_key(face: Face) -> int:

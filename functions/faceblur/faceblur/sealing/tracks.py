@@ -42,9 +42,8 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from faceblur.errors import CorruptVideoError
 from faceblur.geometry import Box
-from faceblur.media.container import Orientation, open_input, probe, read_frames, temporary_beside
+from faceblur.media.container import Orientation, open_input, probe, read_frames, written_beside
 from faceblur.media.track import TrackedFrame
 from faceblur.sealing.base import (
     NONCE_BYTES,
@@ -367,10 +366,12 @@ def disclose_track(
     pending = next(restored, None)
     info = probe(result)
     orientation = Orientation.from_matrix(info.display_matrix)
-    partial = temporary_beside(output)
     container = open_input(result)
     try:
-        with av.open(str(partial), mode="w", format="matroska") as out:
+        with (
+            written_beside(output, f"{result.name}: truncated or damaged video") as partial,
+            av.open(str(partial), mode="w", format="matroska") as out,
+        ):
             stream = out.add_stream("ffv1", rate=info.rate)
             stream.width, stream.height = sealed.width, sealed.height
             stream.pix_fmt = "bgr0"  # RGB, lossless both ways
@@ -387,12 +388,8 @@ def disclose_track(
                 picture.pts = index
                 out.mux(stream.encode(picture))
             out.mux(stream.encode(None))
-        if pending is not None:
-            raise ResultMismatchError("the sealed file names frames the result does not have")
-        os.replace(partial, output)
-    except av.error.FFmpegError as error:
-        raise CorruptVideoError(f"{result.name}: truncated or damaged video: {error}") from None
+            if pending is not None:
+                raise ResultMismatchError("the sealed file names frames the result does not have")
     finally:
         container.close()
-        partial.unlink(missing_ok=True)
     return file_sha256(output)
