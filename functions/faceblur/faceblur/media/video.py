@@ -474,17 +474,7 @@ def _anonymise(
                         ids.append(-1 - number)
                 if seed is not None:
                     ids = [starts.get(track, track) for track in ids]
-                # No grain: fresh grain every frame would boil (faceblur.anonymise.anonymise).
-                hidden = anonymise(
-                    shown,
-                    regions,
-                    options.method,
-                    options.shape,
-                    options.strength,
-                    grain=False,
-                    tracks=ids,
-                    steady=steady,
-                )
+                hidden = _hide_frame(shown, regions, ids, options, steady)
                 if blends:
                     hidden = _handed_on(hidden, shown, regions, ids, blends, options, steady)
                 frame = frame_of(orientation.to_stored(hidden))
@@ -580,6 +570,27 @@ def _anonymise(
     )
 
 
+def _hide_frame(
+    shown: np.ndarray,
+    regions: list[Box],
+    keys: list[int],
+    options: Options,
+    steady: SteadyTones,
+) -> np.ndarray:
+    """One frame with its regions hidden, each with its track's steady tone. No grain:
+    fresh grain every frame would boil (faceblur.anonymise.anonymise)."""
+    return anonymise(
+        shown,
+        regions,
+        options.method,
+        options.shape,
+        options.strength,
+        grain=False,
+        tracks=keys,
+        steady=steady,
+    )
+
+
 def _handed_on(
     hidden: np.ndarray,
     shown: np.ndarray,
@@ -593,16 +604,8 @@ def _handed_on(
     (`blends`: key -> the next segment's key, share), to the same frame painted with the
     next segment's draws: each such face's tone and head go over to the next segment's
     a share at a time, all of the way at the border."""
-    ahead = anonymise(
-        shown,
-        regions,
-        options.method,
-        options.shape,
-        options.strength,
-        grain=False,
-        tracks=keys,
-        steady=steady.handed_on({key: other for key, (other, _) in blends.items()}),
-    )
+    handed_on = steady.handed_on({key: other for key, (other, _) in blends.items()})
+    ahead = _hide_frame(shown, regions, keys, options, handed_on)
     faded = hidden.copy()
     for (x, y, w, h), key in zip(regions, keys, strict=True):
         if key in blends:
