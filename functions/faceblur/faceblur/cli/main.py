@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import itertools
 import json
@@ -12,7 +13,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
@@ -393,46 +394,46 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
             target.with_name(target.name + SEALED_SUFFIX).write_bytes(sealed)
         return len(result.anonymised)
 
-    with tqdm(total=len(inputs), unit="photo", disable=len(inputs) < 2, file=sys.stderr) as bar:
-        # Photos in a row run side by side (the next one is read and detected while this
-        # one ends), in order; a video runs alone, with every core, when its turn comes.
-        jobs = _blur_jobs(inputs, args.outdir)
+    def video(job: tuple[Path, Path, FaceblurError | None]) -> int:
+        """One video hidden (with its reviewer's edits, or sealed) and written; its
+        face-frames hidden."""
+        source, target, refused = job
+        if refused is not None:
+            raise refused
+        if args.regions is not None or not options.detect:
+            raise FaceblurError(
+                "--regions and --no-detect are for photos, not videos", "video_options"
+            )
+        seal_to = cli_seal.load_public(args.seal_to) if sealer else None
+        if edits is None and seal_to is None:
+            return _blur_video(source, target, detector, options, args)
+        if shows is None:
+            return _review_video(source, target, detector, options, args.crf, edits, seal_to)
+        return _show_video(source, target, detector, options, args, edits, shows)
+
+    def outcomes(
+        jobs: Iterable[tuple[Path, Path, FaceblurError | None]],
+    ) -> Iterator[tuple[Path, Callable[[], int]]]:
+        """(source, a call giving its count or raising its error) for each job, in order:
+        photos in a row side by side (the next one is read and detected while this one
+        ends); a video alone, with every core, when its turn comes."""
         for is_video, group in itertools.groupby(jobs, key=lambda job: _is_video(job[0])):
             if is_video:
-                for source, target, refused in group:
-                    try:
-                        if refused is not None:
-                            raise refused
-                        if args.regions is not None or not options.detect:
-                            raise FaceblurError(
-                                "--regions and --no-detect are for photos, not videos",
-                                "video_options",
-                            )
-                        seal_to = cli_seal.load_public(args.seal_to) if sealer else None
-                        if edits is None and seal_to is None:
-                            faces += _blur_video(source, target, detector, options, args)
-                        elif shows is None:
-                            faces += _review_video(
-                                source, target, detector, options, args.crf, edits, seal_to
-                            )
-                        else:
-                            faces += _show_video(
-                                source, target, detector, options, args, edits, shows
-                            )
-                        done += 1
-                    except (FaceblurError, OSError) as error:
-                        failed += 1
-                        tqdm.write(f"faceblur: {source}: {_said(error)} (skipped)", file=sys.stderr)
-                    bar.update()
-                continue
-            for (source, _, _), hidden in side_by_side(group, photo):
-                try:
-                    faces += hidden.result()
-                    done += 1
-                except (FaceblurError, OSError) as error:
-                    failed += 1
-                    tqdm.write(f"faceblur: {source}: {_said(error)} (skipped)", file=sys.stderr)
-                bar.update()
+                for job in group:
+                    yield job[0], functools.partial(video, job)
+            else:
+                for (source, _, _), hidden in side_by_side(group, photo):
+                    yield source, hidden.result
+
+    with tqdm(total=len(inputs), unit="photo", disable=len(inputs) < 2, file=sys.stderr) as bar:
+        for source, outcome in outcomes(_blur_jobs(inputs, args.outdir)):
+            try:
+                faces += outcome()
+                done += 1
+            except (FaceblurError, OSError) as error:
+                failed += 1
+                tqdm.write(f"faceblur: {source}: {_said(error)} (skipped)", file=sys.stderr)
+            bar.update()
     elapsed = time.perf_counter() - started
     print(
         f"{done} photo(s) anonymised into {args.outdir}/, {faces} region(s) hidden, "
