@@ -14,6 +14,13 @@ from faceblur.detection.base import LANDMARK_NAMES, RawCandidates
 MTCNN_MIN_SIDE = 12
 """PNet's input size: a smaller image holds nothing MTCNN can find."""
 
+NETWORK_INPUTS = {
+    "StagePNet": (None, None, None, 3),  # fully convolutional: every level of the pyramid
+    "StageRNet": (None, 24, 24, 3),  # a batch of 24-px crops, as many as PNet proposed
+    "StageONet": (None, 48, 48, 3),
+}
+"""The input shapes each of MTCNN's networks is compiled for, by its stage's class name."""
+
 
 def load_mtcnn() -> Any:
     """MTCNN's networks (imports TensorFlow), each call on the calling thread."""
@@ -26,7 +33,16 @@ def load_mtcnn() -> Any:
     tf.config.threading.set_intra_op_parallelism_threads(1)
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
-    return MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
+    networks = MTCNN(stages="face_and_landmarks_detection", device="CPU:0")
+    # Each network compiled once as a graph for any batch (and PNet any size): called eagerly,
+    # Keras dispatched every layer from Python, half of MTCNN's CPU time, for the same boxes,
+    # scores and landmarks to the last bit (docs/detection.md, "Speed"). The open input
+    # shapes trace each network once, so no new shape retraces it or grows the memory.
+    for stage in networks.stages:
+        spec = tf.TensorSpec(NETWORK_INPUTS[type(stage).__name__], tf.float32)
+        # The package has no setter: its stages call `self._model(patches)`.
+        stage._model = tf.function(stage.model.call, input_signature=[spec])
+    return networks
 
 
 class MtcnnNet:
