@@ -146,8 +146,8 @@ class FirstPassTimer:
         self.inner = inner
         self.first: tuple[float, list] | None = None
 
-    def glance(self, image: np.ndarray, max_side: int, threshold: float) -> list:
-        return self.inner.glance(image, max_side, threshold)
+    def glance(self, image: np.ndarray, turn: int, max_side: int, threshold: float) -> list:
+        return self.inner.glance(image, turn, max_side, threshold)
 
     def detect(self, image: np.ndarray) -> list:
         begin = time.perf_counter()

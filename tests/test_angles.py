@@ -325,8 +325,7 @@ def test_glances_beside_the_passes_see_what_they_see_one_at_a_time(detector):
     )
     assert faces == upright(detector).detect(rgb)
     alone = [
-        upright(detector).glance(turn_image(rgb, turn), s.glance_side, s.glance_threshold)
-        for turn in TURNS
+        upright(detector).glance(rgb, turn, s.glance_side, s.glance_threshold) for turn in TURNS
     ]
     assert glances == alone
     assert any(glances)  # the turned group is seen by some glance: the check compares faces

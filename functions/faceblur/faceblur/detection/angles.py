@@ -35,8 +35,8 @@ TURNS = (90, 180, 270)
 
 
 class GlancingDetector(Detector, Protocol):
-    def glance(self, image: np.ndarray, max_side: int, threshold: float) -> list[Face]:
-        """A cheap, rough look: faces of one small network pass."""
+    def glance(self, image: np.ndarray, turn: int, max_side: int, threshold: float) -> list[Face]:
+        """A cheap, rough look at `turn_image(image, turn)`: faces of one small network pass."""
         ...
 
     def detect_glancing(
@@ -229,8 +229,7 @@ class AnyAngleDetector:
         """The turns whose glance sees a face the upright pass found far less clearly."""
         s = self.settings
         glances = [
-            self.upright.glance(turn_image(image, turn), s.glance_side, s.glance_threshold)
-            for turn in TURNS
+            self.upright.glance(image, turn, s.glance_side, s.glance_threshold) for turn in TURNS
         ]
         return self.worth_a_pass(image, glances, upright_faces)
 

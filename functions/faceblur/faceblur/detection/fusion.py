@@ -450,12 +450,28 @@ class FusedDetector:
         height, width = image.shape[:2]
         return to_faces(found.boxes, found.scores, found.landmarks, width, height)
 
-    def glance(self, image: np.ndarray, max_side: int, threshold: float) -> list[Face]:
-        """One CenterFace pass on `image` shrunk to at most `max_side`: a cheap first look
-        that tells `faceblur.detection.angles` which turns of a photo are worth a full pass."""
+    def glance(self, image: np.ndarray, turn: int, max_side: int, threshold: float) -> list[Face]:
+        """One CenterFace pass on `image` shrunk to at most `max_side` and turned by `turn`
+        (`turn_image`), faces in the turned photo's pixels: a cheap first look that tells
+        `faceblur.detection.angles` which turns of a photo are worth a full pass."""
         check_image(image)
+        return self._glance_at(*self._glance_copy(image, max_side), turn, threshold)
+
+    @staticmethod
+    def _glance_copy(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float, int, int]:
+        """The photo shrunk for the glances (once for all turns), its scale and size."""
         height, width = image.shape[:2]
-        found = self._centerface.scaled(image, min(1.0, max_side / max(height, width)), threshold)
+        scale = min(1.0, max_side / max(height, width))
+        return resize_to(image, scale), scale, width, height
+
+    def _glance_at(
+        self, small: np.ndarray, scale: float, width: int, height: int, turn: int, threshold: float
+    ) -> list[Face]:
+        # Shrunk, then turned: a turn of the shrunk copy costs a fraction of the photo's, and
+        # the three turns share one shrink (docs/tried.md, "Detection speed").
+        found = self._centerface(turn_image(small, turn), threshold).scale_back(scale)
+        if turn % 180:
+            width, height = height, width
         return to_faces(found.boxes, found.scores, found.landmarks, width, height)
 
     def detect_glancing(
@@ -464,11 +480,10 @@ class FusedDetector:
         """`detect(image)`, and a `glance` at `image` turned by each of `turns` (in the
         turned image's pixels), the glances running beside the passes."""
         check_image(image)
+        shrunk = self._glance_copy(image, max_side)
         glances = [
-            self._pool.submit(
-                # Not self.glance: a SerialDetector holds its lock for the whole call.
-                lambda t=turn: FusedDetector.glance(self, turn_image(image, t), max_side, threshold)
-            )
+            # Not self.glance: a SerialDetector holds its lock for the whole call.
+            self._pool.submit(lambda t=turn: self._glance_at(*shrunk, t, threshold))
             for turn in turns
         ]
         faces = FusedDetector.detect(self, image)

@@ -38,9 +38,9 @@ class SerialDetector(FusedDetector):
             raise ValueError(f"images_at_once must be at least 1, got {settings.images_at_once}")
         self._gate = threading.BoundedSemaphore(settings.images_at_once)
 
-    def glance(self, image: np.ndarray, max_side: int, threshold: float) -> list[Face]:
+    def glance(self, image: np.ndarray, turn: int, max_side: int, threshold: float) -> list[Face]:
         with self._gate:
-            return super().glance(image, max_side, threshold)
+            return super().glance(image, turn, max_side, threshold)
 
     def detect_glancing(
         self, image: np.ndarray, turns: Sequence[int], max_side: int, threshold: float
