@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import FACES_DEV
-from data import require_data
+from data import composed_photo, require_data
 from faceblur.anonymise import region_mask
 from faceblur.detection.angles import (
     TURNS,
@@ -313,6 +313,20 @@ def test_the_json_of_a_face_says_which_way_it_lies(detector):
     x, y, w, h = stored[0]["box"]
     rx, ry, rw, rh = reference.box
     assert abs(x + w / 2 - (rx + rw / 2)) < 0.2 * rw and abs(y + h / 2 - (ry + rh / 2)) < 0.2 * rh
+
+
+def test_a_glance_boxes_the_face_in_the_turned_photos_pixels(detector):
+    """The glance shrinks the photo first and turns the small copy: its boxes are still
+    those of the turned photo at full size."""
+    s = detector.settings
+    upright_rgb, (face,) = composed_photo((150,), size=(600, 900), seed=4)  # 900 > glance_side
+    turned_rgb, _ = composed_photo((150,), size=(600, 900), seed=4, turn=90)
+    # Turned back 90 degrees, the face stands upright again.
+    (seen,) = upright(detector).glance(turned_rgb, 90, s.glance_side, s.glance_threshold)
+    x, y, w, h = seen.box
+    fx, fy, fw, fh = face
+    assert abs(x + w / 2 - (fx + fw / 2)) < 0.15 * fw and abs(y + h / 2 - (fy + fh / 2)) < 0.15 * fh
+    assert 0.7 * fh < h < 1.5 * fh
 
 
 def test_glances_beside_the_passes_see_what_they_see_one_at_a_time(detector):
