@@ -18,7 +18,8 @@ import pytest
 from bench.clips import EXPOSED, Camera, central_detail_kept, displayed_frames, make_clip
 from conftest import FACES_DEV
 from data import composed_photo
-from faceblur.cli.main import blur_in_segments, main
+from faceblur.cli.main import main
+from faceblur.cli.videos import blur_in_segments
 from faceblur.errors import CorruptVideoError
 from faceblur.media.container import probe
 from faceblur.media.segments import (
