@@ -319,7 +319,7 @@ def test_a_glance_boxes_the_face_in_the_turned_photos_pixels(detector):
     """The glance shrinks the photo first and turns the small copy: its boxes are still
     those of the turned photo at full size."""
     s = detector.settings
-    upright_rgb, (face,) = composed_photo((150,), size=(600, 900), seed=4)  # 900 > glance_side
+    _, (face,) = composed_photo((150,), size=(600, 900), seed=4)  # 900 px > glance_side
     turned_rgb, _ = composed_photo((150,), size=(600, 900), seed=4, turn=90)
     # Turned back 90 degrees, the face stands upright again.
     (seen,) = upright(detector).glance(turned_rgb, 90, s.glance_side, s.glance_threshold)
