@@ -18,7 +18,8 @@ import numpy as np
 
 from faceblur.anonymise.base import Job, Method, SteadyTones
 from faceblur.anonymise.classic import Blur, Pixelate, Solid, gaussian_blur
-from faceblur.anonymise.fill import HAZE_OFFSET, Haze, Smudge, kept_pixels, kept_tones
+from faceblur.anonymise.fill import HAZE_OFFSET, Haze, Smudge
+from faceblur.anonymise.head import crown_pixels, kept_crowns, kept_pixels, kept_tones
 from faceblur.anonymise.masks import _clipped_regions, outline_oval, region_mask
 from faceblur.errors import BadRequestError
 from faceblur.geometry import Box
@@ -41,7 +42,9 @@ __all__ = [
     "Solid",
     "SteadyTones",
     "anonymise",
+    "crown_pixels",
     "gaussian_blur",
+    "kept_crowns",
     "kept_pixels",
     "kept_tones",
     "outline_oval",
