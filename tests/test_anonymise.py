@@ -599,11 +599,8 @@ def test_a_white_cap_reads_as_a_light_crown_and_a_black_one_as_dark() -> None:
     crowns = {}
     for light in (True, False):
         image, regions = _capped(light)
-        assert kept_crowns(image, regions, DEFAULT_SHAPE, kept_tones(image, regions, "ellipse"))
-        assert (
-            all(kept_crowns(image, regions, DEFAULT_SHAPE, kept_tones(image, regions, "ellipse")))
-            == light
-        )
+        tones = kept_tones(image, regions, DEFAULT_SHAPE)
+        assert kept_crowns(image, regions, DEFAULT_SHAPE, tones) == [light] * len(regions)
         bands, faces = [], []
         for seed in range(12):
             result = _grey(anonymise(image, regions, grain=False, rng=np.random.default_rng(seed)))
@@ -618,7 +615,7 @@ def test_a_white_cap_reads_as_a_light_crown_and_a_black_one_as_dark() -> None:
         crowns[light] = np.array(bands) - np.array(faces)
     told_light = {light: float((crowns[light] > 0).mean()) for light in crowns}
     assert told_light[True] >= 0.55 and told_light[False] <= 0.45, told_light
-    assert crowns[True].mean() > crowns[False].mean() + 30, crowns
+    assert crowns[True].mean() > crowns[False].mean() + 10, crowns
 
 
 def test_the_crown_bit_is_told_through_randomised_response() -> None:
@@ -752,21 +749,27 @@ def test_a_colour_face_filling_the_whole_photo_keeps_its_colour() -> None:
 
 def test_the_default_head_has_a_darker_crown() -> None:
     """A head seen through a blur: the band above the face is darker than both the face
-    and the wall around it (hair, generic: nothing of the face but its mean is read),
-    while the photo around it stays as it was."""
+    and the wall around it (hair, generic), while the photo around it stays as it was.
+    The crown here is no lighter than the face, so most draws paint it dark; the crown
+    bit is told through randomised response (CROWN_TOLD), so some paint it light."""
     image = np.full((300, 300, 3), (120, 160, 200), dtype=np.uint8)  # a blue wall
     face = (110, 110, 80, 100)
     image[110:210, 110:190] = (200, 150, 120)
     height, width = image.shape[:2]
     region = padded_region(face, DEFAULT_PADDING, width, height)
-    result = anonymise(image, [region], grain=False, rng=np.random.default_rng(0))
-    band = slice(region[1] + region[3] // 5, region[1] + region[3] // 4)
-    middle = _grey(result)[150:170, 140:160].mean()
-    crown = _grey(result)[band, 140:160]
-    wall = _grey(image)[0, 0]
-    assert crown.mean() < min(middle, wall) - 12, (crown.mean(), middle, wall)
+    assert kept_crowns(image, [region], DEFAULT_SHAPE, kept_tones(image, [region], "ellipse")) == [
+        False
+    ]
     outside = ~region_mask(height, width, [region], DEFAULT_SHAPE)
-    assert np.array_equal(result[outside], image[outside])
+    band = slice(region[1] + region[3] // 5, region[1] + region[3] // 4)
+    wall = _grey(image)[0, 0]
+    darker = []
+    for seed in range(40):
+        result = anonymise(image, [region], grain=False, rng=np.random.default_rng(seed))
+        middle = _grey(result)[150:170, 140:160].mean()
+        darker.append(_grey(result)[band, 140:160].mean() < min(middle, wall) - 12)
+        assert np.array_equal(result[outside], image[outside])
+    assert 0.45 <= np.mean(darker) < 1.0, darker  # most draws (told dark: 0.8)
 
 
 def test_a_video_face_keeps_its_tone_from_frame_to_frame(group) -> None:

@@ -6,7 +6,8 @@ image with the union of the regions' masks painted over, every other pixel ident
 Methods scale with the region (a fixed kernel leaks large faces) and never mutate their
 input. The default, `haze`, paints a generic head seen through a blur, toned from the
 photo around it and from one number per face and channel, the mean colour of the face
-moved by a secret random offset (docs/reidentification.md says what that keeps).
+moved by a secret random offset, and one bit, whether its hidden crown is lighter, told
+through randomised response (docs/reidentification.md says what that keeps).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The methods that paint from the photo around a region: `smudge` (the surroundings only)
 and `haze`, the default (a generic head seen through a blur, toned from the surroundings
-and from each face's mean colour moved by a secret offset: docs/reidentification.md).
+and from each face's mean colour moved by a secret offset, under a light or dark crown
+told by one randomised bit: `faceblur.anonymise.head`, docs/reidentification.md).
 """
 
 from __future__ import annotations
@@ -285,9 +286,10 @@ class Haze:
     """The default: a head seen through a blur, a soft shaded oval of the person's tone
     under the visible hair, cap or collar around it, fading into the photo.
 
-    Inside each region only its mean colour (`kept_tones`) is read, and it is moved by a
-    fresh secret offset per face before use; the rest is smudge's fill from the visible
-    photo and a generic head, the same for everyone.
+    Inside each region only its mean colour (`kept_tones`) and whether its hidden crown
+    is lighter than that (`kept_crowns`) are read; the colour is moved by a fresh secret
+    offset per face and the crown told through randomised response before use; the rest
+    is smudge's fill from the visible photo and a generic head, the same for everyone.
     """
 
     offset: dict[str, float]
