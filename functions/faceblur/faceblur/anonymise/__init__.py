@@ -6,8 +6,7 @@ image with the union of the regions' masks painted over, every other pixel ident
 Methods scale with the region (a fixed kernel leaks large faces) and never mutate their
 input. The default, `haze`, paints a generic head seen through a blur, toned from the
 photo around it and from one number per face and channel, the mean colour of the face
-moved by a secret random offset, and one bit, whether its hidden crown is lighter, told
-through randomised response (docs/reidentification.md says what that keeps).
+moved by a secret random offset (docs/reidentification.md says what that keeps).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import numpy as np
 from faceblur.anonymise.base import Job, Method, SteadyTones
 from faceblur.anonymise.classic import Blur, Pixelate, Solid, gaussian_blur
 from faceblur.anonymise.fill import HAZE_OFFSET, Haze, Smudge
-from faceblur.anonymise.head import crown_pixels, kept_crowns, kept_pixels, kept_tones
+from faceblur.anonymise.head import kept_pixels, kept_tones
 from faceblur.anonymise.masks import _clipped_regions, outline_oval, region_mask
 from faceblur.errors import BadRequestError
 from faceblur.geometry import Box
@@ -43,9 +42,7 @@ __all__ = [
     "Solid",
     "SteadyTones",
     "anonymise",
-    "crown_pixels",
     "gaussian_blur",
-    "kept_crowns",
     "kept_pixels",
     "kept_tones",
     "outline_oval",

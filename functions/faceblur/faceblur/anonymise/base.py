@@ -21,8 +21,6 @@ class SteadyTones:
     One secret offset and one head drawing (a seed) per track, drawn when the track first
     shows, and the measured mean colour followed slowly (a share `follow` of the way each
     frame): the fill neither jumps with every new draw nor drifts with the detector's box.
-    Whether the crown is light is the one the track first showed (a crown that flipped
-    with the light from frame to frame would flicker).
     Frames must be given in order; one object per video (or per segment of a split one).
 
     `seed`: the draws come from it and the track's number alone, not from the caller's
@@ -37,7 +35,7 @@ class SteadyTones:
     def __init__(self, follow: float = 0.1, seed: Sequence[int] | None = None) -> None:
         self.follow = follow
         self.seed = tuple(seed) if seed is not None else None
-        self._tracks: dict[int, tuple[np.ndarray, np.ndarray, int, bool]] = {}
+        self._tracks: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
         self._handed: dict[int, tuple[np.ndarray, int]] = {}  # draws of `handed_on` numbers
 
     def tone(
@@ -45,19 +43,17 @@ class SteadyTones:
         track: int,
         measured: np.ndarray,
         draw: Callable[[np.random.Generator | None], tuple[np.ndarray, int]],
-        crown: bool = False,
-    ) -> tuple[np.ndarray, int, bool]:
-        """The tone to paint for `track` this frame, its head's seed and whether its crown
-        is light (`crown`: this frame's reading); `draw(rng)` gives a new (offset, seed)
-        for a track not seen before, from `rng` (None: the caller's)."""
+    ) -> tuple[np.ndarray, int]:
+        """The tone to paint for `track` this frame and its head's seed; `draw(rng)` gives
+        a new (offset, seed) for a track not seen before, from `rng` (None: the caller's)."""
         if track not in self._tracks:
             offset, seed = draw(self._generator(track))
-            self._tracks[track] = (measured.astype(np.float64), offset, seed, crown)
+            self._tracks[track] = (measured.astype(np.float64), offset, seed)
         else:
-            mean, offset, seed, crown = self._tracks[track]
-            self._tracks[track] = (mean + self.follow * (measured - mean), offset, seed, crown)
-        mean, offset, seed, crown = self._tracks[track]
-        return mean + offset, seed, crown
+            mean, offset, seed = self._tracks[track]
+            self._tracks[track] = (mean + self.follow * (measured - mean), offset, seed)
+        mean, offset, seed = self._tracks[track]
+        return mean + offset, seed
 
     def handed_on(self, numbers: dict[int, int]) -> SteadyTones:
         """This frame's tones looked at again, no mean followed: each track in `numbers`
@@ -83,18 +79,17 @@ class _HandedOn(SteadyTones):
         track: int,
         measured: np.ndarray,
         draw: Callable[[np.random.Generator | None], tuple[np.ndarray, int]],
-        crown: bool = False,
-    ) -> tuple[np.ndarray, int, bool]:
+    ) -> tuple[np.ndarray, int]:
         steady = self._steady
         if track not in steady._tracks:  # not painted this frame: nothing to look at again
-            return steady.tone(track, measured, draw, crown)
-        mean, offset, seed, crown = steady._tracks[track]
+            return steady.tone(track, measured, draw)
+        mean, offset, seed = steady._tracks[track]
         other = self._numbers.get(track)
         if other is not None:
             if other not in steady._handed:
                 steady._handed[other] = draw(steady._generator(other))
             offset, seed = steady._handed[other]
-        return mean + offset, seed, crown
+        return mean + offset, seed
 
 
 @dataclass(frozen=True)

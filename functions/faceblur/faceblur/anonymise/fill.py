@@ -1,7 +1,7 @@
 """The methods that paint from the photo around a region: `smudge` (the surroundings only)
 and `haze`, the default (a generic head seen through a blur, toned from the surroundings
-and from each face's mean colour moved by a secret offset, under a light or dark crown
-told by one randomised bit: `faceblur.anonymise.head`, docs/reidentification.md).
+and from each face's mean colour moved by a secret offset: `faceblur.anonymise.head`,
+docs/reidentification.md).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from faceblur.anonymise.base import Job, _luminance
-from faceblur.anonymise.head import _Head, _smoothstep, _with_heads, kept_crowns, kept_tones
+from faceblur.anonymise.head import _Head, _smoothstep, _with_heads, kept_tones
 from faceblur.anonymise.masks import _region_weights, region_mask
 from faceblur.geometry import Box
 
@@ -286,10 +286,9 @@ class Haze:
     """The default: a head seen through a blur, a soft shaded oval of the person's tone
     under the visible hair, cap or collar around it, fading into the photo.
 
-    Inside each region only its mean colour (`kept_tones`) and whether its hidden crown
-    is lighter than that (`kept_crowns`) are read; the colour is moved by a fresh secret
-    offset per face and the crown told through randomised response before use; the rest
-    is smudge's fill from the visible photo and a generic head, the same for everyone.
+    Inside each region only its mean colour (`kept_tones`) is read, and it is moved by a
+    fresh secret offset per face before use; the rest is smudge's fill from the visible
+    photo and a generic head, the same for everyone.
     """
 
     offset: dict[str, float]
@@ -310,15 +309,14 @@ class Haze:
             return offset, int(rng.integers(2**63))
 
         heads = []
-        crowns = kept_crowns(image, regions, job.shape, tones)
-        for index, (box, tone, crown) in enumerate(zip(regions, tones, crowns, strict=True)):
+        for index, (box, tone) in enumerate(zip(regions, tones, strict=True)):
             if tone is None:
                 continue
             if job.steady is not None and job.tracks is not None:
-                tone, seed, crown = job.steady.tone(job.tracks[index], tone, draw, crown)
+                tone, seed = job.steady.tone(job.tracks[index], tone, draw)
             else:
                 offset, seed = draw()
                 tone = tone + offset
             head_rng = np.random.default_rng(seed)
-            heads.append(_Head.drawn(box, np.clip(tone, 0.0, 255.0), crown, head_rng))
+            heads.append(_Head.drawn(box, np.clip(tone, 0.0, 255.0), head_rng))
         return _paint_union(image, regions, job, lean_to_skin=False, heads=heads)

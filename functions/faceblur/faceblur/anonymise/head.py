@@ -1,7 +1,7 @@
-"""The generic head `haze` paints over each face, and the few numbers it reads of the face:
+"""The generic head `haze` paints over each face, and the one colour it reads of the face:
 where the head sits in a region, which pixels it averages (`kept_pixels`, `kept_tones`),
-whether its hidden crown is lighter than the face (`kept_crowns`), and how a head is
-drawn and laid on a fill (docs/reidentification.md says what is kept and why).
+and how a head is drawn and laid on a fill (docs/reidentification.md says what is kept
+and why).
 """
 
 from __future__ import annotations
@@ -64,21 +64,6 @@ HAIR_DARK = 0.45
 HAIR_FROM = 0.85
 HAIR_RAMP = 0.5
 HAIR_LOW = 0.2
-# A light crown (a white cap or helmet, grey or blond hair): the one more thing read of a
-# face is whether the hidden band above its oval (`crown_pixels`: from the oval out to
-# CROWN_OUT of its radius, above CROWN_ABOVE) is more than CROWN_LIGHTER grey levels
-# lighter than the face (`kept_crowns`). It is told through randomised response: a light
-# crown is drawn light with the chance CROWN_TOLD[True], a dark one with CROWN_TOLD[False],
-# from the head's secret draw, so one head says little about its person. A light crown
-# is painted HAIR_LIGHT of the way from the face's tone to CROWN_TONE, a generic light
-# grey, instead of HAIR_DARK darker.
-CROWN_OUT = 1.7
-CROWN_ABOVE = -0.5
-CROWN_LIGHTER = 25.0
-CROWN_TOLD = {True: 0.8, False: 0.2}
-CROWN_TONE = 225.0
-HAIR_LIGHT = 0.7
-CROWN_COVER = 0.3
 
 # Each face's head is drawn a little differently, at random: its centre moved by up to
 # this share of the region's half-size, its radii scaled by up to this share, the light
@@ -140,16 +125,6 @@ def kept_pixels(box: Box, width: int, height: int, shape: str) -> np.ndarray:
     return core
 
 
-def crown_pixels(box: Box, width: int, height: int, shape: str) -> np.ndarray:
-    """Which pixels of region `box` make its hidden crown (bool over the box): the band
-    above the generic head's oval (`kept_pixels`) where hair, a cap or a helmet is, inside
-    the mask. Only whether it is lighter than the face is kept (`kept_crowns`)."""
-    across, down = _head_coordinates(box, width, height)
-    inside = region_inside(tuple(int(v) for v in box), width, height, shape)
-    distance = np.hypot(across, down)
-    return (distance > 1.0) & (distance <= CROWN_OUT) & (down < CROWN_ABOVE) & inside
-
-
 def _mean_of(image: np.ndarray, box: Box, pixels: np.ndarray) -> np.ndarray | None:
     """The mean colour of `pixels` (bool over `box`) from whole-number sums, so the same
     sums give the very same mean; None when there is none."""
@@ -173,26 +148,6 @@ def kept_tones(image: np.ndarray, regions: Sequence[Box], shape: str) -> list[np
     ]
 
 
-def kept_crowns(
-    image: np.ndarray, regions: Sequence[Box], shape: str, tones: Sequence[np.ndarray | None]
-) -> list[bool]:
-    """The haze's one other reading of each region: whether its hidden crown
-    (`crown_pixels`) is more than CROWN_LIGHTER grey levels lighter than its face's
-    `tones` (`kept_tones`); False where either is missing."""
-    height, width = image.shape[:2]
-    crowns = []
-    for box, tone in zip(_clipped_regions(regions, width, height), tones, strict=True):
-        crown = None
-        if tone is not None:
-            crown = _mean_of(image, box, crown_pixels(box, width, height, shape))
-        crowns.append(crown is not None and _grey(crown) > _grey(tone) + CROWN_LIGHTER)
-    return crowns
-
-
-def _grey(rgb: np.ndarray) -> float:
-    return float(rgb[0] * 0.299 + rgb[1] * 0.587 + rgb[2] * 0.114)
-
-
 @dataclass(frozen=True)
 class _Head:
     """One region's head: where it sits and the colour it is painted in."""
@@ -202,22 +157,18 @@ class _Head:
     centre: tuple[float, float] = HEAD_CENTRE
     radii: tuple[float, float] = HEAD_RADII
     light: float = 45.0  # degrees: where the light comes from, up-left at 45
-    light_crown: bool = False  # drawn with a light crown (a cap, light hair), else dark
 
     @classmethod
-    def drawn(cls, box: Box, tone: np.ndarray, crown: bool, rng: np.random.Generator) -> _Head:
-        """A head for `box` with its random differences from the generic one; `crown`:
-        whether the face's hidden crown is light (`kept_crowns`), told as CROWN_TOLD says."""
+    def drawn(cls, box: Box, tone: np.ndarray, rng: np.random.Generator) -> _Head:
+        """A head for `box` with its random differences from the generic one."""
         shift = rng.uniform(-HEAD_JITTER, HEAD_JITTER, 2)
         scale = 1.0 + rng.uniform(-HEAD_SCALE_JITTER, HEAD_SCALE_JITTER, 2)
-        light = 45.0 + rng.uniform(-LIGHT_JITTER, LIGHT_JITTER)
         return cls(
             box,
             tone,
             (HEAD_CENTRE[0] + shift[0], HEAD_CENTRE[1] + shift[1]),
             (HEAD_RADII[0] * scale[0], HEAD_RADII[1] * scale[1]),
-            light,
-            bool(rng.random() < CROWN_TOLD[bool(crown)]),
+            45.0 + rng.uniform(-LIGHT_JITTER, LIGHT_JITTER),
         )
 
     def layer(
@@ -231,10 +182,6 @@ class _Head:
         hair = _smoothstep((distance - HAIR_FROM) / HAIR_RAMP) * _smoothstep(
             (HAIR_LOW - down) / HAIR_RAMP
         )
-        if self.light_crown and CROWN_COVER:
-            # A cap or helmet reaches above the head's fade: its top covers the fill too.
-            cap = hair * _smoothstep((CROWN_ABOVE - down) / HAIR_RAMP)
-            cover = np.maximum(cover, CROWN_COVER * cap)
         # Never up to the mask's edge: there the fill is the photo's surroundings.
         edge = _region_weights(self.box, width, height, shape, 0.25, at)
         cover = (cover * _smoothstep(edge)).astype(np.float32)
@@ -242,12 +189,8 @@ class _Head:
         angle = np.radians(self.light)
         towards = np.cos(angle) * across + np.sin(angle) * down
         light = 1.0 - HEAD_SHADING * np.clip(towards, -1.0, 1.0)
-        tone = self.tone.astype(np.float32)
-        if not self.light_crown:
-            light = light * (1.0 - HAIR_DARK * hair)
-        colour = light[..., None].astype(np.float32) * tone
-        if self.light_crown:
-            colour += (HAIR_LIGHT * hair)[..., None].astype(np.float32) * (CROWN_TONE - colour)
+        light = light * (1.0 - HAIR_DARK * hair)
+        colour = light[..., None].astype(np.float32) * self.tone.astype(np.float32)
         return cover, colour
 
 
