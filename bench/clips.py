@@ -17,6 +17,8 @@ import av
 import cv2
 import numpy as np
 
+from faceblur.media.video import x264_repeatable
+
 Box = tuple[float, float, float, float]
 
 
@@ -97,7 +99,10 @@ def make_clip(
     truth: list[list[Box]] = []
     with av.open(str(path), mode="w", format=container_format) as output:
         stored_w, stored_h = (height, width) if turns % 2 else (width, height)
-        video = output.add_stream(codec, rate=rate)
+        # Repeatable bits: x264's AVX-512 code encodes the same frames differently as
+        # the process's memory changes, and the tests compare outputs of one source.
+        repeatable = x264_repeatable() if codec == "libx264" else {}
+        video = output.add_stream(codec, rate=rate, options=dict(repeatable))
         video.width, video.height, video.pix_fmt = stored_w, stored_h, "yuv420p"
         if turns:
             video.set_display_rotation(90 * turns)
@@ -193,7 +198,7 @@ def make_crossing_clip(
         cut.append((patch, face))
     truth: list[list[Box]] = []
     with av.open(str(path), mode="w") as output:
-        video = output.add_stream("libx264", rate=rate)
+        video = output.add_stream("libx264", rate=rate, options=dict(x264_repeatable()))
         stored_w, stored_h = (height, width) if turns % 2 else (width, height)
         video.width, video.height, video.pix_fmt = stored_w, stored_h, "yuv420p"
         if turns:

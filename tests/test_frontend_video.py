@@ -31,7 +31,8 @@ from s3_server import free_port, stop_process
 from bench.clips import make_clip
 from faceblur.accounts import AccountSettings, open_accounts
 from faceblur.config import load_settings
-from faceblur.service.videos import JobStatus, SegmentStatus, queue_video, write_status
+from faceblur.service.video_jobs import JobStatus, SegmentStatus, write_status
+from faceblur.service.videos import queue_video
 from faceblur.store.keys import (
     edits_key,
     inbox_key,

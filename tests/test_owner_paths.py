@@ -12,7 +12,7 @@ from faceblur.accounts import remove_owned
 from faceblur.media.photo import PhotoResult, anonymise_image
 from faceblur.options import Options
 from faceblur.service.events import ObjectEvent, process_bucket_events
-from faceblur.service.videos import JobStatus, write_status
+from faceblur.service.video_jobs import JobStatus, write_status
 from faceblur.store.keys import inbox_key, new_job_id, status_key
 from faceblur.store.s3 import Store
 from stack_fixtures import LocalS3, scaled_photo

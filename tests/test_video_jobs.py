@@ -37,16 +37,15 @@ from faceblur.media.video import anonymise_video
 from faceblur.options import Options
 from faceblur.sealing import seal, tracks
 from faceblur.service.events import ObjectEvent, process_bucket_events
-from faceblur.service.videos import (
+from faceblur.service.video_jobs import (
     STALE_REASON,
     STALE_SECONDS,
     JobStatus,
     job_answer,
-    process_video_object,
-    queue_edits,
     read_status,
     write_status,
 )
+from faceblur.service.videos import process_video_object, queue_edits
 from faceblur.store.keys import (
     content_id,
     inbox_key,

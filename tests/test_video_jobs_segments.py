@@ -24,12 +24,9 @@ from faceblur.accounts import remove_owned
 from faceblur.errors import CorruptVideoError
 from faceblur.media.segments import Segment
 from faceblur.service.entry import Engine
-from faceblur.service.videos import (
-    job_answer,
-    process_segment,
-    process_video_object,
-    read_status,
-)
+from faceblur.service.video_jobs import job_answer, read_status
+from faceblur.service.video_segments import process_segment
+from faceblur.service.videos import process_video_object
 from faceblur.store.keys import (
     inbox_key,
     new_job_id,

@@ -19,7 +19,7 @@ import requests
 
 from bench.clips import make_clip
 from data import composed_photo
-from faceblur.service.videos import job_answer
+from faceblur.service.video_jobs import job_answer
 from faceblur.store.keys import inbox_key, job_of_key, new_job_id, status_key, tracks_key
 from stack_fixtures import LocalS3, free_port, start_function, start_local_s3
 

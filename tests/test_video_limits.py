@@ -17,7 +17,8 @@ from test_video_jobs import Videos, put_inbox
 from faceblur.errors import TooLargeError
 from faceblur.media.container import DecodeLimits, probe
 from faceblur.media.video import anonymise_video
-from faceblur.service.videos import process_video_object, read_status
+from faceblur.service.video_jobs import read_status
+from faceblur.service.videos import process_video_object
 from faceblur.store.keys import inbox_key, new_job_id, status_key
 from stack_fixtures import LocalS3
 

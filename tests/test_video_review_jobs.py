@@ -26,7 +26,8 @@ from faceblur.sealing.audit import AuditCutError
 from faceblur.sealing.log import BucketAuditLog
 from faceblur.service.entry import Engine
 from faceblur.service.events import ObjectEvent, process_bucket_events
-from faceblur.service.videos import job_answer, process_video_object, queue_edits, tracks_answer
+from faceblur.service.video_jobs import job_answer
+from faceblur.service.videos import process_video_object, queue_edits, tracks_answer
 from faceblur.store.keys import edits_key, inbox_key, new_job_id, status_key, tracks_key
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out

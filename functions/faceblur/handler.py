@@ -64,13 +64,9 @@ from faceblur.sealing.seal import fingerprint, load_public_key  # noqa: E402
 from faceblur.service.entry import Engine, Request, serve  # noqa: E402
 from faceblur.service.events import events_of, process_bucket_events  # noqa: E402
 from faceblur.service.photos import Outcome  # noqa: E402
-from faceblur.service.videos import (  # noqa: E402
-    Queued,
-    job_answer,
-    process_segment,
-    queue_edits,
-    tracks_answer,
-)
+from faceblur.service.video_jobs import Queued, job_answer  # noqa: E402
+from faceblur.service.video_segments import process_segment  # noqa: E402
+from faceblur.service.videos import queue_edits, tracks_answer  # noqa: E402
 from faceblur.store.s3 import Store  # noqa: E402
 
 JSON_HEADERS = {"Content-Type": "application/json"}

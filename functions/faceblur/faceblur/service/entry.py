@@ -25,7 +25,8 @@ from faceblur.media.segments import Segment, encode_segment
 from faceblur.media.video import FrameObserver, ProgressCallback, VideoResult, anonymise_video
 from faceblur.options import Options, VideoEdits, parse_options
 from faceblur.service.photos import Anonymiser, Outcome, anonymise_and_store
-from faceblur.service.videos import Queued, queue_video
+from faceblur.service.video_jobs import Queued
+from faceblur.service.videos import queue_video
 from faceblur.store.null import NullStore
 from faceblur.store.s3 import Store
 

@@ -17,7 +17,8 @@ from faceblur.errors import BadRequestError, FaceblurError
 from faceblur.formats import SNIFF_BYTES, video_type
 from faceblur.options import Options
 from faceblur.service.photos import Anonymiser, pair_arguments
-from faceblur.service.videos import VideoAnonymiser, process_video_object
+from faceblur.service.video_jobs import VideoAnonymiser
+from faceblur.service.videos import process_video_object
 from faceblur.store.keys import key_problem, split_owner
 from faceblur.store.s3 import Store
 

@@ -4,18 +4,15 @@ The contract (shared with the page):
 - A video's inbox key is `[u/<owner>/]videos/<job>/<file name>`, `<job>` 32 lowercase hex
   chosen by the uploader; a video dropped elsewhere gets the first 32 hex of sha256(key).
   A video is told from a photo by its bytes (the container's signature), never its name.
-- Its status is `jobs/<job>.json` in the originals bucket (private), written here only.
+- Its status is `jobs/<job>.json` in the originals bucket (private), written by the job's
+  calls only.
   "queued" is never written: a job whose inbox object exists with no status yet is queued.
 - Never processed inside a synchronous call: the HTTP door only puts the video into the
   inbox (`queue_video`); the bucket event runs the job (`process_video_object`).
 - Longer than one segment (`FACEBLUR_VIDEO_SEGMENT_SECONDS`), a job is split (issue 25):
-  the event's call plans it (`faceblur.media.segments`) and posts one call per segment to
-  the function's async route (`process_segment`), which any free replica takes; each
-  segment keeps its own status object (`jobs/<job>/segments/<n>.json`: no two workers
-  write one object), is retried alone up to `FACEBLUR_VIDEO_SEGMENT_TRIES` calls, and the
-  call that finishes the last one joins them (no re-encoding), stores the pair and
-  removes the segments and the inbox copy. A segment out of tries fails the job with its
-  reason, nothing of it kept.
+  the event's call plans it and its segments run as calls of their own
+  (`faceblur.service.video_segments`).
+- The status objects, the limits and a poll's answer: `faceblur.service.video_jobs`.
 
 Status lives in the bucket, not in memory, so it survives a restart of the function.
 The keys and ids are faceblur.store.keys' rules (the page loads them without PyAV or OpenCV).
@@ -28,12 +25,10 @@ import json
 import math
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
 
 from faceblur.config import Settings
 from faceblur.errors import (
@@ -41,231 +36,56 @@ from faceblur.errors import (
     FaceblurError,
     NotAVideoError,
     NotFoundError,
-    TooLargeError,
-    UnavailableError,
     UnsupportedError,
 )
 from faceblur.formats import SNIFF_BYTES, video_type
-from faceblur.media.container import DecodeLimits, Orientation, VideoInfo, probe
+from faceblur.media.container import Orientation, probe
 from faceblur.media.review import TrackLog
-from faceblur.media.segments import Plan, Segment, join_segments, new_seed, plan_segments
-from faceblur.media.video import FrameObserver, ProgressCallback, VideoResult
+from faceblur.media.segments import plan_segments
+from faceblur.media.video import ProgressCallback
 from faceblur.options import Options, VideoEdits, check_regions_inside, parse_edits
 from faceblur.sealing import audit
 from faceblur.sealing.log import BucketAuditLog
 from faceblur.sealing.seal import load_public_key
 from faceblur.sealing.tracks import TrackSealer, file_sha256, seal_size
+from faceblur.service.video_jobs import (
+    FACE_FRAMES_METADATA,
+    PROGRESS_INTERVAL_SECONDS,
+    PROGRESS_STEP,
+    Dispatch,
+    JobStatus,
+    Queued,
+    VideoAnonymiser,
+    check_size,
+    check_video,
+    decode_limits,
+    frames_expected,
+    gateway_dispatch,
+    job_answer,
+    plain_reason,
+    read_status,
+    take_back,
+    write_status,
+)
+from faceblur.service.video_segments import split_job
 from faceblur.store.keys import (
     AUDIT_FOLDER,
     VIDEO_RESULT_TYPE,
-    check_job_id,
     edits_key,
     inbox_key,
     inbox_name,
-    job_keys,
     job_of_key,
     new_job_id,
-    segment_status_key,
-    segment_video_key,
-    segments_prefix,
     split_owner,
     status_key,
     tracks_key,
 )
 from faceblur.store.s3 import FACES_METADATA, NOTHING_HIDDEN_METADATA, Store
 
-# A status write is one small PUT: written every 2 s, or each time another 5 % of the
-# frames is done (whichever comes first), a poller sees the job move without a PUT per frame.
-PROGRESS_INTERVAL_SECONDS = 2.0
-PROGRESS_STEP = 0.05
-# User metadata on a video result beside FACES_METADATA (which counts tracks: distinct faces).
-FACE_FRAMES_METADATA = "faceblur-face-frames"
 # Where originals are sealed the originals bucket holds no video to render again.
 SEALING_REASON = "edits need the original, and originals are sealed here"
-# A running job writes its status every few seconds while frames come out; one silent
-# for this long was stopped (the call timed out, the function restarted) and never ends.
-STALE_SECONDS = 120
-STALE_REASON = "the job stopped before it was done (a timeout or a restart); send the video again"
-
-
-# -- limits ---------------------------------------------------------------------------
-
-
-def check_size(size: int, settings: Settings) -> None:
-    if size > settings.max_video_bytes:
-        raise TooLargeError(
-            f"a video of {size} bytes; the limit is {settings.max_video_bytes} bytes",
-            "max_video_bytes",
-        )
-
-
-def check_video(info: VideoInfo, settings: Settings) -> None:
-    """TooLargeError when the video's header says it is longer or its first frame larger
-    than the limits. A header may not say (or lie): `decode_limits` hold while decoding."""
-    if info.frames > settings.max_video_frames:
-        raise TooLargeError(
-            f"a video of {info.frames} frames; the limit is {settings.max_video_frames}",
-            "max_video_frames",
-        )
-    if info.duration > settings.max_video_seconds:
-        raise TooLargeError(
-            f"a video of {info.duration:.0f} seconds; the limit is "
-            f"{settings.max_video_seconds} seconds",
-            "max_video_seconds",
-        )
-    pixels = info.width * info.height
-    if pixels > settings.max_video_pixels:
-        raise TooLargeError(
-            f"frames of {info.width}x{info.height} pixels; the limit is "
-            f"{settings.max_video_pixels} pixels per frame",
-            "max_video_pixels",
-        )
-
-
-def decode_limits(
-    settings: Settings, started: float, clock: Callable[[], float] = time.monotonic
-) -> DecodeLimits:
-    """The limits every decoded frame of a job is held to; its wall-clock budget counts
-    from `started` (a `clock()` time)."""
-    return DecodeLimits(
-        max_frames=settings.max_video_frames,
-        max_seconds=settings.max_video_seconds,
-        max_pixels=settings.max_video_pixels,
-        deadline=started + settings.video_job_seconds,
-        clock=clock,
-    )
-
-
-def frames_expected(info: VideoInfo) -> int:
-    """Frames the container announces (or its duration implies); 0 when unknown."""
-    return info.frames or (int(info.duration * info.rate) if info.duration else 0)
-
-
-# -- status ---------------------------------------------------------------------------
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class JobStatus:
-    """What `jobs/<job>.json` holds (the contract's fields, in its order)."""
-
-    job: str
-    state: str  # "running", "done" or "failed"; "queued" only for a render with edits
-    frames_done: int = 0
-    frames_total: int = 0  # 0: unknown
-    result_key: str | None = None
-    original_key: str | None = None
-    prefix: str = ""
-    reason: str | None = None
-    updated: str = ""
-    name: str = ""  # the video's file name as uploaded (the inbox key's last segment)
-    code: str | None = None  # a failed job's error code (errors.py), for programs
-    segments_done: int = 0  # a split job's: told from its segments' own status objects
-    segments_total: int = 0  # 0: not split (one call runs the whole video)
-    source_key: str | None = None  # a split job's inbox key, which its segment calls read
-    plan: list[dict] | None = None  # a split job's segments (media.segments.Segment)
-    # A split job's secret for its segments' draws (media.segments.new_seed): beside the
-    # original it would let nobody learn more than the original; dropped with the plan.
-    seed: int | None = None
-    # A render with a reviewer's edits (queued, running, failed): the result it replaces,
-    # so that deleting that result finds the job while it waits or runs.
-    replaces: str | None = None
-
-    def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
-
-    @staticmethod
-    def from_bytes(data: bytes) -> JobStatus:
-        document = json.loads(data)
-        fields = JobStatus.__dataclass_fields__
-        return JobStatus(**{name: document[name] for name in fields if name in document})
-
-
-def as_seen(status: JobStatus, now: datetime) -> JobStatus:
-    """The status a client is told: a running job silent for STALE_SECONDS has failed."""
-    if status.state != "running" or not status.updated:
-        return status
-    updated = datetime.fromisoformat(status.updated.replace("Z", "+00:00"))
-    if (now - updated).total_seconds() <= STALE_SECONDS:
-        return status
-    return replace(status, state="failed", reason=STALE_REASON, code="stale")
-
-
-def write_status(store: Store, settings: Settings, status: JobStatus) -> None:
-    stamped = replace(status, updated=_now())
-    store.put(
-        settings.bucket_originals, status_key(status.job), stamped.to_bytes(), "application/json"
-    )
-
-
-# A store that writes an object in place (the local s3rver does; MinIO does not) can hand
-# a poll the half-written status: read again, briefly, rather than fail the poll.
-TORN_READ_TRIES = 5
-TORN_READ_PAUSE_SECONDS = 0.1
-
-
-def read_status(store: Store, settings: Settings, job: str) -> JobStatus | None:
-    key = status_key(job)
-    for attempt in range(TORN_READ_TRIES):
-        if not store.exists(settings.bucket_originals, key):
-            return None
-        try:
-            return JobStatus.from_bytes(store.read(settings.bucket_originals, key))
-        except (ValueError, KeyError, TypeError):  # torn JSON (JSONDecodeError is a ValueError)
-            if attempt + 1 == TORN_READ_TRIES:
-                raise
-            time.sleep(TORN_READ_PAUSE_SECONDS)
-    return None
-
-
-def job_answer(
-    job: str, store: Store, settings: Settings, owner: str | None, now: datetime | None = None
-) -> dict:
-    """`GET ?job=` 's body. `owner`: the caller's prefix where accounts are on (another
-    owner's job is unknown to them), None where they are off. NotFoundError: no such job."""
-    check_job_id(job)
-    status = read_status(store, settings, job)
-    if status is not None and status.state == "running" and status.segments_total:
-        status = _with_segments(store, settings, status)
-    if status is not None:
-        status = as_seen(status, now or datetime.now(UTC))
-    if status is not None and owner is not None and status.prefix != owner:
-        status = None
-    if status is None:
-        waiting = store.keys(settings.bucket_inbox, prefix=inbox_key(owner or "", job, ""))
-        if not waiting:
-            raise NotFoundError(f"no job {job}")
-        status = JobStatus(job, "queued", prefix=owner or "", name=waiting[0].rsplit("/", 1)[-1])
-    done = status.state == "done" and status.result_key
-    return {
-        "job": status.job,
-        "state": status.state,
-        "frames_done": status.frames_done,
-        "frames_total": status.frames_total,
-        "result_key": status.result_key,
-        "result_url": store.result_url(status.result_key) if done else None,
-        "reason": status.reason,
-        "code": status.code,
-        "prefix": status.prefix,
-        "name": status.name,
-        "segments_done": status.segments_done,
-        "segments_total": status.segments_total,
-    }
-
 
 # -- the HTTP door: queue --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Queued:
-    """A video put into the inbox: its bucket event runs the job; a client polls its status."""
-
-    job: str
-    status_url: str
-    state: str = "queued"
 
 
 def queue_video(
@@ -285,68 +105,14 @@ def queue_video(
             info = probe(path)
         except FaceblurError as error:
             # Truncated or not a video: either way, not a video this service can read.
-            raise NotAVideoError(_plain(str(error), folder)) from None
+            raise NotAVideoError(plain_reason(str(error), folder)) from None
         check_video(info, settings)
         job = new_job_id()
         store.fput(settings.bucket_inbox, inbox_key(prefix, job, name), path, mime_type)
     return Queued(job, f"/function/{settings.function_name}?job={job}")
 
 
-def _plain(reason: str, folder: str) -> str:
-    """A reason without the temporary folder FFmpeg may name."""
-    return reason.replace(f"{folder}/", "").replace(folder, "")
-
-
 # -- the bucket path: run ---------------------------------------------------------------
-
-
-class VideoAnonymiser(Protocol):
-    """faceblur.video.anonymise_video with the door's detector (built once per process)."""
-
-    def anonymise_video(
-        self,
-        source: Path,
-        target: Path,
-        options: Options,
-        on_progress: ProgressCallback,
-        edits: VideoEdits | None = None,
-        observe: FrameObserver | None = None,
-        limits: DecodeLimits | None = None,
-    ) -> VideoResult: ...
-
-    def encode_segment(
-        self,
-        source: Path,
-        target: Path,
-        segment: Segment,
-        options: Options,
-        on_progress: ProgressCallback,
-        seed: int | None = None,
-    ) -> VideoResult: ...
-
-
-# Posts one segment's call (a small JSON payload, never video bytes) to the function's
-# async route; the queue worker hands it to whichever replica is free.
-Dispatch = Callable[[dict], None]
-DISPATCH_TIMEOUT_SECONDS = 10
-
-
-def gateway_dispatch(settings: Settings) -> Dispatch:
-    """Calls of the function through the gateway's async route (`FACEBLUR_GATEWAY_URL`)."""
-    url = f"{settings.gateway_url}/async-function/{settings.function_name}"
-
-    def dispatch(payload: dict) -> None:
-        headers = {"Content-Type": "application/json"}
-        if settings.webhook_token:  # the stack's own calls carry its token, as events do
-            headers["Authorization"] = f"Bearer {settings.webhook_token}"
-        request = urllib.request.Request(url, json.dumps(payload).encode(), headers)
-        try:
-            with urllib.request.urlopen(request, timeout=DISPATCH_TIMEOUT_SECONDS) as answer:
-                answer.read()
-        except OSError as error:  # URLError and HTTPError are OSErrors
-            raise UnavailableError(f"the gateway did not take a segment's call: {error}") from None
-
-    return dispatch
 
 
 def _progress(
@@ -386,7 +152,7 @@ def process_video_object(
     The inbox copy is the job's ticket: it is removed only once the job is done or failed.
     Deleting the video (`Store.remove_photo`, `accounts.remove_owned`) removes it first,
     so a run that finds it gone was deleted meanwhile: it takes back what it wrote and
-    ends, state "deleted", leaving nothing of the job (`_take_back`).
+    ends, state "deleted", leaving nothing of the job (`take_back`).
 
     An unavailable store or model (503) is raised, so that the event is retried.
     """
@@ -405,8 +171,8 @@ def process_video_object(
             if error.status == 503:
                 raise
             if not store.exists(settings.bucket_inbox, key):
-                return _take_back(key, running, store, settings)
-            reason, code = _plain(str(error), folder), error.code
+                return take_back(key, running, store, settings)
+            reason, code = plain_reason(str(error), folder), error.code
             failed = replace(running, state="failed", reason=reason, code=code)
             write_status(store, settings, failed)
             store.remove(settings.bucket_inbox, key)
@@ -414,7 +180,7 @@ def process_video_object(
     if done.state == "running":  # split: the segments' calls run it, the inbox copy stays
         return {"key": key, "job": job, "state": "running", "segments": done.segments_total}
     if not store.exists(settings.bucket_inbox, key):  # checked after every write of the job
-        return _take_back(key, done, store, settings)
+        return take_back(key, done, store, settings)
     store.remove(settings.bucket_inbox, key)
     return {
         "key": key,
@@ -423,22 +189,6 @@ def process_video_object(
         "original_key": done.original_key,
         "result_key": done.result_key,
     }
-
-
-def _take_back(key: str, status: JobStatus, store: Store, settings: Settings) -> dict:
-    """A job deleted while it ran (its inbox copy is gone): remove what this run wrote,
-    the pair it stored (the video was deleted, with its earlier result of the same keys),
-    its status, tracks and edits; nothing of the job is left."""
-    if status.result_key:
-        store.remove(settings.bucket_results, status.result_key)
-    if status.original_key:
-        store.remove(settings.bucket_originals, status.original_key)
-    originals = settings.bucket_originals
-    for part in job_keys(status.job):
-        if store.exists(originals, part):
-            store.remove(originals, part)
-    reason = "the video was deleted while its job waited or ran"
-    return {"key": key, "job": status.job, "state": "deleted", "reason": reason, "code": "gone"}
 
 
 def _run(
@@ -469,7 +219,7 @@ def _run(
     edits = read_edits(store, settings, running.job)
     plan = plan_segments(source, settings.video_segment_seconds)
     if len(plan.segments) > 1 and edits is None and not settings.seal_public_key:
-        return _split(key, running, plan, store, settings, dispatch)
+        return split_job(key, running, plan, store, settings, dispatch)
     running = replace(running, frames_total=frames_expected(info))
     write_status(store, settings, running)
     options = Options()
@@ -544,279 +294,6 @@ def _run(
     )
     write_status(store, settings, done)
     return done
-
-
-# -- a split job: segments (map) and their join (reduce) ----------------------------------
-
-
-@dataclass(frozen=True)
-class SegmentStatus:
-    """What `jobs/<job>/segments/<n>.json` holds: written by the call running segment n."""
-
-    state: str  # "queued", "running", "done"
-    tries: int = 0  # calls started on it
-    frames_done: int = 0
-    frames: int = 0
-    face_frames: int = 0
-    tracks: int = 0
-    reason: str | None = None  # the last try's failure
-    updated: str = ""
-
-    def to_bytes(self) -> bytes:
-        return json.dumps(asdict(replace(self, updated=_now()))).encode()
-
-    @staticmethod
-    def from_bytes(data: bytes) -> SegmentStatus:
-        document = json.loads(data)
-        fields = SegmentStatus.__dataclass_fields__
-        return SegmentStatus(**{name: document[name] for name in fields if name in document})
-
-
-def _write_segment(
-    store: Store, settings: Settings, job: str, index: int, status: SegmentStatus
-) -> None:
-    key = segment_status_key(job, index)
-    store.put(settings.bucket_originals, key, status.to_bytes(), "application/json")
-
-
-def _read_segment(store: Store, settings: Settings, job: str, index: int) -> SegmentStatus:
-    key = segment_status_key(job, index)
-    for attempt in range(TORN_READ_TRIES):
-        if not store.exists(settings.bucket_originals, key):
-            return SegmentStatus("queued")
-        try:
-            return SegmentStatus.from_bytes(store.read(settings.bucket_originals, key))
-        except (ValueError, KeyError, TypeError):
-            if attempt + 1 == TORN_READ_TRIES:
-                raise
-            time.sleep(TORN_READ_PAUSE_SECONDS)
-    return SegmentStatus("queued")
-
-
-def segment_payload(job: str, index: int) -> dict:
-    """The body of one segment's call: names only; the rest is read from the job's status."""
-    return {"segment": {"job": job, "index": index}}
-
-
-def _split(
-    key: str, running: JobStatus, plan: Plan, store: Store, settings: Settings, dispatch: Dispatch
-) -> JobStatus:
-    running = replace(
-        running,
-        frames_total=plan.frames,
-        segments_total=len(plan.segments),
-        source_key=key,
-        plan=[segment.to_dict() for segment in plan.segments],
-        seed=new_seed(),
-    )
-    for segment in plan.segments:
-        _write_segment(store, settings, running.job, segment.index, SegmentStatus("queued"))
-    write_status(store, settings, running)
-    for segment in plan.segments:
-        dispatch(segment_payload(running.job, segment.index))
-    return running
-
-
-def _with_segments(store: Store, settings: Settings, status: JobStatus) -> JobStatus:
-    """A split job's progress, summed from its segments' objects; its latest sign of life
-    (now, while a segment waits for a free replica: a long job on a busy cluster waits
-    without being stale)."""
-    done = frames = 0
-    updated = status.updated
-    for index in range(status.segments_total):
-        segment = _read_segment(store, settings, status.job, index)
-        done += segment.state == "done"
-        frames += segment.frames if segment.state == "done" else segment.frames_done
-        updated = max(updated, _now() if segment.state == "queued" else segment.updated)
-    return replace(status, segments_done=done, frames_done=frames, updated=updated)
-
-
-def process_segment(
-    payload: dict,
-    anonymiser: VideoAnonymiser,
-    store: Store,
-    settings: Settings,
-    clock: Callable[[], float] = time.monotonic,
-    dispatch: Dispatch | None = None,
-) -> dict[str, object]:
-    """One segment's call (the map step), then the join when it was the last one.
-
-    A failed try is posted again until the segment has had `video_segment_tries` calls;
-    then the job fails with the segment's reason and nothing of it is kept. A call for a
-    job that is no longer running does nothing (a repeated or late delivery).
-    """
-    try:
-        job, index = check_job_id(str(payload["job"])), int(payload["index"])
-    except (KeyError, TypeError, ValueError):
-        raise BadRequestError('"segment" needs "job" and "index"', "bad_segment") from None
-    dispatch = dispatch or gateway_dispatch(settings)
-    status = read_status(store, settings, job)
-    if status is None or status.state != "running" or not status.plan:
-        return {"job": job, "segment": index, "state": "skipped"}
-    if not 0 <= index < len(status.plan):
-        raise BadRequestError(f"job {job} has no segment {index}", "bad_segment")
-    segment = Segment.from_dict(status.plan[index])
-    before = _read_segment(store, settings, job, index)
-    if before.state == "done":
-        return {"job": job, "segment": index, "state": "done"}
-    tries = before.tries + 1
-    running = SegmentStatus("running", tries, frames=segment.frames)
-    _write_segment(store, settings, job, index, running)
-    with tempfile.TemporaryDirectory(prefix="faceblur-segment-") as folder:
-        try:
-            result = _hide_segment(
-                status, segment, tries, Path(folder), anonymiser, store, settings
-            )
-        except FaceblurError as error:
-            if error.status == 503:
-                raise
-            if _deleted_meanwhile(status, store, settings):
-                return _take_back_split(status, store, settings)
-            reason = _plain(str(error), folder)
-            if tries < settings.video_segment_tries:
-                retry = replace(running, state="queued", reason=reason)
-                _write_segment(store, settings, job, index, retry)
-                dispatch(segment_payload(job, index))
-                return {"job": job, "segment": index, "state": "retried", "reason": reason}
-            return _fail_split(status, index, reason, error.code, store, settings)
-    done = replace(
-        running,
-        state="done",
-        frames_done=result.frames,
-        face_frames=result.face_frames,
-        tracks=result.tracks,
-    )
-    _write_segment(store, settings, job, index, done)
-    if _deleted_meanwhile(status, store, settings):  # checked after the segment's writes
-        return _take_back_split(status, store, settings)
-    if _with_segments(store, settings, status).segments_done < status.segments_total:
-        return {"job": job, "segment": index, "state": "done"}
-    return _join(status, store, settings)
-
-
-def _deleted_meanwhile(status: JobStatus, store: Store, settings: Settings) -> bool:
-    """Whether a split job's ticket, its inbox copy, is gone: the video (or its owner's
-    account) was deleted while a segment or the join ran."""
-    assert status.source_key is not None
-    return not store.exists(settings.bucket_inbox, status.source_key)
-
-
-def _take_back_split(status: JobStatus, store: Store, settings: Settings) -> dict:
-    """A split job deleted while one of its calls ran: what that call wrote (segments, or
-    the join's pair and status) goes, as the rest of the job went with the delete."""
-    _remove_segments(status, store, settings)
-    assert status.source_key is not None
-    return _take_back(status.source_key, status, store, settings)
-
-
-def _hide_segment(
-    status: JobStatus,
-    segment: Segment,
-    tries: int,
-    folder: Path,
-    anonymiser: VideoAnonymiser,
-    store: Store,
-    settings: Settings,
-) -> VideoResult:
-    assert status.source_key is not None
-    source = folder / inbox_name(status.name)
-    store.fget(settings.bucket_inbox, status.source_key, source, max_bytes=settings.max_video_bytes)
-    target = folder / "segment.mp4"
-    progress = _segment_progress(store, settings, status.job, segment, tries)
-    result = anonymiser.encode_segment(source, target, segment, Options(), progress, status.seed)
-    key = segment_video_key(status.job, segment.index)
-    store.fput(settings.bucket_originals, key, target, VIDEO_RESULT_TYPE)
-    return result
-
-
-def _segment_progress(
-    store: Store, settings: Settings, job: str, segment: Segment, tries: int
-) -> ProgressCallback:
-    """The segment's own status written at most every PROGRESS_INTERVAL_SECONDS."""
-    last = [time.monotonic()]
-
-    def report(done: int, total: int) -> None:
-        if time.monotonic() - last[0] >= PROGRESS_INTERVAL_SECONDS:
-            last[0] = time.monotonic()
-            now = SegmentStatus("running", tries, frames_done=done, frames=segment.frames)
-            _write_segment(store, settings, job, segment.index, now)
-
-    return report
-
-
-def _join(status: JobStatus, store: Store, settings: Settings) -> dict[str, object]:
-    """The reduce step: the segments joined (remuxed, the source's audio copied once),
-    the pair stored, the segments and the inbox copy removed, the job done."""
-    assert status.source_key is not None and status.plan is not None
-    latest = read_status(store, settings, status.job)
-    if latest is None or latest.state != "running":  # another call's join came first
-        return {"job": status.job, "state": latest.state if latest else "gone"}
-    segments = [Segment.from_dict(document) for document in status.plan]
-    originals = settings.bucket_originals
-    with tempfile.TemporaryDirectory(prefix="faceblur-join-") as folder:
-        mime_type = video_type(store.head(settings.bucket_inbox, status.source_key, SNIFF_BYTES))
-        source = Path(folder) / inbox_name(status.name, mime_type or "video/mp4")
-        store.fget(settings.bucket_inbox, status.source_key, source, settings.max_video_bytes)
-        parts = []
-        for segment in segments:
-            part = Path(folder) / f"segment-{segment.index:05d}.mp4"
-            store.fget(originals, segment_video_key(status.job, segment.index), part)
-            parts.append(part)
-        target = Path(folder) / "result.mp4"
-        try:
-            frames = join_segments(source, segments, parts, target, status.frames_total)
-        except FaceblurError as error:
-            return _fail_split(status, -1, _plain(str(error), folder), error.code, store, settings)
-        counts = [_read_segment(store, settings, status.job, s.index) for s in segments]
-        # Track ids are each segment's own: a face crossing a border is counted in both.
-        metadata = {
-            FACES_METADATA: str(sum(c.tracks for c in counts)),
-            FACE_FRAMES_METADATA: str(sum(c.face_frames for c in counts)),
-        }
-        options = Options()
-        pair = store.put_pair(
-            source,
-            mime_type or "video/mp4",
-            target,
-            VIDEO_RESULT_TYPE,
-            vars(options),
-            metadata,
-            prefix=status.prefix,
-        )
-    done = replace(
-        status,
-        state="done",
-        frames_done=frames,
-        frames_total=frames,
-        segments_done=status.segments_total,
-        result_key=pair.result_key,
-        original_key=pair.original_key,
-        plan=None,
-        seed=None,
-    )
-    write_status(store, settings, done)
-    if _deleted_meanwhile(status, store, settings):  # checked after the join's writes
-        return _take_back_split(done, store, settings)
-    _remove_segments(status, store, settings)
-    return {"job": status.job, "state": "done", "result_key": pair.result_key}
-
-
-def _fail_split(
-    status: JobStatus, index: int, reason: str, code: str, store: Store, settings: Settings
-) -> dict[str, object]:
-    where = f"segment {index + 1} of {status.segments_total}" if index >= 0 else "the join"
-    reason = f"{where}: {reason}"
-    failed = replace(status, state="failed", reason=reason, code=code, plan=None, seed=None)
-    write_status(store, settings, failed)
-    _remove_segments(status, store, settings)
-    return {"job": status.job, "state": "failed", "reason": reason, "code": code}
-
-
-def _remove_segments(status: JobStatus, store: Store, settings: Settings) -> None:
-    for key in store.keys(settings.bucket_originals, prefix=segments_prefix(status.job)):
-        store.remove(settings.bucket_originals, key)
-    if status.source_key is not None:
-        store.remove(settings.bucket_inbox, status.source_key)
 
 
 # -- review: a finished job's tracks, and a new render with a reviewer's edits ----------------
