@@ -18,7 +18,8 @@ import numpy as np
 
 from faceblur.anonymise.base import Job, Method, SteadyTones
 from faceblur.anonymise.classic import Blur, Pixelate, Solid, gaussian_blur
-from faceblur.anonymise.fill import HAZE_OFFSET, Haze, Smudge, kept_pixels, kept_tones
+from faceblur.anonymise.fill import HAZE_OFFSET, Haze, Smudge
+from faceblur.anonymise.head import kept_pixels, kept_tones
 from faceblur.anonymise.masks import _clipped_regions, outline_oval, region_mask
 from faceblur.errors import BadRequestError
 from faceblur.geometry import Box
