@@ -139,14 +139,14 @@ def profile_clip(path: Path, folder: Path, detector, every: int) -> tuple[dict, 
 
 def write_encoded(frames: list, stored: list, target: Path, rate, crf: int) -> None:
     """The frames through the pipeline's encoder into an MP4, as `anonymise_video` does."""
-    from faceblur.media.video import X264_PRESET
+    from faceblur.media.video import x264_options
 
     with av.open(str(target), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
         stream = out.add_stream("libx264", rate=rate)
         stream.width, stream.height = frames[0].width, frames[0].height
         stream.pix_fmt = "yuv420p"
         stream.time_base = stored[0].time_base
-        stream.options = {"crf": str(crf), "preset": X264_PRESET}  # as anonymise_video
+        stream.options = dict(x264_options(crf))  # as anonymise_video
         for frame, source in zip(frames, stored, strict=True):
             frame.pts, frame.time_base = source.pts, source.time_base
             out.mux(stream.encode(frame))

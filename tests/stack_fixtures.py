@@ -131,6 +131,15 @@ class LocalS3:
         self.server = _start(self.server.directory, self.server.port)
 
 
+def wait_until_empty(store, bucket: str, seconds: float) -> list[str]:
+    """The keys left in `bucket` once it is empty or `seconds` have gone by: the function
+    removes an inbox copy a moment after its result (and a job's done status) is there."""
+    deadline = time.monotonic() + seconds
+    while store.keys(bucket) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return store.keys(bucket)
+
+
 def _start(directory: Path, port: int | None = None, **kwargs) -> S3Server:
     access_key, secret_key = LOOPBACK_CREDENTIALS
     if kwargs.get("webhook_url"):

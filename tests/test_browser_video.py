@@ -29,7 +29,14 @@ from playwright.sync_api import expect
 from data import astronaut
 from faceblur.config import load_settings
 from faceblur.store.s3 import Store
-from stack_fixtures import free_port, run_stack_env, running_frontend, start_run_stack, stop_process
+from stack_fixtures import (
+    free_port,
+    run_stack_env,
+    running_frontend,
+    start_run_stack,
+    stop_process,
+    wait_until_empty,
+)
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
 
@@ -203,10 +210,7 @@ def test_a_video_is_processed_and_plays_in_the_page(page, tmp_path):
         )
         assert answer.status_code == 200 and answer.content[4:8] == b"ftyp"
         store = Store(load_settings(env, secrets_dir=tmp_path / "no-secrets"))
-        deadline = time.monotonic() + 30  # the function empties the inbox as for photos
-        while store.keys("inbox") and time.monotonic() < deadline:
-            time.sleep(0.5)
-        assert store.keys("inbox") == []
+        assert wait_until_empty(store, "inbox", 30) == []  # emptied as for photos
         assert store.keys("results") == [card.get_attribute("data-key")]
         assert card.get_attribute("data-key").endswith(".mp4")
     finally:

@@ -29,6 +29,7 @@ from stack_fixtures import (
     start_local_s3,
     start_run_stack,
     stop_process,
+    wait_until_empty,
 )
 
 STACK_READY_SECONDS = 240
@@ -158,10 +159,7 @@ def test_make_run_serves_everything_and_ctrl_c_stops_it(
         store.client.put_object(
             bucket_name="inbox", object_name="dropped.png", data=io.BytesIO(png), length=len(png)
         )
-        deadline = time.monotonic() + EVENT_WAIT_SECONDS
-        while time.monotonic() < deadline and store.keys("inbox"):
-            time.sleep(0.5)
-        assert store.keys("inbox") == []
+        assert wait_until_empty(store, "inbox", EVENT_WAIT_SECONDS) == []
         assert f"{content_id(png)}.png" in store.keys("originals")
         assert any(key.startswith(content_id(png)) for key in store.keys("results"))
         # The objects are files in the data folder, which outlives the stack.

@@ -182,15 +182,22 @@ def test_yunet_called_from_many_threads_answers_as_one_at_a_time(dev_annotations
 # ---------------------------------------------------------------- the command line
 
 
+def batch_folder(tmp_path: Path, names: list[str], suffix: str, not_a_photo: str) -> Path:
+    """A folder of the dev photos `names` as `<index><suffix>.jpg`, and a file
+    `not_a_photo` that is no photo (named to sort between two of them)."""
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for index, name in enumerate(names):
+        (folder / f"{index}{suffix}.jpg").write_bytes((FACES_DEV / name).read_bytes())
+    (folder / not_a_photo).write_text("not a photo")
+    return folder
+
+
 def test_detect_on_a_batch_prints_what_one_photo_at_a_time_finds_in_order(
     tmp_path: Path, dev_annotations, detector
 ) -> None:
     names = [entry["image"] for entry in dev_annotations[10:15]]
-    folder = tmp_path / "batch"
-    folder.mkdir()
-    for index, name in enumerate(names):
-        (folder / f"{index}a.jpg").write_bytes((FACES_DEV / name).read_bytes())
-    (folder / "2b.jpg").write_text("not a photo")  # between the third and the fourth
+    folder = batch_folder(tmp_path, names, "a", "2b.jpg")  # between the third and the fourth
     out, err = io.StringIO(), io.StringIO()
 
     with redirect_stdout(out), redirect_stderr(err):
@@ -220,11 +227,7 @@ def test_blur_on_a_batch_writes_what_one_photo_at_a_time_writes(
     tmp_path: Path, dev_annotations
 ) -> None:
     names = [entry["image"] for entry in dev_annotations[20:23]]
-    folder = tmp_path / "batch"
-    folder.mkdir()
-    for index, name in enumerate(names):
-        (folder / f"{index}.jpg").write_bytes((FACES_DEV / name).read_bytes())
-    (folder / "1b.jpg").write_text("not a photo")  # between the second and the third
+    folder = batch_folder(tmp_path, names, "", "1b.jpg")  # between the second and the third
     err = io.StringIO()
     # `blur`, not the default: the default draws a fresh secret on every photo by design.
     method = ["--method", "blur"]

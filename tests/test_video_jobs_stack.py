@@ -21,7 +21,7 @@ from bench.clips import make_clip
 from data import composed_photo
 from faceblur.service.video_jobs import job_answer
 from faceblur.store.keys import inbox_key, job_of_key, new_job_id, status_key, tracks_key
-from stack_fixtures import LocalS3, free_port, start_function, start_local_s3
+from stack_fixtures import LocalS3, free_port, start_function, start_local_s3, wait_until_empty
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
 
@@ -142,10 +142,7 @@ def test_a_posted_video_is_queued_then_done_and_plays(stack, family, tmp_path) -
     assert poll(url, first, {"done", "failed"})[-1] == "done"
     # The inbox copy is the job's ticket: checked after the done status is written, then
     # removed, so a poll may see "done" a moment before the inbox is empty.
-    deadline = time.monotonic() + 30
-    while store.keys("inbox") and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert store.keys("inbox") == []
+    assert wait_until_empty(store, "inbox", 30) == []
     # Each finished job keeps its status and its tracks (for review), nothing else.
     assert sorted(store.keys("originals", prefix="jobs/")) == sorted(
         [status_key(first), status_key(job), tracks_key(first), tracks_key(job)]
