@@ -14,6 +14,8 @@ from faceblur.anonymise.masks import FEATHER, _region_weights
 from faceblur.geometry import Box
 from faceblur.options import DEFAULT_SHAPE, DEFAULT_STRENGTH
 
+Crown = np.ndarray | None  # a head's crown colour (faceblur.anonymise.head); None: generic
+
 
 class SteadyTones:
     """A video's memory of each track's look, so a hidden face keeps its colour and shape.
@@ -21,6 +23,8 @@ class SteadyTones:
     One secret offset and one head drawing (a seed) per track, drawn when the track first
     shows, and the measured mean colour followed slowly (a share `follow` of the way each
     frame): the fill neither jumps with every new draw nor drifts with the detector's box.
+    A track's crown (`faceblur.anonymise.head.crowd_crowns`) is the one it first showed:
+    a crowd's neighbours come and go, and a crown that changed with them would flicker.
     Frames must be given in order; one object per video (or per segment of a split one).
 
     `seed`: the draws come from it and the track's number alone, not from the caller's
@@ -35,7 +39,7 @@ class SteadyTones:
     def __init__(self, follow: float = 0.1, seed: Sequence[int] | None = None) -> None:
         self.follow = follow
         self.seed = tuple(seed) if seed is not None else None
-        self._tracks: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
+        self._tracks: dict[int, tuple[np.ndarray, np.ndarray, int, Crown]] = {}
         self._handed: dict[int, tuple[np.ndarray, int]] = {}  # draws of `handed_on` numbers
 
     def tone(
@@ -43,17 +47,19 @@ class SteadyTones:
         track: int,
         measured: np.ndarray,
         draw: Callable[[np.random.Generator | None], tuple[np.ndarray, int]],
-    ) -> tuple[np.ndarray, int]:
-        """The tone to paint for `track` this frame and its head's seed; `draw(rng)` gives
-        a new (offset, seed) for a track not seen before, from `rng` (None: the caller's)."""
+        crown: Crown = None,
+    ) -> tuple[np.ndarray, int, Crown]:
+        """The tone to paint for `track` this frame, its head's seed and its crown; `draw(rng)`
+        gives a new (offset, seed) for a track not seen before, from `rng` (None: the
+        caller's); `crown` is this frame's, kept for a track not seen before."""
         if track not in self._tracks:
             offset, seed = draw(self._generator(track))
-            self._tracks[track] = (measured.astype(np.float64), offset, seed)
+            self._tracks[track] = (measured.astype(np.float64), offset, seed, crown)
         else:
-            mean, offset, seed = self._tracks[track]
-            self._tracks[track] = (mean + self.follow * (measured - mean), offset, seed)
-        mean, offset, seed = self._tracks[track]
-        return mean + offset, seed
+            mean, offset, seed, crown = self._tracks[track]
+            self._tracks[track] = (mean + self.follow * (measured - mean), offset, seed, crown)
+        mean, offset, seed, crown = self._tracks[track]
+        return mean + offset, seed, crown
 
     def handed_on(self, numbers: dict[int, int]) -> SteadyTones:
         """This frame's tones looked at again, no mean followed: each track in `numbers`
@@ -79,17 +85,20 @@ class _HandedOn(SteadyTones):
         track: int,
         measured: np.ndarray,
         draw: Callable[[np.random.Generator | None], tuple[np.ndarray, int]],
-    ) -> tuple[np.ndarray, int]:
+        crown: Crown = None,
+    ) -> tuple[np.ndarray, int, Crown]:
         steady = self._steady
         if track not in steady._tracks:  # not painted this frame: nothing to look at again
-            return steady.tone(track, measured, draw)
-        mean, offset, seed = steady._tracks[track]
+            return steady.tone(track, measured, draw, crown)
+        mean, offset, seed, kept = steady._tracks[track]
         other = self._numbers.get(track)
-        if other is not None:
-            if other not in steady._handed:
-                steady._handed[other] = draw(steady._generator(other))
-            offset, seed = steady._handed[other]
-        return mean + offset, seed
+        if other is None:
+            return mean + offset, seed, kept
+        if other not in steady._handed:
+            steady._handed[other] = draw(steady._generator(other))
+        offset, seed = steady._handed[other]
+        # The next segment's track starts here: it keeps the crown this frame shows.
+        return mean + offset, seed, crown
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,14 @@ import cv2
 import numpy as np
 
 from faceblur.anonymise.base import Job, _luminance
-from faceblur.anonymise.head import _Head, _smoothstep, _with_heads, kept_tones
+from faceblur.anonymise.head import (
+    _Head,
+    _smoothstep,
+    _with_heads,
+    crowd_crowns,
+    kept_crowns,
+    kept_tones,
+)
 from faceblur.anonymise.masks import _region_weights, region_mask
 from faceblur.geometry import Box
 
@@ -308,15 +315,16 @@ class Haze:
             offset = rng.uniform(-spread, spread) + rng.uniform(-chroma, chroma, 3)
             return offset, int(rng.integers(2**63))
 
+        crowns = crowd_crowns(regions, kept_crowns(image, regions, job.shape))
         heads = []
-        for index, (box, tone) in enumerate(zip(regions, tones, strict=True)):
+        for index, (box, tone, crown) in enumerate(zip(regions, tones, crowns, strict=True)):
             if tone is None:
                 continue
             if job.steady is not None and job.tracks is not None:
-                tone, seed = job.steady.tone(job.tracks[index], tone, draw)
+                tone, seed, crown = job.steady.tone(job.tracks[index], tone, draw, crown)
             else:
                 offset, seed = draw()
                 tone = tone + offset
             head_rng = np.random.default_rng(seed)
-            heads.append(_Head.drawn(box, np.clip(tone, 0.0, 255.0), head_rng))
+            heads.append(_Head.drawn(box, np.clip(tone, 0.0, 255.0), head_rng, crown))
         return _paint_union(image, regions, job, lean_to_skin=False, heads=heads)
