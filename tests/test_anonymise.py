@@ -15,11 +15,13 @@ from faceblur.anonymise import (
     METHODS,
     SteadyTones,
     anonymise,
+    crown_pixels,
     kept_pixels,
     kept_tones,
     outline_oval,
     region_mask,
 )
+from faceblur.anonymise.head import crowd_crowns
 from faceblur.errors import BadRequestError
 from faceblur.geometry import padded_region
 from faceblur.options import (
@@ -690,6 +692,138 @@ def test_the_default_head_has_a_darker_crown() -> None:
     assert crown.mean() < min(middle, wall) - 12, (crown.mean(), middle, wall)
     outside = ~region_mask(height, width, [region], DEFAULT_SHAPE)
     assert np.array_equal(result[outside], image[outside])
+
+
+WALL, SKIN = (60, 70, 80), (190, 140, 110)
+WHITE_CAP = (235, 235, 230)
+
+
+def _capped_crowd(count: int, cap=WHITE_CAP) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """`count` faces of one size on a dark wall, in rows, each under a cap of colour `cap`
+    (the band above the face where a helmet sits); their padded regions lie apart."""
+    face_w, face_h, step = 40, 52, 110
+    columns = 4
+    rows = -(-count // columns)
+    image = np.full((rows * step + 40, columns * step + 40, 3), WALL, dtype=np.uint8)
+    faces = []
+    for index in range(count):
+        x = 55 + (index % columns) * step
+        y = 70 + (index // columns) * step
+        image[y - face_h // 2 : y + face_h // 6, x - face_w // 4 : x + face_w + face_w // 4] = cap
+        cv2.ellipse(
+            image, (x + face_w // 2, y + face_h // 2), (face_w // 2, face_h // 2), 0, 0, 360,
+            SKIN, -1,
+        )  # fmt: skip
+        faces.append((x, y, face_w, face_h))
+    return image, _regions(image, faces)
+
+
+def _crown_and_face(result: np.ndarray, region: tuple[int, int, int, int]) -> tuple[float, float]:
+    """The grey level of a hidden head's crown (a band a fifth of the way down its region,
+    across its middle) and of its face (a patch in the middle of the face)."""
+    x, y, w, h = region
+    grey = _grey(result)
+    crown = grey[y + h // 5 : y + h // 4, x + 2 * w // 5 : x + 3 * w // 5].mean()
+    face = grey[y + h // 2 : y + 2 * h // 3, x + 2 * w // 5 : x + 3 * w // 5].mean()
+    return crown, face
+
+
+def test_a_crowd_under_white_caps_gets_light_crowns() -> None:
+    """A row of helmets or white caps: each head in a crowd wears the crown its
+    neighbours' hidden crowns share (light here), not the generic dark one; a small group
+    under the same caps keeps the generic dark crown (too few neighbours to read theirs),
+    and a crowd under dark caps wears dark crowns. The first four faces lie at the same
+    places in each picture and get the same draws (the same seed, in the same order)."""
+
+    def crowns(count: int, cap=WHITE_CAP) -> list[tuple[float, float]]:
+        image, regions = _capped_crowd(count, cap)
+        result = anonymise(image, regions, grain=False, rng=np.random.default_rng(2))
+        return [_crown_and_face(result, region) for region in regions[:4]]
+
+    light, few, dark = crowns(8), crowns(4), crowns(8, cap=(30, 25, 20))
+    for (crown, _), (generic, face), (under_dark, dark_face) in zip(light, few, dark, strict=True):
+        assert generic < face - 12, (generic, face)
+        assert crown > generic + 20, (crown, generic)
+        assert under_dark < min(dark_face - 12, crown - 30), (under_dark, dark_face, crown)
+
+
+@pytest.mark.parametrize("strength", STRENGTHS)
+def test_in_a_crowd_the_default_keeps_each_face_mean_colour_and_crown_mean(strength) -> None:
+    """Every pixel inside a crowd's regions replaced by other pixels with the same sums
+    per channel over each face's core and over its crown (`crown_pixels`), the seed kept:
+    the very same output. And a head never wears its own crown: one face's whole region
+    changed (its core's sums kept) leaves what is painted in that region byte-identical."""
+    image, regions = _capped_crowd(8)
+    height, width = image.shape[:2]
+    inside = region_mask(height, width, regions, DEFAULT_SHAPE)
+    other = image.copy()
+    other[inside] = np.random.default_rng(4).integers(0, 256, (int(inside.sum()), 3))
+    for x, y, w, h in regions:
+        for part in (kept_pixels, crown_pixels):
+            pixels = np.zeros((height, width), dtype=bool)
+            pixels[y : y + h, x : x + w] = part((x, y, w, h), width, height, DEFAULT_SHAPE)
+            assert pixels.any() and not (pixels & ~inside).any()
+            other[pixels] = _with_sums(other[pixels], image[pixels].sum(axis=0, dtype=np.int64))
+    first = anonymise(image, regions, strength=strength, rng=np.random.default_rng(8))
+    second = anonymise(other, regions, strength=strength, rng=np.random.default_rng(8))
+    assert np.array_equal(first, second)
+    # One face's region wholly other, its core's sums kept: its own head is unchanged...
+    x, y, w, h = regions[5]
+    alone = image.copy()
+    own = np.zeros((height, width), dtype=bool)
+    own[y : y + h, x : x + w] = region_mask(height, width, [regions[5]], DEFAULT_SHAPE)[
+        y : y + h, x : x + w
+    ]
+    alone[own] = np.random.default_rng(5).integers(0, 256, (int(own.sum()), 3))
+    core = np.zeros((height, width), dtype=bool)
+    core[y : y + h, x : x + w] = kept_pixels(regions[5], width, height, DEFAULT_SHAPE)
+    alone[core] = _with_sums(alone[core], image[core].sum(axis=0, dtype=np.int64))
+    third = anonymise(alone, regions, strength=strength, rng=np.random.default_rng(8))
+    assert np.array_equal(third[own], first[own])
+    # ...while its neighbours' crowns are read: dark caps all round give it a dark crown.
+    dark = image.copy()
+    dark[(image == WHITE_CAP).all(axis=2) & ~own] = (30, 25, 20)
+    fourth = anonymise(dark, regions, strength=strength, rng=np.random.default_rng(8))
+    assert _crown_and_face(fourth, regions[5])[0] < _crown_and_face(first, regions[5])[0] - 30
+
+
+def test_a_head_never_wears_its_own_crown() -> None:
+    """`crowd_crowns` on a crowd of all-different crown colours (so every median moves
+    with any one of its five): each face's crown is the same whatever its own crown is,
+    and moves when a neighbour's does. Fewer than five others of about its size: none."""
+    rng = np.random.default_rng(7)
+    regions = [(int(x), int(y), 40, 52) for x, y in rng.integers(0, 2000, (12, 2))]
+    regions += [(100, 100, 200, 260)]  # far larger than the rest: no neighbours of its size
+    crowns = [rng.uniform(0, 255, 3) for _ in regions]
+    drawn = crowd_crowns(regions, crowns)
+    assert drawn[-1] is None and all(crown is not None for crown in drawn[:-1])
+    for index in range(len(regions) - 1):
+        changed = list(crowns)
+        changed[index] = rng.uniform(0, 255, 3)
+        again = crowd_crowns(regions, changed)
+        assert np.array_equal(again[index], drawn[index])
+        assert any(not np.array_equal(a, b) for a, b in zip(again[:-1], drawn[:-1], strict=True))
+    assert crowd_crowns(regions[:5], crowns[:5]) == [None] * 5
+
+
+def test_a_video_face_keeps_the_crown_it_first_showed() -> None:
+    """A crowd's neighbours come and go: a track keeps the crown of its first frame, so it
+    does not flicker when the caps around it change (or leave the frame)."""
+    crowd, regions = _capped_crowd(8)
+    steady = SteadyTones(seed=(5,))
+    tracks = list(range(8))
+    first = anonymise(crowd, regions, grain=False, tracks=tracks, steady=steady)
+    # The caps turn dark where they are hidden (what is visible stays as it was).
+    hidden = region_mask(crowd.shape[0], crowd.shape[1], regions, DEFAULT_SHAPE)
+    dark = crowd.copy()
+    dark[(crowd == WHITE_CAP).all(axis=2) & hidden] = (30, 25, 20)
+    later = anonymise(dark, regions, grain=False, tracks=tracks, steady=steady)
+    # The same draws for each track (the same seed), the crown read afresh: a dark one.
+    fresh = anonymise(dark, regions, grain=False, tracks=tracks, steady=SteadyTones(seed=(5,)))
+    for region in regions:
+        crown = _crown_and_face(later, region)[0]
+        assert abs(crown - _crown_and_face(first, region)[0]) < 6
+        assert crown > _crown_and_face(fresh, region)[0] + 20
 
 
 def test_a_video_face_keeps_its_tone_from_frame_to_frame(group) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from faceblur.anonymise.base import Job, Method, SteadyTones
 from faceblur.anonymise.classic import Blur, Pixelate, Solid, gaussian_blur
 from faceblur.anonymise.fill import HAZE_OFFSET, Haze, Smudge
-from faceblur.anonymise.head import kept_pixels, kept_tones
+from faceblur.anonymise.head import crown_pixels, kept_pixels, kept_tones
 from faceblur.anonymise.masks import _clipped_regions, outline_oval, region_mask
 from faceblur.errors import BadRequestError
 from faceblur.geometry import Box
@@ -42,6 +42,7 @@ __all__ = [
     "Solid",
     "SteadyTones",
     "anonymise",
+    "crown_pixels",
     "gaussian_blur",
     "kept_pixels",
     "kept_tones",
