@@ -16,6 +16,10 @@ anonymised by faceblur's default, smudge and blur, beside deface 1.5.0's own CLI
   and a ring deeper inside; the halo is how far the inner ring lies beyond both of the
   others (lighter than both, or darker than both; 0 when it lies between them). Median,
   90th percentile and the share of regions over HALO_VISIBLE levels.
+* edge step (the seam): how far the pixels just inside the union of faceblur's regions
+  lie from those just outside them (`edge_step`), per method, beside the photo's own
+  fine texture there: a fill that meets the photo only at a coarse scale reads as a
+  sticker's outline even with no halo.
 
 And, from the same run, the hard limits of bench/recall.py that the default's look can
 move (its definitions, its code): changed outside faces for the default and deface,
@@ -92,6 +96,24 @@ def colour_shift(before: np.ndarray, after: np.ndarray, box: Sequence[int]) -> f
     return float(distance[y - top : y - top + h, x - left : x - left + w].mean())
 
 
+def edge_step(image: np.ndarray, mask: np.ndarray) -> float:
+    """How far the pixels of `image` just inside the edge of `mask` (the hidden area) lie
+    from those just outside it: the mean grey-level distance of each such pixel from the
+    mean of its 3x3 neighbours outside the mask. On the photo itself it is the photo's own
+    fine texture; a fill that meets the photo only at a coarse scale shows a seam, a step
+    well above it."""
+    kernel = np.ones((3, 3), np.uint8)
+    inner = mask & ~cv2.erode(mask.astype(np.uint8), kernel).astype(bool)
+    outer = (cv2.dilate(mask.astype(np.uint8), kernel).astype(bool) & ~mask).astype(np.float32)
+    neighbours = cv2.blur(outer, (3, 3))
+    edge = inner & (neighbours > 0)
+    if not edge.any():
+        return 0.0
+    shade = grey(image)
+    around = cv2.blur(shade * outer, (3, 3)) / np.maximum(neighbours, 1e-6)
+    return float(np.abs(shade - around)[edge].mean())
+
+
 def halo(before: np.ndarray, after: np.ndarray, region: Sequence[int], shape: str) -> float:
     """How far the ring just inside a region's changed area lies beyond both the ring just
     outside it and the ring deeper in (grey levels; 0 when it lies between them)."""
@@ -152,6 +174,7 @@ def summary(values: list[float]) -> dict:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from faceblur.anonymise import region_mask
     from faceblur.media.photo import anonymise_image
     from faceblur.options import Options
 
@@ -171,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shifts: dict[str, list[float]] = {m: [] for m in (*METHODS, "deface")}
     per_draw: list[list[float]] = [[] for _ in range(draws)]
     halos: dict[str, list[float]] = {m: [] for m in METHODS}
+    edges: dict[str, list[float]] = {m: [] for m in ("photo", *METHODS)}
     per_photo: dict[str, dict] = {}
     outside: dict[str, list[float]] = {DEFAULT_METHOD: [], "deface": []}
     covered: dict[str, list[bool]] = {band: [] for band, _, _ in recall.BANDS}
@@ -218,6 +242,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 drawn = [round(colour_shift(before, after, f), 2) for f in changed]
                 shifts[DEFAULT_METHOD] += drawn
                 per_draw[draw] += drawn
+            hidden = region_mask(height, width, regions, Options().shape)
+            edges["photo"].append(edge_step(before, hidden))
+            for method in METHODS:
+                edges[method].append(edge_step(outputs[method], hidden))
             for method in METHODS:
                 halos[method] += [
                     halo(before, outputs[method], r, Options().shape)
@@ -236,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(OpenCV, floats in 0..1), Euclidean distance averaged over the box",
             "halo": "faceblur's regions >= 20 px: grey level of the ring just inside the "
             "changed area beyond both the ring outside and the ring deeper in (0 between)",
+            "edge_step": "mean over photos of the grey-level distance of each pixel just "
+            "inside the regions' union from the mean of its 3x3 neighbours outside it "
+            "(`photo`: the input's own fine texture there)",
             "deface": "deface 1.5.0 CLI, onnxrt, --mask-scale 1.3, its own output",
         },
         "draws": draws,
@@ -250,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             for method, values in halos.items()
         },
+        "edge_step": {tool: round(float(np.mean(v)), 2) for tool, v in edges.items() if v},
         "changed_outside_faces": {t: round(float(np.mean(v)), 4) for t, v in outside.items()},
         "honest_covered": {b: round(float(np.mean(v)), 4) for b, v in covered.items() if v},
         "unmatched_per_photo": round(strays / len(entries), 3),
@@ -283,6 +315,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{d['median']:.2f} / {d['p90']:.2f}" for d in report["colour_shift_per_draw"]
         )
         print(f"{DEFAULT_METHOD} per draw (median / p90): {each}")
+    print(
+        "edge step (seam, grey levels): "
+        + ", ".join(f"{tool} {step:.2f}" for tool, step in report["edge_step"].items())
+    )
     changed = report["changed_outside_faces"]
     print(
         f"changed outside faces: {DEFAULT_METHOD} {changed[DEFAULT_METHOD]:.4f}, deface "

@@ -639,6 +639,25 @@ def test_a_hidden_area_meets_the_photo_without_a_halo(group, method) -> None:
     assert max(halo(image, ringed, region, DEFAULT_SHAPE) for region in regions) > HALO_VISIBLE
 
 
+@pytest.mark.parametrize("method", [DEFAULT_METHOD, "smudge"])
+def test_a_hidden_area_meets_the_photo_at_its_own_fine_scale(group, method) -> None:
+    """No seam: the pixels just inside the hidden area lie about as far from those just
+    outside as under a blur (bench/look.py's edge step), where a fill that met the photo
+    only on its coarse grid stood two to four times further off (a sticker's outline)."""
+    from bench.look import edge_step
+
+    image, faces = group
+    regions = _regions(image, faces)
+    hidden = region_mask(image.shape[0], image.shape[1], regions, DEFAULT_SHAPE)
+    result = anonymise(image, regions, method, rng=np.random.default_rng(1))
+    blurred = anonymise(image, regions, "blur")
+    assert edge_step(result, hidden) <= 1.6 * edge_step(blurred, hidden)
+    # ...and the measure sees a seam: a flat fill of the photo's mean colour has one.
+    flat = image.copy()
+    flat[hidden] = image.reshape(-1, 3).mean(axis=0).round().astype(np.uint8)
+    assert edge_step(flat, hidden) > 2 * edge_step(blurred, hidden)
+
+
 def test_the_default_on_a_grey_photo_stays_grey() -> None:
     for regions in ([(20, 25, 50, 60)], [(0, 0, 92, 112)]):
         result = anonymise(_att(12, 7), regions)
