@@ -21,6 +21,7 @@ from faceblur.config import ENV_VARS
 from faceblur.detection import build_detector
 from faceblur.errors import EditsError, FaceblurError, RegionsError, tag
 from faceblur.formats import IMAGE_SUFFIXES, SEALED_SUFFIX, VIDEO_SUFFIXES
+from faceblur.media.follow import detect_video, tracked_faces_to_json, video_tracks
 from faceblur.media.image import DEFAULT_MAX_PIXELS
 from faceblur.media.photo import (
     anonymise_image,
@@ -30,13 +31,7 @@ from faceblur.media.photo import (
     side_by_side,
 )
 from faceblur.media.review import thumbnail_png
-from faceblur.media.video import (
-    DEFAULT_CRF,
-    MAX_CRF,
-    detect_video,
-    tracked_faces_to_json,
-    video_tracks,
-)
+from faceblur.media.x264 import DEFAULT_CRF, MAX_CRF
 from faceblur.options import (
     METHOD_INFO,
     METHOD_NAMES,
