@@ -16,6 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from faceblur.cli import seal as cli_seal
+from faceblur.cli.audit_log import show_log
 from faceblur.cli.videos import blur_video, review_video, show_video
 from faceblur.config import ENV_VARS
 from faceblur.detection import build_detector
@@ -338,7 +339,7 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
             raise EditsError("--show-track and --edits are for videos", problem="not_a_video")
         if edits is not None and len(inputs) != 1:
             raise EditsError("--show-track and --edits are for one video at a time")
-        shows = cli_seal.show_log(args) if edits is not None and edits.show else None
+        shows = show_log(args) if edits is not None and edits.show else None
     except FaceblurError as error:
         print(f"faceblur: {_said(error)}", file=sys.stderr)
         return 2
