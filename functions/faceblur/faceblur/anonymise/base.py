@@ -64,7 +64,8 @@ class SteadyTones:
     def handed_on(self, numbers: dict[int, int]) -> SteadyTones:
         """This frame's tones looked at again, no mean followed: each track in `numbers`
         with the offset and head the number it maps to draws (the number the next
-        segment knows the face by), at the track's own mean; every other track as it is.
+        segment knows the face by) and this frame's crown (the one that track keeps from
+        its first frame, at the border), at the track's own mean; every other track as it is.
         Call after this frame's `tone`s; a frame painted both ways is cross-faded."""
         return _HandedOn(self, numbers)
 
