@@ -17,7 +17,7 @@ import av
 import cv2
 import numpy as np
 
-from faceblur.media.video import x264_repeatable
+from faceblur.media.x264 import x264_repeatable
 
 Box = tuple[float, float, float, float]
 

@@ -132,7 +132,8 @@ def child(tool: str, clip: Path, out: Path, every: int, method: str) -> None:
     if tool == "faceblur":
         from faceblur.detection import build_detector
         from faceblur.detection.angles import upright
-        from faceblur.media.video import VideoSettings, anonymise_video
+        from faceblur.media.follow import VideoSettings
+        from faceblur.media.video import anonymise_video
         from faceblur.options import Options
 
         detector = build_detector()

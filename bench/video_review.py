@@ -44,7 +44,8 @@ from data import FACES_DEV  # noqa: E402
 from faceblur.detection import build_detector  # noqa: E402
 from faceblur.detection.base import Face  # noqa: E402
 from faceblur.geometry import padded_region  # noqa: E402
-from faceblur.media.video import anonymise_video, video_tracks  # noqa: E402
+from faceblur.media.follow import video_tracks  # noqa: E402
+from faceblur.media.video import anonymise_video  # noqa: E402
 from faceblur.options import HideEdit, Options, VideoEdits  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "video_review.json"

@@ -57,6 +57,7 @@ def profile_clip(path: Path, folder: Path, detector, every: int) -> tuple[dict, 
     """CPU seconds of each stage over the clip, and its frame count."""
     from faceblur.anonymise import SteadyTones, anonymise
     from faceblur.media.container import Orientation, frame_of, open_input, probe, rgb_of
+    from faceblur.media.follow import VideoSettings, _tracking, hidden_regions
     from faceblur.media.track import (
         Tracker,
         motion_between,
@@ -64,7 +65,6 @@ def profile_clip(path: Path, folder: Path, detector, every: int) -> tuple[dict, 
         scene_distance,
         scene_signature,
     )
-    from faceblur.media.video import VideoSettings, _tracking, hidden_regions
     from faceblur.options import Options
 
     seconds = dict.fromkeys(STAGES, 0.0)
@@ -139,7 +139,7 @@ def profile_clip(path: Path, folder: Path, detector, every: int) -> tuple[dict, 
 
 def write_encoded(frames: list, stored: list, target: Path, rate, crf: int) -> None:
     """The frames through the pipeline's encoder into an MP4, as `anonymise_video` does."""
-    from faceblur.media.video import x264_options
+    from faceblur.media.x264 import x264_options
 
     with av.open(str(target), mode="w", format="mp4", options={"movflags": "+faststart"}) as out:
         stream = out.add_stream("libx264", rate=rate)
@@ -155,7 +155,8 @@ def write_encoded(frames: list, stored: list, target: Path, rate, crf: int) -> N
 
 def whole_run(path: Path, folder: Path, detector, every: int) -> tuple[float, float]:
     """CPU and wall seconds of one `anonymise_video` run on the clip."""
-    from faceblur.media.video import VideoSettings, anonymise_video
+    from faceblur.media.follow import VideoSettings
+    from faceblur.media.video import anonymise_video
 
     cpu, wall = time.process_time(), time.perf_counter()
     anonymise_video(path, folder / f"whole-{path.name}", detector, None, VideoSettings(every))
@@ -170,7 +171,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from faceblur.detection import build_detector
-    from faceblur.media.video import for_video
+    from faceblur.media.follow import for_video
 
     detector = build_detector()
     video_detector = for_video(detector)

@@ -1,7 +1,7 @@
 """The function's video jobs run the detector the command line runs (and the bench measured).
 
 Each door builds its detector with faceblur.detection.build_detector, and a video's frames
-see it through media.video.for_video, which makes it lighter (zoom near candidates only).
+see it through media.follow.for_video, which makes it lighter (zoom near candidates only).
 A wrapper around the detector once hid it from for_video in the function: its jobs ran
 the photo detector on every frame. Here both doors run end to end, the command line on a
 clip and the function (handler.py, in this process) on that clip's bucket event, and what
@@ -46,7 +46,8 @@ class NoNetwork:
 
 @pytest.fixture
 def frame_detectors(monkeypatch) -> list:
-    """What each video run hands its frames: for_video's result, recorded."""
+    """What each video run hands its frames: for_video's result, recorded (patched in
+    media.video, where the pipeline looks it up)."""
     for network in ("CenterFaceNet", "MtcnnNet", "YuNetNet"):
         monkeypatch.setattr(fusion, network, NoNetwork)
     seen: list = []

@@ -23,8 +23,8 @@ import requests
 from PIL import Image
 
 from conftest import FACES_DEV
+from faceblur.cli.authority import PASSPHRASE_ENV
 from faceblur.cli.main import main
-from faceblur.cli.seal import PASSPHRASE_ENV
 from faceblur.config import ConfigError, load_settings
 from faceblur.media.image import decode
 from faceblur.sealing import audit, seal

@@ -138,8 +138,8 @@ def chart_value(values: Doc, name: str) -> object:
 
 def longest_video_seconds(stack: Doc) -> float:
     """How long the function needs for its longest call (one segment), at the floor."""
+    from faceblur.media.follow import VideoSettings
     from faceblur.media.segments import overlap_frames
-    from faceblur.media.video import VideoSettings
 
     environment = function_environment(stack)
 

@@ -24,7 +24,8 @@ from faceblur.detection.base import Face
 from faceblur.errors import CorruptVideoError, FaceblurError, NotAVideoError
 from faceblur.geometry import padded_region
 from faceblur.media.container import probe, written_beside
-from faceblur.media.video import anonymise_video, detect_video, for_video, regions_of
+from faceblur.media.follow import detect_video, for_video, regions_of
+from faceblur.media.video import anonymise_video
 from faceblur.options import Options
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out

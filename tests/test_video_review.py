@@ -22,7 +22,8 @@ from bench.clips import EXPOSED, central_detail_kept, displayed_frames, make_cro
 from conftest import FACES_DEV
 from faceblur.cli.main import main
 from faceblur.detection.base import Face
-from faceblur.media.video import anonymise_video, video_tracks
+from faceblur.media.follow import video_tracks
+from faceblur.media.video import anonymise_video
 from faceblur.options import HideEdit, Options, VideoEdits
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out

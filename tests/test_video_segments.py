@@ -22,6 +22,7 @@ from faceblur.cli.main import main
 from faceblur.cli.videos import blur_in_segments
 from faceblur.errors import CorruptVideoError
 from faceblur.media.container import probe
+from faceblur.media.follow import VideoSettings
 from faceblur.media.segments import (
     encode_segment,
     join_segments,
@@ -29,7 +30,6 @@ from faceblur.media.segments import (
     plan_segments,
     segment_path,
 )
-from faceblur.media.video import VideoSettings
 from faceblur.options import Options
 
 pytestmark = pytest.mark.video  # `make test-fast` leaves video encoding out
@@ -194,7 +194,7 @@ def test_jobs_2_writes_what_jobs_1_writes(small_clip, tmp_path: Path, capsys) ->
     (a method that paints the same pixels for the same input: blur; the default draws a
     fresh secret per run, below). Each segment is encoded in a process that encoded
     others before (`--jobs 1`) or in a fresh one: x264's settings are fixed for that
-    (faceblur.media.video.x264_options)."""
+    (faceblur.media.x264.x264_options)."""
     source, truth = small_clip
     seconds = str(12 / RATE)
     said = []

@@ -16,11 +16,13 @@ from pathlib import Path
 from tqdm import tqdm
 
 from faceblur.cli import seal as cli_seal
+from faceblur.cli.audit_log import show_log
 from faceblur.cli.videos import blur_video, review_video, show_video
 from faceblur.config import ENV_VARS
 from faceblur.detection import build_detector
 from faceblur.errors import EditsError, FaceblurError, RegionsError, tag
 from faceblur.formats import IMAGE_SUFFIXES, SEALED_SUFFIX, VIDEO_SUFFIXES
+from faceblur.media.follow import detect_video, tracked_faces_to_json, video_tracks
 from faceblur.media.image import DEFAULT_MAX_PIXELS
 from faceblur.media.photo import (
     anonymise_image,
@@ -30,13 +32,7 @@ from faceblur.media.photo import (
     side_by_side,
 )
 from faceblur.media.review import thumbnail_png
-from faceblur.media.video import (
-    DEFAULT_CRF,
-    MAX_CRF,
-    detect_video,
-    tracked_faces_to_json,
-    video_tracks,
-)
+from faceblur.media.x264 import DEFAULT_CRF, MAX_CRF
 from faceblur.options import (
     METHOD_INFO,
     METHOD_NAMES,
@@ -343,7 +339,7 @@ def run_blur(args: argparse.Namespace, options: Options) -> int:
             raise EditsError("--show-track and --edits are for videos", problem="not_a_video")
         if edits is not None and len(inputs) != 1:
             raise EditsError("--show-track and --edits are for one video at a time")
-        shows = cli_seal.show_log(args) if edits is not None and edits.show else None
+        shows = show_log(args) if edits is not None and edits.show else None
     except FaceblurError as error:
         print(f"faceblur: {_said(error)}", file=sys.stderr)
         return 2

@@ -19,6 +19,7 @@ from faceblur.detection import build_detector, replica_cores
 from faceblur.detection.base import Detector
 from faceblur.errors import FaceblurError
 from faceblur.formats import SEALED_SUFFIX
+from faceblur.media.follow import VideoSettings
 from faceblur.media.segments import (
     Segment,
     encode_segment,
@@ -27,7 +28,7 @@ from faceblur.media.segments import (
     plan_segments,
     segment_path,
 )
-from faceblur.media.video import VideoSettings, anonymise_video
+from faceblur.media.video import anonymise_video
 from faceblur.options import Options, VideoEdits
 from faceblur.sealing.tracks import TrackSealer, file_sha256, seal_size
 

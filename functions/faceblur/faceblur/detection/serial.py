@@ -5,7 +5,7 @@ The function runs photos and video frames on several threads with one set of loa
 networks, and the command line runs a batch's photos side by side
 (`media.photo.side_by_side`). The gate lives in the model object rather than in a wrapper
 around it, so every door holds a detector of the same class and settings as the command
-line and the bench (`build_detector`), and `media.video.for_video` still sees what it can
+line and the bench (`build_detector`), and `media.follow.for_video` still sees what it can
 make lighter. Copies made by `with_settings` share the networks, so they share the gate
 too. Networks that are not known to be thread-safe (OpenCV's YuNet, TensorFlow's MTCNN)
 hold a lock of their own around each call; onnxruntime's session takes concurrent calls.

@@ -16,7 +16,7 @@ frame-exact without re-encoding (issue 25).
   once from the original, interleaved by time; the display matrix (rotation), rate, size
   and frame count kept, no tags. The same plan and the job's secret seed give the
   same bytes however many workers ran it, on machines with the same instruction set
-  (the encoder's settings are fixed: `faceblur.media.video.x264_options`).
+  (the encoder's settings are fixed: `faceblur.media.x264.x264_options`).
 """
 
 from __future__ import annotations
@@ -33,13 +33,9 @@ import av
 from faceblur.detection.base import Detector
 from faceblur.errors import CorruptVideoError
 from faceblur.media.container import AudioCopy, open_input, probe, written_beside
-from faceblur.media.video import (
-    ProgressCallback,
-    VideoResult,
-    VideoSettings,
-    Window,
-    anonymise_window,
-)
+from faceblur.media.follow import VideoSettings
+from faceblur.media.video import ProgressCallback, VideoResult, anonymise_window
+from faceblur.media.window import Window
 from faceblur.options import Options
 
 

@@ -43,7 +43,7 @@ class Request:
     `options` are as sent (text from a form or query string, typed values from JSON); a
     video may carry only `name` there. `name` is the file's own name where the request
     form has one (a multipart file part). `owner` is the key prefix of the person the
-    request acts for where accounts are on (faceblur.accounts.owner_prefix).
+    request acts for where accounts are on (faceblur.store.keys.owner_prefix).
     """
 
     data: bytes

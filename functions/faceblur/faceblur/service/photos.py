@@ -108,7 +108,7 @@ def anonymise_and_store(
     """Anonymise `data` and keep the original with its result in `store` (both or neither).
 
     `seal_key`: the authority's public key (PEM) when originals are kept sealed.
-    `prefix`: the owner's, where accounts are on (faceblur.accounts.owner_prefix).
+    `prefix`: the owner's, where accounts are on (faceblur.store.keys.owner_prefix).
     `refuse_unhidden`: refuse (NothingHiddenError) a request that hides nothing in a photo
     where the detector finds faces, before anything is stored.
     """
