@@ -84,8 +84,8 @@ def test_only_well_formed_result_keys_delete_anything(s3_server, client, key):
 
 def test_every_result_links_to_its_deletion(client, s3_server):
     """The script's answer carries the link the result card shows."""
-    from frontend import app as page
+    from frontend import photos
 
     with client.application.test_request_context():
-        outcome = page._outcome({"result_key": "0" * 32 + "/abc.png"}, "me.png", "blur", "box")
+        outcome = photos._outcome({"result_key": "0" * 32 + "/abc.png"}, "me.png", "blur", "box")
     assert outcome["delete_url"] == f"/delete/{'0' * 32}/abc.png"

@@ -42,7 +42,9 @@ from faceblur.store.keys import (
     segment_status_key,
     tracks_key,
 )
-from frontend.app import VIDEO_QUOTA_FACTOR, VIDEO_STARTS_PER_HOUR, create_app
+from frontend.app import create_app
+from frontend.base import VIDEO_STARTS_PER_HOUR
+from frontend.videos import VIDEO_QUOTA_FACTOR
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNNER = ROOT / "functions" / "local" / "template_runner.py"
