@@ -14,6 +14,7 @@ import numpy as np
 
 from faceblur.anonymise.base import Job, _luminance
 from faceblur.anonymise.head import (
+    CROWD_NEIGHBOURS,
     _Head,
     _smoothstep,
     _with_heads,
@@ -241,7 +242,15 @@ def _paint_union(
         # Linear, not cubic: cubic overshoots at the edge of the fill, a thin halo.
         big = cv2.resize(filled, (right - left, bottom - top), interpolation=cv2.INTER_LINEAR)
         big = big.reshape(bottom - top, right - left, 3)
-        big += _edge_match(patch, known, big, EDGE_MATCH / scale)
+        # The match reaches a few sigma in from the edge and reads a few sigma out: only
+        # the piece's box and that much around it (the patch's margin is far wider).
+        sigma = EDGE_MATCH / scale
+        reach = int(np.ceil(4 * sigma)) + 1
+        near = (
+            slice(max(y - top - reach, 0), min(y - top + h + reach, bottom - top)),
+            slice(max(x - left - reach, 0), min(x - left + w + reach, right - left)),
+        )
+        big[near] += _edge_match(patch[near], known[near], big[near], sigma)
         # From here on only the piece's own box: every pixel it paints lies in there.
         rows, cols = slice(y - top, y - top + h), slice(x - left, x - left + w)
         painted = big[rows, cols]
@@ -341,7 +350,10 @@ class Haze:
             offset = rng.uniform(-spread, spread) + rng.uniform(-chroma, chroma, 3)
             return offset, int(rng.integers(2**63))
 
-        crowns = crowd_crowns(regions, kept_crowns(image, regions, job.shape))
+        # A crowd's crowns (`crowd_crowns`): none without five others; not read then.
+        crowns: list[np.ndarray | None] = [None] * len(regions)
+        if len(regions) > CROWD_NEIGHBOURS:
+            crowns = crowd_crowns(regions, kept_crowns(image, regions, job.shape))
         heads = []
         for index, (box, tone, crown) in enumerate(zip(regions, tones, crowns, strict=True)):
             if tone is None:
