@@ -4,6 +4,7 @@ per-track memory (`SteadyTones`), and pasting a painted patch through its mask.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -41,6 +42,8 @@ class SteadyTones:
         self.seed = tuple(seed) if seed is not None else None
         self._tracks: dict[int, tuple[np.ndarray, np.ndarray, int, Crown]] = {}
         self._handed: dict[int, tuple[np.ndarray, int]] = {}  # draws of `handed_on` numbers
+        # On a `handed_on` view only: track -> the number the next segment knows it by.
+        self._handing: dict[int, int] | None = None
 
     def tone(
         self,
@@ -52,6 +55,8 @@ class SteadyTones:
         """The tone to paint for `track` this frame, its head's seed and its crown; `draw(rng)`
         gives a new (offset, seed) for a track not seen before, from `rng` (None: the
         caller's); `crown` is this frame's, kept for a track not seen before."""
+        if self._handing is not None and track in self._tracks:
+            return self._looked_again(track, draw, crown)
         if track not in self._tracks:
             offset, seed = draw(self._generator(track))
             self._tracks[track] = (measured.astype(np.float64), offset, seed, crown)
@@ -67,39 +72,31 @@ class SteadyTones:
         segment knows the face by) and this frame's crown (the one that track keeps from
         its first frame, at the border), at the track's own mean; every other track as it is.
         Call after this frame's `tone`s; a frame painted both ways is cross-faded."""
-        return _HandedOn(self, numbers)
+        view = copy.copy(self)  # the very same tables: what the view draws, this one keeps
+        view._handing = dict(numbers)
+        return view
+
+    def _looked_again(
+        self,
+        track: int,
+        draw: Callable[[np.random.Generator | None], tuple[np.ndarray, int]],
+        crown: Crown,
+    ) -> tuple[np.ndarray, int, Crown]:
+        mean, offset, seed, kept = self._tracks[track]
+        other = self._handing.get(track) if self._handing is not None else None
+        if other is None:
+            return mean + offset, seed, kept
+        if other not in self._handed:
+            self._handed[other] = draw(self._generator(other))
+        offset, seed = self._handed[other]
+        # The next segment's track starts here: it keeps the crown this frame shows.
+        return mean + offset, seed, crown
 
     def _generator(self, track: int) -> np.random.Generator | None:
         if self.seed is None:
             return None
         # Hide edits have ids below zero (faceblur.media.video); a seed takes none.
         return np.random.default_rng([*self.seed, 2 * abs(track) + (track < 0)])
-
-
-class _HandedOn(SteadyTones):
-    def __init__(self, steady: SteadyTones, numbers: dict[int, int]) -> None:
-        super().__init__(steady.follow, steady.seed)
-        self._steady, self._numbers = steady, numbers
-
-    def tone(
-        self,
-        track: int,
-        measured: np.ndarray,
-        draw: Callable[[np.random.Generator | None], tuple[np.ndarray, int]],
-        crown: Crown = None,
-    ) -> tuple[np.ndarray, int, Crown]:
-        steady = self._steady
-        if track not in steady._tracks:  # not painted this frame: nothing to look at again
-            return steady.tone(track, measured, draw, crown)
-        mean, offset, seed, kept = steady._tracks[track]
-        other = self._numbers.get(track)
-        if other is None:
-            return mean + offset, seed, kept
-        if other not in steady._handed:
-            steady._handed[other] = draw(steady._generator(other))
-        offset, seed = steady._handed[other]
-        # The next segment's track starts here: it keeps the crown this frame shows.
-        return mean + offset, seed, crown
 
 
 @dataclass(frozen=True)
