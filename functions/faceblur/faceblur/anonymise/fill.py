@@ -14,12 +14,10 @@ import numpy as np
 
 from faceblur.anonymise.base import Job, _luminance
 from faceblur.anonymise.head import (
-    CROWD_NEIGHBOURS,
     _Head,
     _smoothstep,
     _with_heads,
-    crowd_crowns,
-    kept_crowns,
+    crowd_crowns_of,
     kept_tones,
 )
 from faceblur.anonymise.masks import _region_weights, region_mask
@@ -350,10 +348,7 @@ class Haze:
             offset = rng.uniform(-spread, spread) + rng.uniform(-chroma, chroma, 3)
             return offset, int(rng.integers(2**63))
 
-        # A crowd's crowns (`crowd_crowns`): none without five others; not read then.
-        crowns: list[np.ndarray | None] = [None] * len(regions)
-        if len(regions) > CROWD_NEIGHBOURS:
-            crowns = crowd_crowns(regions, kept_crowns(image, regions, job.shape))
+        crowns = crowd_crowns_of(image, regions, job.shape)
         heads = []
         for index, (box, tone, crown) in enumerate(zip(regions, tones, crowns, strict=True)):
             if tone is None:

@@ -6,7 +6,7 @@ and why).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -67,7 +67,7 @@ HAIR_LOW = 0.2
 # In a crowd, a head's crown takes the colour its neighbours' crowns share (a row of white
 # caps or helmets, a team's blond or black hair), never its own: the hidden band above
 # each face's oval (`crown_pixels`: from the oval out to CROWN_OUT of its radius, above
-# CROWN_ABOVE) is averaged (`kept_crowns`), and a face with at least CROWD_NEIGHBOURS
+# CROWN_ABOVE) is averaged (`crowd_crowns_of`), and a face with at least CROWD_NEIGHBOURS
 # others of about its size (within CROWD_SIZES either way) gets the per-channel median of
 # its CROWD_NEIGHBOURS nearest ones' (`crowd_crowns`): its crown is painted CROWD_CROWN of
 # the way from its tone to that colour instead of HAIR_DARK darker, and reaches above the
@@ -128,14 +128,21 @@ def _head_coordinates(
     return across[None, :], down[:, None]
 
 
+def _head_places(box: Box, width: int, height: int, shape: str) -> tuple[np.ndarray, ...]:
+    """Over region `box`'s pixels: each one's distance from the generic head's centre in
+    units of its radii, how far down it lies in those units, and whether it is inside the
+    mask (what `kept_pixels` and `crown_pixels` are cut from)."""
+    across, down = _head_coordinates(box, width, height)
+    inside = region_inside(tuple(int(v) for v in box), width, height, shape)
+    return np.hypot(across, down), down, inside
+
+
 def kept_pixels(box: Box, width: int, height: int, shape: str) -> np.ndarray:
     """Which pixels of region `box` the haze averages (bool over the box): the generic
     head's oval, the one inscribed in the detected face at the default padding, placed
     where the face is when the frame cut the region (`_head_frame`), inside the mask.
-    Nothing else inside a region is read."""
-    across, down = _head_coordinates(box, width, height)
-    inside = region_inside(tuple(int(v) for v in box), width, height, shape)
-    distance = np.hypot(across, down)
+    Nothing else inside a region is read for its own head."""
+    distance, _, inside = _head_places(box, width, height, shape)
     core = (distance <= 1.0) & inside
     if not core.any() and inside.any():  # a face of a few pixels: its middle one
         core.flat[np.argmin(np.where(inside, distance, np.inf))] = True
@@ -146,9 +153,7 @@ def crown_pixels(box: Box, width: int, height: int, shape: str) -> np.ndarray:
     """Which pixels of region `box` make its hidden crown (bool over the box): the band
     above the generic head's oval (`kept_pixels`) where hair, a cap or a helmet is, inside
     the mask. Read only to tell its neighbours' heads (`crowd_crowns`)."""
-    across, down = _head_coordinates(box, width, height)
-    inside = region_inside(tuple(int(v) for v in box), width, height, shape)
-    distance = np.hypot(across, down)
+    distance, down, inside = _head_places(box, width, height, shape)
     return (distance > 1.0) & (distance <= CROWN_OUT) & (down < CROWN_ABOVE) & inside
 
 
@@ -165,31 +170,39 @@ def _mean_of(image: np.ndarray, box: Box, pixels: np.ndarray) -> np.ndarray | No
     return np.array(cv2.sumElems(kept)[:3]).astype(np.int64) / count
 
 
+def _means(
+    image: np.ndarray, regions: Sequence[Box], shape: str, pixels: Callable[..., np.ndarray]
+) -> list[np.ndarray | None]:
+    """For each region, the mean colour of its `pixels(box, width, height, shape)`; None
+    when the region or those pixels are empty."""
+    height, width = image.shape[:2]
+    return [
+        _mean_of(image, box, pixels(box, width, height, shape)) if box[2] and box[3] else None
+        for box in _clipped_regions(regions, width, height)
+    ]
+
+
 def kept_tones(image: np.ndarray, regions: Sequence[Box], shape: str) -> list[np.ndarray | None]:
     """The haze's main reading inside each region: the mean colour of its core
     (`kept_pixels`), from whole-number sums; None when empty."""
-    height, width = image.shape[:2]
-    return [
-        _mean_of(image, box, kept_pixels(box, width, height, shape)) if box[2] and box[3] else None
-        for box in _clipped_regions(regions, width, height)
-    ]
+    return _means(image, regions, shape, kept_pixels)
 
 
-def kept_crowns(image: np.ndarray, regions: Sequence[Box], shape: str) -> list[np.ndarray | None]:
-    """Each region's crown colour, the mean of its `crown_pixels` (None when it has none).
-    Only `crowd_crowns` reads them, to draw its neighbours' heads."""
-    height, width = image.shape[:2]
-    return [
-        _mean_of(image, box, crown_pixels(box, width, height, shape)) if box[2] and box[3] else None
-        for box in _clipped_regions(regions, width, height)
-    ]
+def crowd_crowns_of(
+    image: np.ndarray, regions: Sequence[Box], shape: str
+) -> list[np.ndarray | None]:
+    """`crowd_crowns` of the regions of `image`, from each one's crown colour (the mean of
+    its `crown_pixels`). With no region that has CROWD_NEIGHBOURS others, no crown is read."""
+    if len(regions) <= CROWD_NEIGHBOURS:
+        return [None] * len(regions)
+    return crowd_crowns(regions, _means(image, regions, shape, crown_pixels))
 
 
 def crowd_crowns(
     regions: Sequence[Box], crowns: Sequence[np.ndarray | None]
 ) -> list[np.ndarray | None]:
     """The crown colour each face's head is drawn with, from its neighbours' alone: the
-    per-channel median of the `crowns` (`kept_crowns`) of its CROWD_NEIGHBOURS nearest
+    per-channel median of the `crowns` (`crowd_crowns_of`) of its CROWD_NEIGHBOURS nearest
     other regions of about its size (within CROWD_SIZES either way), or None (the generic
     dark crown) when it has fewer such neighbours. A region's own crown never counts for
     its own head."""
